@@ -1,0 +1,152 @@
+"""The core vocabulary: what a click is made of and what the router answers.
+
+Everything else in the package is a function of these types. They are frozen:
+a Context is built once per click and never changes while rules are walked, and
+the values of the enums are exactly the words written in rule files and printed
+by `explain`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+Version = tuple[int, ...]
+"""A dotted version as integers: "8.0.30" -> (8, 0, 30). Empty when unknown."""
+
+
+class Action(StrEnum):
+    APP = "app"  # 302 into the Taobao/Tmall app
+    WEB = "web"  # 302 to the mobile web page
+    LANDING = "landing"  # 200, an intermediate page
+    BLOCK = "block"  # 4xx page that says why
+
+
+class Channel(StrEnum):
+    AD = "ad"
+    PRIVATE_CHAT = "private_chat"
+    GROUP_CHAT = "group_chat"
+    MOMENTS = "moments"
+    UNKNOWN = "unknown"
+
+
+class App(StrEnum):
+    """The app a tap happens in."""
+
+    WECHAT = "wechat"
+    WECOM = "wecom"
+    QQ = "qq"
+    WEIBO = "weibo"
+    ALIPAY = "alipay"
+    DINGTALK = "dingtalk"
+    DOUYIN = "douyin"
+    TAOBAO = "taobao"
+    OTHER_INAPP = "other_inapp"
+    BROWSER = "browser"
+    BOT = "bot"
+
+
+class OS(StrEnum):
+    IOS = "ios"
+    ANDROID = "android"
+    HARMONYOS = "harmonyos"
+    WINDOWS = "windows"
+    MACOS = "macos"
+    LINUX = "linux"
+    OTHER = "other"
+
+
+class Device(StrEnum):
+    MOBILE = "mobile"
+    TABLET = "tablet"
+    DESKTOP = "desktop"
+
+
+class Platform(StrEnum):
+    TAOBAO = "taobao"
+    TMALL = "tmall"
+
+
+class LinkKind(StrEnum):
+    ITEM = "item"  # one product, item id known
+    SHOP = "shop"  # a shop, shop id known when the link carries it
+    SHORT = "short"  # m.tb.cn / e.tb.cn share short link (not expanded here)
+    AFFILIATE = "affiliate"  # s.click.taobao.com Taobaoke link (not expanded here)
+    COUPON = "coupon"  # uland.taobao.com coupon page
+    PAGE = "page"  # any other page on an allowlisted host
+    TOKEN = "token"  # a share text with a Taobao token and no link at all
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """What the user agent says about where the tap happened."""
+
+    app: App
+    app_version: Version
+    os: OS
+    os_version: Version
+    device: Device
+    bot: bool
+    mini_program: bool = False
+    browser: str = ""  # the browser family as ua-parser names it, for explanations
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A recognised Taobao/Tmall destination, normalised."""
+
+    platform: Platform
+    kind: LinkKind
+    web_url: str | None  # canonical web URL, re-serialised by the router; None for TOKEN
+    mobile_url: str | None  # the mobile web page a phone should get; None for TOKEN
+    item_id: str | None = None
+    shop_id: str | None = None
+    token: str | None = None  # tk= of a short link or the ￥…￥ code of a share text
+    title: str | None = None  # from a share text, when it carries one
+
+
+@dataclass(frozen=True, slots=True)
+class AdClaim:
+    """The ad fields of an /ad click and whether their signature held."""
+
+    source: str
+    advertiser: str
+    campaign: str
+    verified: bool
+    reason: str  # why it was or was not trusted, in plain words
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """One click, fully resolved before any rule is looked at."""
+
+    link: Link
+    client: Client
+    channel: Channel
+    channel_reason: str
+    at: datetime  # timezone-aware
+    visitor: str  # stable per visitor; rollouts hash it with the rule id
+    forward: tuple[tuple[str, str], ...] = ()  # attribution params passed to the destination
+    ad: AdClaim | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One rule tried during a decision: matched, or the first condition that failed."""
+
+    rule: str
+    matched: bool
+    reason: str  # the failing condition in plain words, or "all conditions hold"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    action: Action
+    rule: str  # rule id, or "default"
+    status: int  # HTTP status the web layer answers with
+    location: str | None = None  # for 302s
+    reason: str = ""  # for blocks and degraded answers: what a person is told
+    landing: str = ""  # landing page variant named by the rule, if any
+    notes: tuple[str, ...] = ()  # why the answer differs from the plain action
+    trace: tuple[Step, ...] = field(default=())
