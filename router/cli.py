@@ -1,0 +1,256 @@
+"""`python -m router` / `adlink-router`: serve, sign, explain.
+
+Every command loads rules and settings through the same functions the server
+uses, so what `explain` prints is what the server does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import IO, Any
+from urllib.parse import quote, urlencode
+
+from router.click import BadClick, read_click
+from router.config import Settings
+from router.decide import explain
+from router.links import LinkError, parse_link
+from router.rules import RuleSet, RuleSetError, load_rules
+from router.signing import SigningKeyError, sign
+from router.types import Channel, Context, Decision
+from router.versions import format_version
+
+
+class UsageError(Exception):
+    """A command-line mistake: printed as one sentence, exit status 2."""
+
+
+def _settings(rules_dir: str | None) -> Settings:
+    try:
+        return Settings.from_env(rules_dir=rules_dir)
+    except SigningKeyError as err:
+        raise UsageError(str(err)) from None
+
+
+def _rules(settings: Settings) -> RuleSet:
+    try:
+        return load_rules(settings.rules_dir)
+    except RuleSetError as err:
+        for problem in err.problems:
+            print(problem, file=sys.stderr)
+        count = len(err.problems)
+        raise UsageError(f"rules rejected: {count} problem{'s' if count != 1 else ''}; nothing was loaded") from None
+
+
+def _parse_at(text: str | None) -> datetime:
+    if not text:
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+    except ValueError:
+        raise UsageError(f"time {text!r} is not ISO 8601, e.g. 2026-11-11T20:00:00+08:00") from None
+    if moment.tzinfo is None:
+        raise UsageError(f"time {text!r} has no timezone; add one, e.g. {text}+08:00")
+    return moment
+
+
+def result_json(ctx: Context | None, decision: Decision | None, rules: RuleSet, error: BadClick | None = None) -> dict[str, Any]:
+    """The explain output for one click: decision, what was read from the click, and the trace."""
+    if error is not None or ctx is None or decision is None:
+        status = error.status if error else 400
+        reason = error.message if error else "unreadable click"
+        return {"action": "block", "rule": "bad-request", "status": status, "reason": reason, "rules_version": rules.version}
+    client, link = ctx.client, ctx.link
+    out: dict[str, Any] = {
+        "action": decision.action.value,
+        "rule": decision.rule,
+        "status": decision.status,
+        "location": decision.location,
+        "channel": ctx.channel.value,
+        "channel_reason": ctx.channel_reason,
+        "client": {
+            "app": client.app.value,
+            "app_version": format_version(client.app_version) if client.app_version else None,
+            "os": client.os.value,
+            "os_version": format_version(client.os_version) if client.os_version else None,
+            "device": client.device.value,
+            "bot": client.bot,
+            "mini_program": client.mini_program,
+        },
+        "link": {
+            "platform": link.platform.value,
+            "kind": link.kind.value,
+            "item_id": link.item_id,
+            "shop_id": link.shop_id,
+            "web_url": link.web_url,
+        },
+        "ad": None if ctx.ad is None else {
+            "source": ctx.ad.source, "advertiser": ctx.ad.advertiser, "campaign": ctx.ad.campaign,
+            "verified": ctx.ad.verified, "reason": ctx.ad.reason,
+        },
+        "forwarded": [list(pair) for pair in ctx.forward],
+        "trace": [{"rule": s.rule, "matched": s.matched, "reason": s.reason} for s in decision.trace],
+        "rules_version": rules.version,
+    }
+    if decision.reason:
+        out["reason"] = decision.reason
+    if decision.landing:
+        out["landing"] = decision.landing
+    if decision.notes:
+        out["notes"] = list(decision.notes)
+    if decision.rule == "default":
+        out["trace"].append({"rule": "default", "matched": True, "reason": "no rule matched"})
+    return out
+
+
+def explain_click(request: str, ua: str, at: datetime, settings: Settings, rules: RuleSet) -> dict[str, Any]:
+    path, _, query = request.partition("?")
+    try:
+        ctx = read_click(path, query, ua, at=at, settings=settings)
+    except BadClick as bad:
+        return result_json(None, None, rules, bad)
+    return result_json(ctx, explain(rules, ctx), rules)
+
+
+def _batch(lines: Iterable[str], settings: Settings, rules: RuleSet) -> Iterator[dict[str, Any]]:
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict) or not isinstance(record.get("request"), str):
+                raise ValueError("expected an object with 'request' (and 'ua', optional 'at')")
+            ua = record.get("ua") or ""
+            at = _parse_at(record.get("at"))
+        except (ValueError, UsageError) as err:
+            yield {"line": number, "error": str(err)}
+            continue
+        yield explain_click(record["request"], str(ua), at, settings, rules)
+
+
+def _click_request(args: argparse.Namespace, settings: Settings) -> str:
+    """The request to explain: given as is, or built from --link/--channel (--channel ad signs it)."""
+    if args.request and args.link:
+        raise UsageError("give either a request ('/go?url=…') or --link, not both")
+    if args.request:
+        return str(args.request)
+    if not args.link:
+        raise UsageError("nothing to explain: give a request such as '/go?url=…' or --link URL")
+    if args.channel == Channel.AD.value:
+        fields = sign({"url": args.link, "src": args.ad_source or "", "adv": args.advertiser or ""}, settings.signing_keys)
+        return "/ad?" + urlencode(fields, quote_via=quote)
+    params = {"url": args.link}
+    if args.channel:
+        params["ch"] = args.channel
+    return "/go?" + urlencode(params, quote_via=quote)
+
+
+def cmd_explain(args: argparse.Namespace, out: IO[str]) -> int:
+    settings = _settings(args.rules)
+    rules = _rules(settings)
+    if args.batch:
+        stream = sys.stdin if args.batch == "-" else open(args.batch, encoding="utf-8")  # noqa: SIM115
+        with stream:
+            for result in _batch(stream, settings, rules):
+                out.write(json.dumps(result, ensure_ascii=False) + "\n")
+        return 0
+    request = _click_request(args, settings)
+    result = explain_click(request, args.ua, _parse_at(args.at), settings, rules)
+    out.write(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
+    return 0
+
+
+def cmd_sign(args: argparse.Namespace, out: IO[str]) -> int:
+    settings = _settings(None)
+    try:
+        parse_link(args.url, settings.allowed_hosts)
+    except LinkError as err:
+        raise UsageError(f"--url: {err}") from None
+    if args.channel and args.channel not in Channel._value2member_map_:
+        raise UsageError(f"--channel {args.channel!r} is not one of: {', '.join(c.value for c in Channel)}")
+    if settings.signing_keys.development:
+        print("warning: ROUTER_SIGNING_KEYS is not set; signing with the public development key", file=sys.stderr)
+    fields = {"url": args.url, "src": args.source, "adv": args.advertiser, "cmp": args.campaign or "",
+              "ch": args.channel or ""}
+    query = urlencode(sign(fields, settings.signing_keys), quote_via=quote)
+    out.write(f"{args.base.rstrip('/') if args.base else ''}/ad?{query}\n")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, out: IO[str]) -> int:
+    import uvicorn
+
+    from router.web import configure_logging, create_app
+
+    if args.workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {args.workers}")
+    settings = _settings(args.rules)
+    rules = _rules(settings)  # refuse to start, naming file:line, before uvicorn does anything
+    configure_logging(args.log_level)
+    if args.workers == 1:
+        uvicorn.run(create_app(settings, rules), host=args.host, port=args.port, access_log=False,
+                    log_level=args.log_level)
+        return 0
+    # Workers are separate processes: they re-read settings from the environment.
+    os.environ["ROUTER_RULES_DIR"] = str(settings.rules_dir)
+    os.environ["ROUTER_LOG_LEVEL"] = args.log_level
+    uvicorn.run("router.web:app_from_env", factory=True, host=args.host, port=args.port, workers=args.workers,
+                access_log=False, log_level=args.log_level)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="adlink-router", description=__doc__.splitlines()[0] if __doc__ else None)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the HTTP server")
+    serve.add_argument("--host", default=os.environ.get("ROUTER_HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("ROUTER_PORT", "8000")))
+    serve.add_argument("--rules", metavar="DIR", help="rules directory (default: $ROUTER_RULES_DIR or the shipped rules)")
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--log-level", default=os.environ.get("ROUTER_LOG_LEVEL", "info"),
+                       choices=["critical", "error", "warning", "info", "debug"])
+    serve.set_defaults(run=cmd_serve)
+
+    signer = commands.add_parser("sign", help="print a signed /ad link for an ad platform")
+    signer.add_argument("--url", required=True, help="destination Taobao/Tmall link")
+    signer.add_argument("--source", required=True, help="ad source, e.g. unidesk")
+    signer.add_argument("--advertiser", required=True, help="advertiser id")
+    signer.add_argument("--campaign", help="campaign id")
+    signer.add_argument("--channel", help="channel to stamp (default: ad)")
+    signer.add_argument("--base", help="public base URL of the router, e.g. https://go.example.com")
+    signer.set_defaults(run=cmd_sign)
+
+    expl = commands.add_parser("explain", help="show how one click (or a file of clicks) is decided")
+    expl.add_argument("request", nargs="?", help="path and query as it reached the router, e.g. '/go?url=…'")
+    expl.add_argument("--ua", default="", help="User-Agent of the click (default: empty, which reads as a bot)")
+    expl.add_argument("--at", help="time of the click, ISO 8601 with timezone (default: now)")
+    expl.add_argument("--rules", metavar="DIR")
+    expl.add_argument("--link", help="instead of a request: the destination link")
+    expl.add_argument("--channel", choices=[c.value for c in Channel], help="with --link: the channel")
+    expl.add_argument("--ad-source", help="with --link --channel ad: the ad source (the link is signed)")
+    expl.add_argument("--advertiser", help="with --link --channel ad: the advertiser")
+    expl.add_argument("--batch", metavar="FILE", help="JSON lines {request, ua, at?}; '-' for stdin")
+    expl.set_defaults(run=cmd_explain)
+    return parser
+
+
+def main(argv: list[str] | None = None, out: IO[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.run(args, out or sys.stdout))
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

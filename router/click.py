@@ -1,0 +1,141 @@
+"""A click as it reached the router (path, query, user agent, time) -> Context.
+
+This is the one place request data is read, for the server and for `explain`
+alike, so both decide the same click the same way. Bad input raises BadClick
+with a status and a sentence for the person; nothing here redirects anywhere.
+
+Channel, in order of precedence:
+1. WeChat's `from=` share parameter (the click came from a re-shared card: the
+   latest place it was shared is where the tap happened, even for an ad link);
+2. a verified /ad link: `ad`, or the channel the signer stamped with `ch=`;
+3. a channel stamped into a /go link when it was generated (`ch=`, never `ad`);
+4. otherwise `unknown`. An /ad link whose signature fails is always `unknown`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from datetime import datetime
+from urllib.parse import parse_qsl
+
+from router.clients import parse_client
+from router.config import Settings
+from router.links import LinkError, parse_link
+from router.signing import SIGNED_FIELDS, verify
+from router.types import AdClaim, Channel, Context
+
+MAX_QUERY_LENGTH = 8192
+MAX_PARAMS = 100
+CLICK_PATHS = ("/go", "/ad")
+
+WECHAT_FROM = {
+    "singlemessage": Channel.PRIVATE_CHAT,
+    "groupmessage": Channel.GROUP_CHAT,
+    "timeline": Channel.MOMENTS,
+}
+# Parameters that steer the decision: giving one twice is ambiguous, so it is refused.
+CONTROL_PARAMS = ("url", "from", "ch", "isappinstalled", *SIGNED_FIELDS, "sig")
+_VISITOR = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+
+
+class BadClick(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _short(value: str, limit: int = 60) -> str:
+    return repr(value if len(value) <= limit else value[:limit] + "…")
+
+
+def visitor_id(cookie: str | None, client_ip: str, ua: str) -> str:
+    """The visitor's cookie id when it looks like one of ours, else a stable id from address and agent."""
+    if cookie and _VISITOR.match(cookie):
+        return cookie
+    return hashlib.blake2b(f"{client_ip}\x00{ua}".encode(), digest_size=12).hexdigest()
+
+
+def read_click(
+    path: str,
+    query: str,
+    ua: str | None,
+    *,
+    at: datetime,
+    settings: Settings,
+    visitor: str = "",
+) -> Context:
+    """Resolve everything the rules look at, or raise BadClick."""
+    if path not in CLICK_PATHS:
+        raise BadClick(404, f"no such click path {_short(path)}; use /go?url=… or a signed /ad?… link")
+    if len(query) > MAX_QUERY_LENGTH:
+        raise BadClick(414, f"the query is {len(query)} characters; the limit is {MAX_QUERY_LENGTH}")
+    try:
+        params = parse_qsl(query, keep_blank_values=True, max_num_fields=MAX_PARAMS)
+    except ValueError:
+        raise BadClick(400, f"too many query parameters; the limit is {MAX_PARAMS}") from None
+    counts = Counter(name for name, _ in params)
+    for name in CONTROL_PARAMS:
+        if counts[name] > 1:
+            raise BadClick(400, f"parameter {name!r} is given {counts[name]} times; give it once")
+    values = dict(params)
+    raw = values.get("url")
+    if raw is None or not raw.strip():
+        raise BadClick(400, "missing 'url' parameter: give the Taobao or Tmall link (or share text) to open")
+    try:
+        link = parse_link(raw, settings.allowed_hosts)
+    except LinkError as err:
+        raise BadClick(400, str(err)) from None
+    ad = _ad_claim(values, settings) if path == "/ad" else None
+    channel, reason = _channel(values, ad)
+    wanted = settings.forward_params
+    forward = tuple((name, value) for name, value in params if name in wanted)
+    return Context(
+        link=link,
+        client=parse_client(ua),
+        channel=channel,
+        channel_reason=reason,
+        at=at,
+        visitor=visitor or visitor_id(None, "", ua or ""),
+        forward=forward,
+        ad=ad,
+    )
+
+
+def _ad_claim(values: dict[str, str], settings: Settings) -> AdClaim:
+    fields = {name: values[name] for name in (*SIGNED_FIELDS, "sig") if name in values}
+    verified, reason = verify(fields, settings.signing_keys)
+    return AdClaim(
+        source=values.get("src", ""),
+        advertiser=values.get("adv", ""),
+        campaign=values.get("cmp", ""),
+        verified=verified,
+        reason=reason,
+    )
+
+
+def _channel(values: dict[str, str], ad: AdClaim | None) -> tuple[Channel, str]:
+    if ad is not None and not ad.verified:
+        return Channel.UNKNOWN, f"ad link not trusted: {ad.reason}"
+    shared_from = values.get("from")
+    if shared_from in WECHAT_FROM:
+        channel = WECHAT_FROM[shared_from]
+        again = " (an ad link re-shared by a user)" if ad is not None else ""
+        return channel, f"WeChat share parameter from={shared_from}{again}"
+    if ad is not None:
+        stamped = values.get("ch", "")
+        if stamped in Channel._value2member_map_:
+            return Channel(stamped), f"verified /ad link stamped ch={stamped}"
+        return Channel.AD, f"verified /ad link ({ad.reason})"
+    stamped = values.get("ch")
+    if stamped is not None:
+        if stamped == Channel.AD.value:
+            return Channel.UNKNOWN, "ch=ad is ignored: the ad channel comes only from a verified /ad link"
+        if stamped in Channel._value2member_map_:
+            return Channel(stamped), f"channel stamped into the link: ch={stamped}"
+        return Channel.UNKNOWN, f"unknown stamped channel ch={_short(stamped, 30)} ignored"
+    if shared_from is not None:
+        return Channel.UNKNOWN, f"unrecognised share parameter from={_short(shared_from, 30)}"
+    return Channel.UNKNOWN, "no share parameter or channel stamp"

@@ -1,0 +1,316 @@
+"""The closed vocabulary of rule conditions.
+
+Each condition type is one class that does three things and keeps them
+together, so they cannot drift apart: it is *built* from the value written in a
+rule file (rejecting bad values then, never at match time), it *holds* or not
+for a click Context, and it *explains* a failure in domain words for `explain`.
+
+Conditions never read the clock or parse a user agent: everything they look at
+is already in the Context.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from router.types import App, Channel, Context, Device, LinkKind, OS, Platform
+from router.versions import VersionRange, VersionRangeError, format_version, parse_range
+
+
+class ConditionError(ValueError):
+    """A rule's condition value is wrong; the message names the value and what is expected."""
+
+
+def _words(values: Iterable[str]) -> str:
+    return ", ".join(sorted(values))
+
+
+def _as_list(value: object) -> list[object]:
+    return value if isinstance(value, list) else [value]
+
+
+def _names(value: object, allowed: type[StrEnum], condition: str) -> frozenset[str]:
+    """A name or a list of names (any of), each one of the enum's values."""
+    items = _as_list(value)
+    if not items:
+        raise ConditionError(f"'{condition}' needs at least one value; expected one of: {_words(allowed)}")
+    names = set()
+    for item in items:
+        if not isinstance(item, str) or item not in allowed._value2member_map_:
+            raise ConditionError(f"unknown {condition} {item!r}; expected one of: {_words(allowed)}")
+        names.add(item)
+    return frozenset(names)
+
+
+def _strings(value: object, condition: str) -> frozenset[str]:
+    """Free-form identifiers (advertiser ids, sources): strings or numbers, compared as text."""
+    items = _as_list(value)
+    if not items:
+        raise ConditionError(f"'{condition}' needs at least one value")
+    out = set()
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, str | int):
+            raise ConditionError(f"'{condition}' values must be strings, got {item!r}")
+        out.add(str(item))
+    return frozenset(out)
+
+
+@dataclass(frozen=True, slots=True)
+class OneOf:
+    """channel / app / os / device / link / platform: the click's value is one of a set."""
+
+    name: str
+    values: frozenset[str]
+    read: Callable[[Context], str]
+
+    def holds(self, ctx: Context, rule_id: str) -> bool:
+        return self.read(ctx) in self.values
+
+    def explain(self, ctx: Context) -> str:
+        return f"{self.name} is {self.read(ctx)}, not {' or '.join(sorted(self.values))}"
+
+    def describe(self) -> str:
+        return f"{self.name} is {' or '.join(sorted(self.values))}"
+
+
+@dataclass(frozen=True, slots=True)
+class VersionIn:
+    """app_version / os_version: the client's version is inside a range."""
+
+    name: str
+    range: VersionRange
+    read: Callable[[Context], tuple[str, tuple[int, ...]]]  # (whose version, the version)
+
+    def holds(self, ctx: Context, rule_id: str) -> bool:
+        return self.range.contains(self.read(ctx)[1])
+
+    def explain(self, ctx: Context) -> str:
+        whose, version = self.read(ctx)
+        if not version:
+            return f"{whose} version is unknown, so it is not {self.range}"
+        return f"{whose} {format_version(version)} is not {self.range}"
+
+    def describe(self) -> str:
+        return f"{self.name} {self.range}"
+
+
+@dataclass(frozen=True, slots=True)
+class AdField:
+    """ad_source / advertiser / campaign: only a verified /ad link carries ad fields."""
+
+    name: str
+    values: frozenset[str]
+    read: Callable[[Context], str]
+
+    def holds(self, ctx: Context, rule_id: str) -> bool:
+        return ctx.ad is not None and ctx.ad.verified and self.read(ctx) in self.values
+
+    def explain(self, ctx: Context) -> str:
+        if ctx.ad is None:
+            return f"{self.name}: not an ad click"
+        if not ctx.ad.verified:
+            return f"{self.name}: ad fields not trusted ({ctx.ad.reason})"
+        return f"{self.name} is {self.read(ctx) or '(none)'}, not {_words(self.values)}"
+
+    def describe(self) -> str:
+        return f"{self.name} is {' or '.join(sorted(self.values))}"
+
+
+@dataclass(frozen=True, slots=True)
+class MiniProgram:
+    wanted: bool
+
+    def holds(self, ctx: Context, rule_id: str) -> bool:
+        return ctx.client.mini_program is self.wanted
+
+    def explain(self, ctx: Context) -> str:
+        return "not inside a mini program" if self.wanted else "inside a mini program"
+
+    def describe(self) -> str:
+        return "inside a mini program" if self.wanted else "not inside a mini program"
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A time window [from, until); either end may be open."""
+
+    start: datetime | None
+    end: datetime | None
+
+    def holds(self, ctx: Context, rule_id: str) -> bool:
+        if self.start is not None and ctx.at < self.start:
+            return False
+        return self.end is None or ctx.at < self.end
+
+    def explain(self, ctx: Context) -> str:
+        at = ctx.at.isoformat(timespec="seconds")
+        if self.start is not None and ctx.at < self.start:
+            return f"{at} is before the window opens at {self.start.isoformat(timespec='seconds')}"
+        closed = self.end.isoformat(timespec="seconds") if self.end else "?"
+        return f"{at} is after the window closed at {closed}"
+
+    def describe(self) -> str:
+        parts = []
+        if self.start is not None:
+            parts.append(f"from {self.start.isoformat(timespec='seconds')}")
+        if self.end is not None:
+            parts.append(f"until {self.end.isoformat(timespec='seconds')}")
+        return "time " + " ".join(parts)
+
+
+def rollout_bucket(rule_id: str, visitor: str) -> float:
+    """A visitor's fixed place in [0, 100) for one rule: sticky across clicks, independent across rules."""
+    digest = hashlib.blake2b(f"{rule_id}\x00{visitor}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % 10_000 / 100
+
+
+@dataclass(frozen=True, slots=True)
+class Rollout:
+    percent: float
+
+    def holds(self, ctx: Context, rule_id: str) -> bool:
+        return rollout_bucket(rule_id, ctx.visitor) < self.percent
+
+    def explain(self, ctx: Context) -> str:
+        if self.percent <= 0:
+            return "rollout is at 0%: nobody is in it yet"
+        return f"visitor is outside the {self.percent:g}% rollout"
+
+    def describe(self) -> str:
+        return f"rollout {self.percent:g}%"
+
+
+Condition = OneOf | VersionIn | AdField | MiniProgram | Window | Rollout
+
+
+def _app_version(ctx: Context) -> tuple[str, tuple[int, ...]]:
+    return ctx.client.app.value, ctx.client.app_version
+
+
+def _os_version(ctx: Context) -> tuple[str, tuple[int, ...]]:
+    return ctx.client.os.value, ctx.client.os_version
+
+
+def _version_range(value: object, condition: str) -> VersionRange:
+    if not isinstance(value, str):
+        raise ConditionError(
+            f"'{condition}' must be a quoted string such as '>=8.0.30', got {value!r}"
+            " (write versions in quotes: YAML reads 8.0 as a number)"
+        )
+    try:
+        return parse_range(value)
+    except VersionRangeError as err:
+        raise ConditionError(str(err)) from None
+
+
+def _moment(value: object, zone: ZoneInfo | None, what: str) -> datetime:
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise ConditionError(
+                f"window {what} {value!r} is not an ISO time such as '2026-11-11T00:00:00+08:00'"
+            ) from None
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day)
+    else:
+        raise ConditionError(f"window {what} must be an ISO time string, got {value!r}")
+    if moment.tzinfo is None:
+        if zone is None:
+            raise ConditionError(
+                f"window {what} {value!s} has no timezone; add an offset (+08:00) or 'timezone: Asia/Shanghai'"
+            )
+        moment = moment.replace(tzinfo=zone)
+    return moment
+
+
+def _window(value: object) -> Window:
+    if not isinstance(value, dict):
+        raise ConditionError("'window' must be a mapping with 'from' and/or 'until' (and optional 'timezone')")
+    unknown = set(value) - {"from", "until", "timezone"}
+    if unknown:
+        raise ConditionError(f"unknown window key {sorted(unknown)[0]!r}; expected from, until, timezone")
+    if "from" not in value and "until" not in value:
+        raise ConditionError("'window' needs 'from', 'until' or both")
+    zone = None
+    if "timezone" in value:
+        try:
+            zone = ZoneInfo(str(value["timezone"]))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConditionError(f"unknown timezone {value['timezone']!r}; use an IANA name such as Asia/Shanghai")
+    start = _moment(value["from"], zone, "from") if "from" in value else None
+    end = _moment(value["until"], zone, "until") if "until" in value else None
+    if start is not None and end is not None and start >= end:
+        raise ConditionError(f"window 'from' {start.isoformat()} is not before 'until' {end.isoformat()}")
+    return Window(start, end)
+
+
+def _rollout(value: object) -> Rollout:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
+        raise ConditionError(f"'rollout' is a percentage from 0 to 100, got {value!r}")
+    return Rollout(float(value))
+
+
+def _mini_program(value: object) -> MiniProgram:
+    if not isinstance(value, bool):
+        raise ConditionError(f"'mini_program' is true or false, got {value!r}")
+    return MiniProgram(value)
+
+
+class ConditionName(StrEnum):
+    """Every condition a rule may use; the values are the keys written under `when:`."""
+
+    CHANNEL = "channel"
+    APP = "app"
+    OS = "os"
+    DEVICE = "device"
+    APP_VERSION = "app_version"
+    OS_VERSION = "os_version"
+    LINK = "link"
+    PLATFORM = "platform"
+    MINI_PROGRAM = "mini_program"
+    AD_SOURCE = "ad_source"
+    ADVERTISER = "advertiser"
+    CAMPAIGN = "campaign"
+    WINDOW = "window"
+    ROLLOUT = "rollout"
+
+
+_BUILDERS: dict[ConditionName, Callable[[object], Condition]] = {
+    ConditionName.CHANNEL: lambda v: OneOf("channel", _names(v, Channel, "channel"), lambda c: c.channel.value),
+    ConditionName.APP: lambda v: OneOf("app", _names(v, App, "app"), lambda c: c.client.app.value),
+    ConditionName.OS: lambda v: OneOf("os", _names(v, OS, "os"), lambda c: c.client.os.value),
+    ConditionName.DEVICE: lambda v: OneOf("device", _names(v, Device, "device"), lambda c: c.client.device.value),
+    ConditionName.LINK: lambda v: OneOf("link", _names(v, LinkKind, "link"), lambda c: c.link.kind.value),
+    ConditionName.PLATFORM: lambda v: OneOf(
+        "platform", _names(v, Platform, "platform"), lambda c: c.link.platform.value
+    ),
+    ConditionName.APP_VERSION: lambda v: VersionIn(
+        "app_version", _version_range(v, "app_version"), _app_version
+    ),
+    ConditionName.OS_VERSION: lambda v: VersionIn("os_version", _version_range(v, "os_version"), _os_version),
+    ConditionName.MINI_PROGRAM: _mini_program,
+    ConditionName.AD_SOURCE: lambda v: AdField(
+        "ad_source", _strings(v, "ad_source"), lambda c: c.ad.source if c.ad else ""
+    ),
+    ConditionName.ADVERTISER: lambda v: AdField(
+        "advertiser", _strings(v, "advertiser"), lambda c: c.ad.advertiser if c.ad else ""
+    ),
+    ConditionName.CAMPAIGN: lambda v: AdField(
+        "campaign", _strings(v, "campaign"), lambda c: c.ad.campaign if c.ad else ""
+    ),
+    ConditionName.WINDOW: _window,
+    ConditionName.ROLLOUT: _rollout,
+}
+
+
+def build_condition(name: ConditionName, value: object) -> Condition:
+    """Build one condition from its rule-file value, or raise ConditionError."""
+    return _BUILDERS[name](value)

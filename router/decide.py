@@ -1,0 +1,61 @@
+"""decide() and explain(): one walk over the rules, first match wins.
+
+The server calls decide(); `python -m router explain` calls explain(). Both are
+the same function: explain only also records, for each rule tried, the first
+condition that rejected the click.
+"""
+
+from __future__ import annotations
+
+from router.deeplinks import app_location, web_location
+from router.rules import Outcome, RuleSet
+from router.types import Action, Context, Decision, Step
+
+DEFAULT_RULE = "default"
+
+
+def decide(rules: RuleSet, ctx: Context) -> Decision:
+    return _walk(rules, ctx, explain=False)
+
+
+def explain(rules: RuleSet, ctx: Context) -> Decision:
+    return _walk(rules, ctx, explain=True)
+
+
+def _walk(rules: RuleSet, ctx: Context, *, explain: bool) -> Decision:
+    steps: list[Step] = []
+    for rule in rules.rules:
+        failed = rule.first_failure(ctx)
+        if failed is None:
+            if explain:
+                steps.append(Step(rule.id, True, "all conditions hold"))
+            return _outcome(rules, rule.then, rule.id, ctx, tuple(steps))
+        if explain:
+            steps.append(Step(rule.id, False, failed.explain(ctx)))
+    return _outcome(rules, rules.default, DEFAULT_RULE, ctx, tuple(steps))
+
+
+def _outcome(rules: RuleSet, then: Outcome, rule_id: str, ctx: Context, trace: tuple[Step, ...]) -> Decision:
+    """Turn a rule's action into an answer; degrade honestly when the action cannot be carried out."""
+    action = then.action
+    if action is Action.BLOCK:
+        reason = then.message or "This link is not available here."
+        return Decision(Action.BLOCK, rule_id, then.status, reason=reason, trace=trace)
+    if action is Action.APP:
+        location, note = app_location(
+            ctx.link, ctx.client, ctx.forward,
+            via=then.via, app=then.app, universal_link_hosts=rules.universal_link_hosts,
+        )
+        if location is not None:
+            return Decision(Action.APP, rule_id, 302, location=location, notes=(note,), trace=trace)
+        return _landing(rule_id, then, trace, notes=(note,))
+    if action is Action.WEB:
+        location = web_location(ctx.link, ctx.client, ctx.forward)
+        if location is not None:
+            return Decision(Action.WEB, rule_id, 302, location=location, trace=trace)
+        return _landing(rule_id, then, trace, notes=("the link has no web page (token only); landing page instead",))
+    return _landing(rule_id, then, trace)
+
+
+def _landing(rule_id: str, then: Outcome, trace: tuple[Step, ...], notes: tuple[str, ...] = ()) -> Decision:
+    return Decision(Action.LANDING, rule_id, 200, landing=then.page, notes=notes, trace=trace)

@@ -1,0 +1,97 @@
+"""Where a click goes: web URLs with attribution, and app deep links per OS and client.
+
+Deep links are only ever built here, from the normalised Link, never passed
+through from input. The forms (DOMAIN.md, "How an app is opened"):
+
+- scheme:    taobao://item.taobao.com/item.htm?id=1     (items)
+- tbopen:    tbopen://m.taobao.com/tbopen/index.html?action=ali.open.nav&module=h5&h5Url=<web>
+             (any page: the app opens the web URL inside itself)
+- intent:    intent://…#Intent;scheme=…;package=com.taobao.taobao;S.browser_fallback_url=<web>;end
+             (Android browsers: Chrome falls back to the web page when the app is missing)
+- universal: the https web URL itself, on hosts configured as Universal Link hosts
+             (iOS opens the app when installed, the page otherwise)
+
+`auto` picks the form that falls back to the web wherever the platform allows:
+intent in Android/HarmonyOS browsers, a Universal Link on iOS when one is
+configured, the plain scheme elsewhere (in-app webviews ignore intent fallbacks).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote, urlencode, urlsplit
+
+from router.types import OS, App, Client, Device, Link, LinkKind, Platform
+
+_PACKAGES = {"taobao": "com.taobao.taobao", "tmall": "com.tmall.wireless"}
+_TBOPEN = "tbopen://m.taobao.com/tbopen/index.html?action=ali.open.nav&module=h5&h5Url="
+_ANDROID_LIKE = (OS.ANDROID, OS.HARMONYOS)
+_PHONE_OSES = (OS.IOS, OS.ANDROID, OS.HARMONYOS)
+
+
+def with_params(url: str, params: tuple[tuple[str, str], ...]) -> str:
+    """`url` with attribution params appended, encoded; the URL's own query is kept as it is."""
+    if not params:
+        return url
+    joiner = "&" if urlsplit(url).query else "?"
+    return url + joiner + urlencode(params, quote_via=quote)
+
+
+def web_location(link: Link, client: Client, forward: tuple[tuple[str, str], ...]) -> str | None:
+    """The item's mobile page for phones and tablets, its desktop page otherwise."""
+    url = link.web_url if client.device is Device.DESKTOP else link.mobile_url
+    return with_params(url, forward) if url else None
+
+
+def _scheme_url(link: Link, web: str, app: str) -> tuple[str, str]:
+    """(scheme, rest-after-'scheme://') for opening `link` in the app."""
+    if link.kind is LinkKind.ITEM and link.item_id:
+        if app == "tmall" and link.platform is Platform.TMALL:
+            payload = quote('{"action":"item:id=' + link.item_id + '"}', safe="")
+            return "tmall", f"tmallclient/?{payload}"
+        return "taobao", f"item.taobao.com/item.htm?id={link.item_id}"
+    return "tbopen", _TBOPEN.removeprefix("tbopen://") + quote(web, safe="")
+
+
+def app_location(
+    link: Link,
+    client: Client,
+    forward: tuple[tuple[str, str], ...],
+    *,
+    via: str = "auto",
+    app: str = "taobao",
+    universal_link_hosts: tuple[str, ...] = (),
+) -> tuple[str | None, str]:
+    """(location, note). Location is None when no app can be opened (no web URL to hand it)."""
+    web = web_location(link, client, forward)
+    if web is None:
+        return None, "the link has no URL (token only), so the app cannot be opened with it"
+    if client.os not in _PHONE_OSES:
+        return web, f"no Taobao app on {client.os.value}; the web page is served instead"
+    if via == "auto":
+        via = _auto_via(client, web, universal_link_hosts)
+    if via == "universal":
+        if urlsplit(web).hostname not in universal_link_hosts:
+            # A Universal Link only works on a host the app claims; anything else is just the web page.
+            return web, "no Universal Link host configured for this link; served as the web page"
+        return web, "Universal Link: opens the app when installed, the web page otherwise"
+    scheme, rest = _scheme_url(link, web, app)
+    if scheme != "tbopen" and forward:
+        rest = with_params(rest, forward)
+    if via == "tbopen" and scheme != "tbopen":
+        scheme, rest = "tbopen", _TBOPEN.removeprefix("tbopen://") + quote(web, safe="")
+    if via == "intent":
+        package = _PACKAGES["tmall" if scheme == "tmall" else "taobao"]
+        fallback = quote(web, safe="")
+        return (
+            f"intent://{rest}#Intent;scheme={scheme};package={package};S.browser_fallback_url={fallback};end",
+            "Android intent: opens the app, or the web page when the app is missing",
+        )
+    return f"{scheme}://{rest}", "app scheme: opens the app (no web fallback on this client)"
+
+
+def _auto_via(client: Client, web: str, universal_link_hosts: tuple[str, ...]) -> str:
+    if client.os in _ANDROID_LIKE and client.app is App.BROWSER:
+        return "intent"
+    if client.os is OS.IOS and urlsplit(web).hostname in universal_link_hosts:
+        return "universal"
+    return "scheme"

@@ -1,0 +1,389 @@
+"""Rule files -> one immutable RuleSet, or every problem at once as file:line:col.
+
+A rules directory holds YAML files, read in name order. Each file may have
+`rules:` (a list, evaluated in order across files, first match wins) and one
+file in the directory holds `default:` (the action when nothing matches);
+an optional `settings:` mapping configures how app links are built.
+
+    rules:
+      - id: wechat-ad-unidesk
+        description: Uni Desk ads in WeChat Moments open the app in one tap.
+        when: {app: wechat, channel: ad, ad_source: unidesk}
+        then: app
+    default: landing
+
+The YAML is composed into nodes (never constructed into objects: no tag can
+build anything) and walked by hand, so every problem carries the line and
+column where it was written. A set with any problem is rejected whole.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from router.conditions import Condition, ConditionError, ConditionName, build_condition
+from router.types import Action
+
+MAX_FILE_BYTES = 1_000_000
+MAX_RULES = 2_000
+RULE_FILE_SUFFIXES = (".yaml", ".yml")
+
+_PLAIN_TAGS = {
+    "tag:yaml.org,2002:str",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+    "tag:yaml.org,2002:timestamp",
+    "tag:yaml.org,2002:seq",
+    "tag:yaml.org,2002:map",
+}
+_VIA = ("auto", "scheme", "tbopen", "intent", "universal")
+_TARGET_APPS = ("taobao", "tmall")
+_OUTCOME_KEYS: dict[Action, tuple[str, ...]] = {
+    Action.APP: ("action", "via", "app"),
+    Action.WEB: ("action",),
+    Action.LANDING: ("action", "page"),
+    Action.BLOCK: ("action", "status", "message"),
+}
+_RULE_KEYS = ("id", "description", "when", "then")
+_TOP_KEYS = ("rules", "default", "settings")
+_SETTINGS_KEYS = ("universal_link_hosts",)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    file: str
+    line: int
+    column: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}: {self.message}"
+
+
+class RuleSetError(Exception):
+    """A rule set that does not validate; `problems` lists every one found, in file order."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(problem) for problem in problems))
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A rule's `then`: the action and its options."""
+
+    action: Action
+    via: str = "auto"  # app: how to open the app (auto picks per OS and client)
+    app: str = "taobao"  # app: which app to open
+    page: str = ""  # landing: page variant, e.g. "moments"
+    status: int = 403  # block: HTTP status
+    message: str = ""  # block: what the person is told
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    conditions: tuple[tuple[ConditionName, Condition], ...]
+    then: Outcome
+    description: str = ""
+    where: str = ""  # file:line, for explanations
+    column: int = 1
+
+    def first_failure(self, ctx: object) -> Condition | None:
+        for _, condition in self.conditions:
+            if not condition.holds(ctx, self.id):  # type: ignore[arg-type]
+                return condition
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    rules: tuple[Rule, ...]
+    default: Outcome
+    version: str  # short content hash of the files, for logs and /readyz
+    files: tuple[str, ...] = ()
+    universal_link_hosts: tuple[str, ...] = field(default=())
+
+
+def _suggest(word: str, choices: tuple[str, ...] | list[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f"; did you mean {close[0]!r}?" if close else f"; expected one of: {', '.join(choices)}"
+
+
+class _FileReader:
+    """Walks one file's node tree, collecting problems instead of stopping at the first."""
+
+    def __init__(self, name: str, problems: list[Problem]) -> None:
+        self.name = name
+        self.problems = problems
+        self._scalars = SafeConstructor()
+
+    def problem(self, node: Node | None, message: str) -> None:
+        line, column = (node.start_mark.line + 1, node.start_mark.column + 1) if node is not None else (1, 1)
+        self.problems.append(Problem(self.name, line, column, message))
+
+    def plain(self, node: Node) -> object:
+        """A node as plain Python data (str/int/float/bool/None/datetime/list/dict), or a problem."""
+        if node.tag not in _PLAIN_TAGS:
+            raise _Bad(node, f"YAML tag {node.tag!r} is not allowed in rule files")
+        if isinstance(node, ScalarNode):
+            try:
+                return self._scalars.construct_object(node)
+            except (ConstructorError, ValueError) as err:
+                raise _Bad(node, f"bad value {node.value!r}: {err}") from None
+        if isinstance(node, SequenceNode):
+            return [self.plain(item) for item in node.value]
+        return {str(self.plain(key)): self.plain(value) for key, value in self.mapping(node)}
+
+    def mapping(self, node: MappingNode) -> Iterator[tuple[Node, Node]]:
+        """Key/value pairs, reporting duplicate keys (YAML loaders silently keep the last one)."""
+        seen: set[str] = set()
+        for key, value in node.value:
+            if not isinstance(key, ScalarNode):
+                raise _Bad(key, "mapping keys must be plain words")
+            if key.value in seen:
+                self.problem(key, f"duplicate key {key.value!r}")
+                continue
+            seen.add(key.value)
+            yield key, value
+
+    def read(self, text: str) -> tuple[list[Rule], list[tuple[Outcome, Node]], list[str]]:
+        rules: list[Rule] = []
+        defaults: list[tuple[Outcome, Node]] = []
+        hosts: list[str] = []
+        try:
+            root = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.MarkedYAMLError as err:
+            mark = err.problem_mark or err.context_mark
+            line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+            self.problems.append(Problem(self.name, line, column, f"YAML syntax: {err.problem or err}"))
+            return rules, defaults, hosts
+        except yaml.YAMLError as err:
+            self.problems.append(Problem(self.name, 1, 1, f"YAML: {err}"))
+            return rules, defaults, hosts
+        if root is None:
+            return rules, defaults, hosts
+        if not isinstance(root, MappingNode):
+            self.problem(root, "a rule file is a mapping with 'rules:' (and optionally 'default:', 'settings:')")
+            return rules, defaults, hosts
+        for key, value in self.mapping(root):
+            try:
+                if key.value == "rules":
+                    rules.extend(self.rule_list(value))
+                elif key.value == "default":
+                    defaults.append((self.outcome(value), key))
+                elif key.value == "settings":
+                    hosts.extend(self.settings(value))
+                else:
+                    self.problem(key, f"unknown top-level key {key.value!r}{_suggest(key.value, _TOP_KEYS)}")
+            except _Bad as bad:
+                self.problem(bad.node, bad.message)
+        return rules, defaults, hosts
+
+    def settings(self, node: Node) -> list[str]:
+        if not isinstance(node, MappingNode):
+            raise _Bad(node, "'settings' must be a mapping")
+        hosts: list[str] = []
+        for key, value in self.mapping(node):
+            if key.value != "universal_link_hosts":
+                self.problem(key, f"unknown setting {key.value!r}{_suggest(key.value, _SETTINGS_KEYS)}")
+                continue
+            items = self.plain(value)
+            if not isinstance(items, list) or not all(isinstance(h, str) and h for h in items):
+                self.problem(value, "'universal_link_hosts' is a list of host names")
+                continue
+            hosts.extend(h.lower() for h in items)  # type: ignore[union-attr]
+        return hosts
+
+    def rule_list(self, node: Node) -> Iterator[Rule]:
+        if not isinstance(node, SequenceNode):
+            raise _Bad(node, "'rules' must be a list of rules (each item starts with '- id: ...')")
+        for item in node.value:
+            try:
+                rule = self.rule(item)
+            except _Bad as bad:
+                self.problem(bad.node, bad.message)
+                continue
+            if rule is not None:
+                yield rule
+
+    def rule(self, node: Node) -> Rule | None:
+        if not isinstance(node, MappingNode):
+            raise _Bad(node, "each rule is a mapping with id, when and then")
+        fields: dict[str, Node] = {}
+        for key, value in self.mapping(node):
+            if key.value not in _RULE_KEYS:
+                self.problem(key, f"unknown rule key {key.value!r}{_suggest(key.value, _RULE_KEYS)}")
+                continue
+            fields[key.value] = value
+        ok = True
+        for required in ("id", "when", "then"):
+            if required not in fields:
+                self.problem(node, f"rule is missing {required!r}")
+                ok = False
+        if not ok:
+            return None
+        rule_id = self.plain(fields["id"])
+        if not isinstance(rule_id, str) or not rule_id.strip():
+            raise _Bad(fields["id"], f"rule id must be a non-empty string, got {rule_id!r}")
+        description = self.plain(fields["description"]) if "description" in fields else ""
+        if not isinstance(description, str):
+            raise _Bad(fields["description"], "description must be a string")
+        conditions = self.conditions(fields["when"])
+        then = self.outcome(fields["then"])
+        if conditions is None:
+            return None
+        where = f"{self.name}:{node.start_mark.line + 1}"
+        return Rule(rule_id, conditions, then, description, where, node.start_mark.column + 1)
+
+    def conditions(self, node: Node) -> tuple[tuple[ConditionName, Condition], ...] | None:
+        if not isinstance(node, MappingNode):
+            raise _Bad(node, "'when' must be a mapping of conditions, e.g. {app: wechat, channel: ad}")
+        if not node.value:
+            raise _Bad(node, "'when' is empty; a rule that always matches is the 'default'")
+        built: list[tuple[ConditionName, Condition]] = []
+        ok = True
+        names = [name.value for name in ConditionName]
+        for key, value in self.mapping(node):
+            if key.value not in names:
+                self.problem(key, f"unknown condition {key.value!r}{_suggest(key.value, names)}")
+                ok = False
+                continue
+            name = ConditionName(key.value)
+            try:
+                built.append((name, build_condition(name, self.plain(value))))
+            except ConditionError as err:
+                self.problem(value, str(err))
+                ok = False
+            except _Bad as bad:
+                self.problem(bad.node, bad.message)
+                ok = False
+        return tuple(built) if ok else None
+
+    def outcome(self, node: Node) -> Outcome:
+        actions = [action.value for action in Action]
+        if isinstance(node, ScalarNode):
+            word = self.plain(node)
+            if not isinstance(word, str) or word not in actions:
+                raise _Bad(node, f"unknown action {word!r}{_suggest(str(word), actions)}")
+            return Outcome(Action(word))
+        if not isinstance(node, MappingNode):
+            raise _Bad(node, f"'then' is an action ({', '.join(actions)}) or a mapping with 'action:'")
+        options = {key.value: (key, value) for key, value in self.mapping(node)}
+        if "action" not in options:
+            raise _Bad(node, "'then' mapping needs 'action:'")
+        word = self.plain(options["action"][1])
+        if not isinstance(word, str) or word not in actions:
+            raise _Bad(options["action"][1], f"unknown action {word!r}{_suggest(str(word), actions)}")
+        action = Action(word)
+        allowed = _OUTCOME_KEYS[action]
+        values: dict[str, object] = {}
+        for name, (key, value) in options.items():
+            if name not in allowed:
+                raise _Bad(key, f"option {name!r} does not apply to action {word!r}; it takes: {', '.join(allowed)}")
+            values[name] = self.plain(value)
+        return self._checked_outcome(action, values, options)
+
+    def _checked_outcome(self, action: Action, values: dict[str, object], nodes: dict[str, tuple[Node, Node]]) -> Outcome:
+        via = values.get("via", "auto")
+        if via not in _VIA:
+            raise _Bad(nodes["via"][1], f"unknown via {via!r}{_suggest(str(via), _VIA)}")
+        app = values.get("app", "taobao")
+        if app not in _TARGET_APPS:
+            raise _Bad(nodes["app"][1], f"unknown app {app!r}; expected one of: {', '.join(_TARGET_APPS)}")
+        page = values.get("page", "")
+        if not isinstance(page, str):
+            raise _Bad(nodes["page"][1], "'page' must be a string naming a landing page variant")
+        status = values.get("status", 403)
+        if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 499:
+            raise _Bad(nodes["status"][1], f"block 'status' must be a 4xx code, got {status!r}")
+        message = values.get("message", "")
+        if not isinstance(message, str):
+            raise _Bad(nodes["message"][1], "'message' must be a string")
+        return Outcome(action, str(via), str(app), page, status, message)
+
+
+class _Bad(Exception):
+    def __init__(self, node: Node, message: str) -> None:
+        self.node = node
+        self.message = message
+
+
+def rule_files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.iterdir() if p.suffix in RULE_FILE_SUFFIXES and p.is_file())
+
+
+def load_rules(directory: str | Path) -> RuleSet:
+    """Read and validate every rule file in `directory`; raise RuleSetError listing all problems."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise RuleSetError([Problem(str(root), 1, 1, "rules directory not found")])
+    files = rule_files(root)
+    if not files:
+        raise RuleSetError([Problem(str(root), 1, 1, "no rule files (*.yaml) in the rules directory")])
+    problems: list[Problem] = []
+    rules: list[Rule] = []
+    defaults: list[tuple[Outcome, Node, str]] = []
+    hosts: list[str] = []
+    digest = hashlib.sha256()
+    for path in files:
+        name = _display_name(path)
+        data = path.read_bytes()
+        if len(data) > MAX_FILE_BYTES:
+            problems.append(Problem(name, 1, 1, f"file is {len(data)} bytes; the limit is {MAX_FILE_BYTES}"))
+            continue
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            problems.append(Problem(name, 1, 1, f"not UTF-8 text ({err.reason} at byte {err.start})"))
+            continue
+        digest.update(path.name.encode() + b"\0" + data + b"\0")
+        reader = _FileReader(name, problems)
+        file_rules, file_defaults, file_hosts = reader.read(text)
+        rules.extend(file_rules)
+        defaults.extend((outcome, node, name) for outcome, node in file_defaults)
+        hosts.extend(file_hosts)
+    seen: dict[str, str] = {}
+    for rule in rules:
+        if rule.id in seen:
+            file, line = rule.where.rsplit(":", 1)
+            problems.append(Problem(file, int(line), rule.column, f"duplicate rule id {rule.id!r} (first at {seen[rule.id]})"))
+        else:
+            seen[rule.id] = rule.where
+    if len(rules) > MAX_RULES:
+        problems.append(Problem(str(root), 1, 1, f"{len(rules)} rules; the limit is {MAX_RULES}"))
+    if not defaults and not problems:
+        problems.append(Problem(_display_name(files[0]), 1, 1, "no 'default:' action in any rule file"))
+    for outcome, node, name in defaults[1:]:
+        first = defaults[0]
+        problems.append(
+            Problem(name, node.start_mark.line + 1, node.start_mark.column + 1,
+                    f"second 'default:' (first in {first[2]}:{first[1].start_mark.line + 1})")
+        )
+    if problems:
+        raise RuleSetError(problems)
+    return RuleSet(
+        rules=tuple(rules),
+        default=defaults[0][0],
+        version=digest.hexdigest()[:12],
+        files=tuple(_display_name(p) for p in files),
+        universal_link_hosts=tuple(hosts),
+    )
+
+
+def _display_name(path: Path) -> str:
+    """A path as the user gave it, relative to the working directory when it lies under it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,112 @@
+"""HMAC-SHA256 signatures for /ad links.
+
+A signed ad link carries its fields as query parameters plus `kid` (which key
+signed it) and `sig`. The signature covers every signed field present, sorted by
+name, as `name=value` lines, so adding, removing or changing any of them breaks
+it. Parameters the ad platform appends at click time (gdt_vid, qz_gdt, …) are
+not signed fields and are never covered.
+
+Keys come from `ROUTER_SIGNING_KEYS` as `kid:secret,kid:secret`: the first key
+signs, all of them verify, so a key is rotated by putting the new one first and
+dropping the old one once links signed with it have aged out.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+SIGNED_FIELDS = ("url", "src", "adv", "cmp", "ch", "kid")
+"""Every /ad field the signature covers; `sig` itself is not one of them."""
+
+DEVELOPMENT_KEYS_TEXT = "dev:adlink-router-development-key-not-for-production"
+
+
+class SigningKeyError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKeys:
+    keys: tuple[tuple[str, bytes], ...]  # (kid, secret); the first signs
+    development: bool = False
+
+    @classmethod
+    def parse(cls, text: str, *, development: bool = False) -> SigningKeys:
+        """'kid:secret,kid:secret' -> SigningKeys, or SigningKeyError naming the bad entry."""
+        keys: list[tuple[str, bytes]] = []
+        for entry in text.split(","):
+            entry = entry.strip()
+            if not entry:
+                continue
+            kid, sep, secret = entry.partition(":")
+            if not sep or not kid or not secret:
+                raise SigningKeyError(
+                    f"ROUTER_SIGNING_KEYS entry {entry.split(':')[0]!r}… is not 'kid:secret'"
+                )
+            if not kid.isalnum():
+                raise SigningKeyError(f"ROUTER_SIGNING_KEYS key id {kid!r} must be letters and digits only")
+            if len(secret) < 16:
+                raise SigningKeyError(f"ROUTER_SIGNING_KEYS secret for {kid!r} is shorter than 16 characters")
+            if any(kid == known for known, _ in keys):
+                raise SigningKeyError(f"ROUTER_SIGNING_KEYS has key id {kid!r} twice")
+            keys.append((kid, secret.encode()))
+        if not keys:
+            raise SigningKeyError("ROUTER_SIGNING_KEYS holds no key; expected 'kid:secret[,kid:secret…]'")
+        return cls(tuple(keys), development)
+
+    @classmethod
+    def development_keys(cls) -> SigningKeys:
+        return cls.parse(DEVELOPMENT_KEYS_TEXT, development=True)
+
+    def secret(self, kid: str) -> bytes | None:
+        for known, secret in self.keys:
+            if known == kid:
+                return secret
+        return None
+
+    @property
+    def signing_kid(self) -> str:
+        return self.keys[0][0]
+
+
+def _canonical(fields: Mapping[str, str]) -> bytes:
+    lines = [f"{name}={fields[name]}" for name in sorted(fields) if name in SIGNED_FIELDS]
+    return "\n".join(lines).encode()
+
+
+def _mac(secret: bytes, fields: Mapping[str, str]) -> str:
+    digest = hmac.new(secret, _canonical(fields), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def sign(fields: Mapping[str, str], keys: SigningKeys) -> dict[str, str]:
+    """The fields plus `kid` and `sig`, signed with the first key. Empty fields are left out."""
+    signed = {name: value for name, value in fields.items() if value}
+    unknown = set(signed) - set(SIGNED_FIELDS)
+    if unknown:
+        raise ValueError(f"cannot sign unknown field(s): {', '.join(sorted(unknown))}")
+    signed["kid"] = keys.signing_kid
+    signed["sig"] = _mac(keys.keys[0][1], signed)
+    return signed
+
+
+def verify(fields: Mapping[str, str], keys: SigningKeys) -> tuple[bool, str]:
+    """Whether `fields` (signed fields plus kid and sig) carry a valid signature, and why not."""
+    sig = fields.get("sig", "")
+    kid = fields.get("kid", "")
+    if not sig:
+        return False, "no signature (sig) on the ad link"
+    if not kid:
+        return False, "no key id (kid) on the ad link"
+    secret = keys.secret(kid)
+    if secret is None:
+        return False, f"unknown signing key id {kid[:32]!r}"
+    expected = _mac(secret, fields)
+    # Constant time: a byte-by-byte compare would leak how much of a forged signature was right.
+    if not hmac.compare_digest(expected.encode(), sig.encode("utf-8", "replace")):
+        return False, "signature does not match the ad fields (wrong key, or a field was changed)"
+    return True, f"signature verified with key {kid!r}"

@@ -1,0 +1,146 @@
+"""The HTTP face: /go and /ad click targets, /healthz and /readyz.
+
+Only this module touches Starlette. A click is read into a Context
+(router.click), decided (router.decide) and turned into a response here; each
+click is logged as one JSON line whose `request`, `ua` and `at` fields are
+exactly what `python -m router explain --batch` replays.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from router.click import BadClick, read_click, visitor_id
+from router.clients import MAX_UA_LENGTH, warm_up
+from router.config import VISITOR_COOKIE, Settings
+from router.decide import decide
+from router.pages import SECURITY_HEADERS, content_security_policy, landing_page, message_page
+from router.rules import RuleSet, load_rules
+from router.types import Action, Context, Decision
+
+click_log = logging.getLogger("router.clicks")
+log = logging.getLogger("router")
+
+_VISITOR_MAX_AGE = 365 * 24 * 3600
+
+
+def _html(status: int, page: tuple[str, str]) -> HTMLResponse:
+    html, nonce = page
+    headers = {**SECURITY_HEADERS, "Content-Security-Policy": content_security_policy(nonce)}
+    return HTMLResponse(html, status_code=status, headers=headers)
+
+
+def _respond(ctx: Context, decision: Decision) -> Response:
+    if decision.action in (Action.APP, Action.WEB) and decision.location:
+        # The location is built by the router from parsed parts, never echoed from input.
+        return Response(status_code=302, headers={**SECURITY_HEADERS, "Location": decision.location})
+    if decision.action is Action.BLOCK:
+        return _html(decision.status, message_page(decision.status, decision.reason))
+    return _html(200, landing_page(ctx, decision))
+
+
+def create_app(settings: Settings | None = None, rules: RuleSet | None = None) -> Starlette:
+    """The ASGI app. Rules load now: a rule set that does not validate stops the app from starting."""
+    settings = settings or Settings.from_env()
+    ruleset = rules or load_rules(settings.rules_dir)
+    warm_up()
+    if settings.signing_keys.development:
+        log.warning(
+            "ROUTER_SIGNING_KEYS is not set: /ad links are verified with the PUBLIC DEVELOPMENT KEY. "
+            "Anyone can sign ad links. Set ROUTER_SIGNING_KEYS=kid:secret before serving real traffic."
+        )
+    log.info("rules %s loaded: %d rules from %s", ruleset.version, len(ruleset.rules), ", ".join(ruleset.files))
+
+    async def click(request: Request) -> Response:
+        ua = request.headers.get("user-agent", "")[:MAX_UA_LENGTH]
+        query = request.scope.get("query_string", b"").decode("utf-8", "replace")
+        cookie = request.cookies.get(VISITOR_COOKIE)
+        visitor = visitor_id(cookie, request.client.host if request.client else "", ua)
+        at = datetime.now(UTC)
+        ctx: Context | None = None
+        try:
+            ctx = read_click(request.url.path, query, ua, at=at, settings=settings, visitor=visitor)
+            decision = decide(ruleset, ctx)
+            response = _respond(ctx, decision)
+            action, rule, status = decision.action.value, decision.rule, response.status_code
+        except BadClick as bad:
+            response = _html(bad.status, message_page(bad.status, bad.message))
+            action, rule, status = Action.BLOCK.value, "bad-request", bad.status
+        except Exception:  # the click target must never answer 5xx: log and give the safest page
+            log.exception("unexpected error deciding %s", request.url.path)
+            if ctx is not None:
+                fallback = Decision(Action.LANDING, "error-fallback", 200)
+                response = _html(200, landing_page(ctx, fallback))
+            else:
+                response = _html(400, message_page(400, "This link could not be read."))
+            action, rule, status = "error", "error-fallback", response.status_code
+        if cookie != visitor:
+            response.set_cookie(VISITOR_COOKIE, visitor, max_age=_VISITOR_MAX_AGE, httponly=True, samesite="lax")
+        click_log.info(
+            json.dumps(
+                {
+                    "at": at.isoformat(timespec="milliseconds"),
+                    "request": f"{request.url.path}?{query}" if query else request.url.path,
+                    "ua": ua,
+                    "action": action,
+                    "rule": rule,
+                    "status": status,
+                    "channel": ctx.channel.value if ctx else None,
+                    "app": ctx.client.app.value if ctx else None,
+                    "rules": ruleset.version,
+                },
+                ensure_ascii=False,
+            )
+        )
+        return response
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok\n")
+
+    async def readyz(request: Request) -> Response:
+        body = {"status": "ready", "rules_version": ruleset.version, "rules": len(ruleset.rules)}
+        return Response(json.dumps(body) + "\n", media_type="application/json")
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return _html(404, message_page(404, "No such page. Click targets are /go?url=… and /ad?…"))
+
+    async def not_allowed(request: Request, exc: Exception) -> Response:
+        response = _html(405, message_page(405, "Only GET and HEAD are accepted here."))
+        response.headers["Allow"] = "GET, HEAD"
+        return response
+
+    return Starlette(
+        routes=[
+            Route("/go", click, methods=["GET", "HEAD"]),
+            Route("/ad", click, methods=["GET", "HEAD"]),
+            Route("/healthz", healthz, methods=["GET", "HEAD"]),
+            Route("/readyz", readyz, methods=["GET", "HEAD"]),
+        ],
+        exception_handlers={404: not_found, 405: not_allowed},
+    )
+
+
+def configure_logging(level: str = "info") -> None:
+    """Plain lines for the router's own messages; click lines are already JSON."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    for name in ("router", "router.clicks"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler] if name == "router" else []
+        logger.setLevel(level.upper())
+    logging.getLogger("router.clicks").propagate = True
+
+
+def app_from_env() -> Starlette:
+    """Factory for `uvicorn --factory` and multi-worker serving: settings from the environment."""
+    import os
+
+    configure_logging(os.environ.get("ROUTER_LOG_LEVEL", "info"))
+    return create_app()

@@ -1,0 +1,38 @@
+"""Shared fixtures: the shipped rules, test signing keys, a TestClient that never follows redirects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from router.config import Settings, bundled_rules_dir
+from router.rules import RuleSet, load_rules
+from router.signing import SigningKeys
+from router.web import create_app
+
+TEST_KEYS = SigningKeys.parse("k2:second-secret-0123456789,k1:first-secret-0123456789")
+
+
+@pytest.fixture(scope="session")
+def shipped_rules() -> RuleSet:
+    return load_rules(bundled_rules_dir())
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings(rules_dir=bundled_rules_dir(), signing_keys=TEST_KEYS)
+
+
+@pytest.fixture(scope="session")
+def client(settings: Settings, shipped_rules: RuleSet) -> TestClient:
+    return TestClient(create_app(settings, shipped_rules), follow_redirects=False)
+
+
+@pytest.fixture()
+def rules_dir(tmp_path: Path) -> Path:
+    """An empty directory for a test's own rule files."""
+    directory = tmp_path / "rules"
+    directory.mkdir()
+    return directory
