@@ -1,0 +1,121 @@
+"""Signed /ad links: good, tampered, unknown key, rotated key; and the `sign` command."""
+
+from __future__ import annotations
+
+import io
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+
+from router.cli import main
+from router.signing import SigningKeyError, SigningKeys, sign, verify
+from tests.conftest import TEST_KEYS
+
+FIELDS = {"url": "https://item.taobao.com/item.htm?id=1", "src": "unidesk", "adv": "a1", "cmp": "c9"}
+
+
+def test_good_signature_verifies() -> None:
+    """A link signed with the first key verifies, and says which key."""
+    ok, reason = verify(sign(FIELDS, TEST_KEYS), TEST_KEYS)
+    assert ok, reason
+    assert reason == "signature verified with key 'k2'"
+
+
+@pytest.mark.parametrize("field", ["url", "src", "adv", "cmp"])
+def test_tampered_field_fails(field: str) -> None:
+    """Changing any signed field breaks the signature."""
+    signed = sign(FIELDS, TEST_KEYS)
+    signed[field] = signed[field] + "x"
+    assert verify(signed, TEST_KEYS) == (
+        False, "signature does not match the ad fields (wrong key, or a field was changed)"
+    )
+
+
+def test_added_signed_field_fails() -> None:
+    """Adding a signed field the signer did not put there (e.g. ch=ad) breaks the signature."""
+    signed = sign({k: v for k, v in FIELDS.items() if k != "cmp"}, TEST_KEYS)
+    signed["ch"] = "ad"
+    assert verify(signed, TEST_KEYS)[0] is False
+
+
+def test_unsigned_extra_params_do_not_matter() -> None:
+    """Click ids appended by the ad platform are not signed fields."""
+    signed = sign(FIELDS, TEST_KEYS) | {"gdt_vid": "wx123", "weixinadinfo": "1.2.0.3"}
+    assert verify(signed, TEST_KEYS)[0] is True
+
+
+def test_unknown_kid_fails() -> None:
+    """A key id the router doesn't know is refused by name."""
+    signed = sign(FIELDS, TEST_KEYS) | {"kid": "k9"}
+    assert verify(signed, TEST_KEYS) == (False, "unknown signing key id 'k9'")
+
+
+@pytest.mark.parametrize(("drop", "reason"), [("sig", "no signature (sig)"), ("kid", "no key id (kid)")])
+def test_missing_signature_fails(drop: str, reason: str) -> None:
+    """No sig or no kid: not trusted, and the reason says which."""
+    signed = sign(FIELDS, TEST_KEYS)
+    del signed[drop]
+    ok, why = verify(signed, TEST_KEYS)
+    assert not ok and why.startswith(reason)
+
+
+def test_rotation_old_key_still_verifies() -> None:
+    """After rotation (new key first), links signed with the old key still verify."""
+    old = SigningKeys.parse("k1:first-secret-0123456789")
+    signed = sign(FIELDS, old)
+    assert signed["kid"] == "k1"
+    assert verify(signed, TEST_KEYS) == (True, "signature verified with key 'k1'")
+
+
+def test_dropped_key_no_longer_verifies() -> None:
+    """Once the old key is removed, its links are unknown-key."""
+    signed = sign(FIELDS, SigningKeys.parse("k1:first-secret-0123456789"))
+    assert verify(signed, SigningKeys.parse("k2:second-secret-0123456789"))[0] is False
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "holds no key"),
+        ("nokey", "is not 'kid:secret'"),
+        ("k1:short", "shorter than 16 characters"),
+        ("k1:aaaaaaaaaaaaaaaaaa,k1:bbbbbbbbbbbbbbbbbbbb", "key id 'k1' twice"),
+        ("k-1:aaaaaaaaaaaaaaaaaa", "letters and digits only"),
+    ],
+)
+def test_bad_key_configuration(text: str, message: str) -> None:
+    """ROUTER_SIGNING_KEYS mistakes are named."""
+    with pytest.raises(SigningKeyError, match=message):
+        SigningKeys.parse(text)
+
+
+def test_sign_command_prints_verifiable_link(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`sign` prints a /ad link with --base, every field signed."""
+    monkeypatch.setenv("ROUTER_SIGNING_KEYS", "k2:second-secret-0123456789,k1:first-secret-0123456789")
+    out = io.StringIO()
+    code = main(["sign", "--url", FIELDS["url"], "--source", "unidesk", "--advertiser", "a1",
+                 "--campaign", "c9", "--base", "https://go.example.com/"], out)
+    assert code == 0
+    link = out.getvalue().strip()
+    parts = urlsplit(link)
+    assert (parts.scheme, parts.netloc, parts.path) == ("https", "go.example.com", "/ad")
+    fields = dict(parse_qsl(parts.query))
+    assert fields["url"] == FIELDS["url"] and fields["src"] == "unidesk" and fields["kid"] == "k2"
+    assert verify(fields, TEST_KEYS)[0] is True
+
+
+def test_sign_command_refuses_foreign_url(capsys: pytest.CaptureFixture[str]) -> None:
+    """`sign` won't sign a destination outside the allowlist."""
+    code = main(["sign", "--url", "https://evil.example/", "--source", "x", "--advertiser", "a"], io.StringIO())
+    assert code == 2
+    assert "error: --url:" in capsys.readouterr().err
+
+
+def test_sign_command_warns_about_development_key(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without ROUTER_SIGNING_KEYS, `sign` says loudly it used the development key."""
+    monkeypatch.delenv("ROUTER_SIGNING_KEYS", raising=False)
+    code = main(["sign", "--url", FIELDS["url"], "--source", "unidesk", "--advertiser", "a1"], io.StringIO())
+    assert code == 0
+    assert "development key" in capsys.readouterr().err
