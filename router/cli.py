@@ -59,12 +59,15 @@ def _parse_at(text: str | None) -> datetime:
     return moment
 
 
-def result_json(ctx: Context | None, decision: Decision | None, rules: RuleSet, error: BadClick | None = None) -> dict[str, Any]:
+def result_json(
+    ctx: Context | None, decision: Decision | None, rules: RuleSet, error: BadClick | None = None
+) -> dict[str, Any]:
     """The explain output for one click: decision, what was read from the click, and the trace."""
     if error is not None or ctx is None or decision is None:
         status = error.status if error else 400
         reason = error.message if error else "unreadable click"
-        return {"action": "block", "rule": "bad-request", "status": status, "reason": reason, "rules_version": rules.version}
+        return {"action": "block", "rule": "bad-request", "status": status, "reason": reason,
+                "rules_version": rules.version}
     client, link = ctx.client, ctx.link
     out: dict[str, Any] = {
         "action": decision.action.value,
@@ -142,7 +145,8 @@ def _click_request(args: argparse.Namespace, settings: Settings) -> str:
     if not args.link:
         raise UsageError("nothing to explain: give a request such as '/go?url=…' or --link URL")
     if args.channel == Channel.AD.value:
-        fields = sign({"url": args.link, "src": args.ad_source or "", "adv": args.advertiser or ""}, settings.signing_keys)
+        wanted = {"url": args.link, "src": args.ad_source or "", "adv": args.advertiser or ""}
+        fields = sign(wanted, settings.signing_keys)
         return "/ad?" + urlencode(fields, quote_via=quote)
     params = {"url": args.link}
     if args.channel:
@@ -211,7 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the HTTP server")
     serve.add_argument("--host", default=os.environ.get("ROUTER_HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("ROUTER_PORT", "8000")))
-    serve.add_argument("--rules", metavar="DIR", help="rules directory (default: $ROUTER_RULES_DIR or the shipped rules)")
+    serve.add_argument("--rules", metavar="DIR",
+                       help="rules directory (default: $ROUTER_RULES_DIR or the shipped rules)")
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--log-level", default=os.environ.get("ROUTER_LOG_LEVEL", "info"),
                        choices=["critical", "error", "warning", "info", "debug"])

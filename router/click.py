@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections import Counter
 from datetime import datetime
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_plus
 
 from router.clients import parse_client
 from router.config import Settings
@@ -37,6 +36,7 @@ WECHAT_FROM = {
 }
 # Parameters that steer the decision: giving one twice is ambiguous, so it is refused.
 CONTROL_PARAMS = ("url", "from", "ch", "isappinstalled", *SIGNED_FIELDS, "sig")
+_CONTROL = frozenset(CONTROL_PARAMS)
 _VISITOR = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
 
@@ -49,6 +49,22 @@ class BadClick(Exception):
 
 def _short(value: str, limit: int = 60) -> str:
     return repr(value if len(value) <= limit else value[:limit] + "…")
+
+
+def _query_params(query: str) -> list[tuple[str, str]]:
+    """Like urllib's parse_qsl (blank values kept, one decoding pass) but cheaper for typical clicks."""
+    chunks = [chunk for chunk in query.split("&") if chunk]
+    if len(chunks) > MAX_PARAMS:
+        raise BadClick(400, f"too many query parameters; the limit is {MAX_PARAMS}")
+    params = []
+    for chunk in chunks:
+        name, _, value = chunk.partition("=")
+        if "%" in name or "+" in name:
+            name = unquote_plus(name)
+        if "%" in value or "+" in value:
+            value = unquote_plus(value)
+        params.append((name, value))
+    return params
 
 
 def visitor_id(cookie: str | None, client_ip: str, ua: str) -> str:
@@ -72,15 +88,13 @@ def read_click(
         raise BadClick(404, f"no such click path {_short(path)}; use /go?url=… or a signed /ad?… link")
     if len(query) > MAX_QUERY_LENGTH:
         raise BadClick(414, f"the query is {len(query)} characters; the limit is {MAX_QUERY_LENGTH}")
-    try:
-        params = parse_qsl(query, keep_blank_values=True, max_num_fields=MAX_PARAMS)
-    except ValueError:
-        raise BadClick(400, f"too many query parameters; the limit is {MAX_PARAMS}") from None
-    counts = Counter(name for name, _ in params)
-    for name in CONTROL_PARAMS:
-        if counts[name] > 1:
-            raise BadClick(400, f"parameter {name!r} is given {counts[name]} times; give it once")
-    values = dict(params)
+    params = _query_params(query)
+    values: dict[str, str] = {}
+    for name, value in params:
+        if name in values and name in _CONTROL:
+            count = sum(1 for other, _ in params if other == name)
+            raise BadClick(400, f"parameter {name!r} is given {count} times; give it once")
+        values.setdefault(name, value)
     raw = values.get("url")
     if raw is None or not raw.strip():
         raise BadClick(400, "missing 'url' parameter: give the Taobao or Tmall link (or share text) to open")

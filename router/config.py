@@ -21,6 +21,7 @@ from router.signing import SigningKeys
 
 DEFAULT_FORWARD_PARAMS = ("gdt_vid", "qz_gdt", "weixinadinfo", "click_id")
 VISITOR_COOKIE = "adlink_vid"
+_DEVELOPMENT_KEYS = SigningKeys.development_keys()
 
 
 def bundled_rules_dir() -> Path:
@@ -40,7 +41,7 @@ def _csv(text: str) -> tuple[str, ...]:
 class Settings:
     rules_dir: Path
     allowed_hosts: tuple[str, ...] = DEFAULT_ALLOWED_HOSTS
-    signing_keys: SigningKeys = SigningKeys.development_keys()
+    signing_keys: SigningKeys = _DEVELOPMENT_KEYS
     forward_params: tuple[str, ...] = DEFAULT_FORWARD_PARAMS
 
     @classmethod

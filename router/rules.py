@@ -294,7 +294,9 @@ class _FileReader:
             values[name] = self.plain(value)
         return self._checked_outcome(action, values, options)
 
-    def _checked_outcome(self, action: Action, values: dict[str, object], nodes: dict[str, tuple[Node, Node]]) -> Outcome:
+    def _checked_outcome(
+        self, action: Action, values: dict[str, object], nodes: dict[str, tuple[Node, Node]]
+    ) -> Outcome:
         via = values.get("via", "auto")
         if via not in _VIA:
             raise _Bad(nodes["via"][1], f"unknown via {via!r}{_suggest(str(via), _VIA)}")
@@ -357,14 +359,15 @@ def load_rules(directory: str | Path) -> RuleSet:
     for rule in rules:
         if rule.id in seen:
             file, line = rule.where.rsplit(":", 1)
-            problems.append(Problem(file, int(line), rule.column, f"duplicate rule id {rule.id!r} (first at {seen[rule.id]})"))
+            message = f"duplicate rule id {rule.id!r} (first at {seen[rule.id]})"
+            problems.append(Problem(file, int(line), rule.column, message))
         else:
             seen[rule.id] = rule.where
     if len(rules) > MAX_RULES:
         problems.append(Problem(str(root), 1, 1, f"{len(rules)} rules; the limit is {MAX_RULES}"))
     if not defaults and not problems:
         problems.append(Problem(_display_name(files[0]), 1, 1, "no 'default:' action in any rule file"))
-    for outcome, node, name in defaults[1:]:
+    for _, node, name in defaults[1:]:
         first = defaults[0]
         problems.append(
             Problem(name, node.start_mark.line + 1, node.start_mark.column + 1,

@@ -73,7 +73,8 @@ def test_files_are_read_in_name_order(rules_dir: Path) -> None:
          "main.yaml:3:21: 'rollout' is a percentage from 0 to 100, got 150"),
         ("rules:\n  - id: a\n    when: {window: {from: '2026-11-11T00:00:00'}}\n    then: web\ndefault: web\n",
          "has no timezone"),
-        ("rules:\n  - id: a\n    when: {window: {from: '2026-11-12T00:00:00+08:00', until: '2026-11-11T00:00:00+08:00'}}"
+        ("rules:\n  - id: a\n    when: {window: {from: '2026-11-12T00:00:00+08:00',"
+         " until: '2026-11-11T00:00:00+08:00'}}"
          "\n    then: web\ndefault: web\n",
          "is not before 'until'"),
         ("rules:\n  - id: a\n    when: {}\n    then: web\ndefault: web\n",

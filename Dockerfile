@@ -1,0 +1,23 @@
+# Slim, non-root image. The shipped rules are baked in as defaults; mount your own at /rules.
+#   docker build -t adlink-router .
+#   docker run -p 8000:8000 -e ROUTER_SIGNING_KEYS=k1:<secret> -v "$PWD/rules:/rules:ro" adlink-router
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY router ./router
+COPY rules ./rules
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
+
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    ROUTER_RULES_DIR=/rules ROUTER_HOST=0.0.0.0 ROUTER_PORT=8000
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels \
+    && useradd --system --uid 10001 --no-create-home router
+COPY --chown=root:root rules /rules
+USER router
+EXPOSE 8000
+VOLUME ["/rules"]
+HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=2).status != 200)"]
+CMD ["adlink-router", "serve"]

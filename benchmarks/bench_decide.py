@@ -1,0 +1,165 @@
+"""Microseconds per click decision for a realistic mix of clicks, with warm and with never-seen user agents.
+
+    python benchmarks/bench_decide.py [--clicks 20000]
+
+"warm": every user agent has been seen before (the per-UA cache answers).
+"cold": every click carries a user agent the process has never parsed, as real WeChat traffic does
+(device model, build and network type vary). Both include reading the click (query parsing, link
+normalisation, signature check for ad clicks) and walking the shipped rules: everything but HTTP.
+The last line compares the cost of a never-seen UA with `user_agents.parse`'s default parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+import tracemalloc
+from datetime import UTC, datetime
+from urllib.parse import quote, urlencode
+
+from router import clients
+from router.click import read_click
+from router.config import Settings, bundled_rules_dir
+from router.decide import decide
+from router.rules import load_rules
+from router.signing import SigningKeys, sign
+
+KEYS = SigningKeys.parse("bench:benchmark-secret-0123456789")
+MODELS = ["V2148A", "PEHM00", "M2012K11AC", "NOH-AN00", "SM-S9180", "22081212C", "PJA110", "RMX3706"]
+NETS = ["WIFI", "4G", "5G"]
+
+
+def wechat_android(i: int) -> str:
+    return (
+        f"Mozilla/5.0 (Linux; Android {10 + i % 5}; {MODELS[i % len(MODELS)]} Build/TP1A.{220000 + i}.014; wv) "
+        f"AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/{110 + i % 15}.0.{5000 + i % 400}.0 "
+        f"Mobile Safari/537.36 XWEB/{1160000 + i} MMWEBSDK/20231202 MMWEBID/{i % 9999} "
+        f"MicroMessenger/8.0.{40 + i % 10}.{2500 + i % 100}(0x28002F30) WeChat/arm64 Weixin "
+        f"NetType/{NETS[i % 3]} Language/zh_CN ABI/arm64"
+    )
+
+
+def wechat_ios(i: int) -> str:
+    return (
+        f"Mozilla/5.0 (iPhone; CPU iPhone OS {15 + i % 3}_{i % 7} like Mac OS X) AppleWebKit/605.1.15 "
+        f"(KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.{40 + i % 10}(0x{0x18002F00 + i:x}) "
+        f"NetType/{NETS[i % 3]} Language/zh_CN"
+    )
+
+
+def qq_android(i: int) -> str:
+    return (
+        f"Mozilla/5.0 (Linux; Android 12; {MODELS[i % len(MODELS)]} Build/SKQ1.{i}; wv) AppleWebKit/537.36 "
+        f"(KHTML, like Gecko) Version/4.0 Chrome/98.0.4758.{i % 200} MQQBrowser/6.2 TBS/046313 Mobile "
+        f"Safari/537.36 V1_AND_SQ_8.9.28_4108_YYB_D QQ/8.9.28.{10000 + i} NetType/WIFI"
+    )
+
+
+def safari_ios(i: int) -> str:
+    return (
+        f"Mozilla/5.0 (iPhone; CPU iPhone OS 17_{i % 6} like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+        f"Version/17.{i % 6} Mobile/15E{148 + i} Safari/604.1"
+    )
+
+
+def chrome_android(i: int) -> str:
+    return (
+        f"Mozilla/5.0 (Linux; Android 14; {MODELS[i % len(MODELS)]}) AppleWebKit/537.36 (KHTML, like Gecko) "
+        f"Chrome/124.0.{6000 + i}.82 Mobile Safari/537.36"
+    )
+
+
+def chrome_desktop(i: int) -> str:
+    return (
+        f"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        f"Chrome/{100 + i % 25}.0.{i}.0 Safari/537.36"
+    )
+
+
+def bot(i: int) -> str:
+    return f"Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html) r{i}"
+
+
+ITEM = "https://item.taobao.com/item.htm?id=6{:011d}"
+# (weight, user agent maker, how the click arrives)
+MIX = [
+    (25, wechat_android, "group"), (15, wechat_ios, "private"), (10, wechat_ios, "moments"),
+    (10, wechat_android, "ad"), (8, qq_android, "private"), (12, safari_ios, "plain"),
+    (10, chrome_android, "plain"), (7, chrome_desktop, "plain"), (3, bot, "plain"),
+]
+FROM = {"group": "groupmessage", "private": "singlemessage", "moments": "timeline"}
+
+
+def make_clicks(count: int, seed: int, ua_offset: int) -> list[tuple[str, str, str]]:
+    rng = random.Random(seed)
+    weights = [weight for weight, _, _ in MIX]
+    clicks = []
+    for n in range(count):
+        _, make_ua, how = rng.choices(MIX, weights)[0]
+        url = ITEM.format(rng.randrange(10**10))
+        if how == "ad":
+            fields = sign({"url": url, "src": "unidesk", "adv": str(rng.randrange(1000))}, KEYS)
+            path, query = "/ad", urlencode(fields, quote_via=quote) + f"&gdt_vid=wx0{n:x}"
+        else:
+            params = {"url": url}
+            if how in FROM:
+                params["from"] = FROM[how]
+            path, query = "/go", urlencode(params, quote_via=quote)
+        clicks.append((path, query, make_ua(ua_offset + n)))
+    return clicks
+
+
+def run(clicks: list[tuple[str, str, str]], settings: Settings, rules) -> float:  # type: ignore[no-untyped-def]
+    at = datetime.now(UTC)
+    start = time.perf_counter()
+    for path, query, ua in clicks:
+        decide(rules, read_click(path, query, ua, at=at, settings=settings))
+    return (time.perf_counter() - start) / len(clicks) * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--clicks", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    settings = Settings(rules_dir=bundled_rules_dir(), signing_keys=KEYS)
+    rules = load_rules(settings.rules_dir)
+    clients.warm_up()
+
+    warm_clicks = make_clicks(min(args.clicks, 5000), seed=1, ua_offset=0)
+    run(warm_clicks, settings, rules)  # fill the cache
+    warm = [run(warm_clicks, settings, rules) for _ in range(args.rounds)]
+    cold = []
+    for r in range(args.rounds):
+        clients.cache_clear()
+        cold.append(run(make_clicks(args.clicks, seed=100 + r, ua_offset=1_000_000 * (r + 1)), settings, rules))
+
+    clients.cache_clear()
+    tracemalloc.start()
+    run(make_clicks(8192, seed=7, ua_offset=50_000_000), settings, rules)
+    cache_bytes, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+
+    import user_agents
+
+    uas = [wechat_android(90_000_000 + i) for i in range(300)]
+    start = time.perf_counter()
+    for ua in uas:
+        user_agents.parse(ua)
+    baseline = (time.perf_counter() - start) / len(uas) * 1e6
+    start = time.perf_counter()
+    for ua in uas:
+        clients.parse_client(ua + " ")
+    ours = (time.perf_counter() - start) / len(uas) * 1e6
+
+    print(f"clicks per round: warm {len(warm_clicks)}, cold {args.clicks}; rounds: {args.rounds}; median shown")
+    print(f"warm user agents : {statistics.median(warm):7.1f} µs per decision")
+    print(f"never-seen agents: {statistics.median(cold):7.1f} µs per decision")
+    print(f"UA cache full (8192 agents) holds about {cache_bytes / 2**20:.1f} MiB")
+    print(f"new UA parse     : {ours:7.1f} µs here vs {baseline:7.1f} µs with user_agents.parse's default parser")
+
+
+if __name__ == "__main__":
+    main()
