@@ -14,18 +14,20 @@ from dataclasses import dataclass
 
 from router.types import Version
 
-_VERSION_PREFIX = re.compile(r"\d+(?:\.\d+)*")
+_VERSION_PREFIX = re.compile(r"\s*(\d+(?:\.\d+)*)")
 _COMPARISON = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*(\d+(?:\.\d+)*)(\.\*)?\s*$")
 _MAX_PARTS = 6
 
 
 def parse_version(text: str) -> Version:
     """The leading dotted number of `text` as integers: "8.0.7(0x18000722)" -> (8, 0, 7); garbage -> ()."""
-    match = _VERSION_PREFIX.match(text.strip())
+    if not isinstance(text, str):
+        return ()
+    # A version is never this long; the cap keeps int() far from its 4300-digit limit on UA text.
+    match = _VERSION_PREFIX.match(text[:64])
     if match is None:
         return ()
-    # Cap both the number of parts and each part's digits: UA text is attacker-controlled.
-    return tuple(int(part[:9]) for part in match.group().split(".")[:_MAX_PARTS])
+    return tuple(int(part) for part in match.group(1).split(".")[:_MAX_PARTS])
 
 
 def format_version(version: Version) -> str:

@@ -1,0 +1,589 @@
+"""router.clients: User-Agent -> Client.
+
+The table is the contract: one real-shaped UA per row (written for these tests,
+in the shapes each app is documented to send) and every field the router
+decides on. os_version is None where it is not worth pinning.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from router import clients
+from router.clients import MAX_UA_LENGTH, FastUserAgent, cache_clear, cache_info, parse_client, parse_version
+from router.types import OS, App, Client, Device, Version
+
+W, Q, WC = App.WECHAT, App.QQ, App.WECOM
+IOS, AND, HOS, WIN, MAC, LNX = OS.IOS, OS.ANDROID, OS.HARMONYOS, OS.WINDOWS, OS.MACOS, OS.LINUX
+MOB, TAB, DESK = Device.MOBILE, Device.TABLET, Device.DESKTOP
+
+IPHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS {v} like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko)"
+ANDROID_WV = (
+    "Mozilla/5.0 (Linux; Android {v}; {model} Build/TP1A.220905.001; wv) AppleWebKit/537.36 (KHTML, like "
+    "Gecko) Version/4.0 Chrome/111.0.5563.116 Mobile Safari/537.36"
+)
+
+
+@dataclass(frozen=True)
+class Want:
+    app: App
+    app_version: Version
+    os: OS
+    os_version: Version | None
+    device: Device
+    bot: bool = False
+    mini_program: bool = False
+
+
+CASES: list[tuple[str, str, Want]] = [
+    # --- WeChat ---
+    (
+        "wechat_ios",
+        IPHONE.format(v="17_1_2")
+        + " Mobile/15E148 MicroMessenger/8.0.44(0x18002c2d) NetType/WIFI Language/zh_CN",
+        Want(W, (8, 0, 44), IOS, (17, 1, 2), MOB),
+    ),
+    (
+        "wechat_ios_old_hex_suffix",
+        IPHONE.format(v="14_4")
+        + " Mobile/15E148 MicroMessenger/8.0.7(0x18000722) NetType/WIFI Language/zh_CN",
+        Want(W, (8, 0, 7), IOS, (14, 4), MOB),
+    ),
+    (
+        "wechat_android_xweb",
+        ANDROID_WV.format(v="13", model="PGEM10")
+        + " XWEB/1110017 MMWEBSDK/20231002 MMWEBID/6120 MicroMessenger/8.0.43.2480(0x28002B51) WeChat/arm64"
+        " Weixin NetType/5G Language/zh_CN ABI/arm64",
+        Want(W, (8, 0, 43, 2480), AND, (13,), MOB),
+    ),
+    (
+        "wechat_ipad",
+        "Mozilla/5.0 (iPad; CPU OS 16_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+        "Mobile/15E148 MicroMessenger/8.0.40(0x1800282a) NetType/WIFI Language/zh_CN",
+        Want(W, (8, 0, 40), IOS, (16, 5), TAB),
+    ),
+    (
+        "wechat_windows",
+        "Mozilla/5.0 (Windows NT 10.0; WOW64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/81.0.4044.138 "
+        "Safari/537.36 NetType/WIFI MicroMessenger/7.0.20.1781(0x6700143B) WindowsWechat(0x6309092b) "
+        "XWEB/8555",
+        Want(W, (7, 0, 20, 1781), WIN, (10,), DESK),
+    ),
+    (
+        # The trap: Mac WeChat also says WindowsWechat.
+        "wechat_mac_says_windows_too",
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+        "MicroMessenger/6.8.0(0x16080000) MacWechat/3.8.7(0x13080710) Safari/605.1.15 NetworkType/WIFI "
+        "WindowsWechat(0x63090819)",
+        Want(W, (6, 8, 0), MAC, (10, 15, 7), DESK),
+    ),
+    (
+        "wechat_windows_without_micromessenger",
+        "Mozilla/5.0 (Windows NT 10.0; WOW64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/107.0.0.0 "
+        "Safari/537.36 NetType/WIFI WindowsWechat(0x63090a13) XWEB/9129 Flue",
+        Want(W, (), WIN, (10,), DESK),
+    ),
+    (
+        "wechat_mini_program_ios",
+        IPHONE.format(v="16_6")
+        + " Mobile/15E148 MicroMessenger/8.0.42(0x18002a2f) NetType/4G Language/zh_CN miniProgram/wx1234abcd",
+        Want(W, (8, 0, 42), IOS, (16, 6), MOB, mini_program=True),
+    ),
+    (
+        "wechat_mini_program_android",
+        ANDROID_WV.format(v="12", model="M2102K1C")
+        + " XWEB/5075 MMWEBSDK/20230701 MMWEBID/1234 MicroMessenger/8.0.40.2420(0x28002837) WeChat/arm64 "
+        "Weixin NetType/WIFI Language/zh_CN ABI/arm64 MiniProgramEnv/android",
+        Want(W, (8, 0, 40, 2420), AND, (12,), MOB, mini_program=True),
+    ),
+    (
+        "wechat_miniprogramhtmlwebview",
+        IPHONE.format(v="15_0")
+        + " Mobile/15E148 MicroMessenger/8.0.16(0x18001036) NetType/WIFI Language/zh_CN "
+        "miniprogramhtmlwebview",
+        Want(W, (8, 0, 16), IOS, (15, 0), MOB, mini_program=True),
+    ),
+    # --- WeCom: wxwork wins over its fake MicroMessenger/7.0.1 ---
+    (
+        "wecom_ios",
+        IPHONE.format(v="16_3")
+        + " Mobile/15E148 wxwork/4.1.16 MicroMessenger/7.0.1 Language/zh ColorScheme/Light",
+        Want(WC, (4, 1, 16), IOS, (16, 3), MOB),
+    ),
+    (
+        "wecom_android",
+        ANDROID_WV.format(v="11", model="V2055A")
+        + " wxwork/4.1.13 ColorScheme/Light MicroMessenger/7.0.1 NetType/WIFI Language/zh Lang/zh ABI/arm64",
+        Want(WC, (4, 1, 13), AND, (11,), MOB),
+    ),
+    (
+        "wecom_miniprogram_is_not_wechat",
+        IPHONE.format(v="16_3") + " Mobile/15E148 wxwork/4.1.16 MicroMessenger/7.0.1 miniProgram",
+        Want(WC, (4, 1, 16), IOS, (16, 3), MOB),
+    ),
+    # --- QQ vs QQ Browser ---
+    (
+        "qq_ios",
+        IPHONE.format(v="16_6")
+        + " Mobile/15E148 QQ/8.9.75.621 V1_IPH_SQ_8.9.75_1_APP_A Pixel/1170 MiniAppEnable SimpleUISwitch/0 "
+        "QQTheme/1000 Core/WKWebView Device/Apple(iPhone 13) NetType/WIFI QBWebViewType/1 WKType/1",
+        Want(Q, (8, 9, 75, 621), IOS, (16, 6), MOB),
+    ),
+    (
+        "qq_android_with_mqqbrowser",
+        "Mozilla/5.0 (Linux; Android 13; PHK110 Build/SKQ1.221119.001; wv) AppleWebKit/537.36 (KHTML, like "
+        "Gecko) Version/4.0 Chrome/98.0.4758.102 MQQBrowser/6.2 TBS/046805 Mobile Safari/537.36 "
+        "V1_AND_SQ_8.9.28_3700_YYB_D "
+        "A_8092800 QQ/8.9.28.10155 NetType/WIFI WebP/0.3.0 AppId/537155547 Pixel/1080 QQTheme/1000",
+        Want(Q, (8, 9, 28, 10155), AND, (13,), MOB),
+    ),
+    (
+        "qq_browser_app_alone",
+        "Mozilla/5.0 (Linux; U; Android 12; zh-cn; PFUM10 Build/SKQ1.211113.001) AppleWebKit/537.36 (KHTML, "
+        "like Gecko) Version/4.0 Chrome/109.0.5414.86 MQQBrowser/14.1 Mobile Safari/537.36 COVC/046805",
+        Want(App.BROWSER, (14, 1), AND, (12,), MOB),
+    ),
+    (
+        "qq_browser_desktop_is_not_qq",
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/94.0.4606.71 Safari/537.36 Core/1.94.202.400 QQBrowser/11.9.5355.400",
+        Want(App.BROWSER, (11, 9, 5355), WIN, (10,), DESK),
+    ),
+    # --- Weibo, Alipay, DingTalk, Taobao ---
+    (
+        "weibo_ios",
+        IPHONE.format(v="16_3") + " Mobile/15E148 Weibo (iPhone14,5__weibo__13.6.0__iphone__os16.3)",
+        Want(App.WEIBO, (13, 6, 0), IOS, (16, 3), MOB),
+    ),
+    (
+        "weibo_android",
+        ANDROID_WV.format(v="12", model="NOH-AN00")
+        + " Weibo (HUAWEI-NOH-AN00__weibo__13.6.2__android__android12)",
+        Want(App.WEIBO, (13, 6, 2), AND, (12,), MOB),
+    ),
+    (
+        "alipay_ios_has_aliapp_too",
+        IPHONE.format(v="17_0") + " Mobile/15E148 Ariver/1.1.0 AliApp(AP/10.5.30.6000) Nebula WK RVKType(0) "
+        "AlipayDefined(nt:WIFI,ws:390|780|3.0) AlipayClient/10.5.30.6000 Language/zh-Hans Region/CN "
+        "NebulaX/1.0.0",
+        Want(App.ALIPAY, (10, 5, 30, 6000), IOS, (17, 0), MOB),
+    ),
+    (
+        "dingtalk_ios_aliapp",
+        IPHONE.format(v="16_5")
+        + " Mobile/15E148 AliApp(DingTalk/7.0.40) com.laiwang.DingTalk/31000000 Channel/201200 "
+        "language/zh-Hans-CN UT4Aplus/0.0.6 WK",
+        Want(App.DINGTALK, (7, 0, 40), IOS, (16, 5), MOB),
+    ),
+    (
+        "dingtalk_android_windvane",
+        ANDROID_WV.format(v="12", model="V2172A")
+        + " AliApp(DingTalk/7.5.0) com.alibaba.android.rimet/34000000 Channel/227200 language/zh-CN "
+        "abi/64 UT4Aplus/0.2.25 colorScheme/light WindVane/8.5.0",
+        Want(App.DINGTALK, (7, 5, 0), AND, (12,), MOB),
+    ),
+    (
+        "taobao_ios",
+        IPHONE.format(v="17_1")
+        + " Mobile/15E148 AliApp(TB/10.28.10) UT4Aplus/0.2.29 WindVane/8.5.0 1170x2532 WK",
+        Want(App.TAOBAO, (10, 28, 10), IOS, (17, 1), MOB),
+    ),
+    (
+        "tmall_windvane_only",
+        IPHONE.format(v="17_1") + " Mobile/15E148 AliApp(TM/15.10.0) UT4Aplus/0.2.29 WindVane/8.5.0 WK",
+        Want(App.TAOBAO, (), IOS, (17, 1), MOB),
+    ),
+    # --- Douyin, and its ByteDance cousin Toutiao ---
+    (
+        "douyin_ios",
+        IPHONE.format(v="16_2")
+        + " Mobile/15E148 aweme_26.1.0 JsSdk/2.0 NetType/WIFI Channel/App Store ByteLocale/zh Region/CN "
+        "AppTheme/light WKWebView/1 BytedanceWebview/d8a21c6",
+        Want(App.DOUYIN, (26, 1, 0), IOS, (16, 2), MOB),
+    ),
+    (
+        "douyin_android_build_code",
+        ANDROID_WV.format(v="12", model="V2172A")
+        + " aweme_260100 JsSdk/1.0 NetType/WIFI Channel/vivo_1128_64 app_version/26.1.0 ByteLocale/zh-CN "
+        "Region/CN AppSkin/white AppTheme/light BytedanceWebview/d8a21c6 WebView/075113004008",
+        Want(App.DOUYIN, (26, 1, 0), AND, (12,), MOB),
+    ),
+    (
+        "toutiao_is_not_douyin",
+        IPHONE.format(v="16_6")
+        + " Mobile/15E148 NewsArticle/9.3.2.47 JsSdk/2.0 NetType/WIFI (News 9.3.2 16.6) "
+        "BytedanceWebview/d8a21c6",
+        Want(App.OTHER_INAPP, (), IOS, (16, 6), MOB),
+    ),
+    # --- other in-app webviews ---
+    (
+        "baidu_app",
+        IPHONE.format(v="16_6")
+        + " Mobile/15E148 SP-engine/2.78.0 main%2F1.0 baiduboxapp/13.42.0.10 (Baidu; P2 16.6) NABar/1.0",
+        Want(App.OTHER_INAPP, (), IOS, (16, 6), MOB),
+    ),
+    (
+        "instagram_ios",
+        IPHONE.format(v="17_1")
+        + " Mobile/15E148 Instagram 309.0.0.28.112 (iPhone14,2; iOS 17_1; zh_CN; zh-Hans; scale=3.00)",
+        Want(App.OTHER_INAPP, (), IOS, (17, 1), MOB),
+    ),
+    (
+        "android_generic_webview",
+        ANDROID_WV.format(v="13", model="SM-S9180"),
+        Want(App.OTHER_INAPP, (), AND, (13,), MOB),
+    ),
+    (
+        "ios_wkwebview_no_safari_token",
+        IPHONE.format(v="17_1") + " Mobile/15E148",
+        Want(App.OTHER_INAPP, (), IOS, (17, 1), MOB),
+    ),
+    # --- browsers ---
+    (
+        "safari_ios",
+        IPHONE.format(v="17_1_1") + " Version/17.1 Mobile/15E148 Safari/604.1",
+        Want(App.BROWSER, (17, 1), IOS, (17, 1, 1), MOB),
+    ),
+    (
+        "chrome_ios",
+        IPHONE.format(v="17_1") + " CriOS/119.0.6045.169 Mobile/15E148 Safari/604.1",
+        Want(App.BROWSER, (119, 0, 6045), IOS, (17, 1), MOB),
+    ),
+    (
+        "chrome_android",
+        "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 "
+        "Mobile Safari/537.36",
+        Want(App.BROWSER, (120, 0, 0), AND, (10,), MOB),
+    ),
+    (
+        "samsung_internet",
+        "Mozilla/5.0 (Linux; Android 13; SAMSUNG SM-S9080) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "SamsungBrowser/23.0 Chrome/115.0.0.0 Mobile Safari/537.36",
+        Want(App.BROWSER, (23, 0), AND, (13,), MOB),
+    ),
+    (
+        "uc_browser",
+        "Mozilla/5.0 (Linux; U; Android 12; zh-CN; V2203A Build/SP1A.210812.003) AppleWebKit/537.36 (KHTML, "
+        "like Gecko) Version/4.0 Chrome/100.0.4896.58 UCBrowser/15.5.8.1321 Mobile Safari/537.36",
+        Want(App.BROWSER, (15, 5, 8), AND, (12,), MOB),
+    ),
+    (
+        "sogou_mobile_browser_is_not_a_spider",
+        "Mozilla/5.0 (Linux; Android 12; ALN-AL00 Build/HUAWEIALN-AL00) AppleWebKit/537.36 (KHTML, like "
+        "Gecko) Chrome/99.0.4844.88 Mobile Safari/537.36 SogouMSE,SogouMobileBrowser/12.2.0",
+        Want(App.BROWSER, (99, 0, 4844), AND, (12,), MOB),
+    ),
+    (
+        "chrome_windows",
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 "
+        "Safari/537.36",
+        Want(App.BROWSER, (120, 0, 0), WIN, (10,), DESK),
+    ),
+    (
+        "chrome_mac",
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/120.0.0.0 Safari/537.36",
+        Want(App.BROWSER, (120, 0, 0), MAC, (10, 15, 7), DESK),
+    ),
+    (
+        "chrome_linux",
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 "
+        "Safari/537.36",
+        Want(App.BROWSER, (120, 0, 0), LNX, None, DESK),
+    ),
+    (
+        "firefox_ubuntu",
+        "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0",
+        Want(App.BROWSER, (121, 0), LNX, None, DESK),
+    ),
+    (
+        "huawei_browser_harmonyos_android_compat",
+        "Mozilla/5.0 (Linux; Android 12; HarmonyOS; NOH-AN00; HMSCore 6.11.0.302) AppleWebKit/537.36 (KHTML, "
+        "like Gecko) Chrome/99.0.4844.88 HuaweiBrowser/14.0.1.300 Mobile Safari/537.36",
+        Want(App.BROWSER, (14, 0, 1), HOS, (), MOB),
+    ),
+    (
+        "huawei_browser_harmonyos_next",
+        "Mozilla/5.0 (Phone; OpenHarmony 5.0; HarmonyOS 5.0.1) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/114.0.0.0 Safari/537.36 ArkWeb/4.1.6.1 Mobile HuaweiBrowser/5.0.4.300",
+        Want(App.BROWSER, (5, 0, 4), HOS, (5, 0, 1), MOB),
+    ),
+    (
+        "harmonyos_next_tablet",
+        "Mozilla/5.0 (Tablet; OpenHarmony 5.0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/114.0.0.0 "
+        "Safari/537.36 ArkWeb/4.1.6.1",
+        Want(App.BROWSER, (114, 0, 0), HOS, (5, 0), TAB),
+    ),
+    (
+        "ipad_safari",
+        "Mozilla/5.0 (iPad; CPU OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 "
+        "Mobile/15E148 Safari/604.1",
+        Want(App.BROWSER, (17, 1), IOS, (17, 1), TAB),
+    ),
+    (
+        # iPadOS Safari in its default desktop mode: indistinguishable from a Mac.
+        "ipados_safari_desktop_mode",
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+        "Version/17.1 Safari/605.1.15",
+        Want(App.BROWSER, (17, 1), MAC, (10, 15, 7), DESK),
+    ),
+    (
+        "android_tablet_chrome",
+        "Mozilla/5.0 (Linux; Android 13; SM-X710) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 "
+        "Safari/537.36",
+        Want(App.BROWSER, (120, 0, 0), AND, (13,), TAB),
+    ),
+    # --- bots and link previews ---
+    (
+        "googlebot",
+        "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+        Want(App.BOT, (), OS.OTHER, (), DESK, bot=True),
+    ),
+    (
+        "googlebot_smartphone",
+        "Mozilla/5.0 (Linux; Android 6.0.1; Nexus 5X Build/MMB29P) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/120.0.6099.71 Mobile Safari/537.36 (compatible; Googlebot/2.1; "
+        "+http://www.google.com/bot.html)",
+        Want(App.BOT, (), AND, None, DESK, bot=True),
+    ),
+    (
+        # Shaped like an iOS WKWebView (no Safari/), but it names a crawler.
+        "crawler_shaped_like_ios_webview",
+        IPHONE.format(v="17_0")
+        + " Mobile/15E148 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+        Want(App.BOT, (), IOS, None, DESK, bot=True),
+    ),
+    (
+        "facebookexternalhit",
+        "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+        Want(App.BOT, (), OS.OTHER, (), DESK, bot=True),
+    ),
+    (
+        "slackbot",
+        "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
+        Want(App.BOT, (), OS.OTHER, (), DESK, bot=True),
+    ),
+    ("telegrambot", "TelegramBot (like TwitterBot)", Want(App.BOT, (), OS.OTHER, (), DESK, bot=True)),
+    ("whatsapp_preview", "WhatsApp/2.23.20.0 A", Want(App.BOT, (), OS.OTHER, None, DESK, bot=True)),
+    (
+        "baiduspider",
+        "Mozilla/5.0 (compatible; Baiduspider/2.0; +http://www.baidu.com/search/spider.html)",
+        Want(App.BOT, (), OS.OTHER, (), DESK, bot=True),
+    ),
+    (
+        "sogou_spider",
+        "Sogou web spider/4.0(+http://www.sogou.com/docs/help/webmasters.htm#07)",
+        Want(App.BOT, (), OS.OTHER, (), DESK, bot=True),
+    ),
+    (
+        "headless_chrome",
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.6099.71 "
+        "Safari/537.36",
+        Want(App.BOT, (), LNX, None, DESK, bot=True),
+    ),
+    ("curl", "curl/8.4.0", Want(App.BOT, (), OS.OTHER, (), DESK, bot=True)),
+    ("python_requests", "python-requests/2.31.0", Want(App.BOT, (), OS.OTHER, (), DESK, bot=True)),
+    ("bare_okhttp", "okhttp/4.9.3", Want(App.BOT, (), OS.OTHER, (), DESK, bot=True)),
+    ("empty", "", Want(App.BOT, (), OS.OTHER, (), DESK, bot=True)),
+    ("whitespace", "  \t ", Want(App.BOT, (), OS.OTHER, (), DESK, bot=True)),
+]
+
+
+@pytest.mark.parametrize(("ua", "want"), [pytest.param(ua, want, id=name) for name, ua, want in CASES])
+def test_table(ua: str, want: Want) -> None:
+    got = parse_client(ua)
+    assert isinstance(got, Client)
+    assert (got.app, got.app_version) == (want.app, want.app_version)
+    assert got.os == want.os
+    if want.os_version is not None:
+        assert got.os_version == want.os_version
+    assert got.device == want.device
+    assert got.bot is want.bot
+    assert got.mini_program is want.mini_program
+
+
+def test_table_names_are_unique() -> None:
+    names = [name for name, _, _ in CASES]
+    assert len(names) == len(set(names))
+
+
+def test_browser_field_is_ua_parser_family() -> None:
+    wechat = next(ua for name, ua, _ in CASES if name == "wechat_ios")
+    chrome = next(ua for name, ua, _ in CASES if name == "chrome_android")
+    assert parse_client(wechat).browser == "WeChat Browser"
+    assert parse_client(chrome).browser == "Chrome Mobile"
+
+
+def test_okhttp_inside_a_real_browser_ua_is_not_a_bot() -> None:
+    ua = (
+        "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 "
+        "Mobile Safari/537.36 okhttp/4.9.3"
+    )
+    assert parse_client(ua).bot is False
+
+
+def test_wechat_is_never_a_bot_even_with_bot_words() -> None:
+    ua = (
+        IPHONE.format(v="17_1")
+        + " Mobile/15E148 MicroMessenger/8.0.44(0x18002c2d) NetType/WIFI Language/zh_CN curl/ Googlebot"
+    )
+    c = parse_client(ua)
+    assert (c.app, c.bot) == (App.WECHAT, False)
+
+
+def test_line_needs_a_boundary() -> None:
+    line = IPHONE.format(v="17_1") + " Mobile/15E148 Safari Line/13.20.0"
+    not_line = IPHONE.format(v="17_1") + " Version/17.1 Mobile/15E148 Safari/604.1 Pipeline/1.0"
+    assert parse_client(line).app is App.OTHER_INAPP
+    assert parse_client(not_line).app is App.BROWSER
+
+
+# --- caching ------------------------------------------------------------------------------------------
+
+
+def test_same_ua_gives_the_identical_object() -> None:
+    ua = CASES[0][1]
+    assert parse_client(ua) is parse_client(ua)
+    assert parse_client(ua) is parse_client(str(ua + " ").rstrip())  # equal, not the same str object
+
+
+def test_none_and_empty_are_bots() -> None:
+    for ua in (None, "", " ", "\r\n"):
+        c = parse_client(ua)
+        assert (c.app, c.bot, c.device) == (App.BOT, True, Device.DESKTOP)
+
+
+def test_cache_clear_and_info() -> None:
+    cache_clear()
+    assert cache_info().currsize == 0
+    ua = CASES[0][1]
+    parse_client(ua)
+    parse_client(ua)
+    info = cache_info()
+    assert (info.currsize, info.misses, info.hits) == (1, 1, 1)
+    assert info.maxsize == 8192
+
+
+def test_huge_ua_is_truncated_before_parsing_and_caching() -> None:
+    assert MAX_UA_LENGTH == 1024
+    head = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) " + "x" * 2000
+    a = head + "A" * 100_000
+    b = head + "B" * 100_000 + " MicroMessenger/8.0.44"  # the marker lies past the cut
+    cache_clear()
+    ca = parse_client(a)
+    cb = parse_client(b)
+    assert ca is cb  # one cache entry for both: the key is the first 1024 characters
+    info = cache_info()
+    assert (info.currsize, info.misses, info.hits) == (1, 1, 1)
+    assert ca.app is App.BROWSER  # the WeChat marker was never seen
+    assert ca.os is OS.WINDOWS
+    assert ca.bot is False
+
+
+def test_exactly_max_length_is_not_cut() -> None:
+    ua = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) MicroMessenger/8.0.1 " + "x" * 2000)[
+        :MAX_UA_LENGTH
+    ]
+    assert parse_client(ua).app is App.WECHAT
+
+
+# --- robustness ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "ua",
+    [
+        "\udc80\udcff MicroMessenger/8.0.1",  # lone surrogates from a surrogateescape'd header
+        "\x00\x01\x02",
+        "中文 浏览器",
+        "QQ/" + "9" * 1500,  # a version longer than int()'s comfort zone, truncated to 1024
+        "MicroMessenger/" + "1." * 600,
+        "(" * 5000,
+    ],
+)
+def test_odd_input_never_raises(ua: str) -> None:
+    assert isinstance(parse_client(ua), Client)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.characters(codec=None, categories=None), max_size=1500))
+def test_any_text_gives_a_client(ua: str) -> None:
+    c = parse_client(ua)
+    assert isinstance(c, Client)
+    assert c.bot is (c.app is App.BOT)
+
+
+def test_non_str_is_treated_as_empty() -> None:
+    assert parse_client(b"curl/8.0").app is App.BOT  # type: ignore[arg-type]
+
+
+def test_concurrent_first_use_builds_one_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(clients, "_parser", None)
+    cache_clear()
+    seen: list[object] = []
+    barrier = threading.Barrier(8)
+
+    def worker() -> None:
+        barrier.wait()
+        seen.append(clients._get_parser())
+        parse_client(CASES[0][1])
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(seen) == 8
+    assert all(p is seen[0] for p in seen)
+
+
+def test_warm_up_builds_the_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(clients, "_parser", None)
+    clients.warm_up()
+    assert clients._parser is not None
+    clients.warm_up()  # idempotent
+
+
+# --- the user-agents compatible wrapper ----------------------------------------------------------------
+
+
+def test_fast_user_agent_keeps_user_agents_properties() -> None:
+    parser = clients._get_parser()
+    iphone = FastUserAgent(parser.parse(IPHONE.format(v="17_1") + " Version/17.1 Mobile/15E148 Safari/604.1"))
+    assert (iphone.is_mobile, iphone.is_tablet, iphone.is_pc, iphone.is_bot) == (True, False, False, False)
+    assert iphone.os.family == "iOS"
+    assert iphone.os.version[:2] == (17, 1)
+    bot = FastUserAgent(
+        parser.parse("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)")
+    )
+    assert bot.is_bot
+    nothing = FastUserAgent(parser.parse("zzz"))
+    assert (nothing.os.family, nothing.browser.family, nothing.device.family) == ("Other", "Other", "Other")
+
+
+# --- parse_version ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("8.0.7", (8, 0, 7)),
+        ("8.0.7(0x18000722)", (8, 0, 7)),
+        ("8.0.43.2480(0x28002B51) WeChat/arm64", (8, 0, 43, 2480)),
+        ("13", (13,)),
+        (" 1.2", (1, 2)),
+        ("1.2.", (1, 2)),
+        ("garbage", ()),
+        ("", ()),
+        ("v8.0", ()),
+        (".5", ()),
+        ("9" * 10_000, (int("9" * 64),)),  # capped, never hits int()'s digit limit
+    ],
+)
+def test_parse_version(text: str, want: Version) -> None:
+    assert parse_version(text) == want
