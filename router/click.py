@@ -139,9 +139,9 @@ def _channel(values: dict[str, str], ad: AdClaim | None) -> tuple[Channel, str]:
         again = " (an ad link re-shared by a user)" if ad is not None else ""
         return channel, f"WeChat share parameter from={shared_from}{again}"
     if ad is not None:
-        stamped = values.get("ch", "")
-        if stamped in Channel._value2member_map_:
-            return Channel(stamped), f"verified /ad link stamped ch={stamped}"
+        signed_channel = values.get("ch", "")
+        if signed_channel in Channel._value2member_map_:
+            return Channel(signed_channel), f"verified /ad link stamped ch={signed_channel}"
         return Channel.AD, f"verified /ad link ({ad.reason})"
     stamped = values.get("ch")
     if stamped is not None:

@@ -12,7 +12,16 @@ from router.conditions import ConditionError, ConditionName, build_condition, ro
 from router.decide import decide, explain
 from router.rules import load_rules
 from router.types import (
-    AdClaim, App, Channel, Client, Context, Device, Link, LinkKind, OS, Platform,
+    OS,
+    AdClaim,
+    App,
+    Channel,
+    Client,
+    Context,
+    Device,
+    Link,
+    LinkKind,
+    Platform,
 )
 from router.versions import parse_range, parse_version
 
