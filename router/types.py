@@ -89,7 +89,7 @@ class Client:
     device: Device
     bot: bool
     mini_program: bool = False
-    browser: str = ""  # the browser family as ua-parser names it, for explanations
+    browser: str = ""  # ua-parser's browser family for browsers and bots; empty inside named apps
 
 
 @dataclass(frozen=True, slots=True)
