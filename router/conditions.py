@@ -11,6 +11,7 @@ is already in the Context.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -45,7 +46,9 @@ def _names(value: object, allowed: type[StrEnum], condition: str) -> frozenset[S
     names = set()
     for item in items:
         if not isinstance(item, str) or item not in allowed._value2member_map_:
-            raise ConditionError(f"unknown {condition} {item!r}; expected one of: {_words(allowed)}")
+            close = difflib.get_close_matches(str(item), list(allowed._value2member_map_), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"expected one of: {_words(allowed)}"
+            raise ConditionError(f"unknown {condition} {item!r}; {hint}")
         names.add(allowed(item))
     return frozenset(names)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 from html import escape
 
-from router.deeplinks import app_location
+from router.deeplinks import app_location, web_location
 from router.types import App, Context, Decision
 
 _GUIDE_APPS = {
@@ -76,20 +76,22 @@ def landing_page(ctx: Context, decision: Decision) -> tuple[str, str]:
     heading = link.title or f"在{name}中查看"
     parts = [f"<h1>{escape(heading)}</h1>"]
     app_name = _GUIDE_APPS.get(ctx.client.app)
+    moments = decision.landing == "moments"
     if app_name:
+        where = "朋友圈里的链接" if moments and ctx.client.app is App.WECHAT else f"{app_name}内"
         parts.append(
-            f"<p class=\"hint\">{app_name}内无法直接打开{name}。请点击右上角 <b>···</b>，"
-            "选择「在浏览器打开」；或复制下方内容后打开淘宝 App。</p>"
+            f"<p class=\"hint\">{where}无法直接打开{name}。请点击右上角 <b>···</b>，"
+            "选择「在浏览器打开」；或复制下方链接后打开淘宝 App。</p>"
         )
     app_href, _ = app_location(link, ctx.client, ctx.forward)
-    if app_href:
+    web = web_location(link, ctx.client, ctx.forward)
+    if app_href and not app_name:
         parts.append(f"<a class=\"button\" href=\"{escape(app_href)}\">打开{name} App</a>")
-    web = link.mobile_url
     if web:
         parts.append(f"<a class=\"button secondary\" href=\"{escape(web)}\">继续在网页中查看</a>")
     # Moments has banned share-code (口令) text since 2018: offer only the plain link there.
     copy_text = web or ""
-    if link.token and decision.landing != "moments":
+    if link.token and not moments:
         copy_text = f"{web} ￥{link.token}￥" if web else f"￥{link.token}￥"
     if copy_text:
         parts.append(
@@ -97,6 +99,9 @@ def landing_page(ctx: Context, decision: Decision) -> tuple[str, str]:
             f"<textarea id=\"token\" rows=\"3\" readonly>{escape(copy_text)}</textarea>"
             "<button id=\"copy\" type=\"button\">复制</button><p id=\"copied\" role=\"status\"></p>"
         )
+    if app_href and app_name:
+        # In-app browsers block app schemes for most pages: offer the attempt, but not as the main way.
+        parts.append(f"<p><a href=\"{escape(app_href)}\">已安装{name}？尝试直接打开</a></p>")
     return _page(heading, "".join(parts), nonce, _COPY_SCRIPT if copy_text else ""), nonce
 
 

@@ -97,7 +97,6 @@ class Rule:
     then: Outcome
     description: str = ""
     where: str = ""  # file:line, for explanations
-    column: int = 1
 
     def first_failure(self, ctx: object) -> Condition | None:
         for _, condition in self.conditions:
@@ -126,6 +125,7 @@ class _FileReader:
     def __init__(self, name: str, problems: list[Problem]) -> None:
         self.name = name
         self.problems = problems
+        self.ids: list[tuple[str, int, int]] = []  # (id, line, column) of every rule, valid or not
         self._scalars = SafeConstructor()
 
     def problem(self, node: Node | None, message: str) -> None:
@@ -236,6 +236,7 @@ class _FileReader:
         rule_id = self.plain(fields["id"])
         if not isinstance(rule_id, str) or not rule_id.strip():
             raise _Bad(fields["id"], f"rule id must be a non-empty string, got {rule_id!r}")
+        self.ids.append((rule_id, node.start_mark.line + 1, node.start_mark.column + 1))
         description = self.plain(fields["description"]) if "description" in fields else ""
         if not isinstance(description, str):
             raise _Bad(fields["description"], "description must be a string")
@@ -244,7 +245,7 @@ class _FileReader:
         if conditions is None:
             return None
         where = f"{self.name}:{node.start_mark.line + 1}"
-        return Rule(rule_id, conditions, then, description, where, node.start_mark.column + 1)
+        return Rule(rule_id, conditions, then, description, where)
 
     def conditions(self, node: Node) -> tuple[tuple[ConditionName, Condition], ...] | None:
         if not isinstance(node, MappingNode):
@@ -334,6 +335,7 @@ def load_rules(directory: str | Path) -> RuleSet:
     if not files:
         raise RuleSetError([Problem(str(root), 1, 1, "no rule files (*.yaml) in the rules directory")])
     problems: list[Problem] = []
+    ids: list[tuple[str, str, int, int]] = []  # (id, file, line, column), for duplicates
     rules: list[Rule] = []
     defaults: list[tuple[Outcome, Node, str]] = []
     hosts: list[str] = []
@@ -353,16 +355,17 @@ def load_rules(directory: str | Path) -> RuleSet:
         reader = _FileReader(name, problems)
         file_rules, file_defaults, file_hosts = reader.read(text)
         rules.extend(file_rules)
+        ids.extend((rule_id, name, line, column) for rule_id, line, column in reader.ids)
         defaults.extend((outcome, node, name) for outcome, node in file_defaults)
         hosts.extend(file_hosts)
+    # Checked over every rule that has an id, including rules with other mistakes: all problems at once.
     seen: dict[str, str] = {}
-    for rule in rules:
-        if rule.id in seen:
-            file, line = rule.where.rsplit(":", 1)
-            message = f"duplicate rule id {rule.id!r} (first at {seen[rule.id]})"
-            problems.append(Problem(file, int(line), rule.column, message))
+    for rule_id, file, line, column in ids:
+        if rule_id in seen:
+            message = f"duplicate rule id {rule_id!r} (first at {seen[rule_id]})"
+            problems.append(Problem(file, line, column, message))
         else:
-            seen[rule.id] = rule.where
+            seen[rule_id] = f"{file}:{line}"
     if len(rules) > MAX_RULES:
         problems.append(Problem(str(root), 1, 1, f"{len(rules)} rules; the limit is {MAX_RULES}"))
     if not defaults and not problems:
@@ -374,7 +377,7 @@ def load_rules(directory: str | Path) -> RuleSet:
                     f"second 'default:' (first in {first[2]}:{first[1].start_mark.line + 1})")
         )
     if problems:
-        raise RuleSetError(problems)
+        raise RuleSetError(sorted(problems, key=lambda p: (p.file, p.line, p.column)))
     return RuleSet(
         rules=tuple(rules),
         default=defaults[0][0],

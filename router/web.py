@@ -131,11 +131,12 @@ def configure_logging(level: str = "info") -> None:
     """Plain lines for the router's own messages; click lines are already JSON."""
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))
-    for name in ("router", "router.clicks"):
-        logger = logging.getLogger(name)
-        logger.handlers[:] = [handler] if name == "router" else []
-        logger.setLevel(level.upper())
-    logging.getLogger("router.clicks").propagate = True
+    logger = logging.getLogger("router")
+    logger.handlers[:] = [handler]
+    logger.setLevel(level.upper())
+    # Stop here: a root handler (the CLI's basicConfig) would print every click line a second time,
+    # prefixed, and the log would no longer replay with `explain --batch`.
+    logger.propagate = False
 
 
 def app_from_env() -> Starlette:

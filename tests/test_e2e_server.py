@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -108,9 +109,15 @@ def test_startup_log_content() -> None:
         httpx.get(f"http://127.0.0.1:{port}/go?url={quote(ITEM, safe='')}", headers={"user-agent": uas.SAFARI_IOS})
     finally:
         output = stop(process)
-    assert "PUBLIC DEVELOPMENT KEY" in output
-    assert '"request": "/go?url=https%3A%2F%2Fitem.taobao.com%2Fitem.htm%3Fid%3D123456"' in output
-    assert '"rule": "mobile-browser-app"' in output
+    assert output.count("PUBLIC DEVELOPMENT KEY") == 1
+    click_lines = [line for line in output.splitlines() if '"request"' in line]
+    assert len(click_lines) == 1, output  # once, as bare JSON: the log replays with explain --batch
+    record = json.loads(click_lines[0])
+    assert record["request"] == "/go?url=https%3A%2F%2Fitem.taobao.com%2Fitem.htm%3Fid%3D123456"
+    assert record["rule"] == "mobile-browser-app" and record["ua"] == uas.SAFARI_IOS
+    replay = subprocess.run([sys.executable, "-m", "router", "explain", "--batch", "-"], input=click_lines[0],
+                            capture_output=True, text=True, timeout=60, check=True)
+    assert json.loads(replay.stdout)["rule"] == "mobile-browser-app"
 
 
 def test_bad_rules_refuse_to_start(tmp_path: Path) -> None:
