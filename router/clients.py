@@ -137,7 +137,7 @@ class FastUserAgent(UserAgent):
     ``is_pc`` and ``is_bot`` classify exactly as user-agents does.
     """
 
-    def __init__(self, result: ua_parser.Result) -> None:
+    def __init__(self, result: ua_parser.Result | ua_parser.PartialResult) -> None:
         # Deliberately no super().__init__(): that would parse the string again
         # with user-agents' slow pure-Python parser.
         # Result uses None for "no match"; user-agents expects family "Other" then.
