@@ -19,6 +19,7 @@ from urllib.parse import quote, urlencode
 from router.click import BadClick, read_click
 from router.config import Settings
 from router.decide import explain
+from router.deeplinks import app_url
 from router.links import LinkError, parse_link
 from router.rules import RuleSet, RuleSetError, load_rules
 from router.signing import SigningKeyError, sign
@@ -47,9 +48,11 @@ def _rules(settings: Settings) -> RuleSet:
         raise UsageError(f"rules rejected: {count} problem{'s' if count != 1 else ''}; nothing was loaded") from None
 
 
-def _parse_at(text: str | None) -> datetime:
-    if not text:
+def _parse_at(text: object) -> datetime:
+    if text is None or text == "":
         return datetime.now(UTC)
+    if not isinstance(text, str):
+        raise UsageError(f"time {text!r} is not ISO 8601 text, e.g. 2026-11-11T20:00:00+08:00")
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
     except ValueError:
@@ -91,6 +94,7 @@ def result_json(
             "item_id": link.item_id,
             "shop_id": link.shop_id,
             "web_url": link.web_url,
+            "app_url": app_url(link),
         },
         "ad": None if ctx.ad is None else {
             "source": ctx.ad.source, "advertiser": ctx.ad.advertiser, "campaign": ctx.ad.campaign,
@@ -111,10 +115,12 @@ def result_json(
     return out
 
 
-def explain_click(request: str, ua: str, at: datetime, settings: Settings, rules: RuleSet) -> dict[str, Any]:
+def explain_click(
+    request: str, ua: str, at: datetime, settings: Settings, rules: RuleSet, visitor: str = ""
+) -> dict[str, Any]:
     path, _, query = request.partition("?")
     try:
-        ctx = read_click(path, query, ua, at=at, settings=settings)
+        ctx = read_click(path, query, ua, at=at, settings=settings, visitor=visitor)
     except BadClick as bad:
         return result_json(None, None, rules, bad)
     return result_json(ctx, explain(rules, ctx), rules)
@@ -127,13 +133,16 @@ def _batch(lines: Iterable[str], settings: Settings, rules: RuleSet) -> Iterator
         try:
             record = json.loads(line)
             if not isinstance(record, dict) or not isinstance(record.get("request"), str):
-                raise ValueError("expected an object with 'request' (and 'ua', optional 'at')")
+                raise ValueError("expected an object with 'request' (and 'ua', optional 'at', 'visitor')")
             ua = record.get("ua") or ""
+            visitor = record.get("visitor") or ""
+            if not isinstance(ua, str) or not isinstance(visitor, str):
+                raise ValueError("'ua' and 'visitor' must be strings")
             at = _parse_at(record.get("at"))
         except (ValueError, UsageError) as err:
             yield {"line": number, "error": str(err)}
             continue
-        yield explain_click(record["request"], str(ua), at, settings, rules)
+        yield explain_click(record["request"], ua, at, settings, rules, visitor)
 
 
 def _click_request(args: argparse.Namespace, settings: Settings) -> str:
@@ -164,7 +173,7 @@ def cmd_explain(args: argparse.Namespace, out: IO[str]) -> int:
                 out.write(json.dumps(result, ensure_ascii=False) + "\n")
         return 0
     request = _click_request(args, settings)
-    result = explain_click(request, args.ua, _parse_at(args.at), settings, rules)
+    result = explain_click(request, args.ua, _parse_at(args.at), settings, rules, args.visitor or "")
     out.write(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
     return 0
 
@@ -236,11 +245,12 @@ def build_parser() -> argparse.ArgumentParser:
     expl.add_argument("--ua", default="", help="User-Agent of the click (default: empty, which reads as a bot)")
     expl.add_argument("--at", help="time of the click, ISO 8601 with timezone (default: now)")
     expl.add_argument("--rules", metavar="DIR")
+    expl.add_argument("--visitor", help="visitor id, as logged by the server (rollouts depend on it)")
     expl.add_argument("--link", help="instead of a request: the destination link")
     expl.add_argument("--channel", choices=[c.value for c in Channel], help="with --link: the channel")
     expl.add_argument("--ad-source", help="with --link --channel ad: the ad source (the link is signed)")
     expl.add_argument("--advertiser", help="with --link --channel ad: the advertiser")
-    expl.add_argument("--batch", metavar="FILE", help="JSON lines {request, ua, at?}; '-' for stdin")
+    expl.add_argument("--batch", metavar="FILE", help="JSON lines {request, ua, at?, visitor?}; '-' for stdin")
     expl.set_defaults(run=cmd_explain)
     return parser
 

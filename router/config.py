@@ -33,8 +33,9 @@ def bundled_rules_dir() -> Path:
     return package.parent / "rules"
 
 
-def _csv(text: str) -> tuple[str, ...]:
-    return tuple(part.strip().lower() for part in text.split(",") if part.strip())
+def _csv(text: str, *, lower: bool = True) -> tuple[str, ...]:
+    parts = (part.strip() for part in text.split(","))
+    return tuple(part.lower() if lower else part for part in parts if part)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,5 +56,6 @@ class Settings:
             rules_dir=Path(directory),
             allowed_hosts=_csv(env.get("ROUTER_ALLOWED_HOSTS", "")) or DEFAULT_ALLOWED_HOSTS,
             signing_keys=keys,
-            forward_params=_csv(env.get("ROUTER_FORWARD_PARAMS", "")) or DEFAULT_FORWARD_PARAMS,
+            # Query parameter names are case-sensitive: forwarded exactly as configured.
+            forward_params=_csv(env.get("ROUTER_FORWARD_PARAMS", ""), lower=False) or DEFAULT_FORWARD_PARAMS,
         )

@@ -12,8 +12,9 @@ through from input. The forms (DOMAIN.md, "How an app is opened"):
              (iOS opens the app when installed, the page otherwise)
 
 `auto` picks the form that falls back to the web wherever the platform allows:
-intent in Android/HarmonyOS browsers, a Universal Link on iOS when one is
-configured, the plain scheme elsewhere (in-app webviews ignore intent fallbacks).
+intent in Android (and Android-compatible HarmonyOS) browsers, a Universal Link
+on iOS when one is configured, the plain scheme elsewhere (in-app webviews
+ignore intent fallbacks; HarmonyOS NEXT runs no Android apps).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from router.types import OS, App, Client, Device, Link, LinkKind, Platform
 
 _PACKAGES = {"taobao": "com.taobao.taobao", "tmall": "com.tmall.wireless"}
 _TBOPEN = "tbopen://m.taobao.com/tbopen/index.html?action=ali.open.nav&module=h5&h5Url="
-_ANDROID_LIKE = (OS.ANDROID, OS.HARMONYOS)
 _PHONE_OSES = (OS.IOS, OS.ANDROID, OS.HARMONYOS)
 
 
@@ -50,6 +50,14 @@ def _scheme_url(link: Link, web: str, app: str) -> tuple[str, str]:
             return "tmall", f"tmallclient/?{payload}"
         return "taobao", f"item.taobao.com/item.htm?id={link.item_id}"
     return "tbopen", _TBOPEN.removeprefix("tbopen://") + quote(web, safe="")
+
+
+def app_url(link: Link) -> str | None:
+    """The link's own app deep link (scheme form, no attribution): what `explain` shows for the link."""
+    if link.mobile_url is None:
+        return None
+    scheme, rest = _scheme_url(link, link.mobile_url, "taobao")
+    return f"{scheme}://{rest}"
 
 
 def app_location(
@@ -89,8 +97,15 @@ def app_location(
     return f"{scheme}://{rest}", "app scheme: opens the app (no web fallback on this client)"
 
 
+def _runs_android_apps(client: Client) -> bool:
+    """Android, or HarmonyOS 2-4 (Android-compatible); HarmonyOS NEXT (5+) has no Android runtime."""
+    if client.os is OS.ANDROID:
+        return True
+    return client.os is OS.HARMONYOS and (not client.os_version or client.os_version < (5,))
+
+
 def _auto_via(client: Client, web: str, universal_link_hosts: tuple[str, ...]) -> str:
-    if client.os in _ANDROID_LIKE and client.app is App.BROWSER:
+    if client.app is App.BROWSER and _runs_android_apps(client):
         return "intent"
     if client.os is OS.IOS and urlsplit(web).hostname in universal_link_hosts:
         return "universal"

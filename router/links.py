@@ -468,17 +468,15 @@ def _parse_share_text(text: str, allowed: tuple[str, ...]) -> Link:
 
 
 def _is_bare_url(text: str) -> bool:
-    """Whether the input is one URL rather than a share text."""
-    if text.startswith("//"):
-        return True
-    match = _SCHEME_RE.match(text)
-    if not match:
+    """Whether the input is one URL rather than a share text.
+
+    Anything with whitespace inside is a share text, even when it starts with its link
+    ("https://m.tb.cn/h.x?tk=… 「title」 点击链接直接打开"), and so is "Title: 【…】 https://…". A
+    javascript:/data: URL pasted with spaces still fails there: it holds no Taobao link or code.
+    """
+    if _WHITESPACE_RE.search(text) is not None:
         return False
-    if match.group()[:-1].lower() in ("http", "https", "taobao"):
-        return True
-    # "Title: 【…】 https://…" starts like a scheme too; with spaces in it, it is a share text. A real
-    # javascript:/data: URL pasted with spaces still fails later: it holds no Taobao link or code.
-    return _WHITESPACE_RE.search(text) is None
+    return text.startswith("//") or _SCHEME_RE.match(text) is not None
 
 
 def parse_link(raw: str, allowed: tuple[str, ...] = DEFAULT_ALLOWED_HOSTS) -> Link:

@@ -81,7 +81,7 @@ def landing_page(ctx: Context, decision: Decision) -> tuple[str, str]:
         where = "朋友圈里的链接" if moments and ctx.client.app is App.WECHAT else f"{app_name}内"
         parts.append(
             f"<p class=\"hint\">{where}无法直接打开{name}。请点击右上角 <b>···</b>，"
-            "选择「在浏览器打开」；或复制下方链接后打开淘宝 App。</p>"
+            "选择「在浏览器打开」；或复制下方内容后打开淘宝 App。</p>"
         )
     app_href, _ = app_location(link, ctx.client, ctx.forward)
     web = web_location(link, ctx.client, ctx.forward)
@@ -89,9 +89,10 @@ def landing_page(ctx: Context, decision: Decision) -> tuple[str, str]:
         parts.append(f"<a class=\"button\" href=\"{escape(app_href)}\">打开{name} App</a>")
     if web:
         parts.append(f"<a class=\"button secondary\" href=\"{escape(web)}\">继续在网页中查看</a>")
-    # Moments has banned share-code (口令) text since 2018: offer only the plain link there.
+    # Moments has banned share-code (口令) text since 2018: offer only the plain link there, unless
+    # the code is all there is (a token-only share text): then it is the only way forward.
     copy_text = web or ""
-    if link.token and not moments:
+    if link.token and (not moments or not web):
         copy_text = f"{web} ￥{link.token}￥" if web else f"￥{link.token}￥"
     if copy_text:
         parts.append(

@@ -127,6 +127,7 @@ class _FileReader:
         self.problems = problems
         self.ids: list[tuple[str, int, int]] = []  # (id, line, column) of every rule, valid or not
         self._scalars = SafeConstructor()
+        self._expanded: set[int] = set()
 
     def problem(self, node: Node | None, message: str) -> None:
         line, column = (node.start_mark.line + 1, node.start_mark.column + 1) if node is not None else (1, 1)
@@ -141,9 +142,16 @@ class _FileReader:
                 return self._scalars.construct_object(node)
             except (ConstructorError, ValueError) as err:
                 raise _Bad(node, f"bad value {node.value!r}: {err}") from None
+        # An alias makes the composer hand back the same node again; expanding nested aliases is
+        # exponential ("billion laughs"), and rule files have no need for them.
+        if id(node) in self._expanded:
+            raise _Bad(node, "YAML aliases (*name) are not allowed in rule files; write the value out")
+        self._expanded.add(id(node))
         if isinstance(node, SequenceNode):
             return [self.plain(item) for item in node.value]
-        return {str(self.plain(key)): self.plain(value) for key, value in self.mapping(node)}
+        if isinstance(node, MappingNode):
+            return {str(self.plain(key)): self.plain(value) for key, value in self.mapping(node)}
+        raise _Bad(node, "unexpected YAML node")
 
     def mapping(self, node: MappingNode) -> Iterator[tuple[Node, Node]]:
         """Key/value pairs, reporting duplicate keys (YAML loaders silently keep the last one)."""
@@ -202,7 +210,7 @@ class _FileReader:
             if not isinstance(items, list) or not all(isinstance(h, str) and h for h in items):
                 self.problem(value, "'universal_link_hosts' is a list of host names")
                 continue
-            hosts.extend(h.lower() for h in items)  # type: ignore[union-attr]
+            hosts.extend(str(h).lower() for h in items)
         return hosts
 
     def rule_list(self, node: Node) -> Iterator[Rule]:

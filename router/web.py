@@ -3,7 +3,8 @@
 Only this module touches Starlette. A click is read into a Context
 (router.click), decided (router.decide) and turned into a response here; each
 click is logged as one JSON line whose `request`, `ua` and `at` fields are
-exactly what `python -m router explain --batch` replays.
+exactly what `python -m router explain --batch` replays (with `visitor`, so
+rollout decisions replay too).
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None, rules: RuleSet | None = None) -
                     "at": at.isoformat(timespec="milliseconds"),
                     "request": f"{request.url.path}?{query}" if query else request.url.path,
                     "ua": ua,
+                    "visitor": visitor,  # rollouts depend on it: replaying needs it
                     "action": action,
                     "rule": rule,
                     "status": status,
@@ -116,7 +118,7 @@ def create_app(settings: Settings | None = None, rules: RuleSet | None = None) -
         response.headers["Allow"] = "GET, HEAD"
         return response
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/go", click, methods=["GET", "HEAD"]),
             Route("/ad", click, methods=["GET", "HEAD"]),
@@ -125,6 +127,10 @@ def create_app(settings: Settings | None = None, rules: RuleSet | None = None) -
         ],
         exception_handlers={404: not_found, 405: not_allowed},
     )
+    # Starlette would answer /go/ with a redirect built from the request's Host header: an open
+    # redirect to any host. The router's only redirects are its decisions.
+    app.router.redirect_slashes = False
+    return app
 
 
 def configure_logging(level: str = "info") -> None:

@@ -504,14 +504,9 @@ def test_share_text_without_url_or_token(text: str) -> None:
         ("taobao://evil.com/shop", "not allowed"),
         ("taobao://shop.m.taobao.com:443/shop/shop_index.htm?shop_id=1", "port"),
         # characters
-        ("https://item.taobao.com/item.htm?id=1 2", "whitespace"),
-        ("https://item.taobao.com/\tx", "whitespace"),
-        ("https://item.taobao.com/\u3000x", "whitespace"),
-        ("https://item.taobao.com/\u00a0x", "whitespace"),
         ("https://item.taobao.com/\x00", "control character"),
         ("https://item.taobao.com/\x7f", "control character"),
         ("https://item.taobao.com/\x9bx", "control character"),
-        ("https://item.taobao.com/\x85x", "whitespace"),
         ("https://item.tao\u200bbao.com/", "invisible formatting character"),
         ("https://item.taobao.com/\u202eevil", "invisible formatting character"),
         # hosts
@@ -540,6 +535,27 @@ def test_share_text_without_url_or_token(text: str) -> None:
 def test_rejected(raw: str, expected: str) -> None:
     """Look-alikes, bad schemes, characters, hosts and ports are refused with a sentence saying why."""
     assert expected in _rejected(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "web_url"),
+    [
+        ("https://item.taobao.com/item.htm?id=1 2", "https://item.taobao.com/item.htm?id=1"),
+        ("https://item.taobao.com/\tx", "https://item.taobao.com/"),
+        ("https://item.taobao.com/\u3000x", "https://item.taobao.com/"),
+        ("https://item.taobao.com/\u00a0x", "https://item.taobao.com/"),
+        ("https://item.taobao.com/\x85x", "https://item.taobao.com/"),
+        ("https://m.tb.cn/h.5abcDEF?tk=AbCd1234 「标题」 点击链接直接打开", "https://m.tb.cn/h.5abcDEF?tk=AbCd1234"),
+    ],
+)
+def test_text_with_whitespace_is_a_share_text(raw: str, web_url: str) -> None:
+    """Whitespace ends the link: the input is read as a share text that starts with its link."""
+    assert parse_link(raw).web_url == web_url
+
+
+def test_share_text_starting_with_foreign_link_is_refused() -> None:
+    """A share text whose link is not allowlisted is refused, not searched for a second link."""
+    assert "not allowed" in _rejected("https://evil.com/ https://item.taobao.com/item.htm?id=1")
 
 
 def test_fullwidth_dot_host_goes_where_a_browser_would() -> None:

@@ -20,3 +20,13 @@ def test_ruff_clean() -> None:
     done = subprocess.run([str(RUFF), "check", "router", "tests", "benchmarks"], cwd=ROOT, capture_output=True,
                           text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+MYPY = shutil.which("mypy", path=str(Path(sys.executable).parent)) or shutil.which("mypy")
+
+
+@pytest.mark.skipif(MYPY is None, reason="mypy is not installed (pip install -e '.[test]')")
+def test_mypy_clean() -> None:
+    """`mypy` (configured in pyproject.toml) finds no type errors in router/."""
+    done = subprocess.run([str(MYPY)], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr

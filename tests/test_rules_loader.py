@@ -94,6 +94,8 @@ def test_files_are_read_in_name_order(rules_dir: Path) -> None:
         ("rules:\n  - id: a\n    then: web\ndefault: web\n", "main.yaml:2:5: rule is missing 'when'"),
         ("rulez: []\ndefault: web\n", "main.yaml:1:1: unknown top-level key 'rulez'; did you mean 'rules'?"),
         ("rules: []\n", "no 'default:' action"),
+        ("x: &a [1, 2]\nrules:\n  - id: a\n    when: {app: &b [qq, qq], os: *b}\n    then: web\ndefault: web\n",
+         "YAML aliases (*name) are not allowed"),
         ("rules:\n  - id: a\n    when: {app: qq}\n    then: {action: block, status: 302}\ndefault: web\n",
          "block 'status' must be a 4xx code, got 302"),
     ],
