@@ -479,12 +479,35 @@ def _is_bare_url(text: str) -> bool:
     return text.startswith("//") or _SCHEME_RE.match(text) is not None
 
 
+_CACHE_SIZE = 4096
+_CACHEABLE_CHARS = 512
+
+
 def parse_link(raw: str, allowed: tuple[str, ...] = DEFAULT_ALLOWED_HOSTS) -> Link:
     """A URL or a share text -> Link, or raises LinkError.
 
     Never raises anything else for a str input. Every URL in the result starts with https:// and
     has a host on `allowed`.
+
+    Ad campaigns send the same destination millions of times, so results are cached (a Link is
+    immutable). Only short inputs are cached, to bound memory; errors are never cached.
     """
+    if isinstance(raw, str) and len(raw) <= _CACHEABLE_CHARS:
+        return _parse_link_cached(raw, allowed)
+    return _parse_link(raw, allowed)
+
+
+def link_cache_clear() -> None:
+    """Empty the Link cache (benchmarks, tests)."""
+    _parse_link_cached.cache_clear()
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _parse_link_cached(raw: str, allowed: tuple[str, ...]) -> Link:
+    return _parse_link(raw, allowed)
+
+
+def _parse_link(raw: str, allowed: tuple[str, ...]) -> Link:
     if not isinstance(raw, str):
         raise LinkError(f"expected a link as text, got {type(raw).__name__}")
     if len(raw) > MAX_INPUT_CHARS:
