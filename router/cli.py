@@ -22,7 +22,7 @@ from router.decide import explain
 from router.deeplinks import app_url
 from router.links import LinkError, parse_link
 from router.rules import RuleSet, RuleSetError, load_rules
-from router.signing import SigningKeyError, sign
+from router.signing import sign
 from router.types import Channel, Context, Decision
 from router.versions import format_version
 
@@ -34,7 +34,7 @@ class UsageError(Exception):
 def _settings(rules_dir: str | None) -> Settings:
     try:
         return Settings.from_env(rules_dir=rules_dir)
-    except SigningKeyError as err:
+    except ValueError as err:  # SigningKeyError and the other settings mistakes
         raise UsageError(str(err)) from None
 
 

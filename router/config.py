@@ -6,6 +6,7 @@
 | ROUTER_ALLOWED_HOSTS | taobao.com,tmall.com,tb.cn,tmall.hk | destination hosts (dot-boundary suffixes) |
 | ROUTER_SIGNING_KEYS | a development key, with a warning | `kid:secret,…` for /ad links; first signs |
 | ROUTER_FORWARD_PARAMS | gdt_vid,qz_gdt,weixinadinfo,click_id | query params passed on to the destination |
+| ROUTER_FALLBACK_DELAY_MS | 2000 | landing page in a phone browser: wait for the app before the web page |
 | ROUTER_LOG_LEVEL | info | log level |
 """
 
@@ -21,6 +22,9 @@ from router.signing import SigningKeys
 
 DEFAULT_FORWARD_PARAMS = ("gdt_vid", "qz_gdt", "weixinadinfo", "click_id")
 VISITOR_COOKIE = "adlink_vid"
+# How long a phone's landing page waits for the app before it falls back to the web page. Slow phones
+# and confirm dialogs need well over a second (DOMAIN.md: the usual backstop is 1.5-2.5 s).
+DEFAULT_FALLBACK_DELAY_MS = 2000
 _DEVELOPMENT_KEYS = SigningKeys.development_keys()
 
 
@@ -31,6 +35,18 @@ def bundled_rules_dir() -> Path:
         if candidate.is_dir():
             return candidate
     return package.parent / "rules"
+
+
+def _delay(text: str) -> int:
+    if not text.strip():
+        return DEFAULT_FALLBACK_DELAY_MS
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"ROUTER_FALLBACK_DELAY_MS must be a number of milliseconds, got {text!r}") from None
+    if not 300 <= value <= 10_000:
+        raise ValueError(f"ROUTER_FALLBACK_DELAY_MS must be between 300 and 10000 milliseconds, got {value}")
+    return value
 
 
 def _csv(text: str, *, lower: bool = True) -> tuple[str, ...]:
@@ -44,6 +60,7 @@ class Settings:
     allowed_hosts: tuple[str, ...] = DEFAULT_ALLOWED_HOSTS
     signing_keys: SigningKeys = _DEVELOPMENT_KEYS
     forward_params: tuple[str, ...] = DEFAULT_FORWARD_PARAMS
+    fallback_delay_ms: int = DEFAULT_FALLBACK_DELAY_MS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, rules_dir: str | None = None) -> Settings:
@@ -58,4 +75,5 @@ class Settings:
             signing_keys=keys,
             # Query parameter names are case-sensitive: forwarded exactly as configured.
             forward_params=_csv(env.get("ROUTER_FORWARD_PARAMS", ""), lower=False) or DEFAULT_FORWARD_PARAMS,
+            fallback_delay_ms=_delay(env.get("ROUTER_FALLBACK_DELAY_MS", "")),
         )

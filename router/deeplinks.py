@@ -52,6 +52,20 @@ def _scheme_url(link: Link, web: str, app: str) -> tuple[str, str]:
     return "tbopen", _TBOPEN.removeprefix("tbopen://") + quote(web, safe="")
 
 
+_STORES = {
+    OS.IOS: "https://apps.apple.com/app/id387682726",  # Taobao on the App Store
+    # Android phones (and Android-compatible HarmonyOS) hand market:// to whichever store they have:
+    # Huawei, Xiaomi, OPPO, vivo, Tencent's or Google's.
+    OS.ANDROID: "market://details?id=com.taobao.taobao",
+    OS.HARMONYOS: "market://details?id=com.taobao.taobao",
+}
+
+
+def store_url(os: OS) -> str | None:
+    """Where to get the Taobao app on this OS; None where there is no app (desktops)."""
+    return _STORES.get(os)
+
+
 def app_url(link: Link) -> str | None:
     """The link's own app deep link (scheme form, no attribution): what `explain` shows for the link."""
     if link.mobile_url is None:

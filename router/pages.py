@@ -1,47 +1,36 @@
-"""The HTML the router answers with: the landing page and the block/error page.
+"""What the landing and message pages say, and in which language: the context their templates get.
 
-Every value that comes from the request is escaped for where it lands (text or
-attribute); the one inline script and style carry a per-response nonce named in
-a strict Content-Security-Policy. Pages are small and self-contained: no
-external scripts, fonts, images or trackers.
+Templates (`templates/*.html`) and their words (`templates/text/<lang>.yaml`) are files a designer
+edits; this module picks the language, the page's mode and the links, and hands the template only
+values it can print. Jinja autoescaping is always on; URLs go through the `href` filter (router-built
+schemes only) and the script's settings through `tojson`, which is safe inside <script>.
 """
 
 from __future__ import annotations
 
 import secrets
-from html import escape
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
-from router.deeplinks import app_location, web_location
-from router.types import App, Context, Decision
+import jinja2
+import yaml
 
-_GUIDE_APPS = {
-    App.WECHAT: "微信",
-    App.WECOM: "企业微信",
-    App.QQ: "QQ",
-    App.WEIBO: "微博",
-    App.ALIPAY: "支付宝",
-    App.DINGTALK: "钉钉",
-    App.DOUYIN: "抖音",
-    App.OTHER_INAPP: "当前应用",
-}
+from router.deeplinks import app_location, store_url, web_location
+from router.types import OS, App, Context, Decision, Device
 
-_STYLE = (
-    "body{font:16px/1.5 -apple-system,system-ui,sans-serif;margin:0;padding:24px;color:#222;background:#fafafa}"
-    "main{max-width:28rem;margin:0 auto}h1{font-size:1.3rem}"
-    ".hint{background:#fff3e0;border-radius:8px;padding:12px}"
-    "a.button,button{display:block;width:100%;box-sizing:border-box;margin:12px 0;padding:12px;border:0;"
-    "border-radius:8px;background:#ff5000;color:#fff;font-size:1rem;text-align:center;text-decoration:none}"
-    "a.secondary{background:#eee;color:#222}"
-    "textarea{width:100%;box-sizing:border-box;font:inherit;padding:8px}"
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+LANGUAGES = ("zh-CN", "en")  # the first is the default
+
+# Apps whose browser won't open Taobao for a link it didn't whitelist: the page guides out of them.
+GUIDE_APPS = frozenset(
+    {App.WECHAT, App.WECOM, App.QQ, App.WEIBO, App.ALIPAY, App.DINGTALK, App.DOUYIN, App.OTHER_INAPP}
 )
-
-_COPY_SCRIPT = (
-    "document.getElementById('copy').addEventListener('click',function(){"
-    "var t=document.getElementById('token');t.select();"
-    "var done=function(){document.getElementById('copied').textContent='已复制，打开淘宝即可查看';};"
-    "if(navigator.clipboard){navigator.clipboard.writeText(t.value).then(done,function(){"
-    "document.execCommand('copy');done();});}else{document.execCommand('copy');done();}});"
-)
+_PHONE_OSES = (OS.IOS, OS.ANDROID, OS.HARMONYOS)
+_MENU_SYMBOL = "···"  # every supported app puts "more" at the top right as three dots
+_HREF_SCHEMES = frozenset({"https", "taobao", "tbopen", "tmall", "intent", "market", "itms-apps"})
+_MAX_ACCEPT_LANGUAGE = 512
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -57,57 +46,126 @@ def content_security_policy(nonce: str) -> str:
     )
 
 
-def _page(title: str, body: str, nonce: str, script: str = "") -> str:
-    script_tag = f"<script nonce=\"{nonce}\">{script}</script>" if script else ""
-    return (
-        "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\">"
-        "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
-        "<meta name=\"robots\" content=\"noindex\">"
-        f"<title>{escape(title)}</title><style nonce=\"{nonce}\">{_STYLE}</style></head>"
-        f"<body><main>{body}</main>{script_tag}</body></html>"
+def new_nonce() -> str:
+    return secrets.token_urlsafe(16)
+
+
+@cache
+def texts() -> dict[str, dict[str, Any]]:
+    """Every language's words, read once."""
+    loaded = {}
+    for lang in LANGUAGES:
+        with open(TEMPLATES_DIR / "text" / f"{lang}.yaml", encoding="utf-8") as handle:
+            loaded[lang] = yaml.safe_load(handle)
+    return loaded
+
+
+def choose_language(accept_language: str | None) -> str:
+    """The supported language the Accept-Language header prefers most; Simplified Chinese by default."""
+    candidates: list[tuple[float, int, str]] = []
+    for position, item in enumerate((accept_language or "")[:_MAX_ACCEPT_LANGUAGE].split(",")[:20]):
+        tag, _, params = item.strip().partition(";")
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                continue
+        primary = tag.strip().lower().split("-")[0]
+        lang = "en" if primary == "en" else "zh-CN" if primary == "zh" else None
+        if lang and quality > 0:
+            candidates.append((quality, -position, lang))  # on equal quality, the client's order wins
+    return max(candidates)[2] if candidates else LANGUAGES[0]
+
+
+def href(url: object) -> str:
+    """A URL for an href attribute: only the schemes the router itself builds, anything else is '#'."""
+    if not isinstance(url, str):
+        return "#"
+    scheme = urlsplit(url).scheme.lower() if ":" in url else ""
+    return url if scheme in _HREF_SCHEMES else "#"
+
+
+@cache
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=True,  # every template, whatever its file name
+        undefined=jinja2.StrictUndefined,  # a misspelt variable fails the tests, not the page
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
+    env.filters["href"] = href
+    return env
 
 
-def landing_page(ctx: Context, decision: Decision) -> tuple[str, str]:
-    """(html, nonce) for a landing decision."""
-    nonce = secrets.token_urlsafe(16)
-    link = ctx.link
-    name = "天猫" if link.platform.value == "tmall" else "淘宝"
-    heading = link.title or f"在{name}中查看"
-    parts = [f"<h1>{escape(heading)}</h1>"]
-    app_name = _GUIDE_APPS.get(ctx.client.app)
+def _words(lang: str, **values: str) -> dict[str, Any]:
+    """The language's texts with placeholders filled; nested tables are left as they are."""
+    table = texts()[lang]
+    return {key: value.format(**values) if isinstance(value, str) else value for key, value in table.items()}
+
+
+def _mode(ctx: Context) -> str:
+    client = ctx.client
+    if client.app in GUIDE_APPS:
+        return "inapp"
+    if client.os in _PHONE_OSES and not client.bot and client.device is not Device.DESKTOP:
+        return "phone"
+    return "static"
+
+
+def _menu_label(table: dict[str, Any], ctx: Context) -> str:
+    labels = table["menu_labels"]
+    app, os = ctx.client.app.value, ctx.client.os.value
+    return str(labels.get(f"{app}_{os}") or labels.get(app) or labels["default"])
+
+
+def landing_context(ctx: Context, decision: Decision, lang: str, nonce: str, fallback_delay_ms: int) -> dict[str, Any]:
+    link, client = ctx.link, ctx.client
+    table = texts()[lang]
+    platform = str(table["platform"][link.platform.value])
+    app_name = str(table["apps"].get(client.app.value, table["apps"]["other_inapp"]))
+    label = _menu_label(table, ctx)
+    t = _words(lang, platform=platform, kind=str(table["kind"][link.kind.value]), app=app_name,
+               menu="{menu}", label=label, status="")
+    before, _, after = t["guide_step"].partition("{menu}")
+    t.update(platform_name=platform, kind_name=table["kind"][link.kind.value],
+             guide_step_before=before, guide_step_after=after)
+    mode = _mode(ctx)
     moments = decision.landing == "moments"
-    if app_name:
-        where = "朋友圈里的链接" if moments and ctx.client.app is App.WECHAT else f"{app_name}内"
-        parts.append(
-            f"<p class=\"hint\">{where}无法直接打开{name}。请点击右上角 <b>···</b>，"
-            "选择「在浏览器打开」；或复制下方内容后打开淘宝 App。</p>"
-        )
-    app_href, _ = app_location(link, ctx.client, ctx.forward)
-    web = web_location(link, ctx.client, ctx.forward)
-    if app_href and not app_name:
-        parts.append(f"<a class=\"button\" href=\"{escape(app_href)}\">打开{name} App</a>")
-    if web:
-        parts.append(f"<a class=\"button secondary\" href=\"{escape(web)}\">继续在网页中查看</a>")
-    # Moments has banned share-code (口令) text since 2018: offer only the plain link there, unless
-    # the code is all there is (a token-only share text): then it is the only way forward.
-    copy_text = web or ""
-    if link.token and (not moments or not web):
-        copy_text = f"{web} ￥{link.token}￥" if web else f"￥{link.token}￥"
-    if copy_text:
-        parts.append(
-            "<label for=\"token\">复制后打开淘宝 App：</label>"
-            f"<textarea id=\"token\" rows=\"3\" readonly>{escape(copy_text)}</textarea>"
-            "<button id=\"copy\" type=\"button\">复制</button><p id=\"copied\" role=\"status\"></p>"
-        )
-    if app_href and app_name:
-        # In-app browsers block app schemes for most pages: offer the attempt, but not as the main way.
-        parts.append(f"<p><a href=\"{escape(app_href)}\">已安装{name}？尝试直接打开</a></p>")
-    return _page(heading, "".join(parts), nonce, _COPY_SCRIPT if copy_text else ""), nonce
+    web = web_location(link, client, ctx.forward)
+    app_url = app_location(link, client, ctx.forward)[0] if mode == "phone" else None
+    # Moments has banned share codes (口令) since 2018: offer the plain link there, unless the code
+    # is all there is (a share text with no link), when it is the only way forward.
+    copy_is_token = bool(link.token) and (not moments or web is None)
+    copy_text = (f"￥{link.token}￥ {web}" if web else f"￥{link.token}￥") if copy_is_token else (web or "")
+    heading = link.title or t["heading"]
+    return {
+        "t": t,
+        "title": heading if link.title else t["page_title"],
+        "heading": heading,
+        "nonce": nonce,
+        "mode": mode,
+        "moments": moments,
+        "menu": _MENU_SYMBOL,
+        "menu_name": t["menu_name"],
+        "web_url": web,
+        "app_url": app_url,
+        "store_url": store_url(client.os) if mode == "phone" else None,
+        "copy_text": copy_text,
+        "copy_is_token": copy_is_token,
+        "config": {
+            "mode": mode,
+            "app": app_url,
+            "web": web,
+            "delay": fallback_delay_ms,
+            "copy": copy_text,
+            "text": {"copied": t["copy_done"], "copyFailed": t["copy_failed"]},
+        },
+    }
 
 
-def message_page(status: int, message: str) -> tuple[str, str]:
-    """(html, nonce) for a block or a bad request: says what was wrong."""
-    nonce = secrets.token_urlsafe(16)
-    body = f"<h1>无法打开此链接 · This link can't be opened</h1><p>{escape(message)}</p><p>HTTP {status}</p>"
-    return _page("无法打开此链接", body, nonce), nonce
+def message_context(status: int, message: str, lang: str, nonce: str) -> dict[str, Any]:
+    t = _words(lang, platform="", kind="", app="", menu="", label="", status=str(status))
+    return {"t": t, "title": t["message_title"], "message": message, "status_line": t["message_status"],
+            "nonce": nonce}

@@ -30,7 +30,7 @@ from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from router.conditions import Condition, ConditionError, ConditionName, build_condition
-from router.types import Action
+from router.types import LANDING_PAGES, Action
 
 MAX_FILE_BYTES = 1_000_000
 MAX_RULES = 2_000
@@ -313,8 +313,8 @@ class _FileReader:
         if app not in _TARGET_APPS:
             raise _Bad(nodes["app"][1], f"unknown app {app!r}; expected one of: {', '.join(_TARGET_APPS)}")
         page = values.get("page", "")
-        if not isinstance(page, str):
-            raise _Bad(nodes["page"][1], "'page' must be a string naming a landing page variant")
+        if page != "" and page not in LANDING_PAGES:
+            raise _Bad(nodes["page"][1], f"unknown landing page {page!r}{_suggest(str(page), LANDING_PAGES)}")
         status = values.get("status", 403)
         if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 499:
             raise _Bad(nodes["status"][1], f"block 'status' must be a 4xx code, got {status!r}")

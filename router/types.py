@@ -78,6 +78,11 @@ class LinkKind(StrEnum):
     TOKEN = "token"  # a share text with a Taobao token and no link at all
 
 
+LANDING_PAGES = ("moments",)
+"""Landing page variants a rule may name with `page:` (the plain page needs none).
+`moments`: WeChat bans share codes in Moments, so the page offers only the plain link to copy."""
+
+
 @dataclass(frozen=True, slots=True)
 class Client:
     """What the user agent says about where the tap happened."""

@@ -15,14 +15,23 @@ from datetime import UTC, datetime
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.templating import Jinja2Templates
 
 from router.click import BadClick, read_click, visitor_id
 from router.clients import MAX_UA_LENGTH, warm_up
 from router.config import VISITOR_COOKIE, Settings
 from router.decide import decide
-from router.pages import SECURITY_HEADERS, content_security_policy, landing_page, message_page
+from router.pages import (
+    SECURITY_HEADERS,
+    choose_language,
+    content_security_policy,
+    environment,
+    landing_context,
+    message_context,
+    new_nonce,
+)
 from router.rules import RuleSet, load_rules
 from router.types import Action, Context, Decision
 
@@ -32,19 +41,37 @@ log = logging.getLogger("router")
 _VISITOR_MAX_AGE = 365 * 24 * 3600
 
 
-def _html(status: int, page: tuple[str, str]) -> HTMLResponse:
-    html, nonce = page
-    headers = {**SECURITY_HEADERS, "Content-Security-Policy": content_security_policy(nonce)}
-    return HTMLResponse(html, status_code=status, headers=headers)
+class Pages:
+    """Renders the landing and message pages from their templates, each with a fresh CSP nonce."""
 
+    def __init__(self, settings: Settings) -> None:
+        self.templates = Jinja2Templates(env=environment())
+        self.fallback_delay_ms = settings.fallback_delay_ms
 
-def _respond(ctx: Context, decision: Decision) -> Response:
-    if decision.action in (Action.APP, Action.WEB) and decision.location:
-        # The location is built by the router from parsed parts, never echoed from input.
-        return Response(status_code=302, headers={**SECURITY_HEADERS, "Location": decision.location})
-    if decision.action is Action.BLOCK:
-        return _html(decision.status, message_page(decision.status, decision.reason))
-    return _html(200, landing_page(ctx, decision))
+    def _render(self, request: Request, name: str, status: int, context: dict[str, object], nonce: str) -> Response:
+        headers = {**SECURITY_HEADERS, "Content-Security-Policy": content_security_policy(nonce),
+                   "Content-Language": str(context["t"]["lang"]),  # type: ignore[index]
+                   "Vary": "Accept-Language"}
+        return self.templates.TemplateResponse(request, name, context, status_code=status, headers=headers)
+
+    def landing(self, request: Request, ctx: Context, decision: Decision) -> Response:
+        nonce = new_nonce()
+        lang = choose_language(request.headers.get("accept-language"))
+        context = landing_context(ctx, decision, lang, nonce, self.fallback_delay_ms)
+        return self._render(request, "landing.html", 200, context, nonce)
+
+    def message(self, request: Request, status: int, message: str) -> Response:
+        nonce = new_nonce()
+        lang = choose_language(request.headers.get("accept-language"))
+        return self._render(request, "message.html", status, message_context(status, message, lang, nonce), nonce)
+
+    def respond(self, request: Request, ctx: Context, decision: Decision) -> Response:
+        if decision.action in (Action.APP, Action.WEB) and decision.location:
+            # The location is built by the router from parsed parts, never echoed from input.
+            return Response(status_code=302, headers={**SECURITY_HEADERS, "Location": decision.location})
+        if decision.action is Action.BLOCK:
+            return self.message(request, decision.status, decision.reason)
+        return self.landing(request, ctx, decision)
 
 
 def create_app(settings: Settings | None = None, rules: RuleSet | None = None) -> Starlette:
@@ -52,6 +79,7 @@ def create_app(settings: Settings | None = None, rules: RuleSet | None = None) -
     settings = settings or Settings.from_env()
     ruleset = rules or load_rules(settings.rules_dir)
     warm_up()
+    pages = Pages(settings)
     if settings.signing_keys.development:
         log.warning(
             "ROUTER_SIGNING_KEYS is not set: /ad links are verified with the PUBLIC DEVELOPMENT KEY. "
@@ -69,18 +97,21 @@ def create_app(settings: Settings | None = None, rules: RuleSet | None = None) -
         try:
             ctx = read_click(request.url.path, query, ua, at=at, settings=settings, visitor=visitor)
             decision = decide(ruleset, ctx)
-            response = _respond(ctx, decision)
+            response = pages.respond(request, ctx, decision)
             action, rule, status = decision.action.value, decision.rule, response.status_code
         except BadClick as bad:
-            response = _html(bad.status, message_page(bad.status, bad.message))
+            response = pages.message(request, bad.status, bad.message)
             action, rule, status = Action.BLOCK.value, "bad-request", bad.status
         except Exception:  # the click target must never answer 5xx: log and give the safest page
             log.exception("unexpected error deciding %s", request.url.path)
             if ctx is not None:
-                fallback = Decision(Action.LANDING, "error-fallback", 200)
-                response = _html(200, landing_page(ctx, fallback))
+                try:
+                    response = pages.landing(request, ctx, Decision(Action.LANDING, "error-fallback", 200))
+                except Exception:
+                    log.exception("the landing page failed too")
+                    response = PlainTextResponse("This link could not be opened.\n", status_code=400)
             else:
-                response = _html(400, message_page(400, "This link could not be read."))
+                response = pages.message(request, 400, "This link could not be read.")
             action, rule, status = "error", "error-fallback", response.status_code
         if cookie != visitor:
             response.set_cookie(VISITOR_COOKIE, visitor, max_age=_VISITOR_MAX_AGE, httponly=True, samesite="lax")
@@ -111,10 +142,10 @@ def create_app(settings: Settings | None = None, rules: RuleSet | None = None) -
         return Response(json.dumps(body) + "\n", media_type="application/json")
 
     async def not_found(request: Request, exc: Exception) -> Response:
-        return _html(404, message_page(404, "No such page. Click targets are /go?url=… and /ad?…"))
+        return pages.message(request, 404, "No such page. Click targets are /go?url=… and /ad?…")
 
     async def not_allowed(request: Request, exc: Exception) -> Response:
-        response = _html(405, message_page(405, "Only GET and HEAD are accepted here."))
+        response = pages.message(request, 405, "Only GET and HEAD are accepted here.")
         response.headers["Allow"] = "GET, HEAD"
         return response
 

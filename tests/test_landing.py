@@ -1,64 +1,199 @@
-"""The landing page served for `landing` answers: a real, working, escaped page."""
+"""The landing page as HTML (the browser tests in test_landing_browser.py run it for real)."""
 
 from __future__ import annotations
 
+import json
+import re
+from html import unescape
+from pathlib import Path
 from urllib.parse import quote
 
+import pytest
+import yaml
 from starlette.testclient import TestClient
 
+from router.pages import TEMPLATES_DIR, choose_language, href
+from router.rules import RuleSetError, load_rules
+from router.types import LANDING_PAGES
 from tests import uas
 
 SHARE = "【淘宝】https://m.tb.cn/h.gYx1a2b?tk=AbCd1234 CZ3457 「<img src=x onerror=alert(1)>好物」 点击链接直接打开"
 ITEM = "https://item.taobao.com/item.htm?id=123456"
+MOBILE = "https://h5.m.taobao.com/awp/core/detail.htm?id=123456"
 
 
-def landing(client: TestClient, url: str, ua: str = uas.WECHAT_IOS, extra: str = "&from=groupmessage"):  # type: ignore[no-untyped-def]
-    response = client.get(f"/go?url={quote(url, safe='')}{extra}", headers={"user-agent": ua})
-    assert response.status_code == 200
+def landing(client: TestClient, url: str, ua: str = uas.WECHAT_IOS, extra: str = "&from=groupmessage",
+            lang: str = ""):  # type: ignore[no-untyped-def]
+    headers = {"user-agent": ua}
+    if lang:
+        headers["accept-language"] = lang
+    response = client.get(f"/go?url={quote(url, safe='')}{extra}", headers=headers)
+    assert response.status_code == 200, response.text
     return response
 
 
-def test_wechat_landing_has_guide_web_link_and_copy(client: TestClient) -> None:
-    """Inside WeChat: the open-in-browser guide, the web link, and a copyable link with the token."""
+def config(page: str) -> dict:  # type: ignore[type-arg]
+    found = re.search(r'<script type="application/json" id="landing-config" nonce="[^"]+">(.*?)</script>', page)
+    assert found, "no config block"
+    return json.loads(found.group(1))  # type: ignore[no-any-return]
+
+
+def test_wechat_page_guides_out_and_offers_copy_and_web(client: TestClient) -> None:
+    """Inside WeChat on iOS: the ··· guide names Safari, the token is copyable, the web link is there."""
     page = landing(client, SHARE).text
-    assert "微信内无法直接打开淘宝" in page and "在浏览器打开" in page
-    assert 'href="https://m.tb.cn/h.gYx1a2b?tk=AbCd1234"' in page
-    assert "https://m.tb.cn/h.gYx1a2b?tk=AbCd1234 ￥AbCd1234￥</textarea>" in page
-    assert '<button id="copy" type="button">' in page
+    assert 'data-mode="inapp"' in page
+    assert "微信内不能直接打开淘宝 App" in page
+    assert "点击右上角的 <span class=\"menu\" aria-label=\"更多\">···</span>，选择「在 Safari 中打开」" in page
+    textarea = '<textarea id="copy-text" rows="3" readonly>￥AbCd1234￥ https://m.tb.cn/h.gYx1a2b?tk=AbCd1234</textarea>'
+    assert textarea in page
+    assert '<a class="button secondary" id="web" href="https://m.tb.cn/h.gYx1a2b?tk=AbCd1234">' in page
+    assert 'id="open-app"' not in page  # WeChat won't open it: no promise the page can't keep
 
 
-def test_title_is_escaped(client: TestClient) -> None:
-    """A title from the share text is shown as text, never as markup."""
+def test_menu_label_follows_app_and_os(client: TestClient) -> None:
+    """Android WeChat says 'Open in browser'; Weibo says its own words."""
+    assert "选择「在浏览器打开」" in landing(client, ITEM, ua=uas.WECHAT_ANDROID).text
+    assert "选择「用浏览器打开」" in landing(client, ITEM, ua=uas.WEIBO_IOS).text
+
+
+def test_english_when_preferred(client: TestClient) -> None:
+    """Accept-Language preferring English gets the English page."""
+    response = landing(client, ITEM, lang="en-US,en;q=0.9,zh;q=0.5")
+    assert '<html lang="en">' in response.text
+    step = 'Tap <span class="menu" aria-label="More">···</span> at the top right, then “Open in Safari”'
+    assert step in response.text
+    assert response.headers["content-language"] == "en"
+
+
+@pytest.mark.parametrize(
+    ("header", "lang"),
+    [(None, "zh-CN"), ("", "zh-CN"), ("fr-FR", "zh-CN"), ("en", "en"), ("zh-CN,en;q=0.8", "zh-CN"),
+     ("en;q=0.4,zh-TW;q=0.6", "zh-CN"), ("de, en;q=0.7", "en"), ("en;q=abc", "zh-CN"), ("en;q=0", "zh-CN")],
+)
+def test_choose_language(header: str | None, lang: str) -> None:
+    """Chinese by default; English only when the client prefers it to Chinese."""
+    assert choose_language(header) == lang
+
+
+def test_title_is_escaped_everywhere(client: TestClient) -> None:
+    """A title from a share text is text in <title>, <h1>, meta attributes and the script config."""
     page = landing(client, SHARE).text
     assert "<img src=x" not in page
     assert "&lt;img src=x onerror=alert(1)&gt;好物" in page
+    assert '<meta property="og:title" content="&lt;img src=x onerror=alert(1)&gt;好物">' in page
+
+
+def test_script_payload_in_destination_stays_data(client: TestClient) -> None:
+    """A destination whose query holds a script payload can't break out of attributes or the JSON block."""
+    url = ITEM + '&x=</script><script>alert(1)</script>"><svg onload=alert(2)>'
+    page = landing(client, url).text
+    assert "<script>alert(1)" not in page and "<svg" not in page
+    assert config(page)["web"].startswith(MOBILE)
 
 
 def test_moments_page_has_no_share_code(client: TestClient) -> None:
-    """Moments: WeChat bans share codes there, so only the plain link is offered to copy."""
+    """Moments: WeChat bans share codes there, so the page offers the plain link to copy."""
     page = landing(client, SHARE, extra="&from=timeline").text
-    assert "朋友圈里的链接无法直接打开淘宝" in page
+    assert "朋友圈里的链接需要在浏览器中打开" in page
     assert "￥AbCd1234￥" not in page
+    assert "或者复制下面的链接" in page
 
 
-def test_landing_keeps_attribution_on_web_link(client: TestClient) -> None:
-    """Click ids reach the web link and the copied link on the landing page too."""
+def test_attribution_reaches_every_link(client: TestClient) -> None:
+    """Click ids reach the web link, the copied text and the script's fallback."""
     page = landing(client, ITEM, extra="&from=groupmessage&gdt_vid=wx0abc").text
-    assert 'href="https://h5.m.taobao.com/awp/core/detail.htm?id=123456&amp;gdt_vid=wx0abc"' in page
+    assert f'href="{MOBILE}&amp;gdt_vid=wx0abc"' in page
+    assert config(page)["copy"] == f"{MOBILE}&gdt_vid=wx0abc"
 
 
-def test_landing_security_headers(client: TestClient) -> None:
-    """Strict CSP with a nonce that the inline script and style carry; no caching; no framing."""
+def test_security_headers_and_nonce(client: TestClient) -> None:
+    """Strict CSP whose nonce is on the inline style and scripts; nosniff, no-store, no framing."""
     response = landing(client, ITEM)
     csp = response.headers["content-security-policy"]
-    assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
+    assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp and "base-uri 'none'" in csp
     nonce = csp.split("'nonce-")[1].split("'")[0]
-    assert f'<script nonce="{nonce}">' in response.text
+    assert response.text.count(f'nonce="{nonce}"') == 3  # style, config, script
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["cache-control"] == "no-store"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert nonce not in landing(client, ITEM).headers["content-security-policy"]  # fresh per response
 
 
-def test_token_only_share_text_gets_landing_with_token(client: TestClient) -> None:
-    """A 2018 share text with no link: nothing to redirect to, so the page offers the token."""
-    page = landing(client, "复制这段描述€AbCd1234€后到👉淘♂寳♀👈", ua=uas.SAFARI_IOS, extra="").text
-    assert "￥AbCd1234￥" in page
+def test_self_contained_and_small(client: TestClient) -> None:
+    """No external resources, under 20 KB, noindex, Open Graph and Twitter card tags."""
+    page = landing(client, SHARE).text
+    assert len(page.encode()) < 20_000
+    assert not re.search(r'<(script|link|img|iframe)[^>]+(src|href)="(https?:)?//', page)
+    assert '<meta name="robots" content="noindex,nofollow">' in page
+    assert '<meta property="og:type" content="website">' in page
+    assert '<meta name="twitter:card" content="summary">' in page
+
+
+def test_phone_browser_page_tries_the_app(settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A landing answer in Android Chrome: the intent in the script, a big button, the store link."""
+    (tmp_path / "r.yaml").write_text("rules: []\ndefault: landing\n")
+    from router.web import create_app
+
+    http = TestClient(create_app(settings, load_rules(tmp_path)), follow_redirects=False)
+    page = http.get(f"/go?url={quote(ITEM, safe='')}", headers={"user-agent": uas.CHROME_ANDROID}).text
+    settings_block = config(page)
+    assert settings_block["mode"] == "phone" and settings_block["app"].startswith("intent://")
+    assert settings_block["delay"] == 2000
+    assert '<a class="button" id="open-app" href="intent://item.taobao.com/item.htm?id=123456#Intent;' in page
+    assert 'href="market://details?id=com.taobao.taobao"' in page
+    ios = http.get(f"/go?url={quote(ITEM, safe='')}", headers={"user-agent": uas.SAFARI_IOS}).text
+    assert 'href="https://apps.apple.com/app/id387682726"' in ios
+
+
+def test_works_without_javascript(client: TestClient) -> None:
+    """Without JS the copy button stays hidden, and the text and links are plain HTML."""
+    page = landing(client, SHARE).text
+    assert '<button class="button" id="copy" type="button" hidden>' in page
+    assert "readonly>￥AbCd1234￥" in page
+
+
+def test_token_only_moments_page_still_offers_the_token(client: TestClient) -> None:
+    """With no link at all, even the Moments page shows the code: it is the only way forward."""
+    page = landing(client, "复制这段描述￥AbCd1234￥后到👉淘♂寳♀👈", extra="&from=timeline").text
+    assert "readonly>￥AbCd1234￥</textarea>" in page
+    assert "这个淘口令没有网页链接" in page
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [("https://a.taobao.com/", "https://a.taobao.com/"), ("javascript:alert(1)", "#"), ("data:text/html,x", "#"),
+     ("taobao://x", "taobao://x"), ("//evil.com", "#"), ("JAVASCRIPT:alert(1)", "#"), (None, "#")],
+)
+def test_href_filter(url: object, expected: str) -> None:
+    """Only the schemes the router builds reach an href."""
+    assert href(url) == expected
+
+
+def test_languages_have_the_same_words() -> None:
+    """zh-CN.yaml and en.yaml define the same keys, nested ones included."""
+    def keys(table: dict, prefix: str = "") -> set[str]:  # type: ignore[type-arg]
+        out = set()
+        for key, value in table.items():
+            out |= keys(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}"}
+        return out
+
+    zh = yaml.safe_load((TEMPLATES_DIR / "text" / "zh-CN.yaml").read_text(encoding="utf-8"))
+    en = yaml.safe_load((TEMPLATES_DIR / "text" / "en.yaml").read_text(encoding="utf-8"))
+    assert keys(zh) == keys(en)
+
+
+def test_message_page_in_english(client: TestClient) -> None:
+    """Error pages follow Accept-Language too."""
+    response = client.get("/go", headers={"accept-language": "en"})
+    assert response.status_code == 400
+    assert "This link can&#39;t be opened" in response.text and "Error 400" in unescape(response.text)
+
+
+def test_landing_variants_known_to_rules(tmp_path: Path) -> None:
+    """The rules loader accepts the landing variants the pages know, and names the rest."""
+    for page in LANDING_PAGES:
+        (tmp_path / "r.yaml").write_text(f"rules: []\ndefault: {{action: landing, page: {page}}}\n")
+        assert load_rules(tmp_path).default.page == page
+    (tmp_path / "r.yaml").write_text("rules: []\ndefault: {action: landing, page: moment}\n")
+    with pytest.raises(RuleSetError, match="unknown landing page 'moment'; did you mean 'moments'"):
+        load_rules(tmp_path)

@@ -76,7 +76,7 @@ def test_wechat_moments_or_unknown_gets_landing(client: TestClient, params: dict
     """WeChat Moments, unknown channel, or an unsigned ch=ad -> landing."""
     response = go(client, uas.WECHAT_IOS, **params)
     assert response.status_code == 200
-    assert "在浏览器打开" in response.text
+    assert "在 Safari 中打开" in response.text
 
 
 @pytest.mark.parametrize(
