@@ -139,10 +139,10 @@ def landing_context(ctx: Context, decision: Decision, lang: str, nonce: str, fal
     # is all there is (a share text with no link), when it is the only way forward.
     copy_is_token = bool(link.token) and (not moments or web is None)
     copy_text = (f"￥{link.token}￥ {web}" if web else f"￥{link.token}￥") if copy_is_token else (web or "")
-    heading = link.title or t["heading"]
+    heading = link.title or t["page_title"]
     return {
         "t": t,
-        "title": heading if link.title else t["page_title"],
+        "title": heading,
         "heading": heading,
         "nonce": nonce,
         "mode": mode,

@@ -148,7 +148,7 @@ def test_phone_browser_page_tries_the_app(settings, tmp_path: Path) -> None:  # 
 def test_works_without_javascript(client: TestClient) -> None:
     """Without JS the copy button stays hidden, and the text and links are plain HTML."""
     page = landing(client, SHARE).text
-    assert '<button class="button" id="copy" type="button" hidden>' in page
+    assert '<button class="button" id="copy" type="button" hidden>' in page  # inside WeChat: the main way
     assert "readonly>￥AbCd1234￥" in page
 
 

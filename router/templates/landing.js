@@ -25,15 +25,20 @@
   function countAttempt() {
     body.setAttribute("data-app-attempts", String(Number(body.getAttribute("data-app-attempts")) + 1));
   }
+  function tryApp() {
+    countAttempt();
+    armFallback();
+    window.location.href = cfg.app;
+  }
   if (cfg.mode === "phone" && cfg.app) {
     var button = document.getElementById("open-app");
     if (button) {
       /* A real tap on the link opens the app (and lets iOS follow a Universal Link); only re-arm. */
       button.addEventListener("click", function () { countAttempt(); armFallback(); });
     }
-    countAttempt();
-    armFallback();
-    window.location.href = cfg.app;
+    /* Once the page has loaded and shows its button: a navigation started while the page is still
+       being parsed leaves it half-loaded in some browsers. */
+    if (document.readyState === "complete") { tryApp(); } else { window.addEventListener("load", tryApp); }
   }
 
   var copy = document.getElementById("copy");
