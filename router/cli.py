@@ -106,8 +106,8 @@ def result_json(
     }
     if decision.reason:
         out["reason"] = decision.reason
-    if decision.landing:
-        out["landing"] = decision.landing
+    if decision.action.value == "landing":
+        out["landing"] = {"page": decision.landing or "default", "app_link": decision.app_link}
     if decision.notes:
         out["notes"] = list(decision.notes)
     if decision.rule == "default":

@@ -7,7 +7,7 @@ condition that rejected the click.
 
 from __future__ import annotations
 
-from router.deeplinks import app_location, web_location
+from router.deeplinks import app_location, runs_taobao, web_location
 from router.rules import Outcome, RuleSet
 from router.types import Action, Context, Decision, Step
 
@@ -48,14 +48,24 @@ def _outcome(rules: RuleSet, then: Outcome, rule_id: str, ctx: Context, trace: t
         )
         if location is not None:
             return Decision(Action.APP, rule_id, 302, location=location, notes=(note,), trace=trace)
-        return _landing(rule_id, then, trace, notes=(note,))
+        return _landing(rules, ctx, rule_id, then, trace, notes=(note,))
     if action is Action.WEB:
         location = web_location(ctx.link, ctx.client, ctx.forward)
         if location is not None:
             return Decision(Action.WEB, rule_id, 302, location=location, trace=trace)
-        return _landing(rule_id, then, trace, notes=("the link has no web page (token only); landing page instead",))
-    return _landing(rule_id, then, trace)
+        notes = ("the link has no web page (token only); landing page instead",)
+        return _landing(rules, ctx, rule_id, then, trace, notes=notes)
+    return _landing(rules, ctx, rule_id, then, trace)
 
 
-def _landing(rule_id: str, then: Outcome, trace: tuple[Step, ...], notes: tuple[str, ...] = ()) -> Decision:
-    return Decision(Action.LANDING, rule_id, 200, landing=then.page, notes=notes, trace=trace)
+def _landing(
+    rules: RuleSet, ctx: Context, rule_id: str, then: Outcome, trace: tuple[Step, ...], notes: tuple[str, ...] = ()
+) -> Decision:
+    """The landing page, with the app link it offers (built like an `app` answer's, with the rule's options)."""
+    app_link = None  # no app on this OS (a desktop): the page offers the web link only
+    if runs_taobao(ctx.client):
+        app_link, _ = app_location(
+            ctx.link, ctx.client, ctx.forward,
+            via=then.via, app=then.app, universal_link_hosts=rules.universal_link_hosts,
+        )
+    return Decision(Action.LANDING, rule_id, 200, landing=then.page, app_link=app_link, notes=notes, trace=trace)

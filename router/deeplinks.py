@@ -36,6 +36,11 @@ def with_params(url: str, params: tuple[tuple[str, str], ...]) -> str:
     return url + joiner + urlencode(params, quote_via=quote)
 
 
+def runs_taobao(client: Client) -> bool:
+    """Whether the client's OS has a Taobao app to open (phones and tablets; not desktops)."""
+    return client.os in _PHONE_OSES
+
+
 def web_location(link: Link, client: Client, forward: tuple[tuple[str, str], ...]) -> str | None:
     """The item's mobile page for phones and tablets, its desktop page otherwise."""
     url = link.web_url if client.device is Device.DESKTOP else link.mobile_url
@@ -87,7 +92,7 @@ def app_location(
     web = web_location(link, client, forward)
     if web is None:
         return None, "the link has no URL (token only), so the app cannot be opened with it"
-    if client.os not in _PHONE_OSES:
+    if not runs_taobao(client):
         return web, f"no Taobao app on {client.os.value}; the web page is served instead"
     if via == "auto":
         via = _auto_via(client, web, universal_link_hosts)

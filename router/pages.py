@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import jinja2
 import yaml
 
-from router.deeplinks import app_location, store_url, web_location
+from router.deeplinks import store_url, web_location
 from router.types import OS, App, Context, Decision, Device
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -134,7 +134,7 @@ def landing_context(ctx: Context, decision: Decision, lang: str, nonce: str, fal
     mode = _mode(ctx)
     moments = decision.landing == "moments"
     web = web_location(link, client, ctx.forward)
-    app_url = app_location(link, client, ctx.forward)[0] if mode == "phone" else None
+    app_url = decision.app_link if mode == "phone" else None
     # Moments has banned share codes (口令) since 2018: offer the plain link there, unless the code
     # is all there is (a share text with no link), when it is the only way forward.
     copy_is_token = bool(link.token) and (not moments or web is None)

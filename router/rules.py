@@ -51,7 +51,7 @@ _TARGET_APPS = ("taobao", "tmall")
 _OUTCOME_KEYS: dict[Action, tuple[str, ...]] = {
     Action.APP: ("action", "via", "app"),
     Action.WEB: ("action",),
-    Action.LANDING: ("action", "page"),
+    Action.LANDING: ("action", "page", "via", "app"),  # via/app: how the page tries the app
     Action.BLOCK: ("action", "status", "message"),
 }
 _RULE_KEYS = ("id", "description", "when", "then")
@@ -83,8 +83,8 @@ class Outcome:
     """A rule's `then`: the action and its options."""
 
     action: Action
-    via: str = "auto"  # app: how to open the app (auto picks per OS and client)
-    app: str = "taobao"  # app: which app to open
+    via: str = "auto"  # app, landing: how to open the app (auto picks per OS and client)
+    app: str = "taobao"  # app, landing: which app to open
     page: str = ""  # landing: page variant, e.g. "moments"
     status: int = 403  # block: HTTP status
     message: str = ""  # block: what the person is told

@@ -153,5 +153,6 @@ class Decision:
     location: str | None = None  # for 302s
     reason: str = ""  # for blocks and degraded answers: what a person is told
     landing: str = ""  # landing page variant named by the rule, if any
+    app_link: str | None = None  # landing: the app link the page tries and offers
     notes: tuple[str, ...] = ()  # why the answer differs from the plain action
     trace: tuple[Step, ...] = field(default=())

@@ -41,6 +41,7 @@ def test_explain_group_chat() -> None:
     assert {"rule": "wechat-group-chat-pilot-web", "matched": False,
             "reason": "rollout is at 0%: nobody is in it yet"} in trace
     assert trace[-1] == {"rule": "wechat-group-chat-landing", "matched": True, "reason": "all conditions hold"}
+    assert result["landing"] == {"page": "default", "app_link": "taobao://item.taobao.com/item.htm?id=123456"}
 
 
 def test_explain_redirect_has_location() -> None:

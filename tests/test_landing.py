@@ -112,7 +112,7 @@ def test_security_headers_and_nonce(client: TestClient) -> None:
     csp = response.headers["content-security-policy"]
     assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp and "base-uri 'none'" in csp
     nonce = csp.split("'nonce-")[1].split("'")[0]
-    assert response.text.count(f'nonce="{nonce}"') == 3  # style, config, script
+    assert response.text.count(f'nonce="{nonce}"') == 4  # style, no-script style, config, script
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["cache-control"] == "no-store"
     assert response.headers["referrer-policy"] == "no-referrer"
@@ -145,10 +145,23 @@ def test_phone_browser_page_tries_the_app(settings, tmp_path: Path) -> None:  # 
     assert 'href="https://apps.apple.com/app/id387682726"' in ios
 
 
+def test_rule_chooses_how_the_page_opens_the_app(settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`then: {action: landing, via: tbopen}` makes the page try the tbopen wrapper; desktops get no app link."""
+    (tmp_path / "r.yaml").write_text("rules: []\ndefault: {action: landing, via: tbopen}\n")
+    from router.web import create_app
+
+    http = TestClient(create_app(settings, load_rules(tmp_path)), follow_redirects=False)
+    page = http.get(f"/go?url={quote(ITEM, safe='')}", headers={"user-agent": uas.CHROME_ANDROID}).text
+    assert config(page)["app"].startswith("tbopen://m.taobao.com/tbopen/index.html?action=ali.open.nav&module=h5&h5Url=")
+    desktop = http.get(f"/go?url={quote(ITEM, safe='')}", headers={"user-agent": uas.CHROME_WINDOWS}).text
+    assert config(desktop)["app"] is None and config(desktop)["mode"] == "static"
+
+
 def test_works_without_javascript(client: TestClient) -> None:
-    """Without JS the copy button stays hidden, and the text and links are plain HTML."""
+    """Without JS the copy button is hidden (by a <noscript> style), and the text and links are plain HTML."""
     page = landing(client, SHARE).text
-    assert '<button class="button" id="copy" type="button" hidden>' in page  # inside WeChat: the main way
+    assert '<button class="button" id="copy" type="button">' in page  # inside WeChat: the main way
+    assert "<noscript><style nonce=" in page and "#copy{display:none}</style></noscript>" in page
     assert "readonly>￥AbCd1234￥" in page
 
 

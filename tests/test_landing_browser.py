@@ -64,6 +64,8 @@ def landing_server(tmp_path_factory: pytest.TempPathFactory, delay_ms: int) -> I
     (rules / "landing.yaml").write_text(
         "rules:\n"
         "  - {id: moments, when: {channel: moments}, then: {action: landing, page: moments}}\n"
+        # A rule may make the page try the plain scheme on Android, where no browser falls back by itself.
+        "  - {id: android-scheme, when: {os: android, channel: private_chat}, then: {action: landing, via: scheme}}\n"
         "default: landing\n"
     )
     running = Server("--rules", str(rules), env={"ROUTER_FALLBACK_DELAY_MS": str(delay_ms)}).wait_ready()
@@ -203,7 +205,7 @@ def test_android_chrome_tries_the_app_then_the_web(browser: object, server: str)
 
     Chromium, like Chrome on Android, follows the intent's own S.browser_fallback_url when no app takes
     it, so here the web page comes from the intent itself; the page's timer is the backstop for
-    browsers that ignore that fallback, and the next tests run it with an app scheme.
+    browsers that ignore that fallback, and the next tests run it with the plain app scheme.
     """
     seen = visit(browser, server, ITEM, uas.CHROME_ANDROID, ANDROID, extra="&gdt_vid=wx0abc")
     page = seen.page
@@ -217,9 +219,18 @@ def test_android_chrome_tries_the_app_then_the_web(browser: object, server: str)
     assert {url for _, url in seen.outside} == {f"{MOBILE}&gdt_vid=wx0abc"}
 
 
-def test_phone_falls_back_only_after_the_delay_while_visible(browser: object, server: str) -> None:
-    """iPhone Safari: the app scheme is tried once; still visible after the delay, the page opens the web."""
-    seen = visit(browser, server, ITEM, uas.SAFARI_IOS, IPHONE, extra="&gdt_vid=wx0abc")
+PHONES = [
+    pytest.param(uas.SAFARI_IOS, IPHONE, "", id="iphone-safari"),
+    pytest.param(uas.CHROME_ANDROID, ANDROID, "&ch=private_chat", id="android-chrome-scheme"),
+]
+
+
+@pytest.mark.parametrize(("ua", "device", "extra"), PHONES)
+def test_phone_falls_back_only_after_the_delay_while_visible(
+    browser: object, server: str, ua: str, device: dict, extra: str  # type: ignore[type-arg]
+) -> None:
+    """The app scheme is tried once; the page is still visible after the delay, so it opens the web page."""
+    seen = visit(browser, server, ITEM, ua, device, extra=f"{extra}&gdt_vid=wx0abc")
     page = seen.page
     page.wait_for_url(f"{MOBILE}&gdt_vid=wx0abc", timeout=DELAY_MS * 10)  # type: ignore[attr-defined]
     assert app_attempts(seen) == ["taobao://item.taobao.com/item.htm?id=123456&gdt_vid=wx0abc"]
@@ -228,9 +239,12 @@ def test_phone_falls_back_only_after_the_delay_while_visible(browser: object, se
     assert fallbacks[0][0] >= DELAY_MS / 1000  # not before the delay: the app had its chance
 
 
-def test_phone_no_fallback_when_app_opened(browser: object, server: str) -> None:
+@pytest.mark.parametrize(("ua", "device", "extra"), PHONES)
+def test_phone_no_fallback_when_app_opened(
+    browser: object, server: str, ua: str, device: dict, extra: str  # type: ignore[type-arg]
+) -> None:
     """When the page goes hidden (the app came to the front), the web fallback never fires."""
-    seen = visit(browser, server, ITEM, uas.SAFARI_IOS, IPHONE, init_script=APP_OPENS)
+    seen = visit(browser, server, ITEM, ua, device, extra=extra, init_script=APP_OPENS)
     page = seen.page
     page.wait_for_timeout(DELAY_MS * 2.5)  # type: ignore[attr-defined]
     assert len(app_attempts(seen)) == 1

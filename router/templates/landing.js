@@ -45,7 +45,6 @@
   var field = document.getElementById("copy-text");
   var status = document.getElementById("copy-status");
   if (copy && field && status) {
-    copy.hidden = false;
     var report = function (ok) {
       status.textContent = ok ? cfg.text.copied : cfg.text.copyFailed;
       status.className = ok ? "status" : "status failed";
