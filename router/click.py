@@ -26,6 +26,9 @@ from router.signing import SIGNED_FIELDS, verify
 from router.types import AdClaim, Channel, Context
 
 MAX_QUERY_LENGTH = 8192
+# Longer destinations are refused: real Taobao links are far shorter, and the landing page repeats
+# the link a few times and must stay small.
+MAX_LINK_CHARS = 1500
 MAX_PARAMS = 100
 CLICK_PATHS = ("/go", "/ad")
 
@@ -102,6 +105,9 @@ def read_click(
         link = parse_link(raw, settings.allowed_hosts)
     except LinkError as err:
         raise BadClick(400, str(err)) from None
+    longest = max(len(link.web_url or ""), len(link.mobile_url or ""))
+    if longest > MAX_LINK_CHARS:
+        raise BadClick(414, f"the link is {longest} characters long; the limit is {MAX_LINK_CHARS}")
     ad = _ad_claim(values, settings) if path == "/ad" else None
     channel, reason = _channel(values, ad)
     wanted = settings.forward_params

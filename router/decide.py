@@ -7,7 +7,7 @@ condition that rejected the click.
 
 from __future__ import annotations
 
-from router.deeplinks import app_location, runs_taobao, web_location
+from router.deeplinks import app_location, opened_app, runs_taobao, web_location
 from router.rules import Outcome, RuleSet
 from router.types import Action, Context, Decision, Step
 
@@ -68,4 +68,5 @@ def _landing(
             ctx.link, ctx.client, ctx.forward,
             via=then.via, app=then.app, universal_link_hosts=rules.universal_link_hosts,
         )
-    return Decision(Action.LANDING, rule_id, 200, landing=then.page, app_link=app_link, notes=notes, trace=trace)
+    return Decision(Action.LANDING, rule_id, 200, landing=then.page, app_link=app_link,
+                    app=opened_app(ctx.link, then.app), notes=notes, trace=trace)

@@ -57,18 +57,25 @@ def _scheme_url(link: Link, web: str, app: str) -> tuple[str, str]:
     return "tbopen", _TBOPEN.removeprefix("tbopen://") + quote(web, safe="")
 
 
-_STORES = {
-    OS.IOS: "https://apps.apple.com/app/id387682726",  # Taobao on the App Store
-    # Android phones (and Android-compatible HarmonyOS) hand market:// to whichever store they have:
-    # Huawei, Xiaomi, OPPO, vivo, Tencent's or Google's.
-    OS.ANDROID: "market://details?id=com.taobao.taobao",
-    OS.HARMONYOS: "market://details?id=com.taobao.taobao",
-}
+_APP_STORE_IDS = {"taobao": "387682726", "tmall": "518966501"}
 
 
-def store_url(os: OS) -> str | None:
-    """Where to get the Taobao app on this OS; None where there is no app (desktops)."""
-    return _STORES.get(os)
+def opened_app(link: Link, app: str = "taobao") -> str:
+    """Which app an app link for `link` opens: Tmall only for a Tmall item a rule sends to `app: tmall`."""
+    if app == "tmall" and link.platform is Platform.TMALL and link.kind is LinkKind.ITEM and link.item_id:
+        return "tmall"
+    return "taobao"
+
+
+def store_url(client: Client, app: str = "taobao") -> str | None:
+    """Where to get the app on this client's OS; None where there is no store to send people to."""
+    if client.os is OS.IOS:
+        return f"https://apps.apple.com/app/id{_APP_STORE_IDS[app]}"
+    if _runs_android_apps(client):
+        # Android phones (and Android-compatible HarmonyOS) hand market:// to whichever store they
+        # have: Huawei's, Xiaomi's, OPPO's, vivo's, Tencent's or Google's.
+        return f"market://details?id={_PACKAGES[app]}"
+    return None  # desktops; HarmonyOS NEXT, whose AppGallery ids for Taobao aren't verified here
 
 
 def app_url(link: Link) -> str | None:

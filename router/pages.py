@@ -107,11 +107,9 @@ def _words(lang: str, **values: str) -> dict[str, Any]:
 
 def _mode(ctx: Context) -> str:
     client = ctx.client
-    if client.app in GUIDE_APPS:
-        return "inapp"
-    if client.os in _PHONE_OSES and not client.bot and client.device is not Device.DESKTOP:
-        return "phone"
-    return "static"
+    if client.bot or client.device is Device.DESKTOP or client.os not in _PHONE_OSES:
+        return "static"  # desktop WeChat included: there is no app to guide anyone to
+    return "inapp" if client.app in GUIDE_APPS else "phone"
 
 
 def _menu_label(table: dict[str, Any], ctx: Context) -> str:
@@ -123,22 +121,27 @@ def _menu_label(table: dict[str, Any], ctx: Context) -> str:
 def landing_context(ctx: Context, decision: Decision, lang: str, nonce: str, fallback_delay_ms: int) -> dict[str, Any]:
     link, client = ctx.link, ctx.client
     table = texts()[lang]
-    platform = str(table["platform"][link.platform.value])
-    app_name = str(table["apps"].get(client.app.value, table["apps"]["other_inapp"]))
-    label = _menu_label(table, ctx)
-    t = _words(lang, platform=platform, kind=str(table["kind"][link.kind.value]), app=app_name,
-               menu="{menu}", label=label, status="")
+    # Words about opening an app name the app the link really opens (a Tmall item opens in Taobao
+    # unless a rule says `app: tmall`); the badge names the link's own platform.
+    app_to_open = str(table["platform"][decision.app])
+    in_app = str(table["apps"].get(client.app.value, table["apps"]["other_inapp"]))
+    kind = str(table["kind"][link.kind.value])
+    t = _words(lang, platform=app_to_open, kind=kind, app=in_app, menu="{menu}", label=_menu_label(table, ctx),
+               status="")
     before, _, after = t["guide_step"].partition("{menu}")
-    t.update(platform_name=platform, kind_name=table["kind"][link.kind.value],
+    t.update(platform_name=table["platform"][link.platform.value], kind_name=kind,
              guide_step_before=before, guide_step_after=after)
     mode = _mode(ctx)
     moments = decision.landing == "moments"
     web = web_location(link, client, ctx.forward)
     app_url = decision.app_link if mode == "phone" else None
-    # Moments has banned share codes (口令) since 2018: offer the plain link there, unless the code
-    # is all there is (a share text with no link), when it is the only way forward.
+    # Copying is the way out of an in-app browser; elsewhere it is offered only when a code with no
+    # link is all there is. Moments has banned share codes (口令) since 2018: the plain link there,
+    # unless the code is the only way forward.
     copy_is_token = bool(link.token) and (not moments or web is None)
     copy_text = (f"￥{link.token}￥ {web}" if web else f"￥{link.token}￥") if copy_is_token else (web or "")
+    if mode != "inapp" and web is not None:
+        copy_text = ""
     heading = link.title or t["page_title"]
     return {
         "t": t,
@@ -146,26 +149,26 @@ def landing_context(ctx: Context, decision: Decision, lang: str, nonce: str, fal
         "heading": heading,
         "nonce": nonce,
         "mode": mode,
+        # A browser is the way forward only when the link has a page to open there.
+        "show_guide": mode == "inapp" and web is not None,
         "moments": moments,
         "menu": _MENU_SYMBOL,
-        "menu_name": t["menu_name"],
         "web_url": web,
         "app_url": app_url,
-        "store_url": store_url(client.os) if mode == "phone" else None,
+        "store_url": store_url(client, decision.app) if mode == "phone" else None,
         "copy_text": copy_text,
         "copy_is_token": copy_is_token,
         "config": {
             "mode": mode,
-            "app": app_url,
-            "web": web,
             "delay": fallback_delay_ms,
-            "copy": copy_text,
             "text": {"copied": t["copy_done"], "copyFailed": t["copy_failed"]},
         },
     }
 
 
 def message_context(status: int, message: str, lang: str, nonce: str) -> dict[str, Any]:
+    """A 4xx page: a sentence in the reader's language, then the router's exact reason as the detail."""
     t = _words(lang, platform="", kind="", app="", menu="", label="", status=str(status))
-    return {"t": t, "title": t["message_title"], "message": message, "status_line": t["message_status"],
-            "nonce": nonce}
+    summary = t["message_blocked"] if status in (403, 451) else t["message_bad_link"]
+    return {"t": t, "title": t["message_title"], "summary": summary, "message": message,
+            "status_line": t["message_status"], "nonce": nonce}

@@ -154,5 +154,6 @@ class Decision:
     reason: str = ""  # for blocks and degraded answers: what a person is told
     landing: str = ""  # landing page variant named by the rule, if any
     app_link: str | None = None  # landing: the app link the page tries and offers
+    app: str = "taobao"  # landing: the app that link opens (taobao or tmall)
     notes: tuple[str, ...] = ()  # why the answer differs from the plain action
     trace: tuple[Step, ...] = field(default=())

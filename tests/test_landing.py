@@ -38,12 +38,19 @@ def config(page: str) -> dict:  # type: ignore[type-arg]
     return json.loads(found.group(1))  # type: ignore[no-any-return]
 
 
+def href_of(page: str, element_id: str) -> str | None:
+    """The href of the link with this id, HTML-unescaped; None when the page has no such link."""
+    found = re.search(rf'<a [^>]*id="{element_id}" href="([^"]*)"', page)
+    return unescape(found.group(1)) if found else None
+
+
 def test_wechat_page_guides_out_and_offers_copy_and_web(client: TestClient) -> None:
     """Inside WeChat on iOS: the ··· guide names Safari, the token is copyable, the web link is there."""
     page = landing(client, SHARE).text
     assert 'data-mode="inapp"' in page
     assert "微信内不能直接打开淘宝 App" in page
-    assert "点击右上角的 <span class=\"menu\" aria-label=\"更多\">···</span>，选择「在 Safari 中打开」" in page
+    menu = '<span class="menu" aria-hidden="true">···</span><span class="visually-hidden">更多</span>'
+    assert f"点击右上角的 {menu}，选择「在 Safari 中打开」" in page
     textarea = '<textarea id="copy-text" rows="3" readonly>￥AbCd1234￥ https://m.tb.cn/h.gYx1a2b?tk=AbCd1234</textarea>'
     assert textarea in page
     assert '<a class="button secondary" id="web" href="https://m.tb.cn/h.gYx1a2b?tk=AbCd1234">' in page
@@ -60,7 +67,8 @@ def test_english_when_preferred(client: TestClient) -> None:
     """Accept-Language preferring English gets the English page."""
     response = landing(client, ITEM, lang="en-US,en;q=0.9,zh;q=0.5")
     assert '<html lang="en">' in response.text
-    step = 'Tap <span class="menu" aria-label="More">···</span> at the top right, then “Open in Safari”'
+    menu = '<span class="menu" aria-hidden="true">···</span><span class="visually-hidden">More</span>'
+    step = f"Tap {menu} at the top right, then “Open in Safari”"
     assert step in response.text
     assert response.headers["content-language"] == "en"
 
@@ -85,10 +93,11 @@ def test_title_is_escaped_everywhere(client: TestClient) -> None:
 
 def test_script_payload_in_destination_stays_data(client: TestClient) -> None:
     """A destination whose query holds a script payload can't break out of attributes or the JSON block."""
-    url = ITEM + '&x=</script><script>alert(1)</script>"><svg onload=alert(2)>'
-    page = landing(client, url).text
-    assert "<script>alert(1)" not in page and "<svg" not in page
-    assert config(page)["web"].startswith(MOBILE)
+    url = "https://s.click.taobao.com/t?e=1&x=</script><script>alert(1)</script>\"><svg/onload=alert(2)>"
+    page = landing(client, url, extra="&from=groupmessage&gdt_vid=</script><script>alert(3)</script>").text
+    assert "<script>alert" not in page and "<svg" not in page
+    assert href_of(page, "web").startswith("https://s.click.taobao.com/t?e=1&x=%3C/script%3E")
+    assert href_of(page, "web").endswith("&gdt_vid=%3C%2Fscript%3E%3Cscript%3Ealert%283%29%3C%2Fscript%3E")
 
 
 def test_moments_page_has_no_share_code(client: TestClient) -> None:
@@ -96,14 +105,14 @@ def test_moments_page_has_no_share_code(client: TestClient) -> None:
     page = landing(client, SHARE, extra="&from=timeline").text
     assert "朋友圈里的链接需要在浏览器中打开" in page
     assert "￥AbCd1234￥" not in page
-    assert "或者复制下面的链接" in page
+    assert "也可以复制下面的链接" in page
 
 
 def test_attribution_reaches_every_link(client: TestClient) -> None:
     """Click ids reach the web link, the copied text and the script's fallback."""
     page = landing(client, ITEM, extra="&from=groupmessage&gdt_vid=wx0abc").text
-    assert f'href="{MOBILE}&amp;gdt_vid=wx0abc"' in page
-    assert config(page)["copy"] == f"{MOBILE}&gdt_vid=wx0abc"
+    assert href_of(page, "web") == f"{MOBILE}&gdt_vid=wx0abc"
+    assert f"readonly>{MOBILE}&amp;gdt_vid=wx0abc</textarea>" in page
 
 
 def test_security_headers_and_nonce(client: TestClient) -> None:
@@ -136,13 +145,60 @@ def test_phone_browser_page_tries_the_app(settings, tmp_path: Path) -> None:  # 
 
     http = TestClient(create_app(settings, load_rules(tmp_path)), follow_redirects=False)
     page = http.get(f"/go?url={quote(ITEM, safe='')}", headers={"user-agent": uas.CHROME_ANDROID}).text
-    settings_block = config(page)
-    assert settings_block["mode"] == "phone" and settings_block["app"].startswith("intent://")
-    assert settings_block["delay"] == 2000
-    assert '<a class="button" id="open-app" href="intent://item.taobao.com/item.htm?id=123456#Intent;' in page
-    assert 'href="market://details?id=com.taobao.taobao"' in page
+    assert config(page) == {"mode": "phone", "delay": 2000, "text": {
+        "copied": "已复制，打开淘宝 App 即可查看", "copyFailed": "复制失败，请长按上面的内容手动复制"}}
+    assert (href_of(page, "open-app") or "").startswith("intent://item.taobao.com/item.htm?id=123456#Intent;")
+    assert href_of(page, "download") == "market://details?id=com.taobao.taobao"
+    assert 'id="copy-text"' not in page  # a phone browser opens the app or the web: nothing to copy
     ios = http.get(f"/go?url={quote(ITEM, safe='')}", headers={"user-agent": uas.SAFARI_IOS}).text
-    assert 'href="https://apps.apple.com/app/id387682726"' in ios
+    assert href_of(ios, "download") == "https://apps.apple.com/app/id387682726"
+
+
+def test_tmall_item_names_the_app_it_opens(settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A Tmall item opens in Taobao unless a rule says `app: tmall`; button and store say which."""
+    from router.web import create_app
+
+    tmall = "https://detail.tmall.com/item.htm?id=654321"
+    for default, button, store in [
+        ("landing", "打开淘宝 App", "https://apps.apple.com/app/id387682726"),
+        ("{action: landing, app: tmall}", "打开天猫 App", "https://apps.apple.com/app/id518966501"),
+    ]:
+        (tmp_path / "r.yaml").write_text(f"rules: []\ndefault: {default}\n")
+        http = TestClient(create_app(settings, load_rules(tmp_path)), follow_redirects=False)
+        page = http.get(f"/go?url={quote(tmall, safe='')}", headers={"user-agent": uas.SAFARI_IOS}).text
+        assert 'id="open-app" href="' in page and f">{button}</a>" in page
+        assert href_of(page, "download") == store
+        assert '<span class="badge">天猫</span>' in page
+
+
+def test_desktop_wechat_gets_no_phone_guide(settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Desktop WeChat is a computer: the web link, no menu guide, nothing to copy, no app promise."""
+    from router.web import create_app
+
+    (tmp_path / "r.yaml").write_text("rules: []\ndefault: landing\n")
+    http = TestClient(create_app(settings, load_rules(tmp_path)), follow_redirects=False)
+    for ua in (uas.WECHAT_WINDOWS, uas.WECHAT_MAC):
+        page = http.get(f"/go?url={quote(ITEM, safe='')}", headers={"user-agent": ua}).text
+        assert 'data-mode="static"' in page
+        assert "右上角" not in page and 'id="copy-text"' not in page and 'id="open-app"' not in page
+        assert href_of(page, "web") == ITEM
+
+
+def test_overlong_link_is_refused(client: TestClient) -> None:
+    """A destination longer than the limit is a 414 that says so, keeping every page small."""
+    response = client.get(f"/go?url={quote('https://s.click.taobao.com/t?e=' + 'a' * 2000, safe='')}",
+                          headers={"user-agent": uas.WECHAT_IOS})
+    assert response.status_code == 414
+    assert "the limit is 1500" in response.text
+
+
+def test_page_stays_small_for_the_longest_link(client: TestClient) -> None:
+    """The longest accepted link, full of characters that escaping makes longer, still gives < 20 KB."""
+    url = "https://s.click.taobao.com/t?" + "&a" * 730
+    for ua in (uas.WECHAT_IOS, uas.SAFARI_IOS, uas.CHROME_ANDROID):
+        response = client.get(f"/go?url={quote(url, safe='')}&from=groupmessage", headers={"user-agent": ua})
+        assert response.status_code in (200, 302)
+        assert len(response.content) < 20_000, (ua, len(response.content))
 
 
 def test_rule_chooses_how_the_page_opens_the_app(settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -152,16 +208,17 @@ def test_rule_chooses_how_the_page_opens_the_app(settings, tmp_path: Path) -> No
 
     http = TestClient(create_app(settings, load_rules(tmp_path)), follow_redirects=False)
     page = http.get(f"/go?url={quote(ITEM, safe='')}", headers={"user-agent": uas.CHROME_ANDROID}).text
-    assert config(page)["app"].startswith("tbopen://m.taobao.com/tbopen/index.html?action=ali.open.nav&module=h5&h5Url=")
+    assert (href_of(page, "open-app") or "").startswith(
+        "tbopen://m.taobao.com/tbopen/index.html?action=ali.open.nav&module=h5&h5Url=")
     desktop = http.get(f"/go?url={quote(ITEM, safe='')}", headers={"user-agent": uas.CHROME_WINDOWS}).text
-    assert config(desktop)["app"] is None and config(desktop)["mode"] == "static"
+    assert href_of(desktop, "open-app") is None and config(desktop)["mode"] == "static"
 
 
 def test_works_without_javascript(client: TestClient) -> None:
     """Without JS the copy button is hidden (by a <noscript> style), and the text and links are plain HTML."""
     page = landing(client, SHARE).text
-    assert '<button class="button" id="copy" type="button">' in page  # inside WeChat: the main way
-    assert "<noscript><style nonce=" in page and "#copy{display:none}</style></noscript>" in page
+    assert '<button class="button needs-script" id="copy" type="button">' in page
+    assert "<noscript><style nonce=" in page and ".needs-script{display:none}</style></noscript>" in page
     assert "readonly>￥AbCd1234￥" in page
 
 

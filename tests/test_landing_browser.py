@@ -274,27 +274,35 @@ def test_open_button_repeats_the_attempt(browser: object, patient_server: str) -
     assert len(app_attempts(seen)) == 2
 
 
+AFFILIATE = "https://s.click.taobao.com/t?e=1"  # a link kept as it is: its query reaches the page
+
+
 @pytest.mark.parametrize(
-    ("name", "url", "ua", "device"),
+    ("name", "url", "extra", "ua", "device"),
     [
-        ("query-script-wechat", ITEM + "&x=</script><script>window.__pwned=1;alert(1)</script>", uas.WECHAT_IOS,
-         IPHONE),
-        ("query-attr-android", ITEM + '&x="><img src=x onerror="window.__pwned=1;alert(2)">', uas.CHROME_ANDROID,
-         ANDROID),
-        ("title-wechat", "【淘宝】https://m.tb.cn/h.gYx1a2b?tk=AbCd1234 「<img src=x onerror=alert(3)>」 打开",
+        ("query-script-wechat", AFFILIATE + "&x=</script><script>window.__pwned=1;alert(1)</script>", "",
          uas.WECHAT_IOS, IPHONE),
-        ("json-break-android", ITEM + "&x=\u2028</script><script>window.__pwned=1</script>", uas.CHROME_ANDROID,
-         ANDROID),
+        ("query-attr-android", AFFILIATE + '&x="><img/src=x/onerror="window.__pwned=1;alert(2)">', "",
+         uas.CHROME_ANDROID, ANDROID),
+        ("title-wechat", "【淘宝】https://m.tb.cn/h.gYx1a2b?tk=AbCd1234 「<img src=x onerror=alert(3)>」 打开", "",
+         uas.WECHAT_IOS, IPHONE),
+        ("click-id-android", ITEM, "&gdt_vid=" + quote("'\"></script><script>window.__pwned=1;alert(4)</script>"),
+         uas.SAFARI_IOS, IPHONE),
+        ("json-break-wechat", AFFILIATE + "&x=\u2028</script><script>window.__pwned=1</script>", "",
+         uas.WECHAT_ANDROID, ANDROID),
     ],
 )
-def test_injection_never_executes(browser: object, server: str, name: str, url: str, ua: str, device: dict) -> None:  # type: ignore[type-arg]
-    """Script payloads in the destination's query or the share title never run: no dialog, no global."""
-    seen = visit(browser, server, url, ua, device, extra="&from=groupmessage")
+def test_injection_never_executes(
+    browser: object, patient_server: str, name: str, url: str, extra: str, ua: str, device: dict  # type: ignore[type-arg]
+) -> None:
+    """Script payloads in the destination's query, the share title or a click id never run."""
+    seen = visit(browser, patient_server, url, ua, device, extra=f"&from=groupmessage{extra}")
     page = seen.page
     page.wait_for_timeout(300)  # type: ignore[attr-defined]
-    if page.url.startswith(server):  # type: ignore[attr-defined]
-        assert page.evaluate("typeof window.__pwned") == "undefined"  # type: ignore[attr-defined]
-        screenshot(seen, f"injection-{name}")
+    assert page.url.startswith(patient_server)  # type: ignore[attr-defined]
+    assert page.evaluate("typeof window.__pwned") == "undefined"  # type: ignore[attr-defined]
+    assert page.locator("main").inner_text()  # type: ignore[attr-defined]  # the page rendered
+    screenshot(seen, f"injection-{name}")
     assert seen.dialogs == []
 
 
@@ -313,9 +321,58 @@ def test_keyboard_order_and_names(browser: object, patient_server: str) -> None:
     seen = visit(browser, patient_server, ITEM, uas.SAFARI_IOS, IPHONE)
     page = seen.page
     order = []
-    for _ in range(5):
+    for _ in range(3):
         page.keyboard.press("Tab")  # type: ignore[attr-defined]
         order.append(page.evaluate("document.activeElement.id"))  # type: ignore[attr-defined]
-    assert order == ["open-app", "copy-text", "copy", "web", "download"]
+    assert order == ["open-app", "web", "download"]
     for control in page.locator("a, button").all():  # type: ignore[attr-defined]
         assert control.inner_text().strip()
+
+
+# Stands in for an "Open in 'Taobao'?" prompt: the page stays visible but loses focus to it.
+PROMPT_SHOWN = """
+window.addEventListener('load', () => setTimeout(() => window.dispatchEvent(new Event('blur')), 100));
+"""
+
+
+def test_phone_no_fallback_behind_an_open_app_prompt(browser: object, server: str) -> None:
+    """A confirm prompt keeps the page visible but takes focus: the fallback must not fire behind it."""
+    seen = visit(browser, server, ITEM, uas.SAFARI_IOS, IPHONE, init_script=PROMPT_SHOWN)
+    seen.page.wait_for_timeout(DELAY_MS * 2.5)  # type: ignore[attr-defined]
+    assert len(app_attempts(seen)) == 1
+    assert seen.page.url.startswith(server)  # type: ignore[attr-defined]
+    assert seen.outside == []
+
+
+def test_phone_no_fallback_once_the_person_uses_the_page(browser: object, server: str) -> None:
+    """A tap on the page before the delay is over means someone is reading it: no fallback."""
+    seen = visit(browser, server, ITEM, uas.SAFARI_IOS, IPHONE)
+    seen.page.mouse.click(200, 700)  # type: ignore[attr-defined]  # an empty spot, not a link
+    seen.page.wait_for_timeout(DELAY_MS * 2.5)  # type: ignore[attr-defined]
+    assert seen.page.url.startswith(server)  # type: ignore[attr-defined]
+    assert seen.outside == []
+
+
+CLIPBOARD_REJECTS = "navigator.clipboard.writeText = () => Promise.reject(new Error('denied'));"
+CLIPBOARD_HANGS = "navigator.clipboard.writeText = () => new Promise(() => {});"
+
+
+def test_copy_falls_back_when_the_clipboard_api_refuses(browser: object, server: str) -> None:
+    """A webview whose Clipboard API refuses still copies, through the selection."""
+    seen = visit(browser, server, SHARE, uas.WECHAT_ANDROID, ANDROID, extra="&from=groupmessage",
+                 init_script=CLIPBOARD_REJECTS)
+    page = seen.page
+    page.get_by_role("button", name="复制").click()  # type: ignore[attr-defined]
+    page.wait_for_selector("#copy-status:not(:empty)")  # type: ignore[attr-defined]
+    assert page.locator("#copy-status").inner_text() == "已复制，打开淘宝 App 即可查看"  # type: ignore[attr-defined]
+    assert page.evaluate("document.activeElement.id") == "copy"  # type: ignore[attr-defined]  # focus stays
+
+
+def test_copy_says_so_when_the_clipboard_never_answers(browser: object, server: str) -> None:
+    """A Clipboard API that never settles: after a while the page says to copy by hand, text selected."""
+    seen = visit(browser, server, SHARE, uas.WECHAT_ANDROID, ANDROID, extra="&from=groupmessage",
+                 init_script=CLIPBOARD_HANGS)
+    page = seen.page
+    page.get_by_role("button", name="复制").click()  # type: ignore[attr-defined]
+    page.wait_for_selector("#copy-status.failed", timeout=5000)  # type: ignore[attr-defined]
+    assert page.locator("#copy-status").inner_text() == "复制失败，请长按上面的内容手动复制"  # type: ignore[attr-defined]
