@@ -7,6 +7,7 @@ uses, so what `explain` prints is what the server does.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
@@ -25,6 +26,10 @@ from router.rules import RuleSet, RuleSetError, load_rules
 from router.signing import sign
 from router.types import Channel, Context, Decision
 from router.versions import format_version
+
+# Each `rules …` command lives in its own module, which registers its parser with `register(subparsers)`
+# and runs as `run(args, out) -> exit status`.
+RULES_COMMANDS = ("router.lint",)
 
 
 class UsageError(Exception):
@@ -252,6 +257,11 @@ def build_parser() -> argparse.ArgumentParser:
     expl.add_argument("--advertiser", help="with --link --channel ad: the advertiser")
     expl.add_argument("--batch", metavar="FILE", help="JSON lines {request, ua, at?, visitor?}; '-' for stdin")
     expl.set_defaults(run=cmd_explain)
+
+    rules = commands.add_parser("rules", help="check, test, compare and look at rule sets")
+    rules_commands = rules.add_subparsers(dest="rules_command", required=True, metavar="COMMAND")
+    for module_name in RULES_COMMANDS:
+        importlib.import_module(module_name).register(rules_commands)
     return parser
 
 

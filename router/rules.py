@@ -334,6 +334,14 @@ def rule_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if p.suffix in RULE_FILE_SUFFIXES and p.is_file())
 
 
+@dataclass(frozen=True, slots=True)
+class RuleSource:
+    """One rule file's bytes, wherever they came from (a directory, a fetched bundle)."""
+
+    name: str  # as shown in problems: a path relative to the working directory, or a URL
+    data: bytes
+
+
 def load_rules(directory: str | Path) -> RuleSet:
     """Read and validate every rule file in `directory`; raise RuleSetError listing all problems."""
     root = Path(directory)
@@ -342,24 +350,34 @@ def load_rules(directory: str | Path) -> RuleSet:
     files = rule_files(root)
     if not files:
         raise RuleSetError([Problem(str(root), 1, 1, "no rule files (*.yaml) in the rules directory")])
+    sources = []
+    for path in files:
+        with path.open("rb") as handle:  # never more than the limit (and one byte to notice) in memory
+            sources.append(RuleSource(_display_name(path), handle.read(MAX_FILE_BYTES + 1)))
+    return build_rule_set(sources, origin=str(root))
+
+
+def build_rule_set(sources: list[RuleSource], origin: str) -> RuleSet:
+    """Validate rule files given as bytes (the one loader the server, the CLI and remote bundles use)."""
+    if not sources:
+        raise RuleSetError([Problem(origin, 1, 1, "no rule files")])
     problems: list[Problem] = []
     ids: list[tuple[str, str, int, int]] = []  # (id, file, line, column), for duplicates
     rules: list[Rule] = []
     defaults: list[tuple[Outcome, Node, str]] = []
     hosts: list[str] = []
     digest = hashlib.sha256()
-    for path in files:
-        name = _display_name(path)
-        data = path.read_bytes()
+    for source in sources:
+        name, data = source.name, source.data
         if len(data) > MAX_FILE_BYTES:
-            problems.append(Problem(name, 1, 1, f"file is {len(data)} bytes; the limit is {MAX_FILE_BYTES}"))
+            problems.append(Problem(name, 1, 1, f"file is larger than the limit of {MAX_FILE_BYTES} bytes"))
             continue
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as err:
             problems.append(Problem(name, 1, 1, f"not UTF-8 text ({err.reason} at byte {err.start})"))
             continue
-        digest.update(path.name.encode() + b"\0" + data + b"\0")
+        digest.update(name.rsplit("/", 1)[-1].encode() + b"\0" + data + b"\0")
         reader = _FileReader(name, problems)
         file_rules, file_defaults, file_hosts = reader.read(text)
         rules.extend(file_rules)
@@ -375,9 +393,9 @@ def load_rules(directory: str | Path) -> RuleSet:
         else:
             seen[rule_id] = f"{file}:{line}"
     if len(rules) > MAX_RULES:
-        problems.append(Problem(str(root), 1, 1, f"{len(rules)} rules; the limit is {MAX_RULES}"))
+        problems.append(Problem(origin, 1, 1, f"{len(rules)} rules; the limit is {MAX_RULES}"))
     if not defaults and not problems:
-        problems.append(Problem(_display_name(files[0]), 1, 1, "no 'default:' action in any rule file"))
+        problems.append(Problem(sources[0].name, 1, 1, "no 'default:' action in any rule file"))
     for _, node, name in defaults[1:]:
         first = defaults[0]
         problems.append(
@@ -390,7 +408,7 @@ def load_rules(directory: str | Path) -> RuleSet:
         rules=tuple(rules),
         default=defaults[0][0],
         version=digest.hexdigest()[:12],
-        files=tuple(_display_name(p) for p in files),
+        files=tuple(source.name for source in sources),
         universal_link_hosts=tuple(hosts),
     )
 
