@@ -86,6 +86,10 @@ class OneOf:
     def _wanted(self) -> str:
         return " or ".join(sorted(str(value) for value in self.values))
 
+    def covers(self, other: Condition) -> bool:
+        """Whether every click `other` lets through also passes this condition (for shadowing)."""
+        return isinstance(other, OneOf) and other.name == self.name and other.values <= self.values
+
 
 @dataclass(frozen=True, slots=True)
 class VersionIn:
@@ -106,6 +110,9 @@ class VersionIn:
 
     def describe(self) -> str:
         return f"{self.name} {self.range}"
+
+    def covers(self, other: Condition) -> bool:
+        return isinstance(other, VersionIn) and other.name == self.name and other.range == self.range
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +136,9 @@ class AdField:
     def describe(self) -> str:
         return f"{self.name} is {' or '.join(sorted(self.values))}"
 
+    def covers(self, other: Condition) -> bool:
+        return isinstance(other, AdField) and other.name == self.name and other.values <= self.values
+
 
 @dataclass(frozen=True, slots=True)
 class MiniProgram:
@@ -142,6 +152,9 @@ class MiniProgram:
 
     def describe(self) -> str:
         return "inside a mini program" if self.wanted else "not inside a mini program"
+
+    def covers(self, other: Condition) -> bool:
+        return other == self
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +184,13 @@ class Window:
             parts.append(f"until {self.end.isoformat(timespec='seconds')}")
         return "time " + " ".join(parts)
 
+    def covers(self, other: Condition) -> bool:
+        if not isinstance(other, Window):
+            return False
+        starts_inside = self.start is None or (other.start is not None and other.start >= self.start)
+        ends_inside = self.end is None or (other.end is not None and other.end <= self.end)
+        return starts_inside and ends_inside
+
 
 def rollout_bucket(rule_id: str, visitor: str) -> float:
     """A visitor's fixed place in [0, 100) for one rule: sticky across clicks, independent across rules."""
@@ -192,6 +212,10 @@ class Rollout:
 
     def describe(self) -> str:
         return f"rollout {self.percent:g}%"
+
+    def covers(self, other: Condition) -> bool:
+        # Buckets are drawn per rule, so only a full rollout is sure to let a click through.
+        return self.percent >= 100
 
 
 Condition = OneOf | VersionIn | AdField | MiniProgram | Window | Rollout

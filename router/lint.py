@@ -2,7 +2,7 @@
 
 Errors come from the loader itself (router.rules), so `check` can never disagree with the server.
 Warnings are what loads but is probably a mistake: a rule no click can reach because an earlier
-rule catches everything it would, and a time window that is already over.
+rule matches every click it would, and a time window that is already over.
 """
 
 from __future__ import annotations
@@ -11,20 +11,40 @@ import argparse
 from datetime import UTC, datetime
 from typing import IO
 
-from router.rules import Problem, RuleSet, RuleSetError, load_rules
+from router.conditions import Window
+from router.rules import Problem, Rule, RuleSet, RuleSetError, load_rules
+
+
+def _at(rule: Rule, message: str) -> Problem:
+    file, _, line = rule.where.rpartition(":")
+    return Problem(file, int(line), rule.column, message)
 
 
 def warnings(rules: RuleSet, now: datetime) -> list[Problem]:
-    return []
+    """Rules that load but can never decide a click."""
+    found = []
+    for index, rule in enumerate(rules.rules):
+        earlier = next((other for other in rules.rules[:index] if other.shadows(rule)), None)
+        if earlier is not None:
+            found.append(_at(rule, f"rule {rule.id!r} can never match: rule {earlier.id!r} ({earlier.where}) "
+                                   "matches every click it would; move it above, or narrow the earlier rule"))
+        for _, condition in rule.conditions:
+            if isinstance(condition, Window) and condition.end is not None and condition.end <= now:
+                closed = condition.end.isoformat(timespec="seconds")
+                found.append(_at(rule, f"rule {rule.id!r} has a window that closed at {closed}; "
+                                       "it can never match again"))
+    return found
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser("check", help="validate a rules directory as the server would, start nothing")
-    parser.add_argument("directory", nargs="?", help="rules directory (default: $ROUTER_RULES_DIR or the shipped rules)")
+    parser.add_argument("directory", nargs="?",
+                        help="rules directory (default: $ROUTER_RULES_DIR or the shipped rules)")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, out: IO[str]) -> int:
+    """Errors first, then warnings, each as file:line:col; exit 1 on any error, 0 otherwise."""
     from router.config import Settings
 
     directory = args.directory or str(Settings.from_env().rules_dir)
@@ -32,10 +52,13 @@ def run(args: argparse.Namespace, out: IO[str]) -> int:
         rules = load_rules(directory)
     except RuleSetError as err:
         for problem in err.problems:
-            out.write(f"{problem}: error\n")
+            out.write(f"{problem.file}:{problem.line}:{problem.column}: error: {problem.message}\n")
+        count = len(err.problems)
+        out.write(f"{count} error{'s' if count != 1 else ''}: the rules would not load; the server keeps what it has\n")
         return 1
     found = warnings(rules, datetime.now(UTC))
     for problem in found:
-        out.write(f"{problem}: warning\n")
-    out.write(f"ok: {len(rules.rules)} rules, version {rules.version}\n")
+        out.write(f"{problem.file}:{problem.line}:{problem.column}: warning: {problem.message}\n")
+    plural = "s" if len(found) != 1 else ""
+    out.write(f"ok: {len(rules.rules)} rules, version {rules.version}, {len(found)} warning{plural}\n")
     return 0

@@ -29,7 +29,7 @@ import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from router.conditions import Condition, ConditionError, ConditionName, build_condition
+from router.conditions import Condition, ConditionError, ConditionName, Rollout, build_condition
 from router.types import LANDING_PAGES, Action
 
 MAX_FILE_BYTES = 1_000_000
@@ -97,6 +97,16 @@ class Rule:
     then: Outcome
     description: str = ""
     where: str = ""  # file:line, for explanations
+    column: int = 1
+
+    def shadows(self, later: Rule) -> bool:
+        """Whether this rule matches every click `later` would match, so `later` can never decide."""
+        theirs = [condition for _, condition in later.conditions]
+        for _, mine in self.conditions:
+            always = isinstance(mine, Rollout) and mine.percent >= 100
+            if not always and not any(mine.covers(condition) for condition in theirs):
+                return False
+        return True
 
     def first_failure(self, ctx: object) -> Condition | None:
         for _, condition in self.conditions:
@@ -253,7 +263,7 @@ class _FileReader:
         if conditions is None:
             return None
         where = f"{self.name}:{node.start_mark.line + 1}"
-        return Rule(rule_id, conditions, then, description, where)
+        return Rule(rule_id, conditions, then, description, where, node.start_mark.column + 1)
 
     def conditions(self, node: Node) -> tuple[tuple[ConditionName, Condition], ...] | None:
         if not isinstance(node, MappingNode):

@@ -1,0 +1,97 @@
+"""`rules check`: the server's own loader, every problem at once, warnings apart from errors."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from router.cli import main
+
+
+def check(directory: Path) -> tuple[int, str]:
+    out = io.StringIO()
+    return main(["rules", "check", str(directory)], out), out.getvalue()
+
+
+def test_shipped_rules_pass_without_warnings() -> None:
+    """The shipped rules load, with no warning."""
+    code, text = check(Path(__file__).resolve().parent.parent / "rules")
+    assert code == 0
+    assert text.endswith("0 warnings\n") and "ok: 11 rules" in text
+
+
+def test_errors_all_at_once_with_suggestions(rules_dir: Path) -> None:
+    """Every error in every file, as file:line:col: error: …, with 'did you mean'; exit 1."""
+    (rules_dir / "a.yaml").write_text("rules:\n  - id: x\n    when: {app: wechatt, advertizer: '1'}\n    then: web\n")
+    (rules_dir / "b.yaml").write_text("rules:\n  - id: x\n    when: {os: ios}\n    then: teleport\ndefault: web\n")
+    code, text = check(rules_dir)
+    assert code == 1
+    lines = text.splitlines()
+    assert lines[0].endswith("a.yaml:3:17: error: unknown app 'wechatt'; did you mean 'wechat'?")
+    assert lines[1].endswith("a.yaml:3:26: error: unknown condition 'advertizer'; did you mean 'advertiser'?")
+    assert any(line.endswith("b.yaml:2:5: error: duplicate rule id 'x' (first at " + str(rules_dir / "a.yaml") + ":2)")
+               or "b.yaml:2:5: error: duplicate rule id 'x'" in line for line in lines)
+    assert any("b.yaml:4:11: error: unknown action 'teleport'" in line for line in lines)
+    assert lines[-1] == "4 errors: the rules would not load; the server keeps what it has"
+
+
+def test_shadowed_rule_is_a_warning(rules_dir: Path) -> None:
+    """A rule an earlier, broader rule always beats is reported, but the rules still pass."""
+    (rules_dir / "r.yaml").write_text(
+        "rules:\n"
+        "  - {id: wechat-any, when: {app: [wechat, qq]}, then: landing}\n"
+        "  - {id: wechat-ad, when: {app: wechat, channel: ad}, then: app}\n"
+        "  - {id: qq-half, when: {app: qq, rollout: 50}, then: web}\n"
+        "  - {id: qq-ios, when: {app: qq, os: ios}, then: web}\n"
+        "default: web\n"
+    )
+    code, text = check(rules_dir)
+    assert code == 0
+    assert "r.yaml:3:5: warning: rule 'wechat-ad' can never match: rule 'wechat-any'" in text
+    assert "r.yaml:4:5: warning: rule 'qq-half' can never match: rule 'wechat-any'" in text
+    assert "r.yaml:5:5: warning: rule 'qq-ios' can never match: rule 'wechat-any'" in text
+    assert text.endswith("3 warnings\n")
+
+
+def test_rollout_and_narrower_rules_do_not_shadow(rules_dir: Path) -> None:
+    """A partial rollout, or an earlier rule with a condition the later one lacks, shadows nothing."""
+    (rules_dir / "r.yaml").write_text(
+        "rules:\n"
+        "  - {id: pilot, when: {app: wechat, channel: group_chat, rollout: 10}, then: web}\n"
+        "  - {id: group, when: {app: wechat, channel: group_chat}, then: landing}\n"
+        "  - {id: ios-wechat, when: {app: wechat, os: ios}, then: landing}\n"
+        "  - {id: wechat, when: {app: wechat}, then: landing}\n"
+        "  - {id: full, when: {app: qq, rollout: 100}, then: web}\n"
+        "  - {id: qq, when: {app: qq}, then: web}\n"
+        "default: web\n"
+    )
+    code, text = check(rules_dir)
+    assert code == 0
+    assert "'group' can never" not in text and "'wechat' can never" not in text
+    assert "rule 'qq' can never match: rule 'full'" in text
+
+
+def test_window_already_over_is_a_warning(rules_dir: Path) -> None:
+    """A window that closed in the past can never match again."""
+    (rules_dir / "r.yaml").write_text(
+        "rules:\n  - id: double-11-2020\n    when: {app: qq, window: {until: '2020-11-12T00:00:00+08:00'}}\n"
+        "    then: web\ndefault: web\n"
+    )
+    code, text = check(rules_dir)
+    assert code == 0
+    assert "r.yaml:2:5: warning: rule 'double-11-2020' has a window that closed at 2020-11-12T00:00:00+08:00" in text
+
+
+def test_check_starts_nothing_and_uses_the_server_loader(rules_dir: Path) -> None:
+    """What check rejects, the server refuses too (same loader); check itself opens no port."""
+    from router.rules import RuleSetError, load_rules
+
+    (rules_dir / "r.yaml").write_text("rules: []\ndefault: {action: landing, page: moment}\n")
+    code, text = check(rules_dir)
+    assert code == 1 and "unknown landing page 'moment'" in text
+    try:
+        load_rules(rules_dir)
+    except RuleSetError as err:
+        assert "unknown landing page 'moment'" in str(err)
+    else:
+        raise AssertionError("the server's loader accepted what check rejected")
