@@ -178,9 +178,23 @@ def cmd_explain(args: argparse.Namespace, out: IO[str]) -> int:
                 out.write(json.dumps(result, ensure_ascii=False) + "\n")
         return 0
     request = _click_request(args, settings)
+    if args.format == "text":
+        out.write(_explain_text(request, args.ua, _parse_at(args.at), settings, rules, args.visitor or ""))
+        return 0
     result = explain_click(request, args.ua, _parse_at(args.at), settings, rules, args.visitor or "")
     out.write(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
     return 0
+
+
+def _explain_text(request: str, ua: str, at: datetime, settings: Settings, rules: RuleSet, visitor: str) -> str:
+    from router.explain_text import render
+
+    path, _, query = request.partition("?")
+    try:
+        ctx = read_click(path, query, ua, at=at, settings=settings, visitor=visitor)
+    except BadClick as bad:
+        return f"→ block ({bad.status}) before any rule: {bad.message}\n"
+    return render(ctx, explain(rules, ctx), rules)
 
 
 def cmd_sign(args: argparse.Namespace, out: IO[str]) -> int:
@@ -255,6 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     expl.add_argument("--channel", choices=[c.value for c in Channel], help="with --link: the channel")
     expl.add_argument("--ad-source", help="with --link --channel ad: the ad source (the link is signed)")
     expl.add_argument("--advertiser", help="with --link --channel ad: the advertiser")
+    expl.add_argument("--format", choices=["json", "text"], default="json",
+                      help="json (default): one object; text: each rule tried, ✓/✗ per condition")
     expl.add_argument("--batch", metavar="FILE", help="JSON lines {request, ua, at?, visitor?}; '-' for stdin")
     expl.set_defaults(run=cmd_explain)
 

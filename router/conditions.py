@@ -106,7 +106,10 @@ class VersionIn:
         whose, version = self.read(ctx)
         if not version:
             return f"{whose} version is unknown, so it is not {self.range}"
-        return f"{whose} {format_version(version)} is not {self.range}"
+        failed = next((c for c in self.range.comparisons if not c.holds(version)), None)
+        how = {">=": "older than", ">": "not newer than", "<": "not older than", "<=": "newer than"}
+        verb = how.get(failed.op, "not") if failed is not None and not failed.wildcard else "not"
+        return f"{whose} {format_version(version)} is {verb} {self.range}"
 
     def describe(self) -> str:
         return f"{self.name} {self.range}"

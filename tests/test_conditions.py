@@ -64,7 +64,9 @@ def test_app_version_explains_in_domain_words() -> None:
     """A version failure names the app and both versions."""
     condition = cond("app_version", ">=8.0.30")
     assert not condition.holds(CTX, "r")
-    assert condition.explain(CTX) == "wechat 8.0.20 is not >=8.0.30"
+    assert condition.explain(CTX) == "wechat 8.0.20 is older than >=8.0.30"
+    assert cond("app_version", ">=7,<8").explain(CTX) == "wechat 8.0.20 is not older than >=7,<8"
+    assert cond("app_version", "==7.*").explain(CTX) == "wechat 8.0.20 is not ==7.*"
 
 
 def test_one_of_lists() -> None:

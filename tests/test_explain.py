@@ -116,3 +116,27 @@ def test_module_entry_point_runs() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["rule"] == "wechat-group-chat-landing"
+
+
+def test_explain_text_marks_every_condition() -> None:
+    """--format text: each rule tried with ✓/✗ per condition in domain words, stopping at the match."""
+    out = io.StringIO()
+    old_wechat = uas.WECHAT_IOS.replace("MicroMessenger/8.0.47", "MicroMessenger/7.0.20")
+    assert main(["explain", GROUP_CLICK, "--ua", old_wechat, "--format", "text"], out) == 0
+    text = out.getvalue()
+    assert text.startswith("client   wechat 7.0.20 on ios 17.4 (mobile)\n")
+    assert "channel  group_chat (WeChat share parameter from=groupmessage)" in text
+    tried = ("✗ wechat-ad-unidesk-app  (rules/default.yaml:18)\n"
+             "    ✓ app is wechat\n    ✗ channel is group_chat, not ad\n")
+    assert tried in text
+    assert "    ✗ rollout is at 0%: nobody is in it yet\n" in text
+    assert "✓ wechat-group-chat-landing" in text
+    assert "mobile-browser-app" not in text  # the walk stops at the match
+    assert text.endswith("→ landing (200) by wechat-group-chat-landing\n")
+
+
+def test_explain_text_for_a_refused_click() -> None:
+    """A click refused before the rules says so in one line."""
+    out = io.StringIO()
+    assert main(["explain", "/go?url=https://evil.example/", "--format", "text"], out) == 0
+    assert out.getvalue().startswith("→ block (400) before any rule: host 'evil.example' is not allowed")
