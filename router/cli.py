@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import IO, Any
 from urllib.parse import quote, urlencode
 
@@ -22,6 +22,7 @@ from router.config import Settings
 from router.decide import explain
 from router.deeplinks import app_url
 from router.links import LinkError, parse_link
+from router.replay import UnreadableLine, parse_time, read_clicks
 from router.rules import RuleSet, RuleSetError, load_rules
 from router.signing import sign
 from router.types import Channel, Context, Decision
@@ -29,7 +30,7 @@ from router.versions import format_version
 
 # Each `rules …` command lives in its own module, which registers its parser with `register(subparsers)`
 # and runs as `run(args, out) -> exit status`.
-RULES_COMMANDS = ("router.lint",)
+RULES_COMMANDS = ("router.lint", "router.ruleset_diff")
 
 
 class UsageError(Exception):
@@ -54,17 +55,10 @@ def _rules(settings: Settings) -> RuleSet:
 
 
 def _parse_at(text: object) -> datetime:
-    if text is None or text == "":
-        return datetime.now(UTC)
-    if not isinstance(text, str):
-        raise UsageError(f"time {text!r} is not ISO 8601 text, e.g. 2026-11-11T20:00:00+08:00")
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
-    except ValueError:
-        raise UsageError(f"time {text!r} is not ISO 8601, e.g. 2026-11-11T20:00:00+08:00") from None
-    if moment.tzinfo is None:
-        raise UsageError(f"time {text!r} has no timezone; add one, e.g. {text}+08:00")
-    return moment
+        return parse_time(text)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
 
 
 def result_json(
@@ -132,22 +126,11 @@ def explain_click(
 
 
 def _batch(lines: Iterable[str], settings: Settings, rules: RuleSet) -> Iterator[dict[str, Any]]:
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            if not isinstance(record, dict) or not isinstance(record.get("request"), str):
-                raise ValueError("expected an object with 'request' (and 'ua', optional 'at', 'visitor')")
-            ua = record.get("ua") or ""
-            visitor = record.get("visitor") or ""
-            if not isinstance(ua, str) or not isinstance(visitor, str):
-                raise ValueError("'ua' and 'visitor' must be strings")
-            at = _parse_at(record.get("at"))
-        except (ValueError, UsageError) as err:
-            yield {"line": number, "error": str(err)}
-            continue
-        yield explain_click(record["request"], ua, at, settings, rules, visitor)
+    for click in read_clicks(lines):
+        if isinstance(click, UnreadableLine):
+            yield {"line": click.line, "error": click.error}
+        else:
+            yield explain_click(click.request, click.ua, click.at, settings, rules, click.visitor)
 
 
 def _click_request(args: argparse.Namespace, settings: Settings) -> str:

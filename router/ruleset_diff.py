@@ -1,0 +1,129 @@
+"""`rules diff OLD NEW --clicks FILE`: what a rule change would do to recorded traffic.
+
+Every recorded click is read once and decided by both rule sets through the server's own code.
+Clicks whose action changes are counted by (channel, app, old action → new action), biggest group
+first, with a few examples each; clicks that keep their action but change rule are counted apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from router.click import BadClick, read_click
+from router.config import Settings
+from router.decide import decide
+from router.replay import RecordedClick, UnreadableLine, read_clicks
+from router.rules import RuleSet, RuleSetError, load_rules
+
+EXAMPLES_PER_GROUP = 3
+
+Group = tuple[str, str, str, str]  # channel, app, old action, new action
+
+
+@dataclass
+class Comparison:
+    read: int = 0
+    unreadable: list[UnreadableLine] = field(default_factory=list)
+    refused: int = 0  # clicks the router answers 4xx before any rule: the same under both sets
+    changed: Counter[Group] = field(default_factory=Counter)
+    examples: dict[Group, list[str]] = field(default_factory=lambda: defaultdict(list))
+    rule_only: int = 0  # same action, decided by another rule
+
+    @property
+    def changed_total(self) -> int:
+        return sum(self.changed.values())
+
+
+def compare(old: RuleSet, new: RuleSet, clicks: list[RecordedClick], settings: Settings) -> Comparison:
+    result = Comparison()
+    for click in clicks:
+        result.read += 1
+        path, _, query = click.request.partition("?")
+        try:
+            ctx = read_click(path, query, click.ua, at=click.at, settings=settings, visitor=click.visitor)
+        except BadClick:
+            result.refused += 1
+            continue
+        before, after = decide(old, ctx), decide(new, ctx)
+        if before.action is not after.action:
+            group = (ctx.channel.value, ctx.client.app.value, before.action.value, after.action.value)
+            result.changed[group] += 1
+            if len(result.examples[group]) < EXAMPLES_PER_GROUP:
+                result.examples[group].append(
+                    f"line {click.line}: {click.request[:100]} ({before.rule} → {after.rule})"
+                )
+        elif before.rule != after.rule:
+            result.rule_only += 1
+    return result
+
+
+def _percent(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else "0%"
+
+
+def render_text(result: Comparison, old: RuleSet, new: RuleSet) -> str:
+    decided = result.read - result.refused
+    lines = [
+        f"rules {old.version} → {new.version}",
+        f"clicks: {result.read} read, {len(result.unreadable)} unreadable lines, {result.refused} refused "
+        f"before any rule, {decided} decided by both",
+        f"action changes: {result.changed_total} of {decided} ({_percent(result.changed_total, decided)})",
+    ]
+    for group, count in result.changed.most_common():
+        channel, app, before, after = group
+        lines.append(f"  {count:>7}  {channel:<13} {app:<11} {before} → {after}")
+        lines.extend(f"           e.g. {example}" for example in result.examples[group])
+    lines.append(f"same action, another rule: {result.rule_only}")
+    lines.extend(f"unreadable line {bad.line}: {bad.error}" for bad in result.unreadable[:10])
+    return "\n".join(lines) + "\n"
+
+
+def render_json(result: Comparison, old: RuleSet, new: RuleSet) -> str:
+    body: dict[str, Any] = {
+        "old_version": old.version,
+        "new_version": new.version,
+        "read": result.read,
+        "unreadable": [{"line": bad.line, "error": bad.error} for bad in result.unreadable],
+        "refused": result.refused,
+        "changed": result.changed_total,
+        "groups": [
+            {"channel": g[0], "app": g[1], "from": g[2], "to": g[3], "count": n, "examples": result.examples[g]}
+            for g, n in result.changed.most_common()
+        ],
+        "same_action_other_rule": result.rule_only,
+    }
+    return json.dumps(body, ensure_ascii=False, indent=2) + "\n"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser("diff", help="replay recorded clicks against two rule sets and compare")
+    parser.add_argument("old", metavar="OLD_DIR")
+    parser.add_argument("new", metavar="NEW_DIR")
+    parser.add_argument("--clicks", required=True, metavar="FILE",
+                        help="JSON lines {request, ua, at?, visitor?} (the click log, or explain --batch input)")
+    parser.add_argument("--format", choices=["text", "json"], default="text")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, out: IO[str]) -> int:
+    sets = []
+    for label, directory in (("OLD_DIR", args.old), ("NEW_DIR", args.new)):
+        try:
+            sets.append(load_rules(directory))
+        except RuleSetError as err:
+            for problem in err.problems:
+                out.write(f"{problem.file}:{problem.line}:{problem.column}: error: {problem.message}\n")
+            out.write(f"{label} does not load: nothing compared\n")
+            return 1
+    old, new = sets
+    with open(args.clicks, encoding="utf-8") as handle:
+        records = list(read_clicks(handle))
+    clicks = [record for record in records if isinstance(record, RecordedClick)]
+    result = compare(old, new, clicks, Settings.from_env())
+    result.unreadable = [record for record in records if isinstance(record, UnreadableLine)]
+    out.write(render_json(result, old, new) if args.format == "json" else render_text(result, old, new))
+    return 0
