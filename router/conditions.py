@@ -352,3 +352,43 @@ _BUILDERS: dict[ConditionName, Callable[[object], Condition]] = {
 def build_condition(name: ConditionName, value: object) -> Condition:
     """Build one condition from its rule-file value, or raise ConditionError."""
     return _BUILDERS[name](value)
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionDoc:
+    """What a condition means and takes, for the rules reference and the JSON Schema."""
+
+    meaning: str
+    example: str
+    values: tuple[str, ...] = ()  # the closed set of names, for one-of conditions
+
+
+CONDITION_DOCS: dict[ConditionName, ConditionDoc] = {
+    ConditionName.CHANNEL: ConditionDoc(
+        "Where the link was tapped: a verified ad, a 1:1 chat, a group chat, Moments, or unknown.",
+        "channel: [moments, unknown]", tuple(Channel)),
+    ConditionName.APP: ConditionDoc(
+        "The app the tap happens in, from the user agent (WeCom is never WeChat; a bot is `bot`).",
+        "app: wechat", tuple(App)),
+    ConditionName.OS: ConditionDoc("The operating system.", "os: [ios, android]", tuple(OS)),
+    ConditionName.DEVICE: ConditionDoc("Phone, tablet or computer.", "device: desktop", tuple(Device)),
+    ConditionName.APP_VERSION: ConditionDoc(
+        "The version of the app the tap happens in (WeChat's MicroMessenger version, a browser's version); "
+        "a quoted range, comparisons joined by commas. An unknown version matches no range.",
+        'app_version: ">=8.0.30,<9"'),
+    ConditionName.OS_VERSION: ConditionDoc("The OS version, as a quoted range.", 'os_version: ">=16"'),
+    ConditionName.LINK: ConditionDoc("What kind of Taobao link was tapped.", "link: item", tuple(LinkKind)),
+    ConditionName.PLATFORM: ConditionDoc("Taobao or Tmall.", "platform: tmall", tuple(Platform)),
+    ConditionName.MINI_PROGRAM: ConditionDoc("Inside a WeChat mini program's webview.", "mini_program: true"),
+    ConditionName.AD_SOURCE: ConditionDoc(
+        "The ad source of a verified /ad link (an unverified link never matches).", "ad_source: unidesk"),
+    ConditionName.ADVERTISER: ConditionDoc(
+        "The advertiser id of a verified /ad link.", 'advertiser: ["1001", "1002"]'),
+    ConditionName.CAMPAIGN: ConditionDoc("The campaign id of a verified /ad link.", "campaign: c-618"),
+    ConditionName.WINDOW: ConditionDoc(
+        "A time window: from (inclusive) and/or until (exclusive), ISO times with an offset, or naive "
+        "times with a `timezone`.",
+        'window: {from: "2026-11-11T00:00:00", until: "2026-11-12T00:00:00", timezone: Asia/Shanghai}'),
+    ConditionName.ROLLOUT: ConditionDoc(
+        "A share of visitors, 0-100 percent, sticky per visitor and rule (a grayscale launch).", "rollout: 5"),
+}

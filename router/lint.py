@@ -36,7 +36,7 @@ def warnings(rules: RuleSet, now: datetime) -> list[Problem]:
     return found
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("check", help="validate a rules directory as the server would, start nothing")
     parser.add_argument("directory", nargs="?",
                         help="rules directory (default: $ROUTER_RULES_DIR or the shipped rules)")

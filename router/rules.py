@@ -46,17 +46,17 @@ _PLAIN_TAGS = {
     "tag:yaml.org,2002:seq",
     "tag:yaml.org,2002:map",
 }
-_VIA = ("auto", "scheme", "tbopen", "intent", "universal")
-_TARGET_APPS = ("taobao", "tmall")
-_OUTCOME_KEYS: dict[Action, tuple[str, ...]] = {
+VIA_CHOICES = ("auto", "scheme", "tbopen", "intent", "universal")
+TARGET_APPS = ("taobao", "tmall")
+OUTCOME_OPTIONS: dict[Action, tuple[str, ...]] = {
     Action.APP: ("action", "via", "app"),
     Action.WEB: ("action",),
     Action.LANDING: ("action", "page", "via", "app"),  # via/app: how the page tries the app
     Action.BLOCK: ("action", "status", "message"),
 }
-_RULE_KEYS = ("id", "description", "when", "then")
-_TOP_KEYS = ("rules", "default", "settings")
-_SETTINGS_KEYS = ("universal_link_hosts",)
+RULE_KEYS = ("id", "description", "when", "then")
+TOP_KEYS = ("rules", "default", "settings")
+SETTINGS_KEYS = ("universal_link_hosts",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +203,7 @@ class _FileReader:
                 elif key.value == "settings":
                     hosts.extend(self.settings(value))
                 else:
-                    self.problem(key, f"unknown top-level key {key.value!r}{_suggest(key.value, _TOP_KEYS)}")
+                    self.problem(key, f"unknown top-level key {key.value!r}{_suggest(key.value, TOP_KEYS)}")
             except _Bad as bad:
                 self.problem(bad.node, bad.message)
         return rules, defaults, hosts
@@ -214,7 +214,7 @@ class _FileReader:
         hosts: list[str] = []
         for key, value in self.mapping(node):
             if key.value != "universal_link_hosts":
-                self.problem(key, f"unknown setting {key.value!r}{_suggest(key.value, _SETTINGS_KEYS)}")
+                self.problem(key, f"unknown setting {key.value!r}{_suggest(key.value, SETTINGS_KEYS)}")
                 continue
             items = self.plain(value)
             if not isinstance(items, list) or not all(isinstance(h, str) and h for h in items):
@@ -240,8 +240,8 @@ class _FileReader:
             raise _Bad(node, "each rule is a mapping with id, when and then")
         fields: dict[str, Node] = {}
         for key, value in self.mapping(node):
-            if key.value not in _RULE_KEYS:
-                self.problem(key, f"unknown rule key {key.value!r}{_suggest(key.value, _RULE_KEYS)}")
+            if key.value not in RULE_KEYS:
+                self.problem(key, f"unknown rule key {key.value!r}{_suggest(key.value, RULE_KEYS)}")
                 continue
             fields[key.value] = value
         ok = True
@@ -305,7 +305,7 @@ class _FileReader:
         if not isinstance(word, str) or word not in actions:
             raise _Bad(options["action"][1], f"unknown action {word!r}{_suggest(str(word), actions)}")
         action = Action(word)
-        allowed = _OUTCOME_KEYS[action]
+        allowed = OUTCOME_OPTIONS[action]
         values: dict[str, object] = {}
         for name, (key, value) in options.items():
             if name not in allowed:
@@ -317,11 +317,11 @@ class _FileReader:
         self, action: Action, values: dict[str, object], nodes: dict[str, tuple[Node, Node]]
     ) -> Outcome:
         via = values.get("via", "auto")
-        if via not in _VIA:
-            raise _Bad(nodes["via"][1], f"unknown via {via!r}{_suggest(str(via), _VIA)}")
+        if via not in VIA_CHOICES:
+            raise _Bad(nodes["via"][1], f"unknown via {via!r}{_suggest(str(via), VIA_CHOICES)}")
         app = values.get("app", "taobao")
-        if app not in _TARGET_APPS:
-            raise _Bad(nodes["app"][1], f"unknown app {app!r}; expected one of: {', '.join(_TARGET_APPS)}")
+        if app not in TARGET_APPS:
+            raise _Bad(nodes["app"][1], f"unknown app {app!r}; expected one of: {', '.join(TARGET_APPS)}")
         page = values.get("page", "")
         if page != "" and page not in LANDING_PAGES:
             raise _Bad(nodes["page"][1], f"unknown landing page {page!r}{_suggest(str(page), LANDING_PAGES)}")

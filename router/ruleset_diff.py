@@ -99,7 +99,7 @@ def render_json(result: Comparison, old: RuleSet, new: RuleSet) -> str:
     return json.dumps(body, ensure_ascii=False, indent=2) + "\n"
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("diff", help="replay recorded clicks against two rule sets and compare")
     parser.add_argument("old", metavar="OLD_DIR")
     parser.add_argument("new", metavar="NEW_DIR")

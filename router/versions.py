@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from router.types import Version
 
 _VERSION_PREFIX = re.compile(r"\s*(\d+(?:\.\d+)*)")
-_COMPARISON = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*(\d+(?:\.\d+)*)(\.\*)?\s*$")
+RANGE_PART_PATTERN = r"\s*(>=|<=|==|!=|>|<)\s*(\d+(?:\.\d+)*)(\.\*)?\s*"
+"""One comparison of a range; a range is one or more of them joined by commas (the JSON Schema uses it too)."""
+_COMPARISON = re.compile(f"^{RANGE_PART_PATTERN}$")
 _MAX_PARTS = 6
 
 

@@ -126,7 +126,7 @@ def test_explain_text_marks_every_condition() -> None:
     text = out.getvalue()
     assert text.startswith("client   wechat 7.0.20 on ios 17.4 (mobile)\n")
     assert "channel  group_chat (WeChat share parameter from=groupmessage)" in text
-    tried = ("✗ wechat-ad-unidesk-app  (rules/default.yaml:18)\n"
+    tried = ("✗ wechat-ad-unidesk-app  (rules/default.yaml:19)\n"
              "    ✓ app is wechat\n    ✗ channel is group_chat, not ad\n")
     assert tried in text
     assert "    ✗ rollout is at 0%: nobody is in it yet\n" in text

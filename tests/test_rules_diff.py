@@ -90,4 +90,4 @@ def test_broken_new_rules_are_named(sets: tuple[Path, Path], tmp_path: Path) -> 
     (new / "default.yaml").write_text(SHIPPED.replace("when: {app: taobao}", "when: {app: tao}"))
     code, text = diff(old, new, clicks_file(tmp_path))
     assert code == 1
-    assert "default.yaml:63:17: error: unknown app 'tao'" in text and "NEW_DIR does not load" in text
+    assert "default.yaml:64:17: error: unknown app 'tao'" in text and "NEW_DIR does not load" in text
