@@ -1,0 +1,581 @@
+"""`rules test`: cases kept beside the rules, run through the code the server runs.
+
+A rules directory's `tests/` folder holds case files (`*.yaml`). The rules loader reads only the
+directory's own files, so case files never load as rules:
+
+    cases:
+      - name: a Uni Desk ad clicked in WeChat opens the app
+        click: {url: "https://item.taobao.com/item.htm?id=1", client: wechat_ios, channel: ad,
+                ad_source: unidesk, advertiser: "1001", at: "2026-11-11T10:00:00+08:00"}
+        expect: {action: app, rule: wechat-ad-unidesk-app, location: "taobao://item.taobao.com/item.htm?id=1"}
+
+Each click becomes the request a real tap would send (an `/ad` link signed with the configured keys,
+WeChat's `from=` for a chat or Moments share), is read by `router.click.read_click` and decided by
+`router.decide.explain`, exactly as the server would. A case ends in one of three verdicts:
+
+- PASS: the answer is what `expect` says;
+- FAIL: it is not (the message names what differs and why the expected rule did not match);
+- ERROR: the case could not run: a mistake in the case file, or an expected rule id the rules lack.
+
+Case files are composed into YAML nodes and walked by hand (nothing is constructed from tags), so
+every result and every mistake names its `file:line`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import IO, TypeVar
+from urllib.parse import quote, urlencode
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from router.click import WECHAT_FROM, BadClick, read_click
+from router.conditions import Rollout
+from router.config import Settings
+from router.decide import DEFAULT_RULE, explain
+from router.named_clients import UnknownClientError, user_agent
+from router.rules import MAX_FILE_BYTES, RULE_FILE_SUFFIXES, Problem, Rule, RuleSet, RuleSetError, load_rules
+from router.signing import SigningKeys, sign
+from router.types import Action, Channel, Step
+
+CASES_DIR = "tests"
+BAD_REQUEST = "bad-request"  # the rule name explain and the server's log give a click that can't be read
+
+CASE_KEYS = ("name", "click", "expect")
+CLICK_KEYS = ("url", "request", "client", "ua", "channel", "ad_source", "advertiser", "campaign", "at", "visitor",
+              "params")
+EXPECT_KEYS = ("action", "rule", "location", "status", "channel")
+_AD_FIELDS = ("ad_source", "advertiser", "campaign")
+_SHARED_FROM = {channel: word for word, channel in WECHAT_FROM.items()}
+_E = TypeVar("_E", bound=StrEnum)
+_TAGS = {f"tag:yaml.org,2002:{kind}" for kind in ("str", "int", "float", "bool", "null", "timestamp", "seq", "map")}
+
+
+# --- what a case says ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Click:
+    """A click as a case (or the matrix) describes it; `request` builds what would reach the router."""
+
+    url: str = ""
+    raw_request: str = ""  # a case's `request:`, used as is
+    ua: str = ""
+    channel: Channel | None = None
+    ad_source: str = ""
+    advertiser: str = ""
+    campaign: str = ""
+    at: datetime | None = None
+    visitor: str = ""
+    params: tuple[tuple[str, str], ...] = ()
+
+    def request(self, keys: SigningKeys) -> str:
+        """Path and query: a signed /ad link for channel ad, WeChat's share parameter for chats and Moments."""
+        if self.raw_request:
+            return self.raw_request
+        fields = {"url": self.url}
+        if self.channel is Channel.AD:
+            ad = {"src": self.ad_source, "adv": self.advertiser, "cmp": self.campaign}
+            path, fields = "/ad", sign({**fields, **ad}, keys)
+        else:
+            path = "/go"
+            if self.channel in _SHARED_FROM:
+                fields["from"] = _SHARED_FROM[self.channel]
+        return f"{path}?{urlencode([*fields.items(), *self.params], quote_via=quote)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Expect:
+    action: Action
+    rule: str | None = None
+    location: str | None = None
+    status: int | None = None
+    channel: Channel | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    name: str
+    file: str
+    line: int
+    click: Click | None = None  # None (and expect None) when the case has problems
+    expect: Expect | None = None
+    problems: tuple[Problem, ...] = ()
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+# --- reading case files -------------------------------------------------------------------------------
+
+
+class _Bad(Exception):
+    def __init__(self, node: Node, message: str) -> None:
+        self.node = node
+        self.message = message
+
+
+def _suggest(word: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f"; did you mean {close[0]!r}?" if close else f"; expected one of: {', '.join(choices)}"
+
+
+class _CaseReader:
+    """Walks one case file's nodes. Scalars are read as the text written, so `advertiser: 1001` is "1001"."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.problems: list[Problem] = []
+
+    def problem(self, node: Node, message: str) -> None:
+        self.problems.append(Problem(self.file, node.start_mark.line + 1, node.start_mark.column + 1, message))
+
+    def text(self, node: Node, what: str) -> str:
+        if node.tag not in _TAGS:
+            raise _Bad(node, f"YAML tag {node.tag!r} is not allowed in case files")
+        if not isinstance(node, ScalarNode):
+            raise _Bad(node, f"{what} must be a single value")
+        if node.tag.endswith(":null"):
+            raise _Bad(node, f"{what} has no value")
+        return str(node.value)
+
+    def mapping(self, node: Node, what: str, keys: Sequence[str]) -> dict[str, Node]:
+        """A mapping's values by key; unknown and duplicate keys are problems (and left out)."""
+        if node.tag not in _TAGS:
+            raise _Bad(node, f"YAML tag {node.tag!r} is not allowed in case files")
+        if not isinstance(node, MappingNode):
+            raise _Bad(node, f"{what} must be a mapping")
+        values: dict[str, Node] = {}
+        for key, value in node.value:
+            name = self.text(key, "a key")
+            if name in values:
+                self.problem(key, f"duplicate key {name!r} in {what}")
+            elif keys and name not in keys:
+                self.problem(key, f"unknown key {name!r} in {what}{_suggest(name, keys)}")
+            else:
+                values[name] = value
+        return values
+
+    def read(self, text: str) -> list[Case]:
+        try:
+            # Aliases would let a small file stand for a huge one, and cases have no need for them.
+            for event in yaml.parse(text, Loader=yaml.SafeLoader):
+                if isinstance(event, yaml.AliasEvent):
+                    mark = event.start_mark
+                    line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+                    message = "YAML aliases (*name) are not allowed in case files; write the value out"
+                    return [self.file_error(line, column, message)]
+            root = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.MarkedYAMLError as err:
+            mark = err.problem_mark or err.context_mark
+            line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+            return [self.file_error(line, column, f"YAML syntax: {err.problem or err}")]
+        except yaml.YAMLError as err:
+            return [self.file_error(1, 1, f"YAML: {err}")]
+        if root is None:
+            return [self.file_error(1, 1, "no cases: a case file is a mapping with 'cases:', a list of cases")]
+        try:
+            top = self.mapping(root, "a case file", ("cases",))
+            if "cases" not in top:
+                raise _Bad(root, "no 'cases:' in the case file")
+            listed = top["cases"]
+            if not isinstance(listed, SequenceNode) or not listed.value:
+                raise _Bad(listed, "'cases' must be a list of cases, each starting with '- name: …'")
+        except _Bad as bad:
+            self.problem(bad.node, bad.message)
+        if self.problems:
+            first = self.problems[0]
+            return [Case("", self.file, first.line, problems=tuple(self.problems))]
+        return self._unique([self.case(node) for node in listed.value])
+
+    def file_error(self, line: int, column: int, message: str) -> Case:
+        return Case("", self.file, line, problems=(Problem(self.file, line, column, message),))
+
+    def _unique(self, cases: list[Case]) -> list[Case]:
+        first: dict[str, Case] = {}
+        checked = []
+        for case in cases:
+            if case.name and case.name in first and not case.problems:
+                where = first[case.name].where
+                problem = Problem(self.file, case.line, 1, f"a second case named {case.name!r} (first at {where})")
+                case = Case(case.name, case.file, case.line, problems=(problem,))
+            first.setdefault(case.name, case)
+            checked.append(case)
+        return checked
+
+    def case(self, node: Node) -> Case:
+        self.problems = []
+        line = node.start_mark.line + 1
+        name = ""
+        click = expect = None
+        try:
+            fields = self.mapping(node, "a case", CASE_KEYS)
+            name = (self.value(fields["name"], "'name'") or "").strip() if "name" in fields else ""
+            for required in CASE_KEYS:
+                if required not in fields or (required == "name" and not name):
+                    self.problem(node, f"the case has no {required!r}")
+            if "click" in fields:
+                click = self.click(fields["click"])
+            if "expect" in fields:
+                expect = self.expect(fields["expect"])
+        except _Bad as bad:
+            self.problem(bad.node, bad.message)
+        if self.problems or click is None or expect is None:
+            problems = sorted(self.problems, key=lambda problem: (problem.line, problem.column))
+            return Case(name, self.file, line, problems=tuple(problems))
+        return Case(name, self.file, line, click, expect)
+
+    def value(self, node: Node, what: str) -> str | None:
+        """A scalar's text, or None after recording why it is not one."""
+        try:
+            return self.text(node, what)
+        except _Bad as bad:
+            self.problem(bad.node, bad.message)
+            return None
+
+    def values(self, fields: dict[str, Node], where: str = "") -> dict[str, str]:
+        found = {}
+        for key, node in fields.items():
+            text = self.value(node, f"{where}{key}" if where else f"'{key}'")
+            if text is not None:
+                found[key] = text
+        return found
+
+    def click(self, node: Node) -> Click | None:
+        before = len(self.problems)
+        try:
+            fields = self.mapping(node, "'click'", CLICK_KEYS)
+        except _Bad as bad:
+            self.problem(bad.node, bad.message)
+            return None
+        values = self.values({key: value for key, value in fields.items() if key != "params"})
+        if ("url" in fields) == ("request" in fields):
+            self.problem(node, "give the click either 'url' (the link) or 'request' (e.g. '/go?url=…'), not both")
+        if ("client" in fields) == ("ua" in fields):
+            self.problem(node, "give the click either 'client' (a named client) or 'ua' (a user agent), not both")
+        ua = values.get("ua", "")
+        if "client" in values:
+            try:
+                ua = user_agent(values["client"])
+            except UnknownClientError as err:
+                self.problem(fields["client"], str(err))
+        channel = self.word(fields, values, "channel", Channel)
+        if "request" in fields:
+            for key in ("channel", *_AD_FIELDS, "params"):
+                if key in fields:
+                    self.problem(fields[key], f"'{key}' does not go with 'request': write it into the request")
+        for key in _AD_FIELDS:
+            if key in fields and channel is not Channel.AD:
+                self.problem(fields[key], f"'{key}' only applies to 'channel: ad'")
+        at = None
+        if "at" in values:
+            try:
+                at = parse_at(values["at"])
+            except ValueError as err:
+                self.problem(fields["at"], str(err))
+        params = self.params(fields["params"], channel) if "params" in fields else ()
+        if len(self.problems) > before:
+            return None
+        return Click(url=values.get("url", ""), raw_request=values.get("request", ""), ua=ua, channel=channel,
+                     ad_source=values.get("ad_source", ""), advertiser=values.get("advertiser", ""),
+                     campaign=values.get("campaign", ""), at=at, visitor=values.get("visitor", ""), params=params)
+
+    def word(self, fields: dict[str, Node], values: dict[str, str], key: str, kind: type[_E]) -> _E | None:
+        """values[key] as a member of `kind` (a problem, with a suggestion, when it is none)."""
+        word = values.get(key)
+        if word is None:
+            return None
+        choices = [member.value for member in kind]
+        if word not in choices:
+            self.problem(fields[key], f"unknown {key} {word!r}{_suggest(word, choices)}")
+            return None
+        return kind(word)
+
+    def params(self, node: Node, channel: Channel | None) -> tuple[tuple[str, str], ...]:
+        try:
+            fields = self.mapping(node, "'params'", ())
+        except _Bad as bad:
+            self.problem(bad.node, bad.message)
+            return ()
+        # Names the case already sets: giving them again would send them twice (a 400), not override.
+        taken = {"url"} | ({"src", "adv", "cmp", "kid", "sig"} if channel is Channel.AD else set())
+        if channel in _SHARED_FROM:
+            taken.add("from")
+        for name in taken & fields.keys():
+            self.problem(fields.pop(name), f"params.{name} is already set by the case's url or channel; drop one")
+        return tuple(self.values(fields, "params.").items())
+
+    def expect(self, node: Node) -> Expect | None:
+        before = len(self.problems)
+        try:
+            fields = self.mapping(node, "'expect'", EXPECT_KEYS)
+        except _Bad as bad:
+            self.problem(bad.node, bad.message)
+            return None
+        values = self.values(fields)
+        if "action" not in fields and len(self.problems) == before:  # else a misspelt 'action' was named
+            self.problem(node, "'expect' needs 'action' (app, web, landing or block)")
+        action = self.word(fields, values, "action", Action)
+        channel = self.word(fields, values, "channel", Channel)
+        status = None
+        if "status" in values:
+            status = int(values["status"]) if values["status"].isdigit() else 0
+            if not 100 <= status <= 599:
+                self.problem(fields["status"], f"'status' is an HTTP status code, got {values['status']!r}")
+        if len(self.problems) > before or action is None:
+            return None
+        return Expect(action, values.get("rule"), values.get("location"), status, channel)
+
+
+def parse_at(text: str) -> datetime:
+    """An ISO 8601 time with a timezone, or ValueError saying what to write."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"time {text!r} is not ISO 8601, e.g. 2026-11-11T20:00:00+08:00") from None
+    if moment.tzinfo is None:
+        raise ValueError(f"time {text!r} has no timezone; add one, e.g. {text}+08:00")
+    return moment
+
+
+def case_files(rules_dir: Path) -> list[Path]:
+    folder = rules_dir / CASES_DIR
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix in RULE_FILE_SUFFIXES and p.is_file())
+
+
+def load_cases(rules_dir: str | Path) -> list[Case]:
+    """Every case in `rules_dir/tests/*.yaml`, in file order; a case with mistakes carries its problems."""
+    cases: list[Case] = []
+    for path in case_files(Path(rules_dir)):
+        name = _display_name(path)
+        with path.open("rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+        reader = _CaseReader(name)
+        if len(data) > MAX_FILE_BYTES:
+            cases.append(reader.file_error(1, 1, f"file is larger than the limit of {MAX_FILE_BYTES} bytes"))
+            continue
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            cases.append(reader.file_error(1, 1, f"not UTF-8 text ({err.reason} at byte {err.start})"))
+            continue
+        cases.extend(reader.read(text))
+    return cases
+
+
+def _display_name(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+# --- running cases ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the router answered a click, as a case compares it."""
+
+    action: Action
+    rule: str
+    status: int
+    location: str | None
+    channel: Channel | None  # None when the click was refused before a channel was read
+    reason: str = ""
+    trace: tuple[Step, ...] = ()
+
+
+def answer(click: Click, rules: RuleSet, settings: Settings, now: datetime) -> Answer:
+    """Decide a click through read_click and explain, as the server and `explain` do."""
+    path, _, query = click.request(settings.signing_keys).partition("?")
+    try:
+        ctx = read_click(path, query, click.ua, at=click.at or now, settings=settings, visitor=click.visitor)
+    except BadClick as bad:
+        return Answer(Action.BLOCK, BAD_REQUEST, bad.status, None, None, bad.message)
+    decision = explain(rules, ctx)
+    return Answer(decision.action, decision.rule, decision.status, decision.location, ctx.channel,
+                  decision.reason, decision.trace)
+
+
+class Verdict(StrEnum):
+    PASS = "PASS"
+    FAIL = "FAIL"
+    ERROR = "ERROR"
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    case: Case
+    verdict: Verdict
+    message: str = ""
+    reached: str | None = None  # the rule that decided the click, when it ran
+
+    @property
+    def where(self) -> str:
+        """The case's file:line, or for a case with mistakes, where the first one is."""
+        if self.case.problems:
+            first = self.case.problems[0]
+            return f"{first.file}:{first.line}"
+        return self.case.where
+
+    def __str__(self) -> str:
+        name = f" {self.case.name}" if self.case.name else ""
+        message = f": {self.message}" if self.message else ""
+        return f"{self.verdict} {self.where}{name}{message}"
+
+
+def run_case(case: Case, rules: RuleSet, settings: Settings, now: datetime) -> Result:
+    if case.problems or case.click is None or case.expect is None:
+        first, *more = case.problems or (Problem(case.file, case.line, 1, "the case could not be read"),)
+        message = "; ".join([first.message, *(f"line {p.line}: {p.message}" for p in more)])
+        return Result(case, Verdict.ERROR, message)
+    expect = case.expect
+    known = [rule.id for rule in rules.rules] + [DEFAULT_RULE, BAD_REQUEST]
+    if expect.rule is not None and expect.rule not in known:
+        message = f"expected rule {expect.rule!r} is not in the rules{_suggest(expect.rule, known)}"
+        return Result(case, Verdict.ERROR, message)
+    got = answer(case.click, rules, settings, now)
+    differences = _differences(expect, got)
+    if not differences:
+        return Result(case, Verdict.PASS, reached=got.rule)
+    return Result(case, Verdict.FAIL, "; ".join(differences), reached=got.rule)
+
+
+def _differences(expect: Expect, got: Answer) -> list[str]:
+    found = []
+    if expect.action is not got.action or expect.rule not in (None, got.rule):
+        wanted = f"{expect.action}" + (f" ({expect.rule})" if expect.rule else "")
+        line = f"expected {wanted}, got {got.action} ({got.rule})"
+        if got.rule == BAD_REQUEST:
+            line += f": {got.reason}"
+        elif expect.rule is not None and expect.rule != got.rule:
+            line += _why_not(expect.rule, got.trace)
+        found.append(line)
+    if expect.status is not None and expect.status != got.status:
+        found.append(f"expected status {expect.status}, got {got.status}")
+    if expect.location is not None and expect.location != got.location:
+        found.append(f"expected location {expect.location!r}, got {got.location!r}")
+    if expect.channel is not None and expect.channel is not got.channel:
+        found.append(f"expected channel {expect.channel}, got {got.channel or 'none (the click was refused)'}")
+    return found
+
+
+def _why_not(rule_id: str, trace: tuple[Step, ...]) -> str:
+    for step in trace:
+        if step.rule == rule_id:
+            return f" — {rule_id} did not match: {step.reason}"
+    if rule_id == DEFAULT_RULE:
+        return ""
+    return f" — {rule_id} was never tried: an earlier rule matched"
+
+
+def run_cases(cases: Iterable[Case], rules: RuleSet, settings: Settings, now: datetime | None = None) -> list[Result]:
+    """Every case's result, in order. Cases without `at` are decided at `now` (default: the current time)."""
+    moment = now or datetime.now(UTC)
+    return [run_case(case, rules, settings, moment) for case in cases]
+
+
+_DARK = "at rollout 0, no click reaches it"
+
+
+@dataclass(frozen=True, slots=True)
+class Unreached:
+    rule: str
+    where: str
+    why: str
+
+
+def unreached(rules: RuleSet, results: Iterable[Result]) -> list[Unreached]:
+    """The rules (and the default) that decided none of the cases that ran, with why where it is known."""
+    reached = {result.reached for result in results if result.reached}
+    missing = []
+    for rule in rules.rules:
+        if rule.id not in reached:
+            why = _DARK if _dark(rule) else "no case reaches it"
+            missing.append(Unreached(rule.id, rule.where, why))
+    if DEFAULT_RULE not in reached:
+        missing.append(Unreached(DEFAULT_RULE, "", "no case falls through to the default"))
+    return missing
+
+
+def _dark(rule: Rule) -> bool:
+    """A rule shipped at rollout 0: it can't decide any click until its rollout is raised."""
+    return any(isinstance(condition, Rollout) and condition.percent <= 0 for _, condition in rule.conditions)
+
+
+def coverage_line(rules: RuleSet, missing: list[Unreached]) -> str:
+    """One line: how many rules the cases reached, and whether the ones left are dark (at rollout 0)."""
+    rule_ids = {rule.id for rule in rules.rules}
+    missed = [item for item in missing if item.rule in rule_ids]
+    default_reached = not any(item.rule == DEFAULT_RULE for item in missing)
+    total = len(rules.rules)
+    line = f"coverage: {total - len(missed)} of {total} rules{' and the default' if default_reached else ''} reached"
+    if not default_reached:
+        line += "; the default not reached"
+    dark = sum(1 for item in missed if item.why == _DARK)
+    if dark == len(missed) == 1:
+        line += "; the one not reached is at rollout 0, which no click can reach"
+    elif dark == len(missed) and dark:
+        line += f"; the {dark} not reached are at rollout 0, which no click can reach"
+    elif dark:
+        line += f"; {dark} of the {len(missed)} not reached {'is' if dark == 1 else 'are'} at rollout 0"
+    return line
+
+
+def summary_line(results: list[Result]) -> str:
+    # Never "N passed, N failed" alone on a line: CI tooling reads such lines as a test run's own summary.
+    counts = {verdict: sum(1 for result in results if result.verdict is verdict) for verdict in Verdict}
+    cases = f"{len(results)} case{'' if len(results) == 1 else 's'}"
+    errors = counts[Verdict.ERROR]
+    return (f"{cases}: {counts[Verdict.PASS]} passed, {counts[Verdict.FAIL]} failed, "
+            f"{errors} error{'' if errors == 1 else 's'}")
+
+
+# --- the command --------------------------------------------------------------------------------------
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("test", help="run the cases in DIR/tests/*.yaml against the rules in DIR")
+    parser.add_argument("directory", nargs="?",
+                        help="rules directory (default: $ROUTER_RULES_DIR or the shipped rules)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, out: IO[str]) -> int:
+    try:
+        settings = Settings.from_env(rules_dir=args.directory)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    try:
+        rules = load_rules(settings.rules_dir)
+    except RuleSetError as err:
+        for problem in err.problems:
+            out.write(f"{problem}: error\n")
+        out.write("the rules do not load; no case was run\n")
+        return 1
+    cases = load_cases(settings.rules_dir)
+    if not cases:
+        out.write(f"no case files in {settings.rules_dir / CASES_DIR} (*.yaml)\n")
+        return 1
+    results = run_cases(cases, rules, settings)
+    for result in results:
+        out.write(f"{result}\n")
+    missing = unreached(rules, results)
+    for item in missing:
+        out.write(f"not reached: {item.rule}{f' ({item.where})' if item.where else ''}: {item.why}\n")
+    out.write(coverage_line(rules, missing) + "\n")
+    out.write(summary_line(results) + "\n")
+    return 0 if all(result.verdict is Verdict.PASS for result in results) else 1
