@@ -1,0 +1,257 @@
+"""`rules matrix`: the decision table of a rule set — named client × channel → action and rule.
+
+Every cell is one click decided by the code the server runs (`router.casebook.answer`: the request a real
+tap would send, read by `read_click`, walked by `explain`), for the same link at the same moment. Rows are
+the named clients of `router.named_clients`, in their groups; columns are the channels, the ad channel
+split by ad source because that is where the rules differ.
+
+A rule at a partial rollout (between 0 and 100%) answers only some visitors, so a cell it applies to shows
+the answer for everyone else and, beside it, the rollout's answer and share. Rules at rollout 0 answer
+nobody and never show.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import html
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import IO
+
+from router.casebook import Answer, Click, answer, parse_at
+from router.clients import parse_client
+from router.conditions import Rollout
+from router.config import Settings
+from router.links import LinkError, parse_link
+from router.named_clients import CLIENTS, GROUPS, NamedClient
+from router.rules import Rule, RuleSet, RuleSetError, load_rules
+from router.types import Action, Channel
+from router.versions import format_version
+
+DEFAULT_LINK = "https://item.taobao.com/item.htm?id=123456"
+OTHER_AD_SOURCE = "other"  # an ad source no shipped rule names
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    title: str
+    channel: Channel
+    ad_source: str = ""
+
+
+COLUMNS = (
+    Column("ad: unidesk", Channel.AD, "unidesk"),
+    Column("ad: other source", Channel.AD, OTHER_AD_SOURCE),
+    Column("private_chat", Channel.PRIVATE_CHAT),
+    Column("group_chat", Channel.GROUP_CHAT),
+    Column("moments", Channel.MOMENTS),
+    Column("unknown", Channel.UNKNOWN),
+)
+
+ACTION_MEANINGS = {
+    Action.APP: "302 straight into the app",
+    Action.WEB: "302 to the web page",
+    Action.LANDING: "200, the intermediate landing page",
+    Action.BLOCK: "4xx page that says why",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    answer: Answer  # for every visitor outside partial rollouts
+    rollouts: tuple[tuple[float, Answer], ...] = ()  # (percent, answer) for visitors inside one
+
+    def text(self) -> str:
+        parts = [_named(self.answer)] + [f"{percent:g}%: {_named(inside)}" for percent, inside in self.rollouts]
+        return "; ".join(parts)
+
+
+def _named(got: Answer) -> str:
+    return f"{got.action} ({got.rule})"
+
+
+@dataclass(frozen=True, slots=True)
+class Matrix:
+    rules: RuleSet
+    link: str
+    at: datetime
+    rows: tuple[tuple[NamedClient, tuple[Cell, ...]], ...]
+
+
+def _rollout(rule: Rule) -> float | None:
+    for _, condition in rule.conditions:
+        if isinstance(condition, Rollout):
+            return condition.percent
+    return None
+
+
+def _partial(rule: Rule) -> bool:
+    percent = _rollout(rule)
+    return percent is not None and 0 < percent < 100
+
+
+def _inside(rules: RuleSet, pilot: Rule) -> RuleSet:
+    """The rules as a visitor inside `pilot`'s rollout meets them: outside every other partial rollout."""
+    opened = dataclasses.replace(
+        pilot, conditions=tuple(pair for pair in pilot.conditions if not isinstance(pair[1], Rollout))
+    )
+    kept = (opened if rule is pilot else rule for rule in rules.rules if rule is pilot or not _partial(rule))
+    return dataclasses.replace(rules, rules=tuple(kept))
+
+
+def build_matrix(rules: RuleSet, settings: Settings, link: str = DEFAULT_LINK, at: datetime | None = None) -> Matrix:
+    """Decide every (named client, column) click; `at` defaults to now."""
+    moment = at or datetime.now(UTC)
+    # Everyone outside the partial rollouts meets the rules as if those were not there.
+    outside = dataclasses.replace(rules, rules=tuple(rule for rule in rules.rules if not _partial(rule)))
+    pilots = [(rule, _rollout(rule) or 0.0, _inside(rules, rule)) for rule in rules.rules if _partial(rule)]
+    rows = []
+    for client in sorted(CLIENTS.values(), key=lambda named: GROUPS.index(named.group)):
+        cells = []
+        for column in COLUMNS:
+            click = Click(url=link, ua=client.ua, channel=column.channel, ad_source=column.ad_source)
+            rollouts = []
+            for pilot, percent, inside in pilots:
+                got = answer(click, inside, settings, moment)
+                if got.rule == pilot.id:
+                    rollouts.append((percent, got))
+            cells.append(Cell(answer(click, outside, settings, moment), tuple(rollouts)))
+        rows.append((client, tuple(cells)))
+    return Matrix(rules, link, moment, tuple(rows))
+
+
+def render_text(matrix: Matrix) -> str:
+    header = ["client", *(column.title for column in COLUMNS)]
+    lines: list[list[str]] = [header]
+    group = ""
+    for client, cells in matrix.rows:
+        if client.group != group:
+            group = client.group
+            lines.append([group])
+        lines.append([f"  {client.name}", *(cell.text() for cell in cells)])
+    widths = [max(len(line[i]) for line in lines if len(line) > i) for i in range(len(header))]
+    out = [f"rules {matrix.rules.version} ({', '.join(matrix.rules.files)}); link {matrix.link}; "
+           f"at {matrix.at.isoformat(timespec='seconds')}"]
+    for line in lines:
+        out.append("  ".join(value.ljust(widths[i]) for i, value in enumerate(line)).rstrip())
+    return "\n".join(out) + "\n"
+
+
+_CSS = """
+body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#1f2328}
+h1{font-size:20px;margin:0 0 4px}
+p.meta{margin:0 0 16px;color:#59636e}
+table{border-collapse:collapse}
+th,td{border:1px solid #d1d9e0;padding:6px 8px;text-align:left;vertical-align:top}
+thead th{background:#f6f8fa;position:sticky;top:0}
+tr.group th{background:#eef1f4;font-size:13px;text-transform:uppercase;letter-spacing:.04em}
+th.client small{display:block;font-weight:normal;color:#59636e}
+td b{display:block}
+td small{display:block;color:#3d444d;font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12px}
+td .rollout{border-top:1px dashed #8c959f;margin-top:4px;padding-top:4px}
+.app{background:#dafbe1}.web{background:#ddf4ff}.landing{background:#fff8c5}.block{background:#ffebe9}
+ul.legend{list-style:none;padding:0;display:flex;gap:16px;flex-wrap:wrap}
+ul.legend li span{display:inline-block;width:14px;height:14px;border:1px solid #8c959f;
+  vertical-align:-2px;margin-right:6px}
+"""
+
+
+def render_html(matrix: Matrix, generated: datetime | None = None) -> str:
+    """One self-contained page: inline CSS, no scripts, no external requests, every value escaped."""
+    e = html.escape
+    described = {rule.id: f"{rule.id} ({rule.where}): {rule.description}" for rule in matrix.rules.rules}
+    described["default"] = "default: no rule matched"
+    made = (generated or datetime.now(UTC)).isoformat(timespec="seconds")
+
+    def answer_html(got: Answer, prefix: str = "") -> str:
+        title = described.get(got.rule, got.reason or got.rule)
+        return f'<b>{e(prefix)}{e(got.action)}</b><small title="{e(title)}">{e(got.rule)}</small>'
+
+    def cell_html(cell: Cell) -> str:
+        inner = answer_html(cell.answer)
+        for percent, inside in cell.rollouts:
+            inner += (f'<div class="rollout {e(inside.action)}">'
+                      f'{answer_html(inside, f"{percent:g}% of visitors: ")}</div>')
+        return f'<td class="{e(cell.answer.action)}">{inner}</td>'
+
+    rows = []
+    group = ""
+    for client, cells in matrix.rows:
+        if client.group != group:
+            group = client.group
+            rows.append(f'<tr class="group"><th colspan="{len(COLUMNS) + 1}" scope="rowgroup">{e(group)}</th></tr>')
+        parsed = parse_client(client.ua)
+        version = f" {format_version(parsed.app_version)}" if parsed.app_version else ""
+        summary = f"{parsed.app}{version} · {parsed.os} · {parsed.device}"
+        rows.append(f'<tr><th class="client" scope="row" title="{e(client.ua)}">{e(client.name)}'
+                    f'<small>{e(summary)}</small></th>{"".join(cell_html(cell) for cell in cells)}</tr>')
+    legend = "".join(f'<li><span class="{e(action)}"></span><b>{e(action)}</b>: {e(meaning)}</li>'
+                     for action, meaning in ACTION_MEANINGS.items())
+    columns = "".join(f'<th scope="col">{e(column.title)}</th>' for column in COLUMNS)
+    return f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Decision matrix — rules {e(matrix.rules.version)}</title>
+<style>{_CSS}</style>
+</head>
+<body>
+<h1>Decision matrix</h1>
+<p class="meta">Rules version <code>{e(matrix.rules.version)}</code> ({e(", ".join(matrix.rules.files))}) ·
+link <code>{e(matrix.link)}</code> · decided at {e(matrix.at.isoformat(timespec="seconds"))} ·
+generated {e(made)}</p>
+<ul class="legend">{legend}</ul>
+<table>
+<thead><tr><th scope="col">client</th>{columns}</tr></thead>
+<tbody>
+{chr(10).join(rows)}
+</tbody>
+</table>
+<p class="meta">Each cell: the action, and the rule that decided it (hover for the rule's file, line and
+description; hover a client for its user agent). Ad columns are signed /ad links with that ad source;
+chat and Moments columns carry WeChat's share parameter; unknown carries neither.</p>
+</body>
+</html>
+"""
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("matrix", help="print the decision table: named client × channel → action")
+    parser.add_argument("directory", nargs="?",
+                        help="rules directory (default: $ROUTER_RULES_DIR or the shipped rules)")
+    parser.add_argument("--format", choices=("text", "html"), default="text")
+    parser.add_argument("--link", default=DEFAULT_LINK, help=f"the link every cell clicks (default: {DEFAULT_LINK})")
+    parser.add_argument("--at", help="time of the clicks, ISO 8601 with timezone (default: now)")
+    parser.add_argument("--output", metavar="FILE", help="write to FILE instead of standard output")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, out: IO[str]) -> int:
+    try:
+        settings = Settings.from_env(rules_dir=args.directory)
+        at = parse_at(args.at) if args.at else None
+        parse_link(args.link, settings.allowed_hosts)
+    except LinkError as err:
+        print(f"error: --link: {err}", file=sys.stderr)
+        return 2
+    except ValueError as err:  # bad settings or --at
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    try:
+        rules = load_rules(settings.rules_dir)
+    except RuleSetError as err:
+        for problem in err.problems:
+            print(f"{problem}: error", file=sys.stderr)
+        return 1
+    matrix = build_matrix(rules, settings, args.link, at)
+    page = render_html(matrix) if args.format == "html" else render_text(matrix)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            handle.write(page)
+    else:
+        out.write(page)
+    return 0
