@@ -200,19 +200,33 @@ def cmd_sign(args: argparse.Namespace, out: IO[str]) -> int:
 def cmd_serve(args: argparse.Namespace, out: IO[str]) -> int:
     import uvicorn
 
+    from router.reload import RulesUnavailable, rules_source
     from router.web import configure_logging, create_app
 
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1, got {args.workers}")
     settings = _settings(args.rules)
-    rules = _rules(settings)  # refuse to start, naming file:line, before uvicorn does anything
+    source = rules_source(settings)  # before loading: a change made meanwhile is picked up once serving
+    # Refuse to start, naming file:line (or why the bundle could not be fetched), before uvicorn does anything.
+    if not settings.rules_url:
+        rules = _rules(settings)
+    else:
+        try:
+            rules = source.load()
+        except RulesUnavailable as err:
+            raise UsageError(f"{err}; nothing was loaded") from None
+        except RuleSetError as err:
+            for problem in err.problems:
+                print(problem, file=sys.stderr)
+            count = f"{len(err.problems)} problem{'s' if len(err.problems) != 1 else ''}"
+            raise UsageError(f"rules rejected: {count}; nothing was loaded") from None
     configure_logging(args.log_level)
     if args.workers == 1:
-        uvicorn.run(create_app(settings, rules), host=args.host, port=args.port, access_log=False,
+        uvicorn.run(create_app(settings, rules, source=source), host=args.host, port=args.port, access_log=False,
                     log_level=args.log_level)
         return 0
-    # Workers are separate processes: they re-read settings from the environment.
-    os.environ["ROUTER_RULES_DIR"] = str(settings.rules_dir)
+    # Workers are separate processes: they re-read settings from the environment, and each watches the rules.
+    os.environ["ROUTER_RULES_DIR"] = settings.rules_location
     os.environ["ROUTER_LOG_LEVEL"] = args.log_level
     uvicorn.run("router.web:app_from_env", factory=True, host=args.host, port=args.port, workers=args.workers,
                 access_log=False, log_level=args.log_level)
@@ -226,8 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the HTTP server")
     serve.add_argument("--host", default=os.environ.get("ROUTER_HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("ROUTER_PORT", "8000")))
-    serve.add_argument("--rules", metavar="DIR",
-                       help="rules directory (default: $ROUTER_RULES_DIR or the shipped rules)")
+    serve.add_argument("--rules", metavar="DIR|URL",
+                       help="rules directory, or the https:// URL of a rules bundle "
+                       "(default: $ROUTER_RULES_DIR or the shipped rules); reloaded when it changes")
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--log-level", default=os.environ.get("ROUTER_LOG_LEVEL", "info"),
                        choices=["critical", "error", "warning", "info", "debug"])

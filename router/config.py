@@ -2,7 +2,9 @@
 
 | variable | default | meaning |
 | --- | --- | --- |
-| ROUTER_RULES_DIR | the shipped `rules/` | directory of rule files |
+| ROUTER_RULES_DIR | the shipped `rules/` | directory of rule files, or the https:// URL of a rules bundle |
+| ROUTER_RULES_POLL_SECONDS | 0.5 (directory), 30 (URL) | how often to look for changed rules; 0: on SIGHUP only |
+| ROUTER_RULES_TIMEOUT_SECONDS | 5 | deadline for fetching a rules bundle |
 | ROUTER_ALLOWED_HOSTS | taobao.com,tmall.com,tb.cn,tmall.hk | destination hosts (dot-boundary suffixes) |
 | ROUTER_SIGNING_KEYS | a development key, with a warning | `kid:secret,…` for /ad links; first signs |
 | ROUTER_FORWARD_PARAMS | gdt_vid,qz_gdt,weixinadinfo,click_id | query params passed on to the destination |
@@ -12,10 +14,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from router.links import DEFAULT_ALLOWED_HOSTS
 from router.signing import SigningKeys
@@ -26,6 +30,11 @@ VISITOR_COOKIE = "adlink_vid"
 # and confirm dialogs need well over a second (DOMAIN.md: the usual backstop is 1.5-2.5 s).
 DEFAULT_FALLBACK_DELAY_MS = 2000
 _DEVELOPMENT_KEYS = SigningKeys.development_keys()
+# A directory is cheap to look at (a few stat calls), so it is looked at often enough to apply a change
+# within two seconds; a URL costs the bundle's server a request per node, so a fleet polls it gently.
+DIRECTORY_POLL_SECONDS = 0.5
+URL_POLL_SECONDS = 30.0
+FETCH_TIMEOUT_SECONDS = 5.0
 
 
 def bundled_rules_dir() -> Path:
@@ -49,6 +58,55 @@ def _delay(text: str) -> int:
     return value
 
 
+def _seconds(name: str, text: str, default: float, low: float, high: float) -> float:
+    if not text.strip():
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, got {text!r}") from None
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low:g} and {high:g} seconds, got {text.strip()}")
+    return value
+
+
+def _poll_seconds(text: str) -> float:
+    value = _seconds("ROUTER_RULES_POLL_SECONDS", text, 0, 0, 86_400)
+    if 0 < value < 0.1:  # 0 turns polling off; anything above it should not spin
+        raise ValueError(
+            f"ROUTER_RULES_POLL_SECONDS must be 0 (reload on SIGHUP only) or at least 0.1, got {text.strip()}"
+        )
+    return value
+
+
+def is_rules_url(text: str) -> bool:
+    """Whether a --rules value names a remote bundle rather than a directory."""
+    return text.lower().startswith(("https://", "http://"))
+
+
+def check_rules_url(url: str) -> str:
+    """The URL of a rules bundle, or ValueError: https only, plain http only to this machine."""
+    parts = urlsplit(url)
+    scheme, host = parts.scheme.lower(), (parts.hostname or "")
+    if not host:
+        raise ValueError(f"rules URL {url!r} has no host; expected e.g. https://rules.example.com/rules.yaml")
+    if scheme == "http" and not _is_loopback(host):
+        raise ValueError(
+            f"rules URL {url!r} uses plain http, which anyone on the way could alter; use https:// "
+            "(plain http:// is accepted only for loopback hosts, 127.0.0.1, ::1 or localhost, for local development)"
+        )
+    return url
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _csv(text: str, *, lower: bool = True) -> tuple[str, ...]:
     parts = (part.strip() for part in text.split(","))
     return tuple(part.lower() if lower else part for part in parts if part)
@@ -61,6 +119,20 @@ class Settings:
     signing_keys: SigningKeys = _DEVELOPMENT_KEYS
     forward_params: tuple[str, ...] = DEFAULT_FORWARD_PARAMS
     fallback_delay_ms: int = DEFAULT_FALLBACK_DELAY_MS
+    rules_url: str = ""  # a remote bundle instead of rules_dir
+    rules_poll_seconds: float | None = None  # None: DIRECTORY_POLL_SECONDS or URL_POLL_SECONDS; 0: never
+    rules_timeout_seconds: float = FETCH_TIMEOUT_SECONDS
+
+    @property
+    def rules_location(self) -> str:
+        """Where rules come from, as given: the bundle's URL or the directory."""
+        return self.rules_url or str(self.rules_dir)
+
+    @property
+    def rules_poll_interval(self) -> float:
+        if self.rules_poll_seconds is not None:
+            return self.rules_poll_seconds
+        return URL_POLL_SECONDS if self.rules_url else DIRECTORY_POLL_SECONDS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, rules_dir: str | None = None) -> Settings:
@@ -69,8 +141,14 @@ class Settings:
         keys_text = env.get("ROUTER_SIGNING_KEYS", "").strip()
         keys = SigningKeys.parse(keys_text) if keys_text else SigningKeys.development_keys()
         directory = rules_dir or env.get("ROUTER_RULES_DIR") or str(bundled_rules_dir())
+        url = check_rules_url(directory) if is_rules_url(directory) else ""
+        poll_text = env.get("ROUTER_RULES_POLL_SECONDS", "")
         return cls(
-            rules_dir=Path(directory),
+            rules_dir=Path(directory),  # for a URL, what the commands that read directories will say is missing
+            rules_url=url,
+            rules_poll_seconds=_poll_seconds(poll_text) if poll_text.strip() else None,
+            rules_timeout_seconds=_seconds("ROUTER_RULES_TIMEOUT_SECONDS", env.get("ROUTER_RULES_TIMEOUT_SECONDS", ""),
+                                           FETCH_TIMEOUT_SECONDS, 0.1, 60),
             allowed_hosts=_csv(env.get("ROUTER_ALLOWED_HOSTS", "")) or DEFAULT_ALLOWED_HOSTS,
             signing_keys=keys,
             # Query parameter names are case-sensitive: forwarded exactly as configured.

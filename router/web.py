@@ -4,13 +4,18 @@ Only this module touches Starlette. A click is read into a Context
 (router.click), decided (router.decide) and turned into a response here; each
 click is logged as one JSON line whose `request`, `ua` and `at` fields are
 exactly what `python -m router explain --batch` replays (with `visitor`, so
-rollout decisions replay too).
+rollout decisions replay too), and whose `rules` is the version that decided it.
+
+The rules being served live in an ActiveRules (router.reload), which the app's
+lifespan keeps up to date; each click reads it once and finishes on that set.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 from starlette.applications import Starlette
@@ -32,7 +37,8 @@ from router.pages import (
     message_context,
     new_nonce,
 )
-from router.rules import RuleSet, load_rules
+from router.reload import ActiveRules, Reloader, RulesSource, rules_source
+from router.rules import RuleSet
 from router.types import Action, Context, Decision
 
 click_log = logging.getLogger("router.clicks")
@@ -74,10 +80,19 @@ class Pages:
         return self.landing(request, ctx, decision)
 
 
-def create_app(settings: Settings | None = None, rules: RuleSet | None = None) -> Starlette:
-    """The ASGI app. Rules load now: a rule set that does not validate stops the app from starting."""
+def create_app(
+    settings: Settings | None = None, rules: RuleSet | None = None, *, source: RulesSource | None = None
+) -> Starlette:
+    """The ASGI app. Rules load now: a rule set that does not validate stops the app from starting.
+
+    `source` is where new rules come from once the app runs (default: the settings' directory or URL);
+    give the one `rules` came from, so that it is not read twice.
+    """
     settings = settings or Settings.from_env()
-    ruleset = rules or load_rules(settings.rules_dir)
+    source = source or rules_source(settings)
+    ruleset = rules or source.load()
+    active = ActiveRules(ruleset, settings.rules_location)
+    reloader = Reloader(active, source, settings.rules_poll_interval)
     warm_up()
     pages = Pages(settings)
     if settings.signing_keys.development:
@@ -93,6 +108,7 @@ def create_app(settings: Settings | None = None, rules: RuleSet | None = None) -
         cookie = request.cookies.get(VISITOR_COOKIE)
         visitor = visitor_id(cookie, request.client.host if request.client else "", ua)
         at = datetime.now(UTC)
+        ruleset = active.current  # once: a reload during this click does not change what decides it
         ctx: Context | None = None
         try:
             ctx = read_click(request.url.path, query, ua, at=at, settings=settings, visitor=visitor)
@@ -138,8 +154,9 @@ def create_app(settings: Settings | None = None, rules: RuleSet | None = None) -
         return PlainTextResponse("ok\n")
 
     async def readyz(request: Request) -> Response:
-        body = {"status": "ready", "rules_version": ruleset.version, "rules": len(ruleset.rules)}
-        return Response(json.dumps(body) + "\n", media_type="application/json")
+        body = {"status": "ready", **active.status()}
+        return Response(json.dumps(body, ensure_ascii=False) + "\n", media_type="application/json",
+                        headers={"Cache-Control": "no-store"})
 
     async def not_found(request: Request, exc: Exception) -> Response:
         return pages.message(request, 404, "No such page. Click targets are /go?url=… and /ad?…")
@@ -149,7 +166,13 @@ def create_app(settings: Settings | None = None, rules: RuleSet | None = None) -
         response.headers["Allow"] = "GET, HEAD"
         return response
 
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with reloader.running():
+            yield
+
     app = Starlette(
+        lifespan=lifespan,
         routes=[
             Route("/go", click, methods=["GET", "HEAD"]),
             Route("/ad", click, methods=["GET", "HEAD"]),
@@ -161,6 +184,8 @@ def create_app(settings: Settings | None = None, rules: RuleSet | None = None) -
     # Starlette would answer /go/ with a redirect built from the request's Host header: an open
     # redirect to any host. The router's only redirects are its decisions.
     app.router.redirect_slashes = False
+    app.state.active_rules = active
+    app.state.reloader = reloader
     return app
 
 
