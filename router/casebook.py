@@ -455,7 +455,8 @@ def run_case(case: Case, rules: RuleSet, settings: Settings, now: datetime) -> R
 
 def _differences(expect: Expect, got: Answer) -> list[str]:
     found = []
-    if expect.action is not got.action or expect.rule not in (None, got.rule):
+    answered_otherwise = expect.action is not got.action or expect.rule not in (None, got.rule)
+    if answered_otherwise:
         wanted = f"{expect.action}" + (f" ({expect.rule})" if expect.rule else "")
         line = f"expected {wanted}, got {got.action} ({got.rule})"
         if got.rule == BAD_REQUEST:
@@ -463,9 +464,10 @@ def _differences(expect: Expect, got: Answer) -> list[str]:
         elif expect.rule is not None and expect.rule != got.rule:
             line += _why_not(expect.rule, got.trace)
         found.append(line)
-    if expect.status is not None and expect.status != got.status:
+    # A different action brings a different status and location: only say so when the action is right.
+    if not answered_otherwise and expect.status is not None and expect.status != got.status:
         found.append(f"expected status {expect.status}, got {got.status}")
-    if expect.location is not None and expect.location != got.location:
+    if not answered_otherwise and expect.location is not None and expect.location != got.location:
         found.append(f"expected location {expect.location!r}, got {got.location!r}")
     if expect.channel is not None and expect.channel is not got.channel:
         found.append(f"expected channel {expect.channel}, got {got.channel or 'none (the click was refused)'}")
