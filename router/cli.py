@@ -30,7 +30,7 @@ from router.versions import format_version
 
 # Each `rules …` command lives in its own module, which registers its parser with `register(subparsers)`
 # and runs as `run(args, out) -> exit status`.
-RULES_COMMANDS = ("router.lint", "router.ruleset_diff", "router.schema")
+RULES_COMMANDS = ("router.lint", "router.casebook", "router.ruleset_diff", "router.matrix", "router.schema")
 
 
 class UsageError(Exception):
