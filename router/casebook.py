@@ -24,6 +24,7 @@ every result and every mistake names its `file:line`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 import sys
 from collections.abc import Iterable, Sequence
@@ -51,7 +52,7 @@ BAD_REQUEST = "bad-request"  # the rule name explain and the server's log give a
 
 CASE_KEYS = ("name", "click", "expect")
 CLICK_KEYS = ("url", "request", "client", "ua", "channel", "ad_source", "advertiser", "campaign", "at", "visitor",
-              "params")
+              "params", "in_rollout")
 EXPECT_KEYS = ("action", "rule", "location", "status", "channel")
 _AD_FIELDS = ("ad_source", "advertiser", "campaign")
 _SHARED_FROM = {channel: word for word, channel in WECHAT_FROM.items()}
@@ -76,6 +77,7 @@ class Click:
     at: datetime | None = None
     visitor: str = ""
     params: tuple[tuple[str, str], ...] = ()
+    in_rollout: bool = False  # what-if: the visitor is inside every rollout (tests a pilot before launch)
 
     def request(self, keys: SigningKeys) -> str:
         """Path and query: a signed /ad link for channel ad, WeChat's share parameter for chats and Moments."""
@@ -283,11 +285,15 @@ class _CaseReader:
             except ValueError as err:
                 self.problem(fields["at"], str(err))
         params = self.params(fields["params"], channel) if "params" in fields else ()
+        in_rollout = values.get("in_rollout", "false")
+        if in_rollout not in ("true", "false"):
+            self.problem(fields["in_rollout"], f"'in_rollout' is true or false, got {in_rollout!r}")
         if len(self.problems) > before:
             return None
         return Click(url=values.get("url", ""), raw_request=values.get("request", ""), ua=ua, channel=channel,
                      ad_source=values.get("ad_source", ""), advertiser=values.get("advertiser", ""),
-                     campaign=values.get("campaign", ""), at=at, visitor=values.get("visitor", ""), params=params)
+                     campaign=values.get("campaign", ""), at=at, visitor=values.get("visitor", ""), params=params,
+                     in_rollout=in_rollout == "true")
 
     def word(self, fields: dict[str, Node], values: dict[str, str], key: str, kind: type[_E]) -> _E | None:
         """values[key] as a member of `kind` (a problem, with a suggestion, when it is none)."""
@@ -404,6 +410,8 @@ def answer(click: Click, rules: RuleSet, settings: Settings, now: datetime) -> A
         ctx = read_click(path, query, click.ua, at=click.at or now, settings=settings, visitor=click.visitor)
     except BadClick as bad:
         return Answer(Action.BLOCK, BAD_REQUEST, bad.status, None, None, bad.message)
+    if click.in_rollout:
+        ctx = dataclasses.replace(ctx, in_every_rollout=True)
     decision = explain(rules, ctx)
     return Answer(decision.action, decision.rule, decision.status, decision.location, ctx.channel,
                   decision.reason, decision.trace)

@@ -206,7 +206,7 @@ class Rollout:
     percent: float
 
     def holds(self, ctx: Context, rule_id: str) -> bool:
-        return rollout_bucket(rule_id, ctx.visitor) < self.percent
+        return ctx.in_every_rollout or rollout_bucket(rule_id, ctx.visitor) < self.percent
 
     def explain(self, ctx: Context) -> str:
         if self.percent <= 0:
