@@ -43,6 +43,7 @@ from router.conditions import Rollout
 from router.config import Settings
 from router.decide import DEFAULT_RULE, explain
 from router.named_clients import UnknownClientError, user_agent
+from router.replay import parse_time
 from router.rules import MAX_FILE_BYTES, RULE_FILE_SUFFIXES, Problem, Rule, RuleSet, RuleSetError, load_rules
 from router.signing import SigningKeys, sign
 from router.types import Action, Channel, Step
@@ -281,7 +282,7 @@ class _CaseReader:
         at = None
         if "at" in values:
             try:
-                at = parse_at(values["at"])
+                at = parse_time(values["at"])
             except ValueError as err:
                 self.problem(fields["at"], str(err))
         params = self.params(fields["params"], channel) if "params" in fields else ()
@@ -341,16 +342,6 @@ class _CaseReader:
             return None
         return Expect(action, values.get("rule"), values.get("location"), status, channel)
 
-
-def parse_at(text: str) -> datetime:
-    """An ISO 8601 time with a timezone, or ValueError saying what to write."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"time {text!r} is not ISO 8601, e.g. 2026-11-11T20:00:00+08:00") from None
-    if moment.tzinfo is None:
-        raise ValueError(f"time {text!r} has no timezone; add one, e.g. {text}+08:00")
-    return moment
 
 
 def case_files(rules_dir: Path) -> list[Path]:
@@ -573,7 +564,7 @@ def run(args: argparse.Namespace, out: IO[str]) -> int:
         rules = load_rules(settings.rules_dir)
     except RuleSetError as err:
         for problem in err.problems:
-            out.write(f"{problem}: error\n")
+            out.write(problem.labelled("error") + "\n")
         out.write("the rules do not load; no case was run\n")
         return 1
     cases = load_cases(settings.rules_dir)

@@ -52,13 +52,13 @@ def run(args: argparse.Namespace, out: IO[str]) -> int:
         rules = load_rules(directory)
     except RuleSetError as err:
         for problem in err.problems:
-            out.write(f"{problem.file}:{problem.line}:{problem.column}: error: {problem.message}\n")
+            out.write(problem.labelled("error") + "\n")
         count = len(err.problems)
         out.write(f"{count} error{'s' if count != 1 else ''}: the rules would not load; the server keeps what it has\n")
         return 1
     found = warnings(rules, datetime.now(UTC))
     for problem in found:
-        out.write(f"{problem.file}:{problem.line}:{problem.column}: warning: {problem.message}\n")
+        out.write(problem.labelled("warning") + "\n")
     plural = "s" if len(found) != 1 else ""
     out.write(f"ok: {len(rules.rules)} rules, version {rules.version}, {len(found)} warning{plural}\n")
     return 0

@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO
 
-from router.casebook import Answer, Click, answer, parse_at
+from router.casebook import Answer, Click, answer
 from router.clients import parse_client
 from router.conditions import Rollout
 from router.config import Settings
 from router.links import LinkError, parse_link
 from router.named_clients import CLIENTS, GROUPS, NamedClient
+from router.replay import parse_time
 from router.rules import Rule, RuleSet, RuleSetError, load_rules
 from router.types import Action, Channel
 from router.versions import format_version
@@ -233,7 +234,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace, out: IO[str]) -> int:
     try:
         settings = Settings.from_env(rules_dir=args.directory)
-        at = parse_at(args.at) if args.at else None
+        at = parse_time(args.at) if args.at else None
         parse_link(args.link, settings.allowed_hosts)
     except LinkError as err:
         print(f"error: --link: {err}", file=sys.stderr)
@@ -245,7 +246,7 @@ def run(args: argparse.Namespace, out: IO[str]) -> int:
         rules = load_rules(settings.rules_dir)
     except RuleSetError as err:
         for problem in err.problems:
-            print(f"{problem}: error", file=sys.stderr)
+            print(problem.labelled("error"), file=sys.stderr)
         return 1
     matrix = build_matrix(rules, settings, args.link, at)
     page = render_html(matrix) if args.format == "html" else render_text(matrix)

@@ -69,6 +69,10 @@ class Problem:
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.column}: {self.message}"
 
+    def labelled(self, kind: str = "error") -> str:
+        """`file:line:col: error: message`, as the rules commands print it (errors apart from warnings)."""
+        return f"{self.file}:{self.line}:{self.column}: {kind}: {self.message}"
+
 
 class RuleSetError(Exception):
     """A rule set that does not validate; `problems` lists every one found, in file order."""

@@ -116,7 +116,7 @@ def run(args: argparse.Namespace, out: IO[str]) -> int:
             sets.append(load_rules(directory))
         except RuleSetError as err:
             for problem in err.problems:
-                out.write(f"{problem.file}:{problem.line}:{problem.column}: error: {problem.message}\n")
+                out.write(problem.labelled("error") + "\n")
             out.write(f"{label} does not load: nothing compared\n")
             return 1
     old, new = sets

@@ -383,7 +383,7 @@ def test_command_fails_when_the_rules_do_not_load(rules_dir: Path, monkeypatch: 
     status, output = _run(rules_dir, monkeypatch)
     assert status == 1
     assert output.endswith("the rules do not load; no case was run\n")
-    assert f"{rules_dir}/main.yaml:2:10: unknown action 'redirect'" in output
+    assert f"{rules_dir}/main.yaml:2:10: error: unknown action 'redirect'" in output
 
 
 def test_case_files_never_load_as_rules() -> None:
