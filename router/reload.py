@@ -198,7 +198,7 @@ class Reloader:
         self.active = active
         self.source = source
         self.interval = interval
-        self._wake = asyncio.Event()
+        self._wake: asyncio.Event | None = None  # made in the running loop: an Event belongs to one loop
 
     async def reload(self, trigger: str = "signal", force: bool = True) -> Attempt | None:
         """Look once; validate and swap what is new. None when nothing changed. Never raises."""
@@ -217,17 +217,19 @@ class Reloader:
 
     def wake(self) -> None:
         """Reload now (SIGHUP). Call from the event loop's thread."""
-        self._wake.set()
+        if self._wake is not None:
+            self._wake.set()
 
     async def run(self) -> None:
+        wake = self._wake = asyncio.Event()
         while True:
             try:
                 async with asyncio.timeout(self.interval or None):
-                    await self._wake.wait()
+                    await wake.wait()
                 trigger = "signal"
             except TimeoutError:
                 trigger = "watch"
-            self._wake.clear()
+            wake.clear()
             await self.reload(trigger, force=trigger == "signal")
 
     @contextlib.asynccontextmanager

@@ -298,6 +298,17 @@ def test_running_app_picks_up_a_change(rules_dir: Path) -> None:
         assert http.get("/readyz").json()["last_reload"]["trigger"] == "watch"
 
 
+def test_app_can_run_twice(rules_dir: Path) -> None:
+    """The same app started again (a new event loop) still watches: nothing is bound to the first loop."""
+    (rules_dir / "a.yaml").write_text(rules_text("web"))
+    app = create_app(_settings(rules_dir))
+    with TestClient(app, follow_redirects=False) as http:
+        assert http.get(CLICK, headers=DESKTOP).status_code == 302
+    with TestClient(app, follow_redirects=False) as http:
+        write_renamed(rules_dir / "a.yaml", rules_text("landing"))
+        wait_until(lambda: http.get(CLICK, headers=DESKTOP).status_code == 200, RELOAD_WITHIN, "reload")
+
+
 # --- the real server ---------------------------------------------------------------------------
 
 
