@@ -22,8 +22,9 @@ from router.config import Settings
 from router.decide import explain
 from router.deeplinks import app_url
 from router.links import LinkError, parse_link
+from router.reload import RulesSource, RulesUnavailable, rules_source
 from router.replay import UnreadableLine, parse_time, read_clicks
-from router.rules import RuleSet, RuleSetError, load_rules
+from router.rules import RuleSet, RuleSetError
 from router.signing import sign
 from router.types import Channel, Context, Decision
 from router.versions import format_version
@@ -44,9 +45,12 @@ def _settings(rules_dir: str | None) -> Settings:
         raise UsageError(str(err)) from None
 
 
-def _rules(settings: Settings) -> RuleSet:
+def _rules(settings: Settings, source: RulesSource | None = None) -> RuleSet:
+    """The rules as the server loads them, from a directory or a bundle URL; UsageError when they can't be."""
     try:
-        return load_rules(settings.rules_dir)
+        return (source or rules_source(settings)).load()
+    except RulesUnavailable as err:
+        raise UsageError(f"{err}; nothing was loaded") from None
     except RuleSetError as err:
         for problem in err.problems:
             print(problem, file=sys.stderr)
@@ -200,7 +204,6 @@ def cmd_sign(args: argparse.Namespace, out: IO[str]) -> int:
 def cmd_serve(args: argparse.Namespace, out: IO[str]) -> int:
     import uvicorn
 
-    from router.reload import RulesUnavailable, rules_source
     from router.web import configure_logging, create_app
 
     if args.workers < 1:
@@ -208,18 +211,7 @@ def cmd_serve(args: argparse.Namespace, out: IO[str]) -> int:
     settings = _settings(args.rules)
     source = rules_source(settings)  # before loading: a change made meanwhile is picked up once serving
     # Refuse to start, naming file:line (or why the bundle could not be fetched), before uvicorn does anything.
-    if not settings.rules_url:
-        rules = _rules(settings)
-    else:
-        try:
-            rules = source.load()
-        except RulesUnavailable as err:
-            raise UsageError(f"{err}; nothing was loaded") from None
-        except RuleSetError as err:
-            for problem in err.problems:
-                print(problem, file=sys.stderr)
-            count = f"{len(err.problems)} problem{'s' if len(err.problems) != 1 else ''}"
-            raise UsageError(f"rules rejected: {count}; nothing was loaded") from None
+    rules = _rules(settings, source)
     configure_logging(args.log_level)
     if args.workers == 1:
         uvicorn.run(create_app(settings, rules, source=source), host=args.host, port=args.port, access_log=False,

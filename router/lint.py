@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import IO
 
 from router.conditions import Window
-from router.rules import Problem, Rule, RuleSet, RuleSetError, load_rules
+from router.rules import Problem, Rule, RuleSet, RuleSetError
 
 
 def _at(rule: Rule, message: str) -> Problem:
@@ -38,18 +38,21 @@ def warnings(rules: RuleSet, now: datetime) -> list[Problem]:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("check", help="validate a rules directory as the server would, start nothing")
-    parser.add_argument("directory", nargs="?",
-                        help="rules directory (default: $ROUTER_RULES_DIR or the shipped rules)")
+    parser.add_argument("directory", nargs="?", metavar="DIR|URL",
+                        help="rules directory or bundle URL (default: $ROUTER_RULES_DIR or the shipped rules)")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, out: IO[str]) -> int:
     """Errors first, then warnings, each as file:line:col; exit 1 on any error, 0 otherwise."""
     from router.config import Settings
+    from router.reload import RulesUnavailable, rules_source
 
-    directory = args.directory or str(Settings.from_env().rules_dir)
     try:
-        rules = load_rules(directory)
+        rules = rules_source(Settings.from_env(rules_dir=args.directory)).load()  # a directory or a bundle URL
+    except (RulesUnavailable, ValueError) as err:
+        out.write(f"error: {err}\n")
+        return 1
     except RuleSetError as err:
         for problem in err.problems:
             out.write(problem.labelled("error") + "\n")

@@ -95,3 +95,27 @@ def test_check_starts_nothing_and_uses_the_server_loader(rules_dir: Path) -> Non
         assert "unknown landing page 'moment'" in str(err)
     else:
         raise AssertionError("the server's loader accepted what check rejected")
+
+
+def test_check_reads_a_bundle_url_like_the_server(tmp_path: Path) -> None:
+    """`rules check URL` fetches and validates a rules bundle exactly as `serve --rules URL` would."""
+    import http.server
+    import threading
+    from functools import partial
+
+    (tmp_path / "good.yaml").write_text("rules:\n  - {id: q, when: {app: qq}, then: web}\ndefault: landing\n")
+    (tmp_path / "bad.yaml").write_text("rules:\n  - {id: q, when: {app: qqq}, then: web}\ndefault: landing\n")
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *args: None  # type: ignore[attr-defined,method-assign]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        out = io.StringIO()
+        assert main(["rules", "check", f"{base}/good.yaml"], out) == 0
+        assert out.getvalue().startswith("ok: 1 rules")
+        out = io.StringIO()
+        assert main(["rules", "check", f"{base}/bad.yaml"], out) == 1
+        assert f"{base}/bad.yaml:2:25: error: unknown app 'qqq'; did you mean 'qq'?" in out.getvalue()
+    finally:
+        server.shutdown()
