@@ -78,7 +78,9 @@ class Click:
     at: datetime | None = None
     visitor: str = ""
     params: tuple[tuple[str, str], ...] = ()
-    in_rollout: bool = False  # what-if: the visitor is inside every rollout (tests a pilot before launch)
+    # What-if: true puts the visitor inside every rollout (tests a pilot before launch), false outside every
+    # partial one (a case that must hold whatever a pilot's share); unset: the visitor's sticky buckets.
+    in_rollout: bool | None = None
 
     def request(self, keys: SigningKeys) -> str:
         """Path and query: a signed /ad link for channel ad, WeChat's share parameter for chats and Moments."""
@@ -286,15 +288,15 @@ class _CaseReader:
             except ValueError as err:
                 self.problem(fields["at"], str(err))
         params = self.params(fields["params"], channel) if "params" in fields else ()
-        in_rollout = values.get("in_rollout", "false")
-        if in_rollout not in ("true", "false"):
+        in_rollout = values.get("in_rollout", "")
+        if in_rollout not in ("true", "false", ""):
             self.problem(fields["in_rollout"], f"'in_rollout' is true or false, got {in_rollout!r}")
         if len(self.problems) > before:
             return None
         return Click(url=values.get("url", ""), raw_request=values.get("request", ""), ua=ua, channel=channel,
                      ad_source=values.get("ad_source", ""), advertiser=values.get("advertiser", ""),
                      campaign=values.get("campaign", ""), at=at, visitor=values.get("visitor", ""), params=params,
-                     in_rollout=in_rollout == "true")
+                     in_rollout={"true": True, "false": False}.get(in_rollout))
 
     def word(self, fields: dict[str, Node], values: dict[str, str], key: str, kind: type[_E]) -> _E | None:
         """values[key] as a member of `kind` (a problem, with a suggestion, when it is none)."""
@@ -401,8 +403,8 @@ def answer(click: Click, rules: RuleSet, settings: Settings, now: datetime) -> A
         ctx = read_click(path, query, click.ua, at=click.at or now, settings=settings, visitor=click.visitor)
     except BadClick as bad:
         return Answer(Action.BLOCK, BAD_REQUEST, bad.status, None, None, bad.message)
-    if click.in_rollout:
-        ctx = dataclasses.replace(ctx, in_every_rollout=True)
+    if click.in_rollout is not None:
+        ctx = dataclasses.replace(ctx, in_rollout=click.in_rollout)
     decision = explain(rules, ctx)
     return Answer(decision.action, decision.rule, decision.status, decision.location, ctx.channel,
                   decision.reason, decision.trace)

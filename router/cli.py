@@ -22,6 +22,7 @@ from router.config import Settings
 from router.decide import explain
 from router.deeplinks import app_url
 from router.links import LinkError, parse_link
+from router.named_clients import UnknownClientError, user_agent
 from router.reload import RulesSource, RulesUnavailable, rules_source
 from router.replay import UnreadableLine, parse_time, read_clicks
 from router.rules import RuleSet, RuleSetError
@@ -156,6 +157,13 @@ def _click_request(args: argparse.Namespace, settings: Settings) -> str:
 
 
 def cmd_explain(args: argparse.Namespace, out: IO[str]) -> int:
+    if args.client:
+        if args.ua:
+            raise UsageError("give either --ua or --client, not both")
+        try:
+            args.ua = user_agent(args.client)
+        except UnknownClientError as err:
+            raise UsageError(str(err)) from None
     settings = _settings(args.rules)
     rules = _rules(settings)
     if args.batch:
@@ -252,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     expl = commands.add_parser("explain", help="show how one click (or a file of clicks) is decided")
     expl.add_argument("request", nargs="?", help="path and query as it reached the router, e.g. '/go?url=…'")
     expl.add_argument("--ua", default="", help="User-Agent of the click (default: empty, which reads as a bot)")
+    expl.add_argument("--client", help="instead of --ua: a named client, e.g. wechat_ios (see `rules matrix`)")
     expl.add_argument("--at", help="time of the click, ISO 8601 with timezone (default: now)")
     expl.add_argument("--rules", metavar="DIR")
     expl.add_argument("--visitor", help="visitor id, as logged by the server (rollouts depend on it)")
@@ -281,6 +290,9 @@ def main(argv: list[str] | None = None, out: IO[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `explain … | head`: the reader has what it wanted
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

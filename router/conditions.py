@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from router.types import OS, App, Channel, Context, Device, LinkKind, Platform
 from router.versions import VersionRange, VersionRangeError, format_version, parse_range
@@ -88,6 +88,8 @@ class OneOf:
 
     def covers(self, other: Condition) -> bool:
         """Whether every click `other` lets through also passes this condition (for shadowing)."""
+        if len(self.values) == len(type(next(iter(self.values)))):
+            return True  # lists every value there is: it holds for any click
         return isinstance(other, OneOf) and other.name == self.name and other.values <= self.values
 
 
@@ -206,9 +208,13 @@ class Rollout:
     percent: float
 
     def holds(self, ctx: Context, rule_id: str) -> bool:
-        return ctx.in_every_rollout or rollout_bucket(rule_id, ctx.visitor) < self.percent
+        if ctx.in_rollout is not None:
+            return ctx.in_rollout or self.percent >= 100
+        return rollout_bucket(rule_id, ctx.visitor) < self.percent
 
     def explain(self, ctx: Context) -> str:
+        if ctx.in_rollout is False:
+            return f"visitor taken as outside every rollout (what-if), so outside the {self.percent:g}%"
         if self.percent <= 0:
             return "rollout is at 0%: nobody is in it yet"
         return f"visitor is outside the {self.percent:g}% rollout"
@@ -280,9 +286,9 @@ def _window(value: object) -> Window:
         try:
             zone = ZoneInfo(str(value["timezone"]))
         except (ZoneInfoNotFoundError, ValueError):
-            raise ConditionError(
-                f"unknown timezone {value['timezone']!r}; use an IANA name such as Asia/Shanghai"
-            ) from None
+            close = difflib.get_close_matches(str(value["timezone"]), sorted(available_timezones()), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "use an IANA name such as Asia/Shanghai"
+            raise ConditionError(f"unknown timezone {value['timezone']!r}; {hint}") from None
     start = _moment(value["from"], zone, "from") if "from" in value else None
     end = _moment(value["until"], zone, "until") if "until" in value else None
     if start is not None and end is not None and start >= end:

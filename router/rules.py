@@ -391,7 +391,9 @@ def build_rule_set(sources: list[RuleSource], origin: str) -> RuleSet:
         except UnicodeDecodeError as err:
             problems.append(Problem(name, 1, 1, f"not UTF-8 text ({err.reason} at byte {err.start})"))
             continue
-        digest.update(name.rsplit("/", 1)[-1].encode() + b"\0" + data + b"\0")
+        # Content only, in evaluation order: the same rules have the same version wherever they come
+        # from (a directory, a bundle URL) and whatever their files are called.
+        digest.update(data + b"\0")
         reader = _FileReader(name, problems)
         file_rules, file_defaults, file_hosts = reader.read(text)
         rules.extend(file_rules)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -61,6 +62,10 @@ def compare(old: RuleSet, new: RuleSet, clicks: list[RecordedClick], settings: S
     return result
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def _percent(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%" if whole else "0%"
 
@@ -69,7 +74,7 @@ def render_text(result: Comparison, old: RuleSet, new: RuleSet) -> str:
     decided = result.read - result.refused
     lines = [
         f"rules {old.version} → {new.version}",
-        f"clicks: {result.read} read, {len(result.unreadable)} unreadable lines, {result.refused} refused "
+        f"clicks: {result.read} read, {_count(len(result.unreadable), 'unreadable line')}, {result.refused} refused "
         f"before any rule, {decided} decided by both",
         f"action changes: {result.changed_total} of {decided} ({_percent(result.changed_total, decided)})",
     ]
@@ -104,7 +109,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("old", metavar="OLD_DIR")
     parser.add_argument("new", metavar="NEW_DIR")
     parser.add_argument("--clicks", required=True, metavar="FILE",
-                        help="JSON lines {request, ua, at?, visitor?} (the click log, or explain --batch input)")
+                        help="JSON lines {request, ua, at?, visitor?}: the click log's lines (grep '^{'), "
+                             "or explain --batch input; '-' for stdin")
     parser.add_argument("--format", choices=["text", "json"], default="text")
     parser.set_defaults(run=run)
 
@@ -120,8 +126,15 @@ def run(args: argparse.Namespace, out: IO[str]) -> int:
             out.write(f"{label} does not load: nothing compared\n")
             return 1
     old, new = sets
-    with open(args.clicks, encoding="utf-8") as handle:
-        records = list(read_clicks(handle))
+    try:
+        if args.clicks == "-":
+            records = list(read_clicks(sys.stdin))
+        else:
+            with open(args.clicks, encoding="utf-8") as handle:
+                records = list(read_clicks(handle))
+    except OSError as err:
+        out.write(f"error: --clicks {args.clicks}: {err.strerror or err}\n")
+        return 1
     clicks = [record for record in records if isinstance(record, RecordedClick)]
     result = compare(old, new, clicks, Settings.from_env())
     result.unreadable = [record for record in records if isinstance(record, UnreadableLine)]

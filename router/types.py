@@ -134,9 +134,9 @@ class Context:
     visitor: str  # stable per visitor; rollouts hash it with the rule id
     forward: tuple[tuple[str, str], ...] = ()  # attribution params passed to the destination
     ad: AdClaim | None = None
-    # What-if for rule tests and explain: the visitor is inside every rollout (a pilot at 0% can then
-    # be tested before it is raised). Never set for real clicks.
-    in_every_rollout: bool = False
+    # What-if for rule tests and explain: True puts the visitor inside every rollout (a pilot at 0% can
+    # be tested before it is raised), False outside every partial one. None (real clicks): sticky buckets.
+    in_rollout: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -390,3 +390,17 @@ def test_case_files_never_load_as_rules() -> None:
     """The shipped case files sit in rules/tests/, which the rules loader does not read."""
     shipped = load_rules(bundled_rules_dir())
     assert not any("tests" in name for name in shipped.files)
+
+
+def test_in_rollout_false_holds_whatever_the_pilot_share(tmp_path: Path, settings: Settings) -> None:
+    """`in_rollout: false` keeps a case outside every partial rollout; only a full rollout takes it in."""
+    cases = tmp_path / "tests"
+    cases.mkdir()
+    (cases / "c.yaml").write_text(
+        "cases:\n  - name: outside the pilot\n    click: {url: 'https://item.taobao.com/item.htm?id=1', "
+        "client: qq_android, in_rollout: false}\n    expect: {action: landing, rule: default}\n")
+    for share, verdict in ((0, Verdict.PASS), (99, Verdict.PASS), (100, Verdict.FAIL)):
+        (tmp_path / "r.yaml").write_text(f"rules:\n  - {{id: pilot, when: {{app: qq, rollout: {share}}}, then: web}}\n"
+                                         "default: landing\n")
+        rules = load_rules(tmp_path)
+        assert [result.verdict for result in run_cases(load_cases(tmp_path), rules, settings, NOW)] == [verdict]

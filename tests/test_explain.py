@@ -140,3 +140,15 @@ def test_explain_text_for_a_refused_click() -> None:
     out = io.StringIO()
     assert main(["explain", "/go?url=https://evil.example/", "--format", "text"], out) == 0
     assert out.getvalue().startswith("→ block (400) before any rule: host 'evil.example' is not allowed")
+
+
+def test_explain_with_a_named_client() -> None:
+    """--client names a client from the named table instead of pasting a user agent."""
+    result = run(GROUP_CLICK, "--client", "wechat_ios")
+    assert result["client"]["app"] == "wechat" and result["rule"] == "wechat-group-chat-landing"
+
+
+def test_explain_unknown_client_suggests(capsys: pytest.CaptureFixture[str]) -> None:
+    """A misspelt client name is refused with a suggestion."""
+    assert main(["explain", GROUP_CLICK, "--client", "wechat_iso"], io.StringIO()) == 2
+    assert "wechat_ios" in capsys.readouterr().err

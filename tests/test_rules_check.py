@@ -119,3 +119,35 @@ def test_check_reads_a_bundle_url_like_the_server(tmp_path: Path) -> None:
         assert f"{base}/bad.yaml:2:25: error: unknown app 'qqq'; did you mean 'qq'?" in out.getvalue()
     finally:
         server.shutdown()
+
+
+def test_a_list_of_every_value_shadows_like_no_condition(rules_dir: Path) -> None:
+    """A rule listing every channel matches any channel, so it shadows a later rule about one channel."""
+    (rules_dir / "r.yaml").write_text(
+        "rules:\n"
+        "  - {id: every, when: {app: qq, channel: [ad, private_chat, group_chat, moments, unknown]}, then: web}\n"
+        "  - {id: qq-ios, when: {app: qq, os: ios}, then: landing}\n"
+        "default: web\n"
+    )
+    assert "rule 'qq-ios' can never match: rule 'every'" in check(rules_dir)[1]
+
+
+def test_version_does_not_depend_on_file_names(tmp_path: Path) -> None:
+    """The same rules have the same version whatever their file is called (a directory or a bundle)."""
+    from router.rules import load_rules
+
+    text = (Path(__file__).resolve().parent.parent / "rules" / "default.yaml").read_text(encoding="utf-8")
+    versions = set()
+    for name in ("default.yaml", "rules.yaml"):
+        folder = tmp_path / name.split(".")[0]
+        folder.mkdir()
+        (folder / name).write_text(text, encoding="utf-8")
+        versions.add(load_rules(folder).version)
+    assert len(versions) == 1
+
+
+def test_timezone_typo_gets_a_suggestion(rules_dir: Path) -> None:
+    """A misspelt IANA zone name is refused with the closest real one."""
+    (rules_dir / "r.yaml").write_text("rules:\n  - {id: w, when: {window: {from: '2026-11-11T00:00:00', "
+                                      "timezone: Asia/Shangai}}, then: web}\ndefault: web\n")
+    assert "unknown timezone 'Asia/Shangai'; did you mean 'Asia/Shanghai'?" in check(rules_dir)[1]

@@ -49,7 +49,7 @@ def test_pilot_at_full_rollout_changes_only_wechat_group_chats(sets: tuple[Path,
     (new / "default.yaml").write_text(SHIPPED.replace(PILOT, PILOT.replace("rollout: 0", "rollout: 100")))
     code, text = diff(old, new, clicks_file(tmp_path))
     assert code == 0
-    assert "clicks: 200 read, 1 unreadable lines, 0 refused before any rule, 200 decided by both" in text
+    assert "clicks: 200 read, 1 unreadable line, 0 refused before any rule, 200 decided by both" in text
     assert "action changes: 50 of 200 (25.0%)" in text
     assert "       50  group_chat    wechat      landing → web" in text
     assert "(wechat-group-chat-landing → wechat-group-chat-pilot-web)" in text
@@ -91,3 +91,20 @@ def test_broken_new_rules_are_named(sets: tuple[Path, Path], tmp_path: Path) -> 
     code, text = diff(old, new, clicks_file(tmp_path))
     assert code == 1
     assert "default.yaml:64:17: error: unknown app 'tao'" in text and "NEW_DIR does not load" in text
+
+
+def test_missing_clicks_file_is_a_clear_error(sets: tuple[Path, Path], tmp_path: Path) -> None:
+    """--clicks naming no file: one sentence, exit 1, no traceback."""
+    old, new = sets
+    (new / "default.yaml").write_text(SHIPPED)
+    code, text = diff(old, new, tmp_path / "nope.jsonl")
+    assert code == 1 and text.startswith("error: --clicks ") and "No such file or directory" in text
+
+
+def test_clicks_from_stdin(sets: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--clicks - reads the clicks from standard input, like explain --batch -."""
+    old, new = sets
+    (new / "default.yaml").write_text(SHIPPED.replace(PILOT, PILOT.replace("rollout: 0", "rollout: 100")))
+    monkeypatch.setattr("sys.stdin", io.StringIO(clicks_file(tmp_path, 8).read_text()))
+    code, text = diff(old, new, Path("-"))
+    assert code == 0 and "action changes: 2 of 8 (25.0%)" in text
