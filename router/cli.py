@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import IO, Any
 from urllib.parse import quote, urlencode
 
@@ -202,8 +202,14 @@ def cmd_sign(args: argparse.Namespace, out: IO[str]) -> int:
         raise UsageError(f"--channel {args.channel!r} is not one of: {', '.join(c.value for c in Channel)}")
     if settings.signing_keys.development:
         print("warning: ROUTER_SIGNING_KEYS is not set; signing with the public development key", file=sys.stderr)
+    expires = ""
+    if args.expires:
+        moment = _parse_at(args.expires)
+        if moment <= datetime.now(UTC):
+            raise UsageError(f"--expires {args.expires} is in the past")
+        expires = str(int(moment.timestamp()))
     fields = {"url": args.url, "src": args.source, "adv": args.advertiser, "cmp": args.campaign or "",
-              "ch": args.channel or ""}
+              "ch": args.channel or "", "exp": expires}
     query = urlencode(sign(fields, settings.signing_keys), quote_via=quote)
     out.write(f"{args.base.rstrip('/') if args.base else ''}/ad?{query}\n")
     return 0
@@ -255,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     signer.add_argument("--campaign", help="campaign id")
     signer.add_argument("--channel", help="channel to stamp (default: ad)")
     signer.add_argument("--base", help="public base URL of the router, e.g. https://go.example.com")
+    signer.add_argument("--expires", metavar="TIME",
+                        help="ISO time with timezone after which the link has no ad privileges (signed)")
     signer.set_defaults(run=cmd_sign)
 
     expl = commands.add_parser("explain", help="show how one click (or a file of clicks) is decided")

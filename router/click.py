@@ -22,7 +22,7 @@ from urllib.parse import unquote_plus
 from router.clients import parse_client
 from router.config import Settings
 from router.links import LinkError, parse_link
-from router.signing import SIGNED_FIELDS, verify
+from router.signing import SIGNED_FIELDS, ClickReplays, verify
 from router.types import AdClaim, Channel, Context
 
 MAX_QUERY_LENGTH = 8192
@@ -85,6 +85,7 @@ def read_click(
     at: datetime,
     settings: Settings,
     visitor: str = "",
+    replays: ClickReplays | None = None,
 ) -> Context:
     """Resolve everything the rules look at, or raise BadClick."""
     if path not in CLICK_PATHS:
@@ -108,7 +109,7 @@ def read_click(
     longest = max(len(link.web_url or ""), len(link.mobile_url or ""))
     if longest > MAX_LINK_CHARS:
         raise BadClick(414, f"the link is {longest} characters long; the limit is {MAX_LINK_CHARS}")
-    ad = _ad_claim(values, settings) if path == "/ad" else None
+    ad = _ad_claim(values, settings, at, replays) if path == "/ad" else None
     channel, reason = _channel(values, ad)
     wanted = settings.forward_params
     forward = tuple((name, value) for name, value in params if name in wanted)
@@ -124,9 +125,18 @@ def read_click(
     )
 
 
-def _ad_claim(values: dict[str, str], settings: Settings) -> AdClaim:
+# The click ids ad platforms append: unique per click, so a repeat means a replayed link.
+CLICK_ID_PARAMS = ("gdt_vid", "qz_gdt", "click_id")
+
+
+def _ad_claim(values: dict[str, str], settings: Settings, at: datetime, replays: ClickReplays | None) -> AdClaim:
     fields = {name: values[name] for name in (*SIGNED_FIELDS, "sig") if name in values}
-    verified, reason = verify(fields, settings.signing_keys)
+    verified, reason = verify(fields, settings.signing_keys, at)
+    click_ids = [f"{name}={values[name]}" for name in CLICK_ID_PARAMS if values.get(name)]
+    if verified and replays is not None and click_ids:
+        key = fields.get("sig", "") + "|" + "&".join(click_ids)
+        if not replays.first_use(key, at.timestamp()):
+            verified, reason = False, f"click id {click_ids[0][:60]} was already used: a replayed ad click"
     return AdClaim(
         source=values.get("src", ""),
         advertiser=values.get("adv", ""),

@@ -16,10 +16,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
-SIGNED_FIELDS = ("url", "src", "adv", "cmp", "ch", "kid")
+SIGNED_FIELDS = ("url", "src", "adv", "cmp", "ch", "exp", "kid")
 """Every /ad field the signature covers; `sig` itself is not one of them."""
 
 DEVELOPMENT_KEYS_TEXT = "dev:adlink-router-development-key-not-for-production"
@@ -94,8 +96,8 @@ def sign(fields: Mapping[str, str], keys: SigningKeys) -> dict[str, str]:
     return signed
 
 
-def verify(fields: Mapping[str, str], keys: SigningKeys) -> tuple[bool, str]:
-    """Whether `fields` (signed fields plus kid and sig) carry a valid signature, and why not."""
+def verify(fields: Mapping[str, str], keys: SigningKeys, now: datetime | None = None) -> tuple[bool, str]:
+    """Whether `fields` (signed fields plus kid and sig) carry a valid, unexpired signature, and why not."""
     sig = fields.get("sig", "")
     kid = fields.get("kid", "")
     if not sig:
@@ -109,4 +111,34 @@ def verify(fields: Mapping[str, str], keys: SigningKeys) -> tuple[bool, str]:
     # Constant time: a byte-by-byte compare would leak how much of a forged signature was right.
     if not hmac.compare_digest(expected.encode(), sig.encode("utf-8", "replace")):
         return False, "signature does not match the ad fields (wrong key, or a field was changed)"
+    if "exp" in fields:
+        try:
+            expires = datetime.fromtimestamp(int(fields["exp"]), UTC)
+        except (ValueError, OverflowError, OSError):
+            return False, f"expiry {fields['exp'][:20]!r} is not a time"
+        if (now or datetime.now(UTC)) >= expires:
+            return False, f"ad link expired at {expires.isoformat(timespec='seconds')}"
     return True, f"signature verified with key {kid!r}"
+
+
+class ClickReplays:
+    """Ad click ids already seen with a signature, for a while: a second use is a replayed click.
+
+    Ad platforms give every click its own id (gdt_vid, qz_gdt, click_id); a captured ad link sent
+    around again carries the same one. Bounded in time and size; per process, so with several
+    workers a replay is caught by the worker that saw the first use.
+    """
+
+    def __init__(self, ttl_seconds: float = 24 * 3600, max_entries: int = 200_000) -> None:
+        self.ttl = ttl_seconds
+        self.max_entries = max_entries
+        self._seen: OrderedDict[str, float] = OrderedDict()
+
+    def first_use(self, key: str, now: float) -> bool:
+        """True the first time `key` is seen within the TTL (and records it); False for a replay."""
+        while self._seen and (len(self._seen) >= self.max_entries or next(iter(self._seen.values())) <= now):
+            self._seen.popitem(last=False)
+        if key in self._seen:
+            return False
+        self._seen[key] = now + self.ttl
+        return True

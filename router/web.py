@@ -39,6 +39,7 @@ from router.pages import (
 )
 from router.reload import ActiveRules, Reloader, RulesSource, rules_source
 from router.rules import RuleSet
+from router.signing import ClickReplays
 from router.types import Action, Context, Decision
 
 click_log = logging.getLogger("router.clicks")
@@ -95,6 +96,7 @@ def create_app(
     reloader = Reloader(active, source, settings.rules_poll_interval)
     warm_up()
     pages = Pages(settings)
+    replays = ClickReplays()  # ad click ids seen with a signature: a second use loses ad privileges
     if settings.signing_keys.development:
         log.warning(
             "ROUTER_SIGNING_KEYS is not set: /ad links are verified with the PUBLIC DEVELOPMENT KEY. "
@@ -111,7 +113,7 @@ def create_app(
         ruleset = active.current  # once: a reload during this click does not change what decides it
         ctx: Context | None = None
         try:
-            ctx = read_click(request.url.path, query, ua, at=at, settings=settings, visitor=visitor)
+            ctx = read_click(request.url.path, query, ua, at=at, settings=settings, visitor=visitor, replays=replays)
             decision = decide(ruleset, ctx)
             response = pages.respond(request, ctx, decision)
             action, rule, status = decision.action.value, decision.rule, response.status_code

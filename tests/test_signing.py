@@ -119,3 +119,58 @@ def test_sign_command_warns_about_development_key(
     code = main(["sign", "--url", FIELDS["url"], "--source", "unidesk", "--advertiser", "a1"], io.StringIO())
     assert code == 0
     assert "development key" in capsys.readouterr().err
+
+
+def test_expired_link_loses_ad_privileges() -> None:
+    """An `exp` in the past: the signature still matches, but the link is not trusted, and says why."""
+    from datetime import UTC, datetime
+
+    signed = sign(FIELDS | {"exp": "1767225600"}, TEST_KEYS)  # 2026-01-01T00:00:00Z
+    assert verify(signed, TEST_KEYS, datetime(2025, 12, 31, tzinfo=UTC))[0] is True
+    assert verify(signed, TEST_KEYS, datetime(2026, 1, 1, tzinfo=UTC)) == (
+        False, "ad link expired at 2026-01-01T00:00:00+00:00")
+
+
+def test_expiry_is_signed() -> None:
+    """Moving `exp` later breaks the signature."""
+    signed = sign(FIELDS | {"exp": "1767225600"}, TEST_KEYS) | {"exp": "1893456000"}
+    assert verify(signed, TEST_KEYS)[0] is False
+
+
+def test_sign_command_expires(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """`sign --expires` signs an expiry; one in the past is refused."""
+    monkeypatch.setenv("ROUTER_SIGNING_KEYS", "k2:second-secret-0123456789")
+    out = io.StringIO()
+    assert main(["sign", "--url", FIELDS["url"], "--source", "s", "--advertiser", "a",
+                 "--expires", "2099-01-01T00:00:00+08:00"], out) == 0
+    assert "&exp=4070880000&" in out.getvalue()
+    assert main(["sign", "--url", FIELDS["url"], "--source", "s", "--advertiser", "a",
+                 "--expires", "2020-01-01T00:00:00+08:00"], io.StringIO()) == 2
+    assert "is in the past" in capsys.readouterr().err
+
+
+def test_replayed_click_id_loses_ad_privileges(client) -> None:  # type: ignore[no-untyped-def]
+    """The same signed ad link with the same click id a second time is served as an unknown-channel click."""
+    from urllib.parse import urlencode
+
+    from tests import uas
+
+    query = urlencode(sign(FIELDS, TEST_KEYS)) + "&gdt_vid=wx-replay-001"
+    first = client.get(f"/ad?{query}", headers={"user-agent": uas.WECHAT_IOS})
+    again = client.get(f"/ad?{query}", headers={"user-agent": uas.WECHAT_IOS})
+    other = client.get(f"/ad?{urlencode(sign(FIELDS, TEST_KEYS))}&gdt_vid=wx-replay-002",
+                       headers={"user-agent": uas.WECHAT_IOS})
+    assert first.status_code == 302 and first.headers["location"].startswith("taobao://")
+    assert again.status_code == 200 and "location" not in again.headers  # landing: no ad privileges
+    assert other.status_code == 302  # a new click id is a new click
+
+
+def test_replay_window_is_bounded() -> None:
+    """Click ids are forgotten after the TTL and beyond the size bound."""
+    from router.signing import ClickReplays
+
+    replays = ClickReplays(ttl_seconds=10, max_entries=2)
+    assert replays.first_use("a", 0) and not replays.first_use("a", 5)
+    assert replays.first_use("a", 11)  # expired, so new again
+    assert replays.first_use("b", 12) and replays.first_use("c", 12)
+    assert replays.first_use("a", 12)  # pushed out by the size bound
