@@ -229,14 +229,29 @@ def cmd_serve(args: argparse.Namespace, out: IO[str]) -> int:
     configure_logging(args.log_level)
     if args.workers == 1:
         uvicorn.run(create_app(settings, rules, source=source), host=args.host, port=args.port, access_log=False,
-                    log_level=args.log_level)
+                    log_level=args.log_level, **_server_limits(settings))
         return 0
     # Workers are separate processes: they re-read settings from the environment, and each watches the rules.
     os.environ["ROUTER_RULES_DIR"] = settings.rules_location
     os.environ["ROUTER_LOG_LEVEL"] = args.log_level
     uvicorn.run("router.web:app_from_env", factory=True, host=args.host, port=args.port, workers=args.workers,
-                access_log=False, log_level=args.log_level)
+                access_log=False, log_level=args.log_level, **_server_limits(settings))
     return 0
+
+
+def _server_limits(settings: Settings) -> dict[str, Any]:
+    from router.edge import MAX_HEADER_BYTES
+
+    """uvicorn options that bound what a client can send and whom to believe about its address."""
+    return {
+        "http": "h11",  # the pure-Python protocol, whose header limit below always applies
+        "h11_max_incomplete_event_size": MAX_HEADER_BYTES,  # a head still arriving past this is refused
+        # X-Forwarded-For is believed only from configured proxies; by default from nobody, so a client
+        # can't pick the address its visitor id and logs are based on.
+        "proxy_headers": bool(settings.trusted_proxies),
+        "forwarded_allow_ips": ",".join(settings.trusted_proxies) or None,
+        "server_header": False,
+    }
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,6 +9,8 @@
 | ROUTER_SIGNING_KEYS | a development key, with a warning | `kid:secret,…` for /ad links; first signs |
 | ROUTER_FORWARD_PARAMS | gdt_vid,qz_gdt,weixinadinfo,click_id | query params passed on to the destination |
 | ROUTER_FALLBACK_DELAY_MS | 2000 | landing page in a phone browser: wait for the app before the web page |
+| ROUTER_SERVER_NAMES | (any) | Host names the router answers to (`go.example.com`, `*.example.com`) |
+| ROUTER_TRUSTED_PROXIES | (none) | addresses whose X-Forwarded-For/-Proto is believed (the client address) |
 | ROUTER_LOG_LEVEL | info | log level |
 """
 
@@ -119,6 +121,8 @@ class Settings:
     signing_keys: SigningKeys = _DEVELOPMENT_KEYS
     forward_params: tuple[str, ...] = DEFAULT_FORWARD_PARAMS
     fallback_delay_ms: int = DEFAULT_FALLBACK_DELAY_MS
+    server_names: tuple[str, ...] = ()  # Host names served; empty: any (no URL is ever built from Host)
+    trusted_proxies: tuple[str, ...] = ()  # peers whose X-Forwarded-For is believed; empty: nobody's
     rules_url: str = ""  # a remote bundle instead of rules_dir
     rules_poll_seconds: float | None = None  # None: DIRECTORY_POLL_SECONDS or URL_POLL_SECONDS; 0: never
     rules_timeout_seconds: float = FETCH_TIMEOUT_SECONDS
@@ -154,4 +158,6 @@ class Settings:
             # Query parameter names are case-sensitive: forwarded exactly as configured.
             forward_params=_csv(env.get("ROUTER_FORWARD_PARAMS", ""), lower=False) or DEFAULT_FORWARD_PARAMS,
             fallback_delay_ms=_delay(env.get("ROUTER_FALLBACK_DELAY_MS", "")),
+            server_names=_csv(env.get("ROUTER_SERVER_NAMES", "")),
+            trusted_proxies=_csv(env.get("ROUTER_TRUSTED_PROXIES", "")),
         )

@@ -19,6 +19,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -28,6 +29,7 @@ from router.click import BadClick, read_click, visitor_id
 from router.clients import MAX_UA_LENGTH, warm_up
 from router.config import VISITOR_COOKIE, Settings
 from router.decide import decide
+from router.edge import HeaderLimit, ServerNames
 from router.pages import (
     SECURITY_HEADERS,
     choose_language,
@@ -153,12 +155,12 @@ def create_app(
         return response
 
     async def healthz(request: Request) -> Response:
-        return PlainTextResponse("ok\n")
+        return PlainTextResponse("ok\n", headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
 
     async def readyz(request: Request) -> Response:
         body = {"status": "ready", **active.status()}
         return Response(json.dumps(body, ensure_ascii=False) + "\n", media_type="application/json",
-                        headers={"Cache-Control": "no-store"})
+                        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
 
     async def not_found(request: Request, exc: Exception) -> Response:
         return pages.message(request, 404, "No such page. Click targets are /go?url=… and /ad?…")
@@ -182,6 +184,7 @@ def create_app(
             Route("/readyz", readyz, methods=["GET", "HEAD"]),
         ],
         exception_handlers={404: not_found, 405: not_allowed},
+        middleware=[Middleware(HeaderLimit), Middleware(ServerNames, names=settings.server_names)],
     )
     # Starlette would answer /go/ with a redirect built from the request's Host header: an open
     # redirect to any host. The router's only redirects are its decisions.

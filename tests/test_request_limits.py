@@ -1,0 +1,91 @@
+"""Requests the router refuses or doesn't believe: foreign Host names, oversized headers, forged proxies."""
+
+from __future__ import annotations
+
+import json
+import socket
+from urllib.parse import quote
+
+import httpx
+from starlette.testclient import TestClient
+
+from router.config import Settings, bundled_rules_dir
+from router.web import create_app
+from tests import uas
+from tests.conftest import TEST_KEYS
+from tests.servers import Server
+
+ITEM = quote("https://item.taobao.com/item.htm?id=1", safe="")
+
+
+def named_client(*names: str) -> TestClient:
+    settings = Settings(rules_dir=bundled_rules_dir(), signing_keys=TEST_KEYS, server_names=names)
+    return TestClient(create_app(settings), follow_redirects=False)
+
+
+def test_only_configured_host_names_are_served() -> None:
+    """With ROUTER_SERVER_NAMES set, another Host is a 400 before any routing; listed names work."""
+    client = named_client("go.example.com", "*.links.example.com")
+    for host in ("go.example.com", "GO.example.com.", "cn.links.example.com", "go.example.com:8443"):
+        response = client.get(f"/go?url={ITEM}", headers={"host": host, "user-agent": uas.CHROME_WINDOWS})
+        assert response.status_code == 302, host
+    for host in ("evil.com", "links.example.com", "go.example.com.evil.com", ""):
+        response = client.get(f"/go?url={ITEM}", headers={"host": host})
+        assert response.status_code == 400, host
+        assert response.text == "This router does not serve that host name.\n"
+        assert "set-cookie" not in response.headers and response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_any_host_by_default_and_never_in_a_location(client: TestClient) -> None:
+    """Without the setting any Host is answered, and no Location ever carries it."""
+    response = client.get(f"/go?url={ITEM}", headers={"host": "evil.com", "user-agent": uas.CHROME_WINDOWS})
+    assert response.status_code == 302 and "evil.com" not in response.headers["location"]
+
+
+def test_every_kind_of_response_carries_its_security_headers(client: TestClient) -> None:
+    """Redirects, pages, errors and health checks: nosniff and no-store everywhere; CSP on pages."""
+    responses = {
+        "redirect": client.get(f"/go?url={ITEM}", headers={"user-agent": uas.CHROME_WINDOWS}),
+        "landing": client.get(f"/go?url={ITEM}&from=groupmessage", headers={"user-agent": uas.WECHAT_IOS}),
+        "bad request": client.get("/go"),
+        "not found": client.get("/nope"),
+        "healthz": client.get("/healthz"),
+        "readyz": client.get("/readyz"),
+    }
+    for kind, response in responses.items():
+        assert response.headers["x-content-type-options"] == "nosniff", kind
+        assert response.headers["cache-control"] == "no-store", kind
+    for kind in ("landing", "bad request", "not found"):
+        assert "default-src 'none'" in responses[kind].headers["content-security-policy"], kind
+    assert responses["redirect"].headers["referrer-policy"] == "no-referrer"
+
+
+def _raw_request(port: int, head: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head)
+        return sock.recv(4096)
+
+
+def test_oversized_headers_and_proxy_headers_on_a_real_server() -> None:
+    """Real uvicorn: 64 KB of headers is refused; X-Forwarded-For is ignored unless the peer is trusted."""
+    plain = Server().wait_ready()
+    trusting = Server(env={"ROUTER_TRUSTED_PROXIES": "127.0.0.1"}).wait_ready()
+    try:
+        answer = _raw_request(plain.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 65536 + b"\r\n\r\n")
+        assert answer.split(b" ", 2)[1] == b"431", answer[:80]
+        assert httpx.get(f"{plain.base}/healthz").status_code == 200  # still serving
+        for server in (plain, trusting):
+            for forwarded in ("", "203.0.113.7"):
+                headers = {"user-agent": uas.CHROME_WINDOWS}
+                if forwarded:
+                    headers["x-forwarded-for"] = forwarded
+                httpx.get(f"{server.base}/go?url={ITEM}", headers=headers)
+    finally:
+        plain_log, trusting_log = plain.stop(), trusting.stop()
+
+    def visitors(log: str) -> list[str]:
+        return [json.loads(line)["visitor"] for line in log.splitlines() if line.startswith("{")]
+
+    same, different = visitors(plain_log), visitors(trusting_log)
+    assert len(same) == 2 and same[0] == same[1]  # a client can't choose the address it is known by
+    assert len(different) == 2 and different[0] != different[1]  # a trusted proxy's header is believed
