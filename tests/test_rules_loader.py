@@ -135,3 +135,10 @@ def test_shipped_rules_load(shipped_rules) -> None:  # type: ignore[no-untyped-d
         "wechat-moments-unknown-landing", "other-inapp-landing", "taobao-inapp-app", "mobile-browser-app",
     ]
     assert shipped_rules.default.action is Action.LANDING
+
+
+def test_too_many_rules_are_refused(rules_dir: Path) -> None:
+    """A rule set past the rule-count limit is refused whole (the server keeps its last good set)."""
+    body = "".join(f"  - {{id: r{n}, when: {{app: qq}}, then: web}}\n" for n in range(2001))
+    write(rules_dir, "rules:\n" + body + "default: web\n")
+    assert any("2001 rules; the limit is 2000" in problem for problem in problems(rules_dir))
