@@ -1,4 +1,4 @@
-"""Rules from a URL: one rules bundle fetched over HTTPS, polled with ETag. The router's only network calls.
+"""Rules from a URL: one rules bundle fetched over HTTPS, polled with ETag, through router.upstream.
 
 A bundle is one rule file in the usual format (`rules:`, `default:`, `settings:`), validated by the same
 loader as a directory, with the URL as its file name in every problem. Fetching obeys a few limits, each
@@ -23,11 +23,10 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
-
 from router.config import check_rules_url
 from router.reload import RulesUnavailable
 from router.rules import MAX_FILE_BYTES, RuleSet, RuleSource, build_rule_set
+from router.upstream import BodyTooLarge, Transport, UpstreamError, UpstreamTimeout, fetch
 
 
 class FetchError(RulesUnavailable):
@@ -44,7 +43,7 @@ def display_url(url: str) -> str:
 class RemoteBundle:
     """One bundle URL and the ETag of the last body received from it."""
 
-    def __init__(self, url: str, timeout: float = 5.0, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(self, url: str, timeout: float = 5.0, transport: Transport | None = None) -> None:
         self.url = check_rules_url(url)
         self.name = display_url(url)
         self.timeout = timeout
@@ -83,38 +82,29 @@ class RemoteBundle:
         if self.etag:
             headers["If-None-Match"] = self.etag
         try:
-            # One deadline for the whole exchange: a server trickling bytes never trips a per-read timeout.
-            async with (
-                asyncio.timeout(self.timeout),
-                httpx.AsyncClient(timeout=self.timeout, follow_redirects=False, transport=self._transport) as client,
-                client.stream("GET", self.url, headers=headers) as response,
-            ):
-                if response.status_code == 304 and self.etag:
-                    return None
-                if response.status_code != 200:
-                    reason = f" {response.reason_phrase}" if response.reason_phrase else ""
-                    location = response.headers.get("location")
-                    where = f" (a redirect to {location}: not followed)" if location else ""
-                    raise FetchError(f"{self.name}: answered {response.status_code}{reason}{where}; expected 200")
-                length = response.headers.get("content-length", "")
-                if length.isdigit() and int(length) > MAX_FILE_BYTES:
-                    raise FetchError(f"{self.name}: the bundle is {length} bytes; the limit is {MAX_FILE_BYTES}")
-                body = bytearray()
-                async for chunk in response.aiter_bytes():
-                    body += chunk
-                    if len(body) > MAX_FILE_BYTES:
-                        raise FetchError(f"{self.name}: the bundle is larger than the limit of {MAX_FILE_BYTES} bytes")
-                etag = response.headers.get("etag")
-        except (TimeoutError, httpx.TimeoutException):
+            answer = await fetch(self.url, headers=headers, timeout=self.timeout, max_bytes=MAX_FILE_BYTES,
+                                 transport=self._transport)
+        except UpstreamTimeout:
             raise FetchError(f"{self.name}: no complete answer within {self.timeout:g} s") from None
-        except httpx.HTTPError as err:
-            raise FetchError(f"{self.name}: fetch failed: {_describe(err)}") from None
-        self.etag = etag  # also for a bundle that fails validation: it is not fetched again until it changes
-        return bytes(body)
+        except BodyTooLarge as err:
+            size = f"{err.declared} bytes; the limit is {MAX_FILE_BYTES}" if err.declared else (
+                f"larger than the limit of {MAX_FILE_BYTES} bytes")
+            raise FetchError(f"{self.name}: the bundle is {size}") from None
+        except UpstreamError as err:
+            raise FetchError(f"{self.name}: fetch failed: {_describe(str(err))}") from None
+        if answer.status == 304 and self.etag:
+            return None
+        if answer.status != 200:
+            reason = f" {answer.reason}" if answer.reason else ""
+            location = answer.headers.get("location")
+            where = f" (a redirect to {location}: not followed)" if location else ""
+            raise FetchError(f"{self.name}: answered {answer.status}{reason}{where}; expected 200")
+        # Also for a bundle that fails validation: it is not fetched again until it changes.
+        self.etag = answer.headers.get("etag")
+        return answer.body
 
 
-def _describe(err: httpx.HTTPError) -> str:
-    text = str(err) or type(err).__name__
+def _describe(text: str) -> str:
     if "CERTIFICATE_VERIFY_FAILED" in text or "SSL" in text:
         return f"TLS: {text} (the certificate must be valid for the host; verification is never turned off)"
     return text

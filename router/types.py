@@ -71,11 +71,20 @@ class Platform(StrEnum):
 class LinkKind(StrEnum):
     ITEM = "item"  # one product, item id known
     SHOP = "shop"  # a shop, shop id known when the link carries it
-    SHORT = "short"  # m.tb.cn / e.tb.cn share short link (not expanded here)
-    AFFILIATE = "affiliate"  # s.click.taobao.com Taobaoke link (not expanded here)
+    SHORT = "short"  # m.tb.cn / e.tb.cn share short link (expanded by the server when it can)
+    AFFILIATE = "affiliate"  # s.click.taobao.com Taobaoke link (expanded by the server when it can)
     COUPON = "coupon"  # uland.taobao.com coupon page
     PAGE = "page"  # any other page on an allowlisted host
     TOKEN = "token"  # a share text with a Taobao token and no link at all
+
+
+class Expansion(StrEnum):
+    """What became of a short or affiliate link (the `expansion` condition)."""
+
+    NONE = "none"  # nothing to expand: not a short or affiliate link
+    EXPANDED = "expanded"  # the link is now the page it pointed at
+    FAILED = "failed"  # tried and failed (timeout, upstream error, refused redirect): the original link is kept
+    SKIPPED = "skipped"  # not tried: expansion is off, or explain/rules test (which never use the network)
 
 
 LANDING_PAGES = ("moments",)
@@ -137,6 +146,9 @@ class Context:
     # What-if for rule tests and explain: True puts the visitor inside every rollout (a pilot at 0% can
     # be tested before it is raised), False outside every partial one. None (real clicks): sticky buckets.
     in_rollout: bool | None = None
+    # Short-link expansion (router.upstream): None when it was not tried; the reason says how it went.
+    expansion: Expansion | None = None
+    expansion_reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
