@@ -19,7 +19,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from router.types import OS, App, Channel, Context, Device, LinkKind, Platform
+from router.types import OS, App, Channel, Context, Device, Expansion, LinkKind, Platform
 from router.versions import VersionRange, VersionRangeError, format_version, parse_range
 
 
@@ -230,6 +230,16 @@ class Rollout:
 Condition = OneOf | VersionIn | AdField | MiniProgram | Window | Rollout
 
 
+_EXPANDABLE = frozenset({LinkKind.SHORT, LinkKind.AFFILIATE})
+
+
+def expansion_state(ctx: Context) -> Expansion:
+    """What became of the click's short link: as the server recorded it, else `skipped` or `none`."""
+    if ctx.expansion is not None:
+        return ctx.expansion
+    return Expansion.SKIPPED if ctx.link.kind in _EXPANDABLE else Expansion.NONE
+
+
 def _app_version(ctx: Context) -> tuple[str, tuple[int, ...]]:
     return ctx.client.app.value, ctx.client.app_version
 
@@ -325,6 +335,7 @@ class ConditionName(StrEnum):
     CAMPAIGN = "campaign"
     WINDOW = "window"
     ROLLOUT = "rollout"
+    EXPANSION = "expansion"
 
 
 _BUILDERS: dict[ConditionName, Callable[[object], Condition]] = {
@@ -352,6 +363,7 @@ _BUILDERS: dict[ConditionName, Callable[[object], Condition]] = {
     ),
     ConditionName.WINDOW: _window,
     ConditionName.ROLLOUT: _rollout,
+    ConditionName.EXPANSION: lambda v: OneOf("expansion", _names(v, Expansion, "expansion"), expansion_state),
 }
 
 
@@ -397,4 +409,10 @@ CONDITION_DOCS: dict[ConditionName, ConditionDoc] = {
         'window: {from: "2026-11-11T00:00:00", until: "2026-11-12T00:00:00", timezone: Asia/Shanghai}'),
     ConditionName.ROLLOUT: ConditionDoc(
         "A share of visitors, 0-100 percent, sticky per visitor and rule (a grayscale launch).", "rollout: 5"),
+    ConditionName.EXPANSION: ConditionDoc(
+        "What became of a short or affiliate link: `expanded` (the click is on the item it points at), "
+        "`failed` (the upstream failed, was too slow or redirected somewhere refused: the original link is "
+        "kept), `skipped` (not tried: expansion is off, or `explain` and `rules test`, which never use the "
+        "network), `none` (not a short or affiliate link).",
+        "expansion: failed", tuple(Expansion)),
 }

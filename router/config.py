@@ -9,6 +9,9 @@
 | ROUTER_SIGNING_KEYS | a development key, with a warning | `kid:secret,…` for /ad links; first signs |
 | ROUTER_FORWARD_PARAMS | gdt_vid,qz_gdt,weixinadinfo,click_id | query params passed on to the destination |
 | ROUTER_FALLBACK_DELAY_MS | 2000 | landing page in a phone browser: wait for the app before the web page |
+| ROUTER_EXPAND_HOSTS | m.tb.cn,e.tb.cn,s.click.taobao.com | short-link hosts expanded (exact names); `none`: off |
+| ROUTER_EXPAND_TIMEOUT_SECONDS | 1.5 | one deadline for expanding a short link, every redirect included |
+| ROUTER_EXPAND_UPSTREAM | (unset) | tests only: send expansion requests to this loopback origin |
 | ROUTER_SERVER_NAMES | (any) | Host names the router answers to (`go.example.com`, `*.example.com`) |
 | ROUTER_TRUSTED_PROXIES | (none) | addresses whose X-Forwarded-For/-Proto is believed (the client address) |
 | ROUTER_LOG_LEVEL | info | log level |
@@ -25,6 +28,7 @@ from urllib.parse import urlsplit
 
 from router.links import DEFAULT_ALLOWED_HOSTS
 from router.signing import SigningKeys
+from router.upstream import DEFAULT_EXPAND_HOSTS, DEFAULT_EXPAND_TIMEOUT
 
 DEFAULT_FORWARD_PARAMS = ("gdt_vid", "qz_gdt", "weixinadinfo", "click_id")
 VISITOR_COOKIE = "adlink_vid"
@@ -109,6 +113,31 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _expand_hosts(text: str) -> tuple[str, ...]:
+    if text.strip().lower() in ("none", "off"):
+        return ()
+    return _csv(text) or DEFAULT_EXPAND_HOSTS
+
+
+def check_expand_upstream(text: str) -> str:
+    """ROUTER_EXPAND_UPSTREAM as an origin (http://127.0.0.1:PORT), or ValueError: loopback addresses only."""
+    text = text.strip()
+    if not text:
+        return ""
+    parts = urlsplit(text)
+    host = parts.hostname or ""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if parts.scheme not in ("http", "https") or not loopback or parts.path not in ("", "/") or parts.query:
+        raise ValueError(
+            f"ROUTER_EXPAND_UPSTREAM must be a loopback origin such as http://127.0.0.1:8081, got {text!r}; "
+            "it only points tests at a local server and is never needed in production"
+        )
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def _csv(text: str, *, lower: bool = True) -> tuple[str, ...]:
     parts = (part.strip() for part in text.split(","))
     return tuple(part.lower() if lower else part for part in parts if part)
@@ -126,6 +155,11 @@ class Settings:
     rules_url: str = ""  # a remote bundle instead of rules_dir
     rules_poll_seconds: float | None = None  # None: DIRECTORY_POLL_SECONDS or URL_POLL_SECONDS; 0: never
     rules_timeout_seconds: float = FETCH_TIMEOUT_SECONDS
+    # Short-link expansion. Built in code, Settings expands nothing unless given hosts (tests stay offline);
+    # from the environment it expands DEFAULT_EXPAND_HOSTS.
+    expand_hosts: tuple[str, ...] = ()
+    expand_timeout_seconds: float = DEFAULT_EXPAND_TIMEOUT
+    expand_upstream: str = ""  # tests only: a loopback origin that stands in for every expansion host
 
     @property
     def rules_location(self) -> str:
@@ -158,6 +192,12 @@ class Settings:
             # Query parameter names are case-sensitive: forwarded exactly as configured.
             forward_params=_csv(env.get("ROUTER_FORWARD_PARAMS", ""), lower=False) or DEFAULT_FORWARD_PARAMS,
             fallback_delay_ms=_delay(env.get("ROUTER_FALLBACK_DELAY_MS", "")),
+            expand_hosts=_expand_hosts(env.get("ROUTER_EXPAND_HOSTS", "")),
+            expand_timeout_seconds=_seconds(
+                "ROUTER_EXPAND_TIMEOUT_SECONDS", env.get("ROUTER_EXPAND_TIMEOUT_SECONDS", ""),
+                DEFAULT_EXPAND_TIMEOUT, 0.1, 10,
+            ),
+            expand_upstream=check_expand_upstream(env.get("ROUTER_EXPAND_UPSTREAM", "")),
             server_names=_csv(env.get("ROUTER_SERVER_NAMES", "")),
             trusted_proxies=_csv(env.get("ROUTER_TRUSTED_PROXIES", "")),
         )

@@ -289,6 +289,7 @@ class CircuitBreaker:
         return host in self._opened
 
 
+_MAX_LINK_CHARS = 1500  # router.click.MAX_LINK_CHARS: the longest destination a click may have
 _URL_IN_PAGE_RE = re.compile(r"https://[A-Za-z0-9.\-]+(?:/[^\s\"'<>\\`]*)?")
 _MAX_CANDIDATES = 20
 
@@ -440,6 +441,8 @@ class Expander:
             raise _Failure(f"redirect refused: {err}") from None
         if link.kind in EXPANDABLE:
             raise _Failure(f"redirect to {_shown(url)}: not an expansion host")
+        if max(len(link.web_url or ""), len(link.mobile_url or "")) > _MAX_LINK_CHARS:
+            raise _Failure(f"redirect to a link longer than {_MAX_LINK_CHARS} characters")
         return link
 
     async def _get(self, url: str, host: str) -> Answer:

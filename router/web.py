@@ -43,6 +43,7 @@ from router.reload import ActiveRules, Reloader, RulesSource, rules_source
 from router.rules import RuleSet
 from router.signing import ClickReplays
 from router.types import Action, Context, Decision
+from router.upstream import Expander, ExpandPolicy, with_expansion
 
 click_log = logging.getLogger("router.clicks")
 log = logging.getLogger("router")
@@ -84,7 +85,11 @@ class Pages:
 
 
 def create_app(
-    settings: Settings | None = None, rules: RuleSet | None = None, *, source: RulesSource | None = None
+    settings: Settings | None = None,
+    rules: RuleSet | None = None,
+    *,
+    source: RulesSource | None = None,
+    expander: Expander | None = None,
 ) -> Starlette:
     """The ASGI app. Rules load now: a rule set that does not validate stops the app from starting.
 
@@ -98,6 +103,7 @@ def create_app(
     reloader = Reloader(active, source, settings.rules_poll_interval)
     warm_up()
     pages = Pages(settings)
+    expander = expander or short_link_expander(settings)
     replays = ClickReplays()  # ad click ids seen with a signature: a second use loses ad privileges
     if settings.signing_keys.development:
         log.warning(
@@ -116,6 +122,9 @@ def create_app(
         ctx: Context | None = None
         try:
             ctx = read_click(request.url.path, query, ua, at=at, settings=settings, visitor=visitor, replays=replays)
+            if expander is not None and ctx.link.web_url and expander.expandable(ctx.link):
+                # Never raises, and answers within the expansion deadline: a failure keeps the short link.
+                ctx = with_expansion(ctx, await expander.expand(ctx.link.web_url))
             decision = decide(ruleset, ctx)
             response = pages.respond(request, ctx, decision)
             action, rule, status = decision.action.value, decision.rule, response.status_code
@@ -148,6 +157,7 @@ def create_app(
                     "channel": ctx.channel.value if ctx else None,
                     "app": ctx.client.app.value if ctx else None,
                     "rules": ruleset.version,
+                    "expansion": ctx.expansion.value if ctx and ctx.expansion else None,
                 },
                 ensure_ascii=False,
             )
@@ -192,6 +202,14 @@ def create_app(
     app.state.active_rules = active
     app.state.reloader = reloader
     return app
+
+
+def short_link_expander(settings: Settings) -> Expander | None:
+    """The expander for the configured short-link hosts, or None when expansion is off."""
+    if not settings.expand_hosts:
+        return None
+    return Expander(ExpandPolicy(hosts=settings.expand_hosts, timeout=settings.expand_timeout_seconds,
+                                 allowed_hosts=settings.allowed_hosts, upstream=settings.expand_upstream))
 
 
 def configure_logging(level: str = "info") -> None:
