@@ -9,9 +9,13 @@ The model:
 * A URL is parsed by hand, strictly, instead of with `urlsplit`: browsers and Python disagree about
   backslashes, userinfo, percent-encoded hosts and numeric hosts, and every such disagreement is a way
   to smuggle a foreign host past an allowlist. So anything ambiguous is refused rather than guessed.
-* The host is lower-cased and IDNA-encoded, then checked against the allowlist with a dot-boundary
-  suffix match. Everything we emit is re-serialised from the checked parts (`https://`, the ASCII
-  host, the re-quoted path and query), so the browser is sent to exactly the host we checked.
+* The host is mapped and encoded the way browsers do (UTS-46 non-transitional IDNA, as the WHATWG
+  URL standard says: case, fullwidth letters and dots `。．｡`), then checked against the allowlist
+  exactly or with a dot-boundary suffix match. A host a WHATWG parser would read as IPv4
+  (`2130706433`, `0x7f.1`) is refused. The path's dot segments (`..`, `%2e%2e`) are resolved as a
+  browser resolves them. Everything we emit is re-serialised from the checked parts (`https://`, the
+  ASCII host, the re-quoted path and query), so the browser is sent to exactly the host we checked,
+  and the URL we emit is already in its WHATWG-serialised form.
 * Known shapes (items, shops, short/affiliate/coupon links) get their canonical URLs; any other page
   on an allowlisted host is kept as a `PAGE`.
 
@@ -27,6 +31,8 @@ import re
 import unicodedata
 from typing import NamedTuple
 from urllib.parse import quote
+
+import idna  # UTS-46 mapping as browsers do it; comes with httpx
 
 from router.types import Link, LinkKind, Platform
 
@@ -71,6 +77,8 @@ _SHARE_URL_RE = re.compile(
     r"https?://[^\s\"'<>，。、；：！？「」『』【】《》〈〉（）〔〕［］｛｝“”‘’]+", re.IGNORECASE
 )
 _URL_TRAILING_PUNCTUATION = ".,;:!?)]}"
+_HOST_ONLY_URL_RE = re.compile(r"[A-Za-z]+://[^/?#]*")
+_IDNA_DOTS = "。．｡"  # what UTS-46 maps to '.'
 _TOKEN_DELIMITERS = "￥€¥$()（）"
 _TOKEN_RE = re.compile(
     rf"[{re.escape(_TOKEN_DELIMITERS)}]([A-Za-z0-9]{{6,16}})[{re.escape(_TOKEN_DELIMITERS)}]"
@@ -147,17 +155,28 @@ def _ascii_host(host: str) -> str | None:
     """Lower-case, IDNA-encode and validate a host; None when it is not a usable DNS name."""
     if not host.isascii():
         try:
-            # IDNA maps the way browsers do where it matters here: fullwidth letters to ASCII and
-            # ideographic full stops to '.', so the name we check is the name a browser would visit.
-            host = host.encode("idna").decode("ascii")
-        except (UnicodeError, ValueError):
+            # UTS-46, non-transitional, as browsers: fullwidth letters to ASCII, '。' to '.', 'ß' kept
+            # (xn--zca, not "ss"). Python's own "idna" codec is IDNA 2003 and maps ß and ς elsewhere.
+            host = idna.encode(host, uts46=True, transitional=False).decode("ascii")
+        except (idna.IDNAError, UnicodeError, ValueError):
             return None
     host = host.lower()
     if host.endswith("."):
         host = host[:-1]
     if len(host) > MAX_HOST_CHARS or not _HOST_RE.fullmatch(host):
         return None
+    if "xn--" in host and not all(_valid_a_label(label) for label in host.split(".") if label.startswith("xn--")):
+        return None
     return host
+
+
+def _valid_a_label(label: str) -> bool:
+    """Whether an xn-- label decodes to a valid IDNA name (browsers refuse a broken one)."""
+    try:
+        idna.ulabel(label)
+    except (idna.IDNAError, UnicodeError, ValueError):
+        return False
+    return True
 
 
 def _host_is(host: str, names: frozenset[str], dotted: tuple[str, ...]) -> bool:
@@ -264,7 +283,37 @@ def _split_url(url: str, allowed: tuple[str, ...]) -> _Parts:
             f"app link {_shown(url)} is not accepted: expected an https:// link "
             f"(taobao:// is accepted only for {_TAOBAO_MOBILE_SHOP_HOST} shop pages)"
         )
-    return _Parts(host=host, path=hier["path"] or "/", query=hier["query"] or "")
+    return _Parts(host=host, path=_resolved_path(hier["path"]), query=hier["query"] or "")
+
+
+_SINGLE_DOT = frozenset({".", "%2e"})
+_DOUBLE_DOT = frozenset({"..", ".%2e", "%2e.", "%2e%2e"})
+
+
+def _resolved_path(path: str) -> str:
+    """The path with '.' and '..' segments (also as %2e, any case) resolved as the WHATWG URL parser does.
+
+    The emitted URL is then already what a browser would make of it, and known shapes are matched on
+    the path the browser will request (`/x/../i123.htm` is `/i123.htm`).
+    """
+    if "." not in path and "%2" not in path:  # nothing to resolve: the common case, kept cheap
+        return path or "/"
+    segments = path[1:].split("/")
+    out: list[str] = []
+    last = len(segments) - 1
+    for index, segment in enumerate(segments):
+        lowered = segment.lower()
+        if lowered in _DOUBLE_DOT:
+            if out:
+                out.pop()
+            if index == last:
+                out.append("")
+        elif lowered in _SINGLE_DOT:
+            if index == last:
+                out.append("")
+        else:
+            out.append(segment)
+    return "/" + "/".join(out)
 
 
 def _checked_host(authority: str, scheme: str, url: str, allowed: tuple[str, ...]) -> str:
@@ -443,6 +492,27 @@ def _token(text: str) -> str | None:
     return match.group(1) if match else None
 
 
+def _check_url_ends(url: str, after: str) -> None:
+    """Refuse a share text's host-only URL that a browser would read as running on into what follows.
+
+    Browsers drop tabs and line breaks inside a URL and read '。' in a host as a dot, so in
+    "https://taobao.com\\n.evil.com" or "https://taobao.com。evil.com" they see the host
+    taobao.com.evil.com, not the taobao.com our share-text reading stops at. A URL with a path, query
+    or fragment is safe to cut: what follows could only change those.
+    """
+    if not after or _HOST_ONLY_URL_RE.fullmatch(url) is None:
+        return
+    joined = after.lstrip("\t\r\n")
+    if not joined or joined[0].isspace() or joined[0] in "/?#":
+        return  # a space ends the URL for a browser too (or makes its host invalid); '/' keeps the host
+    if len(joined) == len(after) and joined[0] not in _IDNA_DOTS:
+        return  # the share-text reading stopped where a browser's host stops or fails
+    raise LinkError(
+        f"link {_shown(url)} runs on into {_shown(after[:20])} without a space: a browser would read both as "
+        "one host; put a space after the link"
+    )
+
+
 def _parse_share_text(text: str, allowed: tuple[str, ...]) -> Link:
     title = _title(text)
     tmall_text = _TMALL_MARK_RE.search(text) is not None
@@ -458,7 +528,9 @@ def _parse_share_text(text: str, allowed: tuple[str, ...]) -> Link:
         return Link(
             platform=platform, kind=LinkKind.TOKEN, web_url=None, mobile_url=None, token=token, title=title
         )
-    link = _parse_url(match.group().rstrip(_URL_TRAILING_PUNCTUATION), allowed)
+    url = match.group().rstrip(_URL_TRAILING_PUNCTUATION)
+    _check_url_ends(url, text[match.end() :])
+    link = _parse_url(url, allowed)
     token = link.token or _token(text[: match.start()] + " " + text[match.end() :])
     platform = Platform.TMALL if tmall_text and link.kind in _NEUTRAL_KINDS else link.platform
     return dataclasses.replace(link, platform=platform, token=token, title=title)
