@@ -14,6 +14,7 @@ Three layers:
 from __future__ import annotations
 
 import html
+import runpy
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote
@@ -47,7 +48,7 @@ def whatwg(url: str) -> ada_url.URL:
     try:
         return ada_url.URL(url)
     except ValueError:
-        pytest.fail(f"{url!r} does not parse as a WHATWG URL")
+        raise AssertionError(f"{url!r} does not parse as a WHATWG URL") from None
 
 
 def browser_host(raw: str) -> str | None:
@@ -126,7 +127,8 @@ SHARE_TEXTS = st.builds(
 FORWARD_VALUES = st.sampled_from(["1", "abc%0d%0aSet-Cookie:%20a=b", "%E2%80%AE", "x&url=https://evil.com", "%00"])
 
 
-def _parsed_or_error(raw: str) -> None:
+def check_link(raw: str) -> None:
+    """parse_link(raw) gives a LinkError, or URLs a browser reads as https on an allowlisted host."""
     try:
         link = parse_link(raw)
     except LinkError as err:
@@ -144,21 +146,21 @@ def _parsed_or_error(raw: str) -> None:
 @given(URLS)
 def test_generated_urls_give_a_browser_safe_link_or_an_error(raw: str) -> None:
     """Any URL-shaped input: a LinkError, or URLs a WHATWG parser reads as https on an allowlisted host."""
-    _parsed_or_error(raw)
+    check_link(raw)
 
 
 @settings(max_examples=800, deadline=None)
 @given(SHARE_TEXTS)
 def test_generated_share_texts_give_a_browser_safe_link_or_an_error(raw: str) -> None:
     """Any share-text-shaped input: a LinkError, or URLs a WHATWG parser reads as https on an allowlisted host."""
-    _parsed_or_error(raw)
+    check_link(raw)
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.text())
 def test_any_text_gives_a_browser_safe_link_or_an_error(raw: str) -> None:
     """Arbitrary text: the same guarantee."""
-    _parsed_or_error(raw)
+    check_link(raw)
 
 
 @settings(max_examples=1500, deadline=None)
@@ -309,3 +311,13 @@ def test_bypass_corpus(client: TestClient, case: dict[str, str], ua: str) -> Non
         if ua == uas.CHROME_WINDOWS:  # desktop: the web URL itself (phones get app links or mobile pages)
             assert whatwg(location).hostname == case["host"]
         assert "set-cookie: a" not in str(response.headers).lower()
+
+
+# --- the fuzz target --------------------------------------------------------------------------------------
+
+
+def test_fuzz_target_stops_by_itself(capsys: pytest.CaptureFixture[str]) -> None:
+    """fuzz/fuzz_links.py runs its budget of inputs, finds nothing, and stops with status 0."""
+    fuzz = runpy.run_path(str(Path(__file__).parents[1] / "fuzz" / "fuzz_links.py"))
+    assert fuzz["main"](["--examples", "200", "--seconds", "20", "--batch", "100"]) == 0
+    assert capsys.readouterr().out.startswith("ok: 200 inputs in ")
