@@ -105,6 +105,9 @@ def result_json(
             "verified": ctx.ad.verified, "reason": ctx.ad.reason,
         },
         "forwarded": [list(pair) for pair in ctx.forward],
+        # explain never uses the network: a short link is decided as it is, unexpanded.
+        "expansion": ctx.expansion.value if ctx.expansion else (
+            "skipped (explain is offline)" if link.kind.value in ("short", "affiliate") else "none"),
         "trace": [{"rule": s.rule, "matched": s.matched, "reason": s.reason} for s in decision.trace],
         "rules_version": rules.version,
     }
