@@ -20,6 +20,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 SIGNED_FIELDS = ("url", "src", "adv", "cmp", "ch", "exp", "kid")
 """Every /ad field the signature covers; `sig` itself is not one of them."""
@@ -76,7 +77,12 @@ class SigningKeys:
 
 
 def _canonical(fields: Mapping[str, str]) -> bytes:
-    lines = [f"{name}={fields[name]}" for name in sorted(fields) if name in SIGNED_FIELDS]
+    """The signed fields as `name=value` lines, each value percent-encoded whole.
+
+    Encoded, a value can't contain the separator: otherwise `adv=acme%0Aexp%3D…` would sign the
+    same bytes as `adv=acme` plus `exp=…`, and a signed field could be folded away unnoticed.
+    """
+    lines = [f"{name}={quote(fields[name], safe='')}" for name in sorted(fields) if name in SIGNED_FIELDS]
     return "\n".join(lines).encode()
 
 

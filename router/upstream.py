@@ -150,11 +150,21 @@ async def _system_resolve(host: str, port: int) -> list[str]:
     return [str(info[4][0]) for info in infos]
 
 
+_IPV6_WRAPPING_IPV4 = tuple(
+    ipaddress.ip_network(net) for net in ("64:ff9b::/96", "64:ff9b:1::/48", "2002::/16", "::/96")
+)
+
+
 def address_refusal(address: str, allow_loopback: bool = False) -> str | None:
     """Why an address may not be contacted, or None when it is public (or loopback, when allowed)."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        elif not ip.is_loopback and any(ip in net for net in _IPV6_WRAPPING_IPV4):
+            # NAT64, 6to4 and IPv4-compatible forms carry an IPv4 address that a translator may reach:
+            # on a NAT64 network 64:ff9b::a9fe:a9fe is the cloud metadata address.
+            return f"{address} wraps an IPv4 address (NAT64, 6to4 or IPv4-compatible)"
     if ip.is_global:
         return None
     if allow_loopback and ip.is_loopback:
@@ -408,7 +418,10 @@ class Expander:
             answer = await self._get(current, host)
             if 300 <= answer.status < 400 and "location" in answer.headers:
                 self.breaker.record(host, ok=True)
-                target = urljoin(current, answer.headers["location"].strip())
+                try:
+                    target = urljoin(current, answer.headers["location"].strip())
+                except ValueError:  # e.g. an unclosed IPv6 bracket
+                    raise _Failure(f"redirect to an unreadable address {_shown(answer.headers['location'])}") from None
                 if target in seen:
                     raise _Failure(f"redirect loop at {target}")
                 seen.add(target)
@@ -429,8 +442,15 @@ class Expander:
         raise _Failure(f"more than {self.policy.max_hops} redirects")
 
     def _is_hop(self, url: str) -> bool:
-        parts = urlsplit(url)
-        return parts.scheme == "https" and parts.port in (None, 443) and (parts.hostname or "") in self._hosts
+        try:
+            parts = urlsplit(url)
+            port, host = parts.port, parts.hostname or ""
+        except ValueError:  # a port out of range, an unclosed [ …: not an address at all
+            raise _Failure(f"redirect to an unreadable address {_shown(url)}") from None
+        if parts.username is not None or parts.password is not None:
+            # Never follow (or send) credentials: `https://evil.com:pw@e.tb.cn/` would log in to e.tb.cn.
+            raise _Failure(f"redirect with credentials refused: {_shown(url)}")
+        return parts.scheme == "https" and port in (None, 443) and host in self._hosts
 
     def _destination(self, url: str) -> Link:
         if urlsplit(url).scheme != "https":

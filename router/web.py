@@ -225,7 +225,11 @@ def configure_logging(level: str = "info") -> None:
 
 
 def app_from_env() -> Starlette:
-    """Factory for `uvicorn --factory` and multi-worker serving: settings from the environment."""
+    """Factory for `uvicorn --factory` and multi-worker serving: settings from the environment.
+
+    `adlink-router serve` sets uvicorn's limits and proxy trust (see cli._server_limits); running
+    uvicorn yourself, pass `--no-proxy-headers` (or `--forwarded-allow-ips`) deliberately.
+    """
     import os
 
     configure_logging(os.environ.get("ROUTER_LOG_LEVEL", "info"))

@@ -56,6 +56,10 @@ CASES: list[tuple[str, Callable[[httpx.Request], httpx.Response], str | None, st
     ("5xx", lambda r: httpx.Response(503), None, "m.tb.cn answered 503"),
     ("404", lambda r: httpx.Response(404), None, "m.tb.cn answered 404"),
     ("redirect loop", lambda r: redirect(SHORT), None, "redirect loop"),
+    ("redirect to a port out of range", lambda r: redirect("https://m.tb.cn:99999/x"), None, "unreadable address"),
+    ("redirect to an unclosed IPv6 bracket", lambda r: redirect("https://[m.tb.cn/x"), None, "unreadable address"),
+    ("redirect with credentials", lambda r: redirect("https://evil.com:pw@e.tb.cn/h.y"), None,
+     "redirect with credentials refused"),
     ("endless hops", lambda r: redirect(f"https://m.tb.cn/h.n{len(str(r.url))}{r.url.path[3:]}x"), None,
      "more than 5 redirects"),
     ("redirect to another host", lambda r: redirect("https://evil.example/item.htm?id=1"), None,
@@ -259,3 +263,11 @@ def test_only_upstream_opens_connections() -> None:
     )
     assert offenders == []
     assert NETWORK.search((PACKAGE / "upstream.py").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("address", ["64:ff9b::a9fe:a9fe", "2002:7f00:1::1", "::7f00:1", "64:ff9b:1::a00:1"])
+def test_ipv6_forms_wrapping_ipv4_are_refused(address: str) -> None:
+    """NAT64, 6to4 and IPv4-compatible addresses may reach an IPv4 target: never contacted."""
+    from router.upstream import address_refusal
+
+    assert address_refusal(address) is not None

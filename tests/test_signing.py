@@ -174,3 +174,14 @@ def test_replay_window_is_bounded() -> None:
     assert replays.first_use("a", 11)  # expired, so new again
     assert replays.first_use("b", 12) and replays.first_use("c", 12)
     assert replays.first_use("a", 12)  # pushed out by the size bound
+
+
+@pytest.mark.parametrize("folded_into", ["adv", "cmp"])
+def test_a_signed_field_cannot_be_folded_into_another(folded_into: str) -> None:
+    """`adv=acme%0Aexp%3D…` must not verify as `adv=acme` + `exp=…`: an expiry or a channel can't be dropped."""
+    fields = {"url": FIELDS["url"], "src": "unidesk", "adv": "acme", "cmp": "c1", "exp": "1700000000"}
+    signed = sign(fields, TEST_KEYS)
+    folded = dict(signed)
+    folded[folded_into] = f"{folded[folded_into]}\nexp=1700000000"
+    del folded["exp"]
+    assert verify(folded, TEST_KEYS)[0] is False
