@@ -43,8 +43,9 @@ from router.conditions import Rollout
 from router.config import Settings
 from router.decide import DEFAULT_RULE, explain
 from router.named_clients import UnknownClientError, user_agent
+from router.reload import load_reporting
 from router.replay import parse_time
-from router.rules import MAX_FILE_BYTES, RULE_FILE_SUFFIXES, Problem, Rule, RuleSet, RuleSetError, load_rules
+from router.rules import MAX_FILE_BYTES, RULE_FILE_SUFFIXES, Problem, Rule, RuleSet
 from router.signing import SigningKeys, sign
 from router.types import Action, Channel, Step
 
@@ -562,11 +563,8 @@ def run(args: argparse.Namespace, out: IO[str]) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    try:
-        rules = load_rules(settings.rules_dir)
-    except RuleSetError as err:
-        for problem in err.problems:
-            out.write(problem.labelled("error") + "\n")
+    rules = load_reporting(settings, lambda line: out.write(f"{line}\n"))
+    if rules is None:
         out.write("the rules do not load; no case was run\n")
         return 1
     cases = load_cases(settings.rules_dir)

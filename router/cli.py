@@ -27,7 +27,7 @@ from router.reload import RulesSource, RulesUnavailable, rules_source
 from router.replay import UnreadableLine, parse_time, read_clicks
 from router.rules import RuleSet, RuleSetError
 from router.signing import sign
-from router.types import Channel, Context, Decision
+from router.types import EXPANDABLE, Channel, Context, Decision
 from router.versions import format_version
 
 # Each `rules …` command lives in its own module, which registers its parser with `register(subparsers)`
@@ -107,7 +107,7 @@ def result_json(
         "forwarded": [list(pair) for pair in ctx.forward],
         # explain never uses the network: a short link is decided as it is, unexpanded.
         "expansion": ctx.expansion.value if ctx.expansion else (
-            "skipped (explain is offline)" if link.kind.value in ("short", "affiliate") else "none"),
+            "skipped (explain is offline)" if link.kind in EXPANDABLE else "none"),
         "trace": [{"rule": s.rule, "matched": s.matched, "reason": s.reason} for s in decision.trace],
         "rules_version": rules.version,
     }

@@ -12,12 +12,11 @@ from datetime import UTC, datetime
 from typing import IO
 
 from router.conditions import Window
-from router.rules import Problem, Rule, RuleSet, RuleSetError
+from router.rules import Problem, Rule, RuleSet
 
 
 def _at(rule: Rule, message: str) -> Problem:
-    file, _, line = rule.where.rpartition(":")
-    return Problem(file, int(line), rule.column, message)
+    return Problem(rule.file, rule.line, rule.column, message)
 
 
 def warnings(rules: RuleSet, now: datetime) -> list[Problem]:
@@ -46,17 +45,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace, out: IO[str]) -> int:
     """Errors first, then warnings, each as file:line:col; exit 1 on any error, 0 otherwise."""
     from router.config import Settings
-    from router.reload import RulesUnavailable, rules_source
+    from router.reload import load_reporting
 
     try:
-        rules = rules_source(Settings.from_env(rules_dir=args.directory)).load()  # a directory or a bundle URL
-    except (RulesUnavailable, ValueError) as err:
+        settings = Settings.from_env(rules_dir=args.directory)
+    except ValueError as err:
         out.write(f"error: {err}\n")
         return 1
-    except RuleSetError as err:
-        for problem in err.problems:
-            out.write(problem.labelled("error") + "\n")
-        count = len(err.problems)
+    errors: list[str] = []
+    rules = load_reporting(settings, errors.append)  # a directory or a bundle URL, as the server reads it
+    if rules is None:
+        out.writelines(f"{line}\n" for line in errors)
+        count = len(errors)
         out.write(f"{count} error{'s' if count != 1 else ''}: the rules would not load; the server keeps what it has\n")
         return 1
     found = warnings(rules, datetime.now(UTC))

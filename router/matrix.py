@@ -26,8 +26,9 @@ from router.conditions import Rollout
 from router.config import Settings
 from router.links import LinkError, parse_link
 from router.named_clients import CLIENTS, GROUPS, NamedClient
+from router.reload import load_reporting
 from router.replay import parse_time
-from router.rules import Rule, RuleSet, RuleSetError, load_rules
+from router.rules import Rule, RuleSet
 from router.types import Action, Channel
 from router.versions import format_version
 
@@ -242,11 +243,8 @@ def run(args: argparse.Namespace, out: IO[str]) -> int:
     except ValueError as err:  # bad settings or --at
         print(f"error: {err}", file=sys.stderr)
         return 2
-    try:
-        rules = load_rules(settings.rules_dir)
-    except RuleSetError as err:
-        for problem in err.problems:
-            print(problem.labelled("error"), file=sys.stderr)
+    rules = load_reporting(settings, lambda line: print(line, file=sys.stderr))
+    if rules is None:
         return 1
     matrix = build_matrix(rules, settings, args.link, at)
     page = render_html(matrix) if args.format == "html" else render_text(matrix)

@@ -118,6 +118,16 @@ def _menu_label(table: dict[str, Any], ctx: Context) -> str:
     return str(labels.get(f"{app}_{os}") or labels.get(app) or labels["default"])
 
 
+@cache
+def _landing_words(lang: str, app_to_open: str, platform: str, kind: str, in_app: str, label: str) -> dict[str, Any]:
+    """A landing page's words, filled once per combination (a few hundred at most), not on every click.
+    Shared between responses: the templates only read it."""
+    t = _words(lang, platform=app_to_open, kind=kind, app=in_app, menu="{menu}", label=label, status="")
+    before, _, after = t["guide_step"].partition("{menu}")
+    t.update(platform_name=platform, kind_name=kind, guide_step_before=before, guide_step_after=after)
+    return t
+
+
 def landing_context(ctx: Context, decision: Decision, lang: str, nonce: str, fallback_delay_ms: int) -> dict[str, Any]:
     link, client = ctx.link, ctx.client
     table = texts()[lang]
@@ -126,11 +136,8 @@ def landing_context(ctx: Context, decision: Decision, lang: str, nonce: str, fal
     app_to_open = str(table["platform"][decision.app])
     in_app = str(table["apps"].get(client.app.value, table["apps"]["other_inapp"]))
     kind = str(table["kind"][link.kind.value])
-    t = _words(lang, platform=app_to_open, kind=kind, app=in_app, menu="{menu}", label=_menu_label(table, ctx),
-               status="")
-    before, _, after = t["guide_step"].partition("{menu}")
-    t.update(platform_name=table["platform"][link.platform.value], kind_name=kind,
-             guide_step_before=before, guide_step_after=after)
+    t = _landing_words(lang, app_to_open, str(table["platform"][link.platform.value]), kind, in_app,
+                       _menu_label(table, ctx))
     mode = _mode(ctx)
     moments = decision.landing == "moments"
     web = web_location(link, client, ctx.forward)

@@ -191,6 +191,19 @@ def rules_source(settings: Settings) -> RulesSource:
     return DirectoryWatch(settings.rules_dir, settle=min(SETTLE_SECONDS, interval) if interval else SETTLE_SECONDS)
 
 
+def load_reporting(settings: Settings, report: Callable[[str], object]) -> RuleSet | None:
+    """The rules as the server loads them (directory or bundle URL), or None after reporting why not:
+    one `file:line:col: error: …` line per problem, or one `error: …` when they couldn't be read."""
+    try:
+        return rules_source(settings).load()
+    except RulesUnavailable as err:
+        report(f"error: {err}")
+    except RuleSetError as err:
+        for problem in err.problems:
+            report(problem.labelled("error"))
+    return None
+
+
 class Reloader:
     """Polls a source every `interval` seconds (0: never) and on SIGHUP; applies what it finds."""
 

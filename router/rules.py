@@ -100,8 +100,13 @@ class Rule:
     conditions: tuple[tuple[ConditionName, Condition], ...]
     then: Outcome
     description: str = ""
-    where: str = ""  # file:line, for explanations
+    file: str = ""  # where the rule is written, for explanations and warnings
+    line: int = 1
     column: int = 1
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}"
 
     def shadows(self, later: Rule) -> bool:
         """Whether this rule matches every click `later` would match, so `later` can never decide."""
@@ -266,8 +271,8 @@ class _FileReader:
         then = self.outcome(fields["then"])
         if conditions is None:
             return None
-        where = f"{self.name}:{node.start_mark.line + 1}"
-        return Rule(rule_id, conditions, then, description, where, node.start_mark.column + 1)
+        mark = node.start_mark
+        return Rule(rule_id, conditions, then, description, self.name, mark.line + 1, mark.column + 1)
 
     def conditions(self, node: Node) -> tuple[tuple[ConditionName, Condition], ...] | None:
         if not isinstance(node, MappingNode):

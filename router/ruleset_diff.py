@@ -17,8 +17,9 @@ from typing import IO, Any
 from router.click import BadClick, read_click
 from router.config import Settings
 from router.decide import decide
+from router.reload import load_reporting
 from router.replay import RecordedClick, UnreadableLine, read_clicks
-from router.rules import RuleSet, RuleSetError, load_rules
+from router.rules import RuleSet
 
 EXAMPLES_PER_GROUP = 3
 
@@ -117,14 +118,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, out: IO[str]) -> int:
     sets = []
-    for label, directory in (("OLD_DIR", args.old), ("NEW_DIR", args.new)):
-        try:
-            sets.append(load_rules(directory))
-        except RuleSetError as err:
-            for problem in err.problems:
-                out.write(problem.labelled("error") + "\n")
+    for label, location in (("OLD_DIR", args.old), ("NEW_DIR", args.new)):
+        loaded = load_reporting(Settings.from_env(rules_dir=location), lambda line: out.write(f"{line}\n"))
+        if loaded is None:
             out.write(f"{label} does not load: nothing compared\n")
             return 1
+        sets.append(loaded)
     old, new = sets
     try:
         if args.clicks == "-":

@@ -92,6 +92,10 @@ LANDING_PAGES = ("moments",)
 `moments`: WeChat bans share codes in Moments, so the page offers only the plain link to copy."""
 
 
+
+EXPANDABLE = frozenset({LinkKind.SHORT, LinkKind.AFFILIATE})
+"""Link kinds that only point at an item: the server expands them (router.upstream), explain never does."""
+
 @dataclass(frozen=True, slots=True)
 class Client:
     """What the user agent says about where the tap happened."""

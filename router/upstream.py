@@ -51,14 +51,13 @@ import httpcore
 import httpx
 
 from router.links import LinkError, parse_link
-from router.types import Context, Expansion, Link, LinkKind
+from router.types import EXPANDABLE, Context, Expansion, Link, LinkKind
 
 log = logging.getLogger("router.upstream")
 
 Transport = httpx.AsyncBaseTransport
 """What tests hand in instead of the network (httpx.MockTransport)."""
 
-EXPANDABLE = frozenset({LinkKind.SHORT, LinkKind.AFFILIATE})
 DEFAULT_EXPAND_HOSTS = ("m.tb.cn", "e.tb.cn", "s.click.taobao.com")
 DEFAULT_EXPAND_TIMEOUT = 1.5
 

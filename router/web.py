@@ -58,22 +58,24 @@ class Pages:
         self.templates = Jinja2Templates(env=environment())
         self.fallback_delay_ms = settings.fallback_delay_ms
 
-    def _render(self, request: Request, name: str, status: int, context: dict[str, object], nonce: str) -> Response:
+    def _render(
+        self, request: Request, name: str, status: int, context: dict[str, object], nonce: str, lang: str
+    ) -> Response:
         headers = {**SECURITY_HEADERS, "Content-Security-Policy": content_security_policy(nonce),
-                   "Content-Language": str(context["t"]["lang"]),  # type: ignore[index]
-                   "Vary": "Accept-Language"}
+                   "Content-Language": lang, "Vary": "Accept-Language"}
         return self.templates.TemplateResponse(request, name, context, status_code=status, headers=headers)
 
     def landing(self, request: Request, ctx: Context, decision: Decision) -> Response:
         nonce = new_nonce()
         lang = choose_language(request.headers.get("accept-language"))
         context = landing_context(ctx, decision, lang, nonce, self.fallback_delay_ms)
-        return self._render(request, "landing.html", 200, context, nonce)
+        return self._render(request, "landing.html", 200, context, nonce, lang)
 
     def message(self, request: Request, status: int, message: str) -> Response:
         nonce = new_nonce()
         lang = choose_language(request.headers.get("accept-language"))
-        return self._render(request, "message.html", status, message_context(status, message, lang, nonce), nonce)
+        return self._render(request, "message.html", status, message_context(status, message, lang, nonce), nonce,
+                            lang)
 
     def respond(self, request: Request, ctx: Context, decision: Decision) -> Response:
         if decision.action in (Action.APP, Action.WEB) and decision.location:
@@ -158,6 +160,7 @@ def create_app(
                     "app": ctx.client.app.value if ctx else None,
                     "rules": ruleset.version,
                     "expansion": ctx.expansion.value if ctx and ctx.expansion else None,
+                    "expansion_reason": ctx.expansion_reason if ctx and ctx.expansion else None,
                 },
                 ensure_ascii=False,
             )
