@@ -23,13 +23,13 @@ import tracemalloc
 from datetime import UTC, datetime
 from urllib.parse import quote, urlencode
 
-from router import clients
-from router.click import read_click
-from router.config import Settings, bundled_rules_dir
-from router.decide import decide
-from router.links import link_cache_clear
-from router.rules import load_rules
-from router.signing import SigningKeys, sign
+from router.decision import clients
+from router.decision.click import read_click
+from router.decision.decide import decide
+from router.decision.links import link_cache_clear
+from router.decision.rules import load_rules
+from router.decision.signing import SigningKeys, sign
+from router.serve.config import Settings, bundled_rules_dir
 
 KEYS = SigningKeys.parse("bench:benchmark-secret-0123456789")
 MODELS = ["V2148A", "PEHM00", "M2012K11AC", "NOH-AN00", "SM-S9180", "22081212C", "PJA110", "RMX3706"]

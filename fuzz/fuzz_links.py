@@ -28,10 +28,10 @@ warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")  
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from router.click import BadClick, read_click  # noqa: E402
-from router.config import Settings, bundled_rules_dir  # noqa: E402
-from router.decide import decide  # noqa: E402
-from router.rules import load_rules  # noqa: E402
+from router.decision.click import BadClick, read_click  # noqa: E402
+from router.decision.decide import decide  # noqa: E402
+from router.decision.rules import load_rules  # noqa: E402
+from router.serve.config import Settings, bundled_rules_dir  # noqa: E402
 from tests.test_destinations import (  # noqa: E402
     CLIENTS,
     FORWARD_VALUES,

@@ -7,7 +7,6 @@ uses, so what `explain` prints is what the server does.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import os
@@ -17,22 +16,24 @@ from datetime import UTC, datetime
 from typing import IO, Any
 from urllib.parse import quote, urlencode
 
-from router.click import BadClick, read_click
-from router.config import Settings
-from router.decide import explain
-from router.deeplinks import app_url
-from router.links import LinkError, parse_link
-from router.named_clients import UnknownClientError, user_agent
-from router.reload import RulesSource, RulesUnavailable, rules_source
-from router.replay import UnreadableLine, parse_time, read_clicks
-from router.rules import RuleSet, RuleSetError
-from router.signing import sign
-from router.types import EXPANDABLE, Channel, Context, Decision
-from router.versions import format_version
+from router.decision.click import BadClick, read_click
+from router.decision.decide import explain
+from router.decision.deeplinks import app_url
+from router.decision.links import LinkError, parse_link
+from router.decision.named_clients import UnknownClientError, user_agent
+from router.decision.rules import RuleSet, RuleSetError
+from router.decision.signing import sign
+from router.decision.types import EXPANDABLE, Channel, Context, Decision
+from router.decision.versions import format_version
+from router.policy import casebook, lint, matrix, ruleset_diff, schema
+from router.policy.replay import UnreadableLine, parse_time, read_clicks
+from router.serve.config import Settings
+from router.serve.reload import rules_source
+from router.serve.sources import RulesSource, RulesUnavailable
 
 # Each `rules …` command lives in its own module, which registers its parser with `register(subparsers)`
 # and runs as `run(args, out) -> exit status`.
-RULES_COMMANDS = ("router.lint", "router.casebook", "router.ruleset_diff", "router.matrix", "router.schema")
+RULES_COMMANDS = (lint, casebook, ruleset_diff, matrix, schema)
 
 
 class UsageError(Exception):
@@ -185,7 +186,7 @@ def cmd_explain(args: argparse.Namespace, out: IO[str]) -> int:
 
 
 def _explain_text(request: str, ua: str, at: datetime, settings: Settings, rules: RuleSet, visitor: str) -> str:
-    from router.explain_text import render
+    from router.policy.explain_text import render
 
     path, _, query = request.partition("?")
     try:
@@ -221,7 +222,7 @@ def cmd_sign(args: argparse.Namespace, out: IO[str]) -> int:
 def cmd_serve(args: argparse.Namespace, out: IO[str]) -> int:
     import uvicorn
 
-    from router.web import configure_logging, create_app
+    from router.serve.web import configure_logging, create_app
 
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1, got {args.workers}")
@@ -237,13 +238,13 @@ def cmd_serve(args: argparse.Namespace, out: IO[str]) -> int:
     # Workers are separate processes: they re-read settings from the environment, and each watches the rules.
     os.environ["ROUTER_RULES_DIR"] = settings.rules_location
     os.environ["ROUTER_LOG_LEVEL"] = args.log_level
-    uvicorn.run("router.web:app_from_env", factory=True, host=args.host, port=args.port, workers=args.workers,
+    uvicorn.run("router.serve.web:app_from_env", factory=True, host=args.host, port=args.port, workers=args.workers,
                 access_log=False, log_level=args.log_level, **_server_limits(settings))
     return 0
 
 
 def _server_limits(settings: Settings) -> dict[str, Any]:
-    from router.edge import MAX_HEADER_BYTES
+    from router.serve.edge import MAX_HEADER_BYTES
 
     """uvicorn options that bound what a client can send and whom to believe about its address."""
     return {
@@ -301,8 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     rules = commands.add_parser("rules", help="check, test, compare and look at rule sets")
     rules_commands = rules.add_subparsers(dest="rules_command", required=True, metavar="COMMAND")
-    for module_name in RULES_COMMANDS:
-        importlib.import_module(module_name).register(rules_commands)
+    for module in RULES_COMMANDS:
+        module.register(rules_commands)
     return parser
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from router.config import Settings, bundled_rules_dir
-from router.rules import RuleSet, load_rules
-from router.signing import SigningKeys
-from router.web import create_app
+from router.decision.rules import RuleSet, load_rules
+from router.decision.signing import SigningKeys
+from router.serve.config import Settings, bundled_rules_dir
+from router.serve.web import create_app
 
 TEST_KEYS = SigningKeys.parse("k2:second-secret-0123456789,k1:first-secret-0123456789")
 

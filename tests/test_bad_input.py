@@ -8,7 +8,7 @@ from urllib.parse import quote, urlsplit
 import pytest
 from starlette.testclient import TestClient
 
-from router.links import DEFAULT_ALLOWED_HOSTS, host_allowed
+from router.decision.links import DEFAULT_ALLOWED_HOSTS, host_allowed
 from tests import uas
 
 ITEM = "https://item.taobao.com/item.htm?id=123456"

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from router import casebook
-from router.casebook import Case, Click, Verdict, load_cases, run_case, run_cases, unreached
-from router.click import read_click
-from router.clients import parse_client
-from router.config import Settings, bundled_rules_dir
-from router.named_clients import CLIENTS, GROUPS, UnknownClientError, user_agent
-from router.rules import Outcome, RuleSet, load_rules
-from router.types import OS, Action, App, Channel, Device
+from router.decision.click import read_click
+from router.decision.clients import parse_client
+from router.decision.named_clients import CLIENTS, GROUPS, UnknownClientError, user_agent
+from router.decision.rules import Outcome, RuleSet, load_rules
+from router.decision.types import OS, Action, App, Channel, Device
+from router.policy import casebook
+from router.policy.casebook import Case, Click, Verdict, load_cases, run_case, run_cases, unreached
+from router.serve.config import Settings, bundled_rules_dir
 
 NOW = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 SHIPPED_CASES = load_cases(bundled_rules_dir())
@@ -204,7 +204,7 @@ cases:
     expect: {action: app, rule: wechat-ad-unidesk-app, status: 302}
 """
     [line] = _results(rules_dir, text, settings)
-    # The reason in the middle is the condition's own explanation (router.conditions words it).
+    # The reason in the middle is the condition's own explanation (router.decision.conditions words it).
     before, _, reason = line.partition("did not match: ")
     assert before == (f"FAIL {rules_dir}/tests/cases.yaml:2 any ad opens the app: expected app "
                       "(wechat-ad-unidesk-app), got landing (wechat-landing) — wechat-ad-unidesk-app ")

@@ -7,10 +7,10 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
-from router.click import read_click
-from router.config import Settings
-from router.signing import sign
-from router.types import Channel
+from router.decision.click import read_click
+from router.decision.signing import sign
+from router.decision.types import Channel
+from router.serve.config import Settings
 from tests import uas
 from tests.conftest import TEST_KEYS
 

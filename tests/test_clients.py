@@ -1,4 +1,4 @@
-"""router.clients: User-Agent -> Client.
+"""router.decision.clients: User-Agent -> Client.
 
 The table is the contract: one real-shaped UA per row (written for these tests,
 in the shapes each app is documented to send) and every field the router
@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from router import clients
-from router.clients import MAX_UA_LENGTH, FastUserAgent, cache_clear, cache_info, parse_client, parse_version
-from router.types import OS, App, Client, Device, Version
+from router.decision import clients
+from router.decision.clients import MAX_UA_LENGTH, FastUserAgent, cache_clear, cache_info, parse_client, parse_version
+from router.decision.types import OS, App, Client, Device, Version
 
 W, Q, WC = App.WECHAT, App.QQ, App.WECOM
 IOS, AND, HOS, WIN, MAC, LNX = OS.IOS, OS.ANDROID, OS.HARMONYOS, OS.WINDOWS, OS.MACOS, OS.LINUX

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from router.conditions import ConditionError, ConditionName, build_condition, rollout_bucket
-from router.decide import decide, explain
-from router.rules import load_rules
-from router.types import (
+from router.decision.conditions import ConditionError, ConditionName, build_condition, rollout_bucket
+from router.decision.decide import decide, explain
+from router.decision.rules import load_rules
+from router.decision.types import (
     OS,
     AdClaim,
     App,
@@ -23,7 +23,7 @@ from router.types import (
     LinkKind,
     Platform,
 )
-from router.versions import parse_range, parse_version
+from router.decision.versions import parse_range, parse_version
 
 LINK = Link(Platform.TAOBAO, LinkKind.ITEM, "https://item.taobao.com/item.htm?id=1",
             "https://h5.m.taobao.com/awp/core/detail.htm?id=1", item_id="1")

@@ -26,8 +26,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from router.links import DEFAULT_ALLOWED_HOSTS, LinkError, host_allowed, parse_link
-from router.types import LinkKind
+from router.decision.links import DEFAULT_ALLOWED_HOSTS, LinkError, host_allowed, parse_link
+from router.decision.types import LinkKind
 from tests import uas
 
 # Schemes a Location may use: the web, and the app links the router builds from its own templates.

@@ -1,5 +1,6 @@
-"""Short-link expansion (router.upstream): fault shapes behind httpx.MockTransport, cache, single-flight,
-circuit breaker, the public-address check, and the rule that only router/upstream.py opens connections.
+"""Short-link expansion (router.serve.upstream): fault shapes behind httpx.MockTransport, cache, single-flight,
+circuit breaker and the public-address check. That only this module opens connections is checked, with the
+other import rules, in tests/test_architecture.py.
 
 Nothing here leaves the process: every upstream is a handler function. The real-server tests are in
 tests/test_expand_http.py.
@@ -8,16 +9,14 @@ tests/test_expand_http.py.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import httpcore
 import httpx
 import pytest
 
-from router.upstream import Expanded, Expander, ExpandPolicy, PublicOnlyBackend, address_refusal, item_in_page
+from router.serve.upstream import Expanded, Expander, ExpandPolicy, PublicOnlyBackend, address_refusal, item_in_page
 
 SHORT = "https://m.tb.cn/h.gYx1a2b?tk=AbCd1234"
 ITEM = "https://item.taobao.com/item.htm?id=123456"
@@ -110,7 +109,7 @@ async def _timed(exp: Expander) -> tuple[Expanded, float]:
 
 def test_only_expansion_hosts_are_contacted_first() -> None:
     """A link on a host that is not on the expansion list is not expandable."""
-    from router.links import parse_link
+    from router.decision.links import parse_link
 
     exp = expander(lambda r: redirect(ITEM), hosts=("e.tb.cn",))
     assert not exp.expandable(parse_link(SHORT))
@@ -247,27 +246,9 @@ def test_item_in_page_takes_only_allowlisted_items() -> None:
     assert item_in_page(b"https://s.click.taobao.com/t?e=1", ()) is None
 
 
-# --- one module opens connections ----------------------------------------------------------------------
-
-PACKAGE = Path(__file__).resolve().parent.parent / "router"
-NETWORK = re.compile(r"^\s*(?:import|from)\s+(?:httpx|httpcore|socket|ssl|urllib\.request|http\.client|aiohttp|"
-                     r"requests|asyncio\.streams)\b|open_connection\(|create_connection\(", re.MULTILINE)
-
-
-def test_only_upstream_opens_connections() -> None:
-    """No module but router/upstream.py imports an HTTP client or socket library."""
-    offenders = sorted(
-        str(path.relative_to(PACKAGE.parent))
-        for path in PACKAGE.rglob("*.py")
-        if path.name != "upstream.py" and NETWORK.search(path.read_text(encoding="utf-8"))
-    )
-    assert offenders == []
-    assert NETWORK.search((PACKAGE / "upstream.py").read_text(encoding="utf-8"))
-
-
 @pytest.mark.parametrize("address", ["64:ff9b::a9fe:a9fe", "2002:7f00:1::1", "::7f00:1", "64:ff9b:1::a00:1"])
 def test_ipv6_forms_wrapping_ipv4_are_refused(address: str) -> None:
     """NAT64, 6to4 and IPv4-compatible addresses may reach an IPv4 target: never contacted."""
-    from router.upstream import address_refusal
+    from router.serve.upstream import address_refusal
 
     assert address_refusal(address) is not None

@@ -21,10 +21,10 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from router.config import Settings, bundled_rules_dir
-from router.rules import RuleSet
-from router.upstream import DEFAULT_EXPAND_HOSTS
-from router.web import create_app
+from router.decision.rules import RuleSet
+from router.serve.config import Settings, bundled_rules_dir
+from router.serve.upstream import DEFAULT_EXPAND_HOSTS
+from router.serve.web import create_app
 from tests import uas
 from tests.conftest import TEST_KEYS
 from tests.servers import Server

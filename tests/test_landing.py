@@ -12,9 +12,9 @@ import pytest
 import yaml
 from starlette.testclient import TestClient
 
-from router.pages import TEMPLATES_DIR, choose_language, href
-from router.rules import RuleSetError, load_rules
-from router.types import LANDING_PAGES
+from router.decision.rules import RuleSetError, load_rules
+from router.decision.types import LANDING_PAGES
+from router.serve.pages import TEMPLATES_DIR, choose_language, href
 from tests import uas
 
 SHARE = "【淘宝】https://m.tb.cn/h.gYx1a2b?tk=AbCd1234 CZ3457 「<img src=x onerror=alert(1)>好物」 点击链接直接打开"
@@ -141,7 +141,7 @@ def test_self_contained_and_small(client: TestClient) -> None:
 def test_phone_browser_page_tries_the_app(settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """A landing answer in Android Chrome: the intent in the script, a big button, the store link."""
     (tmp_path / "r.yaml").write_text("rules: []\ndefault: landing\n")
-    from router.web import create_app
+    from router.serve.web import create_app
 
     http = TestClient(create_app(settings, load_rules(tmp_path)), follow_redirects=False)
     page = http.get(f"/go?url={quote(ITEM, safe='')}", headers={"user-agent": uas.CHROME_ANDROID}).text
@@ -156,7 +156,7 @@ def test_phone_browser_page_tries_the_app(settings, tmp_path: Path) -> None:  # 
 
 def test_tmall_item_names_the_app_it_opens(settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """A Tmall item opens in Taobao unless a rule says `app: tmall`; button and store say which."""
-    from router.web import create_app
+    from router.serve.web import create_app
 
     tmall = "https://detail.tmall.com/item.htm?id=654321"
     for default, button, store in [
@@ -173,7 +173,7 @@ def test_tmall_item_names_the_app_it_opens(settings, tmp_path: Path) -> None:  #
 
 def test_desktop_wechat_gets_no_phone_guide(settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Desktop WeChat is a computer: the web link, no menu guide, nothing to copy, no app promise."""
-    from router.web import create_app
+    from router.serve.web import create_app
 
     (tmp_path / "r.yaml").write_text("rules: []\ndefault: landing\n")
     http = TestClient(create_app(settings, load_rules(tmp_path)), follow_redirects=False)
@@ -204,7 +204,7 @@ def test_page_stays_small_for_the_longest_link(client: TestClient) -> None:
 def test_rule_chooses_how_the_page_opens_the_app(settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """`then: {action: landing, via: tbopen}` makes the page try the tbopen wrapper; desktops get no app link."""
     (tmp_path / "r.yaml").write_text("rules: []\ndefault: {action: landing, via: tbopen}\n")
-    from router.web import create_app
+    from router.serve.web import create_app
 
     http = TestClient(create_app(settings, load_rules(tmp_path)), follow_redirects=False)
     page = http.get(f"/go?url={quote(ITEM, safe='')}", headers={"user-agent": uas.CHROME_ANDROID}).text

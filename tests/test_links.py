@@ -1,4 +1,4 @@
-"""Tests for router.links: recognising Taobao/Tmall links and share texts, and refusing everything else."""
+"""Tests for router.decision.links: recognising Taobao/Tmall links and share texts, and refusing everything else."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from router.links import DEFAULT_ALLOWED_HOSTS, LinkError, host_allowed, parse_link
-from router.types import Link, LinkKind, Platform
+from router.decision.links import DEFAULT_ALLOWED_HOSTS, LinkError, host_allowed, parse_link
+from router.decision.types import Link, LinkKind, Platform
 
 TB = Platform.TAOBAO
 TM = Platform.TMALL

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from router import matrix
-from router.config import Settings, bundled_rules_dir
-from router.matrix import COLUMNS, Matrix, build_matrix, render_html, render_text
-from router.named_clients import CLIENTS
-from router.rules import RuleSet, load_rules
-from router.types import Action
+from router.decision.named_clients import CLIENTS
+from router.decision.rules import RuleSet, load_rules
+from router.decision.types import Action
+from router.policy import matrix
+from router.policy.matrix import COLUMNS, Matrix, build_matrix, render_html, render_text
+from router.serve.config import Settings, bundled_rules_dir
 
 AT = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 

@@ -23,11 +23,12 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from router import web
-from router.config import Settings
-from router.reload import ActiveRules, Attempt, DirectoryWatch, Reloader, signature
-from router.rules import RuleSet, load_rules
-from router.web import create_app
+from router.decision.rules import RuleSet, load_rules
+from router.serve import web
+from router.serve.config import Settings
+from router.serve.reload import ActiveRules, Attempt, Reloader
+from router.serve.sources import DirectoryWatch, signature
+from router.serve.web import create_app
 from tests import uas
 from tests.conftest import TEST_KEYS
 from tests.servers import Server

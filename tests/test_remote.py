@@ -24,11 +24,11 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from router.config import Settings, check_rules_url
-from router.reload import ActiveRules, Reloader
-from router.remote import FetchError, RemoteBundle, display_url
-from router.rules import MAX_FILE_BYTES, RuleSetError
-from router.web import create_app
+from router.decision.rules import MAX_FILE_BYTES, RuleSetError
+from router.serve.config import Settings, check_rules_url
+from router.serve.reload import ActiveRules, Reloader
+from router.serve.remote import FetchError, RemoteBundle, display_url
+from router.serve.web import create_app
 from tests import uas
 from tests.conftest import TEST_KEYS
 from tests.servers import Server, free_port

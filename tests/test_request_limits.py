@@ -9,8 +9,8 @@ from urllib.parse import quote
 import httpx
 from starlette.testclient import TestClient
 
-from router.config import Settings, bundled_rules_dir
-from router.web import create_app
+from router.serve.config import Settings, bundled_rules_dir
+from router.serve.web import create_app
 from tests import uas
 from tests.conftest import TEST_KEYS
 from tests.servers import Server

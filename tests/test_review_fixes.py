@@ -13,12 +13,12 @@ import pytest
 from starlette.testclient import TestClient
 
 from router.cli import explain_click, main
-from router.config import Settings
-from router.deeplinks import app_location
-from router.links import parse_link
-from router.rules import load_rules
-from router.types import OS, App, Client, Device
-from router.web import create_app
+from router.decision.deeplinks import app_location
+from router.decision.links import parse_link
+from router.decision.rules import load_rules
+from router.decision.types import OS, App, Client, Device
+from router.serve.config import Settings
+from router.serve.web import create_app
 from tests import uas
 from tests.conftest import TEST_KEYS
 

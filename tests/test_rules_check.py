@@ -84,7 +84,7 @@ def test_window_already_over_is_a_warning(rules_dir: Path) -> None:
 
 def test_check_starts_nothing_and_uses_the_server_loader(rules_dir: Path) -> None:
     """What check rejects, the server refuses too (same loader); check itself opens no port."""
-    from router.rules import RuleSetError, load_rules
+    from router.decision.rules import RuleSetError, load_rules
 
     (rules_dir / "r.yaml").write_text("rules: []\ndefault: {action: landing, page: moment}\n")
     code, text = check(rules_dir)
@@ -134,7 +134,7 @@ def test_a_list_of_every_value_shadows_like_no_condition(rules_dir: Path) -> Non
 
 def test_version_does_not_depend_on_file_names(tmp_path: Path) -> None:
     """The same rules have the same version whatever their file is called (a directory or a bundle)."""
-    from router.rules import load_rules
+    from router.decision.rules import load_rules
 
     text = (Path(__file__).resolve().parent.parent / "rules" / "default.yaml").read_text(encoding="utf-8")
     versions = set()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from router.rules import RuleSetError, load_rules
-from router.types import Action
+from router.decision.rules import RuleSetError, load_rules
+from router.decision.types import Action
 
 GOOD = """\
 rules:

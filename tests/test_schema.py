@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from router.conditions import CONDITION_DOCS, ConditionName
-from router.schema import rules_reference, rules_schema
+from router.decision.conditions import CONDITION_DOCS, ConditionName
+from router.policy.schema import rules_reference, rules_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 jsonschema = pytest.importorskip("jsonschema")

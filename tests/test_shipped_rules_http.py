@@ -7,8 +7,8 @@ from urllib.parse import quote, urlencode
 import pytest
 from starlette.testclient import TestClient
 
-from router.signing import sign
-from router.web import create_app
+from router.decision.signing import sign
+from router.serve.web import create_app
 from tests import uas
 from tests.conftest import TEST_KEYS
 

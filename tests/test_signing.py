@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from router.cli import main
-from router.signing import SigningKeyError, SigningKeys, sign, verify
+from router.decision.signing import SigningKeyError, SigningKeys, sign, verify
 from tests.conftest import TEST_KEYS
 
 FIELDS = {"url": "https://item.taobao.com/item.htm?id=1", "src": "unidesk", "adv": "a1", "cmp": "c9"}
@@ -167,7 +167,7 @@ def test_replayed_click_id_loses_ad_privileges(client) -> None:  # type: ignore[
 
 def test_replay_window_is_bounded() -> None:
     """Click ids are forgotten after the TTL and beyond the size bound."""
-    from router.signing import ClickReplays
+    from router.decision.signing import ClickReplays
 
     replays = ClickReplays(ttl_seconds=10, max_entries=2)
     assert replays.first_use("a", 0) and not replays.first_use("a", 5)

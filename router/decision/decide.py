@@ -7,9 +7,9 @@ condition that rejected the click.
 
 from __future__ import annotations
 
-from router.deeplinks import app_location, opened_app, runs_taobao, web_location
-from router.rules import Outcome, RuleSet
-from router.types import Action, Context, Decision, Step
+from router.decision.deeplinks import app_location, opened_app, runs_taobao, web_location
+from router.decision.rules import Outcome, RuleSet
+from router.decision.types import Action, Context, Decision, Step
 
 DEFAULT_RULE = "default"
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from urllib.parse import quote, urlencode, urlsplit
 
-from router.types import OS, App, Client, Device, Link, LinkKind, Platform
+from router.decision.types import OS, App, Client, Device, Link, LinkKind, Platform
 
 _PACKAGES = {"taobao": "com.taobao.taobao", "tmall": "com.tmall.wireless"}
 _TBOPEN = "tbopen://m.taobao.com/tbopen/index.html?action=ali.open.nav&module=h5&h5Url="

@@ -14,12 +14,12 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from router.click import BadClick, read_click
-from router.config import Settings
-from router.decide import decide
-from router.reload import load_reporting
-from router.replay import RecordedClick, UnreadableLine, read_clicks
-from router.rules import RuleSet
+from router.decision.click import BadClick, read_click
+from router.decision.decide import decide
+from router.decision.rules import RuleSet
+from router.policy.replay import RecordedClick, UnreadableLine, read_clicks
+from router.serve.config import Settings
+from router.serve.reload import load_reporting
 
 EXAMPLES_PER_GROUP = 3
 

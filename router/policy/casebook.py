@@ -10,8 +10,8 @@ directory's own files, so case files never load as rules:
         expect: {action: app, rule: wechat-ad-unidesk-app, location: "taobao://item.taobao.com/item.htm?id=1"}
 
 Each click becomes the request a real tap would send (an `/ad` link signed with the configured keys,
-WeChat's `from=` for a chat or Moments share), is read by `router.click.read_click` and decided by
-`router.decide.explain`, exactly as the server would. A case ends in one of three verdicts:
+WeChat's `from=` for a chat or Moments share), is read by `router.decision.click.read_click` and decided by
+`router.decision.decide.explain`, exactly as the server would. A case ends in one of three verdicts:
 
 - PASS: the answer is what `expect` says;
 - FAIL: it is not (the message names what differs and why the expected rule did not match);
@@ -38,16 +38,16 @@ from urllib.parse import quote, urlencode
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from router.click import WECHAT_FROM, BadClick, read_click
-from router.conditions import Rollout
-from router.config import Settings
-from router.decide import DEFAULT_RULE, explain
-from router.named_clients import UnknownClientError, user_agent
-from router.reload import load_reporting
-from router.replay import parse_time
-from router.rules import MAX_FILE_BYTES, RULE_FILE_SUFFIXES, Problem, Rule, RuleSet
-from router.signing import SigningKeys, sign
-from router.types import Action, Channel, Step
+from router.decision.click import WECHAT_FROM, BadClick, read_click
+from router.decision.conditions import Rollout
+from router.decision.decide import DEFAULT_RULE, explain
+from router.decision.named_clients import UnknownClientError, user_agent
+from router.decision.rules import MAX_FILE_BYTES, RULE_FILE_SUFFIXES, Problem, Rule, RuleSet
+from router.decision.signing import SigningKeys, sign
+from router.decision.types import Action, Channel, Step
+from router.policy.replay import parse_time
+from router.serve.config import Settings
+from router.serve.reload import load_reporting
 
 CASES_DIR = "tests"
 BAD_REQUEST = "bad-request"  # the rule name explain and the server's log give a click that can't be read

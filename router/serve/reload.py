@@ -6,21 +6,16 @@ assignment, atomic in CPython), so no request ever sees half of one set and half
 does not validate never replaces anything: it is logged one problem a line and shown in /readyz, and
 the last good set keeps serving.
 
-Where rules come from is a source with two methods: `load()` at startup (blocking, every problem
-raised) and `poll(force)` afterwards (a new RuleSet, or None when nothing changed):
-
-- `DirectoryWatch` (here) looks at a cheap signature of the directory — each rule file's resolved path
-  and the inode, size and times of what it points to — so it sees in-place edits, new and removed files,
-  editors' write-then-rename and Kubernetes ConfigMap updates (`x.yaml -> ..data/x.yaml`, with `..data`
-  re-pointed at a new directory in one rename);
-- `RemoteBundle` (router.remote) fetches a URL with If-None-Match.
+Where rules come from is a source (router.serve.sources): `DirectoryWatch` there, or `RemoteBundle`
+(router.serve.remote), which fetches a bundle URL with If-None-Match; `rules_source(settings)` picks one.
 
 The `Reloader` polls its source every `ROUTER_RULES_POLL_SECONDS` and also on SIGHUP.
 
 Errors, drawn once:
 
-    RuleSetError (router.rules)  the new rules were read and do not validate
-    RulesUnavailable             they could not be read at all (router.remote.FetchError: a fetch failed)
+    RuleSetError (router.decision.rules)  the new rules were read and do not validate
+    RulesUnavailable (router.serve.sources)  they could not be read at all
+     └─ FetchError (router.serve.remote)      a bundle could not be fetched
 """
 
 from __future__ import annotations
@@ -28,39 +23,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from router.config import Settings
-from router.rules import RULE_FILE_SUFFIXES, RuleSet, RuleSetError, load_rules
+from router.decision.rules import RuleSet, RuleSetError
+from router.serve.config import Settings
+from router.serve.remote import RemoteBundle
+from router.serve.sources import SETTLE_SECONDS, DirectoryWatch, RulesSource, RulesUnavailable
 
 log = logging.getLogger("router")
-
-# How long a directory must look the same before it is read, so that a save in progress (truncate,
-# write, write again) is read once it is finished rather than half-way.
-SETTLE_SECONDS = 0.25
-_SETTLE_ROUNDS = 8  # a directory that never stops changing is still read, a couple of seconds late
-
-
-class RulesUnavailable(Exception):
-    """The rules could not be read at all; the message is one sentence naming where from."""
-
-
-class RulesSource(Protocol):
-    def load(self) -> RuleSet:
-        """Read and validate everything now (startup); raises RuleSetError or RulesUnavailable."""
-        ...
-
-    async def poll(self, force: bool = False) -> RuleSet | None:
-        """A newly read RuleSet, or None when nothing changed; `force` reads even if nothing seems to."""
-        ...
-
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
@@ -122,70 +97,9 @@ class ActiveRules:
         }
 
 
-Signature = tuple[object, ...]
-
-
-def signature(directory: Path) -> Signature:
-    """What the rule files in `directory` are right now, cheaply: a change in any file changes it.
-
-    stat() follows symlinks, so a file that is a symlink is described by what it points to; the
-    resolved path changes too when a ConfigMap's `..data` link moves to a new directory.
-    """
-    try:
-        names = sorted(os.listdir(directory))
-        where = os.path.realpath(directory)
-    except OSError as err:
-        return ("unreadable", err.errno)
-    files: list[object] = [where]
-    for name in names:
-        if Path(name).suffix not in RULE_FILE_SUFFIXES:
-            continue
-        path = os.path.join(directory, name)
-        try:
-            st = os.stat(path)
-            files.append((name, os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns,
-                          st.st_ctime_ns))
-        except OSError:  # a dangling link, or removed while we looked
-            files.append((name, None))
-    return tuple(files)
-
-
-class DirectoryWatch:
-    """A rules directory, looked at for changes."""
-
-    def __init__(self, directory: Path, settle: float = SETTLE_SECONDS) -> None:
-        self.directory = Path(directory)
-        self.settle = settle
-        self.seen = signature(self.directory)
-
-    def __str__(self) -> str:
-        return str(self.directory)
-
-    def load(self) -> RuleSet:
-        self.seen = signature(self.directory)  # taken first: a change made while loading is seen next time
-        return load_rules(self.directory)
-
-    async def poll(self, force: bool = False) -> RuleSet | None:
-        now = await asyncio.to_thread(signature, self.directory)
-        if now == self.seen and not force:
-            return None
-        for _ in range(_SETTLE_ROUNDS if now != self.seen else 0):
-            await asyncio.sleep(self.settle)
-            again = await asyncio.to_thread(signature, self.directory)
-            if again == now:
-                break
-            now = again
-        # Remembered before reading, and whether or not the rules validate: a rejected directory is not
-        # read again (nor logged again) until it changes, and a change made during the read is seen next.
-        self.seen = now
-        return await asyncio.to_thread(load_rules, self.directory)
-
-
 def rules_source(settings: Settings) -> RulesSource:
     """The settings' rules directory, or their bundle URL."""
     if settings.rules_url:
-        from router.remote import RemoteBundle  # the one module that talks to the network
-
         return RemoteBundle(settings.rules_url, timeout=settings.rules_timeout_seconds)
     interval = settings.rules_poll_interval
     return DirectoryWatch(settings.rules_dir, settle=min(SETTLE_SECONDS, interval) if interval else SETTLE_SECONDS)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from router.types import Version
+from router.decision.types import Version
 
 _VERSION_PREFIX = re.compile(r"\s*(\d+(?:\.\d+)*)")
 RANGE_PART_PATTERN = r"\s*(>=|<=|==|!=|>|<)\s*(\d+(?:\.\d+)*)(\.\*)?\s*"

@@ -29,8 +29,8 @@ import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from router.conditions import Condition, ConditionError, ConditionName, Rollout, build_condition
-from router.types import LANDING_PAGES, Action
+from router.decision.conditions import Condition, ConditionError, ConditionName, Rollout, build_condition
+from router.decision.types import LANDING_PAGES, Action
 
 MAX_FILE_BYTES = 1_000_000
 MAX_RULES = 2_000

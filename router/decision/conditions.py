@@ -19,8 +19,8 @@ from datetime import date, datetime
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from router.types import OS, App, Channel, Context, Device, Expansion, LinkKind, Platform
-from router.versions import VersionRange, VersionRangeError, format_version, parse_range
+from router.decision.types import OS, App, Channel, Context, Device, Expansion, LinkKind, Platform
+from router.decision.versions import VersionRange, VersionRangeError, format_version, parse_range
 
 
 class ConditionError(ValueError):

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import unquote_plus
 
-from router.clients import parse_client
-from router.config import Settings
-from router.links import LinkError, parse_link
-from router.signing import SIGNED_FIELDS, ClickReplays, verify
-from router.types import AdClaim, Channel, Context
+from router.decision.clients import parse_client
+from router.decision.links import DEFAULT_ALLOWED_HOSTS, LinkError, parse_link
+from router.decision.signing import SIGNED_FIELDS, ClickReplays, SigningKeys, verify
+from router.decision.types import AdClaim, Channel, Context
 
 MAX_QUERY_LENGTH = 8192
 # Longer destinations are refused: real Taobao links are far shorter, and the landing page repeats
@@ -31,6 +31,8 @@ MAX_QUERY_LENGTH = 8192
 MAX_LINK_CHARS = 1500
 MAX_PARAMS = 100
 CLICK_PATHS = ("/go", "/ad")
+DEFAULT_FORWARD_PARAMS = ("gdt_vid", "qz_gdt", "weixinadinfo", "click_id")
+_DEVELOPMENT_KEYS = SigningKeys.development_keys()  # parsed once: every default shares it
 
 WECHAT_FROM = {
     "singlemessage": Channel.PRIVATE_CHAT,
@@ -41,6 +43,16 @@ WECHAT_FROM = {
 CONTROL_PARAMS = ("url", "from", "ch", "isappinstalled", *SIGNED_FIELDS, "sig")
 _CONTROL = frozenset(CONTROL_PARAMS)
 _VISITOR = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+
+
+@dataclass(frozen=True, slots=True)
+class ClickSettings:
+    """What reading a click depends on. The server's settings (router.serve.config.Settings) extend these,
+    read from the environment; the decision only ever sees these three."""
+
+    allowed_hosts: tuple[str, ...] = DEFAULT_ALLOWED_HOSTS  # destinations (dot-boundary suffixes)
+    signing_keys: SigningKeys = _DEVELOPMENT_KEYS  # verify /ad links
+    forward_params: tuple[str, ...] = DEFAULT_FORWARD_PARAMS  # query parameters passed on to the destination
 
 
 class BadClick(Exception):
@@ -83,7 +95,7 @@ def read_click(
     ua: str | None,
     *,
     at: datetime,
-    settings: Settings,
+    settings: ClickSettings,
     visitor: str = "",
     replays: ClickReplays | None = None,
 ) -> Context:
@@ -129,7 +141,7 @@ def read_click(
 CLICK_ID_PARAMS = ("gdt_vid", "qz_gdt", "click_id")
 
 
-def _ad_claim(values: dict[str, str], settings: Settings, at: datetime, replays: ClickReplays | None) -> AdClaim:
+def _ad_claim(values: dict[str, str], settings: ClickSettings, at: datetime, replays: ClickReplays | None) -> AdClaim:
     fields = {name: values[name] for name in (*SIGNED_FIELDS, "sig") if name in values}
     verified, reason = verify(fields, settings.signing_keys, at)
     click_ids = [f"{name}={values[name]}" for name in CLICK_ID_PARAMS if values.get(name)]

@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 import jinja2
 import yaml
 
-from router.deeplinks import store_url, web_location
-from router.types import OS, App, Context, Decision, Device
+from router.decision.deeplinks import store_url, web_location
+from router.decision.types import OS, App, Context, Decision, Device
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 LANGUAGES = ("zh-CN", "en")  # the first is the default

@@ -11,10 +11,10 @@ import argparse
 import json
 from typing import IO, Any
 
-from router.conditions import CONDITION_DOCS, ConditionName
-from router.rules import OUTCOME_OPTIONS, SETTINGS_KEYS, TARGET_APPS, TOP_KEYS, VIA_CHOICES
-from router.types import LANDING_PAGES, Action
-from router.versions import RANGE_PART_PATTERN
+from router.decision.conditions import CONDITION_DOCS, ConditionName
+from router.decision.rules import OUTCOME_OPTIONS, SETTINGS_KEYS, TARGET_APPS, TOP_KEYS, VIA_CHOICES
+from router.decision.types import LANDING_PAGES, Action
+from router.decision.versions import RANGE_PART_PATTERN
 
 _RANGE = f"^{RANGE_PART_PATTERN}(,{RANGE_PART_PATTERN})*$"
 _ACTION_TEXT = {

@@ -57,8 +57,8 @@ from user_agents.parsers import (  # type: ignore[import-untyped]  # no stubs
     parse_operating_system,
 )
 
-from router.types import OS, App, Client, Device, Version
-from router.versions import parse_version
+from router.decision.types import OS, App, Client, Device, Version
+from router.decision.versions import parse_version
 
 if TYPE_CHECKING:
     from functools import _CacheInfo

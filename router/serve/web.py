@@ -1,12 +1,12 @@
 """The HTTP face: /go and /ad click targets, /healthz and /readyz.
 
 Only this module touches Starlette. A click is read into a Context
-(router.click), decided (router.decide) and turned into a response here; each
+(router.decision.click), decided (router.decision.decide) and turned into a response here; each
 click is logged as one JSON line whose `request`, `ua` and `at` fields are
 exactly what `python -m router explain --batch` replays (with `visitor`, so
 rollout decisions replay too), and whose `rules` is the version that decided it.
 
-The rules being served live in an ActiveRules (router.reload), which the app's
+The rules being served live in an ActiveRules (router.serve.reload), which the app's
 lifespan keeps up to date; each click reads it once and finishes on that set.
 """
 
@@ -25,12 +25,15 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
-from router.click import BadClick, read_click, visitor_id
-from router.clients import MAX_UA_LENGTH, warm_up
-from router.config import VISITOR_COOKIE, Settings
-from router.decide import decide
-from router.edge import HeaderLimit, ServerNames
-from router.pages import (
+from router.decision.click import BadClick, read_click, visitor_id
+from router.decision.clients import MAX_UA_LENGTH, warm_up
+from router.decision.decide import decide
+from router.decision.rules import RuleSet
+from router.decision.signing import ClickReplays
+from router.decision.types import Action, Context, Decision
+from router.serve.config import VISITOR_COOKIE, Settings
+from router.serve.edge import HeaderLimit, ServerNames
+from router.serve.pages import (
     SECURITY_HEADERS,
     choose_language,
     content_security_policy,
@@ -39,11 +42,9 @@ from router.pages import (
     message_context,
     new_nonce,
 )
-from router.reload import ActiveRules, Reloader, RulesSource, rules_source
-from router.rules import RuleSet
-from router.signing import ClickReplays
-from router.types import Action, Context, Decision
-from router.upstream import Expander, ExpandPolicy, with_expansion
+from router.serve.reload import ActiveRules, Reloader, rules_source
+from router.serve.sources import RulesSource
+from router.serve.upstream import Expander, ExpandPolicy, with_expansion
 
 click_log = logging.getLogger("router.clicks")
 log = logging.getLogger("router")

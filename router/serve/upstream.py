@@ -1,4 +1,4 @@
-"""Every outbound connection the router makes: rules bundles (router.remote) and short-link expansion.
+"""Every outbound connection the router makes: rules bundles (router.serve.remote) and short-link expansion.
 
 No other module in the package imports httpx or opens a socket (a test greps for it), so what the
 router can reach is decided here, in one place.
@@ -9,7 +9,7 @@ followed. `Expander` turns a share short link (`m.tb.cn`, `e.tb.cn`) or an affil
 
 - only hosts on the expansion allowlist are contacted, over https, on their default port;
 - redirects are followed by hand, at most `max_hops`; every Location is re-validated: https, and either
-  another expansion host (followed) or a Taobao/Tmall page that `router.links.parse_link` accepts (the
+  another expansion host (followed) or a Taobao/Tmall page that `router.decision.links.parse_link` accepts (the
   answer, never fetched); a URL seen twice is a loop;
 - a 200 page (Taobao's short links answer with HTML that names the item) is read up to `max_body` bytes,
   and only an item URL that `parse_link` accepts is taken from it;
@@ -50,8 +50,8 @@ from urllib.parse import urljoin, urlsplit
 import httpcore
 import httpx
 
-from router.links import LinkError, parse_link
-from router.types import EXPANDABLE, Context, Expansion, Link, LinkKind
+from router.decision.links import LinkError, parse_link
+from router.decision.types import EXPANDABLE, Context, Expansion, Link, LinkKind
 
 log = logging.getLogger("router.upstream")
 
@@ -243,7 +243,7 @@ class ExpandPolicy:
     cache_size: int = 10_000
     breaker_failures: int = 5
     breaker_cooldown: float = 30.0
-    allowed_hosts: tuple[str, ...] = ()  # destinations, as router.links (empty: its default)
+    allowed_hosts: tuple[str, ...] = ()  # destinations, as router.decision.links (empty: its default)
     # Tests only: send every request to this loopback origin (http://127.0.0.1:PORT) instead of the host.
     upstream: str = ""
 
@@ -298,7 +298,7 @@ class CircuitBreaker:
         return host in self._opened
 
 
-_MAX_LINK_CHARS = 1500  # router.click.MAX_LINK_CHARS: the longest destination a click may have
+_MAX_LINK_CHARS = 1500  # router.decision.click.MAX_LINK_CHARS: the longest destination a click may have
 _URL_IN_PAGE_RE = re.compile(r"https://[A-Za-z0-9.\-]+(?:/[^\s\"'<>\\`]*)?")
 _MAX_CANDIDATES = 20
 

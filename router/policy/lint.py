@@ -1,6 +1,6 @@
 """`rules check`: load exactly what the server loads, start nothing, and report every problem.
 
-Errors come from the loader itself (router.rules), so `check` can never disagree with the server.
+Errors come from the loader itself (router.decision.rules), so `check` can never disagree with the server.
 Warnings are what loads but is probably a mistake: a rule no click can reach because an earlier
 rule matches every click it would, and a time window that is already over.
 """
@@ -11,8 +11,8 @@ import argparse
 from datetime import UTC, datetime
 from typing import IO
 
-from router.conditions import Window
-from router.rules import Problem, Rule, RuleSet
+from router.decision.conditions import Window
+from router.decision.rules import Problem, Rule, RuleSet
 
 
 def _at(rule: Rule, message: str) -> Problem:
@@ -44,8 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, out: IO[str]) -> int:
     """Errors first, then warnings, each as file:line:col; exit 1 on any error, 0 otherwise."""
-    from router.config import Settings
-    from router.reload import load_reporting
+    from router.serve.config import Settings
+    from router.serve.reload import load_reporting
 
     try:
         settings = Settings.from_env(rules_dir=args.directory)

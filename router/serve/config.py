@@ -26,16 +26,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from router.links import DEFAULT_ALLOWED_HOSTS
-from router.signing import SigningKeys
-from router.upstream import DEFAULT_EXPAND_HOSTS, DEFAULT_EXPAND_TIMEOUT
+from router.decision.click import DEFAULT_FORWARD_PARAMS, ClickSettings
+from router.decision.links import DEFAULT_ALLOWED_HOSTS
+from router.decision.signing import SigningKeys
+from router.serve.upstream import DEFAULT_EXPAND_HOSTS, DEFAULT_EXPAND_TIMEOUT
 
-DEFAULT_FORWARD_PARAMS = ("gdt_vid", "qz_gdt", "weixinadinfo", "click_id")
 VISITOR_COOKIE = "adlink_vid"
 # How long a phone's landing page waits for the app before it falls back to the web page. Slow phones
 # and confirm dialogs need well over a second (DOMAIN.md: the usual backstop is 1.5-2.5 s).
 DEFAULT_FALLBACK_DELAY_MS = 2000
-_DEVELOPMENT_KEYS = SigningKeys.development_keys()
 # A directory is cheap to look at (a few stat calls), so it is looked at often enough to apply a change
 # within two seconds; a URL costs the bundle's server a request per node, so a fleet polls it gently.
 DIRECTORY_POLL_SECONDS = 0.5
@@ -45,7 +44,7 @@ FETCH_TIMEOUT_SECONDS = 5.0
 
 def bundled_rules_dir() -> Path:
     """The shipped rules: ./rules of a source checkout, or the copy inside an installed wheel."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parent.parent  # router/
     for candidate in (package.parent / "rules", package / "bundled_rules"):
         if candidate.is_dir():
             return candidate
@@ -143,12 +142,12 @@ def _csv(text: str, *, lower: bool = True) -> tuple[str, ...]:
     return tuple(part.lower() if lower else part for part in parts if part)
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings(ClickSettings):
+    """Everything the server is told; what reading a click needs (allowed hosts, signing keys, forwarded
+    parameters) comes from ClickSettings, so the decision never imports the server's settings."""
+
     rules_dir: Path
-    allowed_hosts: tuple[str, ...] = DEFAULT_ALLOWED_HOSTS
-    signing_keys: SigningKeys = _DEVELOPMENT_KEYS
-    forward_params: tuple[str, ...] = DEFAULT_FORWARD_PARAMS
     fallback_delay_ms: int = DEFAULT_FALLBACK_DELAY_MS
     server_names: tuple[str, ...] = ()  # Host names served; empty: any (no URL is ever built from Host)
     trusted_proxies: tuple[str, ...] = ()  # peers whose X-Forwarded-For is believed; empty: nobody's

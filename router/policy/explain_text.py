@@ -1,15 +1,15 @@
 """`explain --format text`: the decision walk written for people.
 
 Each rule tried, in order, with ✓ or ✗ for every one of its conditions in domain words, stopping at
-the rule that decided. It renders the same trace `explain` returns (router.decide); the per-condition
+the rule that decided. It renders the same trace `explain` returns (router.decision.decide); the per-condition
 marks come from the same condition objects that matched.
 """
 
 from __future__ import annotations
 
-from router.rules import RuleSet
-from router.types import Context, Decision
-from router.versions import format_version
+from router.decision.rules import RuleSet
+from router.decision.types import Context, Decision
+from router.decision.versions import format_version
 
 
 def _client_line(ctx: Context) -> str:

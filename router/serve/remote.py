@@ -1,4 +1,4 @@
-"""Rules from a URL: one rules bundle fetched over HTTPS, polled with ETag, through router.upstream.
+"""Rules from a URL: one rules bundle fetched over HTTPS, polled with ETag, through router.serve.upstream.
 
 A bundle is one rule file in the usual format (`rules:`, `default:`, `settings:`), validated by the same
 loader as a directory, with the URL as its file name in every problem. Fetching obeys a few limits, each
@@ -12,9 +12,9 @@ of which turns into a FetchError sentence rather than a hung or swollen process:
 
 Errors, drawn once:
 
-    RulesUnavailable (router.reload)
+    RulesUnavailable (router.serve.sources)
      └─ FetchError   the bundle could not be fetched (timeout, refused, bad TLS, non-200, too big)
-    RuleSetError (router.rules)  it was fetched and does not validate
+    RuleSetError (router.decision.rules)  it was fetched and does not validate
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit, urlunsplit
 
-from router.config import check_rules_url
-from router.reload import RulesUnavailable
-from router.rules import MAX_FILE_BYTES, RuleSet, RuleSource, build_rule_set
-from router.upstream import BodyTooLarge, Transport, UpstreamError, UpstreamTimeout, fetch
+from router.decision.rules import MAX_FILE_BYTES, RuleSet, RuleSource, build_rule_set
+from router.serve.config import check_rules_url
+from router.serve.sources import RulesUnavailable
+from router.serve.upstream import BodyTooLarge, Transport, UpstreamError, UpstreamTimeout, fetch
 
 
 class FetchError(RulesUnavailable):

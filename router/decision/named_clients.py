@@ -77,7 +77,7 @@ _TABLE = (
     NamedClient("huawei_browser_harmonyos", "browsers",
                 "Mozilla/5.0 (Phone; OpenHarmony 5.0; HarmonyOS 5.0.0) AppleWebKit/537.36 (KHTML, like Gecko) "
                 "Chrome/114.0.0.0 Safari/537.36 ArkWeb/4.1.6.1 Mobile HuaweiBrowser/5.0.3.300"),
-    # QQ Browser is a browser: MQQBrowser without QQ/<version> (the trap in router.clients).
+    # QQ Browser is a browser: MQQBrowser without QQ/<version> (the trap in router.decision.clients).
     NamedClient("qq_browser_android", "browsers",
                 "Mozilla/5.0 (Linux; U; Android 13; zh-cn; PHB110 Build/TP1A.220905.001) AppleWebKit/537.36 "
                 "(KHTML, like Gecko) Version/4.0 Chrome/109.0.5414.86 MQQBrowser/14.8 Mobile Safari/537.36"),

@@ -34,7 +34,7 @@ from urllib.parse import quote
 
 import idna  # UTS-46 mapping as browsers do it; comes with httpx
 
-from router.types import Link, LinkKind, Platform
+from router.decision.types import Link, LinkKind, Platform
 
 
 class LinkError(ValueError):

@@ -1,8 +1,8 @@
 """`rules matrix`: the decision table of a rule set — named client × channel → action and rule.
 
-Every cell is one click decided by the code the server runs (`router.casebook.answer`: the request a real
+Every cell is one click decided by the code the server runs (`router.policy.casebook.answer`: the request a real
 tap would send, read by `read_click`, walked by `explain`), for the same link at the same moment. Rows are
-the named clients of `router.named_clients`, in their groups; columns are the channels, the ad channel
+the named clients of `router.decision.named_clients`, in their groups; columns are the channels, the ad channel
 split by ad source because that is where the rules differ.
 
 A rule at a partial rollout (between 0 and 100%) answers only some visitors, so a cell it applies to shows
@@ -20,17 +20,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO
 
-from router.casebook import Answer, Click, answer
-from router.clients import parse_client
-from router.conditions import Rollout
-from router.config import Settings
-from router.links import LinkError, parse_link
-from router.named_clients import CLIENTS, GROUPS, NamedClient
-from router.reload import load_reporting
-from router.replay import parse_time
-from router.rules import Rule, RuleSet
-from router.types import Action, Channel
-from router.versions import format_version
+from router.decision.clients import parse_client
+from router.decision.conditions import Rollout
+from router.decision.links import LinkError, parse_link
+from router.decision.named_clients import CLIENTS, GROUPS, NamedClient
+from router.decision.rules import Rule, RuleSet
+from router.decision.types import Action, Channel
+from router.decision.versions import format_version
+from router.policy.casebook import Answer, Click, answer
+from router.policy.replay import parse_time
+from router.serve.config import Settings
+from router.serve.reload import load_reporting
 
 DEFAULT_LINK = "https://item.taobao.com/item.htm?id=123456"
 OTHER_AD_SOURCE = "other"  # an ad source no shipped rule names
