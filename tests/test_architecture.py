@@ -29,6 +29,8 @@ NOT_IN_DECISION = ("starlette", "uvicorn", "httpx", "httpcore", "jinja2", "socke
 # Every outbound connection goes through one module (SECURITY.md: SSRF).
 NETWORK = ("httpx", "httpcore", "socket", "ssl", "urllib.request", "http.client", "requests", "aiohttp")
 NETWORK_MODULE = "router.serve.upstream"
+# YAML that people write (rule files, case files) is read by one reader; pages also load their shipped words.
+YAML_READERS = ("router.decision.yaml_reader", "router.serve.pages")
 # Calls that open a socket through a library imported for something else (asyncio, the event loop).
 CONNECTING_CALLS = ("open_connection", "create_connection", "open_unix_connection", "create_datagram_endpoint",
                     "create_unix_connection", "sock_connect")
@@ -187,6 +189,13 @@ def test_only_upstream_opens_connections() -> None:
     calls = [call for name, path in modules(PACKAGE).items() if name != NETWORK_MODULE
              for call in connecting_calls(name, path)]
     assert calls == []
+
+
+def test_one_yaml_reader() -> None:
+    """Rule and case files go through router.decision.yaml_reader; other modules only name its node types."""
+    parsers = [str(arrow) for arrow in ARROWS if arrow.source not in YAML_READERS
+               and inside(arrow.target, ("yaml",)) and arrow.target != "yaml.nodes"]
+    assert parsers == []
 
 
 def test_each_wing_says_what_it_holds() -> None:

@@ -24,7 +24,8 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from router.decision.rules import MAX_FILE_BYTES, RuleSetError
+from router.decision.rules import RuleSetError
+from router.decision.yaml_reader import MAX_FILE_BYTES
 from router.serve.config import Settings, check_rules_url
 from router.serve.reload import ActiveRules, Reloader
 from router.serve.remote import FetchError, RemoteBundle, display_url

@@ -17,17 +17,16 @@ WeChat's `from=` for a chat or Moments share), is read by `router.decision.click
 - FAIL: it is not (the message names what differs and why the expected rule did not match);
 - ERROR: the case could not run: a mistake in the case file, or an expected rule id the rules lack.
 
-Case files are composed into YAML nodes and walked by hand (nothing is constructed from tags), so
-every result and every mistake names its `file:line`.
+Case files are read by router.decision.yaml_reader, the reader rule files use: composed into nodes and
+walked by hand (nothing is constructed from tags), so every result and every mistake names its `file:line`.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import difflib
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -35,16 +34,16 @@ from pathlib import Path
 from typing import IO, TypeVar
 from urllib.parse import quote, urlencode
 
-import yaml
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.nodes import Node, SequenceNode
 
 from router.decision.click import WECHAT_FROM, BadClick, read_click
 from router.decision.conditions import Rollout
 from router.decision.decide import DEFAULT_RULE, explain
 from router.decision.named_clients import UnknownClientError, user_agent
-from router.decision.rules import MAX_FILE_BYTES, RULE_FILE_SUFFIXES, Problem, Rule, RuleSet
+from router.decision.rules import RULE_FILE_SUFFIXES, Rule, RuleSet
 from router.decision.signing import SigningKeys, sign
 from router.decision.types import Action, Channel, Step
+from router.decision.yaml_reader import MAX_FILE_BYTES, NodeError, Problem, YamlReader, display_name, is_empty, suggest
 from router.policy.replay import parse_time
 from router.serve.config import Settings
 from router.serve.reload import load_reporting
@@ -59,7 +58,6 @@ EXPECT_KEYS = ("action", "rule", "location", "status", "channel")
 _AD_FIELDS = ("ad_source", "advertiser", "campaign")
 _SHARED_FROM = {channel: word for word, channel in WECHAT_FROM.items()}
 _E = TypeVar("_E", bound=StrEnum)
-_TAGS = {f"tag:yaml.org,2002:{kind}" for kind in ("str", "int", "float", "bool", "null", "timestamp", "seq", "map")}
 
 
 # --- what a case says ---------------------------------------------------------------------------------
@@ -124,87 +122,35 @@ class Case:
 # --- reading case files -------------------------------------------------------------------------------
 
 
-class _Bad(Exception):
-    def __init__(self, node: Node, message: str) -> None:
-        self.node = node
-        self.message = message
-
-
-def _suggest(word: str, choices: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    return f"; did you mean {close[0]!r}?" if close else f"; expected one of: {', '.join(choices)}"
-
-
-class _CaseReader:
+class _CaseReader(YamlReader):
     """Walks one case file's nodes. Scalars are read as the text written, so `advertiser: 1001` is "1001"."""
 
     def __init__(self, file: str) -> None:
-        self.file = file
-        self.problems: list[Problem] = []
-
-    def problem(self, node: Node, message: str) -> None:
-        self.problems.append(Problem(self.file, node.start_mark.line + 1, node.start_mark.column + 1, message))
-
-    def text(self, node: Node, what: str) -> str:
-        if node.tag not in _TAGS:
-            raise _Bad(node, f"YAML tag {node.tag!r} is not allowed in case files")
-        if not isinstance(node, ScalarNode):
-            raise _Bad(node, f"{what} must be a single value")
-        if node.tag.endswith(":null"):
-            raise _Bad(node, f"{what} has no value")
-        return str(node.value)
-
-    def mapping(self, node: Node, what: str, keys: Sequence[str]) -> dict[str, Node]:
-        """A mapping's values by key; unknown and duplicate keys are problems (and left out)."""
-        if node.tag not in _TAGS:
-            raise _Bad(node, f"YAML tag {node.tag!r} is not allowed in case files")
-        if not isinstance(node, MappingNode):
-            raise _Bad(node, f"{what} must be a mapping")
-        values: dict[str, Node] = {}
-        for key, value in node.value:
-            name = self.text(key, "a key")
-            if name in values:
-                self.problem(key, f"duplicate key {name!r} in {what}")
-            elif keys and name not in keys:
-                self.problem(key, f"unknown key {name!r} in {what}{_suggest(name, keys)}")
-            else:
-                values[name] = value
-        return values
+        super().__init__(file, "case files")
 
     def read(self, text: str) -> list[Case]:
-        try:
-            # Aliases would let a small file stand for a huge one, and cases have no need for them.
-            for event in yaml.parse(text, Loader=yaml.SafeLoader):
-                if isinstance(event, yaml.AliasEvent):
-                    mark = event.start_mark
-                    line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-                    message = "YAML aliases (*name) are not allowed in case files; write the value out"
-                    return [self.file_error(line, column, message)]
-            root = yaml.compose(text, Loader=yaml.SafeLoader)
-        except yaml.MarkedYAMLError as err:
-            mark = err.problem_mark or err.context_mark
-            line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-            return [self.file_error(line, column, f"YAML syntax: {err.problem or err}")]
-        except yaml.YAMLError as err:
-            return [self.file_error(1, 1, f"YAML: {err}")]
+        root = self.compose(text)
         if root is None:
-            return [self.file_error(1, 1, "no cases: a case file is a mapping with 'cases:', a list of cases")]
+            return [self.file_error(self.problems[-1])]
+        if is_empty(root):
+            return [self.file_error(self.at(1, 1, "no cases: a case file is a mapping with 'cases:', a list of cases"))]
         try:
-            top = self.mapping(root, "a case file", ("cases",))
+            top = self.fields(root, "a case file", ("cases",))
             if "cases" not in top:
-                raise _Bad(root, "no 'cases:' in the case file")
+                raise NodeError(root, "no 'cases:' in the case file")
             listed = top["cases"]
             if not isinstance(listed, SequenceNode) or not listed.value:
-                raise _Bad(listed, "'cases' must be a list of cases, each starting with '- name: …'")
-        except _Bad as bad:
+                raise NodeError(listed, "'cases' must be a list of cases, each starting with '- name: …'")
+        except NodeError as bad:
             self.problem(bad.node, bad.message)
         if self.problems:
             first = self.problems[0]
             return [Case("", self.file, first.line, problems=tuple(self.problems))]
         return self._unique([self.case(node) for node in listed.value])
 
-    def file_error(self, line: int, column: int, message: str) -> Case:
-        return Case("", self.file, line, problems=(Problem(self.file, line, column, message),))
+    def file_error(self, problem: Problem) -> Case:
+        """The whole file as one case that can't run."""
+        return Case("", self.file, problem.line, problems=(problem,))
 
     def _unique(self, cases: list[Case]) -> list[Case]:
         first: dict[str, Case] = {}
@@ -224,7 +170,7 @@ class _CaseReader:
         name = ""
         click = expect = None
         try:
-            fields = self.mapping(node, "a case", CASE_KEYS)
+            fields = self.fields(node, "a case", CASE_KEYS)
             name = (self.value(fields["name"], "'name'") or "").strip() if "name" in fields else ""
             for required in CASE_KEYS:
                 if required not in fields or (required == "name" and not name):
@@ -233,7 +179,7 @@ class _CaseReader:
                 click = self.click(fields["click"])
             if "expect" in fields:
                 expect = self.expect(fields["expect"])
-        except _Bad as bad:
+        except NodeError as bad:
             self.problem(bad.node, bad.message)
         if self.problems or click is None or expect is None:
             problems = sorted(self.problems, key=lambda problem: (problem.line, problem.column))
@@ -244,7 +190,7 @@ class _CaseReader:
         """A scalar's text, or None after recording why it is not one."""
         try:
             return self.text(node, what)
-        except _Bad as bad:
+        except NodeError as bad:
             self.problem(bad.node, bad.message)
             return None
 
@@ -259,8 +205,8 @@ class _CaseReader:
     def click(self, node: Node) -> Click | None:
         before = len(self.problems)
         try:
-            fields = self.mapping(node, "'click'", CLICK_KEYS)
-        except _Bad as bad:
+            fields = self.fields(node, "'click'", CLICK_KEYS)
+        except NodeError as bad:
             self.problem(bad.node, bad.message)
             return None
         values = self.values({key: value for key, value in fields.items() if key != "params"})
@@ -306,14 +252,14 @@ class _CaseReader:
             return None
         choices = [member.value for member in kind]
         if word not in choices:
-            self.problem(fields[key], f"unknown {key} {word!r}{_suggest(word, choices)}")
+            self.problem(fields[key], f"unknown {key} {word!r}{suggest(word, choices)}")
             return None
         return kind(word)
 
     def params(self, node: Node, channel: Channel | None) -> tuple[tuple[str, str], ...]:
         try:
-            fields = self.mapping(node, "'params'", ())
-        except _Bad as bad:
+            fields = self.fields(node, "'params'", ())
+        except NodeError as bad:
             self.problem(bad.node, bad.message)
             return ()
         # Names the case already sets: giving them again would send them twice (a 400), not override.
@@ -327,8 +273,8 @@ class _CaseReader:
     def expect(self, node: Node) -> Expect | None:
         before = len(self.problems)
         try:
-            fields = self.mapping(node, "'expect'", EXPECT_KEYS)
-        except _Bad as bad:
+            fields = self.fields(node, "'expect'", EXPECT_KEYS)
+        except NodeError as bad:
             self.problem(bad.node, bad.message)
             return None
         values = self.values(fields)
@@ -358,27 +304,11 @@ def load_cases(rules_dir: str | Path) -> list[Case]:
     """Every case in `rules_dir/tests/*.yaml`, in file order; a case with mistakes carries its problems."""
     cases: list[Case] = []
     for path in case_files(Path(rules_dir)):
-        name = _display_name(path)
-        with path.open("rb") as handle:
-            data = handle.read(MAX_FILE_BYTES + 1)
-        reader = _CaseReader(name)
-        if len(data) > MAX_FILE_BYTES:
-            cases.append(reader.file_error(1, 1, f"file is larger than the limit of {MAX_FILE_BYTES} bytes"))
-            continue
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as err:
-            cases.append(reader.file_error(1, 1, f"not UTF-8 text ({err.reason} at byte {err.start})"))
-            continue
-        cases.extend(reader.read(text))
+        reader = _CaseReader(display_name(path))
+        with path.open("rb") as handle:  # never more than the limit (and one byte to notice) in memory
+            text = reader.decode(handle.read(MAX_FILE_BYTES + 1))
+        cases.extend(reader.read(text) if text is not None else [reader.file_error(reader.problems[-1])])
     return cases
-
-
-def _display_name(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
 
 
 # --- running cases ------------------------------------------------------------------------------------
@@ -446,7 +376,7 @@ def run_case(case: Case, rules: RuleSet, settings: Settings, now: datetime) -> R
     expect = case.expect
     known = [rule.id for rule in rules.rules] + [DEFAULT_RULE, BAD_REQUEST]
     if expect.rule is not None and expect.rule not in known:
-        message = f"expected rule {expect.rule!r} is not in the rules{_suggest(expect.rule, known)}"
+        message = f"expected rule {expect.rule!r} is not in the rules{suggest(expect.rule, known)}"
         return Result(case, Verdict.ERROR, message)
     got = answer(case.click, rules, settings, now)
     differences = _differences(expect, got)

@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 from typing import IO
 
 from router.decision.conditions import Window
-from router.decision.rules import Problem, Rule, RuleSet
+from router.decision.rules import Rule, RuleSet
+from router.decision.yaml_reader import Problem
 
 
 def _at(rule: Rule, message: str) -> Problem:

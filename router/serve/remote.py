@@ -23,7 +23,8 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit, urlunsplit
 
-from router.decision.rules import MAX_FILE_BYTES, RuleSet, RuleSource, build_rule_set
+from router.decision.rules import RuleSet, RuleSource, build_rule_set
+from router.decision.yaml_reader import MAX_FILE_BYTES
 from router.serve.config import check_rules_url
 from router.serve.sources import RulesUnavailable
 from router.serve.upstream import BodyTooLarge, Transport, UpstreamError, UpstreamTimeout, fetch

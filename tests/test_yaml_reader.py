@@ -1,0 +1,106 @@
+"""One YAML reader (router.decision.yaml_reader) for rule files and case files: each mistake it refuses is
+refused in both kinds of file, with the same words, at the same line and column."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from router.decision.rules import RuleSetError, RuleSource, build_rule_set
+from router.decision.yaml_reader import MAX_FILE_BYTES, YamlReader, is_empty
+from router.policy.casebook import load_cases
+
+RULE = "rules:\n  - id: a\n    description: {value}\n    when: {{app: qq}}\n    then: web\ndefault: web\n"
+CASE = ("cases:\n  - name: a\n    click: {{url: {value}, ua: x}}\n    expect: {{action: web}}\n")
+
+
+def rule_problems(text: str | bytes) -> list[str]:
+    data = text.encode() if isinstance(text, str) else text
+    try:
+        build_rule_set([RuleSource("f.yaml", data)], origin="rules")
+    except RuleSetError as err:
+        return [str(problem) for problem in err.problems]
+    return []
+
+
+def case_problems(tmp_path: Path, text: str | bytes) -> list[str]:
+    (tmp_path / "tests").mkdir(exist_ok=True)
+    target = tmp_path / "tests" / "f.yaml"
+    target.write_bytes(text.encode() if isinstance(text, str) else text)
+    prefix = str(target.parent.parent) + "/"
+    return [str(problem).removeprefix(prefix).removeprefix("tests/")
+            for case in load_cases(tmp_path) for problem in case.problems]
+
+
+# Each: a value written in place of a rule's description and of a case's url, and what both files are told.
+MISTAKES = [
+    ("[&x a, *x]", "YAML aliases (*name) are not allowed in {kind}; write the value out"),
+    ("!!python/object:os.system x", "YAML tag 'tag:yaml.org,2002:python/object:os.system' is not allowed in {kind}"),
+    ("[unclosed", "YAML syntax: "),
+]
+
+
+@pytest.mark.parametrize(("value", "message"), MISTAKES)
+def test_a_mistake_reads_the_same_in_rule_and_case_files(tmp_path: Path, value: str, message: str) -> None:
+    """Aliases, object tags and syntax errors: the same words in both kinds of file."""
+    in_rules = rule_problems(RULE.format(value=value))
+    in_cases = case_problems(tmp_path, CASE.format(value=value))
+    assert any(message.format(kind="rule files") in problem for problem in in_rules), in_rules
+    assert any(message.format(kind="case files") in problem for problem in in_cases), in_cases
+    assert all(problem.startswith("f.yaml:") for problem in in_rules + in_cases)
+
+
+def test_an_alias_of_a_single_value_is_refused_in_rule_files_too() -> None:
+    """Before one reader, rule files took an alias of a scalar (only lists and maps were caught); now not."""
+    text = "rules:\n  - id: &name a\n    description: *name\n    when: {app: qq}\n    then: web\ndefault: web\n"
+    assert rule_problems(text) == [
+        "f.yaml:3:18: YAML aliases (*name) are not allowed in rule files; write the value out"
+    ]
+
+
+def test_anchors_without_aliases_are_harmless() -> None:
+    """An anchor alone expands nothing: the file loads."""
+    assert rule_problems(RULE.format(value="&x a")) == []
+
+
+def test_a_billion_laughs_is_refused_before_anything_is_expanded() -> None:
+    """Nested aliases are refused at the first alias, in microseconds, not expanded."""
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    problems = rule_problems("\n".join(levels) + "\nrules: []\ndefault: web\n")
+    assert problems == ["f.yaml:2:10: YAML aliases (*name) are not allowed in rule files; write the value out"]
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (b"rules: []\n#" + b"x" * MAX_FILE_BYTES, f"f.yaml:1:1: file is larger than the limit of {MAX_FILE_BYTES} bytes"),
+    (b"rules: []\ndefault: \xff\n",
+     "f.yaml:2:10: not UTF-8 text (invalid start byte, byte 0xff); save the file as UTF-8"),
+])
+def test_unreadable_bytes_read_the_same_in_both(tmp_path: Path, data: bytes, message: str) -> None:
+    """Too big (at 1:1) or not UTF-8 (at the bad byte): one sentence, in both kinds of file."""
+    assert rule_problems(data) == [message]
+    assert case_problems(tmp_path, data) == [message]
+
+
+def test_duplicate_keys_are_named_in_both(tmp_path: Path) -> None:
+    """YAML keeps the last of two equal keys silently; both readers say so."""
+    rule = "rules:\n  - id: a\n    when: {app: qq, app: wechat}\n    then: web\ndefault: web\n"
+    case = "cases:\n  - name: a\n    click: {url: u, url: v, ua: x}\n    expect: {action: web}\n"
+    assert "f.yaml:3:21: duplicate key 'app' in 'when'" in rule_problems(rule)
+    assert "f.yaml:3:21: duplicate key 'url' in 'click'" in case_problems(tmp_path, case)
+
+
+def test_a_key_that_is_not_a_word_is_refused_in_both(tmp_path: Path) -> None:
+    """A list used as a key is a mistake in either file."""
+    rule = "rules:\n  - id: a\n    when: {[app]: qq}\n    then: web\ndefault: web\n"
+    case = "cases:\n  - name: a\n    click: {[url]: u, ua: x}\n    expect: {action: web}\n"
+    assert "f.yaml:3:12: mapping keys must be plain words" in rule_problems(rule)
+    assert "f.yaml:3:13: mapping keys must be plain words" in case_problems(tmp_path, case)
+
+
+def test_an_empty_file_composes_to_an_empty_document() -> None:
+    """Only comments: nothing to read, and no problem from the reader itself."""
+    reader = YamlReader("f.yaml", "rule files")
+    root = reader.compose("# nothing yet\n")
+    assert root is not None and is_empty(root) and reader.problems == []
