@@ -242,12 +242,28 @@ def test_share_text_link_running_on_into_a_host_is_refused(text: str) -> None:
         "看看 https://taobao.com 「标题」",
         "看看 https://m.tb.cn/h.abc\n「标题」",
         "https://m.tb.cn/h.abc?tk=AbCd1234\r\n点击链接直接打开",
-        "看看 https://taobao.com\n/x",
+        "看看 https://m.tb.cn/h.abc?tk=AbCd1234\nCZ3457 「标题」",
     ],
 )
 def test_share_text_link_cut_where_the_host_cannot_change_is_kept(text: str) -> None:
-    """A space after the link, or a path before the line break: the host is the one a browser reaches."""
+    """A space or words after the link, or a break that only a query's extras follow: the same page."""
     assert parse_link(text).web_url is not None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "看看 https://taobao.com\n/x",
+        "看看 https://item.taobao.com/item.htm?id=123\n456 「标题」",
+        "看看 https://item.taobao.com/item.htm?id=123\t456",
+        "https://m.tb.cn/h.abc\r\ndef 「标题」",
+        "https://shop123.taobao.com\n4.taobao.com/ 店铺",
+    ],
+)
+def test_share_text_link_cut_short_of_another_page_is_refused(text: str) -> None:
+    """A tab or line break then more link characters: a browser reads on, to another page; refused."""
+    with pytest.raises(LinkError, match=r"cut by a tab or line break|runs on into"):
+        parse_link(text)
 
 
 # --- through HTTP ---------------------------------------------------------------------------------------------

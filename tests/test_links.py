@@ -541,7 +541,6 @@ def test_rejected(raw: str, expected: str) -> None:
     ("raw", "web_url"),
     [
         ("https://item.taobao.com/item.htm?id=1 2", "https://item.taobao.com/item.htm?id=1"),
-        ("https://item.taobao.com/\tx", "https://item.taobao.com/"),
         ("https://item.taobao.com/\u3000x", "https://item.taobao.com/"),
         ("https://item.taobao.com/\u00a0x", "https://item.taobao.com/"),
         ("https://item.taobao.com/\x85x", "https://item.taobao.com/"),
@@ -551,6 +550,26 @@ def test_rejected(raw: str, expected: str) -> None:
 def test_text_with_whitespace_is_a_share_text(raw: str, web_url: str) -> None:
     """Whitespace ends the link: the input is read as a share text that starts with its link."""
     assert parse_link(raw).web_url == web_url
+
+
+@pytest.mark.parametrize(
+    ("raw", "web_url"),
+    [
+        ("https://item.taobao.com/item.htm?id=123\t456", "https://item.taobao.com/item.htm?id=123456"),
+        ("https://item.taobao.com/item.htm?id=123\r\n456", "https://item.taobao.com/item.htm?id=123456"),
+        ("https://item.\ntaobao.com/item.htm?id=7", "https://item.taobao.com/item.htm?id=7"),
+        ("https://item.taobao.com/\tx", "https://item.taobao.com/x"),
+    ],
+)
+def test_tabs_and_line_breaks_inside_a_bare_link_are_dropped_as_browsers_do(raw: str, web_url: str) -> None:
+    """WHATWG URL parsing removes tabs and line breaks: the link is the one a browser opens, never a part."""
+    assert parse_link(raw).web_url == web_url
+
+
+def test_a_line_break_before_words_ends_the_link() -> None:
+    """A line break followed by Chinese words is a share text's next line, as a space would be."""
+    link = parse_link("https://item.taobao.com/item.htm?id=123\n夏季新款 纯棉短袖")
+    assert link.item_id == "123"
 
 
 def test_share_text_starting_with_foreign_link_is_refused() -> None:

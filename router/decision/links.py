@@ -73,9 +73,12 @@ _DIGITS_ID_RE = re.compile(r"[0-9]{1,20}")
 _LONE_PERCENT_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 # Share texts.
-_SHARE_URL_RE = re.compile(
-    r"https?://[^\s\"'<>，。、；：！？「」『』【】《》〈〉（）〔〕［］｛｝“”‘’]+", re.IGNORECASE
-)
+_LINK_CHARS = r"[^\s\"'<>，。、；：！？「」『』【】《》〈〉（）〔〕［］｛｝“”‘’]"  # what a share text's link may hold
+_SHARE_URL_RE = re.compile(rf"https?://{_LINK_CHARS}+", re.IGNORECASE)
+# WHATWG URL parsing removes every ASCII tab and line break from a URL before reading it.
+_TAB_OR_NEWLINE_RE = re.compile(r"[\t\n\r]")
+# A tab or line break right after a share text's link, then more characters a link could go on with.
+_BROKEN_LINK_RE = re.compile(rf"[\t\n\r]+({_LINK_CHARS}+)")
 _URL_TRAILING_PUNCTUATION = ".,;:!?)]}"
 _HOST_ONLY_URL_RE = re.compile(r"[A-Za-z]+://[^/?#]*")
 _IDNA_DOTS = "。．｡"  # what UTS-46 maps to '.'
@@ -513,6 +516,39 @@ def _check_url_ends(url: str, after: str) -> None:
     )
 
 
+def _identity(link: Link) -> tuple[object, ...]:
+    """What a link leads to: its kind, item or shop, and page (host and path); not its query's extras."""
+    page = link.web_url.partition("?")[0] if link.web_url else None
+    return (link.kind, link.item_id, link.shop_id, None if link.item_id or link.shop_id else page)
+
+
+def _check_not_broken(found: str, after: str, link: Link, allowed: tuple[str, ...]) -> None:
+    """Refuse a share text's link that a tab or line break cuts short of another item, shop or page.
+
+    Browsers drop tabs and line breaks inside a URL, so "https://item.taobao.com/item.htm?id=123<TAB>456"
+    is item 123456 to them, not the item 123 our reading stops at. When the link read on through the
+    break leads somewhere else than the link cut there, the text is ambiguous: refused, never guessed.
+    A break followed by other text (a title, 「…」, Chinese words) ends the link, as a space does.
+    """
+    broken = _BROKEN_LINK_RE.match(after)
+    if broken is None:
+        return
+    first = broken.group(1)[0]
+    if not first.isascii() and unicodedata.category(first)[0] != "C":
+        return  # words on the next line (a title, 打开淘宝): the link ended at the break
+    joined = found + broken.group(1)
+    try:
+        same = _identity(_parse_url(joined.rstrip(_URL_TRAILING_PUNCTUATION), allowed)) == _identity(link)
+    except LinkError:
+        same = False
+    if not same:
+        raise LinkError(
+            f"link {_shown(found)} is cut by a tab or line break before {_shown(broken.group(1)[:20])}: a browser "
+            "drops those and would read one longer link, to another page; remove the break, or put a space "
+            "after the link"
+        )
+
+
 def _parse_share_text(text: str, allowed: tuple[str, ...]) -> Link:
     title = _title(text)
     tmall_text = _TMALL_MARK_RE.search(text) is not None
@@ -529,8 +565,10 @@ def _parse_share_text(text: str, allowed: tuple[str, ...]) -> Link:
             platform=platform, kind=LinkKind.TOKEN, web_url=None, mobile_url=None, token=token, title=title
         )
     url = match.group().rstrip(_URL_TRAILING_PUNCTUATION)
-    _check_url_ends(url, text[match.end() :])
+    after = text[match.end() :]
+    _check_url_ends(url, after)
     link = _parse_url(url, allowed)
+    _check_not_broken(match.group(), after, link, allowed)
     token = link.token or _token(text[: match.start()] + " " + text[match.end() :])
     platform = Platform.TMALL if tmall_text and link.kind in _NEUTRAL_KINDS else link.platform
     return dataclasses.replace(link, platform=platform, token=token, title=title)
@@ -596,4 +634,19 @@ def _parse_link(raw: str, allowed: tuple[str, ...]) -> Link:
             raise LinkError(f"input {_shown(text)} is not valid text: {_EXPECTED_LINK}") from None
     if _is_bare_url(text):
         return _parse_url(text, allowed)
+    unbroken = _without_tabs_and_newlines(text)
+    if unbroken is not None:
+        return _parse_url(unbroken, allowed)
     return _parse_share_text(text, allowed)
+
+
+def _without_tabs_and_newlines(text: str) -> str | None:
+    """A bare link that only tabs or line breaks split, joined as a browser joins it; else None.
+
+    Only for all-ASCII input: a line break followed by words ("…?tk=x\n打开淘宝") is a share text's
+    next line, and its link ends there.
+    """
+    if not text.isascii() or _TAB_OR_NEWLINE_RE.search(text) is None:
+        return None
+    joined = _TAB_OR_NEWLINE_RE.sub("", text)
+    return joined if _is_bare_url(joined) else None
