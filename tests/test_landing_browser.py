@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -145,10 +145,31 @@ def visit(browser: object, server: str, url: str, ua: str, device: dict, *, extr
     # Not "load" (nor Playwright's load-state waits): a phone page starts navigating to the app link at
     # once, and that navigation, which no app answers here, would hold them until the fallback.
     page.goto(f"{server}/go?url={quote(url, safe='')}{extra}", wait_until="commit")
-    deadline = time.monotonic() + 15
-    while page.evaluate("document.readyState") != "complete" and time.monotonic() < deadline:
-        page.wait_for_timeout(20)
+    wait_until(page, lambda: _ready_state(page) == "complete", what="the page to load")
     return seen
+
+
+def _ready_state(page: object) -> str:
+    try:
+        return str(page.evaluate("document.readyState"))  # type: ignore[attr-defined]
+    except Exception:  # the context was replaced by a navigation (the fallback): ask again
+        return ""
+
+
+def wait_until(page: object, condition: Callable[[], bool], *, what: str, seconds: float = 15) -> None:
+    """Poll the page's own state (or what the test recorded of it) until `condition` holds.
+
+    Never Playwright's navigation waits (wait_for_url, load states): the page's attempt to open the app
+    is a navigation no app answers here, and its abort (net::ERR_ABORTED) fails any navigation wait that
+    happens to be pending, which under load is a matter of timing. wait_for_timeout, unlike time.sleep,
+    lets Playwright deliver the events (requests, routes) the condition may read. The limit is generous:
+    a busy machine is slow, and a condition that holds ends the wait at once.
+    """
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {seconds:g} s for {what}; the page is at {page.url}")  # type: ignore[attr-defined]
+        page.wait_for_timeout(25)  # type: ignore[attr-defined]
 
 
 def app_attempts(seen: Visit) -> list[str]:
@@ -209,9 +230,7 @@ def test_android_chrome_tries_the_app_then_the_web(browser: object, server: str)
     """
     seen = visit(browser, server, ITEM, uas.CHROME_ANDROID, ANDROID, extra="&gdt_vid=wx0abc")
     page = seen.page
-    deadline = time.monotonic() + DELAY_MS / 1000 * 10
-    while not page.url.startswith(MOBILE) and time.monotonic() < deadline:  # type: ignore[attr-defined]
-        page.wait_for_timeout(50)  # type: ignore[attr-defined]
+    wait_until(page, lambda: page.url.startswith(MOBILE), what="the web page")  # type: ignore[attr-defined]
     assert page.url == f"{MOBILE}&gdt_vid=wx0abc"  # type: ignore[attr-defined]
     # Requests are reported without their fragment (#Intent;…;end): the intent's target is what counts.
     assert app_attempts(seen) == ["intent://item.taobao.com/item.htm?id=123456&gdt_vid=wx0abc"]
@@ -232,7 +251,7 @@ def test_phone_falls_back_only_after_the_delay_while_visible(
     """The app scheme is tried once; the page is still visible after the delay, so it opens the web page."""
     seen = visit(browser, server, ITEM, ua, device, extra=f"{extra}&gdt_vid=wx0abc")
     page = seen.page
-    page.wait_for_url(f"{MOBILE}&gdt_vid=wx0abc", timeout=DELAY_MS * 10)  # type: ignore[attr-defined]
+    wait_until(page, lambda: page.url == f"{MOBILE}&gdt_vid=wx0abc", what="the web fallback")  # type: ignore[attr-defined]
     assert app_attempts(seen) == ["taobao://item.taobao.com/item.htm?id=123456&gdt_vid=wx0abc"]
     fallbacks = [(at, url) for at, url in seen.outside if url.startswith(MOBILE)]
     assert len(fallbacks) == 1
@@ -247,6 +266,7 @@ def test_phone_no_fallback_when_app_opened(
     seen = visit(browser, server, ITEM, ua, device, extra=extra, init_script=APP_OPENS)
     page = seen.page
     page.wait_for_timeout(DELAY_MS * 2.5)  # type: ignore[attr-defined]
+    assert fallback_state(page) == "cancelled"
     assert len(app_attempts(seen)) == 1
     # Coming back from the app makes the page visible again: still no late fallback.
     page.evaluate(  # type: ignore[attr-defined]
@@ -339,17 +359,33 @@ def test_phone_no_fallback_behind_an_open_app_prompt(browser: object, server: st
     """A confirm prompt keeps the page visible but takes focus: the fallback must not fire behind it."""
     seen = visit(browser, server, ITEM, uas.SAFARI_IOS, IPHONE, init_script=PROMPT_SHOWN)
     seen.page.wait_for_timeout(DELAY_MS * 2.5)  # type: ignore[attr-defined]
+    assert fallback_state(seen.page) == "cancelled"
     assert len(app_attempts(seen)) == 1
     assert seen.page.url.startswith(server)  # type: ignore[attr-defined]
     assert seen.outside == []
 
 
-def test_phone_no_fallback_once_the_person_uses_the_page(browser: object, server: str) -> None:
-    """A tap on the page before the delay is over means someone is reading it: no fallback."""
-    seen = visit(browser, server, ITEM, uas.SAFARI_IOS, IPHONE)
-    seen.page.mouse.click(200, 700)  # type: ignore[attr-defined]  # an empty spot, not a link
-    seen.page.wait_for_timeout(DELAY_MS * 2.5)  # type: ignore[attr-defined]
-    assert seen.page.url.startswith(server)  # type: ignore[attr-defined]
+def fallback_state(page: object) -> str | None:
+    """What the page says of its fallback timer (<body data-fallback>): armed, cancelled or fired."""
+    try:
+        return page.locator("body").get_attribute("data-fallback", timeout=1000)  # type: ignore[attr-defined, no-any-return]
+    except Exception:  # the page has navigated away
+        return None
+
+
+def test_phone_no_fallback_once_the_person_uses_the_page(browser: object, patient_server: str) -> None:
+    """A tap on the page before the delay is over means someone is reading it: the timer is cancelled.
+
+    The page's own state says so at once; with the longest delay the tap is surely within it, however
+    busy the machine, so the test never depends on how fast the tap arrives.
+    """
+    seen = visit(browser, patient_server, ITEM, uas.SAFARI_IOS, IPHONE)
+    page = seen.page
+    wait_until(page, lambda: fallback_state(page) == "armed", what="the fallback timer to start")
+    page.mouse.click(200, 700)  # type: ignore[attr-defined]  # an empty spot, not a link
+    wait_until(page, lambda: fallback_state(page) != "armed", what="the tap to reach the page")
+    assert fallback_state(page) == "cancelled"
+    assert page.url.startswith(patient_server)  # type: ignore[attr-defined]
     assert seen.outside == []
 
 

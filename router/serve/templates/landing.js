@@ -15,13 +15,22 @@
 
   function byId(id) { return document.getElementById(id); }
   function isHidden() { return document.visibilityState === "hidden" || document.hidden === true; }
-  function stopFallback() { stopped = true; if (timer !== null) { clearTimeout(timer); timer = null; } }
+  /* The fallback's state is kept on <body data-fallback>: armed, cancelled or fired (for tests and
+     for anyone debugging a phone: it says why the page stayed or left). */
+  function fallbackState(state) { body.setAttribute("data-fallback", state); }
+  function stopFallback() {
+    stopped = true;
+    if (timer !== null) { clearTimeout(timer); timer = null; }
+    fallbackState("cancelled");
+  }
   function armFallback(web) {
     if (stopped || !web) { return; }
     if (timer !== null) { clearTimeout(timer); }
+    fallbackState("armed");
     timer = setTimeout(function () {
       timer = null;
-      if (!stopped && !isHidden() && document.hasFocus()) { window.location.replace(web); }
+      if (!stopped && !isHidden() && document.hasFocus()) { fallbackState("fired"); window.location.replace(web); }
+      else { fallbackState("cancelled"); }
     }, cfg.delay);
   }
   document.addEventListener("visibilitychange", function () { if (isHidden()) { stopFallback(); } });
