@@ -173,6 +173,13 @@ def test_short_links(raw: str, url: str, token: str | None) -> None:
     assert parse_link(raw) == Link(platform=TB, kind=LinkKind.SHORT, web_url=url, mobile_url=url, token=token)
 
 
+def test_taobao_listing_item_page_is_an_item() -> None:
+    """www.taobao.com/list/item/<id>.htm carries the item id: the item, not a page."""
+    link = parse_link("https://www.taobao.com/list/item/612345678901.htm?spm=a21bo")
+    assert (link.kind, link.item_id) == (LinkKind.ITEM, "612345678901")
+    assert parse_link("https://www.taobao.com/list/product/612345678901.htm").kind is LinkKind.PAGE
+
+
 def test_tb_cn_other_path_is_a_page() -> None:
     """A tb.cn URL without an /h.<alnum> code is only a page."""
     link = parse_link("https://m.tb.cn/about-us")
@@ -362,6 +369,14 @@ def test_share_text_2018() -> None:
         ("复制这段描述（AbCd1234）后到👉淘♂寳♀👈", "AbCd1234"),
         ("复制这段描述￥abc123￥", "abc123"),  # tolerant: 6 characters
         ("复制这段描述￥ABCDEFGH12345678￥", "ABCDEFGH12345678"),  # tolerant: 16 characters
+        ("复制这段描述₳AbCd1234₳后到👉淘♂寳♀👈", "AbCd1234"),  # other currency signs
+        ("复制这段描述£AbCd1234£打开", "AbCd1234"),
+        ("复制💰AbCd1234💰打开👉手机淘宝👈", "AbCd1234"),  # emoji and symbols as marks
+        ("复制🔑AbCd1234🔑打开", "AbCd1234"),
+        ("📱AbCd1234📱", "AbCd1234"),
+        ("✔AbCd1234✔ 打开淘宝", "AbCd1234"),
+        ("1復制( CZ3457 WCRJWdrj9qo)打开tao寳抢购/", "WCRJWdrj9qo"),  # newer: a space and CZ3457 inside
+        ("5fu😄質3$FbOzd8kUAFb$:// ZH9102,打開/", "FbOzd8kUAFb"),
     ],
 )
 def test_share_text_without_url_gives_token(text: str, token: str) -> None:
@@ -380,6 +395,10 @@ def test_share_text_without_url_gives_token(text: str, token: str) -> None:
         ("【天猫】复制这段描述￥AbCd1234￥", None),
         ("【淘宝】「Nice  shoes\u202e」 复制这段描述￥AbCd1234￥", "Nice shoes"),  # cleaned
         ("「」 复制￥AbCd1234￥", None),
+        ("牙刷\n【推荐理由】30天热卖\n【券后价】 7.9 元\n复制￥AbCd1234￥", None),  # labels, not titles
+        ("【在售价】¥29.9\n【夏季新款 纯棉短袖】\n复制￥AbCd1234￥", "夏季新款 纯棉短袖"),
+        ("【短袖】\nhttps://m.tb.cn/h.abc?tk=AbCd1234", "短袖"),  # alone on its line: a title
+        ("【短袖】https://m.tb.cn/h.abc?tk=AbCd1234", "短袖"),  # followed by the link: a title
     ],
 )
 def test_share_text_titles(text: str, title: str | None) -> None:
@@ -459,6 +478,8 @@ def test_share_text_first_url_wins_even_if_bad() -> None:
         "￥abc￥",
         "ftp://x y",
         "Title: 【x】 no link",
+        "价格$199999$ 包邮",  # digits alone between marks: a price, not a code
+        "/item.taobao.com/123000/",
     ],
 )
 def test_share_text_without_url_or_token(text: str) -> None:

@@ -82,13 +82,23 @@ _BROKEN_LINK_RE = re.compile(rf"[\t\n\r]+({_LINK_CHARS}+)")
 _URL_TRAILING_PUNCTUATION = ".,;:!?)]}"
 _HOST_ONLY_URL_RE = re.compile(r"[A-Za-z]+://[^/?#]*")
 _IDNA_DOTS = "。．｡"  # what UTS-46 maps to '.'
-_TOKEN_DELIMITERS = "￥€¥$()（）"
-_TOKEN_RE = re.compile(
-    rf"[{re.escape(_TOKEN_DELIMITERS)}]([A-Za-z0-9]{{6,16}})[{re.escape(_TOKEN_DELIMITERS)}]"
+# The marks a share code is wrapped in. Taobao varies them to slip past chat apps' filters: currency signs
+# (￥ € $ ₳ £ …, the whole Unicode currency block), brackets, and emoji or symbols (💰 🔑 📱 ✔).
+_TOKEN_MARKS = (
+    "$¢£¤¥₠-₿﹩＄￠￡￥￦()（）"  # currency signs, brackets
+    "\u2190-\u21ff\u2300-\u23ff\u25a0-\u27bf\u2b00-\u2bff\U0001f000-\U0001faff"  # arrows, symbols, emoji
 )
+# A code between two marks: 6-16 letters and digits, a space allowed inside the marks, and the fixed
+# `CZ3457`-style marker newer texts put before the code in the same brackets: `1復制( CZ3457 WCRJWdrj9qo)`.
+# A code has a letter in it: digits alone between marks are a price or a count.
+_TOKEN_RE = re.compile(
+    rf"[{_TOKEN_MARKS}] ?(?:CZ[0-9]{{4}} )?((?=[0-9]{{0,15}}[A-Za-z])[A-Za-z0-9]{{6,16}}) ?[{_TOKEN_MARKS}]"
+)
+# 【在售价】¥29.9, 【推荐理由】30天热卖: a short bracketed word followed by its value is a label, not a title.
+_LABEL_MAX_CHARS = 6
 _TK_RE = re.compile(r"[A-Za-z0-9]{6,16}")
 _CORNER_TITLE_RE = re.compile(r"「([^「」]*)」")
-_LENTICULAR_RE = re.compile(r"【([^【】]*)】")
+_LENTICULAR_RE = re.compile(r"【([^【】\n]*)】([^【\n]*)")
 _BRACKETED_RE = re.compile(r"「[^「」]*」|【[^【】]*】")
 _TMALL_MARK_RE = re.compile(r"【(?:手机)?天猫】")
 # 【淘宝】 and friends name the app the text came from, not the thing shared.
@@ -123,6 +133,7 @@ _ID_ITEM_PATHS = {
 # Hosts with the item id in the path.
 _PATH_ITEM_RES = {
     "a.m.taobao.com": re.compile(r"/i([0-9]{1,20})\.html?"),
+    "www.taobao.com": re.compile(r"/list/item/([0-9]{1,20})\.html?"),  # an item's page in Taobao's listings
     "world.taobao.com": re.compile(r"/item/([0-9]{1,20})\.html?"),
 }
 _SHORT_PATH_RE = re.compile(r"/h\.[A-Za-z0-9]+/?")
@@ -484,9 +495,18 @@ def _title(text: str) -> str | None:
             return title
     for match in _LENTICULAR_RE.finditer(text):
         title = _clean_title(match.group(1))
-        if title and title not in _PLATFORM_WORDS:
+        if title and title not in _PLATFORM_WORDS and not _is_label(title, match.group(2)):
             return title
     return None
+
+
+def _is_label(word: str, rest_of_line: str) -> bool:
+    """【券后价】 7.9 元: a short word in 【】 with a value after it on the same line labels that value.
+
+    A title in 【】 stands alone on its line or is followed by the link (【夏季新款 纯棉T恤】https://…).
+    """
+    rest = rest_of_line.strip()
+    return len(word) <= _LABEL_MAX_CHARS and " " not in word and bool(rest) and rest[:4].lower() != "http"
 
 
 def _token(text: str) -> str | None:
