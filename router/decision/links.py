@@ -78,7 +78,9 @@ _SHARE_URL_RE = re.compile(rf"https?://{_LINK_CHARS}+", re.IGNORECASE)
 # WHATWG URL parsing removes every ASCII tab and line break from a URL before reading it.
 _TAB_OR_NEWLINE_RE = re.compile(r"[\t\n\r]")
 # A tab or line break right after a share text's link, then more characters a link could go on with.
-_BROKEN_LINK_RE = re.compile(rf"[\t\n\r]+({_LINK_CHARS}+)")
+# A decoration line (-----, ====) after a link is no continuation of it; letters, digits, '%', '/', '?',
+# '#' and '&' are.
+_BROKEN_LINK_RE = re.compile(rf"[\t\n\r]+((?=[A-Za-z0-9%/?#&]|[^\x00-\x7f]){_LINK_CHARS}+)")
 _URL_TRAILING_PUNCTUATION = ".,;:!?)]}"
 _HOST_ONLY_URL_RE = re.compile(r"[A-Za-z]+://[^/?#]*")
 _IDNA_DOTS = "。．｡"  # what UTS-46 maps to '.'
@@ -493,20 +495,37 @@ def _title(text: str) -> str | None:
         title = _clean_title(match.group(1))
         if title:
             return title
+    titles: list[str] = []
+    promotion = False  # a text with labels (【券后价】 7.9 元) labels with all its short 【】 words
     for match in _LENTICULAR_RE.finditer(text):
         title = _clean_title(match.group(1))
-        if title and title not in _PLATFORM_WORDS and not _is_label(title, match.group(2)):
-            return title
-    return None
+        if not title or title in _PLATFORM_WORDS:
+            continue
+        before = text[text.rfind("\n", 0, match.start()) + 1 : match.start()]
+        if _is_label(title, _BRACKETED_RE.sub("", before), match.group(2)):
+            promotion = True
+        else:
+            titles.append(title)
+    if promotion:
+        titles = [title for title in titles if not _is_short_word(title)]
+    return titles[0] if titles else None
 
 
-def _is_label(word: str, rest_of_line: str) -> bool:
-    """【券后价】 7.9 元: a short word in 【】 with a value after it on the same line labels that value.
+def _is_short_word(word: str) -> bool:
+    return len(word) <= _LABEL_MAX_CHARS and " " not in word
 
-    A title in 【】 stands alone on its line or is followed by the link (【夏季新款 纯棉T恤】https://…).
+
+def _is_label(word: str, before: str, rest_of_line: str) -> bool:
+    """A short word in 【】 with other words on its line labels them: 【券后价】 7.9 元, 皂液【包邮】.
+
+    A title in 【】 is long, or is followed by the link (【短袖】https://…), or stands alone on its line.
     """
+    if not _is_short_word(word):
+        return False
     rest = rest_of_line.strip()
-    return len(word) <= _LABEL_MAX_CHARS and " " not in word and bool(rest) and rest[:4].lower() != "http"
+    if rest:
+        return rest[:4].lower() != "http"
+    return bool(before.strip())
 
 
 def _token(text: str) -> str | None:
