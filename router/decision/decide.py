@@ -2,7 +2,8 @@
 
 The server calls decide(); `python -m router explain` calls explain(). Both are
 the same function: explain only also records, for each rule tried, the first
-condition that rejected the click.
+condition that rejected the click, and tries every rule where decide tries the
+rules router.decision.index leaves as candidates (the same first match).
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ def explain(rules: RuleSet, ctx: Context) -> Decision:
 
 def _walk(rules: RuleSet, ctx: Context, *, explain: bool) -> Decision:
     steps: list[Step] = []
-    for rule in rules.rules:
+    # decide tries only the rules the index says could match (the same first match); explain tries all,
+    # so its trace shows why each rule before the match did not hold.
+    for rule in rules.rules if explain else rules.index.candidates(ctx):
         failed = rule.first_failure(ctx)
         if failed is None:
             if explain:

@@ -28,6 +28,7 @@ from pathlib import Path
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from router.decision.conditions import Condition, ConditionError, ConditionName, Rollout, build_condition
+from router.decision.index import RuleIndex
 from router.decision.types import LANDING_PAGES, Action
 from router.decision.yaml_reader import MAX_FILE_BYTES, NodeError, Problem, YamlReader, display_name, is_empty, suggest
 
@@ -104,6 +105,11 @@ class RuleSet:
     version: str  # short content hash of the files, for logs and /readyz
     files: tuple[str, ...] = ()
     universal_link_hosts: tuple[str, ...] = field(default=())
+    # Built from `rules` whenever a RuleSet is made (dataclasses.replace included), never passed in.
+    index: RuleIndex = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "index", RuleIndex(self.rules))
 
 
 class _FileReader(YamlReader):
