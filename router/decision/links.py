@@ -497,15 +497,22 @@ def _title(text: str) -> str | None:
             return title
     titles: list[str] = []
     promotion = False  # a text with labels (【券后价】 7.9 元) labels with all its short 【】 words
+    # Whether this bracket's line has words before it (other brackets aside), kept up as the matches go:
+    # looking back from each bracket would make a text of many brackets cost its length squared.
+    words_before, previous_end = False, 0
     for match in _LENTICULAR_RE.finditer(text):
+        gap = text[previous_end : match.start()]
+        newline = gap.rfind("\n")
+        words_before = bool(gap[newline + 1 :].strip()) if newline >= 0 else words_before or bool(gap.strip())
+        previous_end = match.end()
+        rest_of_line = match.group(2)
         title = _clean_title(match.group(1))
-        if not title or title in _PLATFORM_WORDS:
-            continue
-        before = text[text.rfind("\n", 0, match.start()) + 1 : match.start()]
-        if _is_label(title, _BRACKETED_RE.sub("", before), match.group(2)):
-            promotion = True
-        else:
-            titles.append(title)
+        if title and title not in _PLATFORM_WORDS:
+            if _is_label(title, words_before, rest_of_line):
+                promotion = True
+            else:
+                titles.append(title)
+        words_before = words_before or bool(rest_of_line.strip())
     if promotion:
         titles = [title for title in titles if not _is_short_word(title)]
     return titles[0] if titles else None
@@ -515,7 +522,7 @@ def _is_short_word(word: str) -> bool:
     return len(word) <= _LABEL_MAX_CHARS and " " not in word
 
 
-def _is_label(word: str, before: str, rest_of_line: str) -> bool:
+def _is_label(word: str, words_before: bool, rest_of_line: str) -> bool:
     """A short word in 【】 with other words on its line labels them: 【券后价】 7.9 元, 皂液【包邮】.
 
     A title in 【】 is long, or is followed by the link (【短袖】https://…), or stands alone on its line.
@@ -525,7 +532,7 @@ def _is_label(word: str, before: str, rest_of_line: str) -> bool:
     rest = rest_of_line.strip()
     if rest:
         return rest[:4].lower() != "http"
-    return bool(before.strip())
+    return words_before
 
 
 def _token(text: str) -> str | None:
