@@ -30,7 +30,7 @@ from tests.conftest import TEST_KEYS
 from tests.servers import Server
 
 ITEM = "https://item.taobao.com/item.htm?id=123456"
-DEADLINE = 0.5
+DEADLINE = 2.0  # generous: a loaded machine is slow, and only the "slow" upstream (4 s) is meant to miss it
 DESKTOP = {"user-agent": uas.CHROME_WINDOWS}  # answers `web`: the Location is the link itself
 SAFARI = {"user-agent": uas.SAFARI_IOS}  # answers `app`
 PAGE = b"<html><body><script>location.replace('https:\\/\\/a.m.taobao.com\\/i654321.htm?spm=a&amp;x=1')</script>"
@@ -53,7 +53,7 @@ class Upstream(BaseHTTPRequestHandler):
         elif path == "/h.page":
             self._answer(200, PAGE)
         elif path == "/h.slow":
-            time.sleep(3)
+            time.sleep(4)  # well past DEADLINE
             self._redirect(ITEM)
         elif path == "/h.error":
             self._answer(503, b"down")
