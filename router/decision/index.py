@@ -16,13 +16,20 @@ of 2,000 advertiser rules costs a click about what ten rules cost.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Generic, Protocol, TypeVar
 
 from router.decision.conditions import AdField, Condition, ConditionName, OneOf
 from router.decision.types import Context
 
-if TYPE_CHECKING:
-    from router.decision.rules import Rule
+
+class _Conditioned(Protocol):
+    """A rule, as far as the index cares: its conditions, in the order they were written."""
+
+    @property
+    def conditions(self) -> tuple[tuple[ConditionName, Condition], ...]: ...
+
+
+Rule = TypeVar("Rule", bound=_Conditioned)
 
 # A verified ad's fields are as many as advertisers: far more selective than any closed vocabulary.
 _AD_FIELD_SHARE = 0.001
@@ -55,7 +62,7 @@ def _reader(condition: Condition) -> Reader:
     return condition.read
 
 
-class RuleIndex:
+class RuleIndex(Generic[Rule]):
     """Rules filed by value; `candidates(ctx)` is the rules a click must try, in rule-file order."""
 
     def __init__(self, rules: tuple[Rule, ...]) -> None:

@@ -106,7 +106,7 @@ class RuleSet:
     files: tuple[str, ...] = ()
     universal_link_hosts: tuple[str, ...] = field(default=())
     # Built from `rules` whenever a RuleSet is made (dataclasses.replace included), never passed in.
-    index: RuleIndex = field(init=False, repr=False, compare=False)
+    index: RuleIndex[Rule] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "index", RuleIndex(self.rules))
