@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from urllib.parse import quote
 
 import httpx
@@ -89,3 +90,40 @@ def test_oversized_headers_and_proxy_headers_on_a_real_server() -> None:
     same, different = visitors(plain_log), visitors(trusting_log)
     assert len(same) == 2 and same[0] == same[1]  # a client can't choose the address it is known by
     assert len(different) == 2 and different[0] != different[1]  # a trusted proxy's header is believed
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    chunks = []
+    while chunk := sock.recv(4096):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_head_limits_of_the_fast_protocol_on_a_real_server() -> None:
+    """httptools serves, with h11's limits kept: an endless head is cut at 16 KB, a dribbling one after 10 s."""
+    server = Server().wait_ready()
+    try:
+        # A head that never ends: refused once past the limit, before it is complete, and the connection closed.
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            for _ in range(40):
+                try:
+                    sock.sendall(b"X-Pad: " + b"a" * 1000 + b"\r\n")
+                except (BrokenPipeError, ConnectionResetError):
+                    break
+            answer = _read_all(sock)
+        assert answer.startswith(b"HTTP/1.1 431 "), answer[:80]
+        assert b"connection: close" in answer.lower()
+        # A head that stops half-way: 408 and closed after the head timeout, not held open.
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+            started = time.monotonic()
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Half: ")
+            answer = _read_all(sock)
+            waited = time.monotonic() - started
+        assert answer.startswith(b"HTTP/1.1 408 "), answer[:80]
+        assert waited >= 9  # not before the head had its time
+        # A normal request on a kept-alive connection still works, twice.
+        with httpx.Client(base_url=server.base) as client:
+            assert [client.get("/healthz").status_code for _ in range(2)] == [200, 200]
+    finally:
+        server.stop()

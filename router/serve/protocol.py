@@ -1,0 +1,108 @@
+"""uvicorn's httptools protocol with the limits a click target needs on a request's head.
+
+httptools (llhttp) is several times faster than the pure-Python h11, but it keeps reading a head for as
+long and as large as a client sends it. So this subclass:
+
+- counts the bytes of a head as they arrive and answers 431 and closes once more than MAX_HEADER_BYTES
+  came without the head ending (a 10 MB header is never buffered);
+- checks the parsed head (request target and headers) against the same limit before any app sees it;
+- answers 408 and closes when a head has started and is not complete within HEAD_TIMEOUT_SECONDS (a
+  client dribbling a head byte by byte holds no connection for long). A kept-alive idle connection is
+  not a head in progress: uvicorn's keep-alive timeout handles it.
+
+The app checks the header size again (router.serve.edge), for servers started any other way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httptools
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from router.serve.edge import MAX_HEADER_BYTES
+
+HEAD_TIMEOUT_SECONDS = 10.0
+
+
+class _HeadTooLarge(Exception):
+    """Raised from a parser callback to stop reading a head that is over the limit."""
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    max_head_bytes = MAX_HEADER_BYTES
+    head_timeout = HEAD_TIMEOUT_SECONDS
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_head = True  # a connection starts waiting for a request's head
+        self._head_bytes = 0
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        self._unset_keepalive_if_required()
+        if self._in_head:
+            self._head_bytes += len(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+        except httptools.HttpParserError as err:
+            if isinstance(err.__context__, _HeadTooLarge):
+                self._refuse(431, f"Request headers are over the limit of {self.max_head_bytes} bytes.\n")
+            else:
+                self.logger.warning("Invalid HTTP request received.")
+                self.send_400_response("Invalid HTTP request received.")
+            return
+        if not self._in_head or self.transport.is_closing():
+            return
+        if self._head_bytes > self.max_head_bytes:
+            self._refuse(431, f"Request headers are over the limit of {self.max_head_bytes} bytes.\n")
+        elif self._head_timer is None:
+            self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._stop_head_timer()
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if size > self.max_head_bytes:
+            raise _HeadTooLarge
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._in_head = True  # what comes next on this connection is the next request's head
+        self._head_bytes = 0
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self._in_head and not self.transport.is_closing():
+            self._refuse(408, f"The request's head did not arrive within {self.head_timeout:g} seconds.\n")
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer without the app, and close: the rest of what this client sends is not read."""
+        self._stop_head_timer()
+        body = message.encode()
+        self.transport.write(b"".join([
+            STATUS_LINE[status],
+            b"content-type: text/plain; charset=utf-8\r\n",
+            b"x-content-type-options: nosniff\r\n",
+            b"cache-control: no-store\r\n",
+            b"content-length: " + str(len(body)).encode() + b"\r\n",
+            b"connection: close\r\n\r\n",
+            body,
+        ]))
+        self.transport.close()
