@@ -19,11 +19,10 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import Request, cookie_parser
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from router.decision.click import BadClick, read_click, visitor_id
 from router.decision.clients import MAX_UA_LENGTH, warm_up
@@ -50,41 +49,166 @@ click_log = logging.getLogger("router.clicks")
 log = logging.getLogger("router")
 
 _VISITOR_MAX_AGE = 365 * 24 * 3600
+_CLICK_PATHS = frozenset({"/go", "/ad"})
+_SECURITY = [(name.lower().encode(), value.encode()) for name, value in SECURITY_HEADERS.items()]
+_REDIRECT_HEADERS = [*_SECURITY, (b"content-length", b"0")]
+_COOKIE_ATTRIBUTES = f"; HttpOnly; Max-Age={_VISITOR_MAX_AGE}; Path=/; SameSite=lax".encode()
 
 
 class Pages:
     """Renders the landing and message pages from their templates, each with a fresh CSP nonce."""
 
     def __init__(self, settings: Settings) -> None:
-        self.templates = Jinja2Templates(env=environment())
+        self.env = environment()
         self.fallback_delay_ms = settings.fallback_delay_ms
 
-    def _render(
-        self, request: Request, name: str, status: int, context: dict[str, object], nonce: str, lang: str
-    ) -> Response:
-        headers = {**SECURITY_HEADERS, "Content-Security-Policy": content_security_policy(nonce),
-                   "Content-Language": lang, "Vary": "Accept-Language"}
-        return self.templates.TemplateResponse(request, name, context, status_code=status, headers=headers)
+    def _render(self, name: str, status: int, context: dict[str, object], nonce: str, lang: str) -> Page:
+        body = self.env.get_template(name).render(context).encode()
+        headers = [*_SECURITY, (b"content-security-policy", content_security_policy(nonce).encode()),
+                   (b"content-language", lang.encode()), (b"vary", b"Accept-Language"),
+                   (b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(len(body)).encode())]
+        return Page(status, headers, body)
 
-    def landing(self, request: Request, ctx: Context, decision: Decision) -> Response:
+    def landing(self, accept_language: str | None, ctx: Context, decision: Decision) -> Page:
         nonce = new_nonce()
-        lang = choose_language(request.headers.get("accept-language"))
+        lang = choose_language(accept_language)
         context = landing_context(ctx, decision, lang, nonce, self.fallback_delay_ms)
-        return self._render(request, "landing.html", 200, context, nonce, lang)
+        return self._render("landing.html", 200, context, nonce, lang)
 
-    def message(self, request: Request, status: int, message: str) -> Response:
+    def message(self, accept_language: str | None, status: int, message: str) -> Page:
         nonce = new_nonce()
-        lang = choose_language(request.headers.get("accept-language"))
-        return self._render(request, "message.html", status, message_context(status, message, lang, nonce), nonce,
-                            lang)
+        lang = choose_language(accept_language)
+        return self._render("message.html", status, message_context(status, message, lang, nonce), nonce, lang)
 
-    def respond(self, request: Request, ctx: Context, decision: Decision) -> Response:
+    def respond(self, accept_language: str | None, ctx: Context, decision: Decision) -> Page:
         if decision.action in (Action.APP, Action.WEB) and decision.location:
             # The location is built by the router from parsed parts, never echoed from input.
-            return Response(status_code=302, headers={**SECURITY_HEADERS, "Location": decision.location})
+            return Page(302, [(b"location", decision.location.encode()), *_REDIRECT_HEADERS], b"")
         if decision.action is Action.BLOCK:
-            return self.message(request, decision.status, decision.reason)
-        return self.landing(request, ctx, decision)
+            return self.message(accept_language, decision.status, decision.reason)
+        return self.landing(accept_language, ctx, decision)
+
+    def response(self, request: Request, status: int, message: str) -> Response:
+        """A message page as a Starlette response, for the routes Starlette serves (404, 405)."""
+        page = self.message(request.headers.get("accept-language"), status, message)
+        return Response(page.body, status_code=page.status, headers={
+            name.decode(): value.decode() for name, value in page.headers if name != b"content-length"})
+
+
+class Page:
+    """A response ready to send: status, header pairs, body."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+
+class Clicks:
+    """/go and /ad in plain ASGI: no routing, middleware stack or request objects between a click and its
+    answer (the edge checks wrap the whole app). Reads the click, decides it on the rules being served,
+    answers, and logs one line."""
+
+    def __init__(self, settings: Settings, active: ActiveRules, pages: Pages, expander: Expander | None,
+                 replays: ClickReplays) -> None:
+        self.settings = settings
+        self.active = active
+        self.pages = pages
+        self.expander = expander
+        self.replays = replays
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ua = cookie_header = accept_language = None
+        for name, value in scope["headers"]:
+            if name == b"user-agent":
+                ua = value.decode("latin-1")
+            elif name == b"cookie":
+                cookie_header = value.decode("latin-1")
+            elif name == b"accept-language":
+                accept_language = value.decode("latin-1")
+        ua = (ua or "")[:MAX_UA_LENGTH]
+        path = scope["path"]
+        query = scope["query_string"].decode("utf-8", "replace")
+        cookie = cookie_parser(cookie_header).get(VISITOR_COOKIE) if cookie_header else None
+        client = scope.get("client")
+        visitor = visitor_id(cookie, client[0] if client else "", ua)
+        at = datetime.now(UTC)
+        ruleset = self.active.current  # once: a reload during this click does not change what decides it
+        ctx: Context | None = None
+        try:
+            ctx = read_click(path, query, ua, at=at, settings=self.settings, visitor=visitor, replays=self.replays)
+            expander = self.expander
+            if expander is not None and ctx.link.web_url and expander.expandable(ctx.link):
+                # Never raises, and answers within the expansion deadline: a failure keeps the short link.
+                ctx = with_expansion(ctx, await expander.expand(ctx.link.web_url))
+            decision = decide(ruleset, ctx)
+            page = self.pages.respond(accept_language, ctx, decision)
+            action, rule = decision.action.value, decision.rule
+        except BadClick as bad:
+            page = self.pages.message(accept_language, bad.status, bad.message)
+            action, rule = Action.BLOCK.value, "bad-request"
+        except Exception:  # the click target must never answer 5xx: log and give the safest page
+            log.exception("unexpected error deciding %s", path)
+            page = self._error_page(accept_language, ctx)
+            action, rule = "error", "error-fallback"
+        headers = page.headers
+        if cookie != visitor:
+            headers = [*headers, (b"set-cookie", f"{VISITOR_COOKIE}={visitor}".encode() + _COOKIE_ATTRIBUTES)]
+        await send({"type": "http.response.start", "status": page.status, "headers": headers})
+        await send({"type": "http.response.body", "body": page.body})
+        click_log.info(
+            json.dumps(
+                {
+                    "at": at.isoformat(timespec="milliseconds"),
+                    "request": f"{path}?{query}" if query else path,
+                    "ua": ua,
+                    "visitor": visitor,  # rollouts depend on it: replaying needs it
+                    "action": action,
+                    "rule": rule,
+                    "status": page.status,
+                    "channel": ctx.channel.value if ctx else None,
+                    "app": ctx.client.app.value if ctx else None,
+                    "rules": ruleset.version,
+                    "expansion": ctx.expansion.value if ctx and ctx.expansion else None,
+                    "expansion_reason": ctx.expansion_reason if ctx and ctx.expansion else None,
+                },
+                ensure_ascii=False,
+            )
+        )
+
+    def _error_page(self, accept_language: str | None, ctx: Context | None) -> Page:
+        if ctx is None:
+            return self.pages.message(accept_language, 400, "This link could not be read.")
+        try:
+            return self.pages.landing(accept_language, ctx, Decision(Action.LANDING, "error-fallback", 200))
+        except Exception:
+            log.exception("the landing page failed too")
+            body = b"This link could not be opened.\n"
+            return Page(400, [*_SECURITY, (b"content-type", b"text/plain; charset=utf-8"),
+                              (b"content-length", str(len(body)).encode())], body)
+
+
+class RouterApp:
+    """The ASGI app: clicks straight to `Clicks`; health, readiness, 404/405 pages and the lifespan through
+    a small Starlette app. The edge checks (header size, host names) wrap both."""
+
+    def __init__(self, clicks: Clicks, rest: Starlette, settings: Settings) -> None:
+        self.clicks = clicks
+        self.rest = rest
+        self.state = rest.state
+        inner: ASGIApp = self._dispatch
+        self._app = HeaderLimit(ServerNames(inner, names=settings.server_names))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._app(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in _CLICK_PATHS and scope["method"] in ("GET", "HEAD"):
+            await self.clicks(scope, receive, send)
+        else:
+            await self.rest(scope, receive, send)
 
 
 def create_app(
@@ -93,7 +217,7 @@ def create_app(
     *,
     source: RulesSource | None = None,
     expander: Expander | None = None,
-) -> Starlette:
+) -> RouterApp:
     """The ASGI app. Rules load now: a rule set that does not validate stops the app from starting.
 
     `source` is where new rules come from once the app runs (default: the settings' directory or URL);
@@ -114,59 +238,7 @@ def create_app(
             "Anyone can sign ad links. Set ROUTER_SIGNING_KEYS=kid:secret before serving real traffic."
         )
     log.info("rules %s loaded: %d rules from %s", ruleset.version, len(ruleset.rules), ", ".join(ruleset.files))
-
-    async def click(request: Request) -> Response:
-        ua = request.headers.get("user-agent", "")[:MAX_UA_LENGTH]
-        query = request.scope.get("query_string", b"").decode("utf-8", "replace")
-        cookie = request.cookies.get(VISITOR_COOKIE)
-        visitor = visitor_id(cookie, request.client.host if request.client else "", ua)
-        at = datetime.now(UTC)
-        ruleset = active.current  # once: a reload during this click does not change what decides it
-        ctx: Context | None = None
-        try:
-            ctx = read_click(request.url.path, query, ua, at=at, settings=settings, visitor=visitor, replays=replays)
-            if expander is not None and ctx.link.web_url and expander.expandable(ctx.link):
-                # Never raises, and answers within the expansion deadline: a failure keeps the short link.
-                ctx = with_expansion(ctx, await expander.expand(ctx.link.web_url))
-            decision = decide(ruleset, ctx)
-            response = pages.respond(request, ctx, decision)
-            action, rule, status = decision.action.value, decision.rule, response.status_code
-        except BadClick as bad:
-            response = pages.message(request, bad.status, bad.message)
-            action, rule, status = Action.BLOCK.value, "bad-request", bad.status
-        except Exception:  # the click target must never answer 5xx: log and give the safest page
-            log.exception("unexpected error deciding %s", request.url.path)
-            if ctx is not None:
-                try:
-                    response = pages.landing(request, ctx, Decision(Action.LANDING, "error-fallback", 200))
-                except Exception:
-                    log.exception("the landing page failed too")
-                    response = PlainTextResponse("This link could not be opened.\n", status_code=400)
-            else:
-                response = pages.message(request, 400, "This link could not be read.")
-            action, rule, status = "error", "error-fallback", response.status_code
-        if cookie != visitor:
-            response.set_cookie(VISITOR_COOKIE, visitor, max_age=_VISITOR_MAX_AGE, httponly=True, samesite="lax")
-        click_log.info(
-            json.dumps(
-                {
-                    "at": at.isoformat(timespec="milliseconds"),
-                    "request": f"{request.url.path}?{query}" if query else request.url.path,
-                    "ua": ua,
-                    "visitor": visitor,  # rollouts depend on it: replaying needs it
-                    "action": action,
-                    "rule": rule,
-                    "status": status,
-                    "channel": ctx.channel.value if ctx else None,
-                    "app": ctx.client.app.value if ctx else None,
-                    "rules": ruleset.version,
-                    "expansion": ctx.expansion.value if ctx and ctx.expansion else None,
-                    "expansion_reason": ctx.expansion_reason if ctx and ctx.expansion else None,
-                },
-                ensure_ascii=False,
-            )
-        )
-        return response
+    clicks = Clicks(settings, active, pages, expander, replays)
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok\n", headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
@@ -177,35 +249,37 @@ def create_app(
                         headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
 
     async def not_found(request: Request, exc: Exception) -> Response:
-        return pages.message(request, 404, "No such page. Click targets are /go?url=… and /ad?…")
+        return pages.response(request, 404, "No such page. Click targets are /go?url=… and /ad?…")
 
     async def not_allowed(request: Request, exc: Exception) -> Response:
-        response = pages.message(request, 405, "Only GET and HEAD are accepted here.")
+        response = pages.response(request, 405, "Only GET and HEAD are accepted here.")
         response.headers["Allow"] = "GET, HEAD"
         return response
+
+    async def click_method(request: Request) -> Response:  # /go and /ad with a method other than GET/HEAD
+        return await not_allowed(request, Exception())
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with reloader.running():
             yield
 
-    app = Starlette(
+    rest = Starlette(
         lifespan=lifespan,
         routes=[
-            Route("/go", click, methods=["GET", "HEAD"]),
-            Route("/ad", click, methods=["GET", "HEAD"]),
+            Route("/go", click_method, methods=["POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
+            Route("/ad", click_method, methods=["POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
             Route("/healthz", healthz, methods=["GET", "HEAD"]),
             Route("/readyz", readyz, methods=["GET", "HEAD"]),
         ],
         exception_handlers={404: not_found, 405: not_allowed},
-        middleware=[Middleware(HeaderLimit), Middleware(ServerNames, names=settings.server_names)],
     )
     # Starlette would answer /go/ with a redirect built from the request's Host header: an open
     # redirect to any host. The router's only redirects are its decisions.
-    app.router.redirect_slashes = False
-    app.state.active_rules = active
-    app.state.reloader = reloader
-    return app
+    rest.router.redirect_slashes = False
+    rest.state.active_rules = active
+    rest.state.reloader = reloader
+    return RouterApp(clicks, rest, settings)
 
 
 def short_link_expander(settings: Settings) -> Expander | None:
@@ -228,7 +302,7 @@ def configure_logging(level: str = "info") -> None:
     logger.propagate = False
 
 
-def app_from_env() -> Starlette:
+def app_from_env() -> RouterApp:
     """Factory for `uvicorn --factory` and multi-worker serving: settings from the environment.
 
     `adlink-router serve` sets uvicorn's limits and proxy trust (see cli._server_limits); running
