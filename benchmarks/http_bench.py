@@ -1,0 +1,232 @@
+"""The router over HTTP, side by side with a bare Starlette app on the same server stack, in one run.
+
+    python benchmarks/http_bench.py [--seconds 10] [--rounds 3] [--connections 50]
+
+Each server is one process started the way a user starts it (`adlink-router serve`; the baseline with
+uvicorn's own command and the same loop and protocol), pinned to core 0 with `taskset` where there is
+one; `wrk` (Debian's package) runs pinned to core 1. Every row gets a warm-up, then `--rounds` runs of
+`--seconds`; the median round is shown. Rows:
+
+  bare redirect          Starlette RedirectResponse, uvicorn with uvloop + httptools (the 100 % line)
+  bare redirect, h11     the same app on uvicorn's pure-Python h11 protocol (for reference)
+  router 302, same UA    /go with an item link, iPhone Safari every time -> 302 to the app
+  router 302, new UA     the same with a never-seen WeChat user agent on every request (wrk's Lua)
+  bare HTML              Starlette HTMLResponse as large as the router's landing page (the landing's 100 %)
+  router 200 landing     a WeChat group-chat click -> the landing page
+  router p99 at half     the 302 row at half of the router's own peak rate (wrk's Lua paces each
+                         connection), for the latency a click sees when the router is not saturated
+
+Ratios are each row's req/s over its baseline's. RSS is the server's after its rows. Absolute figures
+move between machines; the ratios are what the README quotes. Nothing here asserts a figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+ITEM = quote("https://item.taobao.com/item.htm?id=123456", safe="")
+SAFARI = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+          "Version/17.4 Mobile/15E148 Safari/604.1")
+WECHAT = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+          "Mobile/15E148 MicroMessenger/8.0.47(0x18002f2c) NetType/WIFI Language/zh_CN")
+
+# wrk's Lua: report as JSON; optionally a new user agent per request, optionally pace each connection.
+LUA = """
+local counter = 0
+local new_agents = {new_agents}
+local delay_ms = {delay_ms}
+local path = "{path}"
+local fixed = "{ua}"
+request = function()
+  local ua = fixed
+  if new_agents then
+    counter = counter + 1
+    ua = "Mozilla/5.0 (Linux; Android 13; V" .. counter .. " Build/TP1A." .. counter .. "; wv) " ..
+      "AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/120.0.6099." .. (counter % 999) ..
+      " Mobile Safari/537.36 XWEB/" .. counter .. " MicroMessenger/8.0.47." .. counter ..
+      "(0x28002F30) WeChat/arm64 Weixin NetType/WIFI Language/zh_CN ABI/arm64"
+  end
+  return wrk.format("GET", path, {{["User-Agent"] = ua}})
+end
+if delay_ms > 0 then
+  delay = function() return delay_ms end
+end
+done = function(summary, latency, requests)
+  io.write(string.format('RESULT {{"requests": %d, "duration_us": %d, "errors": %d, "non2xx3xx": %d, ' ..
+    '"p50_us": %d, "p99_us": %d}}\\n', summary.requests, summary.duration,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    summary.errors.status, latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+@dataclass
+class Result:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pinned(core: int, command: list[str]) -> list[str]:
+    cores = os.cpu_count() or 1
+    if shutil.which("taskset") and cores > 1:
+        return ["taskset", "-c", str(core % cores), *command]
+    return command
+
+
+@contextmanager
+def server(command: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    log = tempfile.TemporaryFile()  # noqa: SIM115 -- closed below
+    process = subprocess.Popen(pinned(0, command), stdout=log, stderr=subprocess.STDOUT,
+                               env={**os.environ, **(env or {})}, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/go", timeout=1)
+                break
+            except httpx.TransportError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    output = log.read().decode()[-2000:]
+                    raise SystemExit(f"server did not start: {' '.join(command)}\n{output}") from None
+                time.sleep(0.1)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def rss_mb(process: subprocess.Popen[bytes]) -> float:
+    """The server's resident memory; with taskset in front, that of its child (the Python process)."""
+    pids = [process.pid]
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    if children.exists():
+        pids += [int(pid) for pid in children.read_text().split()]
+    for pid in reversed(pids):
+        status = Path(f"/proc/{pid}/status")
+        if status.exists():
+            match = re.search(r"VmRSS:\s+(\d+) kB", status.read_text())
+            if match:
+                return int(match.group(1)) / 1024
+    return float("nan")
+
+
+def wrk(url: str, path: str, seconds: float, connections: int, *, new_agents: bool = False, ua: str = SAFARI,
+        delay_ms: int = 0) -> Result:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(LUA.format(new_agents="true" if new_agents else "false", delay_ms=delay_ms, path=path, ua=ua))
+    try:
+        command = pinned(1, ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "5s",
+                             "-s", script.name, url])
+        output = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+    finally:
+        os.unlink(script.name)
+    line = next(line for line in output.splitlines() if line.startswith("RESULT "))
+    data = json.loads(line[len("RESULT "):])
+    return Result(rps=data["requests"] / (data["duration_us"] / 1e6), p50_ms=data["p50_us"] / 1000,
+                  p99_ms=data["p99_us"] / 1000, errors=data["errors"] + data["non2xx3xx"])
+
+
+def measure(base: str, path: str, args: argparse.Namespace, **options: object) -> Result:
+    wrk(base, path, min(args.seconds, 2), args.connections, **options)  # type: ignore[arg-type]  # warm-up
+    rounds = [wrk(base, path, args.seconds, args.connections, **options)  # type: ignore[arg-type]
+              for _ in range(args.rounds)]
+    return sorted(rounds, key=lambda result: result.rps)[len(rounds) // 2]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=50)
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
+        return 2
+    python = sys.executable
+    go = f"/go?url={ITEM}"
+    group = f"/go?url={ITEM}&from=groupmessage"
+    rows: list[tuple[str, Result, str, float]] = []
+
+    router_port = free_port()
+    env = {"ROUTER_LOG_LEVEL": "warning"}
+    with server([python, "-m", "router", "serve", "--port", str(router_port), "--log-level", "warning"],
+                router_port, env) as router:
+        base = f"http://127.0.0.1:{router_port}"
+        landing_bytes = len(httpx.get(base + group, headers={"user-agent": WECHAT}).content)
+        same = measure(base, go, args)
+        new = measure(base, go, args, new_agents=True)
+        landing = measure(base, group, args, ua=WECHAT)
+        # Half the router's own peak: each connection paced to its share of that rate.
+        delay = max(1, round(args.connections * 1000 / (same.rps / 2)))
+        half = measure(base, go, args, delay_ms=delay)
+        router_rss = rss_mb(router)
+
+    def uvicorn(port: int, protocol: str) -> list[str]:
+        return [python, "-m", "uvicorn", "benchmarks.bare_app:app", "--port", str(port), "--no-access-log",
+                "--log-level", "warning", "--loop", "uvloop", "--http", protocol]
+
+    bare_port = free_port()
+    bare_env = {"BARE_HTML_BYTES": str(landing_bytes)}
+    with server(uvicorn(bare_port, "httptools"), bare_port, bare_env) as bare:
+        base = f"http://127.0.0.1:{bare_port}"
+        bare_redirect = measure(base, "/go", args)
+        bare_html = measure(base, "/landing", args)
+        bare_rss = rss_mb(bare)
+    h11_port = free_port()
+    with server(uvicorn(h11_port, "h11"), h11_port, bare_env):
+        bare_h11 = measure(f"http://127.0.0.1:{h11_port}", "/go", args)
+
+    rows = [
+        ("bare redirect (uvloop + httptools)", bare_redirect, "bare redirect", bare_rss),
+        ("bare redirect, h11", bare_h11, "bare redirect", float("nan")),
+        ("router 302, same UA", same, "bare redirect", router_rss),
+        ("router 302, new UA every request", new, "bare redirect", router_rss),
+        (f"bare HTML ({landing_bytes} bytes)", bare_html, "bare HTML", bare_rss),
+        ("router 200 landing (WeChat group)", landing, "bare HTML", router_rss),
+        (f"router 302 at half its peak ({half.rps:.0f}/s)", half, "", router_rss),
+    ]
+    baselines = {"bare redirect": bare_redirect.rps, "bare HTML": bare_html.rps}
+    print(f"{args.rounds} rounds of {args.seconds:g} s, {args.connections} connections, median round; "
+          f"servers on core 0, wrk on core 1")
+    print(f"| {'config':<44} | {'req/s':>8} | {'vs base':>7} | {'p50 ms':>6} | {'p99 ms':>6} | {'errors':>6} | "
+          f"{'RSS MB':>6} |")
+    print(f"| {'-' * 44} | {'-' * 8}:| {'-' * 7}:| {'-' * 6}:| {'-' * 6}:| {'-' * 6}:| {'-' * 6}:|")
+    for name, result, baseline, rss in rows:
+        ratio = f"{result.rps / baselines[baseline]:.0%}" if baseline else "—"
+        print(f"| {name:<44} | {result.rps:>8.0f} | {ratio:>7} | {result.p50_ms:>6.2f} | {result.p99_ms:>6.2f} | "
+              f"{result.errors:>6} | {rss:>6.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
