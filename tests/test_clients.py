@@ -480,9 +480,9 @@ def test_huge_ua_is_truncated_before_parsing_and_caching() -> None:
     assert ca is cb  # one cache entry for both: the key is the first 1024 characters
     info = cache_info()
     assert (info.currsize, info.misses, info.hits) == (1, 1, 1)
-    assert ca.app is App.BROWSER  # the WeChat marker was never seen
+    # The WeChat marker was never seen; what is left names no browser and no engine, so it is a script.
+    assert ca.app is App.BOT
     assert ca.os is OS.WINDOWS
-    assert ca.bot is False
 
 
 def test_exactly_max_length_is_not_cut() -> None:
@@ -587,3 +587,212 @@ def test_fast_user_agent_keeps_user_agents_properties() -> None:
 )
 def test_parse_version(text: str, want: Version) -> None:
     assert parse_version(text) == want
+
+
+# --- classes of real-world mistakes (issue 9): one positive/negative pair each --------------------------
+
+IPHONE_WV = IPHONE.format(v="17_1") + " Mobile/15E148"
+ANDROID_CHROME = (
+    "Mozilla/5.0 (Linux; Android 12; {model}) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 "
+    "Mobile Safari/537.36"
+)
+ANDROID_13_WV = ANDROID_WV.format(v="13", model="V2203A")
+
+
+def app_of(ua: str) -> App:
+    return parse_client(ua).app
+
+
+@pytest.mark.parametrize(
+    "ua",
+    [
+        "DingTalkBot-LinkService/1.0 (+https://open-doc.dingtalk.com/microapp/faquestions/ftpfeu)",
+        "Mozilla/5.0 (Windows NT 10.0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/63.0 Safari/537.36 "
+        "DingTalkBot-LinkService/1.0",
+        "Mozilla/5.0 (compatible; Weibo spider)",
+    ],
+)
+def test_a_bot_that_names_an_app_is_a_bot(ua: str) -> None:
+    """A link-preview fetcher named after an app is a bot, not that app."""
+    assert app_of(ua) is App.BOT
+
+
+def test_the_app_itself_is_still_the_app() -> None:
+    """DingTalk's and Weibo's own webviews keep their app."""
+    assert app_of(IPHONE_WV + " AliApp(DingTalk/7.5.10) com.laiwang.DingTalk/31243211") is App.DINGTALK
+    assert app_of(IPHONE_WV + " Weibo (iPhone16,1__weibo__14.2.2__iphone__os17.3)") is App.WEIBO
+
+
+@pytest.mark.parametrize(
+    "ua",
+    [
+        "Mozilla/5.0 (compatible; MicrosoftPreview/2.0; +https://aka.ms/MicrosoftPreview)",
+        "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; Bluesky Cardyb/1.1; "
+        "+mailto:support@bsky.app) Chrome/100.0.0.0 Safari/537.36",
+        "Iframely/1.3.1 (+https://iframely.com/docs/about)",
+        "Mozilla/5.0 (compatible; Embedly/0.2; +http://support.embed.ly/)",
+        "facebookcatalog/1.0",
+        "meta-externalagent/1.1 (+https://developers.facebook.com/docs/sharing/webmasters/crawler)",
+        "Mozilla/5.0 (Unknown; Linux x86_64) AppleWebKit/538.1 (KHTML, like Gecko) PhantomJS/2.1.1 Safari/538.1",
+        "axios/1.6.2",
+        "node-fetch/1.0 (+https://github.com/bitinn/node-fetch)",
+        "Apache-HttpClient/4.5.13 (Java/17.0.2)",
+        "HTTPie/3.2.2",
+        "PostmanRuntime/7.36.0",
+        "Go-http-client/2.0",
+        "Java-http-client/17.0.2",
+        "Mozilla/5.0 (compatible; Crusader/1.0)",
+    ],
+)
+def test_crawlers_and_http_libraries_are_bots(ua: str) -> None:
+    """Link-preview fetchers, headless browsers and HTTP libraries are bots."""
+    assert app_of(ua) is App.BOT
+
+
+@pytest.mark.parametrize(
+    "ua",
+    [
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0",
+        "Mozilla/5.0 (Linux; Android 9; CUBOT P30) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 "
+        "Mobile Safari/537.36",
+        "Opera/9.80 (Android; Opera Mini/7.5.33361/31.1448; U; en) Presto/2.8.119 Version/11.1010",
+    ],
+)
+def test_browsers_are_not_taken_for_bots(ua: str) -> None:
+    """Real browsers, a phone maker whose name ends in "bot", and engine-named old browsers stay browsers."""
+    assert app_of(ua) is App.BROWSER
+
+
+@pytest.mark.parametrize(
+    "ua",
+    [
+        IPHONE.format(v="17_1") + " GSA/300.0.601781316 Mobile/15E148 Safari/604.1",
+        IPHONE.format(v="17_1") + " Version/17.1 Mobile/15E148 Snapchat/12.70.0.38 (like Safari/8617.1.6.10.4)",
+        IPHONE.format(v="17_1") + " Version/17.1 Mobile/15E148 Safari/605.1 NAVER(inapp; search; 2000; 12.3.1; 15)",
+        IPHONE.format(v="17_1") + " Mobile/15E148 Safari Line/13.20.0",
+        "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 "
+        "Chrome/131.0.0.0 Mobile Safari/537.36 KAKAOTALK/10.2.3 (INAPP)",
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Slack/4.39.90 Chrome/127.0.6533.72 Electron/13.1.9 Safari/537.36",
+        # Android 4.4 WebView: no "; wv" yet, but "Version/4.0 Chrome/", which Chrome itself never sends.
+        "Mozilla/5.0 (Linux; Android 4.4.2; DC-705 Build/KVT49L) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Version/4.0 Chrome/30.0.0.0 Safari/537.36",
+    ],
+)
+def test_in_app_browsers_without_wv_are_in_app(ua: str) -> None:
+    """Google app, Snapchat, Naver, LINE, KakaoTalk, Electron apps and pre-"; wv" WebViews are other_inapp."""
+    assert app_of(ua) is App.OTHER_INAPP
+
+
+@pytest.mark.parametrize(
+    "marker",
+    [
+        "VivoBrowser/8.5.10.2", "SogouMobileBrowser/12.2.0", "UCBrowser/15.5.8.1321", "Quark/6.5.0.336",
+        "MiuiBrowser/17.6.60", "HeyTapBrowser/40.8.9.1", "Mb2345Browser/15.6.2", "LieBaoFast/5.27.3",
+        "OPR/79.1.4195.76796", "YaBrowser/23.7.1.112.00 SA/3",
+    ],
+)  # fmt: skip
+def test_standalone_browsers_on_the_system_webview_are_browsers(marker: str) -> None:
+    """An Android browser built on WebView (it sends "; wv") that names itself is a browser, not in-app."""
+    assert app_of(f"{ANDROID_13_WV} {marker}") is App.BROWSER
+
+
+def test_x5_core_inside_an_app_is_not_qq_browser() -> None:
+    """Tencent's X5 core ("MQQBrowser/6.2 TBS/...") inside an unnamed app is in-app; QQ Browser is a browser."""
+    x5 = ANDROID_WV.format(v="12", model="PEHM00").replace(
+        "Mobile Safari", "MQQBrowser/6.2 TBS/046313 Mobile Safari"
+    )
+    assert app_of(x5) is App.OTHER_INAPP
+    assert app_of(next(ua for name, ua, _ in CASES if name == "qq_browser_app_alone")) is App.BROWSER
+
+
+@pytest.mark.parametrize(
+    "ua",
+    [
+        ANDROID_13_WV + " musical_ly_2022803040 JsSdk/1.0 NetType/WIFI Channel/googleplay AppName/musical_ly",
+        IPHONE_WV + " BytedanceWebview/d8a21c6 trill_34.9.0 JsSdk/2.0 NetType/4G ByteLocale/en Region/MY",
+        ANDROID_13_WV + " Channel/release AppName/ultralite app_version/27.2.3 Region/ID ByteLocale/id",
+    ],
+)
+def test_tiktok_is_not_douyin(ua: str) -> None:
+    """TikTok (its own markers, or a region/locale outside mainland China) is other_inapp, not Douyin."""
+    assert app_of(ua) is App.OTHER_INAPP
+
+
+def test_douyin_by_region_or_chinese_locale() -> None:
+    """ByteDance's webview with Region/CN or a Chinese ByteLocale (and no TikTok marker) is Douyin."""
+    assert app_of(ANDROID_13_WV + " BytedanceWebview/d8a21c6 ByteLocale/zh-CN Region/CN") is App.DOUYIN
+    assert app_of(IPHONE_WV + " BytedanceWebview/d8a21c6 ByteLocale/zh") is App.DOUYIN
+
+
+@pytest.mark.parametrize(
+    "code", ["AliApp(LA/7.26.1)", "AliApp(AE/8.20.0)", "AliApp(FY/9.9.0)", "AliApp(IdleFish/7.8.10)"]
+)
+def test_other_alibaba_apps_are_not_taobao(code: str) -> None:
+    """Lazada, AliExpress, Fliggy, Xianyu carry AliApp( and WindVane too; they are other_inapp."""
+    assert app_of(f"{IPHONE_WV} {code} WindVane/8.5.0 1080X2134") is App.OTHER_INAPP
+
+
+def test_taobao_and_tmall_codes_are_taobao() -> None:
+    """Only AliApp(TB/ and AliApp(TM/ are the Taobao app."""
+    assert app_of(IPHONE_WV + " AliApp(TB/10.28.10) WindVane/8.5.0") is App.TAOBAO
+    assert app_of(IPHONE_WV + " AliApp(TM/15.10.0) WindVane/8.5.0") is App.TAOBAO
+
+
+def test_old_mac_wechat_without_macwechat_is_macos() -> None:
+    """Old Mac WeChat says only WindowsWechat; the Macintosh platform wins, Windows WeChat stays Windows."""
+    mac = (
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_13_6) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+        "MicroMessenger/2.3.24(0x12031810) MacWechat NetType/WIFI WindowsWechat"
+    ).replace(" MacWechat", "")
+    c = parse_client(mac)
+    assert (c.app, c.os, c.device) == (App.WECHAT, OS.MACOS, DESK)
+    assert parse_client(next(ua for n, ua, _ in CASES if n == "wechat_windows")).os is OS.WINDOWS
+
+
+def test_x5_tbs_phone_with_mobile_split_from_safari_is_a_phone() -> None:
+    """X5/TBS's "Mobile MQQBrowser/6.2 TBS/... Safari" (Mobile split from Safari) is a phone; no Mobile: tablet."""
+    phone = (
+        "Mozilla/5.0 (Linux; Android 6.0; M5 Note Build/MRA58K; wv) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Version/4.0 Chrome/53.0.2785.49 Mobile MQQBrowser/6.2 TBS/043024 Safari/537.36 MicroMessenger/6.5.4.1000"
+    )
+    assert parse_client(phone).device is MOB
+    assert parse_client(next(ua for n, ua, _ in CASES if n == "android_tablet_chrome")).device is TAB
+
+
+@pytest.mark.parametrize(
+    "model", ["Lenovo TB-X606F", "SM-T505", "MatePad 11", "BAH3-W09", "Redmi Pad SE", "Vodafone Smart Tab 4G"]
+)
+def test_android_tablets_saying_mobile_safari_are_tablets(model: str) -> None:
+    """A pad model (Tab, Pad, TB-, SM-T, Huawei -W09 Wi-Fi-only) is a tablet even with "Mobile Safari"."""
+    ua = ANDROID_CHROME.format(model=model)
+    assert parse_client(ua).device is TAB
+
+
+@pytest.mark.parametrize("model", ["Coolpad 2041", "SM-W9023", "Pixel 8", "V2203A"])
+def test_phones_with_pad_like_names_stay_phones(model: str) -> None:
+    """Coolpad phones and Samsung W-series phones are not tablets."""
+    ua = ANDROID_CHROME.format(model=model)
+    assert parse_client(ua).device is MOB
+
+
+def test_harmonyos_tablet_flags() -> None:
+    """DingTalk on a HarmonyOS tablet ("Pad/APad Hmos/1") is a HarmonyOS tablet; a HarmonyOS phone is a phone."""
+    tablet = (
+        "Mozilla/5.0 (Linux; U; Android 10; zh-CN; BLM-00 Build/HUAWEIBLM-00) AppleWebKit/537.36 (KHTML, like "
+        "Gecko) Version/4.0 Chrome/69.0.3497.100 UWS/3.22.1.228 Mobile Safari/537.36 AliApp(DingTalk/6.5.30) "
+        "com.alibaba.android.rimet/25293052 Channel/227200 language/zh-CN abi/64 Pad/APad Hmos/1"
+    )
+    c = parse_client(tablet)
+    assert (c.app, c.os, c.device) == (App.DINGTALK, HOS, TAB)
+    assert parse_client(next(ua for n, ua, _ in CASES if n == "huawei_browser_harmonyos_next")).device is MOB
+
+
+def test_android_on_laptops_is_desktop() -> None:
+    """Android apps on Chromebooks and Android-x86 laptops (no "Mobile", a PC model) are desktops, not tablets."""
+    laptop = (
+        "Mozilla/5.0 (Linux; Android 9; HP Chromebook 13 G1) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/80.0.3987.162 Safari/537.36"
+    )
+    assert parse_client(laptop).device is DESK
+    assert parse_client(laptop.replace("HP Chromebook 13 G1", "SM-X710")).device is TAB

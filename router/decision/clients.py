@@ -4,40 +4,59 @@ This runs once per click, so both paths are kept cheap:
 
 * a UA seen before is one dict lookup in an LRU keyed by the (truncated) UA;
 * a new UA costs one ua-parser run with the Rust resolver (~20-40 µs) plus
-  ~15 µs of substring tests and object building (no regex runs unless a cheap
-  substring test found its marker, except the bot list); the UA is cut to
-  MAX_UA_LENGTH first, so a 100 KB header costs no more than a 1 KB one.
+  ~15 µs of substring tests and object building. Long marker lists run as one
+  alternation in the Rust `regex` crate ua-parser already brings (_WordList:
+  finite automata, linear in the UA, ~1 µs); Python regexes run only behind a
+  substring test or on a short slice. The UA is cut to MAX_UA_LENGTH first, so
+  a 100 KB header costs no more than a 1 KB one.
 
 OS, device and the bot flag come from ua-parser 1.x, wrapped in a subclass of
 user-agents' ``UserAgent`` so its ``is_mobile``/``is_tablet``/``is_bot``
 classification is reused as is (its own parser is ~0.5-1 ms per new UA).
 
 The app comes from our own markers, tested in this order. The order is the
-whole point: several apps embed another app's marker.
+whole point: several apps embed another app's marker, and bots name apps.
 
+0. A bot named after an app (``DingTalkBot-LinkService``, ``Weibo spider``) -> bot.
 1. ``wxwork/``           -> wecom. WeCom also sends a fake ``MicroMessenger/7.0.1``.
 2. ``MicroMessenger/``   -> wechat (also ``WindowsWechat``/``MacWechat`` alone on
-   desktop). Mac WeChat sends both ``MacWechat`` and ``WindowsWechat``, so Mac wins.
+   desktop). Mac WeChat sends ``WindowsWechat`` too (old versions without
+   ``MacWechat``), so a Mac platform or ``MacWechat`` makes it macOS.
 3. ``QQ/<ver>``          -> qq, matched with a left boundary: ``MQQBrowser/`` on
    its own is the QQ Browser app (a browser), but Android QQ carries both.
-4. ``Weibo``/``weibo__`` -> weibo.
+4. ``weibo``             -> weibo (its spiders left at step 0).
 5. ``AlipayClient/``     -> alipay.   } both also carry ``AliApp(``, so they are
-6. ``DingTalk``          -> dingtalk. } tested before Taobao's ``AliApp(TB``.
-7. ``AliApp(TB/``/``WindVane`` -> taobao.
-8. ``aweme``/``BytedanceWebview``/``ByteLocale`` -> douyin. Toutiao and Feishu
-   are ByteDance apps too, so the generic ByteDance markers only mean Douyin
-   when neither of theirs is present (``aweme`` always means Douyin).
-9. Named apps with no rules of their own (Baidu, Feishu, Toutiao, Kuaishou,
-   Xiaohongshu, Zhihu, Facebook, Instagram, LINE) -> other_inapp.
-10. Bots: ua-parser's ``Spider`` device plus explicit link-preview/HTTP-client
-    markers, and an empty UA. All named in-app markers above are tested first,
-    so a real WeChat UA never becomes a bot.
-11. Generic webviews -> other_inapp: Android ``; wv)`` and iOS WKWebView (an iOS
-    UA with ``AppleWebKit`` and ``Mobile/`` but no ``Safari/`` token).
-    DEVIATION from "all in-app before bots": these two are guesses from the
-    shape of a UA rather than an app saying its name, so a UA that also names a
-    crawler is believed to be the crawler.
-12. Anything else -> browser.
+6. ``DingTalk/``/``DingTalk(`` -> dingtalk. } tested before Taobao's code.
+7. ``AliApp(TB/``/``AliApp(TM/`` -> taobao. Alibaba's other apps (Lazada
+   ``AliApp(LA/``, AliExpress, Xianyu...) share ``AliApp(``/``WindVane``: step 10.
+8. ``aweme``/``BytedanceWebview``/``ByteLocale`` -> douyin, unless it is another
+   ByteDance app: TikTok (``musical_ly``, ``trill_``, or a ``Region``/``ByteLocale``
+   outside mainland China), Toutiao or Feishu -> other_inapp.
+9. Explicit crawler / link-preview / HTTP-library / headless markers -> bot. After
+   the router's own apps (a WeChat UA stays WeChat whatever else it says), before
+   the other named apps.
+10. Named apps with no rules of their own (Baidu, Feishu, Toutiao, Kuaishou,
+    Xiaohongshu, Zhihu, Facebook, Instagram, Google app ``GSA/``, Snapchat, Naver,
+    KakaoTalk, LINE, Pinterest, Electron desktop apps such as Slack or Teams, and
+    Alibaba's other apps) -> other_inapp.
+11. Bots by shape: ua-parser's ``Spider`` device, a bare okhttp, a URL/domain/mail
+    contact line, or no browser ua-parser knows and no rendering engine at all;
+    and an empty UA.
+12. Generic webviews -> other_inapp: Android ``; wv)`` or ua-parser's Chrome Mobile
+    WebView (``Version/4.0 Chrome/``, Android 4.4's webview before ``wv``), and iOS
+    WKWebView (``AppleWebKit`` and ``Mobile/`` but no ``Safari/``). A browser built
+    on the system WebView that names itself (``VivoBrowser``, ``UCBrowser``,
+    ``Quark``, ``OPR/``...) stays a browser; Tencent's X5 core (``MQQBrowser``
+    with ``TBS/``) inside an unnamed app does not count as a name.
+13. Anything else -> browser.
+
+Device: HarmonyOS NEXT's ``(Tablet;``/``(PC;``; iOS by ``iPad``; e-readers and an
+outright ``(Tablet;`` are tablets; Android (and Android-compatible HarmonyOS) is
+a desktop when the model names a PC line (Chromebook, Inspiron...), a tablet when
+it names a pad (``TB-``, ``Tab``, ``Pad``, ``SM-T``, Huawei Wi-Fi-only ``-W09``)
+or the app says ``Pad/APad``, else a phone when it says ``Mobile`` anywhere
+(X5/TBS splits it from ``Safari``), else a tablet; Windows phones (``Lumia``) are
+phones and IE's ``Touch`` Windows tablets tablets.
 """
 
 from __future__ import annotations
@@ -48,6 +67,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import ua_parser
+import ua_parser_rs  # ua-parser's Rust resolver, used directly by _WordList
 from ua_parser import Domain
 from ua_parser.regex import Resolver
 from user_agents.parsers import (  # type: ignore[import-untyped]  # no stubs
@@ -209,26 +229,116 @@ _OPENHARMONY_RE = re.compile(r"OpenHarmony " + _VER)
 
 # --- markers ----------------------------------------------------------------------------------------
 
-# Named apps that get no rules of their own (step 9), tested with plain `in`
-# (a dozen substring scans cost less than one alternation regex). Case-sensitive:
-# the short ones ("Kwai", "XHS") would match random text if folded.
-_OTHER_INAPP_MARKERS = (
-    "baiduboxapp/", "Lark/", "Feishu", "NewsArticle/", "Kwai", "XHS", "xhsdiscover", "ZhihuHybrid",
-    "FBAN", "FBAV", "Instagram",
-)  # fmt: skip
-# LINE needs a left boundary ("Pipeline/1.0" is not LINE), so a regex behind a substring test.
-_LINE_RE = re.compile(r"(?<![A-Za-z])Line/\d")
-# ByteDance's other apps share BytedanceWebview/ByteLocale with Douyin.
+
+class _WordList:
+    """A marker alternation run by the Rust `regex` crate that ua-parser's resolver already brings.
+
+    It compiles to finite automata: linear in the UA whatever the UA holds, and a 60-word alternation
+    costs ~1 µs, where Python's backtracking `re` tries every branch at every position (~75 µs).
+    Patterns are written for lower-cased text and use no look-around (the crate has none).
+    """
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        self._extractor = ua_parser_rs.UserAgentExtractor([(pattern, "match", None, None, None, None)])
+
+    @classmethod
+    def of_literals(cls, words: tuple[str, ...], *, fold_case: bool = False) -> _WordList:
+        """Any of these plain strings, case-sensitive unless fold_case."""
+        body = "|".join("".join("\\" + ch if ch in _REGEX_SPECIALS else ch for ch in word) for word in words)
+        return cls(f"(?i:{body})" if fold_case else body)
+
+    def search(self, text: str) -> bool:
+        return self._extractor.extract(text) is not None
+
+
+_REGEX_SPECIALS = frozenset("\\.^$|?*+()[]{}")
+
+
+# Bots that name an app ("DingTalkBot-LinkService", "Weibo spider") are the app's link-preview fetchers,
+# not the app: step 0, before any app marker. Behind a substring test, so a UA with none of these words
+# never runs it.
+_APP_NAMED_BOT_RE = _WordList(
+    r"(?:dingtalk|weibo|wechat|weixin|alipay|taobao|tmall|douyin|toutiao|feishu|lark|baidu|sogou|bytedance"
+    r"|tiktok|kuaishou|xiaohongshu|zhihu)[ _-]?(?:bot|spider|crawler)"
+)
+
+# Alibaba's hybrid container (WindVane, "AliApp(XX/") is in many of its apps; only Taobao's and Tmall's
+# own codes mean the Taobao app. The rest (Lazada "LA", AliExpress, Xianyu, Fliggy...) are other_inapp.
+_TAOBAO_CODES = ("aliapp(tb/", "aliapp(tm/")
+_ALIBABA_CONTAINER = _WordList.of_literals(("aliapp(", "windvane"))
+
+# ByteDance's international app. Its webview shares BytedanceWebview/ByteLocale with Douyin, so it is
+# told apart by its own markers, else by a region or locale outside mainland China.
+_TIKTOK_MARKERS = ("musical_ly", "trill_", "tiktok")
+# ByteDance's other Chinese apps share BytedanceWebview/ByteLocale with Douyin too.
 _BYTEDANCE_NOT_DOUYIN = ("NewsArticle/", "Lark/", "Feishu")
 
-# Explicit crawler / link-preview / HTTP-library markers, folded to lower case
-# because bots spell themselves inconsistently. "Sogou" alone would also hit
-# Sogou's real browsers (SogouMobileBrowser, "SE 2.X MetaSr"), so only its spiders.
-_BOT_RE = re.compile(
-    r"facebookexternalhit|twitterbot|slackbot|telegrambot|whatsapp|discordbot|linkedinbot|googlebot"
-    r"|bingbot|baiduspider|yisouspider|sogou[a-z -]{0,24}spider|360spider|bytespider|applebot"
-    r"|skypeuripreview|curl/|wget|python-requests|python-httpx|go-http-client|headlesschrome"
+# Named apps that get no rules of their own (step 10), in one pass (see _WordList). Case-sensitive:
+# the short ones ("Kwai", "XHS") would match random text if folded.
+_OTHER_INAPP = _WordList.of_literals((
+    "baiduboxapp", "Lark/", "Feishu", "NewsArticle/", "Kwai", "XHS", "xhsdiscover", "ZhihuHybrid",
+    "FBAN", "FBAV", "FB_IAB", "Instagram", "GSA/", "NAVER(inapp", "Snapchat", "KAKAOTALK", "KAKAOSTORY",
+    "DaumApps", "Pinterest", "Electron/", "Barcelona", "LinkedInApp", "Zalo", "YJApp", "Twitter for",
+    "TwitterAndroid", "Teams/", "Slack/", "SP-engine/", "T7/",
+))  # fmt: skip
+# LINE needs a left boundary ("Pipeline/1.0" is not LINE), so a regex behind a substring test.
+_LINE_RE = re.compile(r"(?<![A-Za-z])Line/\d")
+
+# Explicit crawler / link-preview / HTTP-library / automation markers, folded to lower case because
+# bots spell themselves inconsistently; tested after the router's own apps (a WeChat UA stays WeChat
+# whatever else it says) and before the other named apps. One alternation of plain words (see
+# _WordList). "bot" needs a letter or "-" before it and a non-letter after it
+# ("Googlebot/", "TelegramBot (", "AhrefsBot;"; "Cubot", a phone maker, is excepted by _NOT_BOTS).
+# "Sogou" alone would also hit Sogou's real browsers (SogouMobileBrowser, "SE 2.X MetaSr"), so only
+# its spiders.
+_BOT_RE = _WordList(
+    r"[a-z-]bot\b|spider|crawl|scrap[ey]|slurp|archiver|preview|linkservice|linkexpand|unfurl|embedly"
+    r"|iframely|cardyb|facebookexternal|facebookcatalog|meta-external|externalagent|whatsapp|google-|googleother"
+    r"|google web|apis-google|mediapartners|feedfetcher|fetcher|validator|checker|monitor|uptime|pingdom"
+    r"|scanner|inspect|lighthouse|headless|phantomjs|selenium|puppeteer|playwright|jsdom|curl/|wget|libwww"
+    r"|python|java[/ -]|\(java\)|httpclient|http-client|http_client|httpie|postman|axios|node-fetch|undici"
+    r"|go-http|guzzle|aiohttp|requests/|ruby|http\.rb|cohttp|powershell|bun/|deno/|php/"
+    r"|perl|wordpress|proxy|synthetic|like gecko; compatible"
 )
+# A URL, a domain or a mail address in a UA is a crawler's contact line: browsers never send one. Only
+# for UAs no app named (step 11): Facebook's webview puts its carrier's name there ("FBCR/Telekom.de").
+_CONTACT_RE = _WordList(r"https?://|\+http|www\.|mailto|@[a-z0-9-]+\.[a-z]|[a-z0-9]\.(?:com|net|org|io|fr|de|ru)\b")
+# Names the bot markers above match that are no bots: Cubot phones ("CUBOT P30").
+_NOT_BOTS = ("cubot",)
+
+# Android browsers built on the system WebView send its "; wv" or "Version/4.0 Chrome/" shape too, yet
+# they are browsers (they can open app links): they name themselves, most with "Browser" in the name.
+# Tencent's X5 core says "MQQBrowser/<v> TBS/<v>" inside any app that embeds it, so that is no browser.
+_STANDALONE_BROWSER = _WordList.of_literals((
+    "browser", "quark/", "opr/", "ucweb", "liebaofast", "duckduckgo/", "edga/", "ecosia", "puffin/",
+    "firefox/", "crios/", "fxios/", "edgios/", "yaapp_", "yasearch", "coc_coc", "kiwi",
+))  # fmt: skip
+_X5_CORE = "tbs/"
+
+# Tablets whose UA still says "Mobile": the model names a pad (Lenovo "TB-X606F", "Galaxy Tab",
+# "MatePad", "Avvio PAD"; Coolpad is a phone maker), Samsung's SM-T/SM-X/SM-P tablets, Huawei/Honor
+# Wi-Fi-only models ("-W09": only tablets are sold without a modem), or the app says so ("Pad/APad",
+# DingTalk on a tablet).
+_PAD_MODEL = _WordList(
+    r"tab|pad|(?:^|[^a-z])(?:tb[-0-9]|sm-[txp][0-9]|kf[a-z]{2}\b|nexus (?:7|9|10)\b|pixel tablet)"
+    r"|-w[0-9]{2}(?:[^0-9]|$)"
+)
+_PHONE_MAKERS_NAMED_PAD = ("coolpad",)
+# E-readers run Android or Linux and often say "Mobile"; they are tablets. So is a form factor said
+# outright: Firefox OS/Firefox tablets "(Tablet; rv:29.0)", webOS "(hp-tablet;".
+_TABLET_MARKERS = _WordList.of_literals(("pocketbook", "kobo", "kindle", "ereader", "nook", "(tablet;", "hp-tablet"))
+# ua-parser's generic tablet families (named apps skip its device domain, so these help the others only).
+_TABLET_FAMILIES = frozenset({"Generic Tablet", "Generic_Android_Tablet"})
+# Android also runs on laptops and desktop PCs (ChromeOS's Android apps, Android-x86 builds), which
+# send no "Mobile" and so look like tablets; their model names the PC line.
+_PC_MODEL = _WordList(
+    r"chromebook|pixelbook|notebook|laptop|desktop|inspiron|latitude|vostro|elitebook|probook|pavilion"
+    r"|travelmate|aspire|satellite|lifebook|thinkpad|ideapad|easynote|macbook|matebook|zenbook|vivobook"
+    r"|\bnuc\d|\bpc\b|\baio\b|2in1"
+)
+# Phones that run Windows 10 Mobile say "Windows NT 10.0; ARM; Lumia 950" or "Windows Phone".
+_WINDOWS_PHONE_MARKERS = ("windows phone", "lumia", "iemobile")
 
 _LINUX_FAMILIES = frozenset(
     {
@@ -237,6 +347,8 @@ _LINUX_FAMILIES = frozenset(
     }
 )  # fmt: skip
 _MOBILE_OSES = (OS.IOS, OS.ANDROID, OS.HARMONYOS)
+# Engines every real browser names; a UA with none of them and no browser ua-parser knows is a script.
+_ENGINES = ("applewebkit", "gecko", "trident", "presto", "khtml", "arkweb")
 
 _EMPTY_BOT = Client(app=App.BOT, app_version=(), os=OS.OTHER, os_version=(), device=Device.DESKTOP, bot=True)
 
@@ -279,22 +391,15 @@ def _parse(ua: str) -> Client:
     # The Rust resolver takes UTF-8; a lone surrogate (from a surrogateescape'd
     # header) can't be encoded, so replace those before handing the string over.
     clean = ua if ua.isascii() else ua.encode("utf-8", "replace").decode("utf-8")
-    low = ua.lower()
+    low = clean.lower()
     named = _named_app(ua, low)
     # ua-parser's device domain is its most expensive (~half the parse) and its browser domain only
     # names the webview; a tap inside a named app needs neither, so only the OS is resolved for it.
     # Named apps are most of the traffic and most of the never-seen user agents.
     agent = FastUserAgent(_get_parser()(clean, Domain.OS if named else Domain.ALL))
-
     os, os_version = _os_of(agent, ua)
-    device: Device | None = None  # None: decided from agent/os below
-    app: App
-    app_version: Version = ()
-    mini_program = False
 
-    if named is not None:
-        app, app_version, mini_program = named
-    elif agent.is_bot or _BOT_RE.search(low) or ("okhttp" in low and "mozilla" not in low):
+    if named is App.BOT or (named is None and _is_unnamed_bot(ua, low, agent)):
         return Client(
             app=App.BOT,
             app_version=(),  # a crawler's version decides nothing
@@ -304,34 +409,26 @@ def _parse(ua: str) -> Client:
             bot=True,
             browser=agent.browser.family,
         )
-    elif "; wv)" in ua or (os is OS.IOS and "AppleWebKit" in ua and "Mobile/" in ua and "Safari/" not in ua):
+
+    app: App
+    app_version: Version = ()
+    mini_program = False
+    if isinstance(named, tuple):
+        app, app_version, mini_program = named
+    elif _is_generic_webview(ua, low, os, agent):
         app = App.OTHER_INAPP
     else:
         app, app_version = App.BROWSER, _int_prefix(agent.browser.version)
 
     if app in (App.WECHAT, App.WECOM) and ("macwechat" in low or "windowswechat" in low):
-        # Desktop WeChat/WeCom. Mac WeChat also says WindowsWechat, so Mac first.
-        target = OS.MACOS if "macwechat" in low else OS.WINDOWS
+        # Desktop WeChat/WeCom. Mac WeChat says WindowsWechat too (old versions without MacWechat), so a
+        # Mac UA (or MacWechat) wins.
+        target = OS.MACOS if ("macwechat" in low or os is OS.MACOS) else OS.WINDOWS
         if os is not target:
             os, os_version = target, ()
         device = Device.DESKTOP
-
-    if device is None:
-        if os is OS.HARMONYOS and "(Tablet;" in ua:
-            # HarmonyOS NEXT (ArkWeb) names the form factor first: "(Phone|Tablet|PC; OpenHarmony 5.0".
-            device = Device.TABLET
-        elif os is OS.HARMONYOS and "(PC;" in ua:
-            device = Device.DESKTOP
-        elif os is OS.IOS and "iPad" in ua:
-            device = Device.TABLET  # said by ua-parser's device domain, which named apps skip
-        elif agent.is_tablet:
-            device = Device.TABLET
-        elif agent.is_mobile or os in _MOBILE_OSES:
-            device = Device.MOBILE
-        else:
-            # Includes iPadOS Safari, which sends a Mac UA on purpose: nothing in
-            # the string tells it apart, so it stays macos/desktop.
-            device = Device.DESKTOP
+    else:
+        device = _device_of(ua, low, os, agent)
 
     return Client(
         app=app,
@@ -345,8 +442,11 @@ def _parse(ua: str) -> Client:
     )
 
 
-def _named_app(ua: str, low: str) -> tuple[App, Version, bool] | None:
-    """Steps 1-9: (app, version, mini_program) for an app that names itself, else None."""
+def _named_app(ua: str, low: str) -> tuple[App, Version, bool] | App | None:
+    """Steps 0-10: App.BOT for a bot that names itself; (app, version, mini_program) for an app that
+    names itself; None when nothing does."""
+    if ("bot" in low or "spider" in low or "crawler" in low) and _APP_NAMED_BOT_RE.search(low):
+        return App.BOT
     if "wxwork/" in low:
         return App.WECOM, _version_from(_WXWORK_RE, low), False
     if "micromessenger/" in low or "windowswechat" in low or "macwechat" in low:
@@ -358,22 +458,128 @@ def _named_app(ua: str, low: str) -> tuple[App, Version, bool] | None:
         return App.WEIBO, _version_from(_WEIBO_RE, low), False
     if "alipayclient/" in low:
         return App.ALIPAY, _version_from(_ALIPAY_RE, low), False
-    if "dingtalk" in low:
+    if "dingtalk/" in low or "dingtalk(" in low:
         return App.DINGTALK, _version_from(_DINGTALK_RE, low), False
-    if "aliapp(tb/" in low or "windvane" in low:
+    if any(code in low for code in _TAOBAO_CODES):
         return App.TAOBAO, _version_from(_TAOBAO_RE, low), False
-    if "aweme" in low or (
-        ("bytedancewebview" in low or "bytelocale" in low) and not any(m in ua for m in _BYTEDANCE_NOT_DOUYIN)
-    ):
-        version = _version_from(_DOUYIN_APP_VERSION_RE, low) or _version_from(_DOUYIN_AWEME_RE, low)
-        return App.DOUYIN, version, False
-    if any(m in ua for m in _OTHER_INAPP_MARKERS) or ("Line/" in ua and _LINE_RE.search(ua)):
+    if "aweme" in low or "bytedancewebview" in low or "bytelocale" in low:
+        return _bytedance_app(ua, low)
+    if _BOT_RE.search(low) and not any(word in low for word in _NOT_BOTS):
+        return App.BOT
+    if _OTHER_INAPP.search(ua) or _ALIBABA_CONTAINER.search(low) or ("Line/" in ua and _LINE_RE.search(ua)):
         return App.OTHER_INAPP, (), False
     return None
 
 
+def _bytedance_app(ua: str, low: str) -> tuple[App, Version, bool]:
+    """Douyin, or another ByteDance app (TikTok, Toutiao, Feishu) sharing its webview markers."""
+    if "aweme" in low:
+        version = _version_from(_DOUYIN_APP_VERSION_RE, low) or _version_from(_DOUYIN_AWEME_RE, low)
+        return App.DOUYIN, version, False
+    if any(m in low for m in _TIKTOK_MARKERS) or any(m in ua for m in _BYTEDANCE_NOT_DOUYIN):
+        return App.OTHER_INAPP, (), False
+    if not _says_mainland_china(low):
+        return App.OTHER_INAPP, (), False  # TikTok (or TikTok Lite) without its own name
+    return App.DOUYIN, _version_from(_DOUYIN_APP_VERSION_RE, low), False
+
+
+def _says_mainland_china(low: str) -> bool:
+    """Region/CN, or with no region a Chinese ByteLocale: how Douyin's webview describes itself."""
+    region = _token_value(low, "region/")
+    if region:
+        return region == "cn"
+    locale = _token_value(low, "bytelocale/")
+    return not locale or locale.startswith("zh")
+
+
+def _token_value(low: str, key: str) -> str:
+    """The value after `key` up to the next space ("region/cn" -> "cn"); empty when absent."""
+    start = low.find(key)
+    if start < 0:
+        return ""
+    start += len(key)
+    end = low.find(" ", start)
+    return low[start:] if end < 0 else low[start:end]
+
+
+def _is_unnamed_bot(ua: str, low: str, agent: FastUserAgent) -> bool:
+    """Step 11: ua-parser's crawler list, a bare HTTP library, or a UA shaped like no browser at all."""
+    if agent.is_bot or ("okhttp" in low and "mozilla" not in low) or _CONTACT_RE.search(low):
+        return True
+    if agent.browser.family != "Other":
+        return False
+    # No browser ua-parser knows, no rendering engine, and no word of browsing: a script or a service
+    # ("Crusader/1.0", "Mozilla/5.0 (compatible)"), not a browser too rare for ua-parser.
+    return not any(engine in low for engine in _ENGINES) and "brows" not in low
+
+
+def _is_generic_webview(ua: str, low: str, os: OS, agent: FastUserAgent) -> bool:
+    """Step 12: a webview no marker named (Android WebView, iOS WKWebView), unless a browser built on it
+    says its own name."""
+    if os is OS.ANDROID or os is OS.HARMONYOS:
+        webview = "; wv)" in ua or agent.browser.family == "Chrome Mobile WebView"
+    elif os is OS.IOS:
+        webview = "AppleWebKit" in ua and "Mobile/" in ua and "Safari/" not in ua
+    else:
+        return False
+    if not webview:
+        return False
+    names_itself = _STANDALONE_BROWSER.search(low)
+    return not names_itself or (_X5_CORE in low and "mqqbrowser/" in low)
+
+
+def _device_of(ua: str, low: str, os: OS, agent: FastUserAgent) -> Device:
+    if os is OS.HARMONYOS and "(Tablet;" in ua:
+        # HarmonyOS NEXT (ArkWeb) names the form factor first: "(Phone|Tablet|PC; OpenHarmony 5.0".
+        return Device.TABLET
+    if os is OS.HARMONYOS and ("(PC;" in ua or "2in1" in low):
+        return Device.DESKTOP
+    if os is OS.IOS:
+        # Said by ua-parser's device domain too, which named apps skip.
+        return Device.TABLET if "iPad" in ua else Device.MOBILE
+    if _TABLET_MARKERS.search(low):
+        return Device.TABLET
+    if os is OS.ANDROID or os is OS.HARMONYOS:
+        return _android_device(low, agent)
+    if os is OS.WINDOWS and any(m in low for m in _WINDOWS_PHONE_MARKERS):
+        return Device.MOBILE
+    if os is OS.WINDOWS and "; touch;" in low:
+        return Device.TABLET  # Internet Explorer on Windows tablets (Surface and the like) says "Touch"
+    if agent.is_tablet:
+        return Device.TABLET
+    if agent.is_mobile or os in _MOBILE_OSES:
+        return Device.MOBILE
+    # Includes iPadOS Safari, which sends a Mac UA on purpose: nothing in
+    # the string tells it apart, so it stays macos/desktop.
+    return Device.DESKTOP
+
+
+def _android_device(low: str, agent: FastUserAgent) -> Device:
+    """Android phones say "Mobile" (Chrome's rule, followed by WebView and its browsers, even where
+    X5/TBS splits it from "Safari"), tablets don't; a pad model or flag overrides a stray "Mobile"."""
+    details = _android_details(low)
+    if _PC_MODEL.search(details):
+        return Device.DESKTOP
+    pad_model = _PAD_MODEL.search(details) and not any(m in details for m in _PHONE_MAKERS_NAMED_PAD)
+    if pad_model or "pad/apad" in low or agent.device.family in _TABLET_FAMILIES:
+        return Device.TABLET
+    if " mobile" in low or "mobile safari" in low:
+        return Device.MOBILE
+    # HarmonyOS NEXT names no Android: ua-parser's own judgement then.
+    return Device.TABLET if "android" in low or agent.is_tablet else Device.MOBILE
+
+
+def _android_details(low: str) -> str:
+    """The Android parenthesis from "android" on ("android 13; sm-x710 build/tp1a..."): where the model is."""
+    start = low.find("android")
+    if start < 0:
+        return ""
+    end = low.find(")", start)
+    return low[start:end] if end >= 0 else low[start:]
+
+
 def _os_of(agent: FastUserAgent, ua: str) -> tuple[OS, Version]:
-    if "HarmonyOS" in ua or "OpenHarmony" in ua:
+    if "HarmonyOS" in ua or "OpenHarmony" in ua or "Hmos/" in ua:
         # Android-compatible HarmonyOS 2-4 says "Android 12; HarmonyOS;" with no
         # version of its own; HarmonyOS NEXT says "OpenHarmony 5.0" (and may add
         # "HarmonyOS 5.0"). The Android version is not HarmonyOS's, so drop it.
