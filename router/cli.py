@@ -232,7 +232,8 @@ def cmd_serve(args: argparse.Namespace, out: IO[str]) -> int:
     rules = _rules(settings, source)
     configure_logging(args.log_level)
     if args.workers == 1:
-        uvicorn.run(create_app(settings, rules, source=source), host=args.host, port=args.port, access_log=False,
+        app = create_app(settings, rules, source=source, click_stream=sys.stderr.buffer)
+        uvicorn.run(app, host=args.host, port=args.port, access_log=False,
                     log_level=args.log_level, **_server_limits(settings))
         return 0
     # Workers are separate processes: they re-read settings from the environment, and each watches the rules.

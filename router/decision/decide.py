@@ -16,25 +16,30 @@ DEFAULT_RULE = "default"
 
 
 def decide(rules: RuleSet, ctx: Context) -> Decision:
-    return _walk(rules, ctx, explain=False)
+    return decide_timeless(rules, ctx)[0]
+
+
+def decide_timeless(rules: RuleSet, ctx: Context) -> tuple[Decision, bool]:
+    """The decision, and whether it holds for any click with the same link, client and channel whatever
+    its time and visitor: no rule tried on the way had a window or a rollout."""
+    timeless = True
+    # Only the rules the index says could match (the same first match as trying every rule).
+    for rule in rules.index.candidates(ctx):
+        timeless = timeless and rule.timeless
+        if rule.first_failure(ctx) is None:
+            return _outcome(rules, rule.then, rule.id, ctx, ()), timeless
+    return _outcome(rules, rules.default, DEFAULT_RULE, ctx, ()), timeless
 
 
 def explain(rules: RuleSet, ctx: Context) -> Decision:
-    return _walk(rules, ctx, explain=True)
-
-
-def _walk(rules: RuleSet, ctx: Context, *, explain: bool) -> Decision:
+    """decide() trying every rule, with each one's first failing condition in the trace."""
     steps: list[Step] = []
-    # decide tries only the rules the index says could match (the same first match); explain tries all,
-    # so its trace shows why each rule before the match did not hold.
-    for rule in rules.rules if explain else rules.index.candidates(ctx):
+    for rule in rules.rules:
         failed = rule.first_failure(ctx)
         if failed is None:
-            if explain:
-                steps.append(Step(rule.id, True, "all conditions hold"))
+            steps.append(Step(rule.id, True, "all conditions hold"))
             return _outcome(rules, rule.then, rule.id, ctx, tuple(steps))
-        if explain:
-            steps.append(Step(rule.id, False, failed.explain(ctx)))
+        steps.append(Step(rule.id, False, failed.explain(ctx)))
     return _outcome(rules, rules.default, DEFAULT_RULE, ctx, tuple(steps))
 
 

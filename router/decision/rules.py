@@ -77,6 +77,13 @@ class Rule:
     file: str = ""  # where the rule is written, for explanations and warnings
     line: int = 1
     column: int = 1
+    # Whether the rule's answer for a click can depend on when it happens or who clicks (a window or a
+    # rollout): only decisions that never tried such a rule may be reused for another click.
+    timeless: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        varies = any(name in (ConditionName.WINDOW, ConditionName.ROLLOUT) for name, _ in self.conditions)
+        object.__setattr__(self, "timeless", not varies)
 
     @property
     def where(self) -> str:

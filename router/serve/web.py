@@ -17,6 +17,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import IO
 
 from starlette.applications import Starlette
 from starlette.requests import Request, cookie_parser
@@ -24,12 +25,14 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from router.decision.answers import Answers
 from router.decision.click import BadClick, read_click, visitor_id
 from router.decision.clients import MAX_UA_LENGTH, warm_up
-from router.decision.decide import decide
+from router.decision.decide import decide_timeless
 from router.decision.rules import RuleSet
 from router.decision.signing import ClickReplays
 from router.decision.types import Action, Context, Decision
+from router.serve.clicklog import ClickLog
 from router.serve.config import VISITOR_COOKIE, Settings
 from router.serve.edge import HeaderLimit, ServerNames
 from router.serve.pages import (
@@ -45,7 +48,6 @@ from router.serve.reload import ActiveRules, Reloader, rules_source
 from router.serve.sources import RulesSource
 from router.serve.upstream import Expander, ExpandPolicy, with_expansion
 
-click_log = logging.getLogger("router.clicks")
 log = logging.getLogger("router")
 
 _VISITOR_MAX_AGE = 365 * 24 * 3600
@@ -112,12 +114,14 @@ class Clicks:
     answers, and logs one line."""
 
     def __init__(self, settings: Settings, active: ActiveRules, pages: Pages, expander: Expander | None,
-                 replays: ClickReplays) -> None:
+                 replays: ClickReplays, click_log: ClickLog) -> None:
         self.settings = settings
         self.active = active
         self.pages = pages
         self.expander = expander
         self.replays = replays
+        self.click_log = click_log
+        self.answers = Answers()  # clicks that repeat skip reading and deciding (router.decision.answers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         ua = cookie_header = accept_language = None
@@ -138,12 +142,19 @@ class Clicks:
         ruleset = self.active.current  # once: a reload during this click does not change what decides it
         ctx: Context | None = None
         try:
-            ctx = read_click(path, query, ua, at=at, settings=self.settings, visitor=visitor, replays=self.replays)
-            expander = self.expander
-            if expander is not None and ctx.link.web_url and expander.expandable(ctx.link):
-                # Never raises, and answers within the expansion deadline: a failure keeps the short link.
-                ctx = with_expansion(ctx, await expander.expand(ctx.link.web_url))
-            decision = decide(ruleset, ctx)
+            kept = self.answers.get(ruleset, path, query, ua)
+            if kept is not None:
+                ctx, decision = kept
+            else:
+                ctx = read_click(path, query, ua, at=at, settings=self.settings, visitor=visitor,
+                                 replays=self.replays)
+                expander = self.expander
+                if expander is not None and ctx.link.web_url and expander.expandable(ctx.link):
+                    # Never raises, and answers within the expansion deadline: a failure keeps the short link.
+                    ctx = with_expansion(ctx, await expander.expand(ctx.link.web_url))
+                decision, timeless = decide_timeless(ruleset, ctx)
+                if timeless:
+                    self.answers.keep(ruleset, path, query, ua, ctx, decision)
             page = self.pages.respond(accept_language, ctx, decision)
             action, rule = decision.action.value, decision.rule
         except BadClick as bad:
@@ -158,25 +169,20 @@ class Clicks:
             headers = [*headers, (b"set-cookie", f"{VISITOR_COOKIE}={visitor}".encode() + _COOKIE_ATTRIBUTES)]
         await send({"type": "http.response.start", "status": page.status, "headers": headers})
         await send({"type": "http.response.body", "body": page.body})
-        click_log.info(
-            json.dumps(
-                {
-                    "at": at.isoformat(timespec="milliseconds"),
-                    "request": f"{path}?{query}" if query else path,
-                    "ua": ua,
-                    "visitor": visitor,  # rollouts depend on it: replaying needs it
-                    "action": action,
-                    "rule": rule,
-                    "status": page.status,
-                    "channel": ctx.channel.value if ctx else None,
-                    "app": ctx.client.app.value if ctx else None,
-                    "rules": ruleset.version,
-                    "expansion": ctx.expansion.value if ctx and ctx.expansion else None,
-                    "expansion_reason": ctx.expansion_reason if ctx and ctx.expansion else None,
-                },
-                ensure_ascii=False,
-            )
-        )
+        self.click_log.write({
+            "at": at.isoformat(timespec="milliseconds"),
+            "request": f"{path}?{query}" if query else path,
+            "ua": ua,
+            "visitor": visitor,  # rollouts depend on it: replaying needs it
+            "action": action,
+            "rule": rule,
+            "status": page.status,
+            "channel": ctx.channel.value if ctx else None,
+            "app": ctx.client.app.value if ctx else None,
+            "rules": ruleset.version,
+            "expansion": ctx.expansion.value if ctx and ctx.expansion else None,
+            "expansion_reason": ctx.expansion_reason if ctx and ctx.expansion else None,
+        })
 
     def _error_page(self, accept_language: str | None, ctx: Context | None) -> Page:
         if ctx is None:
@@ -217,11 +223,13 @@ def create_app(
     *,
     source: RulesSource | None = None,
     expander: Expander | None = None,
+    click_stream: IO[bytes] | None = None,
 ) -> RouterApp:
     """The ASGI app. Rules load now: a rule set that does not validate stops the app from starting.
 
     `source` is where new rules come from once the app runs (default: the settings' directory or URL);
-    give the one `rules` came from, so that it is not read twice.
+    give the one `rules` came from, so that it is not read twice. Click lines go to `click_stream` (from a
+    thread: router.serve.clicklog), or to the `router.clicks` logger without one.
     """
     settings = settings or Settings.from_env()
     source = source or rules_source(settings)
@@ -238,7 +246,8 @@ def create_app(
             "Anyone can sign ad links. Set ROUTER_SIGNING_KEYS=kid:secret before serving real traffic."
         )
     log.info("rules %s loaded: %d rules from %s", ruleset.version, len(ruleset.rules), ", ".join(ruleset.files))
-    clicks = Clicks(settings, active, pages, expander, replays)
+    click_log = ClickLog(click_stream)
+    clicks = Clicks(settings, active, pages, expander, replays, click_log)
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok\n", headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
@@ -261,8 +270,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with reloader.running():
-            yield
+        try:
+            async with reloader.running():
+                yield
+        finally:
+            click_log.close()  # the lines of the last clicks are written before the process ends
 
     rest = Starlette(
         lifespan=lifespan,
@@ -309,6 +321,7 @@ def app_from_env() -> RouterApp:
     uvicorn yourself, pass `--no-proxy-headers` (or `--forwarded-allow-ips`) deliberately.
     """
     import os
+    import sys
 
     configure_logging(os.environ.get("ROUTER_LOG_LEVEL", "info"))
-    return create_app()
+    return create_app(click_stream=sys.stderr.buffer)

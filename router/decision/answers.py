@@ -1,0 +1,68 @@
+"""Answers kept for the clicks that repeat: an ad's destination tapped from the same app a thousand times.
+
+A `/go` click is read from its query and user agent alone; who clicks and when only matter to rules with
+a rollout or a window. So when deciding a click tried no such rule (`decide_timeless`), the same query
+and user agent get the same Context's link, client and channel and the same Decision on the same rule
+set, and both are kept: the next such click skips reading and deciding. `/ad` clicks are never kept
+(their signature can expire and their click id must be checked for replays every time), and neither
+is a click whose link the server expanded (the expansion is the server's, and it has its own cache).
+
+A kept Context carries the time and visitor of the click that made it: whoever reuses it takes only
+what does not depend on them (the link, client, channel and forwarded ids), and logs its own.
+
+The store belongs to one rule set: it empties when another one serves. It holds at most `limit`
+answers, each keyed by at most MAX_KEY_CHARS of query and user agent, and empties when full.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from router.decision.click import ClickSettings, read_click
+from router.decision.decide import decide_timeless
+from router.decision.rules import RuleSet
+from router.decision.signing import ClickReplays
+from router.decision.types import Context, Decision
+
+MAX_KEY_CHARS = 2048  # a longer query and user agent is decided afresh each time, never kept
+DEFAULT_LIMIT = 8192
+
+
+class Answers:
+    def __init__(self, limit: int = DEFAULT_LIMIT) -> None:
+        self.limit = limit
+        self._rules: RuleSet | None = None
+        self._kept: dict[tuple[str, str], tuple[Context, Decision]] = {}
+
+    def get(self, rules: RuleSet, path: str, query: str, ua: str) -> tuple[Context, Decision] | None:
+        if path != "/go" or rules is not self._rules:
+            return None
+        return self._kept.get((query, ua))
+
+    def keep(self, rules: RuleSet, path: str, query: str, ua: str, ctx: Context, decision: Decision) -> None:
+        """Keep a timeless decision of a /go click that was not expanded."""
+        if path != "/go" or ctx.expansion is not None or len(query) + len(ua) > MAX_KEY_CHARS:
+            return
+        if rules is not self._rules:
+            self._rules = rules
+            self._kept = {}
+        elif len(self._kept) >= self.limit:
+            self._kept.clear()  # bounded; the popular clicks come straight back
+        self._kept[(query, ua)] = (ctx, decision)
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def answer(
+        self, rules: RuleSet, path: str, query: str, ua: str, *, at: datetime, visitor: str,
+        settings: ClickSettings, replays: ClickReplays | None = None,
+    ) -> tuple[Context, Decision]:
+        """read_click and decide, or what was kept for the same click (raises BadClick like read_click)."""
+        kept = self.get(rules, path, query, ua)
+        if kept is not None:
+            return kept
+        ctx = read_click(path, query, ua, at=at, settings=settings, visitor=visitor, replays=replays)
+        decision, timeless = decide_timeless(rules, ctx)
+        if timeless:
+            self.keep(rules, path, query, ua, ctx, decision)
+        return ctx, decision

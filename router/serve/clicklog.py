@@ -1,0 +1,74 @@
+"""The click stream: one JSON line per decided click, the input of `explain --batch` and `rules diff`.
+
+Written by a thread of its own, so the event loop never waits on a slow or full stream: a click only
+appends its line to a queue (a C call). The thread writes whatever has piled up in one go. Lines are
+serialised with orjson (a few hundred nanoseconds, non-ASCII kept as UTF-8 like the rest of the log).
+
+Without a stream (an app built in code, tests) lines go to the `router.clicks` logger, synchronously.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from queue import Empty, SimpleQueue
+from typing import IO, Any
+
+import orjson
+
+logger = logging.getLogger("router.clicks")
+_STOP = object()  # put by close(): the thread writes what is left and ends
+_BATCH = 512  # lines written at most in one write call
+
+
+class ClickLog:
+    def __init__(self, stream: IO[bytes] | None = None) -> None:
+        self.stream = stream
+        self._lines: SimpleQueue[bytes | object] = SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def write(self, record: dict[str, Any]) -> None:
+        line = orjson.dumps(record)
+        if self.stream is None:
+            logger.info(line.decode())
+            return
+        if self._thread is None:
+            self._start()
+        self._lines.put(line)
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="click-log", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        stream = self.stream
+        if stream is None:
+            return
+        while True:
+            batch = [self._lines.get()]
+            while len(batch) < _BATCH:
+                try:
+                    batch.append(self._lines.get_nowait())
+                except Empty:
+                    break
+            stopping = any(line is _STOP for line in batch)
+            lines = [line for line in batch if isinstance(line, bytes)]
+            if lines:
+                try:
+                    stream.write(b"\n".join(lines) + b"\n")
+                    stream.flush()
+                except (OSError, ValueError):  # a closed or broken stream must not take the server down
+                    pass
+            if stopping:
+                return
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Write what is queued and stop the thread (at shutdown)."""
+        thread = self._thread
+        if thread is not None:
+            self._lines.put(_STOP)
+            thread.join(timeout)
+            self._thread = None

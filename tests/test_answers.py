@@ -1,0 +1,106 @@
+"""Kept answers (router.decision.answers) and the click stream's writer (router.serve.clicklog)."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+from router.decision.answers import MAX_KEY_CHARS, Answers
+from router.decision.rules import RuleSet, RuleSource, build_rule_set
+from router.serve.clicklog import ClickLog
+from router.serve.config import Settings, bundled_rules_dir
+from tests import uas
+from tests.conftest import TEST_KEYS
+
+AT = datetime(2026, 11, 11, 12, 0, tzinfo=UTC)
+SETTINGS = Settings(rules_dir=bundled_rules_dir(), signing_keys=TEST_KEYS)
+QUERY = "url=" + quote("https://item.taobao.com/item.htm?id=123456", safe="")
+
+
+def rules(text: str) -> RuleSet:
+    return build_rule_set([RuleSource("r.yaml", text.encode())], origin="r")
+
+
+PLAIN = rules("rules:\n  - {id: safari, when: {app: browser}, then: app}\ndefault: landing\n")
+ROLLOUT = rules("rules:\n  - {id: half, when: {app: browser, rollout: 50}, then: app}\ndefault: landing\n")
+WINDOW = rules("rules:\n  - {id: sale, when: {window: {from: '2026-11-11T00:00:00+08:00'}}, then: web}\n"
+               "default: landing\n")
+
+
+def answer(answers: Answers, ruleset: RuleSet, visitor: str = "visitor-01", path: str = "/go",
+           query: str = QUERY) -> object:
+    return answers.answer(ruleset, path, query, uas.SAFARI_IOS, at=AT, visitor=visitor, settings=SETTINGS)
+
+
+def test_a_timeless_answer_is_kept_and_given_again() -> None:
+    """The second identical /go click gets the very same decision without being read again."""
+    answers = Answers()
+    _, first = answer(answers, PLAIN)  # type: ignore[misc]
+    _, again = answer(answers, PLAIN, visitor="someone-else")  # type: ignore[misc]
+    assert len(answers) == 1 and again is first
+
+
+def test_answers_that_depend_on_who_or_when_are_not_kept() -> None:
+    """A rollout (the visitor) or a window (the time) on the way: decided afresh every time."""
+    for ruleset in (ROLLOUT, WINDOW):
+        answers = Answers()
+        answer(answers, ruleset)
+        assert len(answers) == 0
+
+
+def test_a_rule_after_the_match_does_not_matter() -> None:
+    """A rollout rule after the deciding one is never tried: the answer is kept."""
+    ruleset = rules("rules:\n  - {id: safari, when: {app: browser}, then: app}\n"
+                    "  - {id: half, when: {rollout: 50}, then: web}\ndefault: landing\n")
+    answers = Answers()
+    answer(answers, ruleset)
+    assert len(answers) == 1
+
+
+def test_ad_clicks_and_long_keys_are_never_kept() -> None:
+    """/ad (expiry, replays) and a query past the key limit are decided every time."""
+    answers = Answers()
+    answers.keep(PLAIN, "/ad", QUERY, "ua", *answer(Answers(), PLAIN))  # type: ignore[misc]
+    answer(answers, PLAIN, query=QUERY + "&x=" + "a" * MAX_KEY_CHARS)
+    assert len(answers) == 0
+
+
+def test_another_rule_set_starts_afresh() -> None:
+    """What was kept for one rule set is never given for another (a reload)."""
+    answers = Answers()
+    _, kept = answer(answers, PLAIN)  # type: ignore[misc]
+    other = rules("rules:\n  - {id: safari, when: {app: browser}, then: web}\ndefault: landing\n")
+    assert answers.get(other, "/go", QUERY, uas.SAFARI_IOS) is None
+    _, fresh = answer(answers, other)  # type: ignore[misc]
+    assert fresh is not kept and fresh.action.value == "web" and len(answers) == 1
+
+
+def test_the_store_is_bounded() -> None:
+    """At the limit the store empties rather than grows."""
+    answers = Answers(limit=10)
+    for n in range(25):
+        answer(answers, PLAIN, query=f"{QUERY}&gdt_vid=wx{n}")
+    assert 1 <= len(answers) <= 10
+
+
+def test_the_click_stream_is_written_by_its_thread_and_flushed_on_close() -> None:
+    """Lines are JSON, one per click, all of them written by the time close() returns."""
+    stream = io.BytesIO()
+    log = ClickLog(stream)
+    for n in range(1000):
+        log.write({"n": n, "ua": "微信"})
+    log.close()
+    lines = stream.getvalue().decode().splitlines()
+    assert [json.loads(line)["n"] for line in lines] == list(range(1000))
+    assert json.loads(lines[0])["ua"] == "微信"
+
+
+def test_a_broken_stream_never_breaks_a_click() -> None:
+    """Writing to a closed stream is dropped quietly; write() itself never raises."""
+    stream = io.BytesIO()
+    stream.close()
+    log = ClickLog(stream)
+    log.write({"n": 1})
+    log.close()
