@@ -128,6 +128,18 @@ def test_security_headers_and_nonce(client: TestClient) -> None:
     assert nonce not in landing(client, ITEM).headers["content-security-policy"]  # fresh per response
 
 
+def test_a_page_given_again_gets_its_own_nonce(client: TestClient) -> None:
+    """The same click twice (the second from the kept answer and page): same page, a fresh nonce in each,
+    in the CSP and on every inline element, and nothing of the first response's nonce left."""
+    first, second = landing(client, ITEM), landing(client, ITEM)
+    nonces = [r.headers["content-security-policy"].split("'nonce-")[1].split("'")[0] for r in (first, second)]
+    assert nonces[0] != nonces[1]
+    for response, nonce in zip((first, second), nonces, strict=True):
+        assert response.text.count(f'nonce="{nonce}"') == 4
+        assert response.text.count("nonce=") == 4
+    assert first.text.replace(nonces[0], "N") == second.text.replace(nonces[1], "N")
+
+
 def test_self_contained_and_small(client: TestClient) -> None:
     """No external resources, under 20 KB, noindex, Open Graph and Twitter card tags."""
     page = landing(client, SHARE).text

@@ -57,30 +57,60 @@ _REDIRECT_HEADERS = [*_SECURITY, (b"content-length", b"0")]
 _COOKIE_ATTRIBUTES = f"; HttpOnly; Max-Age={_VISITOR_MAX_AGE}; Path=/; SameSite=lax".encode()
 
 
+# A landing page is rendered once per decision and language with this placeholder where the nonce goes;
+# each response swaps in a fresh nonce of the same length. The placeholder is random per process, so no
+# input can contain it (escaping aside, a link would have to guess 128 bits).
+_NONCE_PLACEHOLDER = new_nonce().encode()
+_RENDERED_LIMIT = 2048  # landing pages kept rendered (each a few KB); emptied when full
+_LANGUAGE_LIMIT = 256  # Accept-Language values remembered with the language they choose
+
+
 class Pages:
-    """Renders the landing and message pages from their templates, each with a fresh CSP nonce."""
+    """Renders the landing and message pages from their templates, each with a fresh CSP nonce.
+
+    A landing page for a decision that is given again (router.decision.answers keeps the same Decision
+    object) is rendered once per language and reused with a new nonce, which costs a bytes.replace.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.env = environment()
         self.fallback_delay_ms = settings.fallback_delay_ms
+        self._rendered: dict[tuple[int, str], tuple[Decision, bytes]] = {}
+        self._languages: dict[str | None, str] = {}
 
-    def _render(self, name: str, status: int, context: dict[str, object], nonce: str, lang: str) -> Page:
-        body = self.env.get_template(name).render(context).encode()
+    def language(self, accept_language: str | None) -> str:
+        lang = self._languages.get(accept_language)
+        if lang is None:
+            lang = choose_language(accept_language)
+            if len(self._languages) >= _LANGUAGE_LIMIT:
+                self._languages.clear()
+            self._languages[accept_language] = lang
+        return lang
+
+    def _page(self, status: int, body: bytes, nonce: str, lang: str) -> Page:
         headers = [*_SECURITY, (b"content-security-policy", content_security_policy(nonce).encode()),
                    (b"content-language", lang.encode()), (b"vary", b"Accept-Language"),
                    (b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(len(body)).encode())]
         return Page(status, headers, body)
 
     def landing(self, accept_language: str | None, ctx: Context, decision: Decision) -> Page:
+        lang = self.language(accept_language)
+        key = (id(decision), lang)
+        rendered = self._rendered.get(key)
+        if rendered is None or rendered[0] is not decision:  # `is`: an id is only unique while its object lives
+            context = landing_context(ctx, decision, lang, _NONCE_PLACEHOLDER.decode(), self.fallback_delay_ms)
+            rendered = (decision, self.env.get_template("landing.html").render(context).encode())
+            if len(self._rendered) >= _RENDERED_LIMIT:
+                self._rendered.clear()
+            self._rendered[key] = rendered
         nonce = new_nonce()
-        lang = choose_language(accept_language)
-        context = landing_context(ctx, decision, lang, nonce, self.fallback_delay_ms)
-        return self._render("landing.html", 200, context, nonce, lang)
+        return self._page(200, rendered[1].replace(_NONCE_PLACEHOLDER, nonce.encode()), nonce, lang)
 
     def message(self, accept_language: str | None, status: int, message: str) -> Page:
         nonce = new_nonce()
-        lang = choose_language(accept_language)
-        return self._render("message.html", status, message_context(status, message, lang, nonce), nonce, lang)
+        lang = self.language(accept_language)
+        body = self.env.get_template("message.html").render(message_context(status, message, lang, nonce))
+        return self._page(status, body.encode(), nonce, lang)
 
     def respond(self, accept_language: str | None, ctx: Context, decision: Decision) -> Page:
         if decision.action in (Action.APP, Action.WEB) and decision.location:
