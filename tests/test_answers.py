@@ -50,6 +50,16 @@ def test_answers_that_depend_on_who_or_when_are_not_kept() -> None:
         assert len(answers) == 0
 
 
+def test_a_pilot_shipped_dark_or_fully_open_takes_nobody_or_everybody() -> None:
+    """A rollout at 0 % or 100 % does not depend on the visitor: the answer is kept."""
+    for percent in (0, 100):
+        ruleset = rules(f"rules:\n  - {{id: pilot, when: {{app: browser, rollout: {percent}}}, then: web}}\n"
+                        "default: app\n")
+        answers = Answers()
+        answer(answers, ruleset)
+        assert len(answers) == 1
+
+
 def test_a_rule_after_the_match_does_not_matter() -> None:
     """A rollout rule after the deciding one is never tried: the answer is kept."""
     ruleset = rules("rules:\n  - {id: safari, when: {app: browser}, then: app}\n"

@@ -77,12 +77,17 @@ class Rule:
     file: str = ""  # where the rule is written, for explanations and warnings
     line: int = 1
     column: int = 1
-    # Whether the rule's answer for a click can depend on when it happens or who clicks (a window or a
-    # rollout): only decisions that never tried such a rule may be reused for another click.
+    # Whether the rule's answer for a click can depend on when it happens or who clicks (a window, or a
+    # rollout between 0 and 100 %): only decisions that never tried such a rule may be reused for another
+    # click. A rollout at 0 % (a pilot shipped dark) or 100 % takes nobody or everybody.
     timeless: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        varies = any(name in (ConditionName.WINDOW, ConditionName.ROLLOUT) for name, _ in self.conditions)
+        varies = any(
+            name is ConditionName.WINDOW
+            or (isinstance(condition, Rollout) and 0 < condition.percent < 100)
+            for name, condition in self.conditions
+        )
         object.__setattr__(self, "timeless", not varies)
 
     @property

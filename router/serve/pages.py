@@ -94,6 +94,7 @@ def environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,  # a misspelt variable fails the tests, not the page
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # shipped files: never stat them again on a click
     )
     env.filters["href"] = href
     return env
