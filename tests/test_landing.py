@@ -12,9 +12,11 @@ import pytest
 import yaml
 from starlette.testclient import TestClient
 
-from router.decision.rules import RuleSetError, load_rules
+from router.decision.rules import RuleSet, RuleSetError, load_rules
 from router.decision.types import LANDING_PAGES
+from router.serve.config import Settings
 from router.serve.pages import TEMPLATES_DIR, choose_language, href
+from router.serve.web import create_app
 from tests import uas
 
 SHARE = "【淘宝】https://m.tb.cn/h.gYx1a2b?tk=AbCd1234 CZ3457 「<img src=x onerror=alert(1)>好物」 点击链接直接打开"
@@ -138,6 +140,23 @@ def test_a_page_given_again_gets_its_own_nonce(client: TestClient) -> None:
         assert response.text.count(f'nonce="{nonce}"') == 4
         assert response.text.count("nonce=") == 4
     assert first.text.replace(nonces[0], "N") == second.text.replace(nonces[1], "N")
+
+
+def test_clicks_that_show_the_same_page_share_one_rendering(settings: Settings, shipped_rules: RuleSet) -> None:
+    """WeChat taps whose user agents differ only in build and network get one rendered page between them;
+    a tap from another OS gets its own."""
+    app = create_app(settings, shipped_rules)
+    http = TestClient(app, follow_redirects=False)
+    pages = app.clicks.pages
+    bodies = []
+    for build in ("8.0.47.2560", "8.0.47.2561", "8.0.47.2562"):
+        ua = uas.WECHAT_ANDROID.replace("MicroMessenger/", f"MicroMessenger/{build} X/")
+        response = http.get(f"/go?url={quote(ITEM, safe='')}&from=groupmessage", headers={"user-agent": ua})
+        nonce = response.headers["content-security-policy"].split("'nonce-")[1].split("'")[0]
+        bodies.append(response.text.replace(nonce, "N"))
+    assert bodies[0] == bodies[1] == bodies[2] and len(pages._rendered) == 1
+    http.get(f"/go?url={quote(ITEM, safe='')}&from=groupmessage", headers={"user-agent": uas.WECHAT_IOS})
+    assert len(pages._rendered) == 2
 
 
 def test_self_contained_and_small(client: TestClient) -> None:

@@ -129,6 +129,15 @@ def _landing_words(lang: str, app_to_open: str, platform: str, kind: str, in_app
     return t
 
 
+def landing_key(ctx: Context, decision: Decision, lang: str) -> tuple[object, ...]:
+    """Everything landing_context reads, so two clicks with the same key get the same page (nonce aside):
+    WeChat taps differ in build and network in every user agent, yet most share a handful of pages."""
+    client = ctx.client
+    harmony_version = client.os_version if client.os is OS.HARMONYOS else None  # decides the store
+    return (ctx.link, client.app, client.os, harmony_version, client.device, client.bot, ctx.forward,
+            decision.landing, decision.app_link, decision.app, lang)
+
+
 def landing_context(ctx: Context, decision: Decision, lang: str, nonce: str, fallback_delay_ms: int) -> dict[str, Any]:
     link, client = ctx.link, ctx.client
     table = texts()[lang]

@@ -41,6 +41,7 @@ from router.serve.pages import (
     content_security_policy,
     environment,
     landing_context,
+    landing_key,
     message_context,
     new_nonce,
 )
@@ -68,14 +69,14 @@ _LANGUAGE_LIMIT = 256  # Accept-Language values remembered with the language the
 class Pages:
     """Renders the landing and message pages from their templates, each with a fresh CSP nonce.
 
-    A landing page for a decision that is given again (router.decision.answers keeps the same Decision
-    object) is rendered once per language and reused with a new nonce, which costs a bytes.replace.
+    A landing page is rendered once per `landing_key` (what the page shows: link, the client's kind,
+    forwarded ids, the decision's page options, language) and reused with a new nonce (a bytes.replace).
     """
 
     def __init__(self, settings: Settings) -> None:
         self.env = environment()
         self.fallback_delay_ms = settings.fallback_delay_ms
-        self._rendered: dict[tuple[int, str], tuple[Decision, bytes]] = {}
+        self._rendered: dict[tuple[object, ...], bytes] = {}
         self._languages: dict[str | None, str] = {}
 
     def language(self, accept_language: str | None) -> str:
@@ -95,16 +96,16 @@ class Pages:
 
     def landing(self, accept_language: str | None, ctx: Context, decision: Decision) -> Page:
         lang = self.language(accept_language)
-        key = (id(decision), lang)
+        key = landing_key(ctx, decision, lang)
         rendered = self._rendered.get(key)
-        if rendered is None or rendered[0] is not decision:  # `is`: an id is only unique while its object lives
+        if rendered is None:
             context = landing_context(ctx, decision, lang, _NONCE_PLACEHOLDER.decode(), self.fallback_delay_ms)
-            rendered = (decision, self.env.get_template("landing.html").render(context).encode())
+            rendered = self.env.get_template("landing.html").render(context).encode()
             if len(self._rendered) >= _RENDERED_LIMIT:
                 self._rendered.clear()
             self._rendered[key] = rendered
         nonce = new_nonce()
-        return self._page(200, rendered[1].replace(_NONCE_PLACEHOLDER, nonce.encode()), nonce, lang)
+        return self._page(200, rendered.replace(_NONCE_PLACEHOLDER, nonce.encode()), nonce, lang)
 
     def message(self, accept_language: str | None, status: int, message: str) -> Page:
         nonce = new_nonce()
