@@ -10,7 +10,8 @@ one; `wrk` (Debian's package) runs pinned to core 1. Every row gets a warm-up, t
   bare redirect          Starlette RedirectResponse, uvicorn with uvloop + httptools (the 100 % line)
   bare redirect, h11     the same app on uvicorn's pure-Python h11 protocol (for reference)
   router 302, same UA    /go with an item link, iPhone Safari every time -> 302 to the app
-  router 302, new UA     the same with a never-seen WeChat user agent on every request (wrk's Lua)
+  router 302, new UA     a WeChat 1:1 chat tap -> 302 to the web page, with a never-seen WeChat user agent
+                         on every request (wrk's Lua)
   bare HTML              Starlette HTMLResponse as large as the router's landing page (the landing's 100 %)
   router 200 landing     a WeChat group-chat click -> the landing page
   router p99 at half     the 302 row at half of the router's own peak rate (wrk's Lua paces each
@@ -184,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         base = f"http://127.0.0.1:{router_port}"
         landing_bytes = len(httpx.get(base + group, headers={"user-agent": WECHAT}).content)
         same = measure(base, go, args)
-        new = measure(base, go, args, new_agents=True)
+        # A new WeChat user agent every request, as WeChat traffic is; a 1:1 chat tap, answered with a 302.
+        new = measure(base, f"{go}&from=singlemessage", args, new_agents=True)
         landing = measure(base, group, args, ua=WECHAT)
         # Half the router's own peak: each connection paced to its share of that rate.
         delay = max(1, round(args.connections * 1000 / (same.rps / 2)))

@@ -23,7 +23,7 @@ from urllib.parse import unquote_plus
 from router.decision.clients import parse_client
 from router.decision.links import DEFAULT_ALLOWED_HOSTS, LinkError, parse_link
 from router.decision.signing import SIGNED_FIELDS, ClickReplays, SigningKeys, verify
-from router.decision.types import AdClaim, Channel, Context
+from router.decision.types import AdClaim, Channel, Context, Link
 
 MAX_QUERY_LENGTH = 8192
 # Longer destinations are refused: real Taobao links are far shorter, and the landing page repeats
@@ -100,8 +100,54 @@ def read_click(
     replays: ClickReplays | None = None,
 ) -> Context:
     """Resolve everything the rules look at, or raise BadClick."""
+    if path == "/go":
+        # What a /go query says depends on nothing else: read once per query, however many user agents.
+        key = (id(settings), query)
+        known = _go_queries.get(key)
+        if known is None or known[0] is not settings:
+            known = (settings, _read_go_query(query, settings))
+            if len(query) <= _GO_QUERY_KEPT_CHARS:
+                if len(_go_queries) >= _GO_QUERY_LIMIT:
+                    _go_queries.clear()
+                _go_queries[key] = known
+        link, channel, reason, forward = known[1]
+        return Context(link=link, client=parse_client(ua), channel=channel, channel_reason=reason, at=at,
+                       visitor=visitor or visitor_id(None, "", ua or ""), forward=forward)
     if path not in CLICK_PATHS:
         raise BadClick(404, f"no such click path {_short(path)}; use /go?url=… or a signed /ad?… link")
+    link, values, params = _read_query(query, settings)
+    ad = _ad_claim(values, settings, at, replays)
+    channel, reason = _channel(values, ad)
+    wanted = settings.forward_params
+    forward = tuple((name, value) for name, value in params if name in wanted)
+    return Context(
+        link=link,
+        client=parse_client(ua),
+        channel=channel,
+        channel_reason=reason,
+        at=at,
+        visitor=visitor or visitor_id(None, "", ua or ""),
+        forward=forward,
+        ad=ad,
+    )
+
+
+# Queries of /go clicks already read, with the settings they were read with (bounded; emptied when full).
+# Keyed by the settings' id, checked with `is`: an id is only unique while its object lives.
+_GO_QUERY_LIMIT = 4096
+_GO_QUERY_KEPT_CHARS = 1024  # longer queries are read every time: the store stays a few MB at most
+_go_queries: dict[tuple[int, str], tuple[ClickSettings, tuple[Link, Channel, str, tuple[tuple[str, str], ...]]]] = {}
+
+
+def _read_go_query(query: str, settings: ClickSettings) -> tuple[Link, Channel, str, tuple[tuple[str, str], ...]]:
+    link, values, params = _read_query(query, settings)
+    channel, reason = _channel(values, None)
+    wanted = settings.forward_params
+    return link, channel, reason, tuple((name, value) for name, value in params if name in wanted)
+
+
+def _read_query(query: str, settings: ClickSettings) -> tuple[Link, dict[str, str], list[tuple[str, str]]]:
+    """The link, the first value of each parameter, and all parameters in order; or BadClick."""
     if len(query) > MAX_QUERY_LENGTH:
         raise BadClick(414, f"the query is {len(query)} characters; the limit is {MAX_QUERY_LENGTH}")
     params = _query_params(query)
@@ -121,20 +167,7 @@ def read_click(
     longest = max(len(link.web_url or ""), len(link.mobile_url or ""))
     if longest > MAX_LINK_CHARS:
         raise BadClick(414, f"the link is {longest} characters long; the limit is {MAX_LINK_CHARS}")
-    ad = _ad_claim(values, settings, at, replays) if path == "/ad" else None
-    channel, reason = _channel(values, ad)
-    wanted = settings.forward_params
-    forward = tuple((name, value) for name, value in params if name in wanted)
-    return Context(
-        link=link,
-        client=parse_client(ua),
-        channel=channel,
-        channel_reason=reason,
-        at=at,
-        visitor=visitor or visitor_id(None, "", ua or ""),
-        forward=forward,
-        ad=ad,
-    )
+    return link, values, params
 
 
 # The click ids ad platforms append: unique per click, so a repeat means a replayed link.
