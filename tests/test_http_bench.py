@@ -1,0 +1,36 @@
+"""benchmarks/http_bench.py runs end to end (a second per row): servers start, wrk drives them, the table
+prints. A benchmark, not a timed test: no figure is asserted, only that every row is there and error-free."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_http_benchmark_runs() -> None:
+    """One short round of every row: a table with a ratio for each row and no errors."""
+    if shutil.which("wrk") is None:
+        if os.environ.get("CI"):
+            pytest.fail("wrk is missing: .ci/run installs Debian's wrk package")
+        pytest.skip("wrk is not installed (apt-get install wrk)")
+    result = subprocess.run([sys.executable, "benchmarks/http_bench.py", "--seconds", "1", "--rounds", "1",
+                             "--connections", "8"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "config" not in line
+            and not line.startswith("| --")]
+    names = [row.split("|")[1].strip() for row in rows]
+    assert [name.split(" (")[0] for name in names] == [
+        "bare redirect", "bare redirect, h11", "router 302, same UA", "router 302, new UA every request",
+        "bare HTML", "router 200 landing", "router 302 at half its peak"]
+    for row in rows:
+        cells = [cell.strip() for cell in row.split("|")[1:-1]]
+        assert float(cells[1]) > 0 and cells[5] == "0", row  # requests served, no errors
+        assert re.fullmatch(r"\d+%|—", cells[2]), row
