@@ -231,16 +231,23 @@ def cmd_serve(args: argparse.Namespace, out: IO[str]) -> int:
     # Refuse to start, naming file:line (or why the bundle could not be fetched), before uvicorn does anything.
     rules = _rules(settings, source)
     configure_logging(args.log_level)
-    if args.workers == 1:
-        app = create_app(settings, rules, source=source, click_stream=sys.stderr.buffer)
-        uvicorn.run(app, host=args.host, port=args.port, access_log=False,
-                    log_level=args.log_level, **_server_limits(settings))
-        return 0
-    # Workers are separate processes: they re-read settings from the environment, and each watches the rules.
-    os.environ["ROUTER_RULES_DIR"] = settings.rules_location
-    os.environ["ROUTER_LOG_LEVEL"] = args.log_level
-    uvicorn.run("router.serve.web:app_from_env", factory=True, host=args.host, port=args.port, workers=args.workers,
-                access_log=False, log_level=args.log_level, **_server_limits(settings))
+    if args.workers > 1:
+        from router.serve.workers import supervise
+
+        # Workers are separate processes, each on its own socket (router.serve.workers): they read the same
+        # settings from the environment, and each watches the rules.
+        return supervise(args.host, args.port, args.workers, args.log_level,
+                         {"ROUTER_RULES_DIR": settings.rules_location, "ROUTER_LOG_LEVEL": args.log_level})
+    app = create_app(settings, rules, source=source, click_stream=sys.stderr.buffer)
+    config = uvicorn.Config(app, host=args.host, port=args.port, access_log=False, log_level=args.log_level,
+                            **_server_limits(settings))
+    server = uvicorn.Server(config)
+    if args.reuse_port:  # one of serve --workers N's processes: its own socket on the shared address
+        from router.serve.workers import listening_socket
+
+        server.run(sockets=[listening_socket(args.host, args.port)])
+    else:
+        server.run()
     return 0
 
 
@@ -271,7 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--rules", metavar="DIR|URL",
                        help="rules directory, or the https:// URL of a rules bundle "
                        "(default: $ROUTER_RULES_DIR or the shipped rules); reloaded when it changes")
-    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--workers", type=int, default=1,
+                       help="worker processes, each on its own socket so connections spread evenly (Linux)")
+    serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)  # set by --workers N
     serve.add_argument("--log-level", default=os.environ.get("ROUTER_LOG_LEVEL", "info"),
                        choices=["critical", "error", "warning", "info", "debug"])
     serve.set_defaults(run=cmd_serve)

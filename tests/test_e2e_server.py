@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -91,12 +93,22 @@ def test_bad_setting_refuses_to_start() -> None:
     assert "ROUTER_FALLBACK_DELAY_MS must be between 300 and 10000 milliseconds, got 5" in running.stop()
 
 
-def test_two_workers() -> None:
-    """--workers 2 serves the same decisions."""
+def test_two_workers_share_the_connections() -> None:
+    """--workers 2 serves the same decisions, and new connections spread over both workers (each has its own
+    socket on the address); SIGTERM stops them all."""
     running = Server("--workers", "2").wait_ready()
     try:
         response = httpx.get(f"{running.base}/go?url={quote(ITEM, safe='')}",
                              headers={"user-agent": uas.CHROME_WINDOWS})
         assert response.status_code == 302 and response.headers["location"] == ITEM
+        deadline = time.monotonic() + 30
+        while True:  # both workers up: the first answered readiness before the second had bound
+            # httpx.get opens a new connection every time: each is placed by the kernel anew.
+            pids = Counter(httpx.get(f"{running.base}/readyz").json()["pid"] for _ in range(100))
+            if len(pids) == 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert len(pids) == 2 and min(pids.values()) >= 20, pids  # about even: 100 connections, two sockets
     finally:
-        running.stop()
+        output = running.stop()
+    assert running.process.returncode == 0, output[-2000:]

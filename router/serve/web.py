@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -284,7 +285,7 @@ def create_app(
         return PlainTextResponse("ok\n", headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
 
     async def readyz(request: Request) -> Response:
-        body = {"status": "ready", **active.status()}
+        body = {"status": "ready", **active.status(), "pid": os.getpid()}  # which worker answered
         return Response(json.dumps(body, ensure_ascii=False) + "\n", media_type="application/json",
                         headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
 
@@ -351,7 +352,6 @@ def app_from_env() -> RouterApp:
     `adlink-router serve` sets uvicorn's limits and proxy trust (see cli._server_limits); running
     uvicorn yourself, pass `--no-proxy-headers` (or `--forwarded-allow-ips`) deliberately.
     """
-    import os
     import sys
 
     configure_logging(os.environ.get("ROUTER_LOG_LEVEL", "info"))

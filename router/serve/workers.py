@@ -1,0 +1,88 @@
+"""`serve --workers N`: N worker processes, each listening on its own socket bound to the same address.
+
+uvicorn's own supervisor shares one listening socket between its workers, and whichever worker's event
+loop wakes first takes the connection: under load one worker can end up serving most of them. Here each
+worker binds the address with SO_REUSEPORT, and the kernel spreads new connections over the sockets by
+a hash of each connection's addresses: evenly, whatever the workers are busy with.
+
+The parent only supervises. It starts the workers (each `adlink-router serve --reuse-port`, with the
+settings in its environment), starts a worker again when one dies, passes SIGHUP on (every worker
+reloads its rules), and on SIGTERM or SIGINT passes the signal on and waits for them to finish.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from types import FrameType
+
+log = logging.getLogger("router")
+RESTART_PAUSE_SECONDS = 1.0  # a worker that dies at once is not started again in a tight loop
+
+
+def listening_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
+    """A socket bound to host:port that other processes may bind too (SO_REUSEPORT)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(backlog)
+    sock.set_inheritable(True)
+    return sock
+
+
+class Supervisor:
+    def __init__(self, command: list[str], workers: int, env: dict[str, str]) -> None:
+        self.command = command
+        self.count = workers
+        self.env = env
+        self.workers: list[subprocess.Popen[bytes]] = []
+        self.stopping = False
+
+    def _start_one(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(self.command, env=self.env)
+
+    def _forward(self, signum: int, frame: FrameType | None) -> None:
+        if signum in (signal.SIGTERM, signal.SIGINT):
+            self.stopping = True
+        for worker in self.workers:
+            if worker.poll() is None:
+                worker.send_signal(signum)
+
+    def run(self) -> int:
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, self._forward)
+        self.workers = [self._start_one() for _ in range(self.count)]
+        log.info("started %d workers (pids %s), each on its own socket", self.count,
+                 ", ".join(str(worker.pid) for worker in self.workers))
+        while True:
+            time.sleep(0.2)
+            if self.stopping:
+                break
+            for index, worker in enumerate(self.workers):
+                code = worker.poll()
+                if code is not None and not self.stopping:
+                    log.warning("worker %d exited with %d; starting another", worker.pid, code)
+                    time.sleep(RESTART_PAUSE_SECONDS)
+                    self.workers[index] = self._start_one()
+        codes = []
+        for worker in self.workers:
+            try:
+                codes.append(worker.wait(timeout=30))
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                codes.append(worker.wait())
+        return 0 if all(code in (0, -signal.SIGTERM, -signal.SIGINT) for code in codes) else 1
+
+
+def supervise(host: str, port: int, workers: int, log_level: str, env_overrides: dict[str, str]) -> int:
+    """Run `workers` copies of `serve --reuse-port` on host:port until told to stop."""
+    command = [sys.executable, "-m", "router", "serve", "--host", host, "--port", str(port),
+               "--log-level", log_level, "--reuse-port"]
+    return Supervisor(command, workers, {**os.environ, **env_overrides}).run()
