@@ -2,9 +2,10 @@
 
     python benchmarks/bench_decide.py [--clicks 20000]
 
-"warm": every user agent has been seen before (the per-UA cache answers). Links are skewed as a day's
-traffic is: ad clicks go to 50 destinations; 80% of shared links are among 500 popular items and the
-rest a long tail where almost every link is new.
+"warm, as served": repeated clicks as the server answers them, from kept answers (router.decision.answers);
+"warm, read and decided every time": every user agent has been seen before (the per-UA cache answers).
+Links are skewed as a day's traffic is: ad clicks go to 50 destinations; 80% of shared links are among
+500 popular items and the rest a long tail where almost every link is new.
 "new agents": every click carries a user agent the process has never parsed, as real WeChat traffic
 does (device model, build and network type vary).
 "new agents and links": the worst case, nothing seen before, every link a different item.
@@ -24,11 +25,13 @@ from datetime import UTC, datetime
 from urllib.parse import quote, urlencode
 
 from router.decision import clients
+from router.decision.answers import Answers
 from router.decision.click import read_click
 from router.decision.decide import decide
 from router.decision.links import link_cache_clear
-from router.decision.rules import load_rules
+from router.decision.rules import RuleSet, RuleSource, build_rule_set, load_rules
 from router.decision.signing import SigningKeys, sign
+from router.decision.types import Context
 from router.serve.config import Settings, bundled_rules_dir
 
 KEYS = SigningKeys.parse("bench:benchmark-secret-0123456789")
@@ -129,6 +132,34 @@ def run(clicks: list[tuple[str, str, str]], settings: Settings, rules) -> float:
     return (time.perf_counter() - start) / len(clicks) * 1e6
 
 
+def run_served(clicks: list[tuple[str, str, str]], settings: Settings, rules, answers: Answers) -> float:  # type: ignore[no-untyped-def]
+    """As the server decides: repeated /go clicks from kept answers (router.decision.answers)."""
+    at = datetime.now(UTC)
+    start = time.perf_counter()
+    for path, query, ua in clicks:
+        answers.answer(rules, path, query, ua, at=at, visitor="bench-visitor", settings=settings)
+    return (time.perf_counter() - start) / len(clicks) * 1e6
+
+
+def scaled_rules(count: int) -> RuleSet:
+    """`count` rules as a large deployment writes them: mostly per-advertiser rules, then per-app ones."""
+    lines = ["rules:"]
+    for n in range(count - 9):
+        lines.append(f"  - {{id: adv-{n}, when: {{channel: ad, advertiser: '{100000 + n}'}}, then: block}}")
+    apps = ["wechat", "qq", "weibo", "alipay", "dingtalk", "douyin", "other_inapp", "wecom", "taobao"]
+    for app in apps[: min(9, count)]:
+        lines.append(f"  - {{id: app-{app}, when: {{app: {app}, channel: [group_chat, moments]}}, then: landing}}")
+    lines.append("default: app")
+    return build_rule_set([RuleSource("scaled.yaml", "\n".join(lines).encode())], origin="scaled")
+
+
+def decide_only(contexts: list[Context], rules: RuleSet) -> float:
+    start = time.perf_counter()
+    for ctx in contexts:
+        decide(rules, ctx)
+    return (time.perf_counter() - start) / len(contexts) * 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--clicks", type=int, default=20_000)
@@ -141,6 +172,16 @@ def main() -> None:
     warm_clicks = make_clicks(min(args.clicks, 5000), seed=1, ua_offset=0)
     run(warm_clicks, settings, rules)  # fill the cache
     warm = [run(warm_clicks, settings, rules) for _ in range(args.rounds)]
+    answers = Answers()
+    run_served(warm_clicks, settings, rules, answers)
+    served = [run_served(warm_clicks, settings, rules, answers) for _ in range(args.rounds)]
+    at = datetime.now(UTC)
+    contexts = [read_click(path, query, ua, at=at, settings=settings) for path, query, ua in warm_clicks]
+    scaling = {}
+    for count in (10, 2000):
+        scaled = scaled_rules(count)
+        decide_only(contexts, scaled)
+        scaling[count] = statistics.median(decide_only(contexts, scaled) for _ in range(args.rounds))
     cold, worst = [], []
     for r in range(args.rounds):
         clients.cache_clear()
@@ -171,10 +212,13 @@ def main() -> None:
     ours = (time.perf_counter() - start) / len(uas) * 1e6
 
     print(f"clicks per round: warm {len(warm_clicks)}, others {args.clicks}; rounds: {args.rounds}; median shown")
-    print(f"warm                 : {statistics.median(warm):7.1f} µs per decision")
+    print(f"warm, as served      : {statistics.median(served):7.1f} µs per decision (from kept answers)")
+    print(f"warm, read and decided every time: {statistics.median(warm):7.1f} µs per decision")
     print(f"new agents           : {statistics.median(cold):7.1f} µs per decision")
     print(f"new agents and links : {statistics.median(worst):7.1f} µs per decision")
     print(f"caches, full (8,192 agents, 4,096 links): about {cache_bytes / 2**20:.1f} MiB")
+    print(f"rules walked, 10 vs 2,000 rules: {scaling[10]:5.1f} µs vs {scaling[2000]:5.1f} µs per decision "
+          f"({scaling[2000] / scaling[10]:.2f}×)")
     print(f"new WeChat UA parse  : {ours:7.1f} µs here vs {baseline:7.1f} µs with user_agents.parse's default parser")
 
 
