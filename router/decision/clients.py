@@ -180,6 +180,16 @@ _OTHER_BROWSER = parse_browser("Other")
 _OTHER_DEVICE = parse_device("Other", None, None)
 
 
+def _blank_agent() -> FastUserAgent:
+    """What ua-parser's OS-only run gives a named app's UA, minus the OS: families "Other" throughout."""
+    agent = FastUserAgent.__new__(FastUserAgent)
+    agent.ua_string, agent.os, agent.browser, agent.device = "", _OTHER_OS, _OTHER_BROWSER, _OTHER_DEVICE
+    return agent
+
+
+_NO_AGENT = _blank_agent()
+
+
 # --- versions --------------------------------------------------------------------------------------
 
 _VER = r"(\d+(?:\.\d+)*)"
@@ -394,10 +404,15 @@ def _parse(ua: str) -> Client:
     low = clean.lower()
     named = _named_app(ua, low)
     # ua-parser's device domain is its most expensive (~half the parse) and its browser domain only
-    # names the webview; a tap inside a named app needs neither, so only the OS is resolved for it.
+    # names the webview; a tap inside a named app needs neither, so only the OS is resolved for it, and
+    # for the phone shapes every such app sends (iOS, Android) not even that: one anchored regex reads it.
     # Named apps are most of the traffic and most of the never-seen user agents.
-    agent = FastUserAgent(_get_parser()(clean, Domain.OS if named else Domain.ALL))
-    os, os_version = _os_of(agent, ua)
+    phone_os = _phone_os(ua) if isinstance(named, tuple) else None
+    if phone_os is not None:
+        agent, (os, os_version) = _NO_AGENT, phone_os
+    else:
+        agent = FastUserAgent(_get_parser()(clean, Domain.OS if named else Domain.ALL))
+        os, os_version = _os_of(agent, ua)
 
     if named is App.BOT or (named is None and _is_unnamed_bot(ua, low, agent)):
         return Client(
@@ -576,6 +591,27 @@ def _android_details(low: str) -> str:
         return ""
     end = low.find(")", start)
     return low[start:end] if end >= 0 else low[start:]
+
+
+# The OS part of the UAs that apps' web views send on phones. Read with these, a named app's UA needs
+# no ua-parser run; anything else (HarmonyOS, desktops, odd shapes) goes the long way.
+_IOS_PHONE_RE = re.compile(
+    r"\((?:iPhone|iPod touch|iPod|iPad);(?: U;)? CPU (?:iPhone )?OS (\d+)(?:_(\d+))?(?:_(\d+))? like Mac OS X"
+)
+_ANDROID_PHONE_RE = re.compile(r"\(Linux; (?:U; )?Android (\d+)(?:\.(\d+))?(?:\.(\d+))?[;)]")
+
+
+def _phone_os(ua: str) -> tuple[OS, Version] | None:
+    if "Harmony" in ua or "Hmos/" in ua:
+        return None
+    match = _IOS_PHONE_RE.search(ua)
+    os = OS.IOS
+    if match is None:
+        match = _ANDROID_PHONE_RE.search(ua)
+        os = OS.ANDROID
+        if match is None:
+            return None
+    return os, tuple(int(part) for part in match.groups() if part is not None)
 
 
 def _os_of(agent: FastUserAgent, ua: str) -> tuple[OS, Version]:
