@@ -1,7 +1,7 @@
 """Where a click goes: web URLs with attribution, and app deep links per OS and client.
 
 Deep links are only ever built here, from the normalised Link, never passed
-through from input. The forms (DOMAIN.md, "How an app is opened"):
+through from input. The forms (docs/wechat-and-taobao.md, "Opening the app"):
 
 - scheme:    taobao://item.taobao.com/item.htm?id=1     (items)
 - tbopen:    tbopen://m.taobao.com/tbopen/index.html?action=ali.open.nav&module=h5&h5Url=<web>

@@ -2,7 +2,7 @@
 
 Rule test cases say `client: wechat_ios` instead of pasting a user agent, and the decision matrix uses
 the same table for its rows, grouped as people think of them. Each user agent is written in the shape
-the app is documented to send (DOMAIN.md, "Signals available at click time"); a test checks that each
+the app is documented to send (docs/wechat-and-taobao.md, "Signals at click time"); a test checks that each
 one parses to the app, OS and device its name says.
 """
 

@@ -33,7 +33,7 @@ from router.serve.upstream import DEFAULT_EXPAND_HOSTS, DEFAULT_EXPAND_TIMEOUT
 
 VISITOR_COOKIE = "adlink_vid"
 # How long a phone's landing page waits for the app before it falls back to the web page. Slow phones
-# and confirm dialogs need well over a second (DOMAIN.md: the usual backstop is 1.5-2.5 s).
+# and confirm dialogs need well over a second (docs/wechat-and-taobao.md: the usual wait is 1.5-2.5 s).
 DEFAULT_FALLBACK_DELAY_MS = 2000
 # A directory is cheap to look at (a few stat calls), so it is looked at often enough to apply a change
 # within two seconds; a URL costs the bundle's server a request per node, so a fleet polls it gently.
