@@ -4,7 +4,8 @@ httptools (llhttp) is several times faster than the pure-Python h11, but it keep
 long and as large as a client sends it. So this subclass:
 
 - counts the bytes of a head as they arrive and answers 431 and closes once more than MAX_HEADER_BYTES
-  came without the head ending (a 10 MB header is never buffered);
+  came without the head ending (a 10 MB header is never buffered: what follows is read and dropped for
+  a second, so the answer reaches the client, then the connection closes);
 - checks the parsed head (request target and headers) against the same limit before any app sees it;
 - answers 408 and closes when a head has started and is not complete within HEAD_TIMEOUT_SECONDS (a
   client dribbling a head byte by byte holds no connection for long). A kept-alive idle connection is
@@ -24,6 +25,10 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from router.serve.edge import MAX_HEADER_BYTES
 
 HEAD_TIMEOUT_SECONDS = 10.0
+# After a refusal, what the client still sends is read and dropped for this long before the connection
+# closes: closing with unread data makes the kernel reset the connection, and a reset can destroy the
+# answer on its way to the client.
+LINGER_SECONDS = 1.0
 
 
 class _HeadTooLarge(Exception):
@@ -39,12 +44,15 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = True  # a connection starts waiting for a request's head
         self._head_bytes = 0
         self._head_timer: asyncio.TimerHandle | None = None
+        self._refused = False  # answered without the app: the rest of the connection is dropped
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
         self._unset_keepalive_if_required()
         if self._in_head:
             self._head_bytes += len(data)
@@ -93,8 +101,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._refuse(408, f"The request's head did not arrive within {self.head_timeout:g} seconds.\n")
 
     def _refuse(self, status: int, message: str) -> None:
-        """Answer without the app, and close: the rest of what this client sends is not read."""
+        """Answer without the app, and close: the rest of what this client sends is read and dropped."""
         self._stop_head_timer()
+        self._refused = True
         body = message.encode()
         self.transport.write(b"".join([
             STATUS_LINE[status],
@@ -105,4 +114,6 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             b"connection: close\r\n\r\n",
             body,
         ]))
-        self.transport.close()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()  # the client sees the end of the answer and can close its side
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)
