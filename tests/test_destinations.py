@@ -258,6 +258,9 @@ def test_share_text_link_cut_where_the_host_cannot_change_is_kept(text: str) -> 
         "看看 https://item.taobao.com/item.htm?id=123\t456",
         "https://m.tb.cn/h.abc\r\ndef 「标题」",
         "https://shop123.taobao.com\n4.taobao.com/ 店铺",
+        "看看 https://item.taobao.com/item.htm?spm=a21n57.1\n.0.0&id=123",
+        "https://item.taobao.com/item\n.htm?id=123 看看",
+        "看 https://item.taobao.com/item.htm?id=123\n-456",
     ],
 )
 def test_share_text_link_cut_short_of_another_page_is_refused(text: str) -> None:
@@ -337,3 +340,16 @@ def test_fuzz_target_stops_by_itself(capsys: pytest.CaptureFixture[str]) -> None
     fuzz = runpy.run_path(str(Path(__file__).parents[1] / "fuzz" / "fuzz_links.py"))
     assert fuzz["main"](["--examples", "200", "--seconds", "20", "--batch", "100"]) == 0
     assert capsys.readouterr().out.startswith("ok: 200 inputs in ")
+
+
+@pytest.mark.parametrize("char", ["\x0b", "\x0c", "\x1c", "\x1f", "\x85", "\u2028", "\u2029"])
+def test_a_control_character_after_a_link_is_refused(char: str) -> None:
+    """Python calls these whitespace and would end the link there; a browser keeps them: refused."""
+    with pytest.raises(LinkError, match="followed by a control character"):
+        parse_link(f"https://item.taobao.com/item.htm?id=123{char}456")
+
+
+def test_a_decoration_line_after_a_link_ends_it() -> None:
+    """A line of dashes under a promotion's link is decoration: the link stands."""
+    link = parse_link("【下单链接】https://m.tb.cn/h.ecHATMZ\n-----------\n复制打开")
+    assert link.web_url == "https://m.tb.cn/h.ecHATMZ"

@@ -78,9 +78,9 @@ _SHARE_URL_RE = re.compile(rf"https?://{_LINK_CHARS}+", re.IGNORECASE)
 # WHATWG URL parsing removes every ASCII tab and line break from a URL before reading it.
 _TAB_OR_NEWLINE_RE = re.compile(r"[\t\n\r]")
 # A tab or line break right after a share text's link, then more characters a link could go on with.
-# A decoration line (-----, ====) after a link is no continuation of it; letters, digits, '%', '/', '?',
-# '#' and '&' are.
-_BROKEN_LINK_RE = re.compile(rf"[\t\n\r]+((?=[A-Za-z0-9%/?#&]|[^\x00-\x7f]){_LINK_CHARS}+)")
+_BROKEN_LINK_RE = re.compile(rf"[\t\n\r]+({_LINK_CHARS}+)")
+# A line of these alone (-----, ====, ....) after a link decorates the text; it does not continue the link.
+_DECORATION = frozenset("-=_~*.·+#")
 _URL_TRAILING_PUNCTUATION = ".,;:!?)]}"
 _HOST_ONLY_URL_RE = re.compile(r"[A-Za-z]+://[^/?#]*")
 _IDNA_DOTS = "。．｡"  # what UTS-46 maps to '.'
@@ -562,6 +562,12 @@ def _check_url_ends(url: str, after: str) -> None:
     )
 
 
+def _is_control(char: str) -> bool:
+    """A character that ends a share text's link for us (it is whitespace to Python) but not for a browser:
+    not a space, tab or line break, but a control, line or paragraph separator."""
+    return char not in " \t\r\n" and (unicodedata.category(char) in ("Cc", "Zl", "Zp"))
+
+
 def _identity(link: Link) -> tuple[object, ...]:
     """What a link leads to: its kind, item or shop, and page (host and path); not its query's extras."""
     page = link.web_url.partition("?")[0] if link.web_url else None
@@ -579,9 +585,11 @@ def _check_not_broken(found: str, after: str, link: Link, allowed: tuple[str, ..
     broken = _BROKEN_LINK_RE.match(after)
     if broken is None:
         return
-    first = broken.group(1)[0]
-    if not first.isascii() and unicodedata.category(first)[0] != "C":
+    more = broken.group(1)
+    if not more[0].isascii() and unicodedata.category(more[0])[0] != "C":
         return  # words on the next line (a title, 打开淘宝): the link ended at the break
+    if len(more) >= 3 and _DECORATION.issuperset(more):
+        return  # a decoration line (-----): the link ended at the break
     joined = found + broken.group(1)
     try:
         same = _identity(_parse_url(joined.rstrip(_URL_TRAILING_PUNCTUATION), allowed)) == _identity(link)
@@ -612,6 +620,12 @@ def _parse_share_text(text: str, allowed: tuple[str, ...]) -> Link:
         )
     url = match.group().rstrip(_URL_TRAILING_PUNCTUATION)
     after = text[match.end() :]
+    if after and _is_control(after[0]):
+        # A browser keeps (percent-encodes) a vertical tab, form feed, NEL or line separator inside a
+        # URL, so it would not stop where a share text's link stops: refused rather than read short.
+        raise LinkError(
+            f"link {_shown(url)} is followed by a control character ({after[0]!r}): {_EXPECTED_LINK}"
+        )
     _check_url_ends(url, after)
     link = _parse_url(url, allowed)
     _check_not_broken(match.group(), after, link, allowed)
