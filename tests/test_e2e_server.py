@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -112,3 +115,29 @@ def test_two_workers_share_the_connections() -> None:
     finally:
         output = running.stop()
     assert running.process.returncode == 0, output[-2000:]
+
+
+def test_a_worker_that_dies_is_started_again() -> None:
+    """--workers 2: a worker killed outright is replaced, and the address keeps answering meanwhile."""
+    running = Server("--workers", "2").wait_ready()
+    try:
+        deadline = time.monotonic() + 30
+        pids: set[int] = set()
+        while len(pids) < 2 and time.monotonic() < deadline:
+            pids |= {httpx.get(f"{running.base}/readyz").json()["pid"] for _ in range(20)}
+        assert len(pids) == 2
+        victim = min(pids)
+        os.kill(victim, signal.SIGKILL)
+        seen: set[int] = set()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            # A connection queued on the dead worker's socket as it went is reset: try again.
+            with contextlib.suppress(httpx.TransportError):
+                seen |= {httpx.get(f"{running.base}/readyz").json()["pid"] for _ in range(20)}
+            if len(seen - pids) == 1:
+                break
+            time.sleep(0.2)
+        assert len(seen - pids) == 1, (pids, seen)  # a new worker answers in the dead one's place
+    finally:
+        output = running.stop()
+    assert "starting another" in output
