@@ -1,10 +1,11 @@
 """The HTTP face: /go and /ad click targets, /healthz and /readyz.
 
-Only this module touches Starlette. A click is read into a Context
-(router.decision.click), decided (router.decision.decide) and turned into a response here; each
-click is logged as one JSON line whose `request`, `ua` and `at` fields are
-exactly what `python -m router explain --batch` replays (with `visitor`, so
-rollout decisions replay too), and whose `rules` is the version that decided it.
+Clicks are served in plain ASGI (`Clicks`), everything else by a small Starlette app; only this module
+touches Starlette. A click is read into a Context (router.decision.click), decided
+(router.decision.decide), or both taken from the answers kept for repeated clicks
+(router.decision.answers), and turned into a response here; each click is logged as one JSON line
+whose `request`, `ua` and `at` fields are exactly what `python -m router explain --batch` replays
+(with `visitor`, so rollout decisions replay too), and whose `rules` is the version that decided it.
 
 The rules being served live in an ActiveRules (router.serve.reload), which the app's
 lifespan keeps up to date; each click reads it once and finishes on that set.
