@@ -5,7 +5,9 @@
 Each server is one process started the way a user starts it (`adlink-router serve`; the baseline with
 uvicorn's own command and the same loop and protocol), pinned to core 0 with `taskset` where there is
 one; `wrk` (Debian's package) runs pinned to core 1. Every row gets a warm-up, then `--rounds` runs of
-`--seconds`; the median round is shown. Rows:
+`--seconds`, the rows taking turns round by round (so a busy spell on a shared machine weighs on a row
+and its baseline alike); the median round is shown, and each ratio is the median of the rounds' ratios.
+Rows:
 
   bare redirect          Starlette RedirectResponse, uvicorn with uvloop + httptools (the 100 % line)
   bare redirect, h11     the same app on uvicorn's pure-Python h11 protocol (for reference)
@@ -157,11 +159,18 @@ def wrk(url: str, path: str, seconds: float, connections: int, *, new_agents: bo
                   p99_ms=data["p99_us"] / 1000, errors=data["errors"] + data["non2xx3xx"])
 
 
-def measure(base: str, path: str, args: argparse.Namespace, **options: object) -> Result:
-    wrk(base, path, min(args.seconds, 2), args.connections, **options)  # type: ignore[arg-type]  # warm-up
-    rounds = [wrk(base, path, args.seconds, args.connections, **options)  # type: ignore[arg-type]
-              for _ in range(args.rounds)]
-    return sorted(rounds, key=lambda result: result.rps)[len(rounds) // 2]
+@dataclass
+class Row:
+    name: str
+    base: str  # the server's URL
+    path: str
+    baseline: str  # the row this one is compared with ("" for none)
+    options: dict[str, object]
+    results: list[Result]
+
+
+def median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -176,57 +185,65 @@ def main(argv: list[str] | None = None) -> int:
     python = sys.executable
     go = f"/go?url={ITEM}"
     group = f"/go?url={ITEM}&from=groupmessage"
-    rows: list[tuple[str, Result, str, float]] = []
-
-    router_port = free_port()
-    env = {"ROUTER_LOG_LEVEL": "warning"}
-    with server([python, "-m", "router", "serve", "--port", str(router_port), "--log-level", "warning"],
-                router_port, env) as router:
-        base = f"http://127.0.0.1:{router_port}"
-        landing_bytes = len(httpx.get(base + group, headers={"user-agent": WECHAT}).content)
-        same = measure(base, go, args)
-        # A new WeChat user agent every request, as WeChat traffic is; a 1:1 chat tap, answered with a 302.
-        new = measure(base, f"{go}&from=singlemessage", args, new_agents=True)
-        landing = measure(base, group, args, ua=WECHAT)
-        # Half the router's own peak: each connection paced to its share of that rate.
-        delay = max(1, round(args.connections * 1000 / (same.rps / 2)))
-        half = measure(base, go, args, delay_ms=delay)
-        router_rss = rss_mb(router)
 
     def uvicorn(port: int, protocol: str) -> list[str]:
         return [python, "-m", "uvicorn", "benchmarks.bare_app:app", "--port", str(port), "--no-access-log",
                 "--log-level", "warning", "--loop", "uvloop", "--http", protocol]
 
-    bare_port = free_port()
-    bare_env = {"BARE_HTML_BYTES": str(landing_bytes)}
-    with server(uvicorn(bare_port, "httptools"), bare_port, bare_env) as bare:
-        base = f"http://127.0.0.1:{bare_port}"
-        bare_redirect = measure(base, "/go", args)
-        bare_html = measure(base, "/landing", args)
-        bare_rss = rss_mb(bare)
-    h11_port = free_port()
-    with server(uvicorn(h11_port, "h11"), h11_port, bare_env):
-        bare_h11 = measure(f"http://127.0.0.1:{h11_port}", "/go", args)
+    router_port, bare_port, h11_port = free_port(), free_port(), free_port()
+    router_command = [python, "-m", "router", "serve", "--port", str(router_port), "--log-level", "warning"]
+    # All three servers run at once, idle but for the row being measured, and the rows take turns round by
+    # round: whatever else the machine is doing meanwhile weighs on a row and its baseline alike.
+    with server(router_command, router_port, {"ROUTER_LOG_LEVEL": "warning"}) as router:
+        router_base = f"http://127.0.0.1:{router_port}"
+        landing_bytes = len(httpx.get(router_base + group, headers={"user-agent": WECHAT}).content)
+        bare_env = {"BARE_HTML_BYTES": str(landing_bytes)}
+        with server(uvicorn(bare_port, "httptools"), bare_port, bare_env) as bare, \
+                server(uvicorn(h11_port, "h11"), h11_port, bare_env):
+            bare_base, h11_base = f"http://127.0.0.1:{bare_port}", f"http://127.0.0.1:{h11_port}"
+            rows = [
+                Row("bare redirect (uvloop + httptools)", bare_base, "/go", "", {}, []),
+                Row("bare redirect, h11", h11_base, "/go", "bare redirect (uvloop + httptools)", {}, []),
+                Row("router 302, same UA", router_base, go, "bare redirect (uvloop + httptools)", {}, []),
+                # A new WeChat user agent every request, as WeChat traffic is; a 1:1 chat tap, answered with a 302.
+                Row("router 302, new UA every request", router_base, f"{go}&from=singlemessage",
+                    "bare redirect (uvloop + httptools)", {"new_agents": True}, []),
+                Row(f"bare HTML ({landing_bytes} bytes)", bare_base, "/landing", "", {}, []),
+                Row("router 200 landing (WeChat group)", router_base, group, f"bare HTML ({landing_bytes} bytes)",
+                    {"ua": WECHAT}, []),
+            ]
+            for row in rows:  # warm-up
+                wrk(row.base, row.path, min(args.seconds, 2), args.connections, **row.options)  # type: ignore[arg-type]
+            for _ in range(args.rounds):
+                for row in rows:
+                    row.results.append(wrk(row.base, row.path, args.seconds, args.connections,
+                                           **row.options))  # type: ignore[arg-type]
+            # Half the router's own peak: each connection paced to its share of that rate.
+            peak = median([result.rps for result in rows[2].results])
+            half = Row(f"router 302 at half its peak ({peak / 2:.0f}/s offered)", router_base, go, "",
+                       {"delay_ms": max(1, round(args.connections * 1000 / (peak / 2)))}, [])
+            half.results = [wrk(half.base, half.path, args.seconds, args.connections, **half.options)  # type: ignore[arg-type]
+                            for _ in range(args.rounds)]
+            rows.append(half)
+            router_rss, bare_rss = rss_mb(router), rss_mb(bare)
 
-    rows = [
-        ("bare redirect (uvloop + httptools)", bare_redirect, "bare redirect", bare_rss),
-        ("bare redirect, h11", bare_h11, "bare redirect", float("nan")),
-        ("router 302, same UA", same, "bare redirect", router_rss),
-        ("router 302, new UA every request", new, "bare redirect", router_rss),
-        (f"bare HTML ({landing_bytes} bytes)", bare_html, "bare HTML", bare_rss),
-        ("router 200 landing (WeChat group)", landing, "bare HTML", router_rss),
-        (f"router 302 at half its peak ({half.rps:.0f}/s)", half, "", router_rss),
-    ]
-    baselines = {"bare redirect": bare_redirect.rps, "bare HTML": bare_html.rps}
-    print(f"{args.rounds} rounds of {args.seconds:g} s, {args.connections} connections, median round; "
-          f"servers on core 0, wrk on core 1")
+    by_name = {row.name: row for row in rows}
+    print(f"{args.rounds} rounds of {args.seconds:g} s, {args.connections} connections, rows taking turns; "
+          f"median round, and the median of each round's ratio; servers on core 0, wrk on core 1")
     print(f"| {'config':<44} | {'req/s':>8} | {'vs base':>7} | {'p50 ms':>6} | {'p99 ms':>6} | {'errors':>6} | "
           f"{'RSS MB':>6} |")
     print(f"| {'-' * 44} | {'-' * 8}:| {'-' * 7}:| {'-' * 6}:| {'-' * 6}:| {'-' * 6}:| {'-' * 6}:|")
-    for name, result, baseline, rss in rows:
-        ratio = f"{result.rps / baselines[baseline]:.0%}" if baseline else "—"
-        print(f"| {name:<44} | {result.rps:>8.0f} | {ratio:>7} | {result.p50_ms:>6.2f} | {result.p99_ms:>6.2f} | "
-              f"{result.errors:>6} | {rss:>6.1f} |")
+    for row in rows:
+        result = sorted(row.results, key=lambda r: r.rps)[len(row.results) // 2]
+        if row.baseline:
+            ratios = [mine.rps / theirs.rps for mine, theirs in zip(row.results, by_name[row.baseline].results,
+                                                                    strict=True)]
+            ratio = f"{median(ratios):.0%}"
+        else:
+            ratio = "100%" if row.name.startswith("bare") else "—"
+        rss = router_rss if row.base == router_base else bare_rss if row.base == bare_base else float("nan")
+        print(f"| {row.name:<44} | {result.rps:>8.0f} | {ratio:>7} | {result.p50_ms:>6.2f} | "
+              f"{result.p99_ms:>6.2f} | {sum(r.errors for r in row.results):>6} | {rss:>6.1f} |")
     return 0
 
 
