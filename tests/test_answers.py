@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 from datetime import UTC, datetime
 from urllib.parse import quote
 
+import pytest
+
 from router.decision.answers import MAX_KEY_CHARS, Answers
 from router.decision.rules import RuleSet, RuleSource, build_rule_set
+from router.serve import clicklog
 from router.serve.clicklog import ClickLog
 from router.serve.config import Settings, bundled_rules_dir
 from tests import uas
@@ -114,3 +118,26 @@ def test_a_broken_stream_never_breaks_a_click() -> None:
     log = ClickLog(stream)
     log.write({"n": 1})
     log.close()
+
+
+def test_a_stuck_stream_bounds_the_waiting_lines_and_reports_the_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the stream takes nothing, lines past the limit are dropped and counted; the count is written
+    once the stream takes lines again."""
+    monkeypatch.setattr(clicklog, "MAX_WAITING", 50)
+    release = threading.Event()
+
+    class Stuck(io.BytesIO):
+        def write(self, data: bytes) -> int:  # type: ignore[override]
+            release.wait(10)
+            return super().write(data)
+
+    stream = Stuck()
+    log = ClickLog(stream)
+    for n in range(500):
+        log.write({"n": n})
+    release.set()
+    log.close()
+    records = [json.loads(line) for line in stream.getvalue().decode().splitlines()]
+    written = [r for r in records if "n" in r]
+    dropped = sum(r["lines"] for r in records if r.get("type") == "dropped")
+    assert len(written) + dropped == 500 and dropped >= 400

@@ -5,6 +5,7 @@ appends its line to a queue (a C call). The thread writes whatever has piled up 
 serialised with orjson (a few hundred nanoseconds, non-ASCII kept as UTF-8 like the rest of the log).
 
 Without a stream (an app built in code, tests) lines go to the `router.clicks` logger, synchronously.
+At most MAX_WAITING lines wait for the stream; past that they are dropped and the count is reported.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ logger = logging.getLogger("router.clicks")
 _STOP = object()  # put by close(): the thread writes what is left and ends
 _BATCH = 4096  # lines written at most in one write call
 _GATHER_SECONDS = 0.02
+# Lines waiting at most. A stream that stops taking lines (a stuck log shipper) must not grow the
+# process without bound: past this, lines are dropped and counted, and the count is written as soon as
+# the stream takes lines again (a {"type": "dropped"} line).
+MAX_WAITING = 100_000
 
 
 class ClickLog:
@@ -29,6 +34,7 @@ class ClickLog:
         self._lines: SimpleQueue[bytes | object] = SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self.dropped = 0  # lines dropped since the last report, while too many were waiting
 
     def write(self, record: dict[str, Any]) -> None:
         line = orjson.dumps(record)
@@ -37,6 +43,9 @@ class ClickLog:
             return
         if self._thread is None:
             self._start()
+        if self._lines.qsize() >= MAX_WAITING:
+            self.dropped += 1
+            return
         self._lines.put(line)
 
     def _start(self) -> None:
@@ -61,6 +70,10 @@ class ClickLog:
                     break
             stopping = any(line is _STOP for line in batch)
             lines = [line for line in batch if isinstance(line, bytes)]
+            if self.dropped:
+                dropped, self.dropped = self.dropped, 0  # a count read and reset here; a race loses none for long
+                lines.append(orjson.dumps({"type": "dropped", "lines": dropped,
+                                           "reason": f"more than {MAX_WAITING} click lines were waiting"}))
             if lines:
                 try:
                     stream.write(b"\n".join(lines) + b"\n")
