@@ -17,10 +17,12 @@ The last line compares the cost of a never-seen UA with `user_agents.parse`'s de
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import statistics
 import time
 import tracemalloc
+from collections.abc import Callable
 from datetime import UTC, datetime
 from urllib.parse import quote, urlencode
 
@@ -160,6 +162,41 @@ def decide_only(contexts: list[Context], rules: RuleSet) -> float:
     return (time.perf_counter() - start) / len(contexts) * 1e6
 
 
+# Inputs built to be slow: repeated brackets, marks, breaks and look-alike markers. Linear readers cost
+# about three (links: 1 vs 3 KB) or four (user agents: 256 B vs 1 KB) times as much; a quadratic one nine
+# or sixteen times.
+HOSTILE_LINKS = {"brackets": "【a】", "marks": "￥a", "breaks": "https://item.taobao.com/\n1", "parens": "(CZ3457 "}
+HOSTILE_AGENTS = {"pads": "pad tab; ", "parens": "(", "bot words": "bot spider "}
+
+
+def _fastest(read: Callable[[str], object], text: str) -> float:
+    """The best of five reads of fresh variants of `text` (never a cached answer), in µs."""
+    best = float("inf")
+    for _ in range(5):
+        variant = text[:-8] + f"{random.random():.6f}"[-8:]
+        start = time.perf_counter()
+        with contextlib.suppress(ValueError):  # LinkError is a ValueError
+            read(variant)
+        best = min(best, (time.perf_counter() - start) * 1e6)
+    return best
+
+
+def hostile_costs() -> dict[str, list[tuple[str, float]]]:
+    """µs to read hostile links of 1 and 3 KB, and hostile user agents of 256 B and 1 KB (their cap)."""
+    from router.decision.links import parse_link
+
+    costs: dict[str, list[tuple[str, float]]] = {}
+    for name, unit in HOSTILE_LINKS.items():
+        costs[f"link {name}"] = [
+            (f"{kb} KB", _fastest(parse_link, (unit * (kb * 1024 // len(unit) + 1))[: kb * 1024]))
+            for kb in (1, 3)]
+    for name, unit in HOSTILE_AGENTS.items():
+        prefix = "Mozilla/5.0 (Linux; Android 13; "
+        costs[f"ua {name}"] = [
+            (f"{size} B", _fastest(clients.parse_client, (prefix + unit * size)[:size])) for size in (256, 1024)]
+    return costs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--clicks", type=int, default=20_000)
@@ -219,6 +256,8 @@ def main() -> None:
     print(f"caches, full (8,192 agents, 4,096 links): about {cache_bytes / 2**20:.1f} MiB")
     print(f"rules walked, 10 vs 2,000 rules: {scaling[10]:5.1f} µs vs {scaling[2000]:5.1f} µs per decision "
           f"({scaling[2000] / scaling[10]:.2f}×)")
+    for name, per_kb in hostile_costs().items():
+        print(f"hostile {name:<13}: " + ", ".join(f"{size} {cost:6.0f} µs" for size, cost in per_kb))
     print(f"new WeChat UA parse  : {ours:7.1f} µs here vs {baseline:7.1f} µs with user_agents.parse's default parser")
 
 
