@@ -23,8 +23,8 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
+from router.decision import answers
 from router.decision.rules import RuleSet, load_rules
-from router.serve import web
 from router.serve.config import Settings
 from router.serve.reload import ActiveRules, Attempt, Reloader
 from router.serve.sources import DirectoryWatch, signature
@@ -275,13 +275,13 @@ def test_click_finishes_on_the_set_it_started_with(
     started_with = active.current
     (rules_dir / "a.yaml").write_text(rules_text("landing"))
     newer = load_rules(rules_dir)
-    real_decide = web.decide_timeless
+    real_decide = answers.decide_timeless
 
     def decide_during_a_swap(rules: RuleSet, ctx: Any) -> Any:
         active.accept(newer, "watch")  # lands while this click is being decided
         return real_decide(rules, ctx)
 
-    monkeypatch.setattr(web, "decide_timeless", decide_during_a_swap)
+    monkeypatch.setattr(answers, "decide_timeless", decide_during_a_swap)
     with caplog.at_level(logging.INFO, logger="router.clicks"):
         response = TestClient(app, follow_redirects=False).get(CLICK, headers=DESKTOP)
     assert response.status_code == 302 and active.current is newer

@@ -62,7 +62,11 @@ class Answers:
         if kept is not None:
             return kept
         ctx = read_click(path, query, ua, at=at, settings=settings, visitor=visitor, replays=replays)
+        return ctx, self.decide(rules, path, query, ua, ctx)
+
+    def decide(self, rules: RuleSet, path: str, query: str, ua: str, ctx: Context) -> Decision:
+        """Decide a click read (and perhaps expanded) by the caller, and keep the decision if it may be."""
         decision, timeless = decide_timeless(rules, ctx)
         if timeless:
             self.keep(rules, path, query, ua, ctx, decision)
-        return ctx, decision
+        return decision

@@ -30,7 +30,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from router.decision.answers import Answers
 from router.decision.click import BadClick, read_click, visitor_id
 from router.decision.clients import MAX_UA_LENGTH, warm_up
-from router.decision.decide import decide_timeless
 from router.decision.rules import RuleSet
 from router.decision.signing import ClickReplays
 from router.decision.types import Action, Context, Decision
@@ -66,6 +65,7 @@ _COOKIE_ATTRIBUTES = f"; HttpOnly; Max-Age={_VISITOR_MAX_AGE}; Path=/; SameSite=
 _NONCE_PLACEHOLDER = new_nonce().encode()
 _RENDERED_LIMIT = 2048  # landing pages kept rendered (each a few KB); emptied when full
 _LANGUAGE_LIMIT = 256  # Accept-Language values remembered with the language they choose
+_LANGUAGE_KEY_CHARS = 200  # longer values are read each time, never kept
 
 
 class Pages:
@@ -85,9 +85,10 @@ class Pages:
         lang = self._languages.get(accept_language)
         if lang is None:
             lang = choose_language(accept_language)
-            if len(self._languages) >= _LANGUAGE_LIMIT:
-                self._languages.clear()
-            self._languages[accept_language] = lang
+            if accept_language is None or len(accept_language) <= _LANGUAGE_KEY_CHARS:  # browsers' are short
+                if len(self._languages) >= _LANGUAGE_LIMIT:
+                    self._languages.clear()
+                self._languages[accept_language] = lang
         return lang
 
     def _page(self, status: int, body: bytes, nonce: str, lang: str) -> Page:
@@ -185,9 +186,7 @@ class Clicks:
                 if expander is not None and ctx.link.web_url and expander.expandable(ctx.link):
                     # Never raises, and answers within the expansion deadline: a failure keeps the short link.
                     ctx = with_expansion(ctx, await expander.expand(ctx.link.web_url))
-                decision, timeless = decide_timeless(ruleset, ctx)
-                if timeless:
-                    self.answers.keep(ruleset, path, query, ua, ctx, decision)
+                decision = self.answers.decide(ruleset, path, query, ua, ctx)
             page = self.pages.respond(accept_language, ctx, decision)
             action, rule = decision.action.value, decision.rule
         except BadClick as bad:
