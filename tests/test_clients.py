@@ -522,9 +522,20 @@ def test_non_str_is_treated_as_empty() -> None:
     assert parse_client(b"curl/8.0").app is App.BOT  # type: ignore[arg-type]
 
 
-def test_concurrent_first_use_builds_one_parser(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(clients, "_parser", None)
+@pytest.fixture
+def no_tables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process that has not built ua-parser's tables yet (restored afterwards)."""
+    monkeypatch.setattr(clients, "_os_parser", None)
+    monkeypatch.setattr(clients, "_full_parser", None)
     cache_clear()
+
+
+ODD_BROWSER = "Opera/9.80 (X11; Linux i686) Presto/2.12.388 Version/12.16"
+ODD_BOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+
+
+@pytest.mark.usefixtures("no_tables")
+def test_concurrent_first_use_builds_one_parser() -> None:
     seen: list[object] = []
     barrier = threading.Barrier(8)
 
@@ -542,11 +553,34 @@ def test_concurrent_first_use_builds_one_parser(monkeypatch: pytest.MonkeyPatch)
     assert all(p is seen[0] for p in seen)
 
 
-def test_warm_up_builds_the_parser(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(clients, "_parser", None)
+@pytest.mark.usefixtures("no_tables")
+def test_common_user_agents_build_no_tables() -> None:
     clients.warm_up()
-    assert clients._parser is not None
-    clients.warm_up()  # idempotent
+    for ua in (IPHONE.format(v="17_1") + " Mobile/15E148 MicroMessenger/8.0.44(0x18002c2d) NetType/WIFI",
+               IPHONE.format(v="17_1") + " Version/17.1 Mobile/15E148 Safari/604.1",
+               "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+               "Chrome/120.0.0.0 Safari/537.36"):
+        parse_client(ua)
+    assert clients.tables_built() == "none"
+
+
+@pytest.mark.usefixtures("no_tables")
+def test_an_odd_user_agent_builds_only_the_tables_it_needs() -> None:
+    bot = parse_client(ODD_BOT)
+    assert bot.app is App.BOT
+    assert clients.tables_built() == "os"  # a named bot needs only its OS
+    opera = parse_client(ODD_BROWSER)
+    assert (opera.app, opera.os, opera.browser) == (App.BROWSER, OS.LINUX, "Opera")
+    assert clients.tables_built() == "all"
+    assert clients._get_parser(clients.Domain.OS) is clients._full_parser  # one parser answers for both
+
+
+@pytest.mark.usefixtures("no_tables")
+def test_warm_up_with_tables_builds_them() -> None:
+    clients.warm_up(tables=True)
+    assert clients.tables_built() == "all"
+    clients.warm_up(tables=True)  # idempotent
+    assert clients.tables_built() == "all"
 
 
 # --- the user-agents compatible wrapper ----------------------------------------------------------------

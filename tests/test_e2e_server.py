@@ -141,3 +141,24 @@ def test_a_worker_that_dies_is_started_again() -> None:
     finally:
         output = running.stop()
     assert "starting another" in output
+
+
+def test_ua_tables_load_when_a_user_agent_first_needs_them() -> None:
+    """A served process keeps ua-parser's tables out of memory until an unusual user agent comes
+    (ROUTER_UA_TABLES=lazy, the default), and builds them at start with ROUTER_UA_TABLES=startup."""
+    running = Server().wait_ready()
+    try:
+        for ua in (uas.SAFARI_IOS, uas.CHROME_WINDOWS, uas.WECHAT_ANDROID, uas.WECHAT_IOS):
+            httpx.get(f"{running.base}/go?url={quote(ITEM, safe='')}", headers={"user-agent": ua})
+        assert httpx.get(f"{running.base}/readyz").json()["ua_tables"] == "none"
+        odd = "Opera/9.80 (X11; Linux i686) Presto/2.12.388 Version/12.16"
+        response = httpx.get(f"{running.base}/go?url={quote(ITEM, safe='')}", headers={"user-agent": odd})
+        assert (response.status_code, response.headers["location"]) == (302, ITEM)  # a desktop browser: web
+        assert httpx.get(f"{running.base}/readyz").json()["ua_tables"] == "all"
+    finally:
+        running.stop()
+    eager = Server(env={"ROUTER_UA_TABLES": "startup"}).wait_ready()
+    try:
+        assert httpx.get(f"{eager.base}/readyz").json()["ua_tables"] == "all"
+    finally:
+        eager.stop()

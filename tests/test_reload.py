@@ -259,7 +259,9 @@ def test_readyz_reports_version_count_and_last_attempt(rules_dir: Path) -> None:
     ready = http.get("/readyz").json()
     version = load_rules(rules_dir).version
     assert ready == {"status": "ready", "rules_version": version, "rules": 0, "rules_source": str(rules_dir),
-                     "rules_loaded_at": ready["rules_loaded_at"], "last_reload": None, "pid": os.getpid()}
+                     "rules_loaded_at": ready["rules_loaded_at"], "last_reload": None, "pid": os.getpid(),
+                     "ua_tables": ready["ua_tables"]}
+    assert ready["ua_tables"] in ("none", "os", "all")
     app.state.active_rules.reject(["x.yaml:1:2: nope"], "signal")
     last = http.get("/readyz").json()["last_reload"]
     assert last["result"] == "rejected" and last["errors"] == ["x.yaml:1:2: nope"] and last["version"] == version

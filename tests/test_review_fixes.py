@@ -93,3 +93,10 @@ def test_token_only_moments_landing_still_offers_the_token(client: TestClient) -
     url = quote("复制这段描述￥AbCd1234￥后到👉淘♂寳♀👈", safe="")
     page = client.get(f"/go?url={url}&from=timeline", headers={"user-agent": uas.WECHAT_IOS}).text
     assert "￥AbCd1234￥" in page
+
+
+def test_ua_tables_setting() -> None:
+    assert Settings.from_env({}).ua_tables_at_startup is False
+    assert Settings.from_env({"ROUTER_UA_TABLES": "Startup"}).ua_tables_at_startup is True
+    with pytest.raises(ValueError, match="ROUTER_UA_TABLES must be 'lazy' or 'startup', got 'eager'"):
+        Settings.from_env({"ROUTER_UA_TABLES": "eager"})

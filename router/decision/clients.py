@@ -77,6 +77,7 @@ from user_agents.parsers import (  # type: ignore[import-untyped]  # no stubs
     parse_operating_system,
 )
 
+from router.decision.browser_shapes import Shape, read_shape
 from router.decision.types import OS, App, Client, Device, Version
 from router.decision.versions import parse_version
 
@@ -90,6 +91,7 @@ __all__ = [
     "cache_info",
     "parse_client",
     "parse_version",
+    "tables_built",
     "warm_up",
 ]
 
@@ -99,14 +101,21 @@ Real UAs, WeChat's included, stay well under 600 characters."""
 
 _CACHE_SIZE = 8192
 
-# --- ua-parser, built once and lazily --------------------------------------------------------------
+# --- ua-parser, built lazily -----------------------------------------------------------------------
 
-_parser: ua_parser.Parser | None = None
+# ua-parser's tables compiled by its Rust resolver weigh ~25 MB and take ~150 ms to build; the OS table
+# alone ~4 MB and ~25 ms. The common user agents need neither (named apps on phones and the common
+# browsers are read here and in router.decision.browser_shapes), so they are built the first time a user
+# agent does: the OS table for a named app or bot on an unusual platform, all of them for an unknown
+# browser. `warm_up(tables=True)` builds them at start-up instead (ROUTER_UA_TABLES=startup): steadier
+# first clicks for 25 MB.
+_os_parser: ua_parser.Parser | None = None
+_full_parser: ua_parser.Parser | None = None
 _parser_lock = threading.Lock()
 
-# A few UAs of the kinds that dominate traffic. The Rust resolver compiles its
-# regexes lazily on first use, so parsing these at start-up moves that cost
-# (hundreds of µs per first hit) off the first real clicks too.
+# A few UAs of the kinds that dominate traffic, read by start-up so that compiling the regexes they need
+# (and, with the tables, the Rust resolver's lazily compiled ones: hundreds of µs per first hit) is not
+# left to the first real clicks.
 _WARM_UP_UAS = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
     "Mobile/15E148 MicroMessenger/8.0.44(0x18002c2d) NetType/WIFI Language/zh_CN",
@@ -119,35 +128,60 @@ _WARM_UP_UAS = (
     "Chrome/120.0.0.0 Safari/537.36",
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
     "Version/17.1 Safari/605.1.15",
+)
+# ...and two that only ua-parser's tables can place (their OS).
+_WARM_UP_TABLE_UAS = (
     "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
     "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
 )
 
 
-def _get_parser() -> ua_parser.Parser:
+def _get_parser(domains: Domain = Domain.ALL) -> ua_parser.Parser:
+    """A parser that resolves `domains`: the full one once built, else the OS-only one for Domain.OS."""
     # Double-checked: the common case reads a global without taking the lock.
-    global _parser
-    parser = _parser
-    if parser is None:
-        with _parser_lock:
-            parser = _parser
-            if parser is None:
-                # No CachingResolver: our LRU on the final Client already caches,
-                # a second cache would only double the memory for the same hits.
-                parser = ua_parser.Parser(Resolver(ua_parser.load_lazy_builtins()))
-                _parser = parser
-    return parser
+    full = _full_parser
+    if full is not None:
+        return full
+    if domains == Domain.OS:
+        parser = _os_parser
+        if parser is None:
+            with _parser_lock:
+                parser = _os_parser or _build(Domain.OS)
+        return parser
+    with _parser_lock:
+        return _full_parser or _build(Domain.ALL)
 
 
-def warm_up() -> None:
-    """Build the parser (~150-250 ms) and compile its common regexes.
+def _build(domains: Domain) -> ua_parser.Parser:
+    """Build (with _parser_lock held) the parser for `domains` and keep it."""
+    global _os_parser, _full_parser
+    # No CachingResolver: our LRU on the final Client already caches, a second cache would only double
+    # the memory for the same hits.
+    user_agent, os, device = ua_parser.load_lazy_builtins()
+    if domains == Domain.OS:
+        _os_parser = ua_parser.Parser(Resolver(([], os, [])))
+        return _os_parser
+    _full_parser = ua_parser.Parser(Resolver((user_agent, os, device)))
+    _os_parser = None  # the full one answers for the OS too
+    return _full_parser
 
-    Called by the server at start-up so the first clicks don't pay for it.
-    Does not touch the Client cache.
-    """
-    parser = _get_parser()
+
+def tables_built() -> str:
+    """Which of ua-parser's tables are in memory: "none", "os" or "all" (for /readyz and tests)."""
+    return "all" if _full_parser is not None else "os" if _os_parser is not None else "none"
+
+
+def warm_up(*, tables: bool = False) -> None:
+    """Compile this module's own regexes on the common user agents, so the first clicks don't pay for it;
+    with `tables`, also build ua-parser's tables (~150 ms, ~25 MB) and compile their common regexes.
+    Does not touch the Client cache."""
     for ua in _WARM_UP_UAS:
-        parser.parse(ua)
+        _parse(ua)
+    if tables:
+        parser = _get_parser(Domain.ALL)
+        for ua in (*_WARM_UP_UAS, *_WARM_UP_TABLE_UAS):
+            parser.parse(ua)
+            _parse(ua)
 
 
 class FastUserAgent(UserAgent):
@@ -174,6 +208,16 @@ class FastUserAgent(UserAgent):
         d = result.device
         self.device = parse_device(d.family, d.brand, d.model) if d else _OTHER_DEVICE
 
+    @classmethod
+    def of_shape(cls, ua: str, shape: Shape) -> FastUserAgent:
+        """The same, for a common browser read by router.decision.browser_shapes (no ua-parser run)."""
+        agent = cls.__new__(cls)
+        agent.ua_string = ua
+        agent.os = parse_operating_system(*shape.os)
+        agent.browser = parse_browser(*shape.browser)
+        agent.device = parse_device(shape.device, None, None)
+        return agent
+
 
 _OTHER_OS = parse_operating_system("Other")
 _OTHER_BROWSER = parse_browser("Other")
@@ -196,7 +240,7 @@ _VER = r"(\d+(?:\.\d+)*)"
 
 
 def _ints(dotted: str) -> Version:
-    return tuple(int(p) for p in dotted.split("."))
+    return tuple(map(int, dotted.split(".")))
 
 
 def _version_from(regex: re.Pattern[str], ua: str) -> Version:
@@ -260,6 +304,19 @@ class _WordList:
 
     def search(self, text: str) -> bool:
         return self._extractor.extract(text) is not None
+
+
+class _FirstOf:
+    """Several named patterns in one pass of the same Rust engine: the name of the first pattern, in the
+    order given, that matches anywhere (or None). One call where a chain of _WordList tests made several."""
+
+    def __init__(self, *named: tuple[str, _WordList]) -> None:
+        self._extractor = ua_parser_rs.UserAgentExtractor(
+            [(words.pattern, name, None, None, None, None) for name, words in named])
+
+    def first(self, text: str) -> str | None:
+        found = self._extractor.extract(text)
+        return None if found is None else found.family
 
 
 _REGEX_SPECIALS = frozenset("\\.^$|?*+()[]{}")
@@ -347,6 +404,7 @@ _PC_MODEL = _WordList(
     r"|travelmate|aspire|satellite|lifebook|thinkpad|ideapad|easynote|macbook|matebook|zenbook|vivobook"
     r"|\bnuc\d|\bpc\b|\baio\b|2in1"
 )
+_PC_OR_PAD_MODEL = _FirstOf(("pc", _PC_MODEL), ("pad", _PAD_MODEL))
 # Phones that run Windows 10 Mobile say "Windows NT 10.0; ARM; Lumia 950" or "Windows Phone".
 _WINDOWS_PHONE_MARKERS = ("windows phone", "lumia", "iemobile")
 
@@ -361,6 +419,25 @@ _MOBILE_OSES = (OS.IOS, OS.ANDROID, OS.HARMONYOS)
 _ENGINES = ("applewebkit", "gecko", "trident", "presto", "khtml", "arkweb")
 
 _EMPTY_BOT = Client(app=App.BOT, app_version=(), os=OS.OTHER, os_version=(), device=Device.DESKTOP, bot=True)
+
+# Clients are few (apps x versions x OS versions x devices) where user agents are many: every new user agent
+# that says the same gets the same Client object. It saves building a frozen dataclass per user agent (a few
+# µs), keeps the UA cache small, and lets what is keyed by a Client hash one object's fields, often cached.
+_CLIENT_LIMIT = 4096
+_clients: dict[tuple[object, ...], Client] = {}
+
+
+def _client(
+    app: App, app_version: Version, os: OS, os_version: Version, device: Device,
+    bot: bool = False, mini_program: bool = False, browser: str = "",
+) -> Client:
+    key = (app, app_version, os, os_version, device, bot, mini_program, browser)
+    client = _clients.get(key)
+    if client is None:
+        if len(_clients) >= _CLIENT_LIMIT:
+            _clients.clear()  # bounded; the common ones come straight back
+        client = _clients[key] = Client(app, app_version, os, os_version, device, bot, mini_program, browser)
+    return client
 
 
 # --- parsing ----------------------------------------------------------------------------------------
@@ -402,6 +479,11 @@ def _parse(ua: str) -> Client:
     # header) can't be encoded, so replace those before handing the string over.
     clean = ua if ua.isascii() else ua.encode("utf-8", "replace").decode("utf-8")
     low = clean.lower()
+    # The common browsers' own templates: read whole, without ua-parser (router.decision.browser_shapes).
+    # Their only free text, Android's model name, could still carry a marker, so it is read as a UA is.
+    shape = read_shape(ua)
+    if shape is not None and not _has_markers(shape.model):
+        return _shape_client(low, shape)
     named = _named_app(ua, low)
     # ua-parser's device domain is its most expensive (~half the parse) and its browser domain only
     # names the webview; a tap inside a named app needs neither, so only the OS is resolved for it, and
@@ -411,19 +493,13 @@ def _parse(ua: str) -> Client:
     if phone_os is not None:
         agent, (os, os_version) = _NO_AGENT, phone_os
     else:
-        agent = FastUserAgent(_get_parser()(clean, Domain.OS if named else Domain.ALL))
+        domains = Domain.OS if named else Domain.ALL
+        agent = FastUserAgent(_get_parser(domains)(clean, domains))
         os, os_version = _os_of(agent, ua)
 
     if named is App.BOT or (named is None and _is_unnamed_bot(ua, low, agent)):
-        return Client(
-            app=App.BOT,
-            app_version=(),  # a crawler's version decides nothing
-            os=os,
-            os_version=os_version,
-            device=Device.DESKTOP,
-            bot=True,
-            browser=agent.browser.family,
-        )
+        # A crawler's version decides nothing.
+        return _client(App.BOT, (), os, os_version, Device.DESKTOP, bot=True, browser=agent.browser.family)
 
     app: App
     app_version: Version = ()
@@ -445,16 +521,37 @@ def _parse(ua: str) -> Client:
     else:
         device = _device_of(ua, low, os, agent)
 
-    return Client(
-        app=app,
-        app_version=app_version,
-        os=os,
-        os_version=os_version,
-        device=device,
-        bot=False,
-        mini_program=mini_program,
-        browser="" if named else agent.browser.family,
-    )
+    return _client(app, app_version, os, os_version, device, False, mini_program, "" if named else agent.browser.family)
+
+
+_SHAPE_OS = {"iOS": OS.IOS, "Android": OS.ANDROID, "Windows": OS.WINDOWS, "Mac OS X": OS.MACOS,
+             "Linux": OS.LINUX, "Ubuntu": OS.LINUX}
+
+
+def _shape_client(low: str, shape: Shape) -> Client:
+    """What the steps below make of a common browser's user agent (no app marker, no bot, no webview in
+    any of the shapes), given what ua-parser would have said about it."""
+    os_family, *os_parts = shape.os
+    family, *browser_parts = shape.browser
+    os = _SHAPE_OS[os_family]
+    if os is OS.IOS:
+        device = Device.TABLET if shape.device == "iPad" else Device.MOBILE
+    elif os is OS.ANDROID:
+        device = _device_of("", low, os, _NO_AGENT)  # the model decides; no user-agents object is consulted
+    else:
+        device = Device.DESKTOP
+    return _client(App.BROWSER, _parts(browser_parts), os, _parts(os_parts), device, browser=family)
+
+
+def _has_markers(model: str) -> bool:
+    if not model:
+        return False
+    low = model.lower()
+    return _named_app(model, low) is not None or "harmony" in low or "hmos" in low
+
+
+def _parts(parts: list[str | None]) -> Version:
+    return tuple(int(part) for part in parts if part is not None)
 
 
 def _named_app(ua: str, low: str) -> tuple[App, Version, bool] | App | None:
@@ -573,9 +670,10 @@ def _android_device(low: str, agent: FastUserAgent) -> Device:
     """Android phones say "Mobile" (Chrome's rule, followed by WebView and its browsers, even where
     X5/TBS splits it from "Safari"), tablets don't; a pad model or flag overrides a stray "Mobile"."""
     details = _android_details(low)
-    if _PC_MODEL.search(details):
+    model_kind = _PC_OR_PAD_MODEL.first(details)  # a PC line first: "ThinkPad" is a laptop, not a pad
+    if model_kind == "pc":
         return Device.DESKTOP
-    pad_model = _PAD_MODEL.search(details) and not any(m in details for m in _PHONE_MAKERS_NAMED_PAD)
+    pad_model = model_kind == "pad" and not any(m in details for m in _PHONE_MAKERS_NAMED_PAD)
     if pad_model or "pad/apad" in low or agent.device.family in _TABLET_FAMILIES:
         return Device.TABLET
     if " mobile" in low or "mobile safari" in low:

@@ -9,7 +9,8 @@ rules router.decision.index leaves as candidates (the same first match).
 from __future__ import annotations
 
 from router.decision.deeplinks import app_location, opened_app, runs_taobao, web_location
-from router.decision.rules import Outcome, RuleSet
+from router.decision.memo import MISSING, choice_key
+from router.decision.rules import Outcome, Rule, RuleSet
 from router.decision.types import Action, Context, Decision, Step
 
 DEFAULT_RULE = "default"
@@ -22,13 +23,36 @@ def decide(rules: RuleSet, ctx: Context) -> Decision:
 def decide_timeless(rules: RuleSet, ctx: Context) -> tuple[Decision, bool]:
     """The decision, and whether it holds for any click with the same link, client and channel whatever
     its time and visitor: no rule tried on the way had a window or a rollout."""
+    key = choice_key(ctx)
+    kept = rules.choices.get(key)
+    if kept is not MISSING:  # a timeless choice made before for a click of the same kind
+        rule: Rule | None = kept  # type: ignore[assignment]
+        timeless = True
+    else:
+        rule, timeless = _first_match(rules, ctx)
+        if timeless:
+            rules.choices.keep(key, rule)
+    then, rule_id = (rules.default, DEFAULT_RULE) if rule is None else (rule.then, rule.id)
+    if not timeless or ctx.forward:
+        return _outcome(rules, then, rule_id, ctx, ()), timeless
+    # The answer depends on nothing but the rule, the link and the client: build it once.
+    outcome_key = (then, rule_id, ctx.link, ctx.client)
+    decision = rules.outcomes.get(outcome_key)
+    if decision is None:
+        decision = _outcome(rules, then, rule_id, ctx, ())
+        rules.outcomes.keep(outcome_key, decision)
+    return decision, True
+
+
+def _first_match(rules: RuleSet, ctx: Context) -> tuple[Rule | None, bool]:
+    """The first rule that holds (None: the default), and whether no rule tried had a window or rollout."""
     timeless = True
     # Only the rules the index says could match (the same first match as trying every rule).
     for rule in rules.index.candidates(ctx):
         timeless = timeless and rule.timeless
         if rule.first_failure(ctx) is None:
-            return _outcome(rules, rule.then, rule.id, ctx, ()), timeless
-    return _outcome(rules, rules.default, DEFAULT_RULE, ctx, ()), timeless
+            return rule, timeless
+    return None, timeless
 
 
 def explain(rules: RuleSet, ctx: Context) -> Decision:

@@ -29,6 +29,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from router.decision.conditions import Condition, ConditionError, ConditionName, Rollout, build_condition
 from router.decision.index import RuleIndex
+from router.decision.memo import Choices, Outcomes
 from router.decision.types import LANDING_PAGES, Action
 from router.decision.yaml_reader import MAX_FILE_BYTES, NodeError, Problem, YamlReader, display_name, is_empty, suggest
 
@@ -117,11 +118,16 @@ class RuleSet:
     version: str  # short content hash of the files, for logs and /readyz
     files: tuple[str, ...] = ()
     universal_link_hosts: tuple[str, ...] = field(default=())
-    # Built from `rules` whenever a RuleSet is made (dataclasses.replace included), never passed in.
+    # Built from `rules` whenever a RuleSet is made (dataclasses.replace included), never passed in; the
+    # memos (router.decision.memo) start empty with every rule set, so a reload never reuses an answer.
     index: RuleIndex[Rule] = field(init=False, repr=False, compare=False)
+    choices: Choices = field(init=False, repr=False, compare=False)
+    outcomes: Outcomes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "index", RuleIndex(self.rules))
+        object.__setattr__(self, "choices", Choices())
+        object.__setattr__(self, "outcomes", Outcomes())
 
 
 class _FileReader(YamlReader):

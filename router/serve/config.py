@@ -14,6 +14,7 @@
 | ROUTER_EXPAND_UPSTREAM | (unset) | tests only: send expansion requests to this loopback origin |
 | ROUTER_SERVER_NAMES | (any) | Host names the router answers to (`go.example.com`, `*.example.com`) |
 | ROUTER_TRUSTED_PROXIES | (none) | addresses whose X-Forwarded-For/-Proto is believed (the client address) |
+| ROUTER_UA_TABLES | lazy | ua-parser's tables (~25 MB): `lazy` when a user agent first needs them, `startup` at start |
 | ROUTER_LOG_LEVEL | info | log level |
 """
 
@@ -112,6 +113,15 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _ua_tables(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("", "lazy"):
+        return False
+    if value == "startup":
+        return True
+    raise ValueError(f"ROUTER_UA_TABLES must be 'lazy' or 'startup', got {text!r}")
+
+
 def _expand_hosts(text: str) -> tuple[str, ...]:
     if text.strip().lower() in ("none", "off"):
         return ()
@@ -159,6 +169,9 @@ class Settings(ClickSettings):
     expand_hosts: tuple[str, ...] = ()
     expand_timeout_seconds: float = DEFAULT_EXPAND_TIMEOUT
     expand_upstream: str = ""  # tests only: a loopback origin that stands in for every expansion host
+    # ua-parser's tables (router.decision.clients): built at start-up, or when a user agent first needs them
+    # (most never do: named apps on phones and the common browsers are read without them).
+    ua_tables_at_startup: bool = False
 
     @property
     def rules_location(self) -> str:
@@ -199,4 +212,5 @@ class Settings(ClickSettings):
             expand_upstream=check_expand_upstream(env.get("ROUTER_EXPAND_UPSTREAM", "")),
             server_names=_csv(env.get("ROUTER_SERVER_NAMES", "")),
             trusted_proxies=_csv(env.get("ROUTER_TRUSTED_PROXIES", "")),
+            ua_tables_at_startup=_ua_tables(env.get("ROUTER_UA_TABLES", "")),
         )

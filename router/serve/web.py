@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from router.decision.answers import Answers
 from router.decision.click import BadClick, read_click, visitor_id
-from router.decision.clients import MAX_UA_LENGTH, warm_up
+from router.decision.clients import MAX_UA_LENGTH, tables_built, warm_up
 from router.decision.rules import RuleSet
 from router.decision.signing import ClickReplays
 from router.decision.types import Action, Context, Decision
@@ -268,7 +268,7 @@ def create_app(
     ruleset = rules or source.load()
     active = ActiveRules(ruleset, settings.rules_location)
     reloader = Reloader(active, source, settings.rules_poll_interval)
-    warm_up()
+    warm_up(tables=settings.ua_tables_at_startup)
     pages = Pages(settings)
     expander = expander or short_link_expander(settings)
     replays = ClickReplays()  # ad click ids seen with a signature: a second use loses ad privileges
@@ -285,7 +285,8 @@ def create_app(
         return PlainTextResponse("ok\n", headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
 
     async def readyz(request: Request) -> Response:
-        body = {"status": "ready", **active.status(), "pid": os.getpid()}  # which worker answered
+        # Which worker answered, and whether an unusual user agent has made it load ua-parser's tables yet.
+        body = {"status": "ready", **active.status(), "pid": os.getpid(), "ua_tables": tables_built()}
         return Response(json.dumps(body, ensure_ascii=False) + "\n", media_type="application/json",
                         headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
 
