@@ -7,7 +7,8 @@
 Links are skewed as a day's traffic is: ad clicks go to 50 destinations; 80% of shared links are among
 500 popular items and the rest a long tail where almost every link is new.
 "new agents": every click carries a user agent the process has never parsed, as real WeChat traffic
-does (device model, build and network type vary).
+does (device model, build and network type vary), on the popular links, clicked before by others (the
+long tail of links seen once is the next line's).
 "new agents and links": the worst case, nothing seen before, every link a different item.
 All include reading the click (query parsing, link normalisation, signature check for ad clicks) and
 walking the shipped rules: everything but HTTP.
@@ -67,24 +68,28 @@ def qq_android(i: int) -> str:
     )
 
 
+# Browsers vary where real ones do (OS, build and browser versions, the model), each field within its
+# real range: Safari's Mobile/ build is a two-digit, letter, up-to-four-digit code; Chrome's build and
+# patch are at most five and three digits.
 def safari_ios(i: int) -> str:
     return (
-        f"Mozilla/5.0 (iPhone; CPU iPhone OS 17_{i % 6} like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-        f"Version/17.{i % 6} Mobile/15E{148 + i} Safari/604.1"
+        f"Mozilla/5.0 (iPhone; CPU iPhone OS {15 + i % 4}_{i % 7} like Mac OS X) AppleWebKit/605.1.15 (KHTML, "
+        f"like Gecko) Version/{15 + i % 4}.{i % 7} Mobile/{15 + i % 8}{'ABCDEFG'[i % 7]}{i // 56 % 10000} "
+        "Safari/604.1"
     )
 
 
 def chrome_android(i: int) -> str:
     return (
-        f"Mozilla/5.0 (Linux; Android 14; {MODELS[i % len(MODELS)]}) AppleWebKit/537.36 (KHTML, like Gecko) "
-        f"Chrome/124.0.{6000 + i}.82 Mobile Safari/537.36"
+        f"Mozilla/5.0 (Linux; Android {10 + i % 5}; {MODELS[i % len(MODELS)]}) AppleWebKit/537.36 (KHTML, like "
+        f"Gecko) Chrome/{110 + i % 25}.0.{i // 25 % 7000}.{i // 175000 % 200} Mobile Safari/537.36"
     )
 
 
 def chrome_desktop(i: int) -> str:
     return (
         f"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-        f"Chrome/{100 + i % 25}.0.{i}.0 Safari/537.36"
+        f"Chrome/{100 + i % 25}.0.{i // 25 % 7000}.{i // 175000 % 200} Safari/537.36"
     )
 
 
@@ -102,7 +107,9 @@ MIX = [
 FROM = {"group": "groupmessage", "private": "singlemessage", "moments": "timeline"}
 
 
-def make_clicks(count: int, seed: int, ua_offset: int, fresh_links: bool = False) -> list[tuple[str, str, str]]:
+def make_clicks(
+    count: int, seed: int, ua_offset: int, fresh_links: bool = False, tail: bool = True
+) -> list[tuple[str, str, str]]:
     rng = random.Random(seed)
     weights = [weight for weight, _, _ in MIX]
     clicks = []
@@ -111,7 +118,7 @@ def make_clicks(count: int, seed: int, ua_offset: int, fresh_links: bool = False
         if fresh_links:
             url = ITEM.format(rng.randrange(10**10))
         else:
-            popular = rng.random() < 0.8
+            popular = rng.random() < 0.8 or not tail
             url = ITEM.format(rng.randrange(50) if how == "ad" else rng.randrange(500) if popular
                               else 1000 + rng.randrange(10**9))
         if how == "ad":
@@ -221,8 +228,12 @@ def main() -> None:
         scaling[count] = statistics.median(decide_only(contexts, scaled) for _ in range(args.rounds))
     cold, worst = [], []
     for r in range(args.rounds):
+        # The same links clicked before by other user agents (a server that has run a while), then every
+        # user agent new: what a never-seen user agent costs.
+        run(make_clicks(args.clicks, seed=100 + r, ua_offset=500_000_000 + 1_000_000 * r, tail=False), settings, rules)
         clients.cache_clear()
-        cold.append(run(make_clicks(args.clicks, seed=100 + r, ua_offset=1_000_000 * (r + 1)), settings, rules))
+        clicks = make_clicks(args.clicks, seed=100 + r, ua_offset=1_000_000 * (r + 1), tail=False)
+        cold.append(run(clicks, settings, rules))
     for r in range(args.rounds):
         clients.cache_clear()
         link_cache_clear()

@@ -92,7 +92,7 @@ def test_another_rule_set_starts_afresh() -> None:
 
 
 def test_the_store_is_bounded() -> None:
-    """At the limit the store empties rather than grows."""
+    """The store never grows past its limit."""
     answers = Answers(limit=10)
     for n in range(25):
         answer(answers, PLAIN, query=f"{QUERY}&gdt_vid=wx{n}")

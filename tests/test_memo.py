@@ -7,6 +7,7 @@ answers against explain()'s full walk, which keeps nothing.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from datetime import UTC, datetime
 
 import pytest
@@ -35,9 +36,11 @@ def click(query: str, ua: str, visitor: str = "visitor-0001", **changes: object)
     return dataclasses.replace(ctx, **changes) if changes else ctx  # type: ignore[arg-type]
 
 
+FIELDS = ("action", "rule", "status", "location", "landing", "app_link", "app", "reason")
+
+
 def same(a: object, b: object) -> bool:
-    fields = ("action", "rule", "status", "location", "landing", "app_link", "app", "reason")
-    return all(getattr(a, f) == getattr(b, f) for f in fields)
+    return all(getattr(a, f) == getattr(b, f) for f in (*FIELDS, "notes"))
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -124,3 +127,38 @@ def test_every_condition_is_keyed_or_varies_per_click() -> None:
     from router.decision.conditions import ConditionName
 
     assert set(KEYED) | PER_CLICK == set(ConditionName)
+
+
+def test_version_conditions_split_the_kept_choices_by_their_answers() -> None:
+    rules = rules_of("rules:\n  - {id: new-wechat, when: {app: wechat, app_version: '>=8.0.30'}, then: web}\n"
+                     "default: landing\n")
+    old, new = (uas.WECHAT_IOS.replace("MicroMessenger/8.0.47", f"MicroMessenger/{v}") for v in ("8.0.20", "8.0.31"))
+    for _ in range(2):
+        assert decide(rules, click(ITEM, old)).rule == "default"
+        assert decide(rules, click(ITEM, new)).rule == "new-wechat"
+        assert decide(rules, click(ITEM, uas.WECHAT_IOS)).rule == "new-wechat"  # 8.0.47 shares 8.0.31's choice
+    assert len(rules.version_tests) == 1 and len(rules.choices) == 2
+
+
+@pytest.mark.parametrize(
+    "action",
+    ["app", "web", "landing", "{action: app, via: intent}", "{action: app, via: tbopen}",
+     "{action: app, via: universal}", "{action: landing, page: moments}"],
+)
+def test_clients_with_the_same_traits_get_the_same_answer(action: str) -> None:
+    """client_traits is all an answer reads from the client: over every app, OS, device and a spread of
+    versions, clients with the same traits get the same answer, built afresh (explain keeps nothing)."""
+    from router.decision.deeplinks import client_traits
+    from router.decision.types import OS, App, Client, Device
+
+    rules = rules_of(f"settings: {{universal_link_hosts: [item.taobao.com]}}\ndefault: {action}\n")
+    for query in (ITEM, "url=https%3A%2F%2Fshop123.taobao.com%2F", "url=" + "%EF%BF%A5AbCd1234%EF%BF%A5"):
+        base = click(query, uas.SAFARI_IOS)
+        answers: dict[tuple[object, ...], tuple[object, ...]] = {}
+        for app, os, device, os_version in itertools.product(App, OS, Device, [(), (4,), (5, 0), (17, 4)]):
+            client = Client(app, (8, 0, 47), os, os_version, device, bot=app is App.BOT)
+            decision = explain(rules, dataclasses.replace(base, client=client))
+            answer = tuple(getattr(decision, f) for f in (*FIELDS, "notes"))
+            assert answers.setdefault(client_traits(client), answer) == answer, (query, client)
+
+

@@ -185,3 +185,18 @@ def test_a_signed_field_cannot_be_folded_into_another(folded_into: str) -> None:
     folded[folded_into] = f"{folded[folded_into]}\nexp=1700000000"
     del folded["exp"]
     assert verify(folded, TEST_KEYS)[0] is False
+
+
+def test_a_signature_checked_once_still_fails_for_changed_fields_or_other_keys() -> None:
+    """Matched signatures are remembered (an ad's link repeats on every click); the memory must never vouch
+    for a changed field, a signature moved onto other fields, or the same key id with another secret."""
+    fields = sign({"url": "https://item.taobao.com/item.htm?id=1", "adv": "42"}, TEST_KEYS)
+    for _ in range(3):
+        assert verify(fields, TEST_KEYS)[0]
+    assert not verify({**fields, "adv": "43"}, TEST_KEYS)[0]
+    assert not verify({**fields, "cmp": "spring"}, TEST_KEYS)[0]
+    other = sign({"url": "https://item.taobao.com/item.htm?id=2", "adv": "42"}, TEST_KEYS)
+    assert not verify({**other, "sig": fields["sig"]}, TEST_KEYS)[0]
+    kid = TEST_KEYS.signing_kid
+    same_kid_other_secret = SigningKeys.parse(f"{kid}:another-secret-0123456789")
+    assert not verify(fields, same_kid_other_secret)[0]

@@ -11,7 +11,8 @@ A kept Context carries the time and visitor of the click that made it: whoever r
 what does not depend on them (the link, client, channel and forwarded ids), and logs its own.
 
 The store belongs to one rule set: it empties when another one serves. It holds at most `limit`
-answers, each keyed by at most MAX_KEY_CHARS of query and user agent, and empties when full.
+answers, each keyed by at most MAX_KEY_CHARS of query and user agent (router.decision.recent: the clicks
+that repeat stay, the long tail goes).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from datetime import datetime
 
 from router.decision.click import ClickSettings, read_click
 from router.decision.decide import decide_timeless
+from router.decision.recent import Recent
 from router.decision.rules import RuleSet
 from router.decision.signing import ClickReplays
 from router.decision.types import Context, Decision
@@ -32,7 +34,7 @@ class Answers:
     def __init__(self, limit: int = DEFAULT_LIMIT) -> None:
         self.limit = limit
         self._rules: RuleSet | None = None
-        self._kept: dict[tuple[str, str], tuple[Context, Decision]] = {}
+        self._kept: Recent[tuple[str, str], tuple[Context, Decision]] = Recent(limit)
 
     def get(self, rules: RuleSet, path: str, query: str, ua: str) -> tuple[Context, Decision] | None:
         if path != "/go" or rules is not self._rules:
@@ -45,10 +47,8 @@ class Answers:
             return
         if rules is not self._rules:
             self._rules = rules
-            self._kept = {}
-        elif len(self._kept) >= self.limit:
-            self._kept.clear()  # bounded; the popular clicks come straight back
-        self._kept[(query, ua)] = (ctx, decision)
+            self._kept = Recent(self.limit)
+        self._kept.put((query, ua), (ctx, decision))
 
     def __len__(self) -> int:
         return len(self._kept)

@@ -22,6 +22,7 @@ from urllib.parse import unquote_plus
 
 from router.decision.clients import parse_client
 from router.decision.links import DEFAULT_ALLOWED_HOSTS, LinkError, parse_link
+from router.decision.recent import Recent
 from router.decision.signing import SIGNED_FIELDS, ClickReplays, SigningKeys, verify
 from router.decision.types import AdClaim, Channel, Context, Link
 
@@ -107,9 +108,7 @@ def read_click(
         if known is None or known[0] is not settings:
             known = (settings, _read_go_query(query, settings))
             if len(query) <= _GO_QUERY_KEPT_CHARS:
-                if len(_go_queries) >= _GO_QUERY_LIMIT:
-                    _go_queries.clear()
-                _go_queries[key] = known
+                _go_queries.put(key, known)
         link, channel, reason, forward = known[1]
         return Context(link=link, client=parse_client(ua), channel=channel, channel_reason=reason, at=at,
                        visitor=visitor or visitor_id(None, "", ua or ""), forward=forward)
@@ -132,11 +131,12 @@ def read_click(
     )
 
 
-# Queries of /go clicks already read, with the settings they were read with (bounded; emptied when full).
+# Queries of /go clicks already read, with the settings they were read with (bounded: router.decision.recent).
 # Keyed by the settings' id, checked with `is`: an id is only unique while its object lives.
 _GO_QUERY_LIMIT = 4096
 _GO_QUERY_KEPT_CHARS = 1024  # longer queries are read every time: the store stays a few MB at most
-_go_queries: dict[tuple[int, str], tuple[ClickSettings, tuple[Link, Channel, str, tuple[tuple[str, str], ...]]]] = {}
+_GoQuery = tuple[Link, Channel, str, tuple[tuple[str, str], ...]]
+_go_queries: Recent[tuple[int, str], tuple[ClickSettings, _GoQuery]] = Recent(_GO_QUERY_LIMIT)
 
 
 def _read_go_query(query: str, settings: ClickSettings) -> tuple[Link, Channel, str, tuple[tuple[str, str], ...]]:

@@ -78,6 +78,7 @@ from user_agents.parsers import (  # type: ignore[import-untyped]  # no stubs
 )
 
 from router.decision.browser_shapes import Shape, read_shape
+from router.decision.recent import Recent
 from router.decision.types import OS, App, Client, Device, Version
 from router.decision.versions import parse_version
 
@@ -424,7 +425,7 @@ _EMPTY_BOT = Client(app=App.BOT, app_version=(), os=OS.OTHER, os_version=(), dev
 # that says the same gets the same Client object. It saves building a frozen dataclass per user agent (a few
 # µs), keeps the UA cache small, and lets what is keyed by a Client hash one object's fields, often cached.
 _CLIENT_LIMIT = 4096
-_clients: dict[tuple[object, ...], Client] = {}
+_clients: Recent[tuple[object, ...], Client] = Recent(_CLIENT_LIMIT)
 
 
 def _client(
@@ -434,9 +435,8 @@ def _client(
     key = (app, app_version, os, os_version, device, bot, mini_program, browser)
     client = _clients.get(key)
     if client is None:
-        if len(_clients) >= _CLIENT_LIMIT:
-            _clients.clear()  # bounded; the common ones come straight back
-        client = _clients[key] = Client(app, app_version, os, os_version, device, bot, mini_program, browser)
+        client = Client(app, app_version, os, os_version, device, bot, mini_program, browser)
+        _clients.put(key, client)
     return client
 
 

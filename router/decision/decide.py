@@ -8,8 +8,8 @@ rules router.decision.index leaves as candidates (the same first match).
 
 from __future__ import annotations
 
-from router.decision.deeplinks import app_location, opened_app, runs_taobao, web_location
-from router.decision.memo import MISSING, choice_key
+from router.decision.deeplinks import app_location, client_traits, opened_app, runs_taobao, web_location
+from router.decision.memo import DEFAULT_CHOICE, choice_key
 from router.decision.rules import Outcome, Rule, RuleSet
 from router.decision.types import Action, Context, Decision, Step
 
@@ -23,24 +23,24 @@ def decide(rules: RuleSet, ctx: Context) -> Decision:
 def decide_timeless(rules: RuleSet, ctx: Context) -> tuple[Decision, bool]:
     """The decision, and whether it holds for any click with the same link, client and channel whatever
     its time and visitor: no rule tried on the way had a window or a rollout."""
-    key = choice_key(ctx)
+    key = choice_key(ctx, rules.version_tests)
     kept = rules.choices.get(key)
-    if kept is not MISSING:  # a timeless choice made before for a click of the same kind
-        rule: Rule | None = kept  # type: ignore[assignment]
-        timeless = True
+    rule: Rule | None
+    if kept is not None:  # a timeless choice made before for a click of the same kind
+        rule, timeless = (None if kept is DEFAULT_CHOICE else kept), True  # type: ignore[assignment]
     else:
         rule, timeless = _first_match(rules, ctx)
         if timeless:
-            rules.choices.keep(key, rule)
+            rules.choices.put(key, DEFAULT_CHOICE if rule is None else rule)
     then, rule_id = (rules.default, DEFAULT_RULE) if rule is None else (rule.then, rule.id)
     if not timeless or ctx.forward:
         return _outcome(rules, then, rule_id, ctx, ()), timeless
     # The answer depends on nothing but the rule, the link and the client: build it once.
-    outcome_key = (then, rule_id, ctx.link, ctx.client)
+    outcome_key = (then, rule_id, ctx.link, client_traits(ctx.client))
     decision = rules.outcomes.get(outcome_key)
     if decision is None:
         decision = _outcome(rules, then, rule_id, ctx, ())
-        rules.outcomes.keep(outcome_key, decision)
+        rules.outcomes.put(outcome_key, decision)
     return decision, True
 
 

@@ -123,6 +123,12 @@ def app_location(
     return f"{scheme}://{rest}", "app scheme: opens the app (no web fallback on this client)"
 
 
+def client_traits(client: Client) -> tuple[object, ...]:
+    """Everything the answers built here read from a client: clients with the same traits get the same
+    locations and notes (router.decision.memo keeps answers by these, not by every version number)."""
+    return (client.app is App.BROWSER, client.os, client.device, _runs_android_apps(client))
+
+
 def _runs_android_apps(client: Client) -> bool:
     """Android, or HarmonyOS 2-4 (Android-compatible); HarmonyOS NEXT (5+) has no Android runtime."""
     if client.os is OS.ANDROID:

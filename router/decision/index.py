@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
 
 from router.decision.conditions import AdField, Condition, ConditionName, OneOf
+from router.decision.recent import Recent
 from router.decision.types import Context
 
 
@@ -88,16 +89,14 @@ class RuleIndex(Generic[Rule]):
         self._reads = tuple(readers[name] for name in self._names)
         self._files = tuple(files[name] for name in self._names)
         self._always = tuple(always)
-        self._memo: dict[tuple[object, ...], tuple[Rule, ...]] = {}
+        self._memo: Recent[tuple[object, ...], tuple[Rule, ...]] = Recent(_MEMO_LIMIT)  # ad fields are many
 
     def candidates(self, ctx: Context) -> tuple[Rule, ...]:
         key = tuple(read(ctx) for read in self._reads)
         found = self._memo.get(key)
         if found is None:
             found = self._collect(key)
-            if len(self._memo) >= _MEMO_LIMIT:  # bounded: ad fields are many; start again rather than grow
-                self._memo.clear()
-            self._memo[key] = found
+            self._memo.put(key, found)
         return found
 
     def _collect(self, key: tuple[object, ...]) -> tuple[Rule, ...]:

@@ -1,24 +1,27 @@
 """Decisions worked out once per rule set for what a click is, not who sent it.
 
-Two user agents that say the same thing (WeChat 8.0.47 on Android 13, a phone) are the same Client; a
-rule set answers every click with the same client, channel, link kind and platform, short-link state and
-verified ad fields by the same rule, as long as no rule tried on the way had a window or a partial
-rollout (router.decision.rules: `Rule.timeless`). So that choice is kept per such key, and the answer
-built from it (the Location with its app link) per rule, link and client when the click forwards no
-attribution ids (those are per click). Never-seen user agents of a known kind then cost a lookup, not a
-walk over the rules and a rebuilt URL.
+A rule set answers every click with the same app, OS, device and mini-program flag, the same answers to
+its version conditions, channel, link kind and platform, short-link state and verified ad fields by the
+same rule, as long as no rule tried on the way had a window or a partial rollout
+(router.decision.rules: `Rule.timeless`). So that choice is kept per such key, and the answer built from
+it (the Location with its app link) per rule, link and client traits (router.decision.deeplinks:
+`client_traits`) when the click forwards no attribution ids (those are per click). Never-seen user agents
+of a known kind then cost a lookup, not a walk over the rules and a rebuilt URL.
 
-Both stores belong to one RuleSet (a reload makes a new one, with empty stores), are bounded, and empty
-when full: the popular keys come straight back.
+Both stores belong to one RuleSet (a reload makes a new one, with empty stores) and are bounded
+(router.decision.recent: what is used stays, the long tail goes).
 """
 
 from __future__ import annotations
 
-from router.decision.conditions import ConditionName, expansion_state
+from collections.abc import Iterable
+
+from router.decision.conditions import Condition, ConditionName, VersionIn, expansion_state
+from router.decision.recent import Recent
 from router.decision.types import Context, Decision
 
-MISSING = object()
-"""What Choices.get answers for a key it does not hold (None is a kept answer: the default rule)."""
+DEFAULT_CHOICE = "default"
+"""What the choices store holds for a kind of click no rule takes (the rule set's default)."""
 CHOICE_LIMIT = 4096
 OUTCOME_LIMIT = 2048
 
@@ -27,12 +30,12 @@ OUTCOME_LIMIT = 2048
 # something a rule reads would hand one click another's answer.
 KEYED = {
     ConditionName.CHANNEL: "channel",
-    ConditionName.APP: "client",
-    ConditionName.OS: "client",
-    ConditionName.DEVICE: "client",
-    ConditionName.APP_VERSION: "client",
-    ConditionName.OS_VERSION: "client",
-    ConditionName.MINI_PROGRAM: "client",
+    ConditionName.APP: "client app",
+    ConditionName.OS: "client os",
+    ConditionName.DEVICE: "client device",
+    ConditionName.APP_VERSION: "the rule set's version tests",
+    ConditionName.OS_VERSION: "the rule set's version tests",
+    ConditionName.MINI_PROGRAM: "client mini program",
     ConditionName.LINK: "link kind",
     ConditionName.PLATFORM: "link platform",
     ConditionName.EXPANSION: "expansion state",
@@ -45,50 +48,34 @@ if set(KEYED) | PER_CLICK != set(ConditionName):
     raise ImportError(f"router.decision.memo: conditions not in the choice key: {set(ConditionName) - set(KEYED)}")
 
 
-def choice_key(ctx: Context) -> tuple[object, ...]:
-    """Everything about a click a timeless rule can read. With `in_rollout` too: the what-if of rule tests
-    and explain puts a visitor inside a rollout at 0 %, which no real click is."""
+def choice_key(ctx: Context, version_tests: tuple[VersionIn, ...]) -> tuple[object, ...]:
+    """Everything about a click a timeless rule can read. Versions only as the answers to the version
+    conditions the rule set holds (`version_tests`): user agents carry hundreds of version numbers, rules
+    a few ranges. With `in_rollout` too: the what-if of rule tests and explain puts a visitor inside a
+    rollout at 0 %, which no real click is."""
     ad = ctx.ad
     ad_fields = (ad.source, ad.advertiser, ad.campaign) if ad is not None and ad.verified else None
     link = ctx.link
-    return (ctx.client, ctx.channel, link.kind, link.platform, expansion_state(ctx), ad_fields, ctx.in_rollout)
+    client = ctx.client
+    versions = tuple(test.holds(ctx, "") for test in version_tests) if version_tests else ()
+    return (client.app, client.os, client.device, client.mini_program, versions, ctx.channel, link.kind,
+            link.platform, expansion_state(ctx), ad_fields, ctx.in_rollout)
 
 
-class Choices:
-    """The rule (None: the default) each choice key leads to, for the timeless ones."""
-
-    __slots__ = ("_kept",)
-
-    def __init__(self) -> None:
-        self._kept: dict[tuple[object, ...], object] = {}
-
-    def get(self, key: tuple[object, ...]) -> object:
-        return self._kept.get(key, MISSING)
-
-    def keep(self, key: tuple[object, ...], rule: object) -> None:
-        if len(self._kept) >= CHOICE_LIMIT:
-            self._kept.clear()
-        self._kept[key] = rule
-
-    def __len__(self) -> int:
-        return len(self._kept)
+def version_tests(conditions: Iterable[Condition]) -> tuple[VersionIn, ...]:
+    """The distinct version conditions among `conditions`, for choice_key."""
+    seen: dict[tuple[str, object], VersionIn] = {}
+    for condition in conditions:
+        if isinstance(condition, VersionIn):
+            seen.setdefault((condition.name, condition.range), condition)
+    return tuple(seen.values())
 
 
-class Outcomes:
-    """Decisions built for (rule outcome, rule id, link, client) of clicks that forward nothing."""
+def choices() -> Recent[tuple[object, ...], object]:
+    """A rule set's store of timeless choices: the Rule, or DEFAULT_CHOICE."""
+    return Recent(CHOICE_LIMIT)
 
-    __slots__ = ("_kept",)
 
-    def __init__(self) -> None:
-        self._kept: dict[tuple[object, ...], Decision] = {}
-
-    def get(self, key: tuple[object, ...]) -> Decision | None:
-        return self._kept.get(key)
-
-    def keep(self, key: tuple[object, ...], decision: Decision) -> None:
-        if len(self._kept) >= OUTCOME_LIMIT:
-            self._kept.clear()
-        self._kept[key] = decision
-
-    def __len__(self) -> int:
-        return len(self._kept)
+def outcomes() -> Recent[tuple[object, ...], Decision]:
+    """A rule set's store of answers for clicks that forward nothing, by (outcome, rule id, link, client)."""
+    return Recent(OUTCOME_LIMIT)

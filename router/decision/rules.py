@@ -27,10 +27,18 @@ from pathlib import Path
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from router.decision.conditions import Condition, ConditionError, ConditionName, Rollout, build_condition
+from router.decision.conditions import (
+    Condition,
+    ConditionError,
+    ConditionName,
+    Rollout,
+    VersionIn,
+    build_condition,
+)
 from router.decision.index import RuleIndex
-from router.decision.memo import Choices, Outcomes
-from router.decision.types import LANDING_PAGES, Action
+from router.decision.memo import choices, outcomes, version_tests
+from router.decision.recent import Recent
+from router.decision.types import LANDING_PAGES, Action, Decision
 from router.decision.yaml_reader import MAX_FILE_BYTES, NodeError, Problem, YamlReader, display_name, is_empty, suggest
 
 MAX_RULES = 2_000
@@ -121,13 +129,16 @@ class RuleSet:
     # Built from `rules` whenever a RuleSet is made (dataclasses.replace included), never passed in; the
     # memos (router.decision.memo) start empty with every rule set, so a reload never reuses an answer.
     index: RuleIndex[Rule] = field(init=False, repr=False, compare=False)
-    choices: Choices = field(init=False, repr=False, compare=False)
-    outcomes: Outcomes = field(init=False, repr=False, compare=False)
+    version_tests: tuple[VersionIn, ...] = field(init=False, repr=False, compare=False)
+    choices: Recent[tuple[object, ...], object] = field(init=False, repr=False, compare=False)
+    outcomes: Recent[tuple[object, ...], Decision] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "index", RuleIndex(self.rules))
-        object.__setattr__(self, "choices", Choices())
-        object.__setattr__(self, "outcomes", Outcomes())
+        object.__setattr__(self, "version_tests",
+                           version_tests(condition for rule in self.rules for _, condition in rule.conditions))
+        object.__setattr__(self, "choices", choices())
+        object.__setattr__(self, "outcomes", outcomes())
 
 
 class _FileReader(YamlReader):

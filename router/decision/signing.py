@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote
 
+from router.decision.recent import Recent
+
 SIGNED_FIELDS = ("url", "src", "adv", "cmp", "ch", "exp", "kid")
 """Every /ad field the signature covers; `sig` itself is not one of them."""
 
@@ -113,9 +115,7 @@ def verify(fields: Mapping[str, str], keys: SigningKeys, now: datetime | None = 
     secret = keys.secret(kid)
     if secret is None:
         return False, f"unknown signing key id {kid[:32]!r}"
-    expected = _mac(secret, fields)
-    # Constant time: a byte-by-byte compare would leak how much of a forged signature was right.
-    if not hmac.compare_digest(expected.encode(), sig.encode("utf-8", "replace")):
+    if not _signature_matches(keys, kid, secret, sig, fields):
         return False, "signature does not match the ad fields (wrong key, or a field was changed)"
     if "exp" in fields:
         try:
@@ -125,6 +125,27 @@ def verify(fields: Mapping[str, str], keys: SigningKeys, now: datetime | None = 
         if (now or datetime.now(UTC)) >= expires:
             return False, f"ad link expired at {expires.isoformat(timespec='seconds')}"
     return True, f"signature verified with key {kid!r}"
+
+
+# Signatures already found to match their fields, with the keys that checked them: an ad's link is the
+# same for every click on it (only the platform's click ids, which are not signed, change), so its HMAC is
+# computed once rather than per click. Only matches are kept, so a forged signature is never looked up
+# as good; a lookup compares hashes of the whole key, which tells a prober nothing about a signature's
+# bytes. Expiry and replays are still checked per click. Bounded (router.decision.recent).
+_MATCHED_LIMIT = 4096
+_matched: Recent[tuple[object, ...], bool] = Recent(_MATCHED_LIMIT)
+
+
+def _signature_matches(keys: SigningKeys, kid: str, secret: bytes, sig: str, fields: Mapping[str, str]) -> bool:
+    key = (keys, kid, sig, *((name, fields[name]) for name in SIGNED_FIELDS if name in fields))
+    if _matched.get(key):
+        return True
+    expected = _mac(secret, fields)
+    # Constant time: a byte-by-byte compare would leak how much of a forged signature was right.
+    if not hmac.compare_digest(expected.encode(), sig.encode("utf-8", "replace")):
+        return False
+    _matched.put(key, True)
+    return True
 
 
 class ClickReplays:
