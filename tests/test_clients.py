@@ -14,9 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from router.decision import clients
-from router.decision.clients import MAX_UA_LENGTH, FastUserAgent, cache_clear, cache_info, parse_client, parse_version
+from router.decision import clients, ua_tables
+from router.decision.clients import MAX_UA_LENGTH, cache_clear, cache_info, parse_client, parse_version
 from router.decision.types import OS, App, Client, Device, Version
+from router.decision.ua_tables import FastUserAgent
 
 W, Q, WC = App.WECHAT, App.QQ, App.WECOM
 IOS, AND, HOS, WIN, MAC, LNX = OS.IOS, OS.ANDROID, OS.HARMONYOS, OS.WINDOWS, OS.MACOS, OS.LINUX
@@ -525,8 +526,8 @@ def test_non_str_is_treated_as_empty() -> None:
 @pytest.fixture
 def no_tables(monkeypatch: pytest.MonkeyPatch) -> None:
     """A process that has not built ua-parser's tables yet (restored afterwards)."""
-    monkeypatch.setattr(clients, "_os_parser", None)
-    monkeypatch.setattr(clients, "_full_parser", None)
+    monkeypatch.setattr(ua_tables, "_os_parser", None)
+    monkeypatch.setattr(ua_tables, "_full_parser", None)
     cache_clear()
 
 
@@ -541,7 +542,7 @@ def test_concurrent_first_use_builds_one_parser() -> None:
 
     def worker() -> None:
         barrier.wait()
-        seen.append(clients._get_parser())
+        seen.append(ua_tables._parser(ua_tables.Domain.ALL))
         parse_client(CASES[0][1])
 
     threads = [threading.Thread(target=worker) for _ in range(8)]
@@ -572,7 +573,7 @@ def test_an_odd_user_agent_builds_only_the_tables_it_needs() -> None:
     opera = parse_client(ODD_BROWSER)
     assert (opera.app, opera.os, opera.browser) == (App.BROWSER, OS.LINUX, "Opera")
     assert clients.tables_built() == "all"
-    assert clients._get_parser(clients.Domain.OS) is clients._full_parser  # one parser answers for both
+    assert ua_tables._parser(ua_tables.Domain.OS) is ua_tables._full_parser  # one parser answers for both
 
 
 @pytest.mark.usefixtures("no_tables")
@@ -587,7 +588,7 @@ def test_warm_up_with_tables_builds_them() -> None:
 
 
 def test_fast_user_agent_keeps_user_agents_properties() -> None:
-    parser = clients._get_parser()
+    parser = ua_tables._parser(ua_tables.Domain.ALL)
     iphone = FastUserAgent(parser.parse(IPHONE.format(v="17_1") + " Version/17.1 Mobile/15E148 Safari/604.1"))
     assert (iphone.is_mobile, iphone.is_tablet, iphone.is_pc, iphone.is_bot) == (True, False, False, False)
     assert iphone.os.family == "iOS"

@@ -200,3 +200,45 @@ def test_a_signature_checked_once_still_fails_for_changed_fields_or_other_keys()
     kid = TEST_KEYS.signing_kid
     same_kid_other_secret = SigningKeys.parse(f"{kid}:another-secret-0123456789")
     assert not verify(fields, same_kid_other_secret)[0]
+
+
+def test_an_ad_read_once_still_checks_each_click() -> None:
+    """/ad queries are read once per ad (router.decision.click); each click still gets its own click ids,
+    its own replay check and its own expiry check, and any change to the fixed part is a new read."""
+    from datetime import UTC, datetime
+    from urllib.parse import urlencode
+
+    from router.decision.click import BadClick, read_click
+    from router.decision.signing import ClickReplays
+    from router.decision.types import Channel
+    from router.serve.config import Settings, bundled_rules_dir
+    from tests import uas
+
+    settings = Settings(rules_dir=bundled_rules_dir(), signing_keys=TEST_KEYS)
+    ad = urlencode(sign(FIELDS | {"exp": "1767225600"}, TEST_KEYS))  # expires 2026-01-01T00:00:00Z
+    replays = ClickReplays()
+    before = datetime(2025, 12, 31, tzinfo=UTC)
+
+    def read(query: str, at: datetime = before):  # type: ignore[no-untyped-def]
+        return read_click("/ad", query, uas.WECHAT_IOS, at=at, settings=settings, replays=replays)
+
+    first = read(f"gdt_vid=wx-1&{ad}&qz_gdt=q-1")
+    second = read(f"{ad}&gdt_vid=wx-2")
+    assert (first.channel, first.forward) == (Channel.AD, (("gdt_vid", "wx-1"), ("qz_gdt", "q-1")))
+    assert (second.channel, second.forward) == (Channel.AD, (("gdt_vid", "wx-2"),))
+    replayed = read(f"{ad}&gdt_vid=wx-2")
+    assert replayed.channel is Channel.UNKNOWN and replayed.ad is not None and "already used" in replayed.ad.reason
+    expired = read(f"{ad}&gdt_vid=wx-3", at=datetime(2026, 1, 2, tzinfo=UTC))
+    assert expired.channel is Channel.UNKNOWN and expired.ad is not None and "expired" in expired.ad.reason
+    tampered = read(ad.replace("adv=", "adv=9") + "&gdt_vid=wx-4")
+    assert tampered.channel is Channel.UNKNOWN
+    with pytest.raises(BadClick, match="parameter 'adv' is given 2 times"):
+        read(f"{ad}&adv=other&gdt_vid=wx-5")
+    with pytest.raises(BadClick, match="too many query parameters"):
+        read(ad + "".join(f"&gdt_vid=wx-{n}" for n in range(100)))
+    # An encoded click id name, and a forwarded name that is also a control parameter: read as they came.
+    encoded = read(f"qz_gdt=q-6&{ad}&gdt%5Fvid=wx-6")
+    assert encoded.forward == (("qz_gdt", "q-6"), ("gdt_vid", "wx-6"))
+    steering = Settings(rules_dir=bundled_rules_dir(), signing_keys=TEST_KEYS, forward_params=("gdt_vid", "ch"))
+    stamped = read_click("/ad", f"{ad}&gdt_vid=wx-7", uas.WECHAT_IOS, at=before, settings=steering)
+    assert stamped.forward == (("gdt_vid", "wx-7"),) and stamped.channel is Channel.AD

@@ -114,8 +114,8 @@ def read_click(
                        visitor=visitor or visitor_id(None, "", ua or ""), forward=forward)
     if path not in CLICK_PATHS:
         raise BadClick(404, f"no such click path {_short(path)}; use /go?url=… or a signed /ad?… link")
-    link, values, params = _read_query(query, settings)
-    ad = _ad_claim(values, settings, at, replays)
+    link, values, params, fields = _read_ad_query(query, settings)
+    ad = _ad_claim(values, fields, settings, at, replays)
     channel, reason = _channel(values, ad)
     wanted = settings.forward_params
     forward = tuple((name, value) for name, value in params if name in wanted)
@@ -146,6 +146,67 @@ def _read_go_query(query: str, settings: ClickSettings) -> tuple[Link, Channel, 
     return link, channel, reason, tuple((name, value) for name, value in params if name in wanted)
 
 
+# /ad queries already read, without their per-click part (bounded: router.decision.recent). An ad's link
+# is fixed when the ad is made; the platform appends a click id (gdt_vid, qz_gdt, click_id) per click. So
+# the fixed part (link, ad fields, signature) is read once per ad, and only the click ids per click;
+# whether the signature still holds (expiry) and whether the click id was seen before (replays) are
+# checked per click, after this.
+_AD_QUERY_LIMIT = 1024
+_AdQuery = tuple[Link, dict[str, str], list[tuple[str, str]], dict[str, str]]
+_ad_queries: Recent[tuple[int, str], tuple[ClickSettings, _AdQuery]] = Recent(_AD_QUERY_LIMIT)
+_per_click_names: Recent[int, tuple[ClickSettings, frozenset[str]]] = Recent(16)
+
+
+def _read_ad_query(query: str, settings: ClickSettings) -> _AdQuery:
+    """_read_query, plus the signed fields, for an /ad click: the part its ad fixes read once per ad."""
+    per_click = _per_click(settings)
+    if not per_click or len(query) > MAX_QUERY_LENGTH:
+        link, values, params = _read_query(query, settings)
+        return link, values, params, _signed(values)
+    chunks = [chunk for chunk in query.split("&") if chunk]
+    fixed: list[str] = []
+    varying: list[str] = []
+    for chunk in chunks:
+        name = chunk.partition("=")[0]
+        if name in per_click:
+            varying.append(chunk)
+        elif "%" in name or "+" in name:
+            # An encoded name could be a click id's: read it all in order, as it came.
+            link, values, params = _read_query(query, settings)
+            return link, values, params, _signed(values)
+        else:
+            fixed.append(chunk)
+    if len(chunks) > MAX_PARAMS:
+        raise BadClick(400, f"too many query parameters; the limit is {MAX_PARAMS}")
+    fixed_query = "&".join(fixed)
+    key = (id(settings), fixed_query)
+    known = _ad_queries.get(key)
+    if known is None or known[0] is not settings:
+        link, values, params = _read_query(fixed_query, settings)
+        known = (settings, (link, values, params, _signed(values)))
+        if len(fixed_query) <= _GO_QUERY_KEPT_CHARS:
+            _ad_queries.put(key, known)
+    link, values, params, fields = known[1]
+    if not varying:
+        return link, values, params, fields
+    extra = _query_params("&".join(varying))
+    values = dict(values)
+    for name, value in extra:
+        values.setdefault(name, value)
+    return link, values, params + extra, fields
+
+
+def _per_click(settings: ClickSettings) -> frozenset[str]:
+    """Parameter names that change per click (click ids, forwarded ids), none of them steering the decision;
+    empty when a forwarded name is also a control parameter (then the whole query is read every time)."""
+    known = _per_click_names.get(id(settings))
+    if known is None or known[0] is not settings:
+        names = frozenset((*CLICK_ID_PARAMS, *settings.forward_params))
+        known = (settings, frozenset() if names & _CONTROL else names)
+        _per_click_names.put(id(settings), known)
+    return known[1]
+
+
 def _read_query(query: str, settings: ClickSettings) -> tuple[Link, dict[str, str], list[tuple[str, str]]]:
     """The link, the first value of each parameter, and all parameters in order; or BadClick."""
     if len(query) > MAX_QUERY_LENGTH:
@@ -174,8 +235,15 @@ def _read_query(query: str, settings: ClickSettings) -> tuple[Link, dict[str, st
 CLICK_ID_PARAMS = ("gdt_vid", "qz_gdt", "click_id")
 
 
-def _ad_claim(values: dict[str, str], settings: ClickSettings, at: datetime, replays: ClickReplays | None) -> AdClaim:
-    fields = {name: values[name] for name in (*SIGNED_FIELDS, "sig") if name in values}
+def _signed(values: dict[str, str]) -> dict[str, str]:
+    """The fields a signature covers, and the signature."""
+    return {name: values[name] for name in (*SIGNED_FIELDS, "sig") if name in values}
+
+
+def _ad_claim(
+    values: dict[str, str], fields: dict[str, str], settings: ClickSettings, at: datetime,
+    replays: ClickReplays | None,
+) -> AdClaim:
     verified, reason = verify(fields, settings.signing_keys, at)
     click_ids = [f"{name}={values[name]}" for name in CLICK_ID_PARAMS if values.get(name)]
     if verified and replays is not None and click_ids:

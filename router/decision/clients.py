@@ -10,9 +10,9 @@ This runs once per click, so both paths are kept cheap:
   substring test or on a short slice. The UA is cut to MAX_UA_LENGTH first, so
   a 100 KB header costs no more than a 1 KB one.
 
-OS, device and the bot flag come from ua-parser 1.x, wrapped in a subclass of
-user-agents' ``UserAgent`` so its ``is_mobile``/``is_tablet``/``is_bot``
-classification is reused as is (its own parser is ~0.5-1 ms per new UA).
+The OS and device of a named app's phone UA and everything about the common browsers' UAs
+(router.decision.browser_shapes) are read here; anything else asks ua-parser 1.x through
+router.decision.ua_tables, which loads its tables the first time one is needed.
 
 The app comes from our own markers, tested in this order. The order is the
 whole point: several apps embed another app's marker, and bots name apps.
@@ -62,20 +62,11 @@ phones and IE's ``Touch`` Windows tablets tablets.
 from __future__ import annotations
 
 import re
-import threading
+import sys
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
-import ua_parser
-import ua_parser_rs  # ua-parser's Rust resolver, used directly by _WordList
-from ua_parser import Domain
-from ua_parser.regex import Resolver
-from user_agents.parsers import (  # type: ignore[import-untyped]  # no stubs
-    UserAgent,
-    parse_browser,
-    parse_device,
-    parse_operating_system,
-)
+import ua_parser_rs  # ua-parser's Rust regex engine, used directly by _WordList (no tables loaded)
 
 from router.decision.browser_shapes import Shape, read_shape
 from router.decision.recent import Recent
@@ -85,9 +76,12 @@ from router.decision.versions import parse_version
 if TYPE_CHECKING:
     from functools import _CacheInfo
 
+    from router.decision.ua_tables import FastUserAgent
+
+    Agent: TypeAlias = "FastUserAgent | _NoAgent"
+
 __all__ = [
     "MAX_UA_LENGTH",
-    "FastUserAgent",
     "cache_clear",
     "cache_info",
     "parse_client",
@@ -102,17 +96,7 @@ Real UAs, WeChat's included, stay well under 600 characters."""
 
 _CACHE_SIZE = 8192
 
-# --- ua-parser, built lazily -----------------------------------------------------------------------
-
-# ua-parser's tables compiled by its Rust resolver weigh ~25 MB and take ~150 ms to build; the OS table
-# alone ~4 MB and ~25 ms. The common user agents need neither (named apps on phones and the common
-# browsers are read here and in router.decision.browser_shapes), so they are built the first time a user
-# agent does: the OS table for a named app or bot on an unusual platform, all of them for an unknown
-# browser. `warm_up(tables=True)` builds them at start-up instead (ROUTER_UA_TABLES=startup): steadier
-# first clicks for 25 MB.
-_os_parser: ua_parser.Parser | None = None
-_full_parser: ua_parser.Parser | None = None
-_parser_lock = threading.Lock()
+# --- ua-parser's tables, loaded when first needed ------------------------------------------------------
 
 # A few UAs of the kinds that dominate traffic, read by start-up so that compiling the regexes they need
 # (and, with the tables, the Rust resolver's lazily compiled ones: hundreds of µs per first hit) is not
@@ -137,102 +121,40 @@ _WARM_UP_TABLE_UAS = (
 )
 
 
-def _get_parser(domains: Domain = Domain.ALL) -> ua_parser.Parser:
-    """A parser that resolves `domains`: the full one once built, else the OS-only one for Domain.OS."""
-    # Double-checked: the common case reads a global without taking the lock.
-    full = _full_parser
-    if full is not None:
-        return full
-    if domains == Domain.OS:
-        parser = _os_parser
-        if parser is None:
-            with _parser_lock:
-                parser = _os_parser or _build(Domain.OS)
-        return parser
-    with _parser_lock:
-        return _full_parser or _build(Domain.ALL)
-
-
-def _build(domains: Domain) -> ua_parser.Parser:
-    """Build (with _parser_lock held) the parser for `domains` and keep it."""
-    global _os_parser, _full_parser
-    # No CachingResolver: our LRU on the final Client already caches, a second cache would only double
-    # the memory for the same hits.
-    user_agent, os, device = ua_parser.load_lazy_builtins()
-    if domains == Domain.OS:
-        _os_parser = ua_parser.Parser(Resolver(([], os, [])))
-        return _os_parser
-    _full_parser = ua_parser.Parser(Resolver((user_agent, os, device)))
-    _os_parser = None  # the full one answers for the OS too
-    return _full_parser
-
-
 def tables_built() -> str:
     """Which of ua-parser's tables are in memory: "none", "os" or "all" (for /readyz and tests)."""
-    return "all" if _full_parser is not None else "os" if _os_parser is not None else "none"
+    tables = sys.modules.get("router.decision.ua_tables")  # not imported: nothing has needed them
+    return "none" if tables is None else tables.built()
 
 
 def warm_up(*, tables: bool = False) -> None:
     """Compile this module's own regexes on the common user agents, so the first clicks don't pay for it;
-    with `tables`, also build ua-parser's tables (~150 ms, ~25 MB) and compile their common regexes.
-    Does not touch the Client cache."""
+    with `tables`, also build ua-parser's tables (~150 ms, ~25 MB; router.decision.ua_tables) and compile
+    their common regexes. Does not touch the Client cache."""
     for ua in _WARM_UP_UAS:
         _parse(ua)
     if tables:
-        parser = _get_parser(Domain.ALL)
-        for ua in (*_WARM_UP_UAS, *_WARM_UP_TABLE_UAS):
-            parser.parse(ua)
+        from router.decision import ua_tables
+
+        ua_tables.warm_up((*_WARM_UP_UAS, *_WARM_UP_TABLE_UAS))
+        for ua in _WARM_UP_TABLE_UAS:
             _parse(ua)
 
 
-class FastUserAgent(UserAgent):
-    """user-agents' UserAgent filled from a ua-parser 1.x Result.
-
-    Only ``__init__`` differs, so the inherited ``is_mobile``, ``is_tablet``,
-    ``is_pc`` and ``is_bot`` classify exactly as user-agents does.
-    """
-
-    def __init__(self, result: ua_parser.Result | ua_parser.PartialResult) -> None:
-        # Deliberately no super().__init__(): that would parse the string again
-        # with user-agents' slow pure-Python parser.
-        # Result uses None for "no match"; user-agents expects family "Other" then.
-        # Spelled out rather than result.with_defaults(): that copies the Result.
-        self.ua_string = result.string
-        o = result.os
-        self.os = (
-            parse_operating_system(o.family, o.major, o.minor, o.patch, o.patch_minor) if o else _OTHER_OS
-        )
-        b = result.user_agent
-        self.browser = (
-            parse_browser(b.family, b.major, b.minor, b.patch, b.patch_minor) if b else _OTHER_BROWSER
-        )
-        d = result.device
-        self.device = parse_device(d.family, d.brand, d.model) if d else _OTHER_DEVICE
-
-    @classmethod
-    def of_shape(cls, ua: str, shape: Shape) -> FastUserAgent:
-        """The same, for a common browser read by router.decision.browser_shapes (no ua-parser run)."""
-        agent = cls.__new__(cls)
-        agent.ua_string = ua
-        agent.os = parse_operating_system(*shape.os)
-        agent.browser = parse_browser(*shape.browser)
-        agent.device = parse_device(shape.device, None, None)
-        return agent
+class _Family(NamedTuple):
+    family: str
+    version: Version = ()
 
 
-_OTHER_OS = parse_operating_system("Other")
-_OTHER_BROWSER = parse_browser("Other")
-_OTHER_DEVICE = parse_device("Other", None, None)
+class _NoAgent:
+    """What ua-parser would say of a named app's phone UA if asked nothing: families "Other" throughout,
+    no flags (the phone's OS, device and app are read by this module)."""
+
+    os = browser = device = _Family("Other")
+    is_bot = is_tablet = is_mobile = False
 
 
-def _blank_agent() -> FastUserAgent:
-    """What ua-parser's OS-only run gives a named app's UA, minus the OS: families "Other" throughout."""
-    agent = FastUserAgent.__new__(FastUserAgent)
-    agent.ua_string, agent.os, agent.browser, agent.device = "", _OTHER_OS, _OTHER_BROWSER, _OTHER_DEVICE
-    return agent
-
-
-_NO_AGENT = _blank_agent()
+_NO_AGENT = _NoAgent()
 
 
 # --- versions --------------------------------------------------------------------------------------
@@ -493,8 +415,10 @@ def _parse(ua: str) -> Client:
     if phone_os is not None:
         agent, (os, os_version) = _NO_AGENT, phone_os
     else:
-        domains = Domain.OS if named else Domain.ALL
-        agent = FastUserAgent(_get_parser(domains)(clean, domains))
+        # Loaded (and the tables built) the first time a user agent gets here.
+        from router.decision import ua_tables
+
+        agent = ua_tables.agent(clean, os_only=bool(named))
         os, os_version = _os_of(agent, ua)
 
     if named is App.BOT or (named is None and _is_unnamed_bot(ua, low, agent)):
@@ -614,7 +538,7 @@ def _token_value(low: str, key: str) -> str:
     return low[start:] if end < 0 else low[start:end]
 
 
-def _is_unnamed_bot(ua: str, low: str, agent: FastUserAgent) -> bool:
+def _is_unnamed_bot(ua: str, low: str, agent: Agent) -> bool:
     """Step 11: ua-parser's crawler list, a bare HTTP library, or a UA shaped like no browser at all."""
     if agent.is_bot or ("okhttp" in low and "mozilla" not in low) or _CONTACT_RE.search(low):
         return True
@@ -625,7 +549,7 @@ def _is_unnamed_bot(ua: str, low: str, agent: FastUserAgent) -> bool:
     return not any(engine in low for engine in _ENGINES) and "brows" not in low
 
 
-def _is_generic_webview(ua: str, low: str, os: OS, agent: FastUserAgent) -> bool:
+def _is_generic_webview(ua: str, low: str, os: OS, agent: Agent) -> bool:
     """Step 12: a webview no marker named (Android WebView, iOS WKWebView), unless a browser built on it
     says its own name."""
     if os is OS.ANDROID or os is OS.HARMONYOS:
@@ -640,7 +564,7 @@ def _is_generic_webview(ua: str, low: str, os: OS, agent: FastUserAgent) -> bool
     return not names_itself or (_X5_CORE in low and "mqqbrowser/" in low)
 
 
-def _device_of(ua: str, low: str, os: OS, agent: FastUserAgent) -> Device:
+def _device_of(ua: str, low: str, os: OS, agent: Agent) -> Device:
     if os is OS.HARMONYOS and "(Tablet;" in ua:
         # HarmonyOS NEXT (ArkWeb) names the form factor first: "(Phone|Tablet|PC; OpenHarmony 5.0".
         return Device.TABLET
@@ -666,7 +590,7 @@ def _device_of(ua: str, low: str, os: OS, agent: FastUserAgent) -> Device:
     return Device.DESKTOP
 
 
-def _android_device(low: str, agent: FastUserAgent) -> Device:
+def _android_device(low: str, agent: Agent) -> Device:
     """Android phones say "Mobile" (Chrome's rule, followed by WebView and its browsers, even where
     X5/TBS splits it from "Safari"), tablets don't; a pad model or flag overrides a stray "Mobile"."""
     details = _android_details(low)
@@ -712,7 +636,7 @@ def _phone_os(ua: str) -> tuple[OS, Version] | None:
     return os, tuple(int(part) for part in match.groups() if part is not None)
 
 
-def _os_of(agent: FastUserAgent, ua: str) -> tuple[OS, Version]:
+def _os_of(agent: Agent, ua: str) -> tuple[OS, Version]:
     if "HarmonyOS" in ua or "OpenHarmony" in ua or "Hmos/" in ua:
         # Android-compatible HarmonyOS 2-4 says "Android 12; HarmonyOS;" with no
         # version of its own; HarmonyOS NEXT says "OpenHarmony 5.0" (and may add

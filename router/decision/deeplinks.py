@@ -32,7 +32,8 @@ def with_params(url: str, params: tuple[tuple[str, str], ...]) -> str:
     """`url` with attribution params appended, encoded; the URL's own query is kept as it is."""
     if not params:
         return url
-    joiner = "&" if urlsplit(url).query else "?"
+    # What urlsplit calls the query (after the first "?", before any "#"), without a full split.
+    joiner = "&" if url.partition("#")[0].partition("?")[2] else "?"
     return url + joiner + urlencode(params, quote_via=quote)
 
 
@@ -139,6 +140,6 @@ def _runs_android_apps(client: Client) -> bool:
 def _auto_via(client: Client, web: str, universal_link_hosts: tuple[str, ...]) -> str:
     if client.app is App.BROWSER and _runs_android_apps(client):
         return "intent"
-    if client.os is OS.IOS and urlsplit(web).hostname in universal_link_hosts:
+    if universal_link_hosts and client.os is OS.IOS and urlsplit(web).hostname in universal_link_hosts:
         return "universal"
     return "scheme"

@@ -23,7 +23,7 @@ from router.decision.types import Context, Decision
 DEFAULT_CHOICE = "default"
 """What the choices store holds for a kind of click no rule takes (the rule set's default)."""
 CHOICE_LIMIT = 4096
-OUTCOME_LIMIT = 2048
+OUTCOME_LIMIT = 4096
 
 # What a choice key holds, by the conditions that read it. A condition added to the language must be
 # placed here (or among those that vary per click), or importing this module fails: a key missing

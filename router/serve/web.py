@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from router.decision.answers import Answers
 from router.decision.click import BadClick, read_click, visitor_id
 from router.decision.clients import MAX_UA_LENGTH, tables_built, warm_up
+from router.decision.recent import Recent
 from router.decision.rules import RuleSet
 from router.decision.signing import ClickReplays
 from router.decision.types import Action, Context, Decision
@@ -63,7 +64,7 @@ _COOKIE_ATTRIBUTES = f"; HttpOnly; Max-Age={_VISITOR_MAX_AGE}; Path=/; SameSite=
 # each response swaps in a fresh nonce of the same length. The placeholder is random per process, so no
 # input can contain it (escaping aside, a link would have to guess 128 bits).
 _NONCE_PLACEHOLDER = new_nonce().encode()
-_RENDERED_LIMIT = 2048  # landing pages kept rendered (each a few KB); emptied when full
+_RENDERED_LIMIT = 512  # landing pages kept rendered (each ~9 KB: ~4.5 MB at most); the used ones stay
 _LANGUAGE_LIMIT = 256  # Accept-Language values remembered with the language they choose
 _LANGUAGE_KEY_CHARS = 200  # longer values are read each time, never kept
 
@@ -78,7 +79,7 @@ class Pages:
     def __init__(self, settings: Settings) -> None:
         self.env = environment()
         self.fallback_delay_ms = settings.fallback_delay_ms
-        self._rendered: dict[tuple[object, ...], bytes] = {}
+        self._rendered: Recent[tuple[object, ...], bytes] = Recent(_RENDERED_LIMIT)
         self._languages: dict[str | None, str] = {}
 
     def language(self, accept_language: str | None) -> str:
@@ -104,9 +105,7 @@ class Pages:
         if rendered is None:
             context = landing_context(ctx, decision, lang, _NONCE_PLACEHOLDER.decode(), self.fallback_delay_ms)
             rendered = self.env.get_template("landing.html").render(context).encode()
-            if len(self._rendered) >= _RENDERED_LIMIT:
-                self._rendered.clear()
-            self._rendered[key] = rendered
+            self._rendered.put(key, rendered)
         nonce = new_nonce()
         return self._page(200, rendered.replace(_NONCE_PLACEHOLDER, nonce.encode()), nonce, lang)
 
