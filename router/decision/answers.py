@@ -27,7 +27,7 @@ from router.decision.signing import ClickReplays
 from router.decision.types import Context, Decision
 
 MAX_KEY_CHARS = 2048  # a longer query and user agent is decided afresh each time, never kept
-DEFAULT_LIMIT = 4096
+DEFAULT_LIMIT = 8192
 
 
 class Answers:
