@@ -90,6 +90,31 @@ __all__ = [
     "warm_up",
 ]
 
+# The enum members this module compares against, bound once: on Python 3.11 looking a member up on its
+# class goes through the enum metaclass's __getattr__ hook (~0.15 µs), and reading one user agent makes
+# dozens of such comparisons.
+_APP_ALIPAY = App.ALIPAY
+_APP_BOT = App.BOT
+_APP_BROWSER = App.BROWSER
+_APP_DINGTALK = App.DINGTALK
+_APP_DOUYIN = App.DOUYIN
+_APP_OTHER_INAPP = App.OTHER_INAPP
+_APP_QQ = App.QQ
+_APP_TAOBAO = App.TAOBAO
+_APP_WECHAT = App.WECHAT
+_APP_WECOM = App.WECOM
+_APP_WEIBO = App.WEIBO
+_DEVICE_DESKTOP = Device.DESKTOP
+_DEVICE_MOBILE = Device.MOBILE
+_DEVICE_TABLET = Device.TABLET
+_OS_ANDROID = OS.ANDROID
+_OS_HARMONYOS = OS.HARMONYOS
+_OS_IOS = OS.IOS
+_OS_LINUX = OS.LINUX
+_OS_MACOS = OS.MACOS
+_OS_OTHER = OS.OTHER
+_OS_WINDOWS = OS.WINDOWS
+
 MAX_UA_LENGTH = 1024
 """Longer UAs are cut to this many characters before parsing and before caching.
 Real UAs, WeChat's included, stay well under 600 characters."""
@@ -337,11 +362,11 @@ _LINUX_FAMILIES = frozenset(
         "SUSE", "openSUSE", "Mandriva", "PCLinuxOS", "Puppy", "BackTrack", "Chrome OS", "Mageia",
     }
 )  # fmt: skip
-_MOBILE_OSES = (OS.IOS, OS.ANDROID, OS.HARMONYOS)
+_MOBILE_OSES = (_OS_IOS, _OS_ANDROID, _OS_HARMONYOS)
 # Engines every real browser names; a UA with none of them and no browser ua-parser knows is a script.
 _ENGINES = ("applewebkit", "gecko", "trident", "presto", "khtml", "arkweb")
 
-_EMPTY_BOT = Client(app=App.BOT, app_version=(), os=OS.OTHER, os_version=(), device=Device.DESKTOP, bot=True)
+_EMPTY_BOT = Client(app=_APP_BOT, app_version=(), os=_OS_OTHER, os_version=(), device=_DEVICE_DESKTOP, bot=True)
 
 # Clients are few (apps x versions x OS versions x devices) where user agents are many: every new user agent
 # that says the same gets the same Client object. It saves building a frozen dataclass per user agent (a few
@@ -404,8 +429,10 @@ def _parse(ua: str) -> Client:
     # The common browsers' own templates: read whole, without ua-parser (router.decision.browser_shapes).
     # Their only free text, Android's model name, could still carry a marker, so it is read as a UA is.
     shape = read_shape(ua)
-    if shape is not None and not _has_markers(shape.model):
-        return _shape_client(low, shape)
+    if shape is not None:
+        device = _shape_device(low, shape)
+        if device is not None:
+            return _shape_client(shape, device)
     named = _named_app(ua, low)
     # ua-parser's device domain is its most expensive (~half the parse) and its browser domain only
     # names the webview; a tap inside a named app needs neither, so only the OS is resolved for it, and
@@ -421,9 +448,9 @@ def _parse(ua: str) -> Client:
         agent = ua_tables.agent(clean, os_only=bool(named))
         os, os_version = _os_of(agent, ua)
 
-    if named is App.BOT or (named is None and _is_unnamed_bot(ua, low, agent)):
+    if named is _APP_BOT or (named is None and _is_unnamed_bot(ua, low, agent)):
         # A crawler's version decides nothing.
-        return _client(App.BOT, (), os, os_version, Device.DESKTOP, bot=True, browser=agent.browser.family)
+        return _client(_APP_BOT, (), os, os_version, _DEVICE_DESKTOP, bot=True, browser=agent.browser.family)
 
     app: App
     app_version: Version = ()
@@ -431,40 +458,54 @@ def _parse(ua: str) -> Client:
     if isinstance(named, tuple):
         app, app_version, mini_program = named
     elif _is_generic_webview(ua, low, os, agent):
-        app = App.OTHER_INAPP
+        app = _APP_OTHER_INAPP
     else:
-        app, app_version = App.BROWSER, _int_prefix(agent.browser.version)
+        app, app_version = _APP_BROWSER, _int_prefix(agent.browser.version)
 
-    if app in (App.WECHAT, App.WECOM) and ("macwechat" in low or "windowswechat" in low):
+    if app in (_APP_WECHAT, _APP_WECOM) and ("macwechat" in low or "windowswechat" in low):
         # Desktop WeChat/WeCom. Mac WeChat says WindowsWechat too (old versions without MacWechat), so a
         # Mac UA (or MacWechat) wins.
-        target = OS.MACOS if ("macwechat" in low or os is OS.MACOS) else OS.WINDOWS
+        target = _OS_MACOS if ("macwechat" in low or os is _OS_MACOS) else _OS_WINDOWS
         if os is not target:
             os, os_version = target, ()
-        device = Device.DESKTOP
+        device = _DEVICE_DESKTOP
     else:
         device = _device_of(ua, low, os, agent)
 
     return _client(app, app_version, os, os_version, device, False, mini_program, "" if named else agent.browser.family)
 
 
-_SHAPE_OS = {"iOS": OS.IOS, "Android": OS.ANDROID, "Windows": OS.WINDOWS, "Mac OS X": OS.MACOS,
-             "Linux": OS.LINUX, "Ubuntu": OS.LINUX}
+_SHAPE_OS = {"iOS": _OS_IOS, "Android": _OS_ANDROID, "Windows": _OS_WINDOWS, "Mac OS X": _OS_MACOS,
+             "Linux": _OS_LINUX, "Ubuntu": _OS_LINUX}
 
 
-def _shape_client(low: str, shape: Shape) -> Client:
+def _shape_client(shape: Shape, device: Device) -> Client:
     """What the steps below make of a common browser's user agent (no app marker, no bot, no webview in
     any of the shapes), given what ua-parser would have said about it."""
     os_family, *os_parts = shape.os
     family, *browser_parts = shape.browser
-    os = _SHAPE_OS[os_family]
-    if os is OS.IOS:
-        device = Device.TABLET if shape.device == "iPad" else Device.MOBILE
-    elif os is OS.ANDROID:
-        device = _device_of("", low, os, _NO_AGENT)  # the model decides; no user-agents object is consulted
-    else:
-        device = Device.DESKTOP
-    return _client(App.BROWSER, _parts(browser_parts), os, _parts(os_parts), device, browser=family)
+    return _client(_APP_BROWSER, _parts(browser_parts), _SHAPE_OS[os_family], _parts(os_parts), device,
+                   browser=family)
+
+
+def _shape_device(low: str, shape: Shape) -> Device | None:
+    """A common browser's device; None when its model name carries a marker (it is read the long way)."""
+    if shape.os[0] == "iOS":
+        return _DEVICE_TABLET if shape.device == "iPad" else _DEVICE_MOBILE
+    if not shape.model:
+        return _DEVICE_DESKTOP
+    # Android: the template is fixed, so the model and whether it says "Mobile" decide; models repeat
+    # across millions of phones, so their verdict is kept.
+    key = (shape.model, shape.browser[0])  # "Chrome Mobile" or "Chrome": with or without "Mobile"
+    verdict = _android_models.get(key)
+    if verdict is None:
+        verdict = _MARKED if _has_markers(shape.model) else _device_of("", low, _OS_ANDROID, _NO_AGENT)
+        _android_models.put(key, verdict)
+    return None if verdict is _MARKED else verdict  # type: ignore[return-value]
+
+
+_MARKED = "marked"  # an Android model name that carries a marker
+_android_models: Recent[tuple[str, str], Device | str] = Recent(4096)
 
 
 def _has_markers(model: str) -> bool:
@@ -482,28 +523,28 @@ def _named_app(ua: str, low: str) -> tuple[App, Version, bool] | App | None:
     """Steps 0-10: App.BOT for a bot that names itself; (app, version, mini_program) for an app that
     names itself; None when nothing does."""
     if ("bot" in low or "spider" in low or "crawler" in low) and _APP_NAMED_BOT_RE.search(low):
-        return App.BOT
+        return _APP_BOT
     if "wxwork/" in low:
-        return App.WECOM, _version_from(_WXWORK_RE, low), False
+        return _APP_WECOM, _version_from(_WXWORK_RE, low), False
     if "micromessenger/" in low or "windowswechat" in low or "macwechat" in low:
         # Covers "miniprogramhtmlwebview" too.
-        return App.WECHAT, _version_from(_WECHAT_RE, low), "miniprogram" in low
+        return _APP_WECHAT, _version_from(_WECHAT_RE, low), "miniprogram" in low
     if "qq/" in low and (m := _QQ_RE.search(ua)):
-        return App.QQ, _ints(m.group(1)), False
+        return _APP_QQ, _ints(m.group(1)), False
     if "weibo" in low:
-        return App.WEIBO, _version_from(_WEIBO_RE, low), False
+        return _APP_WEIBO, _version_from(_WEIBO_RE, low), False
     if "alipayclient/" in low:
-        return App.ALIPAY, _version_from(_ALIPAY_RE, low), False
+        return _APP_ALIPAY, _version_from(_ALIPAY_RE, low), False
     if "dingtalk/" in low or "dingtalk(" in low:
-        return App.DINGTALK, _version_from(_DINGTALK_RE, low), False
+        return _APP_DINGTALK, _version_from(_DINGTALK_RE, low), False
     if any(code in low for code in _TAOBAO_CODES):
-        return App.TAOBAO, _version_from(_TAOBAO_RE, low), False
+        return _APP_TAOBAO, _version_from(_TAOBAO_RE, low), False
     if "aweme" in low or "bytedancewebview" in low or "bytelocale" in low:
         return _bytedance_app(ua, low)
     if _BOT_RE.search(low) and not any(word in low for word in _NOT_BOTS):
-        return App.BOT
+        return _APP_BOT
     if _OTHER_INAPP.search(ua) or _ALIBABA_CONTAINER.search(low) or ("Line/" in ua and _LINE_RE.search(ua)):
-        return App.OTHER_INAPP, (), False
+        return _APP_OTHER_INAPP, (), False
     return None
 
 
@@ -511,12 +552,12 @@ def _bytedance_app(ua: str, low: str) -> tuple[App, Version, bool]:
     """Douyin, or another ByteDance app (TikTok, Toutiao, Feishu) sharing its webview markers."""
     if "aweme" in low:
         version = _version_from(_DOUYIN_APP_VERSION_RE, low) or _version_from(_DOUYIN_AWEME_RE, low)
-        return App.DOUYIN, version, False
+        return _APP_DOUYIN, version, False
     if any(m in low for m in _TIKTOK_MARKERS) or any(m in ua for m in _BYTEDANCE_NOT_DOUYIN):
-        return App.OTHER_INAPP, (), False
+        return _APP_OTHER_INAPP, (), False
     if not _says_mainland_china(low):
-        return App.OTHER_INAPP, (), False  # TikTok (or TikTok Lite) without its own name
-    return App.DOUYIN, _version_from(_DOUYIN_APP_VERSION_RE, low), False
+        return _APP_OTHER_INAPP, (), False  # TikTok (or TikTok Lite) without its own name
+    return _APP_DOUYIN, _version_from(_DOUYIN_APP_VERSION_RE, low), False
 
 
 def _says_mainland_china(low: str) -> bool:
@@ -552,9 +593,9 @@ def _is_unnamed_bot(ua: str, low: str, agent: Agent) -> bool:
 def _is_generic_webview(ua: str, low: str, os: OS, agent: Agent) -> bool:
     """Step 12: a webview no marker named (Android WebView, iOS WKWebView), unless a browser built on it
     says its own name."""
-    if os is OS.ANDROID or os is OS.HARMONYOS:
+    if os is _OS_ANDROID or os is _OS_HARMONYOS:
         webview = "; wv)" in ua or agent.browser.family == "Chrome Mobile WebView"
-    elif os is OS.IOS:
+    elif os is _OS_IOS:
         webview = "AppleWebKit" in ua and "Mobile/" in ua and "Safari/" not in ua
     else:
         return False
@@ -565,29 +606,29 @@ def _is_generic_webview(ua: str, low: str, os: OS, agent: Agent) -> bool:
 
 
 def _device_of(ua: str, low: str, os: OS, agent: Agent) -> Device:
-    if os is OS.HARMONYOS and "(Tablet;" in ua:
+    if os is _OS_HARMONYOS and "(Tablet;" in ua:
         # HarmonyOS NEXT (ArkWeb) names the form factor first: "(Phone|Tablet|PC; OpenHarmony 5.0".
-        return Device.TABLET
-    if os is OS.HARMONYOS and ("(PC;" in ua or "2in1" in low):
-        return Device.DESKTOP
-    if os is OS.IOS:
+        return _DEVICE_TABLET
+    if os is _OS_HARMONYOS and ("(PC;" in ua or "2in1" in low):
+        return _DEVICE_DESKTOP
+    if os is _OS_IOS:
         # Said by ua-parser's device domain too, which named apps skip.
-        return Device.TABLET if "iPad" in ua else Device.MOBILE
+        return _DEVICE_TABLET if "iPad" in ua else _DEVICE_MOBILE
     if _TABLET_MARKERS.search(low):
-        return Device.TABLET
-    if os is OS.ANDROID or os is OS.HARMONYOS:
+        return _DEVICE_TABLET
+    if os is _OS_ANDROID or os is _OS_HARMONYOS:
         return _android_device(low, agent)
-    if os is OS.WINDOWS and any(m in low for m in _WINDOWS_PHONE_MARKERS):
-        return Device.MOBILE
-    if os is OS.WINDOWS and "; touch;" in low:
-        return Device.TABLET  # Internet Explorer on Windows tablets (Surface and the like) says "Touch"
+    if os is _OS_WINDOWS and any(m in low for m in _WINDOWS_PHONE_MARKERS):
+        return _DEVICE_MOBILE
+    if os is _OS_WINDOWS and "; touch;" in low:
+        return _DEVICE_TABLET  # Internet Explorer on Windows tablets (Surface and the like) says "Touch"
     if agent.is_tablet:
-        return Device.TABLET
+        return _DEVICE_TABLET
     if agent.is_mobile or os in _MOBILE_OSES:
-        return Device.MOBILE
+        return _DEVICE_MOBILE
     # Includes iPadOS Safari, which sends a Mac UA on purpose: nothing in
     # the string tells it apart, so it stays macos/desktop.
-    return Device.DESKTOP
+    return _DEVICE_DESKTOP
 
 
 def _android_device(low: str, agent: Agent) -> Device:
@@ -596,14 +637,14 @@ def _android_device(low: str, agent: Agent) -> Device:
     details = _android_details(low)
     model_kind = _PC_OR_PAD_MODEL.first(details)  # a PC line first: "ThinkPad" is a laptop, not a pad
     if model_kind == "pc":
-        return Device.DESKTOP
+        return _DEVICE_DESKTOP
     pad_model = model_kind == "pad" and not any(m in details for m in _PHONE_MAKERS_NAMED_PAD)
     if pad_model or "pad/apad" in low or agent.device.family in _TABLET_FAMILIES:
-        return Device.TABLET
+        return _DEVICE_TABLET
     if " mobile" in low or "mobile safari" in low:
-        return Device.MOBILE
+        return _DEVICE_MOBILE
     # HarmonyOS NEXT names no Android: ua-parser's own judgement then.
-    return Device.TABLET if "android" in low or agent.is_tablet else Device.MOBILE
+    return _DEVICE_TABLET if "android" in low or agent.is_tablet else _DEVICE_MOBILE
 
 
 def _android_details(low: str) -> str:
@@ -626,11 +667,12 @@ _ANDROID_PHONE_RE = re.compile(r"\(Linux; (?:U; )?Android (\d+)(?:\.(\d+))?(?:\.
 def _phone_os(ua: str) -> tuple[OS, Version] | None:
     if "Harmony" in ua or "Hmos/" in ua:
         return None
-    match = _IOS_PHONE_RE.search(ua)
-    os = OS.IOS
+    # Each regex only where its fixed text is (a substring test costs a tenth of a failing search).
+    match = _IOS_PHONE_RE.search(ua) if " like Mac OS X" in ua else None
+    os = _OS_IOS
     if match is None:
-        match = _ANDROID_PHONE_RE.search(ua)
-        os = OS.ANDROID
+        match = _ANDROID_PHONE_RE.search(ua) if "(Linux; " in ua else None
+        os = _OS_ANDROID
         if match is None:
             return None
     return os, tuple(int(part) for part in match.groups() if part is not None)
@@ -642,18 +684,18 @@ def _os_of(agent: Agent, ua: str) -> tuple[OS, Version]:
         # version of its own; HarmonyOS NEXT says "OpenHarmony 5.0" (and may add
         # "HarmonyOS 5.0"). The Android version is not HarmonyOS's, so drop it.
         m = _HARMONYOS_RE.search(ua) or _OPENHARMONY_RE.search(ua)
-        return OS.HARMONYOS, (_ints(m.group(1)) if m else ())
+        return _OS_HARMONYOS, (_ints(m.group(1)) if m else ())
     fam = agent.os.family
     if fam == "iOS":
-        os = OS.IOS
+        os = _OS_IOS
     elif fam == "Android":
-        os = OS.ANDROID
+        os = _OS_ANDROID
     elif fam.startswith("Windows"):
-        os = OS.WINDOWS
+        os = _OS_WINDOWS
     elif fam in ("Mac OS X", "Mac OS"):
-        os = OS.MACOS
+        os = _OS_MACOS
     elif fam in _LINUX_FAMILIES or "Linux" in fam:
-        os = OS.LINUX
+        os = _OS_LINUX
     else:
-        return OS.OTHER, ()
+        return _OS_OTHER, ()
     return os, _int_prefix(agent.os.version)
