@@ -4,9 +4,10 @@
 
 Each server is one process started the way a user starts it (`adlink-router serve`; the baseline with
 uvicorn's own command and the same loop and protocol), pinned to core 0 with `taskset` where there is
-one; `wrk` (Debian's package) runs pinned to core 1. Every row gets a warm-up, then `--rounds` runs of
-`--seconds`, the rows taking turns round by round (so a busy spell on a shared machine weighs on a row
-and its baseline alike); the median round is shown, and each ratio is the median of the rounds' ratios.
+one; `wrk` (Debian's package) runs pinned to core 1. Every row gets a warm-up, then in each of `--rounds`
+rounds every compared row runs for `--seconds` right beside a run of its baseline (baseline first in
+even rounds, second in odd ones), so a busy spell on a shared machine weighs on both sides of a ratio
+alike; the median run is shown, and each ratio is the median of its paired runs' ratios.
 Rows:
 
   bare redirect          Starlette RedirectResponse, uvicorn with uvloop + httptools (the 100 % line)
@@ -37,7 +38,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
@@ -166,7 +167,8 @@ class Row:
     path: str
     baseline: str  # the row this one is compared with ("" for none)
     options: dict[str, object]
-    results: list[Result]
+    results: list[Result] = field(default_factory=list)
+    ratios: list[float] = field(default_factory=list)  # this row's req/s over its baseline's, run beside it
 
 
 def median(values: list[float]) -> float:
@@ -175,8 +177,8 @@ def median(values: list[float]) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=50)
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
@@ -202,45 +204,54 @@ def main(argv: list[str] | None = None) -> int:
                 server(uvicorn(h11_port, "h11"), h11_port, bare_env):
             bare_base, h11_base = f"http://127.0.0.1:{bare_port}", f"http://127.0.0.1:{h11_port}"
             rows = [
-                Row("bare redirect (uvloop + httptools)", bare_base, "/go", "", {}, []),
-                Row("bare redirect, h11", h11_base, "/go", "bare redirect (uvloop + httptools)", {}, []),
-                Row("router 302, same UA", router_base, go, "bare redirect (uvloop + httptools)", {}, []),
+                Row("bare redirect (uvloop + httptools)", bare_base, "/go", "", {}),
+                Row("bare redirect, h11", h11_base, "/go", "bare redirect (uvloop + httptools)", {}),
+                Row("router 302, same UA", router_base, go, "bare redirect (uvloop + httptools)", {}),
                 # A new WeChat user agent every request, as WeChat traffic is; a 1:1 chat tap, answered with a 302.
                 Row("router 302, new UA every request", router_base, f"{go}&from=singlemessage",
-                    "bare redirect (uvloop + httptools)", {"new_agents": True}, []),
-                Row(f"bare HTML ({landing_bytes} bytes)", bare_base, "/landing", "", {}, []),
+                    "bare redirect (uvloop + httptools)", {"new_agents": True}),
+                Row(f"bare HTML ({landing_bytes} bytes)", bare_base, "/landing", "", {}),
                 Row("router 200 landing (WeChat group)", router_base, group, f"bare HTML ({landing_bytes} bytes)",
-                    {"ua": WECHAT}, []),
+                    {"ua": WECHAT}),
             ]
+            by_name = {row.name: row for row in rows}
+
+            def measure(row: Row) -> Result:
+                result = wrk(row.base, row.path, args.seconds, args.connections, **row.options)  # type: ignore[arg-type]
+                row.results.append(result)
+                return result
+
             for row in rows:  # warm-up
                 wrk(row.base, row.path, min(args.seconds, 2), args.connections, **row.options)  # type: ignore[arg-type]
-            for _ in range(args.rounds):
+            for turn in range(args.rounds):
+                # Each compared row runs right beside a run of its baseline, in turns A-B then B-A, so a
+                # busy spell on a shared machine weighs on both sides of a ratio alike.
                 for row in rows:
-                    row.results.append(wrk(row.base, row.path, args.seconds, args.connections,
-                                           **row.options))  # type: ignore[arg-type]
+                    if not row.baseline:
+                        continue
+                    baseline = by_name[row.baseline]
+                    if turn % 2 == 0:
+                        theirs, mine = measure(baseline), measure(row)
+                    else:
+                        mine, theirs = measure(row), measure(baseline)
+                    row.ratios.append(mine.rps / theirs.rps)
             # Half the router's own peak: each connection paced to its share of that rate.
             peak = median([result.rps for result in rows[2].results])
             half = Row(f"router 302 at half its peak ({peak / 2:.0f}/s offered)", router_base, go, "",
-                       {"delay_ms": max(1, round(args.connections * 1000 / (peak / 2)))}, [])
+                       {"delay_ms": max(1, round(args.connections * 1000 / (peak / 2)))})
             half.results = [wrk(half.base, half.path, args.seconds, args.connections, **half.options)  # type: ignore[arg-type]
                             for _ in range(args.rounds)]
             rows.append(half)
             router_rss, bare_rss = rss_mb(router), rss_mb(bare)
 
-    by_name = {row.name: row for row in rows}
-    print(f"{args.rounds} rounds of {args.seconds:g} s, {args.connections} connections, rows taking turns; "
-          f"median round, and the median of each round's ratio; servers on core 0, wrk on core 1")
+    print(f"{args.rounds} rounds of {args.seconds:g} s, {args.connections} connections, each row beside a run of "
+          f"its baseline; median run, and the median of the paired runs' ratios; servers on core 0, wrk on core 1")
     print(f"| {'config':<44} | {'req/s':>8} | {'vs base':>7} | {'p50 ms':>6} | {'p99 ms':>6} | {'errors':>6} | "
           f"{'RSS MB':>6} |")
     print(f"| {'-' * 44} | {'-' * 8}:| {'-' * 7}:| {'-' * 6}:| {'-' * 6}:| {'-' * 6}:| {'-' * 6}:|")
     for row in rows:
         result = sorted(row.results, key=lambda r: r.rps)[len(row.results) // 2]
-        if row.baseline:
-            ratios = [mine.rps / theirs.rps for mine, theirs in zip(row.results, by_name[row.baseline].results,
-                                                                    strict=True)]
-            ratio = f"{median(ratios):.0%}"
-        else:
-            ratio = "100%" if row.name.startswith("bare") else "—"
+        ratio = f"{median(row.ratios):.0%}" if row.baseline else "100%" if row.name.startswith("bare") else "—"
         rss = router_rss if row.base == router_base else bare_rss if row.base == bare_base else float("nan")
         print(f"| {row.name:<44} | {result.rps:>8.0f} | {ratio:>7} | {result.p50_ms:>6.2f} | "
               f"{result.p99_ms:>6.2f} | {sum(r.errors for r in row.results):>6} | {rss:>6.1f} |")
