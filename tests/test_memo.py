@@ -162,3 +162,16 @@ def test_clients_with_the_same_traits_get_the_same_answer(action: str) -> None:
             assert answers.setdefault(client_traits(client), answer) == answer, (query, client)
 
 
+
+
+def test_answers_for_long_links_are_built_every_time() -> None:
+    """A kept answer holds its location; links past KEPT_LINK_CHARS are answered afresh, so the store stays
+    small whatever links anyone sends."""
+    from router.decision.memo import KEPT_LINK_CHARS
+
+    rules = rules_of("default: app\n")
+    long_item = "url=" + "https%3A%2F%2Fpages.tmall.com%2Fwow%2Fa%3Fx%3D" + "a" * KEPT_LINK_CHARS
+    first = decide(rules, click(long_item, uas.CHROME_ANDROID))
+    again = decide(rules, click(long_item, uas.CHROME_ANDROID))
+    assert first.location == again.location and first is not again
+    assert len(rules.outcomes) == 0

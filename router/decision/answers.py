@@ -26,7 +26,7 @@ from router.decision.rules import RuleSet
 from router.decision.signing import ClickReplays
 from router.decision.types import Context, Decision
 
-MAX_KEY_CHARS = 2048  # a longer query and user agent is decided afresh each time, never kept
+MAX_KEY_CHARS = 1024  # a longer query and user agent is decided afresh each time, never kept (bounds memory)
 DEFAULT_LIMIT = 8192
 
 

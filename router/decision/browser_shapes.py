@@ -10,9 +10,12 @@ Each shape is matched whole (`fullmatch`): a user agent with one token more or l
 (a `; wv` webview, an app's marker, an old `Build/` id, a bot's `(compatible; …)` tail) is not this
 shape, and goes to ua-parser as before. The only free text a shape lets through is Android's model
 name, which the caller checks for app, bot and HarmonyOS markers like any user agent. What is returned
-is exactly what ua-parser says for the same string (families, version parts as strings, device family),
-so everything downstream classifies as it would; tests/test_browser_shapes.py holds every shape against
-ua-parser on generated variants and on the user-agent corpus.
+is what ua-parser says for the same string (families, version parts as strings, device family) for
+every real model; tests/test_browser_shapes.py holds every shape against ua-parser on generated
+variants and on the user-agent corpus. A "model" that names another product (ua-parser's tables know
+hundreds of names: "Yeti", "CrKey", "MSOffice 12"...), which no phone sends, is read as the template
+says, Chrome on Android, where ua-parser would name that product: the click it decides is that sender's
+own, and the per-model verdict kept for it is keyed by that model alone.
 """
 
 from __future__ import annotations
@@ -106,6 +109,8 @@ def _android_chrome(ua: str) -> Shape | None:
     if m is None:
         return None
     os_major, os_minor, os_patch, model, major, minor, patch, mobile = m.groups()
+    if model == "wv":
+        return None  # "(Linux; Android 14; wv)": a webview's marker where the model goes, not a model
     family = "Chrome Mobile" if mobile else "Chrome"
     return Shape(("Android", os_major, os_minor, os_patch), (family, major, minor, patch), "Other", model)
 

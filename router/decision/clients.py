@@ -150,7 +150,8 @@ _WARM_UP_TABLE_UAS = (
 def tables_built() -> str:
     """Which of ua-parser's tables are in memory: "none", "os" or "all" (for /readyz and tests)."""
     tables = sys.modules.get("router.decision.ua_tables")  # not imported: nothing has needed them
-    return "none" if tables is None else tables.built()
+    built = getattr(tables, "built", None)  # None too while another thread is still importing it
+    return "none" if built is None else built()
 
 
 def warm_up(*, tables: bool = False) -> None:

@@ -9,7 +9,7 @@ rules router.decision.index leaves as candidates (the same first match).
 from __future__ import annotations
 
 from router.decision.deeplinks import app_location, client_traits, opened_app, runs_taobao, web_location
-from router.decision.memo import DEFAULT_CHOICE, choice_key
+from router.decision.memo import DEFAULT_CHOICE, KEPT_LINK_CHARS, choice_key
 from router.decision.rules import Outcome, Rule, RuleSet
 from router.decision.types import Action, Context, Decision, Step
 
@@ -33,7 +33,8 @@ def decide_timeless(rules: RuleSet, ctx: Context) -> tuple[Decision, bool]:
         if timeless:
             rules.choices.put(key, DEFAULT_CHOICE if rule is None else rule)
     then, rule_id = (rules.default, DEFAULT_RULE) if rule is None else (rule.then, rule.id)
-    if not timeless or ctx.forward:
+    link = ctx.link
+    if not timeless or ctx.forward or len(link.web_url or "") + len(link.mobile_url or "") > KEPT_LINK_CHARS:
         return _outcome(rules, then, rule_id, ctx, ()), timeless
     # The answer depends on nothing but the rule, the link and the client: build it once.
     outcome_key = (then, rule_id, ctx.link, client_traits(ctx.client))

@@ -23,6 +23,9 @@ from router.decision.types import Context, Decision
 DEFAULT_CHOICE = "default"
 """What the choices store holds for a kind of click no rule takes (the rule set's default)."""
 CHOICE_LIMIT = 4096
+# Answers for longer links are built every time: a kept answer holds its location (an intent link carries
+# the web URL twice), so OUTCOME_LIMIT answers stay a few MB however long the links anyone sends.
+KEPT_LINK_CHARS = 1024
 OUTCOME_LIMIT = 4096
 
 # What a choice key holds, by the conditions that read it. A condition added to the language must be

@@ -63,7 +63,7 @@ def _parser(domains: Domain) -> ua_parser.Parser:
         parser = _os_parser
         if parser is None:
             with _lock:
-                parser = _os_parser or _build(Domain.OS)
+                parser = _full_parser or _os_parser or _build(Domain.OS)
         return parser
     with _lock:
         return _full_parser or _build(Domain.ALL)
