@@ -373,7 +373,7 @@ _EMPTY_BOT = Client(app=_APP_BOT, app_version=(), os=_OS_OTHER, os_version=(), d
 # Clients are few (apps x versions x OS versions x devices) where user agents are many: every new user agent
 # that says the same gets the same Client object. It saves building a frozen dataclass per user agent (a few
 # µs), keeps the UA cache small, and lets what is keyed by a Client hash one object's fields, often cached.
-_CLIENT_LIMIT = 4096
+_CLIENT_LIMIT = 1024
 _clients: Recent[tuple[object, ...], Client] = Recent(_CLIENT_LIMIT)
 
 
