@@ -55,6 +55,7 @@ log = logging.getLogger("router")
 
 _VISITOR_MAX_AGE = 365 * 24 * 3600
 _CLICK_PATHS = frozenset({"/go", "/ad"})
+_BLOCK = Action.BLOCK
 _SECURITY = [(name.lower().encode(), value.encode()) for name, value in SECURITY_HEADERS.items()]
 _REDIRECT_HEADERS = [*_SECURITY, (b"content-length", b"0")]
 _COOKIE_ATTRIBUTES = f"; HttpOnly; Max-Age={_VISITOR_MAX_AGE}; Path=/; SameSite=lax".encode()
@@ -187,10 +188,11 @@ class Clicks:
                     ctx = with_expansion(ctx, await expander.expand(ctx.link.web_url))
                 decision = self.answers.decide(ruleset, path, query, ua, ctx)
             page = self.pages.respond(accept_language, ctx, decision)
-            action, rule = decision.action.value, decision.rule
+            action: str = decision.action
+            rule = decision.rule
         except BadClick as bad:
             page = self.pages.message(accept_language, bad.status, bad.message)
-            action, rule = Action.BLOCK.value, "bad-request"
+            action, rule = _BLOCK, "bad-request"
         except Exception:  # the click target must never answer 5xx: log and give the safest page
             log.exception("unexpected error deciding %s", path)
             page = self._error_page(accept_language, ctx)
@@ -208,10 +210,11 @@ class Clicks:
             "action": action,
             "rule": rule,
             "status": page.status,
-            "channel": ctx.channel.value if ctx else None,
-            "app": ctx.client.app.value if ctx else None,
+            # Enum members as they are: orjson writes a StrEnum as its value (`.value` costs ~0.15 µs each).
+            "channel": ctx.channel if ctx else None,
+            "app": ctx.client.app if ctx else None,
             "rules": ruleset.version,
-            "expansion": ctx.expansion.value if ctx and ctx.expansion else None,
+            "expansion": ctx.expansion if ctx and ctx.expansion else None,
             "expansion_reason": ctx.expansion_reason if ctx and ctx.expansion else None,
         })
 
