@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib
 import json
 import logging
 import os
@@ -27,15 +26,15 @@ from router.decision.rules import RuleSet, RuleSetError
 from router.decision.signing import sign
 from router.decision.types import EXPANDABLE, Channel, Context, Decision
 from router.decision.versions import format_version
+from router.policy import casebook, lint, matrix, ruleset_diff, schema
 from router.policy.replay import UnreadableLine, parse_time, read_clicks
 from router.serve.config import Settings
 from router.serve.reload import rules_source
 from router.serve.sources import RulesSource, RulesUnavailable
 
 # Each `rules …` command lives in its own module, which registers its parser with `register(subparsers)`
-# and runs as `run(args, out) -> exit status`. Imported only when a command line may need them: a served
-# worker never runs them, and they would weigh on every worker's memory.
-RULES_COMMANDS = ("lint", "casebook", "ruleset_diff", "matrix", "schema")
+# and runs as `run(args, out) -> exit status`.
+RULES_COMMANDS = (lint, casebook, ruleset_diff, matrix, schema)
 
 
 class UsageError(Exception):
@@ -274,8 +273,7 @@ def _server_limits(settings: Settings) -> dict[str, Any]:
     }
 
 
-def build_parser(*, with_rules: bool = True) -> argparse.ArgumentParser:
-    """The command line; `with_rules=False` leaves out `rules …`'s commands (router.policy is not imported)."""
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="adlink-router", description=__doc__.splitlines()[0] if __doc__ else None)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -321,16 +319,13 @@ def build_parser(*, with_rules: bool = True) -> argparse.ArgumentParser:
 
     rules = commands.add_parser("rules", help="check, test, compare and look at rule sets")
     rules_commands = rules.add_subparsers(dest="rules_command", required=True, metavar="COMMAND")
-    if with_rules:
-        for name in RULES_COMMANDS:
-            importlib.import_module(f"router.policy.{name}").register(rules_commands)
+    for module in RULES_COMMANDS:
+        module.register(rules_commands)
     return parser
 
 
 def main(argv: list[str] | None = None, out: IO[str] | None = None) -> int:
-    words = sys.argv[1:] if argv is None else argv
-    serving = bool(words) and words[0] == "serve"  # a worker: no `rules …` commands to offer
-    args = build_parser(with_rules=not serving).parse_args(argv)
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.run(args, out or sys.stdout))

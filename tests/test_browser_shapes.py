@@ -128,8 +128,8 @@ def test_a_model_name_that_carries_a_marker_is_read_the_long_way(model: str, mon
     assert client.app is not App.BROWSER or client.os is OS.HARMONYOS
 
 
-def test_common_browsers_need_no_ua_parser() -> None:
-    """The shapes are what keeps ua-parser's tables out of memory until an odd user agent comes."""
+def test_a_shape_gives_the_whole_client() -> None:
+    """A shape is read into its Client directly (tests/test_clients.py checks no tables load for it)."""
     safari = clients._parse(VARIANTS[0])
     assert (safari.app, safari.os, safari.device, safari.browser) == (App.BROWSER, OS.IOS, Device.MOBILE,
                                                                       "Mobile Safari")

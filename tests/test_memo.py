@@ -14,7 +14,7 @@ import pytest
 
 from router.decision.click import read_click
 from router.decision.decide import decide, decide_timeless, explain
-from router.decision.memo import CHOICE_LIMIT, KEYED, PER_CLICK
+from router.decision.memo import KEYED, PER_CLICK
 from router.decision.rules import RuleSet, RuleSource, build_rule_set
 from router.decision.types import Action, Context
 from router.serve.config import Settings, bundled_rules_dir
@@ -116,11 +116,16 @@ def test_a_reloaded_rule_set_starts_with_empty_stores() -> None:
 
 
 def test_the_stores_are_bounded() -> None:
-    rules = rules_of("rules:\n  - {id: ad, when: {advertiser: '1'}, then: block}\ndefault: app\n")
-    for n in range(CHOICE_LIMIT + 10):
-        ctx = click(ITEM, uas.SAFARI_IOS + f" x/{n}")
-        decide(rules, dataclasses.replace(ctx, client=dataclasses.replace(ctx.client, app_version=(n,))))
-    assert 0 < len(rules.choices) <= CHOICE_LIMIT
+    """Every item a different link: the answers store stops at its limit and keeps the newest."""
+    from router.decision.memo import OUTCOME_LIMIT
+
+    rules = rules_of("default: app\n")
+    for n in range(OUTCOME_LIMIT + 10):
+        decide(rules, click(ITEM.replace("123456", str(10**6 + n)), uas.SAFARI_IOS))
+    assert len(rules.outcomes) == OUTCOME_LIMIT
+    newest = decide(rules, click(ITEM.replace("123456", str(10**6 + OUTCOME_LIMIT + 9)), uas.SAFARI_IOS))
+    assert newest.location == f"taobao://item.taobao.com/item.htm?id={10**6 + OUTCOME_LIMIT + 9}"
+    assert len(rules.choices) == 1  # one kind of click, however many links
 
 
 def test_every_condition_is_keyed_or_varies_per_click() -> None:

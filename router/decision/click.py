@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import unquote_plus
 
@@ -43,6 +43,8 @@ WECHAT_FROM = {
 # Parameters that steer the decision: giving one twice is ambiguous, so it is refused.
 CONTROL_PARAMS = ("url", "from", "ch", "isappinstalled", *SIGNED_FIELDS, "sig")
 _CONTROL = frozenset(CONTROL_PARAMS)
+# The click ids ad platforms append: unique per click, so a repeat means a replayed link.
+CLICK_ID_PARAMS = ("gdt_vid", "qz_gdt", "click_id")
 _VISITOR = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
 
@@ -54,6 +56,14 @@ class ClickSettings:
     allowed_hosts: tuple[str, ...] = DEFAULT_ALLOWED_HOSTS  # destinations (dot-boundary suffixes)
     signing_keys: SigningKeys = _DEVELOPMENT_KEYS  # verify /ad links
     forward_params: tuple[str, ...] = DEFAULT_FORWARD_PARAMS  # query parameters passed on to the destination
+    # Derived, never passed in: the parameter names that change per click (click ids, forwarded ids), none
+    # of them steering the decision; empty when a forwarded name is also a control parameter (then an /ad
+    # query is read whole every time).
+    per_click_params: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        names = frozenset((*CLICK_ID_PARAMS, *self.forward_params))
+        object.__setattr__(self, "per_click_params", frozenset() if names & _CONTROL else names)
 
 
 class BadClick(Exception):
@@ -154,28 +164,24 @@ def _read_go_query(query: str, settings: ClickSettings) -> tuple[Link, Channel, 
 _AD_QUERY_LIMIT = 1024
 _AdQuery = tuple[Link, dict[str, str], list[tuple[str, str]], dict[str, str]]
 _ad_queries: Recent[tuple[int, str], tuple[ClickSettings, _AdQuery]] = Recent(_AD_QUERY_LIMIT)
-_per_click_names: Recent[int, tuple[ClickSettings, frozenset[str]]] = Recent(16)
 
 
 def _read_ad_query(query: str, settings: ClickSettings) -> _AdQuery:
     """_read_query, plus the signed fields, for an /ad click: the part its ad fixes read once per ad."""
-    per_click = _per_click(settings)
-    if not per_click or len(query) > MAX_QUERY_LENGTH:
-        link, values, params = _read_query(query, settings)
-        return link, values, params, _signed(values)
-    chunks = [chunk for chunk in query.split("&") if chunk]
+    per_click = settings.per_click_params
+    chunks = [chunk for chunk in query.split("&") if chunk] if per_click and len(query) <= MAX_QUERY_LENGTH else []
     fixed: list[str] = []
     varying: list[str] = []
+    whole = not chunks
     for chunk in chunks:
         name = chunk.partition("=")[0]
-        if name in per_click:
-            varying.append(chunk)
-        elif "%" in name or "+" in name:
-            # An encoded name could be a click id's: read it all in order, as it came.
-            link, values, params = _read_query(query, settings)
-            return link, values, params, _signed(values)
-        else:
-            fixed.append(chunk)
+        if "%" in name or "+" in name:
+            whole = True  # an encoded name could be a click id's: read it all in order, as it came
+            break
+        (varying if name in per_click else fixed).append(chunk)
+    if whole:
+        link, values, params = _read_query(query, settings)
+        return link, values, params, _signed(values)
     if len(chunks) > MAX_PARAMS:
         raise BadClick(400, f"too many query parameters; the limit is {MAX_PARAMS}")
     fixed_query = "&".join(fixed)
@@ -194,17 +200,6 @@ def _read_ad_query(query: str, settings: ClickSettings) -> _AdQuery:
     for name, value in extra:
         values.setdefault(name, value)
     return link, values, params + extra, fields
-
-
-def _per_click(settings: ClickSettings) -> frozenset[str]:
-    """Parameter names that change per click (click ids, forwarded ids), none of them steering the decision;
-    empty when a forwarded name is also a control parameter (then the whole query is read every time)."""
-    known = _per_click_names.get(id(settings))
-    if known is None or known[0] is not settings:
-        names = frozenset((*CLICK_ID_PARAMS, *settings.forward_params))
-        known = (settings, frozenset() if names & _CONTROL else names)
-        _per_click_names.put(id(settings), known)
-    return known[1]
 
 
 def _read_query(query: str, settings: ClickSettings) -> tuple[Link, dict[str, str], list[tuple[str, str]]]:
@@ -231,8 +226,6 @@ def _read_query(query: str, settings: ClickSettings) -> tuple[Link, dict[str, st
     return link, values, params
 
 
-# The click ids ad platforms append: unique per click, so a repeat means a replayed link.
-CLICK_ID_PARAMS = ("gdt_vid", "qz_gdt", "click_id")
 
 
 def _signed(values: dict[str, str]) -> dict[str, str]:

@@ -9,7 +9,7 @@ rules router.decision.index leaves as candidates (the same first match).
 from __future__ import annotations
 
 from router.decision.deeplinks import app_location, client_traits, opened_app, runs_taobao, web_location
-from router.decision.memo import DEFAULT_CHOICE, KEPT_LINK_CHARS, choice_key
+from router.decision.memo import KEPT_LINK_CHARS, choice_key
 from router.decision.rules import Outcome, Rule, RuleSet
 from router.decision.types import Action, Context, Decision, Step
 
@@ -24,15 +24,14 @@ def decide_timeless(rules: RuleSet, ctx: Context) -> tuple[Decision, bool]:
     """The decision, and whether it holds for any click with the same link, client and channel whatever
     its time and visitor: no rule tried on the way had a window or a rollout."""
     key = choice_key(ctx, rules.version_tests)
-    kept = rules.choices.get(key)
-    rule: Rule | None
-    if kept is not None:  # a timeless choice made before for a click of the same kind
-        rule, timeless = (None if kept is DEFAULT_CHOICE else kept), True  # type: ignore[assignment]
-    else:
+    chosen = rules.choices.get(key)  # a timeless choice made before for a click of the same kind
+    timeless = True
+    if chosen is None:
         rule, timeless = _first_match(rules, ctx)
+        chosen = (rules.default, DEFAULT_RULE) if rule is None else (rule.then, rule.id)
         if timeless:
-            rules.choices.put(key, DEFAULT_CHOICE if rule is None else rule)
-    then, rule_id = (rules.default, DEFAULT_RULE) if rule is None else (rule.then, rule.id)
+            rules.choices.put(key, chosen)
+    then, rule_id = chosen
     link = ctx.link
     if not timeless or ctx.forward or len(link.web_url or "") + len(link.mobile_url or "") > KEPT_LINK_CHARS:
         return _outcome(rules, then, rule_id, ctx, ()), timeless

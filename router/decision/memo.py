@@ -17,11 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from router.decision.conditions import Condition, ConditionName, VersionIn, expansion_state
-from router.decision.recent import Recent
-from router.decision.types import Context, Decision
+from router.decision.types import Context
 
-DEFAULT_CHOICE = "default"
-"""What the choices store holds for a kind of click no rule takes (the rule set's default)."""
 CHOICE_LIMIT = 4096
 # Answers for longer links are built every time: a kept answer holds its location (an intent link carries
 # the web URL twice), so OUTCOME_LIMIT answers stay a few MB however long the links anyone sends.
@@ -72,13 +69,3 @@ def version_tests(conditions: Iterable[Condition]) -> tuple[VersionIn, ...]:
         if isinstance(condition, VersionIn):
             seen.setdefault((condition.name, condition.range), condition)
     return tuple(seen.values())
-
-
-def choices() -> Recent[tuple[object, ...], object]:
-    """A rule set's store of timeless choices: the Rule, or DEFAULT_CHOICE."""
-    return Recent(CHOICE_LIMIT)
-
-
-def outcomes() -> Recent[tuple[object, ...], Decision]:
-    """A rule set's store of answers for clicks that forward nothing, by (outcome, rule id, link, client)."""
-    return Recent(OUTCOME_LIMIT)

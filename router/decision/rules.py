@@ -36,7 +36,7 @@ from router.decision.conditions import (
     build_condition,
 )
 from router.decision.index import RuleIndex
-from router.decision.memo import choices, outcomes, version_tests
+from router.decision.memo import CHOICE_LIMIT, OUTCOME_LIMIT, version_tests
 from router.decision.recent import Recent
 from router.decision.types import LANDING_PAGES, Action, Decision
 from router.decision.yaml_reader import MAX_FILE_BYTES, NodeError, Problem, YamlReader, display_name, is_empty, suggest
@@ -130,15 +130,15 @@ class RuleSet:
     # memos (router.decision.memo) start empty with every rule set, so a reload never reuses an answer.
     index: RuleIndex[Rule] = field(init=False, repr=False, compare=False)
     version_tests: tuple[VersionIn, ...] = field(init=False, repr=False, compare=False)
-    choices: Recent[tuple[object, ...], object] = field(init=False, repr=False, compare=False)
+    choices: Recent[tuple[object, ...], tuple[Outcome, str]] = field(init=False, repr=False, compare=False)
     outcomes: Recent[tuple[object, ...], Decision] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "index", RuleIndex(self.rules))
         object.__setattr__(self, "version_tests",
                            version_tests(condition for rule in self.rules for _, condition in rule.conditions))
-        object.__setattr__(self, "choices", choices())
-        object.__setattr__(self, "outcomes", outcomes())
+        object.__setattr__(self, "choices", Recent(CHOICE_LIMIT))
+        object.__setattr__(self, "outcomes", Recent(OUTCOME_LIMIT))
 
 
 class _FileReader(YamlReader):
