@@ -467,7 +467,7 @@ def test_cache_clear_and_info() -> None:
     parse_client(ua)
     info = cache_info()
     assert (info.currsize, info.misses, info.hits) == (1, 1, 1)
-    assert info.maxsize == 8192
+    assert info.maxsize == 4096
 
 
 def test_huge_ua_is_truncated_before_parsing_and_caching() -> None:

@@ -3,7 +3,9 @@
 This runs once per click, so both paths are kept cheap:
 
 * a UA seen before is one dict lookup in an LRU keyed by the (truncated) UA;
-* a new UA of a named app on a phone, or of a common browser, costs ~5-15 µs of
+* a new UA on one of WeChat's templates (router.decision.wechat_shapes) costs one anchored regex and two
+  lookups (~3-5 µs): its Android model-and-build verdict and its Client are kept per spelling;
+* a new UA of another named app on a phone, or of a common browser, costs ~5-15 µs of
   substring tests, anchored regexes and object building, with no ua-parser run;
   anything else one ua-parser run with the Rust resolver (~20-40 µs) on top.
   Long marker lists run as one alternation in the Rust `regex` crate ua-parser
@@ -11,7 +13,7 @@ This runs once per click, so both paths are kept cheap:
   run only behind a substring test or on a short slice. The UA is cut to
   MAX_UA_LENGTH first, so a 100 KB header costs no more than a 1 KB one.
 
-The OS and device of a named app's phone UA and everything about the common browsers' UAs
+The OS and device of a named app's phone UA, everything about WeChat's and the common browsers' UAs
 (router.decision.browser_shapes) are read here; anything else asks ua-parser 1.x through
 router.decision.ua_tables, which loads its tables the first time one is needed.
 
@@ -74,6 +76,7 @@ from router.decision.browser_shapes import Shape, read_shape
 from router.decision.recent import Recent
 from router.decision.types import OS, App, Client, Device, Version
 from router.decision.versions import parse_version
+from router.decision.wechat_shapes import WeChatShape, read_wechat
 
 if TYPE_CHECKING:
     from functools import _CacheInfo
@@ -121,7 +124,7 @@ MAX_UA_LENGTH = 1024
 """Longer UAs are cut to this many characters before parsing and before caching.
 Real UAs, WeChat's included, stay well under 600 characters."""
 
-_CACHE_SIZE = 8192
+_CACHE_SIZE = 4096
 
 # --- ua-parser's tables, loaded when first needed ------------------------------------------------------
 
@@ -453,6 +456,13 @@ def _parse(ua: str) -> Client:
         return _EMPTY_BOT
     # The Rust resolver takes UTF-8; a lone surrogate (from a surrogateescape'd
     # header) can't be encoded, so replace those before handing the string over.
+    # WeChat's own templates first: most clicks, and most never-seen user agents (router.decision.wechat_shapes).
+    if "MicroMessenger/" in ua:
+        wechat = read_wechat(ua)
+        if wechat is not None:
+            client = _wechat_client(wechat, ua)
+            if client is not None:
+                return client
     clean = ua if ua.isascii() else ua.encode("utf-8", "replace").decode("utf-8")
     low = clean.lower()
     # The common browsers' own templates: read whole, without ua-parser (router.decision.browser_shapes).
@@ -535,6 +545,46 @@ def _shape_device(low: str, shape: Shape) -> Device | None:
 
 _MARKED = "marked"  # an Android model name that carries a marker
 _android_models: Recent[tuple[str, str], Device | str] = Recent(4096)
+
+
+def _wechat_client(shape: WeChatShape, ua: str) -> Client | None:
+    """What the steps below make of a user agent on one of WeChat's templates; None when its Android
+    parenthesis carries a marker (it is read the long way)."""
+    device: Device | str | None
+    if shape.os == "iOS":
+        device = _DEVICE_TABLET if shape.device == "iPad" else _DEVICE_MOBILE
+    else:
+        # The template's fixed text holds no marker and says "Mobile Safari": the parenthesis (model and
+        # firmware build) alone decides the device, and the verdict is kept for the next phone like it.
+        device = _wechat_parentheses.get(shape.parenthesis)
+        if device is None:
+            device = _parenthesis_device(shape.parenthesis)
+            _wechat_parentheses.put(shape.parenthesis, device)
+        if device is _MARKED:
+            return None
+    key = (shape.os, shape.os_version, shape.app_version, device)
+    client = _wechat_clients.get(key)
+    if client is None:
+        os_version = tuple(int(part) for part in shape.os_version.replace("_", ".").split("."))
+        client = _client(_APP_WECHAT, _ints(shape.app_version), _OS_IOS if shape.os == "iOS" else _OS_ANDROID,
+                         os_version, device)  # type: ignore[arg-type]
+        _wechat_clients.put(key, client)
+    return client
+
+
+def _parenthesis_device(parenthesis: str) -> Device | str:
+    """The device an Android WeChat template's parenthesis says, as _device_of reads the whole user agent
+    (the rest of the template adds ") ... Mobile Safari" and no marker); _MARKED when it names an app, a
+    bot, HarmonyOS or a mini program."""
+    low = parenthesis.lower()
+    if _named_app(parenthesis, low) is not None or "harmony" in low or "hmos" in low or "miniprogram" in low:
+        return _MARKED
+    return _device_of("", low + ") mobile safari", _OS_ANDROID, _NO_AGENT)
+
+
+# Built Clients by the template's spellings: versions repeat across millions of user agents.
+_wechat_clients: Recent[tuple[str, str, str, object], Client] = Recent(1024)
+_wechat_parentheses: Recent[str, Device | str] = Recent(2048)
 
 
 def _has_markers(model: str) -> bool:
