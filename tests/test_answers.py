@@ -11,6 +11,7 @@ from urllib.parse import quote
 import pytest
 
 from router.decision.answers import MAX_KEY_CHARS, Answers
+from router.decision.clients import parse_client
 from router.decision.rules import RuleSet, RuleSource, build_rule_set
 from router.serve import clicklog
 from router.serve.clicklog import ClickLog
@@ -46,6 +47,20 @@ def test_a_timeless_answer_is_kept_and_given_again() -> None:
     assert len(answers) == 1 and again is first
 
 
+def test_user_agents_that_say_the_same_client_share_one_answer() -> None:
+    """Kept by the Client, not the user agent: two WeChat users (their per-install ids differ) share one
+    answer; another client gets its own."""
+    ruleset = rules("rules:\n  - {id: wechat, when: {app: wechat}, then: web}\ndefault: landing\n")
+    answers = Answers()
+    first_ua, second_ua = (uas.WECHAT_ANDROID.replace("MMWEBID/", f"MMWEBID/{n}") for n in (1, 2))
+    assert parse_client(first_ua) == parse_client(second_ua)
+    ctx, first = answers.answer(ruleset, "/go", QUERY, first_ua, at=AT, visitor="a", settings=SETTINGS)
+    again_ctx, again = answers.answer(ruleset, "/go", QUERY, second_ua, at=AT, visitor="b", settings=SETTINGS)
+    assert again is first and again_ctx is ctx and first.action.value == "web" and len(answers) == 1
+    _, other = answers.answer(ruleset, "/go", QUERY, uas.SAFARI_IOS, at=AT, visitor="c", settings=SETTINGS)
+    assert other.action.value == "landing" and len(answers) == 2
+
+
 def test_answers_that_depend_on_who_or_when_are_not_kept() -> None:
     """A rollout (the visitor) or a window (the time) on the way: decided afresh every time."""
     for ruleset in (ROLLOUT, WINDOW):
@@ -76,7 +91,7 @@ def test_a_rule_after_the_match_does_not_matter() -> None:
 def test_ad_clicks_and_long_keys_are_never_kept() -> None:
     """/ad (expiry, replays) and a query past the key limit are decided every time."""
     answers = Answers()
-    answers.keep(PLAIN, "/ad", QUERY, "ua", *answer(Answers(), PLAIN))  # type: ignore[misc]
+    answers.keep(PLAIN, "/ad", QUERY, *answer(Answers(), PLAIN))  # type: ignore[misc]
     answer(answers, PLAIN, query=QUERY + "&x=" + "a" * MAX_KEY_CHARS)
     assert len(answers) == 0
 
@@ -86,7 +101,7 @@ def test_another_rule_set_starts_afresh() -> None:
     answers = Answers()
     _, kept = answer(answers, PLAIN)  # type: ignore[misc]
     other = rules("rules:\n  - {id: safari, when: {app: browser}, then: web}\ndefault: landing\n")
-    assert answers.get(other, "/go", QUERY, uas.SAFARI_IOS) is None
+    assert answers.get(other, "/go", QUERY, parse_client(uas.SAFARI_IOS)) is None
     _, fresh = answer(answers, other)  # type: ignore[misc]
     assert fresh is not kept and fresh.action.value == "web" and len(answers) == 1
 

@@ -1,9 +1,11 @@
 """Answers kept for the clicks that repeat: an ad's destination tapped from the same app a thousand times.
 
-A `/go` click is read from its query and user agent alone; who clicks and when only matter to rules with
-a rollout or a window. So when deciding a click tried no such rule (`decide_timeless`), the same query
-and user agent get the same Context's link, client and channel and the same Decision on the same rule
-set, and both are kept: the next such click skips reading and deciding. `/ad` clicks are never kept
+A `/go` click is read from its query and the Client its user agent says (router.decision.clients) alone;
+who clicks and when only matter to rules with a rollout or a window. So when deciding a click tried no
+such rule (`decide_timeless`), the same query from the same Client gets the same Context's link, client
+and channel and the same Decision on the same rule set, and both are kept: the next such click skips
+reading and deciding. Keyed by the Client, not the user agent: nearly every WeChat user agent is new
+(it carries a per-install id), while the Clients they say are few. `/ad` clicks are never kept
 (their signature can expire and their click id must be checked for replays every time), and neither
 is a click whose link the server expanded (the expansion is the server's, and it has its own cache).
 
@@ -11,7 +13,7 @@ A kept Context carries the time and visitor of the click that made it: whoever r
 what does not depend on them (the link, client, channel and forwarded ids), and logs its own.
 
 The store belongs to one rule set: it empties when another one serves. It holds at most `limit`
-answers, each keyed by at most MAX_KEY_CHARS of query and user agent (router.decision.recent: the clicks
+answers, each keyed by at most MAX_KEY_CHARS of query and a Client (router.decision.recent: the clicks
 that repeat stay, the long tail goes).
 """
 
@@ -20,35 +22,36 @@ from __future__ import annotations
 from datetime import datetime
 
 from router.decision.click import ClickSettings, read_click
+from router.decision.clients import parse_client
 from router.decision.decide import decide_timeless
 from router.decision.recent import Recent
 from router.decision.rules import RuleSet
 from router.decision.signing import ClickReplays
-from router.decision.types import Context, Decision
+from router.decision.types import Client, Context, Decision
 
-MAX_KEY_CHARS = 1024  # a longer query and user agent is decided afresh each time, never kept (bounds memory)
-DEFAULT_LIMIT = 8192
+MAX_KEY_CHARS = 1024  # a longer query is decided afresh each time, never kept (bounds memory)
+DEFAULT_LIMIT = 4096  # by (query, Client): the popular links times the common clients
 
 
 class Answers:
     def __init__(self, limit: int = DEFAULT_LIMIT) -> None:
         self.limit = limit
         self._rules: RuleSet | None = None
-        self._kept: Recent[tuple[str, str], tuple[Context, Decision]] = Recent(limit)
+        self._kept: Recent[tuple[str, Client], tuple[Context, Decision]] = Recent(limit)
 
-    def get(self, rules: RuleSet, path: str, query: str, ua: str) -> tuple[Context, Decision] | None:
+    def get(self, rules: RuleSet, path: str, query: str, client: Client) -> tuple[Context, Decision] | None:
         if path != "/go" or rules is not self._rules:
             return None
-        return self._kept.get((query, ua))
+        return self._kept.get((query, client))
 
-    def keep(self, rules: RuleSet, path: str, query: str, ua: str, ctx: Context, decision: Decision) -> None:
+    def keep(self, rules: RuleSet, path: str, query: str, ctx: Context, decision: Decision) -> None:
         """Keep a timeless decision of a /go click that was not expanded."""
-        if path != "/go" or ctx.expansion is not None or len(query) + len(ua) > MAX_KEY_CHARS:
+        if path != "/go" or ctx.expansion is not None or len(query) > MAX_KEY_CHARS:
             return
         if rules is not self._rules:
             self._rules = rules
             self._kept = Recent(self.limit)
-        self._kept.put((query, ua), (ctx, decision))
+        self._kept.put((query, ctx.client), (ctx, decision))
 
     def __len__(self) -> int:
         return len(self._kept)
@@ -58,15 +61,16 @@ class Answers:
         settings: ClickSettings, replays: ClickReplays | None = None,
     ) -> tuple[Context, Decision]:
         """read_click and decide, or what was kept for the same click (raises BadClick like read_click)."""
-        kept = self.get(rules, path, query, ua)
+        client = parse_client(ua)
+        kept = self.get(rules, path, query, client)
         if kept is not None:
             return kept
-        ctx = read_click(path, query, ua, at=at, settings=settings, visitor=visitor, replays=replays)
-        return ctx, self.decide(rules, path, query, ua, ctx)
+        ctx = read_click(path, query, ua, at=at, settings=settings, visitor=visitor, replays=replays, client=client)
+        return ctx, self.decide(rules, path, query, ctx)
 
-    def decide(self, rules: RuleSet, path: str, query: str, ua: str, ctx: Context) -> Decision:
+    def decide(self, rules: RuleSet, path: str, query: str, ctx: Context) -> Decision:
         """Decide a click read (and perhaps expanded) by the caller, and keep the decision if it may be."""
         decision, timeless = decide_timeless(rules, ctx)
         if timeless:
-            self.keep(rules, path, query, ua, ctx, decision)
+            self.keep(rules, path, query, ctx, decision)
         return decision

@@ -24,7 +24,7 @@ from router.decision.clients import parse_client
 from router.decision.links import DEFAULT_ALLOWED_HOSTS, LinkError, parse_link
 from router.decision.recent import Recent
 from router.decision.signing import SIGNED_FIELDS, ClickReplays, SigningKeys, verify
-from router.decision.types import AdClaim, Channel, Context, Link
+from router.decision.types import AdClaim, Channel, Client, Context, Link
 
 MAX_QUERY_LENGTH = 8192
 # Longer destinations are refused: real Taobao links are far shorter, and the landing page repeats
@@ -109,8 +109,12 @@ def read_click(
     settings: ClickSettings,
     visitor: str = "",
     replays: ClickReplays | None = None,
+    client: Client | None = None,
 ) -> Context:
-    """Resolve everything the rules look at, or raise BadClick."""
+    """Resolve everything the rules look at, or raise BadClick. `client`: what parse_client(ua) gave, when
+    the caller has it already."""
+    if client is None:
+        client = parse_client(ua)
     if path == "/go":
         # What a /go query says depends on nothing else: read once per query, however many user agents.
         key = (id(settings), query)
@@ -120,7 +124,7 @@ def read_click(
             if len(query) <= _GO_QUERY_KEPT_CHARS:
                 _go_queries.put(key, known)
         link, channel, reason, forward = known[1]
-        return Context(link=link, client=parse_client(ua), channel=channel, channel_reason=reason, at=at,
+        return Context(link=link, client=client, channel=channel, channel_reason=reason, at=at,
                        visitor=visitor or visitor_id(None, "", ua or ""), forward=forward)
     if path not in CLICK_PATHS:
         raise BadClick(404, f"no such click path {_short(path)}; use /go?url=… or a signed /ad?… link")
@@ -131,7 +135,7 @@ def read_click(
     forward = tuple((name, value) for name, value in params if name in wanted)
     return Context(
         link=link,
-        client=parse_client(ua),
+        client=client,
         channel=channel,
         channel_reason=reason,
         at=at,

@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from router.decision.answers import Answers
 from router.decision.click import BadClick, read_click, visitor_id
-from router.decision.clients import MAX_UA_LENGTH, tables_built, warm_up
+from router.decision.clients import MAX_UA_LENGTH, parse_client, tables_built, warm_up
 from router.decision.recent import Recent
 from router.decision.rules import RuleSet
 from router.decision.signing import ClickReplays
@@ -176,17 +176,18 @@ class Clicks:
         ruleset = self.active.current  # once: a reload during this click does not change what decides it
         ctx: Context | None = None
         try:
-            kept = self.answers.get(ruleset, path, query, ua)
+            client = parse_client(ua)  # never raises; interned, so the kept answers can be keyed by it
+            kept = self.answers.get(ruleset, path, query, client)
             if kept is not None:
                 ctx, decision = kept
             else:
                 ctx = read_click(path, query, ua, at=at, settings=self.settings, visitor=visitor,
-                                 replays=self.replays)
+                                 replays=self.replays, client=client)
                 expander = self.expander
                 if expander is not None and ctx.link.web_url and expander.expandable(ctx.link):
                     # Never raises, and answers within the expansion deadline: a failure keeps the short link.
                     ctx = with_expansion(ctx, await expander.expand(ctx.link.web_url))
-                decision = self.answers.decide(ruleset, path, query, ua, ctx)
+                decision = self.answers.decide(ruleset, path, query, ctx)
             page = self.pages.respond(accept_language, ctx, decision)
             action: str = decision.action
             rule = decision.rule
