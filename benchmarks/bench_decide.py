@@ -8,12 +8,15 @@ Links are skewed as a day's traffic is: ad clicks go to 50 ads (each a signed li
 with a click id per click); 80% of shared links are among 500 popular items and the rest a long tail
 where almost every link is new.
 "new agents": every click carries a user agent the process has never parsed, as real WeChat traffic
-does (device model, build and network type vary), on the popular links, clicked before by others (the
-long tail of links seen once is the next line's).
+does (a per-install id; models, builds, versions and network types from real-sized sets: agents.py), on
+the popular links, clicked before by others (the long tail of links seen once is the next line's), read
+and decided every time; "new agents, as served": the same as the server answers them, where a kept
+answer serves every user agent that says the same Client.
 "new agents and links": the worst case, nothing seen before, every link a different item.
 All include reading the click (query parsing, link normalisation, signature check for ad clicks) and
 walking the shipped rules: everything but HTTP.
-The last line compares the cost of a never-seen UA with `user_agents.parse`'s default parser.
+The last line gives what reading a never-seen WeChat user agent costs: a day's (agents.wechat_android) and
+one whose every part is new (agents.worst_case), beside `user_agents.parse`'s default parser.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ import tracemalloc
 from collections.abc import Callable
 from datetime import UTC, datetime
 from urllib.parse import quote, urlencode
+
+import agents
 
 from router.decision import clients
 from router.decision.answers import Answers
@@ -43,14 +48,9 @@ MODELS = ["V2148A", "PEHM00", "M2012K11AC", "NOH-AN00", "SM-S9180", "22081212C",
 NETS = ["WIFI", "4G", "5G"]
 
 
-def wechat_android(i: int) -> str:
-    return (
-        f"Mozilla/5.0 (Linux; Android {10 + i % 5}; {MODELS[i % len(MODELS)]} Build/TP1A.{220000 + i}.014; wv) "
-        f"AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/{110 + i % 15}.0.{5000 + i % 400}.0 "
-        f"Mobile Safari/537.36 XWEB/{1160000 + i} MMWEBSDK/20231202 MMWEBID/{i % 9999} "
-        f"MicroMessenger/8.0.{40 + i % 10}.{2500 + i % 100}(0x28002F30) WeChat/arm64 Weixin "
-        f"NetType/{NETS[i % 3]} Language/zh_CN ABI/arm64"
-    )
+# A day's WeChat user agents on Android: every one new, models, builds and versions from real-sized sets
+# (benchmarks/agents.py, shared with http_bench.py).
+wechat_android = agents.wechat_android
 
 
 def wechat_ios(i: int) -> str:
@@ -231,7 +231,7 @@ def main() -> None:
         scaled = scaled_rules(count)
         decide_only(contexts, scaled)
         scaling[count] = min(decide_only(contexts, scaled) for _ in range(args.rounds))
-    cold, worst = [], []
+    cold, cold_served, worst = [], [], []
     for r in range(args.rounds):
         # The same links clicked before by other user agents (a server that has run a while), then every
         # user agent new: what a never-seen user agent costs.
@@ -239,6 +239,10 @@ def main() -> None:
         clients.cache_clear()
         clicks = make_clicks(args.clicks, seed=100 + r, ua_offset=1_000_000 * (r + 1), tail=False)
         cold.append(run(clicks, settings, rules))
+        # As served: the same kind of clicks, their answers kept by Client (router.decision.answers).
+        clients.cache_clear()
+        clicks = make_clicks(args.clicks, seed=150 + r, ua_offset=300_000_000 + 1_000_000 * r, tail=False)
+        cold_served.append(run_served(clicks, settings, rules, answers))
     for r in range(args.rounds):
         clients.cache_clear()
         link_cache_clear()
@@ -248,34 +252,40 @@ def main() -> None:
     clients.cache_clear()
     link_cache_clear()
     tracemalloc.start()
-    run(make_clicks(8192, seed=7, ua_offset=50_000_000, fresh_links=True), settings, rules)
+    run(make_clicks(clients.cache_info().maxsize or 0, seed=7, ua_offset=50_000_000, fresh_links=True), settings, rules)
     cache_bytes, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
 
     import user_agents
 
-    uas = [wechat_android(90_000_000 + i) for i in range(300)]
+    day = [agents.wechat_android(90_000_000 + i) for i in range(300)]
     start = time.perf_counter()
-    for ua in uas:
+    for ua in day:
         user_agents.parse(ua)
-    baseline = (time.perf_counter() - start) / len(uas) * 1e6
-    start = time.perf_counter()
-    for ua in uas:
-        clients.parse_client(ua + " ")
-    ours = (time.perf_counter() - start) / len(uas) * 1e6
+    baseline = (time.perf_counter() - start) / len(day) * 1e6
+    parse_costs = {}
+    for name, uas in (("a day's", [agents.wechat_android(80_000_000 + i) for i in range(20_000)]),
+                      ("every part new", [agents.worst_case(80_000_000 + i) for i in range(20_000)])):
+        clients.cache_clear()
+        start = time.perf_counter()
+        for ua in uas:
+            clients.parse_client(ua)
+        parse_costs[name] = (time.perf_counter() - start) / len(uas) * 1e6
 
     print(f"clicks per round: warm {len(warm_clicks)}, others {args.clicks}; rounds: {args.rounds}; "
           "the fastest round shown (the least disturbed on a shared machine)")
     print(f"warm, as served      : {min(served):7.1f} µs per decision (from kept answers)")
     print(f"warm, read and decided every time: {min(warm):7.1f} µs per decision")
     print(f"new agents           : {min(cold):7.1f} µs per decision")
+    print(f"new agents, as served: {min(cold_served):7.1f} µs per decision (kept answers by Client)")
     print(f"new agents and links : {min(worst):7.1f} µs per decision")
-    print(f"caches, full (8,192 agents, 4,096 links): about {cache_bytes / 2**20:.1f} MiB")
+    print(f"caches, full ({clients.cache_info().maxsize:,} agents, 4,096 links): about {cache_bytes / 2**20:.1f} MiB")
     print(f"rules walked, 10 vs 2,000 rules: {scaling[10]:5.1f} µs vs {scaling[2000]:5.1f} µs per decision "
           f"({scaling[2000] / scaling[10]:.2f}×)")
     for name, per_kb in hostile_costs().items():
         print(f"hostile {name:<13}: " + ", ".join(f"{size} {cost:6.0f} µs" for size, cost in per_kb))
-    print(f"new WeChat UA parse  : {ours:7.1f} µs here vs {baseline:7.1f} µs with user_agents.parse's default parser")
+    print("new WeChat UA parse  : " + ", ".join(f"{name} {cost:.1f} µs" for name, cost in parse_costs.items())
+          + f" here; {baseline:.0f} µs with user_agents.parse's default parser")
 
 
 if __name__ == "__main__":

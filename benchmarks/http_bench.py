@@ -43,6 +43,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import httpx
+from agents import lua_tables
 
 ROOT = Path(__file__).resolve().parent.parent
 ITEM = quote("https://item.taobao.com/item.htm?id=123456", safe="")
@@ -51,21 +52,35 @@ SAFARI = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/60
 WECHAT = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
           "Mobile/15E148 MicroMessenger/8.0.47(0x18002f2c) NetType/WIFI Language/zh_CN")
 
-# wrk's Lua: report as JSON; optionally a new user agent per request, optionally pace each connection.
+# wrk's Lua: report as JSON; optionally a new user agent per request (as benchmarks/agents.py builds them:
+# "day" a day's traffic, "worst" every part new), optionally pace each connection.
 LUA = """
+{tables}
 local counter = 0
-local new_agents = {new_agents}
+local new_agents = "{new_agents}"
 local delay_ms = {delay_ms}
 local path = "{path}"
 local fixed = "{ua}"
+local floor = math.floor
+local function pick(list, i) return list[i % #list + 1] end
 request = function()
   local ua = fixed
-  if new_agents then
-    counter = counter + 1
-    ua = "Mozilla/5.0 (Linux; Android 13; V" .. counter .. " Build/TP1A." .. counter .. "; wv) " ..
-      "AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/120.0.6099." .. (counter % 999) ..
-      " Mobile Safari/537.36 XWEB/" .. counter .. " MicroMessenger/8.0.47." .. counter ..
-      "(0x28002F30) WeChat/arm64 Weixin NetType/WIFI Language/zh_CN ABI/arm64"
+  local i = counter
+  counter = counter + 1
+  if new_agents == "day" then
+    local m = i * 7 % #MODELS
+    local b = m % 2 * 2 + floor(i / #MODELS) % 2
+    ua = "Mozilla/5.0 (Linux; Android " .. pick(ANDROID, m + b) .. "; " .. MODELS[m + 1] .. " Build/" ..
+      BUILD_BASES[b + 1] .. "; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/" ..
+      pick(CHROME, i) .. " Mobile Safari/537.36 XWEB/" .. (1160000 + floor(i / IDS)) ..
+      " MMWEBSDK/20240404 MMWEBID/" .. (i % IDS) .. " MicroMessenger/" .. pick(WECHAT, i) .. "(" ..
+      pick(CODES, i) .. ") WeChat/arm64 Weixin NetType/" .. pick(NETS, i) .. " Language/zh_CN ABI/arm64"
+  elseif new_agents == "worst" then
+    ua = "Mozilla/5.0 (Linux; Android " .. (10 + i % 6) .. "; V" .. i .. " Build/TP1A." .. i ..
+      "; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/120.0.6099." .. (i % 999) ..
+      " Mobile Safari/537.36 XWEB/" .. (i % 100000000) .. " MMWEBSDK/20240404 MMWEBID/" .. (i % IDS) ..
+      " MicroMessenger/8.0.47." .. (i % 100000) .. "(0x28002F30) WeChat/arm64 Weixin NetType/WIFI " ..
+      "Language/zh_CN ABI/arm64"
   end
   return wrk.format("GET", path, {{["User-Agent"] = ua}})
 end
@@ -144,10 +159,10 @@ def rss_mb(process: subprocess.Popen[bytes]) -> float:
     return float("nan")
 
 
-def wrk(url: str, path: str, seconds: float, connections: int, *, new_agents: bool = False, ua: str = SAFARI,
+def wrk(url: str, path: str, seconds: float, connections: int, *, new_agents: str = "", ua: str = SAFARI,
         delay_ms: int = 0) -> Result:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(LUA.format(new_agents="true" if new_agents else "false", delay_ms=delay_ms, path=path, ua=ua))
+        script.write(LUA.format(tables=lua_tables(), new_agents=new_agents, delay_ms=delay_ms, path=path, ua=ua))
     try:
         command = pinned(1, ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "5s",
                              "-s", script.name, url])
@@ -207,9 +222,13 @@ def main(argv: list[str] | None = None) -> int:
                 Row("bare redirect (uvloop + httptools)", bare_base, "/go", "", {}),
                 Row("bare redirect, h11", h11_base, "/go", "bare redirect (uvloop + httptools)", {}),
                 Row("router 302, same UA", router_base, go, "bare redirect (uvloop + httptools)", {}),
-                # A new WeChat user agent every request, as WeChat traffic is; a 1:1 chat tap, answered with a 302.
+                # A never-seen WeChat user agent on every request, as a day of WeChat traffic brings them
+                # (benchmarks/agents.py); a 1:1 chat tap, answered with a 302. Then the same with every part
+                # of each user agent new (model, build, versions): what a flood of made-up ones costs.
                 Row("router 302, new UA every request", router_base, f"{go}&from=singlemessage",
-                    "bare redirect (uvloop + httptools)", {"new_agents": True}),
+                    "bare redirect (uvloop + httptools)", {"new_agents": "day"}),
+                Row("router 302, new UA, every part new", router_base, f"{go}&from=singlemessage",
+                    "bare redirect (uvloop + httptools)", {"new_agents": "worst"}),
                 Row(f"bare HTML ({landing_bytes} bytes)", bare_base, "/landing", "", {}),
                 Row("router 200 landing (WeChat group)", router_base, group, f"bare HTML ({landing_bytes} bytes)",
                     {"ua": WECHAT}),
