@@ -1,4 +1,4 @@
-"""Checks at the edge, before any routing (pure ASGI middleware): what a request may be at all.
+"""Checks at the edge, before any routing: what a request may be at all.
 
 - Header size: more than MAX_HEADER_BYTES of headers is a 431, whatever the HTTP server let through.
 - Host names: the router never builds a URL from the request's Host, so a wrong Host can't redirect
@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope, Send
 
 MAX_HEADER_BYTES = 16 * 1024
 
@@ -32,42 +32,36 @@ def host_matches(host: str, names: tuple[str, ...]) -> bool:
     return False
 
 
-async def _refuse(send: Send, status: int, text: str) -> None:
+def refusal(scope: Scope, names: tuple[str, ...], max_bytes: int = MAX_HEADER_BYTES) -> tuple[int, str] | None:
+    """Why an HTTP request is refused at the edge (its status and a sentence), or None when it may go on.
+
+    A plain function the app calls once per request, not a middleware layer per check: each layer of
+    ASGI middleware costs every click a coroutine call.
+    """
+    headers = scope["headers"]
+    size = 0
+    for key, value in headers:
+        size += len(key) + len(value) + 4
+    if size > max_bytes:
+        return 431, f"Request headers are {size} bytes; the limit is {max_bytes}.\n"
+    if names:
+        host = ""
+        for key, value in headers:
+            if key == b"host":
+                host = value.decode("latin-1")
+                break
+        if not host_matches(host, names):
+            return 400, "This router does not serve that host name.\n"
+    return None
+
+
+def server_names(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The configured names as `host_matches` compares them."""
+    return tuple(name.lower().rstrip(".") for name in names)
+
+
+async def refuse(send: Send, status: int, text: str) -> None:
     body = text.encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [*SECURITY_HEADERS, (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
-
-
-class HeaderLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int = MAX_HEADER_BYTES) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            size = sum(len(key) + len(value) + 4 for key, value in scope["headers"])
-            if size > self.max_bytes:
-                await _refuse(send, 431, f"Request headers are {size} bytes; the limit is {self.max_bytes}.\n")
-                return
-        await self.app(scope, receive, send)
-
-
-class ServerNames:
-    def __init__(self, app: ASGIApp, names: tuple[str, ...]) -> None:
-        self.app = app
-        self.names = tuple(name.lower().rstrip(".") for name in names)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.names:
-            await self.app(scope, receive, send)
-            return
-        host = ""
-        for key, value in scope["headers"]:
-            if key == b"host":
-                host = value.decode("latin-1")
-                break
-        if host_matches(host, self.names):
-            await self.app(scope, receive, send)
-            return
-        await _refuse(send, 400, "This router does not serve that host name.\n")

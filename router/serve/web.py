@@ -25,7 +25,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request, cookie_parser
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from router.decision.answers import Answers
 from router.decision.click import BadClick, read_click, visitor_id
@@ -36,7 +36,7 @@ from router.decision.signing import ClickReplays
 from router.decision.types import Action, Context, Decision
 from router.serve.clicklog import ClickLog
 from router.serve.config import VISITOR_COOKIE, Settings
-from router.serve.edge import HeaderLimit, ServerNames
+from router.serve.edge import refusal, refuse, server_names
 from router.serve.pages import (
     SECURITY_HEADERS,
     choose_language,
@@ -233,23 +233,24 @@ class Clicks:
 
 class RouterApp:
     """The ASGI app: clicks straight to `Clicks`; health, readiness, 404/405 pages and the lifespan through
-    a small Starlette app. The edge checks (header size, host names) wrap both."""
+    a small Starlette app. The edge checks (header size, host names, router.serve.edge) come first for both."""
 
     def __init__(self, clicks: Clicks, rest: Starlette, settings: Settings) -> None:
         self.clicks = clicks
         self.rest = rest
         self.state = rest.state
-        inner: ASGIApp = self._dispatch
-        self._app = HeaderLimit(ServerNames(inner, names=settings.server_names))
+        self._names = server_names(settings.server_names)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._app(scope, receive, send)
-
-    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] in _CLICK_PATHS and scope["method"] in ("GET", "HEAD"):
-            await self.clicks(scope, receive, send)
-        else:
-            await self.rest(scope, receive, send)
+        if scope["type"] == "http":
+            refused = refusal(scope, self._names)
+            if refused is not None:
+                await refuse(send, *refused)
+                return
+            if scope["path"] in _CLICK_PATHS and scope["method"] in ("GET", "HEAD"):
+                await self.clicks(scope, receive, send)
+                return
+        await self.rest(scope, receive, send)
 
 
 def create_app(
