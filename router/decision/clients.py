@@ -74,6 +74,7 @@ import ua_parser_rs  # ua-parser's Rust regex engine, used directly by _WordList
 
 from router.decision.browser_shapes import Shape, read_shape
 from router.decision.recent import Recent
+from router.decision.slots import slot_constructor
 from router.decision.types import OS, App, Client, Device, Version
 from router.decision.versions import parse_version
 from router.decision.wechat_shapes import WeChatShape, read_wechat
@@ -388,35 +389,17 @@ def _client(
     key = (app, app_version, os, os_version, device, bot, mini_program, browser)
     client = _clients.get(key)
     if client is None:
-        client = _new_client(key)
+        client = _new_client(*key)
         _clients.put(key, client)
     return client
 
 
-# A frozen dataclass's __init__ sets each field through object.__setattr__ (~2.5 µs for a Client); the
-# slots' own descriptors set them in half that. Same object, still frozen to everyone else; the field
-# order is checked against the dataclass at import.
-_CLIENT_SLOTS = tuple(Client.__dict__[f.name].__set__ for f in dataclasses.fields(Client))
+_new_client = slot_constructor(Client)  # router.decision.slots: half the cost of Client(...)
+# _client's key is handed to it positionally: it must list the fields in their order.
 if tuple(f.name for f in dataclasses.fields(Client)) != (
     "app", "app_version", "os", "os_version", "device", "bot", "mini_program", "browser"
 ):
     raise ImportError("router.decision.clients: Client's fields changed; update _client's key")
-
-
-_set_app, _set_app_version, _set_os, _set_os_version, _set_device, _set_bot, _set_mini, _set_browser = _CLIENT_SLOTS
-
-
-def _new_client(v: tuple[object, ...]) -> Client:
-    client = object.__new__(Client)
-    _set_app(client, v[0])
-    _set_app_version(client, v[1])
-    _set_os(client, v[2])
-    _set_os_version(client, v[3])
-    _set_device(client, v[4])
-    _set_bot(client, v[5])
-    _set_mini(client, v[6])
-    _set_browser(client, v[7])
-    return client
 
 
 # --- parsing ----------------------------------------------------------------------------------------
