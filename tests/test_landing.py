@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 from router.decision.rules import RuleSet, RuleSetError, load_rules
 from router.decision.types import LANDING_PAGES
 from router.serve.config import Settings
-from router.serve.pages import TEMPLATES_DIR, choose_language, href
+from router.serve.pages import TEMPLATES_DIR, choose_language, href, new_nonce
 from router.serve.web import create_app
 from tests import uas
 
@@ -140,6 +140,14 @@ def test_a_page_given_again_gets_its_own_nonce(client: TestClient) -> None:
         assert response.text.count(f'nonce="{nonce}"') == 4
         assert response.text.count("nonce=") == 4
     assert first.text.replace(nonces[0], "N") == second.text.replace(nonces[1], "N")
+
+
+def test_nonces_are_never_handed_out_twice() -> None:
+    """Drawn from a pool of the OS's random bytes: 22 URL-safe characters (16 bytes) each, all different,
+    across several refills of the pool."""
+    nonces = [new_nonce() for _ in range(2000)]
+    assert len(set(nonces)) == len(nonces)
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{22}", nonce) for nonce in nonces)
 
 
 def test_clicks_that_show_the_same_page_share_one_rendering(settings: Settings, shipped_rules: RuleSet) -> None:
