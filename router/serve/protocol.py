@@ -42,6 +42,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._in_head = True  # a connection starts waiting for a request's head
+        self._head_begun = False  # ...and is idle until the parser sees one begin
         self._head_bytes = 0
         self._head_timer: asyncio.TimerHandle | None = None
         self._refused = False  # answered without the app: the rest of the connection is dropped
@@ -74,13 +75,21 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             return
         if self._head_bytes > self.max_head_bytes:
             self._refuse(431, f"Request headers are over the limit of {self.max_head_bytes} bytes.\n")
-        elif self._head_timer is None:
+        elif self._head_begun and self._head_timer is None:
+            # Only a head that has begun and not ended: a whole request per packet (nearly every click)
+            # arms no timer at all, and an idle kept-alive connection is left to the keep-alive timeout.
             self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_begun = True
 
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._stop_head_timer()
-        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        size = len(self.url)
+        for name, value in self.headers:
+            size += len(name) + len(value) + 4
         if size > self.max_head_bytes:
             raise _HeadTooLarge
         super().on_headers_complete()
@@ -88,6 +97,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._in_head = True  # what comes next on this connection is the next request's head
+        self._head_begun = False
         self._head_bytes = 0
 
     def _stop_head_timer(self) -> None:
