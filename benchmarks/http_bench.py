@@ -1,6 +1,6 @@
 """The router over HTTP, side by side with a bare Starlette app on the same server stack, in one run.
 
-    python benchmarks/http_bench.py [--seconds 10] [--rounds 3] [--connections 50]
+    python benchmarks/http_bench.py [--seconds 5] [--rounds 5] [--connections 50] [--rss-clicks 100000]
 
 Each server is one process started the way a user starts it (`adlink-router serve`; the baseline with
 uvicorn's own command and the same loop and protocol), pinned to core 0 with `taskset` where there is
@@ -20,8 +20,10 @@ Rows:
   router p99 at half     the 302 row at half of the router's own peak rate (wrk's Lua paces each
                          connection), for the latency a click sees when the router is not saturated
 
-Ratios are each row's req/s over its baseline's. RSS is the server's after its rows. Absolute figures
-move between machines; the ratios are what the README quotes. Nothing here asserts a figure.
+Ratios are each row's req/s over its baseline's. RSS is the server's after its rows. Then memory as the
+goal states it: a fresh router, --rss-clicks (100,000) clicks with a day's new user agents, then as many
+of the every-part-new flood, and its resident set after each. Absolute figures move between machines;
+the ratios are what the README quotes. Nothing here asserts a figure.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ WECHAT = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/60
 # "day" a day's traffic, "worst" every part new), optionally pace each connection.
 LUA = """
 {tables}
-local counter = 0
+local counter = {start}
 local new_agents = "{new_agents}"
 local delay_ms = {delay_ms}
 local path = "{path}"
@@ -102,6 +104,7 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
+    requests: int
 
 
 def free_port() -> int:
@@ -160,9 +163,11 @@ def rss_mb(process: subprocess.Popen[bytes]) -> float:
 
 
 def wrk(url: str, path: str, seconds: float, connections: int, *, new_agents: str = "", ua: str = SAFARI,
-        delay_ms: int = 0) -> Result:
+        delay_ms: int = 0, start: int = 0) -> Result:
+    """One wrk run; new user agents are numbered from `start` (a run that follows another sends new ones)."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(LUA.format(tables=lua_tables(), new_agents=new_agents, delay_ms=delay_ms, path=path, ua=ua))
+        script.write(LUA.format(tables=lua_tables(), new_agents=new_agents, delay_ms=delay_ms, path=path, ua=ua,
+                                start=start))
     try:
         command = pinned(1, ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "5s",
                              "-s", script.name, url])
@@ -172,7 +177,7 @@ def wrk(url: str, path: str, seconds: float, connections: int, *, new_agents: st
     line = next(line for line in output.splitlines() if line.startswith("RESULT "))
     data = json.loads(line[len("RESULT "):])
     return Result(rps=data["requests"] / (data["duration_us"] / 1e6), p50_ms=data["p50_us"] / 1000,
-                  p99_ms=data["p99_us"] / 1000, errors=data["errors"] + data["non2xx3xx"])
+                  p99_ms=data["p99_us"] / 1000, errors=data["errors"] + data["non2xx3xx"], requests=data["requests"])
 
 
 @dataclass
@@ -195,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--rss-clicks", type=int, default=100_000, help="clicks per step of the memory run")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
@@ -208,10 +214,13 @@ def main(argv: list[str] | None = None) -> int:
                 "--log-level", "warning", "--loop", "uvloop", "--http", protocol]
 
     router_port, bare_port, h11_port = free_port(), free_port(), free_port()
-    router_command = [python, "-m", "router", "serve", "--port", str(router_port), "--log-level", "warning"]
+
+    def router_command(port: int) -> list[str]:
+        return [python, "-m", "router", "serve", "--port", str(port), "--log-level", "warning"]
+
     # All three servers run at once, idle but for the row being measured, and the rows take turns round by
     # round: whatever else the machine is doing meanwhile weighs on a row and its baseline alike.
-    with server(router_command, router_port, {"ROUTER_LOG_LEVEL": "warning"}) as router:
+    with server(router_command(router_port), router_port, {"ROUTER_LOG_LEVEL": "warning"}) as router:
         router_base = f"http://127.0.0.1:{router_port}"
         landing_bytes = len(httpx.get(router_base + group, headers={"user-agent": WECHAT}).content)
         bare_env = {"BARE_HTML_BYTES": str(landing_bytes)}
@@ -263,6 +272,19 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(half)
             router_rss, bare_rss = rss_mb(router), rss_mb(bare)
 
+    # Memory as the goal states it: a fresh router, --rss-clicks clicks with never-seen user agents (a
+    # day's), then as many again of the every-part-new flood; the resident set after each.
+    fresh_port = free_port()
+    memory = []
+    with server(router_command(fresh_port), fresh_port, {"ROUTER_LOG_LEVEL": "warning"}) as fresh:
+        memory.append(("a fresh router", 0, rss_mb(fresh)))
+        for kind, label in (("day", "then a day's new user agents"), ("worst", "then the every-part-new flood")):
+            clicks = 0
+            while clicks < args.rss_clicks:  # wrk runs for a time, not a count: runs of 5 s, numbered on
+                clicks += wrk(f"http://127.0.0.1:{fresh_port}", f"{go}&from=singlemessage", 5, args.connections,
+                              new_agents=kind, start=clicks).requests
+            memory.append((label, clicks, rss_mb(fresh)))
+
     print(f"{args.rounds} rounds of {args.seconds:g} s, {args.connections} connections, each row beside a run of "
           f"its baseline; median run, and the median of the paired runs' ratios; servers on core 0, wrk on core 1")
     print(f"| {'config':<44} | {'req/s':>8} | {'vs base':>7} | {'p50 ms':>6} | {'p99 ms':>6} | {'errors':>6} | "
@@ -274,6 +296,10 @@ def main(argv: list[str] | None = None) -> int:
         rss = router_rss if row.base == router_base else bare_rss if row.base == bare_base else float("nan")
         print(f"| {row.name:<44} | {result.rps:>8.0f} | {ratio:>7} | {result.p50_ms:>6.2f} | "
               f"{result.p99_ms:>6.2f} | {sum(r.errors for r in row.results):>6} | {rss:>6.1f} |")
+    print()
+    print("router RSS (one process, its resident set after each step):")
+    for label, clicks, rss in memory:
+        print(f"  {label:<32} {clicks:>8,} clicks  {rss:6.1f} MB")
     return 0
 
 

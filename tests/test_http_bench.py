@@ -22,7 +22,7 @@ def test_the_http_benchmark_runs() -> None:
             pytest.fail("wrk is missing: .ci/run installs Debian's wrk package")
         pytest.skip("wrk is not installed (apt-get install wrk)")
     result = subprocess.run([sys.executable, "benchmarks/http_bench.py", "--seconds", "1", "--rounds", "1",
-                             "--connections", "8"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+                             "--connections", "8", "--rss-clicks", "500"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "config" not in line
             and not line.startswith("| --")]
@@ -34,3 +34,8 @@ def test_the_http_benchmark_runs() -> None:
         cells = [cell.strip() for cell in row.split("|")[1:-1]]
         assert float(cells[1]) > 0 and cells[5] == "0", row  # requests served, no errors
         assert re.fullmatch(r"\d+%|—", cells[2]), row
+    memory = re.findall(r"^  (.+?) +([\d,]+) clicks +([\d.]+) MB$", result.stdout, re.M)
+    assert [label for label, _, _ in memory] == [
+        "a fresh router", "then a day's new user agents", "then the every-part-new flood"], result.stdout
+    assert [int(clicks.replace(",", "")) >= 500 for _, clicks, _ in memory] == [False, True, True]
+    assert all(float(rss) > 0 for _, _, rss in memory)
