@@ -353,3 +353,16 @@ def test_a_decoration_line_after_a_link_ends_it() -> None:
     """A line of dashes under a promotion's link is decoration: the link stands."""
     link = parse_link("【下单链接】https://m.tb.cn/h.ecHATMZ\n-----------\n复制打开")
     assert link.web_url == "https://m.tb.cn/h.ecHATMZ"
+
+
+@given(st.lists(st.tuples(st.text(max_size=20), st.text(max_size=40)), min_size=1, max_size=4))
+@settings(max_examples=300)
+def test_forwarded_params_are_encoded_as_urlencode_does(params: list[tuple[str, str]]) -> None:
+    """with_params's quick path for plain click ids writes exactly what urlencode(quote_via=quote) writes,
+    for any names and values (non-ASCII, reserved characters, empty)."""
+    from urllib.parse import urlencode
+
+    from router.decision.deeplinks import with_params
+
+    url = "https://h5.m.taobao.com/awp/core/detail.htm?id=1"
+    assert with_params(url, tuple(params)) == url + "&" + urlencode(params, quote_via=quote)

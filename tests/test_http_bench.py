@@ -22,7 +22,8 @@ def test_the_http_benchmark_runs() -> None:
             pytest.fail("wrk is missing: .ci/run installs Debian's wrk package")
         pytest.skip("wrk is not installed (apt-get install wrk)")
     result = subprocess.run([sys.executable, "benchmarks/http_bench.py", "--seconds", "1", "--rounds", "1",
-                             "--connections", "8", "--rss-clicks", "500"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+                             "--connections", "8", "--rss-clicks", "500"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "config" not in line
             and not line.startswith("| --")]

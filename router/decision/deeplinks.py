@@ -19,7 +19,8 @@ ignore intent fallbacks; HarmonyOS NEXT runs no Android apps).
 
 from __future__ import annotations
 
-from urllib.parse import quote, urlencode, urlsplit
+import re
+from urllib.parse import quote, urlsplit
 
 from router.decision.types import OS, App, Client, Device, Link, LinkKind, Platform
 
@@ -34,7 +35,17 @@ def with_params(url: str, params: tuple[tuple[str, str], ...]) -> str:
         return url
     # What urlsplit calls the query (after the first "?", before any "#"), without a full split.
     joiner = "&" if url.partition("#")[0].partition("?")[2] else "?"
-    return url + joiner + urlencode(params, quote_via=quote)
+    return url + joiner + "&".join(f"{_encoded(name)}={_encoded(value)}" for name, value in params)
+
+
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+
+
+def _encoded(text: str) -> str:
+    """What urlencode(..., quote_via=quote) writes for one name or value: click ids are nearly always
+    unreserved characters only, which quote leaves as they are, and a regex says so in a fraction of
+    quote's time."""
+    return text if _UNRESERVED.fullmatch(text) else quote(text, safe="")
 
 
 def runs_taobao(client: Client) -> bool:
