@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
 from router.cli import main
 from router.decision.signing import SigningKeyError, SigningKeys, sign, verify
+from router.serve.config import Settings
 from tests.conftest import TEST_KEYS
 
 FIELDS = {"url": "https://item.taobao.com/item.htm?id=1", "src": "unidesk", "adv": "a1", "cmp": "c9"}
@@ -77,16 +79,86 @@ def test_dropped_key_no_longer_verifies() -> None:
     ("text", "message"),
     [
         ("", "holds no key"),
-        ("nokey", "is not 'kid:secret'"),
-        ("k1:short", "shorter than 16 characters"),
-        ("k1:aaaaaaaaaaaaaaaaaa,k1:bbbbbbbbbbbbbbbbbbbb", "key id 'k1' twice"),
-        ("k-1:aaaaaaaaaaaaaaaaaa", "letters and digits only"),
+        ("nokey", "entry 1 of 1 has no ':'"),
+        ("k1:short", r"entry 1 of 1 \(key id 'k1'\): the secret is shorter than 16 characters"),
+        ("k1:aaaaaaaaaaaaaaaaaa,k1:bbbbbbbbbbbbbbbbbbbb", r"entry 2 of 2 \(key id 'k1'\): key id 'k1' is given twice"),
+        ("k-1:aaaaaaaaaaaaaaaaaa", "entry 1 of 1: the key id .* must be letters and digits"),
     ],
 )
 def test_bad_key_configuration(text: str, message: str) -> None:
-    """ROUTER_SIGNING_KEYS mistakes are named."""
+    """ROUTER_SIGNING_KEYS mistakes are named: which entry, and what is wrong with it."""
     with pytest.raises(SigningKeyError, match=message):
         SigningKeys.parse(text)
+
+
+SECRET = "Zq7-unmistakable_SECRET+value/42"  # has characters a key id can't, and is long enough
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        SECRET,  # the kid forgotten
+        f" {SECRET} ",
+        f":{SECRET}",  # an empty kid
+        f"k1 {SECRET}",  # a space for the colon
+        f"{SECRET}:k1",  # the wrong way round
+        f"{SECRET}:",  # the kid forgotten, the colon kept
+        f"k-1:{SECRET}",  # a kid with a character kids can't have
+        f"k1:{SECRET},k1:{SECRET}",  # twice
+        f"k1:{SECRET[:10]}",  # too short
+        f"k1:{SECRET},{SECRET}",  # a second entry without a kid
+        f"k1={SECRET}",  # '=' for ':'
+        "AbCdEfGhIjKlMnOp0123:k1",  # a valid-looking secret written first
+    ],
+)
+def test_no_key_error_shows_a_secret(text: str) -> None:
+    """Whatever the mistake, the message names the entry and says what to write, and holds no piece of a
+    secret (no 8 characters in a row of it)."""
+    with pytest.raises(SigningKeyError) as raised:
+        SigningKeys.parse(text)
+    message = str(raised.value)
+    for secret in (SECRET, "AbCdEfGhIjKlMnOp0123"):
+        assert not any(secret[i:i + 8] in message for i in range(len(secret) - 7)), message
+    assert "ROUTER_SIGNING_KEYS" in message
+
+
+def test_settings_and_keys_print_no_secret() -> None:
+    keys = SigningKeys.parse(f"k1:{SECRET}")
+    assert SECRET not in repr(keys) and "k1" in repr(keys)
+    settings = Settings.from_env({"ROUTER_SIGNING_KEYS": f"k1:{SECRET}"})
+    assert SECRET not in repr(settings) and SECRET not in str(settings)
+
+
+def test_keys_from_a_file(tmp_path: Path) -> None:
+    """ROUTER_SIGNING_KEYS_FILE, as a mounted Secret: entries on lines (or comma-separated); errors name
+    the file and never its content; both variables set is a mistake."""
+    path = tmp_path / "keys"
+    path.write_text(f"k2:{SECRET}\nk1:first-secret-0123456789\n")
+    settings = Settings.from_env({"ROUTER_SIGNING_KEYS_FILE": str(path)})
+    assert [kid for kid, _ in settings.signing_keys.keys] == ["k2", "k1"]
+    assert settings.signing_keys.secret("k2") == SECRET.encode()
+    path.write_text(f"{SECRET}\n")
+    with pytest.raises(SigningKeyError, match=f"ROUTER_SIGNING_KEYS_FILE {path} entry 1 of 1 has no ':'") as raised:
+        Settings.from_env({"ROUTER_SIGNING_KEYS_FILE": str(path)})
+    assert SECRET[:8] not in str(raised.value)
+    with pytest.raises(SigningKeyError, match="cannot be read"):
+        Settings.from_env({"ROUTER_SIGNING_KEYS_FILE": str(tmp_path / "missing")})
+    with pytest.raises(SigningKeyError, match="both set; set one of them"):
+        Settings.from_env({"ROUTER_SIGNING_KEYS_FILE": str(path), "ROUTER_SIGNING_KEYS": f"k1:{SECRET}"})
+
+
+def test_a_bad_key_stops_serve_with_no_secret_on_screen(tmp_path: Path) -> None:
+    """The server refuses to start with one sentence, exit status 2, and no secret in anything it printed."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "ROUTER_SIGNING_KEYS": SECRET}
+    result = subprocess.run([sys.executable, "-m", "router", "serve", "--port", "0"], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "entry 1 of 1 has no ':'" in result.stderr
+    assert SECRET[:8] not in result.stdout + result.stderr
 
 
 def test_sign_command_prints_verifiable_link(monkeypatch: pytest.MonkeyPatch) -> None:

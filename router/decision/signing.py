@@ -6,8 +6,9 @@ name, as `name=value` lines, so adding, removing or changing any of them breaks
 it. Parameters the ad platform appends at click time (gdt_vid, qz_gdt, …) are
 not signed fields and are never covered.
 
-Keys come from `ROUTER_SIGNING_KEYS` as `kid:secret,kid:secret`: the first key
-signs, all of them verify, so a key is rotated by putting the new one first and
+Keys come from `ROUTER_SIGNING_KEYS` as `kid:secret,kid:secret` (or from the file
+`ROUTER_SIGNING_KEYS_FILE` names, as a mounted Kubernetes Secret is): the first key signs, all of them
+verify, so a key is rotated by putting the new one first and
 dropping the old one once links signed with it have aged out.
 """
 
@@ -34,34 +35,71 @@ class SigningKeyError(ValueError):
     pass
 
 
-@dataclass(frozen=True, slots=True)
+MIN_SECRET_CHARS = 16
+
+
+@dataclass(frozen=True, slots=True, repr=False)
 class SigningKeys:
     keys: tuple[tuple[str, bytes], ...]  # (kid, secret); the first signs
     development: bool = False
 
+    def __repr__(self) -> str:  # key ids only: a settings object in a log or traceback shows no secret
+        return f"SigningKeys(kids={tuple(kid for kid, _ in self.keys)!r}, development={self.development})"
+
     @classmethod
-    def parse(cls, text: str, *, development: bool = False) -> SigningKeys:
-        """'kid:secret,kid:secret' -> SigningKeys, or SigningKeyError naming the bad entry."""
+    def parse(cls, text: str, *, development: bool = False, source: str = "ROUTER_SIGNING_KEYS") -> SigningKeys:
+        """'kid:secret,kid:secret' -> SigningKeys, or SigningKeyError saying which entry is wrong and how.
+
+        No message ever holds a secret or any piece of an entry that could be one: entries are named by
+        their position, and a key id only when it is too short to be a secret (a valid secret is at least
+        MIN_SECRET_CHARS long, so an entry written the wrong way round never shows its secret as a key id).
+        """
         keys: list[tuple[str, bytes]] = []
-        for entry in text.split(","):
-            entry = entry.strip()
+        entries = [entry.strip() for entry in text.split(",")]
+        count = sum(1 for entry in entries if entry)
+        position = 0
+        for entry in entries:
             if not entry:
                 continue
+            position += 1
+            where = f"{source} entry {position} of {count}"
             kid, sep, secret = entry.partition(":")
-            if not sep or not kid or not secret:
+            kid, secret = kid.strip(), secret.strip()
+            if not sep:
+                raise SigningKeyError(f"{where} has no ':'; write each key as kid:secret (kid first)")
+            named = f"{where} (key id {kid!r})" if kid.isalnum() and len(kid) < MIN_SECRET_CHARS else where
+            if not kid:
+                raise SigningKeyError(f"{where} has no key id before ':'; write each key as kid:secret")
+            if not secret:
+                raise SigningKeyError(f"{named} has no secret after ':'; write each key as kid:secret")
+            if not kid.isalnum() or len(kid) >= MIN_SECRET_CHARS:
                 raise SigningKeyError(
-                    f"ROUTER_SIGNING_KEYS entry {entry.split(':')[0]!r}… is not 'kid:secret'"
-                )
-            if not kid.isalnum():
-                raise SigningKeyError(f"ROUTER_SIGNING_KEYS key id {kid!r} must be letters and digits only")
-            if len(secret) < 16:
-                raise SigningKeyError(f"ROUTER_SIGNING_KEYS secret for {kid!r} is shorter than 16 characters")
+                    f"{where}: the key id (before ':') must be letters and digits, shorter than "
+                    f"{MIN_SECRET_CHARS} characters; write each key as kid:secret (kid first)")
+            if len(secret) < MIN_SECRET_CHARS:
+                raise SigningKeyError(f"{named}: the secret is shorter than {MIN_SECRET_CHARS} characters")
             if any(kid == known for known, _ in keys):
-                raise SigningKeyError(f"ROUTER_SIGNING_KEYS has key id {kid!r} twice")
+                raise SigningKeyError(f"{named}: key id {kid!r} is given twice")
             keys.append((kid, secret.encode()))
         if not keys:
-            raise SigningKeyError("ROUTER_SIGNING_KEYS holds no key; expected 'kid:secret[,kid:secret…]'")
+            raise SigningKeyError(f"{source} holds no key; expected 'kid:secret[,kid:secret…]'")
         return cls(tuple(keys), development)
+
+    @classmethod
+    def from_file(cls, path: str) -> SigningKeys:
+        """Keys from a file (a mounted Kubernetes Secret): the same 'kid:secret,…' text, commas or lines
+        between entries. Errors name the file, never what it holds."""
+        source = f"ROUTER_SIGNING_KEYS_FILE {path}"
+        try:
+            with open(path, encoding="utf-8") as file:
+                text = file.read(64 * 1024 + 1)
+        except OSError as err:
+            raise SigningKeyError(f"{source} cannot be read: {err.strerror or type(err).__name__}") from None
+        except UnicodeDecodeError:
+            raise SigningKeyError(f"{source} is not UTF-8 text") from None
+        if len(text) > 64 * 1024:
+            raise SigningKeyError(f"{source} is larger than 64 KB; it should hold a few kid:secret entries")
+        return cls.parse(text.replace("\r", "").replace("\n", ","), source=source)
 
     @classmethod
     def development_keys(cls) -> SigningKeys:

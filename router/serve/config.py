@@ -7,6 +7,7 @@
 | ROUTER_RULES_TIMEOUT_SECONDS | 5 | deadline for fetching a rules bundle |
 | ROUTER_ALLOWED_HOSTS | taobao.com,tmall.com,tb.cn,tmall.hk | destination hosts (dot-boundary suffixes) |
 | ROUTER_SIGNING_KEYS | a development key, with a warning | `kid:secret,…` for /ad links; first signs |
+| ROUTER_SIGNING_KEYS_FILE | (unset) | a file holding the same (one entry per line or comma-separated) |
 | ROUTER_FORWARD_PARAMS | gdt_vid,qz_gdt,weixinadinfo,click_id | query params passed on to the destination |
 | ROUTER_FALLBACK_DELAY_MS | 2000 | landing page in a phone browser: wait for the app before the web page |
 | ROUTER_EXPAND_HOSTS | m.tb.cn,e.tb.cn,s.click.taobao.com | short-link hosts expanded (exact names); `none`: off |
@@ -29,7 +30,7 @@ from urllib.parse import urlsplit
 
 from router.decision.click import DEFAULT_FORWARD_PARAMS, ClickSettings
 from router.decision.links import DEFAULT_ALLOWED_HOSTS
-from router.decision.signing import SigningKeys
+from router.decision.signing import SigningKeyError, SigningKeys
 from router.serve.upstream import DEFAULT_EXPAND_HOSTS, DEFAULT_EXPAND_TIMEOUT
 
 VISITOR_COOKIE = "adlink_vid"
@@ -147,6 +148,16 @@ def check_expand_upstream(text: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+def _signing_keys(env: Mapping[str, str]) -> SigningKeys:
+    keys_text = env.get("ROUTER_SIGNING_KEYS", "").strip()
+    keys_file = env.get("ROUTER_SIGNING_KEYS_FILE", "").strip()
+    if keys_text and keys_file:
+        raise SigningKeyError("ROUTER_SIGNING_KEYS and ROUTER_SIGNING_KEYS_FILE are both set; set one of them")
+    if keys_file:
+        return SigningKeys.from_file(keys_file)
+    return SigningKeys.parse(keys_text) if keys_text else SigningKeys.development_keys()
+
+
 def _csv(text: str, *, lower: bool = True) -> tuple[str, ...]:
     parts = (part.strip() for part in text.split(","))
     return tuple(part.lower() if lower else part for part in parts if part)
@@ -188,8 +199,7 @@ class Settings(ClickSettings):
     def from_env(cls, env: Mapping[str, str] | None = None, *, rules_dir: str | None = None) -> Settings:
         """Settings from environment variables; raises ValueError (SigningKeyError) with a clear sentence."""
         env = os.environ if env is None else env
-        keys_text = env.get("ROUTER_SIGNING_KEYS", "").strip()
-        keys = SigningKeys.parse(keys_text) if keys_text else SigningKeys.development_keys()
+        keys = _signing_keys(env)
         directory = rules_dir or env.get("ROUTER_RULES_DIR") or str(bundled_rules_dir())
         url = check_rules_url(directory) if is_rules_url(directory) else ""
         poll_text = env.get("ROUTER_RULES_POLL_SECONDS", "")
