@@ -18,6 +18,7 @@ COPY --chown=root:root rules /rules
 USER router
 EXPOSE 8000
 VOLUME ["/rules"]
+# The probe follows ROUTER_PORT (set at run time too); /readyz answers whatever the Host (ROUTER_SERVER_NAMES).
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
-    CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=2).status != 200)"]
+    CMD ["python", "-c", "import os, sys, urllib.request; port = os.environ.get('ROUTER_PORT') or '8000'; sys.exit(urllib.request.urlopen(f'http://127.0.0.1:{port}/readyz', timeout=2).status != 200)"]
 CMD ["adlink-router", "serve"]

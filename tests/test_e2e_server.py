@@ -162,3 +162,22 @@ def test_ua_tables_load_when_a_user_agent_first_needs_them() -> None:
         assert httpx.get(f"{eager.base}/readyz").json()["ua_tables"] == "all"
     finally:
         eager.stop()
+
+
+def test_the_images_healthcheck_follows_router_port_whatever_the_server_names() -> None:
+    """The Dockerfile's HEALTHCHECK command, run as Docker runs it, against a real server on a port other
+    than 8000 that serves only go.example.com: healthy; pointed at a port nobody listens on: unhealthy."""
+    dockerfile = (Path(__file__).resolve().parent.parent / "Dockerfile").read_text()
+    command = json.loads(dockerfile.split("HEALTHCHECK", 1)[1].split("CMD", 1)[1].splitlines()[0])
+    assert command[0] == "python"
+    server = Server(env={"ROUTER_SERVER_NAMES": "go.example.com"}).wait_ready()
+    try:
+        assert server.port != 8000
+        probe = [sys.executable, *command[1:]]
+        healthy = subprocess.run(probe, env={**os.environ, "ROUTER_PORT": str(server.port)}, capture_output=True,
+                                 timeout=30)
+        assert healthy.returncode == 0, healthy.stderr
+        closed = subprocess.run(probe, env={**os.environ, "ROUTER_PORT": "9"}, capture_output=True, timeout=30)
+        assert closed.returncode != 0
+    finally:
+        server.stop()

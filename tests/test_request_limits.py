@@ -37,6 +37,16 @@ def test_only_configured_host_names_are_served() -> None:
         assert "set-cookie" not in response.headers and response.headers["x-content-type-options"] == "nosniff"
 
 
+def test_health_probes_answer_whatever_the_host() -> None:
+    """A container's HEALTHCHECK calls 127.0.0.1, Kubernetes the pod's IP: with ROUTER_SERVER_NAMES set,
+    /healthz and /readyz still answer 200 for those (and for no Host at all); clicks still don't."""
+    client = named_client("go.example.com")
+    for host in ("127.0.0.1:8000", "10.1.2.3:8000", "[::1]:8000", "", "evil.com"):
+        for path in ("/healthz", "/readyz"):
+            assert client.get(path, headers={"host": host}).status_code == 200, (path, host)
+        assert client.get(f"/go?url={ITEM}", headers={"host": host}).status_code == 400, host
+
+
 def test_any_host_by_default_and_never_in_a_location(client: TestClient) -> None:
     """Without the setting any Host is answered, and no Location ever carries it."""
     response = client.get(f"/go?url={ITEM}", headers={"host": "evil.com", "user-agent": uas.CHROME_WINDOWS})

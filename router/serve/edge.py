@@ -3,7 +3,8 @@
 - Header size: more than MAX_HEADER_BYTES of headers is a 431, whatever the HTTP server let through.
 - Host names: the router never builds a URL from the request's Host, so a wrong Host can't redirect
   anyone; still, a deployment can say which names it serves (ROUTER_SERVER_NAMES), and any other Host
-  is refused with a 400: no page, cookie or log line for traffic meant for someone else.
+  is refused with a 400: no page, cookie or log line for traffic meant for someone else. The health
+  probes (/healthz, /readyz) answer whatever the Host: probes call by address.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ from __future__ import annotations
 from starlette.types import Scope, Send
 
 MAX_HEADER_BYTES = 16 * 1024
+# Probes call these by address (a container's HEALTHCHECK on 127.0.0.1, Kubernetes on the pod's IP), with
+# whatever Host that gives: they answer whatever the Host, and say nothing about any link.
+HEALTH_PATHS = frozenset({"/healthz", "/readyz"})
 
 SECURITY_HEADERS = [
     (b"content-type", b"text/plain; charset=utf-8"),
@@ -44,7 +48,7 @@ def refusal(scope: Scope, names: tuple[str, ...], max_bytes: int = MAX_HEADER_BY
         size += len(key) + len(value) + 4
     if size > max_bytes:
         return 431, f"Request headers are {size} bytes; the limit is {max_bytes}.\n"
-    if names:
+    if names and scope["path"] not in HEALTH_PATHS:
         host = ""
         for key, value in headers:
             if key == b"host":
