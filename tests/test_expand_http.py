@@ -203,3 +203,88 @@ def test_real_server_concurrent_clicks_share_one_fetch(upstream: str) -> None:
         output = server.stop()
     expansions = {json.loads(line)["expansion"] for line in output.splitlines() if line.startswith("{")}
     assert {"expanded", "failed"} <= expansions
+
+
+class KeepAliveUpstream(BaseHTTPRequestHandler):
+    """An HTTP/1.1 upstream that keeps connections open, counting them and the requests it serves at once."""
+
+    protocol_version = "HTTP/1.1"
+    lock = threading.Lock()
+    connections = 0
+    active = 0
+    most_at_once = 0
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet
+        pass
+
+    def setup(self) -> None:
+        super().setup()
+        with KeepAliveUpstream.lock:
+            KeepAliveUpstream.connections += 1
+
+    def do_GET(self) -> None:
+        with KeepAliveUpstream.lock:
+            KeepAliveUpstream.active += 1
+            KeepAliveUpstream.most_at_once = max(KeepAliveUpstream.most_at_once, KeepAliveUpstream.active)
+        try:
+            if "slow" in self.path:
+                time.sleep(0.1)
+            item = self.path.rsplit("/", 1)[-1].split("?")[0].removeprefix("h.slow").removeprefix("h.")
+            self.send_response(302)
+            self.send_header("Location", f"https://item.taobao.com/item.htm?id=7{item}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        finally:
+            with KeepAliveUpstream.lock:
+                KeepAliveUpstream.active -= 1
+
+
+@pytest.fixture()
+def keepalive_upstream() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), KeepAliveUpstream)
+    server.daemon_threads = True
+    KeepAliveUpstream.connections = KeepAliveUpstream.active = KeepAliveUpstream.most_at_once = 0
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_real_server_reuses_its_connection_to_the_upstream(keepalive_upstream: str) -> None:
+    """`python -m router serve`: twenty clicks on twenty different short links, one after another, go to the
+    upstream over one kept-alive connection (one TLS context and pool for the process, not one per fetch)."""
+    server = Server(env={"ROUTER_EXPAND_UPSTREAM": keepalive_upstream, "ROUTER_EXPAND_TIMEOUT_SECONDS": "5"})
+    server.wait_ready()
+    try:
+        for n in range(20):
+            short = quote(f"https://m.tb.cn/h.{100 + n}?tk=Reuse{n:02d}", safe="")
+            answer = httpx.get(f"{server.base}/go?url={short}", headers=DESKTOP, timeout=10)
+            assert (answer.status_code, answer.headers["location"]) == (
+                302, f"https://item.taobao.com/item.htm?id=7{100 + n}"), answer.text
+    finally:
+        server.stop()
+    assert KeepAliveUpstream.connections == 1
+
+
+def test_outbound_connections_are_bounded(keepalive_upstream: str) -> None:
+    """Thirty different short links expanded at once with a bound of three connections: the upstream never
+    serves more than three at a time, and every link still expands within its deadline."""
+    import asyncio
+
+    from router.serve.upstream import Expander, ExpandPolicy
+
+    expander = Expander(ExpandPolicy(timeout=5, upstream=keepalive_upstream, max_connections=3))
+
+    async def expand_all() -> list[str | None]:
+        try:
+            results = await asyncio.gather(*(expander.expand(f"https://m.tb.cn/h.slow{n}") for n in range(30)))
+            return [result.link.item_id if result.link else result.reason for result in results]
+        finally:
+            await expander.aclose()
+
+    assert asyncio.run(expand_all()) == [f"7{n}" for n in range(30)]
+    assert KeepAliveUpstream.most_at_once <= 3 and KeepAliveUpstream.connections <= 3
+    assert expander.requests == 30

@@ -16,6 +16,8 @@ followed. `Expander` turns a share short link (`m.tb.cn`, `e.tb.cn`) or an affil
 - the host is resolved first, every address must be public (`ipaddress` `is_global`), and the
   connection goes to that checked address, so a DNS answer that changes between check and connect
   (rebinding) cannot slip a private address in; TLS is still verified against the host name;
+- one client per expander for the life of the process: one TLS context, connections kept alive and
+  reused, at most `max_connections` open to the expansion hosts at once;
 - one deadline for the whole chain; results cached (successes `ok_ttl`, failures `failure_ttl`),
   bounded; concurrent clicks for one link share one fetch; a circuit breaker per host stops calls to an
   upstream that keeps failing (open after `breaker_failures` in a row, one trial call after
@@ -35,6 +37,7 @@ Errors of `fetch`, drawn once:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import ipaddress
 import logging
@@ -99,27 +102,32 @@ async def fetch(
     body_for: Iterable[int] = (200,),
     truncate: bool = False,
     trust_env: bool = True,
+    client: httpx.AsyncClient | None = None,
 ) -> Answer:
     """One GET, redirects not followed, one deadline for connect, answer and body.
 
     The body is read only for statuses in `body_for`; past `max_bytes` it raises BodyTooLarge, or with
     `truncate` keeps the first `max_bytes` and stops reading. `trust_env`: honour proxy variables
-    (rules bundles may sit behind an egress proxy; expansion never uses one).
+    (rules bundles may sit behind an egress proxy; expansion never uses one). `client`: a long-lived
+    client whose connections are reused (the expander's); without one, a client for this request alone.
     """
     wanted = frozenset(body_for)
     try:
         # One deadline for the whole exchange: a server trickling bytes never trips a per-read timeout.
-        async with (
-            asyncio.timeout(timeout),
-            httpx.AsyncClient(
-                timeout=timeout, follow_redirects=False, transport=transport, trust_env=trust_env
-            ) as client,
-            client.stream("GET", url, headers=dict(headers)) as response,
-        ):
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(asyncio.timeout(timeout))
+            if client is None:
+                client = await stack.enter_async_context(httpx.AsyncClient(
+                    timeout=timeout, follow_redirects=False, transport=transport, trust_env=trust_env))
+            response = await stack.enter_async_context(client.stream("GET", url, headers=dict(headers)))
             body = bytearray()
             truncated = False
-            if response.status_code in wanted:
-                length = response.headers.get("content-length", "")
+            length = response.headers.get("content-length", "")
+            if response.status_code not in wanted and length.isdigit() and int(length) <= _DRAINED_BYTES:
+                # A redirect's small body, read and dropped: a connection whose answer was read to its end
+                # can carry the next request (a pooled client's connections are reused).
+                await response.aread()
+            elif response.status_code in wanted:
                 if not truncate and length.isdigit() and int(length) > max_bytes:
                     raise BodyTooLarge(length)
                 async for chunk in response.aiter_bytes():
@@ -137,6 +145,9 @@ async def fetch(
         raise BadRedirect(f"answered a redirect that is not a usable URL ({err})") from None
     except httpx.HTTPError as err:
         raise UpstreamError(str(err) or type(err).__name__) from None
+
+
+_DRAINED_BYTES = 16 * 1024  # an unwanted body up to this size is read to the end so the connection stays usable
 
 
 # --- connections only to public addresses -----------------------------------------------------------
@@ -216,15 +227,21 @@ class PublicOnlyBackend(httpcore.AsyncNetworkBackend):
 
 
 class PublicOnlyTransport(httpx.AsyncHTTPTransport):
-    """httpx's own transport, with its connection pool built on PublicOnlyBackend (no proxies, no env)."""
+    """httpx's own transport, with its connection pool built on PublicOnlyBackend (no proxies, no env).
 
-    def __init__(self, backend: PublicOnlyBackend) -> None:
+    One per expander, for the life of the process: one TLS context, connections to an upstream kept
+    alive and reused (a connection stays with the address that was checked when it opened), and at most
+    `max_connections` open at once; a request beyond them waits for one, within its own deadline.
+    """
+
+    def __init__(self, backend: PublicOnlyBackend, max_connections: int = 20, keepalive_seconds: float = 30.0) -> None:
         super().__init__(trust_env=False)
         # httpx builds its pool in __init__ with no way to pass a network backend: build it again with ours.
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=httpx.create_ssl_context(trust_env=False),
-            max_connections=20,
-            max_keepalive_connections=0,
+            max_connections=max_connections,
+            max_keepalive_connections=max_connections,
+            keepalive_expiry=keepalive_seconds,
             network_backend=backend,
         )
 
@@ -244,6 +261,7 @@ class ExpandPolicy:
     breaker_failures: int = 5
     breaker_cooldown: float = 30.0
     allowed_hosts: tuple[str, ...] = ()  # destinations, as router.decision.links (empty: its default)
+    max_connections: int = 20  # open to the expansion hosts at once, all of them together
     # Tests only: send every request to this loopback origin (http://127.0.0.1:PORT) instead of the host.
     upstream: str = ""
 
@@ -338,6 +356,28 @@ class Expander:
         self._inflight: dict[str, asyncio.Task[Expanded]] = {}
         self.breaker = CircuitBreaker(policy.breaker_failures, policy.breaker_cooldown, clock)
         self.requests = 0  # upstream requests made (tests, logs)
+        # One client for the life of the process, made on first use in the loop that serves (its pool's
+        # connections belong to that loop); another loop (a test's) gets its own.
+        self._client: httpx.AsyncClient | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
+
+    def _http(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client_loop is not loop:
+            transport = self._transport or PublicOnlyTransport(
+                PublicOnlyBackend(self._resolve, allow_loopback=bool(self.policy.upstream)),
+                max_connections=self.policy.max_connections,
+            )
+            self._client = httpx.AsyncClient(timeout=self.policy.timeout, follow_redirects=False, trust_env=False,
+                                             transport=transport)
+            self._client_loop = loop
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the kept connections (at shutdown)."""
+        client, self._client = self._client, None
+        if client is not None and self._client_loop is asyncio.get_running_loop():
+            await client.aclose()
 
     def expandable(self, link: Link) -> bool:
         return link.kind in EXPANDABLE and link.web_url is not None and self._host_of(link.web_url) in self._hosts
@@ -470,13 +510,10 @@ class Expander:
             parts = urlsplit(url)
             target = f"{self.policy.upstream}{parts.path or '/'}" + (f"?{parts.query}" if parts.query else "")
             headers["Host"] = host
-        transport = self._transport or PublicOnlyTransport(
-            PublicOnlyBackend(self._resolve, allow_loopback=bool(self.policy.upstream))
-        )
         self.requests += 1
         try:
             return await fetch(target, headers=headers, timeout=self.policy.timeout, max_bytes=self.policy.max_body,
-                               transport=transport, truncate=True, trust_env=False)
+                               client=self._http(), truncate=True, trust_env=False)
         except UpstreamTimeout:
             raise TimeoutError from None
         except BadRedirect as err:

@@ -312,6 +312,8 @@ def create_app(
                 yield
         finally:
             click_log.close()  # the lines of the last clicks are written before the process ends
+            if expander is not None:
+                await expander.aclose()  # the connections kept to the expansion hosts
 
     rest = Starlette(
         lifespan=lifespan,
