@@ -124,7 +124,7 @@ def pinned(core: int, command: list[str]) -> list[str]:
 def server(command: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
     log = tempfile.TemporaryFile()  # noqa: SIM115 -- closed below
     process = subprocess.Popen(pinned(0, command), stdout=log, stderr=subprocess.STDOUT,
-                               env={**os.environ, **(env or {})}, cwd=ROOT)
+                               env={**os.environ, "ROUTER_DRAIN_SECONDS": "0", **(env or {})}, cwd=ROOT)
     try:
         deadline = time.monotonic() + 30
         while True:

@@ -242,7 +242,9 @@ def cmd_serve(args: argparse.Namespace, out: IO[str]) -> int:
     app = create_app(settings, rules, source=source, click_stream=sys.stderr.buffer)
     config = uvicorn.Config(app, host=args.host, port=args.port, access_log=False, log_level=args.log_level,
                             **_server_limits(settings))
-    server = uvicorn.Server(config)
+    from router.serve.drain import DrainingServer
+
+    server = DrainingServer(config, settings.drain_seconds)  # SIGTERM: a drain, then a graceful stop, exit 0
     # Everything loaded so far (parsers, templates, rules) lives as long as the process: out of the
     # collector's sight, a full collection no longer walks it, which kept clicks waiting for milliseconds.
     gc.collect()
@@ -270,6 +272,8 @@ def _server_limits(settings: Settings) -> dict[str, Any]:
         "proxy_headers": bool(settings.trusted_proxies),
         "forwarded_allow_ips": ",".join(settings.trusted_proxies) or None,
         "server_header": False,
+        "timeout_keep_alive": settings.keepalive_seconds,
+        "timeout_graceful_shutdown": settings.shutdown_seconds,
     }
 
 

@@ -27,7 +27,9 @@ class Server:
         self._log = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115 -- closed in stop()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "router", "serve", "--host", "127.0.0.1", "--port", str(self.port), *args],
-            stdout=self._log, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})},
+            # No drain unless a test asks for one: SIGTERM stops a test's server at once (router.serve.drain).
+            stdout=self._log, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, "ROUTER_DRAIN_SECONDS": "0", **(env or {})},
         )
 
     def output(self) -> str:

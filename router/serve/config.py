@@ -16,6 +16,9 @@
 | ROUTER_SERVER_NAMES | (any) | Host names the router answers to (`go.example.com`, `*.example.com`) |
 | ROUTER_TRUSTED_PROXIES | (none) | addresses whose X-Forwarded-For/-Proto is believed (the client address) |
 | ROUTER_UA_TABLES | lazy | ua-parser's tables (~25 MB): `lazy` when a user agent first needs them, `startup` at start |
+| ROUTER_DRAIN_SECONDS | 5 | on SIGTERM: readiness 503 this long, still serving, before stopping (router.serve.drain) |
+| ROUTER_KEEPALIVE_SECONDS | 5 | how long an idle kept-alive client connection stays open |
+| ROUTER_SHUTDOWN_SECONDS | 10 | after the drain: how long requests in flight get to finish |
 | ROUTER_LOG_LEVEL | info | log level |
 """
 
@@ -42,6 +45,9 @@ DEFAULT_FALLBACK_DELAY_MS = 2000
 DIRECTORY_POLL_SECONDS = 0.5
 URL_POLL_SECONDS = 30.0
 FETCH_TIMEOUT_SECONDS = 5.0
+DEFAULT_DRAIN_SECONDS = 5.0
+DEFAULT_KEEPALIVE_SECONDS = 5.0
+DEFAULT_SHUTDOWN_SECONDS = 10.0
 
 
 def bundled_rules_dir() -> Path:
@@ -183,6 +189,11 @@ class Settings(ClickSettings):
     # ua-parser's tables (router.decision.clients): built at start-up, or when a user agent first needs them
     # (most never do: named apps on phones and the common browsers are read without them).
     ua_tables_at_startup: bool = False
+    # Stopping (router.serve.drain) and connections: a drain long enough for a load balancer to notice the
+    # readiness probe fail, then at most shutdown_seconds for requests in flight.
+    drain_seconds: float = DEFAULT_DRAIN_SECONDS
+    keepalive_seconds: float = DEFAULT_KEEPALIVE_SECONDS
+    shutdown_seconds: float = DEFAULT_SHUTDOWN_SECONDS
 
     @property
     def rules_location(self) -> str:
@@ -223,4 +234,10 @@ class Settings(ClickSettings):
             server_names=_csv(env.get("ROUTER_SERVER_NAMES", "")),
             trusted_proxies=_csv(env.get("ROUTER_TRUSTED_PROXIES", "")),
             ua_tables_at_startup=_ua_tables(env.get("ROUTER_UA_TABLES", "")),
+            drain_seconds=_seconds("ROUTER_DRAIN_SECONDS", env.get("ROUTER_DRAIN_SECONDS", ""),
+                                   DEFAULT_DRAIN_SECONDS, 0, 600),
+            keepalive_seconds=_seconds("ROUTER_KEEPALIVE_SECONDS", env.get("ROUTER_KEEPALIVE_SECONDS", ""),
+                                       DEFAULT_KEEPALIVE_SECONDS, 1, 600),
+            shutdown_seconds=_seconds("ROUTER_SHUTDOWN_SECONDS", env.get("ROUTER_SHUTDOWN_SECONDS", ""),
+                                      DEFAULT_SHUTDOWN_SECONDS, 1, 600),
         )

@@ -22,6 +22,7 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from router.serve.drain import DRAIN
 from router.serve.edge import MAX_HEADER_BYTES
 
 HEAD_TIMEOUT_SECONDS = 10.0
@@ -93,6 +94,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if size > self.max_head_bytes:
             raise _HeadTooLarge
         super().on_headers_complete()
+        if DRAIN.draining and self.cycle is not None:
+            self.cycle.keep_alive = False  # the answer says Connection: close: the next request goes elsewhere
 
     def on_message_complete(self) -> None:
         super().on_message_complete()

@@ -36,6 +36,7 @@ from router.decision.signing import ClickReplays
 from router.decision.types import Action, Context, Decision
 from router.serve.clicklog import ClickLog
 from router.serve.config import VISITOR_COOKIE, Settings
+from router.serve.drain import DRAIN
 from router.serve.edge import refusal, refuse, server_names
 from router.serve.pages import (
     SECURITY_HEADERS,
@@ -290,8 +291,11 @@ def create_app(
 
     async def readyz(request: Request) -> Response:
         # Which worker answered, and whether an unusual user agent has made it load ua-parser's tables yet.
-        body = {"status": "ready", **active.status(), "pid": os.getpid(), "ua_tables": tables_built()}
+        # While draining (router.serve.drain) 503, so the load balancer stops sending clicks here.
+        status = "draining" if DRAIN.draining else "ready"
+        body = {"status": status, **active.status(), "pid": os.getpid(), "ua_tables": tables_built()}
         return Response(json.dumps(body, ensure_ascii=False) + "\n", media_type="application/json",
+                        status_code=503 if DRAIN.draining else 200,
                         headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
 
     async def not_found(request: Request, exc: Exception) -> Response:
