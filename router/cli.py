@@ -223,7 +223,8 @@ def cmd_sign(args: argparse.Namespace, out: IO[str]) -> int:
 def cmd_serve(args: argparse.Namespace, out: IO[str]) -> int:
     import uvicorn
 
-    from router.serve.web import configure_logging, create_app
+    from router.serve.logs import click_stream, configure_logging
+    from router.serve.web import create_app
 
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1, got {args.workers}")
@@ -239,9 +240,14 @@ def cmd_serve(args: argparse.Namespace, out: IO[str]) -> int:
         # settings from the environment, and each watches the rules.
         return supervise(args.host, args.port, args.workers, args.log_level,
                          {"ROUTER_RULES_DIR": settings.rules_location, "ROUTER_LOG_LEVEL": args.log_level})
-    app = create_app(settings, rules, source=source, click_stream=sys.stderr.buffer)
+    try:
+        clicks_to = click_stream(os.environ.get("ROUTER_CLICK_LOG", ""))
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    app = create_app(settings, rules, source=source, click_stream=clicks_to)
+    # log_config=None: uvicorn keeps the JSON-line handler configure_logging set (router.serve.logs).
     config = uvicorn.Config(app, host=args.host, port=args.port, access_log=False, log_level=args.log_level,
-                            **_server_limits(settings))
+                            log_config=None, **_server_limits(settings))
     from router.serve.drain import DrainingServer
 
     server = DrainingServer(config, settings.drain_seconds)  # SIGTERM: a drain, then a graceful stop, exit 0

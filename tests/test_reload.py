@@ -427,7 +427,9 @@ def test_invalid_change_is_rejected_and_old_rules_serve(rules_dir: Path, serve_d
     write_renamed(rules_dir / "broken.yaml", "rules:\n  - {id: desktops, when: {device: desktop}, then: landing}\n")
     wait_until(lambda: _served(server.base) == 200, RELOAD_WITHIN, "fixed rules")
     output = server.output()
-    assert any(line.startswith("rules rejected: ") and line.endswith(BROKEN_ERROR) for line in output.splitlines())
+    reloads = [record for record in map(json.loads, output.splitlines()) if record["type"] == "reload"]
+    assert any(record["message"].startswith("rules rejected: ") and record["message"].endswith(BROKEN_ERROR)
+               and record["level"] == "warning" for record in reloads), reloads
     assert f"still serving rules {good}" in output
 
 

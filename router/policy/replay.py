@@ -1,8 +1,9 @@
 """Recorded clicks: the JSON lines `explain --batch` and `rules diff` read.
 
 One object per line, `{"request": "/go?url=…", "ua": "…", "at": "ISO time", "visitor": "…"}` —
-exactly the fields of the server's click log lines, so a day of log replays as is. A line that
-can't be read becomes an error for that line; the rest are still read.
+exactly the fields of the server's click log lines, so a day of log replays as is: the server's whole
+output can be given, its other lines (`"type": "access"`, `"reload"`, `"server"`; router.serve.logs) are
+passed over. A line that can't be read becomes an error for that line; the rest are still read.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ def read_clicks(lines: Iterable[str]) -> Iterator[RecordedClick | UnreadableLine
             continue
         try:
             record = json.loads(line)
+            if isinstance(record, dict) and record.get("type", "click") != "click":
+                continue  # the server's other lines (access, reload, server) in a mixed stream
             if not isinstance(record, dict) or not isinstance(record.get("request"), str):
                 raise ValueError("expected an object with 'request' (and 'ua', optional 'at', 'visitor')")
             ua = record.get("ua") or ""

@@ -19,7 +19,8 @@
 | ROUTER_DRAIN_SECONDS | 5 | on SIGTERM: readiness 503 this long, still serving, before stopping (router.serve.drain) |
 | ROUTER_KEEPALIVE_SECONDS | 5 | how long an idle kept-alive client connection stays open |
 | ROUTER_SHUTDOWN_SECONDS | 10 | after the drain: how long requests in flight get to finish |
-| ROUTER_LOG_LEVEL | info | log level |
+| ROUTER_LOG_LEVEL | info | level of the access and server lines (router.serve.logs); never the clicks' |
+| ROUTER_CLICK_LOG | stdout | where click lines go: stdout, stderr or off |
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ The app checks the header size again (router.serve.edge), for servers started an
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import httptools
@@ -24,8 +25,10 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from router.serve.drain import DRAIN
 from router.serve.edge import MAX_HEADER_BYTES
+from router.serve.logs import ACCESS_LOGGER, new_request_id
 
 HEAD_TIMEOUT_SECONDS = 10.0
+access_log = logging.getLogger(ACCESS_LOGGER)
 # After a refusal, what the client still sends is read and dropped for this long before the connection
 # closes: closing with unread data makes the kernel reset the connection, and a reset can destroy the
 # answer on its way to the client.
@@ -118,11 +121,16 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._stop_head_timer()
         self._refused = True
         body = message.encode()
+        request_id = new_request_id()
+        peer = self.transport.get_extra_info("peername")
+        access_log.info("refused before the app: %d", status, extra={
+            "request_id": request_id, "status": status, "client": peer[0] if peer else None})
         self.transport.write(b"".join([
             STATUS_LINE[status],
             b"content-type: text/plain; charset=utf-8\r\n",
             b"x-content-type-options: nosniff\r\n",
             b"cache-control: no-store\r\n",
+            b"x-request-id: " + request_id.encode() + b"\r\n",
             b"content-length: " + str(len(body)).encode() + b"\r\n",
             b"connection: close\r\n\r\n",
             body,

@@ -35,7 +35,7 @@ from router.serve.config import Settings
 from router.serve.remote import RemoteBundle
 from router.serve.sources import SETTLE_SECONDS, DirectoryWatch, RulesSource, RulesUnavailable
 
-log = logging.getLogger("router")
+log = logging.getLogger("router.reload")  # its lines are type "reload" (router.serve.logs)
 
 @dataclass(frozen=True, slots=True)
 class Attempt:

@@ -19,13 +19,14 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from time import perf_counter
 from typing import IO
 
 from starlette.applications import Starlette
 from starlette.requests import Request, cookie_parser
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from router.decision.answers import Answers
 from router.decision.click import BadClick, read_click, visitor_id
@@ -38,6 +39,7 @@ from router.serve.clicklog import ClickLog
 from router.serve.config import VISITOR_COOKIE, Settings
 from router.serve.drain import DRAIN
 from router.serve.edge import refusal, refuse, server_names
+from router.serve.logs import ACCESS_LOGGER, click_stream, configure_logging, request_id_from
 from router.serve.pages import (
     SECURITY_HEADERS,
     choose_language,
@@ -53,6 +55,7 @@ from router.serve.sources import RulesSource
 from router.serve.upstream import Expander, ExpandPolicy, with_expansion
 
 log = logging.getLogger("router")
+access_log = logging.getLogger(ACCESS_LOGGER)
 
 _VISITOR_MAX_AGE = 365 * 24 * 3600
 _CLICK_PATHS = frozenset({"/go", "/ad"})
@@ -156,10 +159,14 @@ class Clicks:
         self.expander = expander
         self.replays = replays
         self.click_log = click_log
+        # An X-Request-ID is believed from a trusted proxy only: with ROUTER_TRUSTED_PROXIES set, a proxy
+        # fronts the router and sets (or overwrites) it; otherwise every request gets one made here.
+        self.trust_request_ids = bool(settings.trusted_proxies)
         self.answers = Answers()  # clicks that repeat skip reading and deciding (router.decision.answers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        ua = cookie_header = accept_language = None
+        started = perf_counter()
+        ua = cookie_header = accept_language = given_id = None
         for name, value in scope["headers"]:
             if name == b"user-agent":
                 ua = value.decode("latin-1")
@@ -167,6 +174,9 @@ class Clicks:
                 cookie_header = value.decode("latin-1")
             elif name == b"accept-language":
                 accept_language = value.decode("latin-1")
+            elif name == b"x-request-id":
+                given_id = value
+        request_id = request_id_from(given_id, self.trust_request_ids)
         ua = (ua or "")[:MAX_UA_LENGTH]
         path = scope["path"]
         query = scope["query_string"].decode("utf-8", "replace")
@@ -199,12 +209,13 @@ class Clicks:
             log.exception("unexpected error deciding %s", path)
             page = self._error_page(accept_language, ctx)
             action, rule = "error", "error-fallback"
-        headers = page.headers
+        headers = [*page.headers, (b"x-request-id", request_id.encode())]
         if cookie != visitor:
-            headers = [*headers, (b"set-cookie", f"{VISITOR_COOKIE}={visitor}".encode() + _COOKIE_ATTRIBUTES)]
+            headers.append((b"set-cookie", f"{VISITOR_COOKIE}={visitor}".encode() + _COOKIE_ATTRIBUTES))
         await send({"type": "http.response.start", "status": page.status, "headers": headers})
         await send({"type": "http.response.body", "body": page.body})
         self.click_log.write({
+            "type": "click",
             "at": at.isoformat(timespec="milliseconds"),
             "request": f"{path}?{query}" if query else path,
             "ua": ua,
@@ -218,6 +229,8 @@ class Clicks:
             "rules": ruleset.version,
             "expansion": ctx.expansion if ctx and ctx.expansion else None,
             "expansion_reason": ctx.expansion_reason if ctx and ctx.expansion else None,
+            "request_id": request_id,
+            "duration_ms": round((perf_counter() - started) * 1000, 3),
         })
 
     def _error_page(self, accept_language: str | None, ctx: Context | None) -> Page:
@@ -243,15 +256,41 @@ class RouterApp:
         self._names = server_names(settings.server_names)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        if scope["type"] != "http":
+            await self.rest(scope, receive, send)
+            return
+        if scope["path"] in _CLICK_PATHS and scope["method"] in ("GET", "HEAD"):
             refused = refusal(scope, self._names)
-            if refused is not None:
-                await refuse(send, *refused)
+            if refused is None:
+                await self.clicks(scope, receive, send)  # its own request id and click line
                 return
-            if scope["path"] in _CLICK_PATHS and scope["method"] in ("GET", "HEAD"):
-                await self.clicks(scope, receive, send)
-                return
-        await self.rest(scope, receive, send)
+        await self._other(scope, receive, send)
+
+    async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Everything but a click: a request id on the answer, and an access line when it is an error."""
+        started = perf_counter()
+        given = next((value for name, value in scope["headers"] if name == b"x-request-id"), None)
+        request_id = request_id_from(given, self.clicks.trust_request_ids)
+        status = 0
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", request_id.encode())]}
+            await send(message)
+
+        refused = refusal(scope, self._names)
+        if refused is not None:
+            await refuse(send_with_id, *refused)
+        else:
+            await self.rest(scope, receive, send_with_id)
+        if status >= 400:
+            client = scope.get("client")
+            access_log.info("%s %s -> %d", scope["method"], scope["path"][:200], status, extra={
+                "request_id": request_id, "duration_ms": round((perf_counter() - started) * 1000, 3),
+                "status": status, "method": scope["method"], "path": scope["path"][:200],
+                "client": client[0] if client else None})
 
 
 def create_app(
@@ -345,25 +384,11 @@ def short_link_expander(settings: Settings) -> Expander | None:
                                  allowed_hosts=settings.allowed_hosts, upstream=settings.expand_upstream))
 
 
-def configure_logging(level: str = "info") -> None:
-    """Plain lines for the router's own messages; click lines are already JSON."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logger = logging.getLogger("router")
-    logger.handlers[:] = [handler]
-    logger.setLevel(level.upper())
-    # Stop here: a root handler (the CLI's basicConfig) would print every click line a second time,
-    # prefixed, and the log would no longer replay with `explain --batch`.
-    logger.propagate = False
-
-
 def app_from_env() -> RouterApp:
     """Factory for `uvicorn --factory` and multi-worker serving: settings from the environment.
 
     `adlink-router serve` sets uvicorn's limits and proxy trust (see cli._server_limits); running
     uvicorn yourself, pass `--no-proxy-headers` (or `--forwarded-allow-ips`) deliberately.
     """
-    import sys
-
     configure_logging(os.environ.get("ROUTER_LOG_LEVEL", "info"))
-    return create_app(click_stream=sys.stderr.buffer)
+    return create_app(click_stream=click_stream(os.environ.get("ROUTER_CLICK_LOG", "")))

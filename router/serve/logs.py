@@ -1,0 +1,124 @@
+"""Every line the server writes: one JSON object with a `type`, on one stream (stdout by default).
+
+- `click`: one per decided click, written by router.serve.clicklog (the input of `explain --batch`,
+  `rules diff` and the replay); data, not a log level: `--log-level` never silences it
+  (ROUTER_CLICK_LOG says where it goes, or `off`);
+- `access`: a request refused or answered with an error that is not a click (404, 405, 400 for a host
+  not served, 431), with its status;
+- `reload`: rules accepted or rejected (router.serve.reload);
+- `server`: everything else the router and uvicorn say (start, stop, warnings, errors).
+
+Each has `at` (UTC, ISO 8601), and where a request is concerned its `request_id` (the X-Request-ID the
+response carries) and `duration_ms`. Lines are whole: each is one write to the stream, and the click
+writer's batches are whole lines too, so a log shipper and the readers in router.policy.replay can read
+the stream line by line.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import re
+from datetime import UTC, datetime
+from typing import IO, Any
+
+import orjson
+
+__all__ = ["CLICK_LOG_CHOICES", "JsonLineHandler", "click_stream", "configure_logging", "new_request_id",
+           "request_id_from"]
+
+ACCESS_LOGGER = "router.access"
+_TYPES = (("router.reload", "reload"), (ACCESS_LOGGER, "access"))
+_EXTRA_FIELDS = ("request_id", "duration_ms", "status", "method", "path", "client")
+
+
+def _line_type(logger_name: str) -> str:
+    for prefix, kind in _TYPES:
+        if logger_name == prefix or logger_name.startswith(prefix + "."):
+            return kind
+    return "server"
+
+
+class JsonLineHandler(logging.Handler):
+    """Writes each record as one JSON line, in one write of bytes (never interleaved with the click writer's
+    batches on the same stream)."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        super().__init__()
+        self.stream = stream
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line: dict[str, Any] = {
+                "type": _line_type(record.name),
+                "at": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+                "level": record.levelname.lower(),
+                "logger": record.name,
+                "message": record.getMessage(),
+            }
+            for name in _EXTRA_FIELDS:
+                value = record.__dict__.get(name)
+                if value is not None:
+                    line[name] = value
+            if record.exc_info:
+                line["error"] = logging.Formatter().formatException(record.exc_info)
+            data = orjson.dumps(line, default=str) + b"\n"
+            with self.lock:  # type: ignore[union-attr]
+                self.stream.write(data)
+                self.stream.flush()
+        except Exception:  # a log line must never take a request down
+            self.handleError(record)
+
+
+def configure_logging(level: str = "info", stream: IO[bytes] | None = None) -> None:
+    """Route the router's and uvicorn's loggers to one JSON-line handler at `level` (clicks are not a level:
+    router.serve.clicklog writes them whatever this says)."""
+    import sys
+
+    handler = JsonLineHandler(stream or sys.stdout.buffer)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("router", "uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True
+    logging.getLogger("uvicorn.access").disabled = True  # requests are logged as click and access lines
+    logging.getLogger("router.clicks").propagate = False  # tests' in-memory click log, never printed twice
+
+
+CLICK_LOG_CHOICES = ("stdout", "stderr", "off")
+
+
+def click_stream(where: str) -> IO[bytes]:
+    """Where click lines go (ROUTER_CLICK_LOG): stdout (the default, with every other line), stderr, or
+    nowhere (`off`: a deployment that records clicks some other way)."""
+    import sys
+
+    where = where.strip().lower() or "stdout"
+    if where == "off":
+        return open(os.devnull, "wb")
+    if where not in CLICK_LOG_CHOICES:
+        raise ValueError(f"ROUTER_CLICK_LOG must be one of {', '.join(CLICK_LOG_CHOICES)}, got {where!r}")
+    return sys.stderr.buffer if where == "stderr" else sys.stdout.buffer
+
+
+# Request ids: made here unless a trusted proxy sent one. A process-random prefix and a counter: unique
+# across a fleet with overwhelming odds, and far cheaper per click than random bytes.
+_PREFIX = os.urandom(5).hex()
+_counter = itertools.count(1)
+_GIVEN_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def new_request_id() -> str:
+    return f"{_PREFIX}-{next(_counter):x}"
+
+
+def request_id_from(header: bytes | None, trusted: bool) -> str:
+    """The X-Request-ID a trusted proxy set (letters, digits and ._:- only, at most 64), else a new one."""
+    if trusted and header:
+        given = header.decode("latin-1")
+        if _GIVEN_ID.fullmatch(given):
+            return given
+    return new_request_id()
