@@ -3,16 +3,17 @@
 #   docker run -p 8000:8000 -e ROUTER_SIGNING_KEYS=k1:<secret> -v "$PWD/rules:/rules:ro" adlink-router
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY router ./router
 COPY rules ./rules
-RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
+# Every dependency at the version constraints.txt pins (README "Dependencies": how to refresh it).
+RUN pip wheel --no-cache-dir --wheel-dir /wheels -c constraints.txt .
 
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     ROUTER_RULES_DIR=/rules ROUTER_HOST=0.0.0.0 ROUTER_PORT=8000
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels \
+RUN pip install --no-cache-dir --no-index --find-links /wheels adlink-router && rm -rf /wheels \
     && useradd --system --uid 10001 --no-create-home router
 COPY --chown=root:root rules /rules
 USER router
