@@ -136,7 +136,8 @@ class Pages:
 
 
 class Page:
-    """A response ready to send: status, header pairs, body."""
+    """A response ready to send: status, header pairs, body. Each Page is built for one response, its
+    headers list its own: the click handler adds the request id and cookie to it in place."""
 
     __slots__ = ("body", "headers", "status")
 
@@ -209,7 +210,8 @@ class Clicks:
             log.exception("unexpected error deciding %s", path)
             page = self._error_page(accept_language, ctx)
             action, rule = "error", "error-fallback"
-        headers = [*page.headers, (b"x-request-id", request_id.encode())]
+        headers = page.headers  # built for this response (never a shared list): added to in place
+        headers.append((b"x-request-id", request_id.encode()))
         if cookie != visitor:
             headers.append((b"set-cookie", f"{VISITOR_COOKIE}={visitor}".encode() + _COOKIE_ATTRIBUTES))
         await send({"type": "http.response.start", "status": page.status, "headers": headers})
