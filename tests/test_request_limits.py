@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 from urllib.parse import quote
 
@@ -128,6 +129,22 @@ def test_head_limits_of_the_fast_protocol_on_a_real_server() -> None:
             answer = _read_all(sock)
         assert answer.startswith(b"HTTP/1.1 431 "), answer[:80]
         assert b"connection: close" in answer.lower()
+        # Meanwhile, on another connection, bare CR/LFs now and then (the parser skips them before a
+        # request, and they stop the keep-alive timer): the head timer still closes it.
+        dripped: list[bytes] = []
+
+        def drip() -> None:
+            with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+                try:
+                    for _ in range(25):
+                        sock.sendall(b"\r\n")
+                        time.sleep(1)
+                except OSError:
+                    pass
+                dripped.append(_read_all(sock))
+
+        dripping = threading.Thread(target=drip)
+        dripping.start()
         # A head that stops half-way: 408 and closed after the head timeout, not held open.
         with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
             started = time.monotonic()
@@ -136,6 +153,8 @@ def test_head_limits_of_the_fast_protocol_on_a_real_server() -> None:
             waited = time.monotonic() - started
         assert answer.startswith(b"HTTP/1.1 408 "), answer[:80]
         assert waited >= 9  # not before the head had its time
+        dripping.join(40)
+        assert dripped and dripped[0].startswith(b"HTTP/1.1 408 "), dripped
         # A normal request on a kept-alive connection still works, twice.
         with httpx.Client(base_url=server.base) as client:
             assert [client.get("/healthz").status_code for _ in range(2)] == [200, 200]

@@ -47,6 +47,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._in_head = True  # a connection starts waiting for a request's head
         self._head_begun = False  # ...and is idle until the parser sees one begin
+        self._completed = False  # a request ended in the data being fed
         self._head_bytes = 0
         self._head_timer: asyncio.TimerHandle | None = None
         self._refused = False  # answered without the app: the rest of the connection is dropped
@@ -61,6 +62,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._unset_keepalive_if_required()
         if self._in_head:
             self._head_bytes += len(data)
+        self._completed = False
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -79,9 +81,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             return
         if self._head_bytes > self.max_head_bytes:
             self._refuse(431, f"Request headers are over the limit of {self.max_head_bytes} bytes.\n")
-        elif self._head_begun and self._head_timer is None:
-            # Only a head that has begun and not ended: a whole request per packet (nearly every click)
-            # arms no timer at all, and an idle kept-alive connection is left to the keep-alive timeout.
+        elif self._head_timer is None and (self._head_begun or not self._completed):
+            # A head that has begun and not ended, or bytes that began none (the CR/LF the parser skips
+            # before a request: they stop uvicorn's keep-alive timer, so this one must run). Data that
+            # ended with a whole request (nearly every click) arms nothing, and an idle kept-alive
+            # connection is left to the keep-alive timeout.
             self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
 
     def on_message_begin(self) -> None:
@@ -104,6 +108,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_complete()
         self._in_head = True  # what comes next on this connection is the next request's head
         self._head_begun = False
+        self._completed = True
         self._head_bytes = 0
 
     def _stop_head_timer(self) -> None:
