@@ -239,7 +239,8 @@ def cmd_serve(args: argparse.Namespace, out: IO[str]) -> int:
         # Workers are separate processes, each on its own socket (router.serve.workers): they read the same
         # settings from the environment, and each watches the rules.
         return supervise(args.host, args.port, args.workers, args.log_level,
-                         {"ROUTER_RULES_DIR": settings.rules_location, "ROUTER_LOG_LEVEL": args.log_level})
+                         {"ROUTER_RULES_DIR": settings.rules_location, "ROUTER_LOG_LEVEL": args.log_level},
+                         stop_seconds=settings.drain_seconds + settings.shutdown_seconds + 10)
     try:
         clicks_to = click_stream(os.environ.get("ROUTER_CLICK_LOG", ""))
     except ValueError as err:

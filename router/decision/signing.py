@@ -50,9 +50,9 @@ class SigningKeys:
     def parse(cls, text: str, *, development: bool = False, source: str = "ROUTER_SIGNING_KEYS") -> SigningKeys:
         """'kid:secret,kid:secret' -> SigningKeys, or SigningKeyError saying which entry is wrong and how.
 
-        No message ever holds a secret or any piece of an entry that could be one: entries are named by
-        their position, and a key id only when it is too short to be a secret (a valid secret is at least
-        MIN_SECRET_CHARS long, so an entry written the wrong way round never shows its secret as a key id).
+        No message ever holds a secret or any piece of an entry that could be one: entries are called by
+        their position only. Not even the key id is shown: in an entry whose kid was left out, the text
+        before a ':' inside the secret would be read as one.
         """
         keys: list[tuple[str, bytes]] = []
         entries = [entry.strip() for entry in text.split(",")]
@@ -67,19 +67,19 @@ class SigningKeys:
             kid, secret = kid.strip(), secret.strip()
             if not sep:
                 raise SigningKeyError(f"{where} has no ':'; write each key as kid:secret (kid first)")
-            named = f"{where} (key id {kid!r})" if kid.isalnum() and len(kid) < MIN_SECRET_CHARS else where
             if not kid:
                 raise SigningKeyError(f"{where} has no key id before ':'; write each key as kid:secret")
             if not secret:
-                raise SigningKeyError(f"{named} has no secret after ':'; write each key as kid:secret")
+                raise SigningKeyError(f"{where} has no secret after ':'; write each key as kid:secret")
             if not kid.isalnum() or len(kid) >= MIN_SECRET_CHARS:
                 raise SigningKeyError(
                     f"{where}: the key id (before ':') must be letters and digits, shorter than "
                     f"{MIN_SECRET_CHARS} characters; write each key as kid:secret (kid first)")
             if len(secret) < MIN_SECRET_CHARS:
-                raise SigningKeyError(f"{named}: the secret is shorter than {MIN_SECRET_CHARS} characters")
+                raise SigningKeyError(f"{where}: the secret is shorter than {MIN_SECRET_CHARS} characters")
             if any(kid == known for known, _ in keys):
-                raise SigningKeyError(f"{named}: key id {kid!r} is given twice")
+                same = next(n for n, (known, _) in enumerate(keys, 1) if known == kid)
+                raise SigningKeyError(f"{where}: its key id is the same as entry {same}'s")
             keys.append((kid, secret.encode()))
         if not keys:
             raise SigningKeyError(f"{source} holds no key; expected 'kid:secret[,kid:secret…]'")

@@ -38,8 +38,11 @@ def listening_socket(host: str, port: int, backlog: int = 2048) -> socket.socket
 
 
 class Supervisor:
-    def __init__(self, command: list[str], workers: int, env: dict[str, str]) -> None:
+    def __init__(self, command: list[str], workers: int, env: dict[str, str], stop_seconds: float = 30.0) -> None:
         self.command = command
+        # How long a worker gets to stop after SIGTERM before it is killed: its drain and its shutdown
+        # (router.serve.drain), with a margin.
+        self.stop_seconds = stop_seconds
         self.count = workers
         self.env = env
         self.workers: list[subprocess.Popen[bytes]] = []
@@ -74,15 +77,17 @@ class Supervisor:
         codes = []
         for worker in self.workers:
             try:
-                codes.append(worker.wait(timeout=30))
+                codes.append(worker.wait(timeout=self.stop_seconds))
             except subprocess.TimeoutExpired:
                 worker.kill()
                 codes.append(worker.wait())
         return 0 if all(code in (0, -signal.SIGTERM, -signal.SIGINT) for code in codes) else 1
 
 
-def supervise(host: str, port: int, workers: int, log_level: str, env_overrides: dict[str, str]) -> int:
-    """Run `workers` copies of `serve --reuse-port` on host:port until told to stop."""
+def supervise(host: str, port: int, workers: int, log_level: str, env_overrides: dict[str, str],
+              stop_seconds: float = 30.0) -> int:
+    """Run `workers` copies of `serve --reuse-port` on host:port until told to stop; on SIGTERM each gets
+    `stop_seconds` to drain and finish before it is killed."""
     command = [sys.executable, "-m", "router", "serve", "--host", host, "--port", str(port),
                "--log-level", log_level, "--reuse-port"]
-    return Supervisor(command, workers, {**os.environ, **env_overrides}).run()
+    return Supervisor(command, workers, {**os.environ, **env_overrides}, stop_seconds).run()
