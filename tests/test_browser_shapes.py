@@ -8,9 +8,7 @@ the ua-parser path gives. Anything outside a template must not be read as one.
 from __future__ import annotations
 
 import itertools
-import json
 import random
-from pathlib import Path
 
 import pytest
 import ua_parser
@@ -19,8 +17,8 @@ from ua_parser import Domain
 from router.decision import clients
 from router.decision.browser_shapes import read_shape
 from router.decision.types import OS, App, Device
+from tests import uas
 
-CORPUS = Path(__file__).parent / "data" / "user_agents"
 MODELS = ["K", "SM-S9180", "V2148A", "Pixel 7", "Lenovo TB-X606F", "SM-X710", "MatePad 11", "Redmi Note 12",
           "22081212C", "CPH2413", "ThinkPad X1", "Chromebook", "Coolpad 8297", "KFTRWI", "Nexus 7", "BTV-W09",
           "Nokia 7_2", "HD1900", "moto g power", "A"]
@@ -84,12 +82,10 @@ def test_a_shape_reads_what_ua_parser_reads(ua: str, monkeypatch: pytest.MonkeyP
 
 def test_the_corpus_parses_the_same_with_and_without_shapes(monkeypatch: pytest.MonkeyPatch) -> None:
     read = 0
-    for path in sorted(CORPUS.glob("*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            ua = json.loads(line)["ua"]
-            if read_shape(ua) is not None:
-                read += 1
-            assert clients._parse(ua) == _slow_client(ua, monkeypatch), ua
+    for ua in uas.corpus_user_agents():
+        if read_shape(ua) is not None:
+            read += 1
+        assert clients._parse(ua) == _slow_client(ua, monkeypatch), ua
     assert read >= 100  # the corpus does hold common browsers' user agents
 
 

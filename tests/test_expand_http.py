@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 from urllib.parse import quote
@@ -97,18 +98,25 @@ class Upstream(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+@contextmanager
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[ThreadingHTTPServer]:
+    """A threaded HTTP server on a free loopback port, for as long as the block runs."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
-    Upstream.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{Upstream.port}"
+        yield server
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[str]:
+    with serving(Upstream) as server:
+        Upstream.port = server.server_address[1]
+        yield f"http://127.0.0.1:{Upstream.port}"
 
 
 @pytest.fixture()
@@ -241,16 +249,9 @@ class KeepAliveUpstream(BaseHTTPRequestHandler):
 
 @pytest.fixture()
 def keepalive_upstream() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), KeepAliveUpstream)
-    server.daemon_threads = True
     KeepAliveUpstream.connections = KeepAliveUpstream.active = KeepAliveUpstream.most_at_once = 0
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(KeepAliveUpstream) as server:
         yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_a_real_server_reuses_its_connection_to_the_upstream(keepalive_upstream: str) -> None:

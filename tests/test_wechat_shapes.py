@@ -9,9 +9,7 @@ Client every time. Anything off a template must not be read as one.
 from __future__ import annotations
 
 import itertools
-import json
 import random
-from pathlib import Path
 
 import pytest
 
@@ -20,7 +18,6 @@ from router.decision.types import OS, App, Client, Device
 from router.decision.wechat_shapes import read_wechat
 from tests import uas
 
-CORPUS = Path(__file__).parent / "data" / "user_agents"
 # Phones, pads (by name, by Samsung's SM-T/SM-X, by Huawei's Wi-Fi-only -W09), PCs, an e-reader, and
 # names that only look like something.
 MODELS = ["V2148A", "PJA110", "SM-S9180", "22081212C", "Pixel 7", "Lenovo TB-X606F", "SM-X710", "MatePad 11",
@@ -95,12 +92,10 @@ def test_a_parenthesis_that_carries_a_marker_is_read_the_long_way(model: str,
 
 def test_the_corpus_parses_the_same_with_and_without_wechat_shapes(monkeypatch: pytest.MonkeyPatch) -> None:
     read = 0
-    for path in sorted(CORPUS.glob("*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            ua = json.loads(line)["ua"]
-            if read_wechat(ua) is not None:
-                read += 1
-            assert clients._parse(ua) == _long_way(ua, monkeypatch), ua
+    for ua in uas.corpus_user_agents():
+        if read_wechat(ua) is not None:
+            read += 1
+        assert clients._parse(ua) == _long_way(ua, monkeypatch), ua
     assert read >= 1  # the corpus holds a current WeChat user agent
 
 

@@ -66,3 +66,13 @@ SAFARI_MAC = (
 )
 GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 FACEBOOK_PREVIEW = "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)"
+
+
+def corpus_user_agents() -> list[str]:
+    """Every user agent of the public corpora in tests/data/user_agents (each file names its sources)."""
+    import json
+    from pathlib import Path
+
+    corpus = Path(__file__).parent / "data" / "user_agents"
+    return [json.loads(line)["ua"] for path in sorted(corpus.glob("*.jsonl"))
+            for line in path.read_text(encoding="utf-8").splitlines()]

@@ -560,7 +560,7 @@ def _parenthesis_device(parenthesis: str) -> Device | str:
     (the rest of the template adds ") ... Mobile Safari" and no marker); _MARKED when it names an app, a
     bot, HarmonyOS or a mini program."""
     low = parenthesis.lower()
-    if _named_app(parenthesis, low) is not None or "harmony" in low or "hmos" in low or "miniprogram" in low:
+    if _has_markers(parenthesis) or "miniprogram" in low:
         return _MARKED
     return _device_of("", low + ") mobile safari", _OS_ANDROID, _NO_AGENT)
 
