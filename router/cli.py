@@ -7,12 +7,13 @@ uses, so what `explain` prints is what the server does.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import logging
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import IO, Any
 from urllib.parse import quote, urlencode
@@ -48,15 +49,20 @@ def _settings(rules_dir: str | None) -> Settings:
         raise UsageError(str(err)) from None
 
 
-def _rules(settings: Settings, source: RulesSource | None = None) -> RuleSet:
-    """The rules as the server loads them, from a directory or a bundle URL; UsageError when they can't be."""
+def _rules(settings: Settings, source: RulesSource | None = None,
+           report: Callable[[str], object] | None = None) -> RuleSet:
+    """The rules as the server loads them, from a directory or a bundle URL; UsageError when they can't be,
+    after reporting each problem (to stderr, or to `report`)."""
     try:
         return (source or rules_source(settings)).load()
     except RulesUnavailable as err:
         raise UsageError(f"{err}; nothing was loaded") from None
     except RuleSetError as err:
         for problem in err.problems:
-            print(problem, file=sys.stderr)
+            if report is None:
+                print(problem, file=sys.stderr)
+            else:
+                report(str(problem))
         count = len(err.problems)
         raise UsageError(f"rules rejected: {count} problem{'s' if count != 1 else ''}; nothing was loaded") from None
 
@@ -221,9 +227,23 @@ def cmd_sign(args: argparse.Namespace, out: IO[str]) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, out: IO[str]) -> int:
+    from router.serve.logs import configure_logging
+
+    # Every line the server writes is one JSON object (router.serve.logs), its refusals to start included:
+    # a bad setting or rule file is a `server` line at level critical (file:line in its message), exit 2.
+    configure_logging(args.log_level)
+    refusal = logging.getLogger("router.startup")
+    try:
+        return _serve(args, refusal)
+    except UsageError as err:
+        refusal.critical("error: %s", err)
+        return 2
+
+
+def _serve(args: argparse.Namespace, refusal: logging.Logger) -> int:
     import uvicorn
 
-    from router.serve.logs import click_stream, configure_logging
+    from router.serve.logs import click_stream
     from router.serve.web import create_app
 
     if args.workers < 1:
@@ -231,16 +251,23 @@ def cmd_serve(args: argparse.Namespace, out: IO[str]) -> int:
     settings = _settings(args.rules)
     source = rules_source(settings)  # before loading: a change made meanwhile is picked up once serving
     # Refuse to start, naming file:line (or why the bundle could not be fetched), before uvicorn does anything.
-    rules = _rules(settings, source)
-    configure_logging(args.log_level)
+    rules = _rules(settings, source, report=refusal.critical)
     if args.workers > 1:
-        from router.serve.workers import supervise
+        from router.serve.workers import shared_metrics_dir, supervise
 
         # Workers are separate processes, each on its own socket (router.serve.workers): they read the same
-        # settings from the environment, and each watches the rules.
-        return supervise(args.host, args.port, args.workers, args.log_level,
-                         {"ROUTER_RULES_DIR": settings.rules_location, "ROUTER_LOG_LEVEL": args.log_level},
-                         stop_seconds=settings.drain_seconds + settings.shutdown_seconds + 10)
+        # settings from the environment, and each watches the rules; they sum their metrics in a shared
+        # directory (router.serve.metrics).
+        with contextlib.ExitStack() as stack:
+            try:
+                directory = stack.enter_context(shared_metrics_dir(settings.metrics_dir))
+            except OSError as err:
+                raise UsageError(f"serve --workers needs a writable directory for the workers' metrics: {err}; set "
+                                 "ROUTER_METRICS_DIR to one (a read-only root needs a volume for it)") from None
+            return supervise(args.host, args.port, args.workers, args.log_level,
+                             {"ROUTER_RULES_DIR": settings.rules_location, "ROUTER_LOG_LEVEL": args.log_level,
+                              "ROUTER_METRICS_DIR": directory},
+                             stop_seconds=settings.drain_seconds + settings.shutdown_seconds + 10)
     try:
         clicks_to = click_stream(os.environ.get("ROUTER_CLICK_LOG", ""))
     except ValueError as err:

@@ -24,11 +24,12 @@ import pytest
 from starlette.testclient import TestClient
 
 from router.decision.rules import RuleSet
-from router.serve.config import Settings, bundled_rules_dir
+from router.serve.config import ANY_NETWORK, Settings, bundled_rules_dir
 from router.serve.upstream import DEFAULT_EXPAND_HOSTS
 from router.serve.web import create_app
 from tests import uas
 from tests.conftest import TEST_KEYS
+from tests.scrape import parse, value
 from tests.servers import Server
 
 ITEM = "https://item.taobao.com/item.htm?id=123456"
@@ -174,6 +175,30 @@ def test_a_failure_is_remembered_briefly(client: TestClient) -> None:
     click(client, "https://m.tb.cn/h.error?tk=once0001", DESKTOP)
     click(client, "https://m.tb.cn/h.error?tk=once0001", DESKTOP)
     assert Upstream.counts["/h.error"] == before + 1
+
+
+def test_expansion_results_and_the_circuit_are_in_the_metrics(upstream: str, shipped_rules: RuleSet) -> None:
+    """adlink_expansions_total by result, the upstream requests, and the circuit breaker's state per host:
+    five 5xx in a row open it for m.tb.cn, and the next click is not sent upstream."""
+    settings = Settings(rules_dir=bundled_rules_dir(), signing_keys=TEST_KEYS, expand_hosts=DEFAULT_EXPAND_HOSTS,
+                        expand_timeout_seconds=DEADLINE, expand_upstream=upstream, metrics_from=ANY_NETWORK)
+    app = TestClient(create_app(settings, shipped_rules), follow_redirects=False)
+    click(app, "https://m.tb.cn/h.fast?tk=metrics1", DESKTOP)
+    click(app, "https://m.tb.cn/h.fast?tk=metrics1", SAFARI)  # a different client: expanded again, from the cache
+    click(app, "https://m.tb.cn/h.page?tk=metrics2", DESKTOP)
+    samples = parse(app.get("/metrics").text)
+    assert value(samples, "adlink_expansions_total", result="expanded") == 3
+    assert value(samples, "adlink_expansion_upstream_requests_total") == 2
+    assert value(samples, "adlink_expansion_circuit_open", host="m.tb.cn") == 0
+    for n in range(5):
+        click(app, f"https://m.tb.cn/h.error?tk=metrics-error-{n}", DESKTOP)
+    click(app, "https://m.tb.cn/h.error?tk=metrics-error-late", DESKTOP)
+    samples = parse(app.get("/metrics").text)
+    assert value(samples, "adlink_expansions_total", result="upstream_error") == 5
+    assert value(samples, "adlink_expansions_total", result="circuit_open") == 1
+    assert value(samples, "adlink_expansion_upstream_requests_total") == 7
+    assert value(samples, "adlink_expansion_circuit_open", host="m.tb.cn") == 1
+    assert value(samples, "adlink_expansion_circuit_open", host="e.tb.cn") == 0
 
 
 def test_expansion_off_contacts_nobody(upstream: str, shipped_rules: RuleSet) -> None:

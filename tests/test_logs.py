@@ -90,3 +90,19 @@ def test_clicks_are_data_not_a_log_level_and_the_stream_replays_as_is() -> None:
     assert replay.returncode == 0, replay.stderr
     (replayed,) = [json.loads(line) for line in replay.stdout.splitlines()]
     assert replayed["rule"] == "mobile-browser-app"
+
+
+def test_refusals_to_start_are_json_lines_too(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A bad setting, bad rules or a bad flag: the server does not start, exits 2, and every line it wrote
+    is a `server` line at level critical, the rule's file:line in its message."""
+    (tmp_path / "broken.yaml").write_text("rules:\n  - id: x\n    when: {chanel: ad}\n    then: app\ndefault: web\n")
+    cases = [
+        (Server(env={"ROUTER_FALLBACK_DELAY_MS": "5"}), "ROUTER_FALLBACK_DELAY_MS must be between 300 and 10000"),
+        (Server("--rules", str(tmp_path)), "broken.yaml:3:12: unknown condition 'chanel'; did you mean 'channel'?"),
+        (Server("--workers", "0"), "--workers must be at least 1, got 0"),
+    ]
+    for server, expected in cases:
+        assert server.wait_exit() == 2
+        records = _records(server.stop())
+        assert records and all(r["type"] == "server" and r["level"] == "critical" for r in records), records
+        assert any(expected in str(r["message"]) for r in records), records

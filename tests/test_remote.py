@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import shutil
 import ssl
 import subprocess
@@ -377,7 +378,9 @@ def test_first_fetch_must_succeed() -> None:
     running = Server("--rules", url)
     assert running.wait_exit() == 2
     output = running.stop()
-    assert f"error: {url}: fetch failed: " in output and output.rstrip().endswith("; nothing was loaded")
+    last = json.loads(output.splitlines()[-1])  # refusals to start are JSON lines like the rest
+    message = last["message"]
+    assert message.startswith(f"error: {url}: fetch failed: ") and message.endswith("; nothing was loaded")
 
 
 def test_broken_first_bundle_refuses_to_start(upstream: Upstream) -> None:

@@ -198,12 +198,14 @@ class ClickReplays:
         self.ttl = ttl_seconds
         self.max_entries = max_entries
         self._seen: OrderedDict[str, float] = OrderedDict()
+        self.replays = 0  # second uses refused since the start (router.serve.metrics)
 
     def first_use(self, key: str, now: float) -> bool:
         """True the first time `key` is seen within the TTL (and records it); False for a replay."""
         while self._seen and (len(self._seen) >= self.max_entries or next(iter(self._seen.values())) <= now):
             self._seen.popitem(last=False)
         if key in self._seen:
+            self.replays += 1
             return False
         self._seen[key] = now + self.ttl
         return True

@@ -35,6 +35,7 @@ class ClickLog:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.dropped = 0  # lines dropped since the last report, while too many were waiting
+        self.dropped_total = 0  # ...and since the start (router.serve.metrics)
 
     def write(self, record: dict[str, Any]) -> None:
         line = orjson.dumps(record)
@@ -45,6 +46,7 @@ class ClickLog:
             self._start()
         if self._lines.qsize() >= MAX_WAITING:
             self.dropped += 1
+            self.dropped_total += 1
             return
         self._lines.put(line)
 

@@ -21,6 +21,8 @@
 | ROUTER_SHUTDOWN_SECONDS | 10 | after the drain: how long requests in flight get to finish |
 | ROUTER_LOG_LEVEL | info | level of the access and server lines (router.serve.logs); never the clicks' |
 | ROUTER_CLICK_LOG | stdout | where click lines go: stdout, stderr or off |
+| ROUTER_METRICS_FROM | private | who may scrape /metrics: `private` (loopback, private networks), `any`, `off`, CIDRs |
+| ROUTER_METRICS_DIR | (serve --workers makes one) | where the workers of one router share their metrics |
 """
 
 from __future__ import annotations
@@ -49,6 +51,14 @@ FETCH_TIMEOUT_SECONDS = 5.0
 DEFAULT_DRAIN_SECONDS = 5.0
 DEFAULT_KEEPALIVE_SECONDS = 5.0
 DEFAULT_SHUTDOWN_SECONDS = 10.0
+# Who may read /metrics by default: the networks a Prometheus server scrapes from (loopback, RFC 1918,
+# carrier-grade NAT as some clusters use, link-local, IPv6 unique-local). Rule ids and traffic volumes are
+# nobody else's business; behind a trusted proxy the address is the client's, so the public is refused.
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+PRIVATE_NETWORKS: tuple[Network, ...] = tuple(ipaddress.ip_network(net) for net in (
+    "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16",
+    "::1/128", "fc00::/7", "fe80::/10"))
+ANY_NETWORK: tuple[Network, ...] = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
 
 
 def bundled_rules_dir() -> Path:
@@ -165,6 +175,39 @@ def _signing_keys(env: Mapping[str, str]) -> SigningKeys:
     return SigningKeys.parse(keys_text) if keys_text else SigningKeys.development_keys()
 
 
+def _metrics_from(text: str) -> tuple[Network, ...]:
+    """ROUTER_METRICS_FROM as networks; () when /metrics is off."""
+    value = text.strip().lower()
+    if value in ("", "private"):
+        return PRIVATE_NETWORKS
+    if value == "any":
+        return ANY_NETWORK
+    if value in ("off", "none"):
+        return ()
+    networks = []
+    for part in _csv(value):
+        try:
+            networks.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise ValueError(f"ROUTER_METRICS_FROM must be private, any, off or a list of networks such as "
+                             f"10.0.0.0/8,127.0.0.1; {part!r} is none of them") from None
+    return tuple(networks)
+
+
+def address_in(address: str, networks: tuple[Network, ...]) -> bool:
+    """Whether an address (a client's) is in one of the networks; a name that is no address is in none,
+    except for `any` (ANY_NETWORK), which takes every client."""
+    if networks is ANY_NETWORK:
+        return True
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # ::ffff:10.1.2.3 from a dual-stack socket is 10.1.2.3
+    return any(ip in network for network in networks)
+
+
 def _csv(text: str, *, lower: bool = True) -> tuple[str, ...]:
     parts = (part.strip() for part in text.split(","))
     return tuple(part.lower() if lower else part for part in parts if part)
@@ -195,6 +238,10 @@ class Settings(ClickSettings):
     drain_seconds: float = DEFAULT_DRAIN_SECONDS
     keepalive_seconds: float = DEFAULT_KEEPALIVE_SECONDS
     shutdown_seconds: float = DEFAULT_SHUTDOWN_SECONDS
+    # /metrics (router.serve.metrics): the networks that may scrape it (empty: no /metrics), and the
+    # directory where the workers of `serve --workers N` share their counts (empty: this process alone).
+    metrics_from: tuple[Network, ...] = PRIVATE_NETWORKS
+    metrics_dir: str = ""
 
     @property
     def rules_location(self) -> str:
@@ -241,4 +288,6 @@ class Settings(ClickSettings):
                                        DEFAULT_KEEPALIVE_SECONDS, 1, 600),
             shutdown_seconds=_seconds("ROUTER_SHUTDOWN_SECONDS", env.get("ROUTER_SHUTDOWN_SECONDS", ""),
                                       DEFAULT_SHUTDOWN_SECONDS, 1, 600),
+            metrics_from=_metrics_from(env.get("ROUTER_METRICS_FROM", "")),
+            metrics_dir=env.get("ROUTER_METRICS_DIR", "").strip(),
         )

@@ -4,7 +4,7 @@
 - Host names: the router never builds a URL from the request's Host, so a wrong Host can't redirect
   anyone; still, a deployment can say which names it serves (ROUTER_SERVER_NAMES), and any other Host
   is refused with a 400: no page, cookie or log line for traffic meant for someone else. The health
-  probes (/healthz, /readyz) answer whatever the Host: probes call by address.
+  probes (/healthz, /readyz) and /metrics answer whatever the Host: probes and Prometheus call by address.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from __future__ import annotations
 from starlette.types import Scope, Send
 
 MAX_HEADER_BYTES = 16 * 1024
-# Probes call these by address (a container's HEALTHCHECK on 127.0.0.1, Kubernetes on the pod's IP), with
-# whatever Host that gives: they answer whatever the Host, and say nothing about any link.
-HEALTH_PATHS = frozenset({"/healthz", "/readyz"})
+# Probes and Prometheus call these by address (a container's HEALTHCHECK on 127.0.0.1, Kubernetes and
+# Prometheus on the pod's IP), with whatever Host that gives: they answer whatever the Host, and say
+# nothing about any link (/metrics has its own check on who asks: router.serve.web).
+ADDRESSED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 SECURITY_HEADERS = [
     (b"content-type", b"text/plain; charset=utf-8"),
@@ -48,7 +49,7 @@ def refusal(scope: Scope, names: tuple[str, ...], max_bytes: int = MAX_HEADER_BY
         size += len(key) + len(value) + 4
     if size > max_bytes:
         return 431, f"Request headers are {size} bytes; the limit is {max_bytes}.\n"
-    if names and scope["path"] not in HEALTH_PATHS:
+    if names and scope["path"] not in ADDRESSED_PATHS:
         host = ""
         for key, value in headers:
             if key == b"host":

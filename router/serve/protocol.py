@@ -26,6 +26,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from router.serve.drain import DRAIN
 from router.serve.edge import MAX_HEADER_BYTES
 from router.serve.logs import ACCESS_LOGGER, new_request_id
+from router.serve.metrics import count_protocol_refusal
 
 HEAD_TIMEOUT_SECONDS = 10.0
 access_log = logging.getLogger(ACCESS_LOGGER)
@@ -75,6 +76,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 self._refuse(431, f"Request headers are over the limit of {self.max_head_bytes} bytes.\n")
             else:
                 self.logger.warning("Invalid HTTP request received.")
+                count_protocol_refusal(400)
                 self.send_400_response("Invalid HTTP request received.")
             return
         if not self._in_head or self.transport.is_closing():
@@ -127,6 +129,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._refused = True
         body = message.encode()
         request_id = new_request_id()
+        count_protocol_refusal(status)
         peer = self.transport.get_extra_info("peername")
         access_log.info("refused before the app: %d", status, extra={
             "request_id": request_id, "status": status, "client": peer[0] if peer else None})

@@ -63,6 +63,7 @@ class ActiveRules:
         self.source = source
         self.loaded_at = datetime.now(UTC)
         self.last_attempt: Attempt | None = None
+        self.reloads = {"accepted": 0, "unchanged": 0, "rejected": 0}  # attempts since the start, by result
 
     def accept(self, rules: RuleSet, trigger: str) -> Attempt:
         old = self.current
@@ -71,8 +72,10 @@ class ActiveRules:
             self.loaded_at = datetime.now(UTC)
             log.info("rules %s loaded (was %s, %s): %d rules from %s", rules.version, old.version, trigger,
                      len(rules.rules), ", ".join(rules.files))
+            self.reloads["accepted"] += 1
         else:
             log.info("rules %s unchanged (%s)", rules.version, trigger)
+            self.reloads["unchanged"] += 1
         self.last_attempt = Attempt(datetime.now(UTC), trigger, True, rules.version)
         return self.last_attempt
 
@@ -80,6 +83,7 @@ class ActiveRules:
         for error in errors:
             log.warning("rules rejected: %s", error)
         count = len(errors)
+        self.reloads["rejected"] += 1
         log.warning("rules rejected (%s): %d problem%s; still serving rules %s", trigger, count,
                     "" if count == 1 else "s", self.current.version)
         self.last_attempt = Attempt(datetime.now(UTC), trigger, False, self.current.version, tuple(errors))

@@ -272,12 +272,17 @@ class Expanded:
 
     link: Link | None
     reason: str
+    # expanded, or what kind of failure: timeout, circuit_open, upstream_error (a 5xx, 4xx or a broken
+    # connection), refused (a redirect the router does not follow), no_item, error (router.serve.metrics)
+    result: str = "expanded"
 
 
 class _Failure(Exception):
-    def __init__(self, reason: str, host: str = "", upstream_fault: bool = False, cache: bool = True) -> None:
+    def __init__(self, reason: str, host: str = "", upstream_fault: bool = False, cache: bool = True,
+                 kind: str = "refused") -> None:
         super().__init__(reason)
         self.reason = reason
+        self.kind = kind
         self.host = host
         self.upstream_fault = upstream_fault  # counts against the host's circuit breaker
         self.cache = cache
@@ -355,7 +360,8 @@ class Expander:
         self._cache: OrderedDict[str, tuple[float, Expanded]] = OrderedDict()
         self._inflight: dict[str, asyncio.Task[Expanded]] = {}
         self.breaker = CircuitBreaker(policy.breaker_failures, policy.breaker_cooldown, clock)
-        self.requests = 0  # upstream requests made (tests, logs)
+        self.requests = 0  # upstream requests made (tests, metrics)
+        self.results: dict[str, int] = {}  # expansions asked for by clicks, by Expanded.result (metrics)
         # One client for the life of the process, made on first use in the loop that serves (its pool's
         # connections belong to that loop); another loop (a test's) gets its own.
         self._client: httpx.AsyncClient | None = None
@@ -384,6 +390,11 @@ class Expander:
 
     async def expand(self, url: str) -> Expanded:
         """The page `url` points at, or why not; never raises, never waits much past the deadline."""
+        result = await self._expand(url)
+        self.results[result.result] = self.results.get(result.result, 0) + 1
+        return result
+
+    async def _expand(self, url: str) -> Expanded:
         try:
             cached = self._cached(url)
             if cached is not None:
@@ -396,10 +407,10 @@ class Expander:
             async with asyncio.timeout(self.policy.timeout + 0.5):  # the chain has its own deadline
                 return await asyncio.shield(task)
         except TimeoutError:
-            return Expanded(None, f"no answer within {self.policy.timeout:g} s")
+            return Expanded(None, f"no answer within {self.policy.timeout:g} s", "timeout")
         except Exception as err:  # the click must be answered whatever happens here
             log.exception("expanding %s failed unexpectedly", url)
-            return Expanded(None, f"unexpected error: {type(err).__name__}")
+            return Expanded(None, f"unexpected error: {type(err).__name__}", "error")
 
     def _forget(self, url: str, done: asyncio.Task[Expanded]) -> None:
         if self._inflight.get(url) is done:
@@ -434,11 +445,11 @@ class Expander:
         except TimeoutError:
             if hosts:
                 self.breaker.record(hosts[-1], ok=False)
-            result = Expanded(None, f"no answer within {self.policy.timeout:g} s")
+            result = Expanded(None, f"no answer within {self.policy.timeout:g} s", "timeout")
         except _Failure as failure:
             if failure.upstream_fault:
                 self.breaker.record(failure.host, ok=False)
-            result = Expanded(None, failure.reason)
+            result = Expanded(None, failure.reason, failure.kind)
             if not failure.cache:
                 return result
         self._remember(url, result, self.policy.failure_ttl)
@@ -452,7 +463,7 @@ class Expander:
             if not self.breaker.allow(host):
                 # Not cached: trying again costs nothing, and the breaker decides when to call again.
                 raise _Failure(f"circuit open for {host}: it failed {self.policy.breaker_failures} times in a row",
-                               cache=False)
+                               cache=False, kind="circuit_open")
             hosts.append(host)
             answer = await self._get(current, host)
             if 300 <= answer.status < 400 and "location" in answer.headers:
@@ -472,12 +483,12 @@ class Expander:
                 self.breaker.record(host, ok=True)
                 link = item_in_page(answer.body, self.policy.allowed_hosts)
                 if link is None:
-                    raise _Failure(f"{host} answered a page without an item link")
+                    raise _Failure(f"{host} answered a page without an item link", kind="no_item")
                 return link
             fault = answer.status >= 500
             if not fault:
                 self.breaker.record(host, ok=True)  # a 4xx is an answer: the upstream works
-            raise _Failure(f"{host} answered {answer.status}", host, upstream_fault=fault)
+            raise _Failure(f"{host} answered {answer.status}", host, upstream_fault=fault, kind="upstream_error")
         raise _Failure(f"more than {self.policy.max_hops} redirects")
 
     def _is_hop(self, url: str) -> bool:
@@ -519,7 +530,7 @@ class Expander:
         except BadRedirect as err:
             raise _Failure(f"{host} {err}") from None
         except UpstreamError as err:
-            raise _Failure(f"{host}: {err}", host, upstream_fault=True) from None
+            raise _Failure(f"{host}: {err}", host, upstream_fault=True, kind="upstream_error") from None
 
     @staticmethod
     def _host_of(url: str) -> str:

@@ -13,6 +13,8 @@ lifespan keeps up to date; each click reads it once and finishes on that set.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -36,10 +38,11 @@ from router.decision.rules import RuleSet
 from router.decision.signing import ClickReplays
 from router.decision.types import Action, Context, Decision
 from router.serve.clicklog import ClickLog
-from router.serve.config import VISITOR_COOKIE, Settings
+from router.serve.config import VISITOR_COOKIE, Settings, address_in
 from router.serve.drain import DRAIN
 from router.serve.edge import refusal, refuse, server_names
 from router.serve.logs import ACCESS_LOGGER, click_stream, configure_logging, request_id_from
+from router.serve.metrics import FLUSH_SECONDS, Metrics, Snapshot
 from router.serve.pages import (
     SECURITY_HEADERS,
     choose_language,
@@ -59,6 +62,7 @@ access_log = logging.getLogger(ACCESS_LOGGER)
 
 _VISITOR_MAX_AGE = 365 * 24 * 3600
 _CLICK_PATHS = frozenset({"/go", "/ad"})
+_KNOWN_ROUTES = frozenset({*_CLICK_PATHS, "/healthz", "/readyz", "/metrics"})  # the route label's values
 _BLOCK = Action.BLOCK
 _SECURITY = [(name.lower().encode(), value.encode()) for name, value in SECURITY_HEADERS.items()]
 _REDIRECT_HEADERS = [*_SECURITY, (b"content-length", b"0")]
@@ -153,8 +157,10 @@ class Clicks:
     answers, and logs one line."""
 
     def __init__(self, settings: Settings, active: ActiveRules, pages: Pages, expander: Expander | None,
-                 replays: ClickReplays, click_log: ClickLog) -> None:
+                 replays: ClickReplays, click_log: ClickLog, metrics: Metrics) -> None:
         self.settings = settings
+        self.metrics = metrics
+        self.kept_decisions, self.new_decisions = metrics.decisions["kept"], metrics.decisions["decided"]
         self.active = active
         self.pages = pages
         self.expander = expander
@@ -192,20 +198,26 @@ class Clicks:
             kept = self.answers.get(ruleset, path, query, client)
             if kept is not None:
                 ctx, decision = kept
+                self.kept_decisions.observe(perf_counter() - started)
             else:
                 ctx = read_click(path, query, ua, at=at, settings=self.settings, visitor=visitor,
                                  replays=self.replays, client=client)
                 expander = self.expander
+                waited = 0.0
                 if expander is not None and ctx.link.web_url and expander.expandable(ctx.link):
                     # Never raises, and answers within the expansion deadline: a failure keeps the short link.
+                    asked = perf_counter()
                     ctx = with_expansion(ctx, await expander.expand(ctx.link.web_url))
+                    waited = perf_counter() - asked
                 decision = self.answers.decide(ruleset, path, query, ctx)
+                self.new_decisions.observe(perf_counter() - started - waited)
             page = self.pages.respond(accept_language, ctx, decision)
             action: str = decision.action
             rule = decision.rule
         except BadClick as bad:
             page = self.pages.message(accept_language, bad.status, bad.message)
             action, rule = _BLOCK, "bad-request"
+            self.metrics.refused(bad.status, "click")
         except Exception:  # the click target must never answer 5xx: log and give the safest page
             log.exception("unexpected error deciding %s", path)
             page = self._error_page(accept_language, ctx)
@@ -216,6 +228,10 @@ class Clicks:
             headers.append((b"set-cookie", f"{VISITOR_COOKIE}={visitor}".encode() + _COOKIE_ATTRIBUTES))
         await send({"type": "http.response.start", "status": page.status, "headers": headers})
         await send({"type": "http.response.body", "body": page.body})
+        seconds = perf_counter() - started
+        channel = ctx.channel if ctx else None
+        app = ctx.client.app if ctx else None
+        self.metrics.click(path, action, rule, channel, app, seconds)
         self.click_log.write({
             "type": "click",
             "at": at.isoformat(timespec="milliseconds"),
@@ -226,13 +242,13 @@ class Clicks:
             "rule": rule,
             "status": page.status,
             # Enum members as they are: orjson writes a StrEnum as its value (`.value` costs ~0.15 µs each).
-            "channel": ctx.channel if ctx else None,
-            "app": ctx.client.app if ctx else None,
+            "channel": channel,
+            "app": app,
             "rules": ruleset.version,
             "expansion": ctx.expansion if ctx and ctx.expansion else None,
             "expansion_reason": ctx.expansion_reason if ctx and ctx.expansion else None,
             "request_id": request_id,
-            "duration_ms": round((perf_counter() - started) * 1000, 3),
+            "duration_ms": round(seconds * 1000, 3),
         })
 
     def _error_page(self, accept_language: str | None, ctx: Context | None) -> Page:
@@ -253,6 +269,7 @@ class RouterApp:
 
     def __init__(self, clicks: Clicks, rest: Starlette, settings: Settings) -> None:
         self.clicks = clicks
+        self.metrics = clicks.metrics
         self.rest = rest
         self.state = rest.state
         self._names = server_names(settings.server_names)
@@ -287,10 +304,15 @@ class RouterApp:
             await refuse(send_with_id, *refused)
         else:
             await self.rest(scope, receive, send_with_id)
+        path = scope["path"]
+        seconds = perf_counter() - started
+        self.metrics.request(path if path in _KNOWN_ROUTES else "other", seconds)
+        if 400 <= status < 500:
+            self.metrics.refused(status, "edge" if refused is not None else "route")
         if status >= 400:
             client = scope.get("client")
             access_log.info("%s %s -> %d", scope["method"], scope["path"][:200], status, extra={
-                "request_id": request_id, "duration_ms": round((perf_counter() - started) * 1000, 3),
+                "request_id": request_id, "duration_ms": round(seconds * 1000, 3),
                 "status": status, "method": scope["method"], "path": scope["path"][:200],
                 "client": client[0] if client else None})
 
@@ -325,7 +347,9 @@ def create_app(
         )
     log.info("rules %s loaded: %d rules from %s", ruleset.version, len(ruleset.rules), ", ".join(ruleset.files))
     click_log = ClickLog(click_stream)
-    clicks = Clicks(settings, active, pages, expander, replays, click_log)
+    metrics = Metrics(settings.metrics_dir)
+    metrics.state = lambda: metrics_state(active, expander, replays, click_log)
+    clicks = Clicks(settings, active, pages, expander, replays, click_log, metrics)
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok\n", headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
@@ -338,6 +362,15 @@ def create_app(
         return Response(json.dumps(body, ensure_ascii=False) + "\n", media_type="application/json",
                         status_code=503 if DRAIN.draining else 200,
                         headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+
+    async def metrics_page(request: Request) -> Response:
+        client = request.client
+        if client is not None and not address_in(client.host, settings.metrics_from):
+            return PlainTextResponse("403: metrics are served to the networks in ROUTER_METRICS_FROM only.\n", 403,
+                                     headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+        body, content_type = metrics.exposition(request.headers.get("accept"))
+        return Response(body, headers={"Content-Type": content_type, "Cache-Control": "no-store",
+                                       "X-Content-Type-Options": "nosniff"})
 
     async def not_found(request: Request, exc: Exception) -> Response:
         return pages.response(request, 404, "No such page. Click targets are /go?url=… and /ad?…")
@@ -353,7 +386,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
-            async with reloader.running():
+            async with reloader.running(), metrics_flushed(metrics):
                 yield
         finally:
             click_log.close()  # the lines of the last clicks are written before the process ends
@@ -367,6 +400,7 @@ def create_app(
             Route("/ad", click_method, methods=["POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
             Route("/healthz", healthz, methods=["GET", "HEAD"]),
             Route("/readyz", readyz, methods=["GET", "HEAD"]),
+            *([Route("/metrics", metrics_page, methods=["GET", "HEAD"])] if settings.metrics_from else []),
         ],
         exception_handlers={404: not_found, 405: not_allowed},
     )
@@ -376,6 +410,50 @@ def create_app(
     rest.state.active_rules = active
     rest.state.reloader = reloader
     return RouterApp(clicks, rest, settings)
+
+
+def metrics_state(active: ActiveRules, expander: Expander | None, replays: ClickReplays,
+                  click_log: ClickLog) -> Snapshot:
+    """What the parts keep, as metrics samples (router.serve.metrics), read when a snapshot is taken."""
+    current = active.current
+    last = active.last_attempt
+    state: Snapshot = {
+        "adlink_rules_info": {(current.version,): 1},
+        "adlink_rules": {(): len(current.rules)},
+        "adlink_rules_reloads": {(result,): count for result, count in active.reloads.items()},
+        "adlink_rules_last_reload_rejected": {(): int(last is not None and not last.ok)},
+        "adlink_ad_click_replays": {(): replays.replays},
+        "adlink_click_lines_dropped": {(): click_log.dropped_total},
+    }
+    if expander is not None:
+        state["adlink_expansions"] = {(result,): count for result, count in expander.results.items()}
+        state["adlink_expansion_upstream_requests"] = {(): expander.requests}
+        state["adlink_expansion_circuit_open"] = {
+            (host,): int(expander.breaker.is_open(host)) for host in expander.policy.hosts}
+    return state
+
+
+@asynccontextmanager
+async def metrics_flushed(metrics: Metrics) -> AsyncIterator[None]:
+    """For the lifespan: with a shared metrics directory, this worker's snapshot written every FLUSH_SECONDS
+    and once more when it stops (its last clicks count)."""
+    if metrics.files is None:
+        yield
+        return
+
+    async def flush_every_second() -> None:
+        while True:
+            metrics.flush()
+            await asyncio.sleep(FLUSH_SECONDS)
+
+    task = asyncio.get_running_loop().create_task(flush_every_second(), name="metrics-flush")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        metrics.flush()
 
 
 def short_link_expander(settings: Settings) -> Expander | None:

@@ -7,19 +7,27 @@ a hash of each connection's addresses: evenly, whatever the workers are busy wit
 
 The parent only supervises. It starts the workers (each `adlink-router serve --reuse-port`, with the
 settings in its environment), starts a worker again when one dies, passes SIGHUP on (every worker
-reloads its rules), and on SIGTERM or SIGINT passes the signal on and waits for them to finish.
+reloads its rules), and on SIGTERM or SIGINT passes the signal on and waits for them to finish. It also
+gives the workers a directory to share their metrics in (router.serve.metrics): ROUTER_METRICS_DIR, or
+one of its own for as long as it runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from types import FrameType
+
+from router.serve.metrics import clear_directory
 
 log = logging.getLogger("router")
 RESTART_PAUSE_SECONDS = 1.0  # a worker that dies at once is not started again in a tight loop
@@ -91,3 +99,21 @@ def supervise(host: str, port: int, workers: int, log_level: str, env_overrides:
     command = [sys.executable, "-m", "router", "serve", "--host", host, "--port", str(port),
                "--log-level", log_level, "--reuse-port"]
     return Supervisor(command, workers, {**os.environ, **env_overrides}, stop_seconds).run()
+
+
+@contextlib.contextmanager
+def shared_metrics_dir(configured: str) -> Iterator[str]:
+    """The workers' metrics directory: the configured one, emptied of an earlier run's snapshots, or a
+    temporary one removed at the end. OSError when it can't be made or written (a read-only root: set
+    ROUTER_METRICS_DIR to a writable volume)."""
+    if configured:
+        directory = Path(configured)
+        directory.mkdir(parents=True, exist_ok=True)
+        clear_directory(directory)
+        probe = directory / ".writable"
+        probe.write_bytes(b"")
+        probe.unlink()
+        yield str(directory)
+        return
+    with tempfile.TemporaryDirectory(prefix="adlink-metrics-") as made:
+        yield made
