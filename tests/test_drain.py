@@ -19,15 +19,23 @@ CLICK = "/go?url=" + quote("https://item.taobao.com/item.htm?id=123456", safe=""
 HEADERS = {"user-agent": uas.SAFARI_IOS}
 
 
-def _load(base: str, stop_at: float, results: list[tuple[float, bool, str]]) -> None:
-    """Clicks one after another on a kept-alive client until stop_at: (sent at, answered 302, note)."""
+# A click the client began this close to the drain's end may reach the router after it stopped listening:
+# between taking the time and connecting, the client's thread can wait for the others (one interpreter
+# lock for six of them) on a busy machine. Such a click counts only if it failed before the drain ended.
+SLACK = 0.25
+Result = tuple[float, float, bool, str]  # sent at, done at, answered 302, note
+
+
+def _load(base: str, stop_at: float, results: list[Result]) -> None:
+    """Clicks one after another on a kept-alive client until stop_at."""
     with httpx.Client(base_url=base, timeout=10) as client:
         while (sent := time.monotonic()) < stop_at:
             try:
                 response = client.get(CLICK, headers=HEADERS)
-                results.append((sent, response.status_code == 302, response.headers.get("connection", "")))
+                results.append((sent, time.monotonic(), response.status_code == 302,
+                                response.headers.get("connection", "")))
             except httpx.HTTPError as err:
-                results.append((sent, False, type(err).__name__))
+                results.append((sent, time.monotonic(), False, type(err).__name__))
                 time.sleep(0.02)
 
 
@@ -35,7 +43,7 @@ def _load(base: str, stop_at: float, results: list[tuple[float, bool, str]]) -> 
 def test_sigterm_drains_without_losing_a_click(workers: int) -> None:
     server = Server("--workers", str(workers), env={"ROUTER_DRAIN_SECONDS": str(DRAIN)}).wait_ready()
     try:
-        results: list[tuple[float, bool, str]] = []
+        results: list[Result] = []
         sent_term = time.monotonic() + 1.0
         stop_at = sent_term + DRAIN + 1.5
         threads = [threading.Thread(target=_load, args=(server.base, stop_at, results)) for _ in range(6)]
@@ -57,10 +65,11 @@ def test_sigterm_drains_without_losing_a_click(workers: int) -> None:
     finally:
         output = server.stop()
     drain_ended = sent_term + DRAIN
-    before_end = [(ok, note) for sent, ok, note in results if sent < drain_ended]
-    during = [(ok, note) for sent, ok, note in results if sent_term + 0.2 < sent < drain_ended]
+    before_end = [(ok, note, round(sent - drain_ended, 3), round(done - drain_ended, 3))
+                  for sent, done, ok, note in results if sent < drain_ended - SLACK or done < drain_ended]
+    during = [(ok, note) for sent, _, ok, note in results if sent_term + 0.2 < sent < drain_ended]
     assert code == 0, output[-2000:]
-    assert before_end and all(ok for ok, _ in before_end), [r for r in before_end if not r[0]][:5]
+    assert len(before_end) > 20 and all(ok for ok, *_ in before_end), [r for r in before_end if not r[0]][:5]
     assert len(during) > 20 and all(note == "close" for _, note in during)  # served, each on its own connection
     assert 503 in readiness and 200 not in readiness[2:], readiness  # not ready from the first moments on
     assert "draining for 2 s" in output
