@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import gc
 import json
 import logging
@@ -249,6 +250,13 @@ def _serve(args: argparse.Namespace, refusal: logging.Logger) -> int:
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1, got {args.workers}")
     settings = _settings(args.rules)
+    if settings.metrics_port == args.port:
+        raise UsageError(f"ROUTER_METRICS_PORT must differ from the clicks' port ({args.port}); leave it unset to "
+                         "serve /metrics on the clicks' port")
+    if args.workers == 1 and not args.reuse_port:
+        # One process: its counts are all there is. A metrics directory (set for workers, as a ConfigMap
+        # may) would only add an earlier process's files to the sum.
+        settings = dataclasses.replace(settings, metrics_dir="")
     source = rules_source(settings)  # before loading: a change made meanwhile is picked up once serving
     # Refuse to start, naming file:line (or why the bundle could not be fetched), before uvicorn does anything.
     rules = _rules(settings, source, report=refusal.critical)
@@ -283,12 +291,23 @@ def _serve(args: argparse.Namespace, refusal: logging.Logger) -> int:
     # collector's sight, a full collection no longer walks it, which kept clicks waiting for milliseconds.
     gc.collect()
     gc.freeze()
-    if args.reuse_port:  # one of serve --workers N's processes: its own socket on the shared address
-        from router.serve.workers import listening_socket
-
-        server.run(sockets=[listening_socket(args.host, args.port)])
-    else:
+    if not args.reuse_port and not settings.metrics_port:
         server.run()
+        return 0
+    from router.serve.workers import listening_socket
+
+    # One of serve --workers N's processes binds its own sockets on the shared addresses (SO_REUSEPORT);
+    # one process with a metrics port binds both itself.
+    try:
+        sockets = [listening_socket(args.host, args.port, reuse_port=args.reuse_port)]
+        if settings.metrics_port:
+            sockets.append(listening_socket(args.host, settings.metrics_port, reuse_port=args.reuse_port))
+    except OSError as err:
+        raise UsageError(f"can't listen on {args.host}: {err}") from None
+    logging.getLogger("router").info("listening on %s", ", ".join(
+        f"http://{args.host}:{sock.getsockname()[1]}" + (" (metrics)" if index else "")
+        for index, sock in enumerate(sockets)))
+    server.run(sockets=sockets)
     return 0
 
 

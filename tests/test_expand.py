@@ -185,10 +185,12 @@ def test_breaker_opens_after_consecutive_failures_and_half_opens() -> None:
                    breaker_failures=3, breaker_cooldown=20, failure_ttl=0)
     for n in range(3):
         assert expand(exp, f"https://m.tb.cn/h.f{n}").link is None
-    assert exp.breaker.is_open("m.tb.cn")
+    assert exp.breaker.is_open("m.tb.cn") and exp.breaker.refusing("m.tb.cn")
     blocked = expand(exp, "https://m.tb.cn/h.other")
     assert blocked.link is None and blocked.reason.startswith("circuit open for m.tb.cn") and len(calls) == 3
+    assert blocked.result == "circuit_open" and exp.results == {"upstream_error": 3, "circuit_open": 1}
     clock.now += 21
+    assert not exp.breaker.refusing("m.tb.cn")  # cooled down: the next click is the trial (the metric says so)
     assert expand(exp, "https://m.tb.cn/h.trial").link is not None  # the trial call succeeds: closed again
     assert not exp.breaker.is_open("m.tb.cn") and len(calls) == 4
 

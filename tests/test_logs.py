@@ -93,7 +93,7 @@ def test_clicks_are_data_not_a_log_level_and_the_stream_replays_as_is() -> None:
 
 
 def test_refusals_to_start_are_json_lines_too(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """A bad setting, bad rules or a bad flag: the server does not start, exits 2, and every line it wrote
+    """A bad setting, bad rules or --workers 0: the server does not start, exits 2, and every line it wrote
     is a `server` line at level critical, the rule's file:line in its message."""
     (tmp_path / "broken.yaml").write_text("rules:\n  - id: x\n    when: {chanel: ad}\n    then: app\ndefault: web\n")
     cases = [

@@ -7,6 +7,7 @@ server (Debian's `prometheus`) scraping a two-worker router and answering PromQL
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -27,7 +28,17 @@ from starlette.testclient import TestClient
 from router.decision.rules import RuleSet
 from router.decision.signing import sign
 from router.serve.config import ANY_NETWORK, PRIVATE_NETWORKS, Settings, address_in, bundled_rules_dir
-from router.serve.metrics import DECISION_BUCKETS, FLUSH_SECONDS, REQUEST_BUCKETS, Histogram
+from router.serve.metrics import (
+    DECISION_BUCKETS,
+    FAMILIES,
+    FLUSH_SECONDS,
+    REQUEST_BUCKETS,
+    RETIRED,
+    Histogram,
+    Metrics,
+    WorkerFiles,
+    retire_worker,
+)
 from router.serve.web import create_app
 from tests import uas
 from tests.conftest import TEST_KEYS
@@ -107,13 +118,33 @@ def test_histograms_count_every_click_and_cumulate(app: TestClient) -> None:
 
 
 def test_a_histogram_puts_a_value_on_its_bound_in_that_bucket() -> None:
-    """Prometheus buckets are `le`: 0.001 counts in the 0.001 bucket, past the last bound is +Inf."""
+    """Prometheus buckets are `le`: 0.001 counts in the 0.001 bucket, past the last bound is +Inf; the same
+    through Histogram.observe (other routes, decisions) and the click's inlined copy."""
     histogram = Histogram(REQUEST_BUCKETS)
+    metrics = Metrics()
     for seconds in (0.001, 0.0010001, 99.0):
         histogram.observe(seconds)
+        metrics.click("/go", "app", "r", None, None, seconds)
     index = REQUEST_BUCKETS.index(0.001)
-    assert histogram.counts[index] == 1 and histogram.counts[index + 1] == 1 and histogram.counts[-1] == 1
+    for counts in (histogram.counts, metrics.requests["/go"].counts):
+        assert counts[index] == 1 and counts[index + 1] == 1 and counts[-1] == 1 and sum(counts) == 3
     assert len(Histogram(DECISION_BUCKETS).sample()) == len(DECISION_BUCKETS) + 2  # buckets, +Inf, sum
+
+
+def test_an_unexpected_error_is_counted_from_zero(app: TestClient) -> None:
+    """adlink_click_errors_total is there at 0 before any error (an alert on its increase sees the first)."""
+    assert ("adlink_click_errors_total", frozenset()) in scraped(app)
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("a bug")
+
+    app.app.clicks.answers.decide = broken  # type: ignore[attr-defined]
+    response = app.get(CLICK, headers=SAFARI)
+    assert response.status_code in (200, 400) and "location" not in response.headers  # the safe page
+    samples = scraped(app)
+    assert value(samples, "adlink_click_errors_total") == 1
+    assert value(samples, "adlink_clicks_total", action="error", rule="error-fallback", channel="unknown",
+                 app="browser") == 1
 
 
 def test_refusals_are_counted_by_status_and_stage(shipped_rules: RuleSet) -> None:
@@ -278,6 +309,12 @@ def test_protocol_refusals_and_reloads_on_a_real_server(tmp_path: Path) -> None:
                                                                          result="rejected") >= 1 and s, 10, "rejected")
         assert value(samples, "adlink_rules_last_reload_rejected") == 1
         assert value(samples, "adlink_rules_info", version=second) == 1  # the last good rules still serve
+
+        shutil.rmtree(rules)  # the source gone: unavailable, not rejected (no file:line to fix)
+        samples = wait_for(lambda: (s := scrape(server.base)) and value(s, "adlink_rules_reloads_total",
+                                                                         result="unavailable") >= 1 and s, 10, "gone")
+        assert value(samples, "adlink_rules_last_reload_rejected") == 0
+        assert value(samples, "adlink_rules_info", version=second) == 1
     finally:
         server.stop()
 
@@ -315,15 +352,15 @@ def test_workers_sum_their_counts_and_keep_those_of_a_worker_that_died(tmp_path:
         pids = wait_for(lambda: p if len(p := pids_serving(server.base)) == 2 else None, 30, "two workers")
         assert not (metrics_dir / "worker-999999.json").exists()
         click_on_new_connections(server.base, 30)
-        time.sleep(FLUSH_SECONDS + 0.5)  # a worker's counts reach the others' scrapes within a flush
+        # A worker's counts reach the other's scrapes within a flush (FLUSH_SECONDS): then, every scrape.
+        wait_for(lambda: all(clicks_total(scrape(server.base)) == 30 for _ in range(4)), 10 * FLUSH_SECONDS, "30")
         for _ in range(10):  # whichever worker is scraped, the sum: its own counts and the other's file
             with httpx.Client() as fresh:
                 samples = parse(fresh.get(f"{server.base}/metrics").text)
             assert clicks_total(samples) == 30
             assert value(samples, "adlink_workers") == 2
             assert value(samples, "adlink_request_duration_seconds_count", route="/go") == 30
-        assert sorted(path.name for path in metrics_dir.glob("worker-*.json")) == sorted(
-            f"worker-{pid}.json" for pid in pids)
+        assert sorted(int(path.name.split("-")[1]) for path in metrics_dir.glob("worker-*.json")) == sorted(pids)
 
         # Counters never go down, whichever worker answers each scrape while clicks arrive.
         seen = []
@@ -341,6 +378,8 @@ def test_workers_sum_their_counts_and_keep_those_of_a_worker_that_died(tmp_path:
         samples = scrape(server.base)
         assert clicks_total(samples) == 50  # the dead worker's clicks still count
         assert value(samples, "adlink_workers") == 2  # its gauges no longer do
+        # ...folded by the supervisor into one file with every ended worker's counts
+        assert (metrics_dir / RETIRED).exists() and not list(metrics_dir.glob(f"worker-{min(pids)}-*"))
         click_on_new_connections(server.base, 10)
         wait_for(lambda: clicks_total(scrape(server.base)) == 60, 10, "the new worker's clicks")
     finally:
@@ -443,11 +482,89 @@ def test_prometheus_scrapes_two_workers_and_answers_promql(prometheus_for: Calla
         wait_for(total, 60, "Prometheus sees the 25 clicks of both workers")
         assert query(prometheus, "up")[0]["value"][1] == "1"
         info = query(prometheus, "adlink_rules_info")
-        assert [(row["metric"]["version"], row["value"][1]) for row in info] == [(version, "2")]  # both workers
-        # The README's query for the share of clicks by action, once two scrapes are in.
+        assert [(row["metric"]["version"], row["value"][1]) for row in info] == [(version, "1")]  # an info metric
+        # The README's query for the share of clicks by action: a rate, so clicks must go on between scrapes.
         share = ('sum by (action) (rate(adlink_clicks_total[1m])) / ignoring(action) group_left '
                  'sum(rate(adlink_clicks_total[1m]))')
-        wait_for(lambda: query(prometheus, share), 30, "the share by action")
-        assert query(prometheus, 'sum(increase(adlink_rules_reloads_total{result="rejected"}[5m]))')
+
+        def shares() -> list[tuple[str, float]]:
+            click_on_new_connections(server.base, 3)
+            found = [(row["metric"]["action"], float(row["value"][1])) for row in query(prometheus, share)]
+            return found if found and all(fraction == fraction for _, fraction in found) else []  # not NaN
+
+        assert wait_for(shares, 60, "the share by action") == [("app", 1.0)]
+        rejected = query(prometheus, 'sum(increase(adlink_rules_reloads_total{result="rejected"}[5m]))')
+        assert [float(row["value"][1]) for row in rejected] == [0.0]
     finally:
         server.stop()
+
+
+# --- the workers' files -----------------------------------------------------------------------------------
+
+
+def test_a_dead_workers_file_is_folded_once_and_never_counted_twice(tmp_path: Path) -> None:
+    """retire_worker folds an ended worker's counters into RETIRED and removes its file; a reader that sees
+    both (between the two steps) counts them once; its gauges are gone; a broken file is skipped."""
+    dead = {"adlink_clicks": [[["app", "r", "ad", "wechat"], 7]], "adlink_workers": [[[], 1]],
+            "adlink_request_duration_seconds": [[["/go"], [1] * (len(REQUEST_BUCKETS) + 1) + [0.5]]]}
+    (tmp_path / "worker-999999-0a0b0c0d.json").write_text(json.dumps({"pid": 999999, "families": dead}))
+    (tmp_path / "worker-999998-00000000.json").write_text("{half a fi")  # a crash mid-write: skipped
+    files = WorkerFiles(tmp_path)
+    own: dict = {name: {} for name in FAMILIES}
+    own["adlink_clicks"] = {("app", "r", "ad", "wechat"): 3}
+    own["adlink_workers"] = {(): 1}
+
+    def clicks() -> float:
+        return files.total(own)["adlink_clicks"][("app", "r", "ad", "wechat")]
+
+    assert clicks() == 10 and files.total(own)["adlink_workers"] == {(): 1}  # dead: its gauge left out
+    saved = (tmp_path / "worker-999999-0a0b0c0d.json").read_bytes()
+    retire_worker(tmp_path, 999999)
+    assert not (tmp_path / "worker-999999-0a0b0c0d.json").exists() and (tmp_path / RETIRED).exists()
+    assert clicks() == 10
+    assert files.total(own)["adlink_request_duration_seconds"][("/go",)][-1] == 0.5
+    (tmp_path / "worker-999999-0a0b0c0d.json").write_bytes(saved)  # as a reader between the two steps sees it
+    assert clicks() == 10
+    retire_worker(tmp_path, 999999)  # nothing new to fold: RETIRED names that file already
+    assert clicks() == 10
+
+
+def test_a_missing_directory_is_made_again_and_a_failed_write_counted(tmp_path: Path) -> None:
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    metrics = Metrics(str(directory))
+    shutil.rmtree(directory)
+    metrics.flush()  # made again
+    assert len(list(directory.glob("worker-*.json"))) == 1
+    shutil.rmtree(directory)
+    directory.write_text("now a file")  # can't be made again: counted, never raised
+    metrics.flush()
+    assert metrics.snapshot()["adlink_metrics_write_errors"] == {(): 1}
+
+
+def test_a_metrics_port_of_its_own() -> None:
+    """ROUTER_METRICS_PORT: /metrics there (with the probes) and nowhere else; no clicks there."""
+    metrics_port = free_port()
+    server = Server(env={"ROUTER_METRICS_PORT": str(metrics_port)})
+    try:
+        server.wait_ready()
+        on_metrics = f"http://127.0.0.1:{metrics_port}"
+        assert httpx.get(f"{server.base}/metrics").status_code == 404
+        assert httpx.get(f"{server.base}{CLICK}", headers=SAFARI).status_code == 302
+        assert httpx.get(f"{on_metrics}{CLICK}", headers=SAFARI).status_code == 404
+        assert httpx.get(f"{on_metrics}/readyz").status_code == 200
+        samples = scrape(on_metrics)
+        assert clicks_total(samples) == 1
+        assert value(samples, "adlink_refusals_total", status="404", stage="edge") == 2
+    finally:
+        output = server.stop()
+    assert f"http://127.0.0.1:{metrics_port} (metrics)" in output
+
+
+def test_a_metrics_port_equal_to_the_clicks_port_or_out_of_range_is_refused() -> None:
+    port = free_port()
+    for env, expected in (({"ROUTER_METRICS_PORT": str(port)}, "ROUTER_METRICS_PORT must differ from the clicks' port"),
+                          ({"ROUTER_METRICS_PORT": "0"}, "ROUTER_METRICS_PORT must be between 1 and 65535, got 0")):
+        refused = Server("--port", str(port), env=env)
+        assert refused.wait_exit(30) == 2
+        assert expected in refused.stop()

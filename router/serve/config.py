@@ -23,6 +23,7 @@
 | ROUTER_CLICK_LOG | stdout | where click lines go: stdout, stderr or off |
 | ROUTER_METRICS_FROM | private | who may scrape /metrics: `private` (loopback, private networks), `any`, `off`, CIDRs |
 | ROUTER_METRICS_DIR | (serve --workers makes one) | where the workers of one router share their metrics |
+| ROUTER_METRICS_PORT | (unset) | serve /metrics on this port only (with the probes), never on the clicks' port |
 """
 
 from __future__ import annotations
@@ -175,6 +176,19 @@ def _signing_keys(env: Mapping[str, str]) -> SigningKeys:
     return SigningKeys.parse(keys_text) if keys_text else SigningKeys.development_keys()
 
 
+def _port(name: str, text: str) -> int:
+    """A TCP port from the environment; 0 when unset."""
+    if not text.strip():
+        return 0
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a port number, got {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise ValueError(f"{name} must be between 1 and 65535, got {value}")
+    return value
+
+
 def _metrics_from(text: str) -> tuple[Network, ...]:
     """ROUTER_METRICS_FROM as networks; () when /metrics is off."""
     value = text.strip().lower()
@@ -242,6 +256,10 @@ class Settings(ClickSettings):
     # directory where the workers of `serve --workers N` share their counts (empty: this process alone).
     metrics_from: tuple[Network, ...] = PRIVATE_NETWORKS
     metrics_dir: str = ""
+    # A port of its own for /metrics (0: the clicks' port). What reaches the router through a Service or a
+    # NAT that hides the client's address can't be told from Prometheus by address: a port that only the
+    # cluster reaches can.
+    metrics_port: int = 0
 
     @property
     def rules_location(self) -> str:
@@ -290,4 +308,5 @@ class Settings(ClickSettings):
                                       DEFAULT_SHUTDOWN_SECONDS, 1, 600),
             metrics_from=_metrics_from(env.get("ROUTER_METRICS_FROM", "")),
             metrics_dir=env.get("ROUTER_METRICS_DIR", "").strip(),
+            metrics_port=_port("ROUTER_METRICS_PORT", env.get("ROUTER_METRICS_PORT", "")),
         )

@@ -21,8 +21,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,12 +54,17 @@ class Family:
     help: str
     labels: tuple[str, ...] = ()
     buckets: tuple[float, ...] = ()
+    # How the workers' values add up: counters and histograms always sum; a gauge sums (workers in a state,
+    # memory) or takes the largest (an info metric is 1, the rule count is one set's).
+    merge: str = "sum"
 
 
 FAMILIES = {family.name: family for family in (
     Family("adlink_clicks", "counter", "Clicks answered, by what was decided, which rule decided it, the channel "
            "and the app the click came from (action error: the safe page after an unexpected error)",
            ("action", "rule", "channel", "app")),
+    Family("adlink_click_errors", "counter",
+           "Clicks that met an unexpected error and got the safe page (there from the start, at 0)", ()),
     Family("adlink_request_duration_seconds", "histogram",
            "Time from a request's head to the end of its answer, by route", ("route",), REQUEST_BUCKETS),
     Family("adlink_decision_duration_seconds", "histogram",
@@ -67,17 +73,19 @@ FAMILIES = {family.name: family for family in (
     Family("adlink_refusals", "counter", "Requests refused with a 4xx, by status and where: protocol (the HTTP "
            "server, before the app), edge (header size, host name), route (no such page or method), click "
            "(a link that could not be read)", ("status", "stage")),
-    Family("adlink_rules_info", "gauge", "Workers serving each rules version", ("version",)),
-    Family("adlink_rules", "gauge", "Rules in the version served, per worker, summed", ()),
+    Family("adlink_rules_info", "gauge", "Rules versions being served (1 each; more than one during a reload)",
+           ("version",), merge="max"),
+    Family("adlink_rules", "gauge", "Rules in the version served (the largest set, when workers differ)", (),
+           merge="max"),
     Family("adlink_rules_reloads", "counter", "Reload attempts, by result: accepted (a new version serves), "
-           "unchanged, rejected (the last good rules keep serving); each worker reloads on its own",
-           ("result",)),
+           "unchanged, rejected (they do not validate; the last good rules keep serving), unavailable (they "
+           "could not be read or fetched); each worker reloads on its own", ("result",)),
     Family("adlink_rules_last_reload_rejected", "gauge",
            "Workers whose last reload attempt was rejected: rules were changed and do not serve", ()),
     Family("adlink_expansions", "counter", "Short-link expansions asked for by clicks, by result", ("result",)),
     Family("adlink_expansion_upstream_requests", "counter", "Requests sent to short-link hosts", ()),
-    Family("adlink_expansion_circuit_open", "gauge",
-           "Workers whose circuit breaker is open (not calling) for an expansion host", ("host",)),
+    Family("adlink_expansion_circuit_open", "gauge", "Workers whose circuit breaker for an expansion host is open "
+           "and cooling down: no call goes there until the cooldown ends", ("host",)),
     Family("adlink_ad_click_replays", "counter",
            "Signed ad clicks refused ad treatment because their click id had been used before", ()),
     Family("adlink_click_lines_dropped", "counter",
@@ -85,6 +93,8 @@ FAMILIES = {family.name: family for family in (
     Family("adlink_workers", "gauge", "Worker processes serving", ()),
     Family("adlink_worker_resident_memory_bytes", "gauge", "Resident memory of the workers, summed", ()),
     Family("adlink_worker_cpu_seconds", "counter", "CPU time (user and system) of the workers, summed", ()),
+    Family("adlink_metrics_write_errors", "counter",
+           "Failed writes of a worker's metrics snapshot (a full or missing ROUTER_METRICS_DIR): the sum is stale", ()),
 )}
 
 Labels = tuple[str, ...]
@@ -120,11 +130,12 @@ def count_protocol_refusal(status: int) -> None:
 class Metrics:
     """One process's counts, and where the rest of its state is read from (`state`, set by the app)."""
 
-    __slots__ = ("clicks", "decisions", "files", "refusals", "requests", "state")
+    __slots__ = ("clicks", "decisions", "errors", "files", "refusals", "requests", "state")
 
     def __init__(self, directory: str = "") -> None:
         self.clicks: dict[tuple[Any, ...], int] = {}
         self.refusals: dict[tuple[int, str], int] = {}
+        self.errors = 0  # clicks answered with the safe page after an unexpected error
         # Per route; /go and /ad from the start, so a click never looks for its histogram twice.
         self.requests = {route: Histogram(REQUEST_BUCKETS) for route in ("/go", "/ad")}
         # kept: a repeated click answered from memory; decided: one read and decided
@@ -168,23 +179,26 @@ class Metrics:
         out["adlink_decision_duration_seconds"] = {(answer,): h.sample() for answer, h in self.decisions.items()}
         for name, samples in self.state().items():
             out[name].update(samples)
+        out["adlink_click_errors"] = {(): self.errors}
         out["adlink_workers"] = {(): 1}
         out["adlink_worker_resident_memory_bytes"] = {(): _resident_bytes()}
         times = os.times()
         out["adlink_worker_cpu_seconds"] = {(): times.user + times.system}
+        out["adlink_metrics_write_errors"] = {(): self.files.failures if self.files else 0}
         return out
 
-    def exposition(self, accept: str | None) -> tuple[bytes, str]:
-        """The scrape's body and content type: every worker's numbers summed (this one's alone without a
-        shared directory)."""
+    def scrape(self) -> Snapshot:
+        """This worker's numbers for a scrape, its file written with them (on the event loop, where the
+        counts change)."""
         snapshot = self.snapshot()
         if self.files is not None:
             self.files.write(snapshot)
-            snapshot = self.files.total()
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(_Exposed(snapshot))
-        encoder, content_type = choose_encoder(accept or "")
-        return encoder(registry), content_type
+        return snapshot
+
+    def total(self, own: Snapshot) -> Snapshot:
+        """What a scrape shows: every worker's numbers summed, `own` for this one (only `own` without a shared
+        directory). Reads files only: safe off the event loop."""
+        return own if self.files is None else self.files.total(own)
 
     def flush(self) -> None:
         """Write this worker's snapshot for the others (every FLUSH_SECONDS, and when stopping)."""
@@ -192,53 +206,159 @@ class Metrics:
             self.files.write(self.snapshot())
 
 
+def render(snapshot: Snapshot, accept: str | None) -> tuple[bytes, str]:
+    """The exposition's body and content type: OpenMetrics when the scraper asks for it, else text."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Exposed(snapshot))
+    encoder, content_type = choose_encoder(accept or "")
+    return encoder(registry), content_type
+
+
 class WorkerFiles:
-    """One snapshot file per worker process in a shared directory; written whole (a rename), read whole."""
+    """One snapshot file per worker process in a shared directory; written whole (a rename), read whole.
+
+    A file is named by the worker's pid and a token of its own, so a later process given the same pid never
+    overwrites a dead worker's counts. The supervisor folds a dead worker's file into RETIRED
+    (`retire_worker`): the directory holds one file per live worker, plus one.
+    """
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.own = directory / f"{_FILE_PREFIX}{os.getpid()}.json"
+        self.own = directory / f"{_FILE_PREFIX}{os.getpid()}-{os.urandom(4).hex()}.json"
+        self.failures = 0  # writes that failed (adlink_metrics_write_errors_total)
+        self._warned_at = -_WARN_EVERY_SECONDS
 
     def write(self, snapshot: Snapshot) -> None:
-        data = {"pid": os.getpid(),
-                "families": {name: [[list(labels), value] for labels, value in samples.items()]
-                             for name, samples in snapshot.items() if samples}}
+        data = orjson.dumps({"pid": os.getpid(), "families": _families_json(snapshot)})
         temporary = self.own.with_suffix(".tmp")
         try:
-            temporary.write_bytes(orjson.dumps(data))
+            try:
+                temporary.write_bytes(data)
+            except FileNotFoundError:  # the directory went away (cleaned up by someone): make it again
+                self.directory.mkdir(parents=True, exist_ok=True)
+                temporary.write_bytes(data)
             temporary.replace(self.own)
         except OSError as err:  # a full or read-only disk must not take clicks down: the scrape shows less
-            log.warning("metrics: could not write %s: %s", self.own, err)
+            self.failures += 1
+            with contextlib.suppress(OSError):
+                temporary.unlink()
+            now = time.monotonic()
+            if now - self._warned_at >= _WARN_EVERY_SECONDS:
+                self._warned_at = now
+                log.warning("metrics: could not write %s (%d failures so far): %s", self.own, self.failures, err)
 
-    def total(self) -> Snapshot:
-        """Every worker's snapshot summed; the gauges of workers that have ended left out."""
-        total: Snapshot = {name: {} for name in FAMILIES}
-        for pid, families in self._read():
-            alive = pid == os.getpid() or _alive(pid)
-            for name, samples in families.items():
-                family = FAMILIES.get(name)
-                if family is None or (family.kind == "gauge" and not alive):
+    def total(self, own: Snapshot) -> Snapshot:
+        """Every worker's snapshot summed, this worker's taken as `own` (the same as its file when the write
+        worked); the gauges of workers that have ended left out. A file that can't be read is skipped.
+
+        A file that vanished between listing and reading was folded into RETIRED meanwhile: the sum is
+        taken again, so those counts are neither lost nor counted twice."""
+        for _ in range(3):
+            total: Snapshot = {name: {} for name in FAMILIES}
+            _merge_into(total, _families_json(own), alive=True)
+            retired_files, retired = _read_retired(self.directory)
+            _merge_into(total, retired, alive=False)
+            vanished = False
+            for path in sorted(self.directory.glob(f"{_FILE_PREFIX}*.json")):
+                if path == self.own or path.name in retired_files:  # already folded into the retired counts
                     continue
-                into = total[name]
-                for labels, value in samples:
-                    key = tuple(labels)
-                    into[key] = _add(into.get(key), value)
+                pid, families = _read_snapshot(path)
+                if families is None:
+                    vanished = vanished or not path.exists()
+                    continue
+                _merge_into(total, families, alive=_alive(pid))
+            if not vanished:
+                break
         return total
 
-    def _read(self) -> Iterator[tuple[int, dict[str, Any]]]:
-        for path in sorted(self.directory.glob(f"{_FILE_PREFIX}*.json")):
-            try:
-                data = orjson.loads(path.read_bytes())
-                yield int(data["pid"]), data["families"]
-            except (OSError, ValueError, KeyError, TypeError):  # gone meanwhile, or not ours
-                continue
+
+_WARN_EVERY_SECONDS = 60.0
+RETIRED = "retired.json"  # the counters of workers that have ended, summed (written by the supervisor only)
+
+
+def retire_worker(directory: Path, pid: int) -> None:
+    """Fold the snapshots of worker `pid`, which has ended, into RETIRED, then remove them. Readers skip a
+    worker file that RETIRED names, so a scrape in between never counts it twice. Gauges are dropped: they
+    describe live workers."""
+    names, retired = _read_retired(directory)
+    folded: list[Path] = []
+    for path in directory.glob(f"{_FILE_PREFIX}{pid}-*.json"):
+        if path.name in names:  # folded already; only its removal failed
+            with contextlib.suppress(OSError):
+                path.unlink()
+            continue
+        file_pid, families = _read_snapshot(path)
+        if families is None or file_pid != pid:
+            continue
+        total: Snapshot = {}
+        _merge_into(total, retired, alive=True)
+        _merge_into(total, families, alive=False)
+        retired = _families_json(total)
+        names.add(path.name)
+        folded.append(path)
+    if not folded:
+        return
+    # The names of files already removed are dropped (a later worker never has the same name: a token).
+    present = {path.name for path in directory.glob(f"{_FILE_PREFIX}*.json")}
+    data = orjson.dumps({"files": sorted(names & present), "families": retired})
+    temporary = directory / (RETIRED + ".tmp")
+    try:
+        temporary.write_bytes(data)
+        temporary.replace(directory / RETIRED)
+    except OSError as err:
+        log.warning("metrics: could not write %s: %s", directory / RETIRED, err)
+        return
+    for path in folded:
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 def clear_directory(directory: Path) -> None:
     """Remove the snapshots of an earlier run (its counts belong to processes that are gone)."""
-    for path in directory.glob(f"{_FILE_PREFIX}*"):
+    for path in [*directory.glob(f"{_FILE_PREFIX}*"), *directory.glob(f"{RETIRED}*")]:
         with contextlib.suppress(OSError):
             path.unlink()
+
+
+def _families_json(snapshot: Snapshot) -> dict[str, list[list[Any]]]:
+    return {name: [[list(labels), value] for labels, value in samples.items()]
+            for name, samples in snapshot.items() if samples}
+
+
+def _read_snapshot(path: Path) -> tuple[int, dict[str, Any] | None]:
+    try:
+        data = orjson.loads(path.read_bytes())
+        return int(data["pid"]), dict(data["families"])
+    except (OSError, ValueError, KeyError, TypeError):  # gone meanwhile, half a file from a crash, not ours
+        return 0, None
+
+
+def _read_retired(directory: Path) -> tuple[set[str], dict[str, Any]]:
+    """The worker files already folded into RETIRED (until they are removed), and the folded counts."""
+    try:
+        data = orjson.loads((directory / RETIRED).read_bytes())
+        return {str(name) for name in data["files"]}, dict(data["families"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return set(), {}
+
+
+def _merge_into(total: Snapshot, families: dict[str, Any], alive: bool) -> None:
+    """Add one worker's samples (as written to its file) into `total`; a sample that does not fit (another
+    version's buckets, a broken file) is skipped rather than failing the scrape."""
+    for name, samples in families.items():
+        family = FAMILIES.get(name)
+        if family is None or (family.kind == "gauge" and not alive) or not isinstance(samples, list):
+            continue
+        into = total.setdefault(name, {})
+        for sample in samples:
+            try:
+                labels, value = sample
+                key = tuple(str(label) for label in labels)
+                if len(key) != len(family.labels):
+                    continue
+                into[key] = _combine(family, into.get(key), value)
+            except (TypeError, ValueError):
+                continue
 
 
 class _Exposed(Collector):
@@ -280,12 +400,16 @@ def _bound(value: float) -> str:
     return repr(float(value))
 
 
-def _add(into: Any, value: Any) -> Any:
+def _combine(family: Family, into: Any, value: Any) -> Any:
+    if family.kind == "histogram":
+        if not isinstance(value, list) or len(value) != len(family.buckets) + 2:
+            raise ValueError("not this version's buckets")
+        return list(value) if into is None else [a + b for a, b in zip(into, value, strict=True)]
+    if not isinstance(value, int | float):
+        raise TypeError("not a number")
     if into is None:
-        return list(value) if isinstance(value, list) else value
-    if isinstance(into, list):
-        return [a + b for a, b in zip(into, value, strict=True)]
-    return into + value
+        return value
+    return max(into, value) if family.merge == "max" else into + value
 
 
 def _alive(pid: int) -> bool:

@@ -46,10 +46,15 @@ class Attempt:
     ok: bool
     version: str  # the version serving after the attempt
     errors: tuple[str, ...] = ()  # file:line:col: message, when rejected
+    unavailable: bool = False  # not ok because the rules could not be read or fetched, not because they are wrong
+
+    @property
+    def result(self) -> str:
+        return "ok" if self.ok else "unavailable" if self.unavailable else "rejected"
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"at": self.at.isoformat(timespec="milliseconds"), "trigger": self.trigger,
-                               "result": "ok" if self.ok else "rejected", "version": self.version}
+                               "result": self.result, "version": self.version}
         if self.errors:
             out["errors"] = list(self.errors)
         return out
@@ -63,7 +68,8 @@ class ActiveRules:
         self.source = source
         self.loaded_at = datetime.now(UTC)
         self.last_attempt: Attempt | None = None
-        self.reloads = {"accepted": 0, "unchanged": 0, "rejected": 0}  # attempts since the start, by result
+        # Attempts since the start, by result (router.serve.metrics)
+        self.reloads = {"accepted": 0, "unchanged": 0, "rejected": 0, "unavailable": 0}
 
     def accept(self, rules: RuleSet, trigger: str) -> Attempt:
         old = self.current
@@ -79,14 +85,16 @@ class ActiveRules:
         self.last_attempt = Attempt(datetime.now(UTC), trigger, True, rules.version)
         return self.last_attempt
 
-    def reject(self, errors: list[str], trigger: str) -> Attempt:
+    def reject(self, errors: list[str], trigger: str, unavailable: bool = False) -> Attempt:
+        """Keep serving what serves: the new rules do not validate, or (`unavailable`) could not be read."""
         for error in errors:
             log.warning("rules rejected: %s", error)
         count = len(errors)
-        self.reloads["rejected"] += 1
+        self.reloads["unavailable" if unavailable else "rejected"] += 1
         log.warning("rules rejected (%s): %d problem%s; still serving rules %s", trigger, count,
                     "" if count == 1 else "s", self.current.version)
-        self.last_attempt = Attempt(datetime.now(UTC), trigger, False, self.current.version, tuple(errors))
+        self.last_attempt = Attempt(datetime.now(UTC), trigger, False, self.current.version, tuple(errors),
+                                    unavailable)
         return self.last_attempt
 
     def status(self) -> dict[str, Any]:
@@ -138,7 +146,7 @@ class Reloader:
         except RuleSetError as err:
             return self.active.reject([str(problem) for problem in err.problems], trigger)
         except (RulesUnavailable, OSError) as err:
-            return self.active.reject([str(err)], trigger)
+            return self.active.reject([str(err)], trigger, unavailable=True)
         except Exception as err:  # a reloader that dies would silently stop all future reloads
             log.exception("reloading rules from %s failed", self.source)
             return self.active.reject([f"{self.source}: unexpected error: {err!r}"], trigger)

@@ -93,4 +93,8 @@ class DirectoryWatch:
         # Remembered before reading, and whether or not the rules validate: a rejected directory is not
         # read again (nor logged again) until it changes, and a change made during the read is seen next.
         self.seen = now
+        if now[0] == "unreadable":  # gone or not readable (a volume unmounted): not the rules' fault
+            errno = now[1]
+            reason = os.strerror(errno) if isinstance(errno, int) else "unreadable"
+            raise RulesUnavailable(f"{self.directory}: the rules directory can't be read ({reason})")
         return await asyncio.to_thread(load_rules, self.directory)

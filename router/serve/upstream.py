@@ -320,6 +320,11 @@ class CircuitBreaker:
     def is_open(self, host: str) -> bool:
         return host in self._opened
 
+    def refusing(self, host: str) -> bool:
+        """Open and cooling down: no call goes to `host` now (after the cooldown the next click tries it)."""
+        opened = self._opened.get(host)
+        return opened is not None and self._clock() - opened < self.cooldown
+
 
 _MAX_LINK_CHARS = 1500  # router.decision.click.MAX_LINK_CHARS: the longest destination a click may have
 _URL_IN_PAGE_RE = re.compile(r"https://[A-Za-z0-9.\-]+(?:/[^\s\"'<>\\`]*)?")

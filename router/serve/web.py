@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 import os
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -40,9 +41,9 @@ from router.decision.types import Action, Context, Decision
 from router.serve.clicklog import ClickLog
 from router.serve.config import VISITOR_COOKIE, Settings, address_in
 from router.serve.drain import DRAIN
-from router.serve.edge import refusal, refuse, server_names
+from router.serve.edge import ADDRESSED_PATHS, refusal, refuse, server_names
 from router.serve.logs import ACCESS_LOGGER, click_stream, configure_logging, request_id_from
-from router.serve.metrics import FLUSH_SECONDS, Metrics, Snapshot
+from router.serve.metrics import FLUSH_SECONDS, Metrics, Snapshot, render
 from router.serve.pages import (
     SECURITY_HEADERS,
     choose_language,
@@ -220,6 +221,7 @@ class Clicks:
             self.metrics.refused(bad.status, "click")
         except Exception:  # the click target must never answer 5xx: log and give the safest page
             log.exception("unexpected error deciding %s", path)
+            self.metrics.errors += 1
             page = self._error_page(accept_language, ctx)
             action, rule = "error", "error-fallback"
         headers = page.headers  # built for this response (never a shared list): added to in place
@@ -273,6 +275,19 @@ class RouterApp:
         self.rest = rest
         self.state = rest.state
         self._names = server_names(settings.server_names)
+        self._metrics_port = settings.metrics_port
+
+    def _port_refusal(self, scope: Scope) -> tuple[int, str] | None:
+        """With ROUTER_METRICS_PORT: that port serves /metrics and the probes only, the clicks' port never
+        /metrics."""
+        server = scope.get("server")
+        on_metrics_port = server is not None and server[1] == self._metrics_port
+        path = scope["path"]
+        if on_metrics_port and path not in ADDRESSED_PATHS:
+            return 404, "This port serves /metrics, /healthz and /readyz only.\n"
+        if not on_metrics_port and path == "/metrics":
+            return 404, "No such page.\n"
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -280,7 +295,7 @@ class RouterApp:
             return
         if scope["path"] in _CLICK_PATHS and scope["method"] in ("GET", "HEAD"):
             refused = refusal(scope, self._names)
-            if refused is None:
+            if refused is None and (not self._metrics_port or self._port_refusal(scope) is None):
                 await self.clicks(scope, receive, send)  # its own request id and click line
                 return
         await self._other(scope, receive, send)
@@ -300,6 +315,8 @@ class RouterApp:
             await send(message)
 
         refused = refusal(scope, self._names)
+        if refused is None and self._metrics_port:
+            refused = self._port_refusal(scope)
         if refused is not None:
             await refuse(send_with_id, *refused)
         else:
@@ -368,7 +385,9 @@ def create_app(
         if client is not None and not address_in(client.host, settings.metrics_from):
             return PlainTextResponse("403: metrics are served to the networks in ROUTER_METRICS_FROM only.\n", 403,
                                      headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
-        body, content_type = metrics.exposition(request.headers.get("accept"))
+        own = metrics.scrape()  # this worker's counts, and its file written: on the loop, like every count
+        # Reading the other workers' files, summing and formatting: off the loop, so clicks don't wait for it.
+        body, content_type = await asyncio.to_thread(_exposition, metrics, own, request.headers.get("accept"))
         return Response(body, headers={"Content-Type": content_type, "Cache-Control": "no-store",
                                        "X-Content-Type-Options": "nosniff"})
 
@@ -412,6 +431,10 @@ def create_app(
     return RouterApp(clicks, rest, settings)
 
 
+def _exposition(metrics: Metrics, own: Snapshot, accept: str | None) -> tuple[bytes, str]:
+    return render(metrics.total(own), accept)
+
+
 def metrics_state(active: ActiveRules, expander: Expander | None, replays: ClickReplays,
                   click_log: ClickLog) -> Snapshot:
     """What the parts keep, as metrics samples (router.serve.metrics), read when a snapshot is taken."""
@@ -421,7 +444,7 @@ def metrics_state(active: ActiveRules, expander: Expander | None, replays: Click
         "adlink_rules_info": {(current.version,): 1},
         "adlink_rules": {(): len(current.rules)},
         "adlink_rules_reloads": {(result,): count for result, count in active.reloads.items()},
-        "adlink_rules_last_reload_rejected": {(): int(last is not None and not last.ok)},
+        "adlink_rules_last_reload_rejected": {(): int(last is not None and last.result == "rejected")},
         "adlink_ad_click_replays": {(): replays.replays},
         "adlink_click_lines_dropped": {(): click_log.dropped_total},
     }
@@ -429,7 +452,7 @@ def metrics_state(active: ActiveRules, expander: Expander | None, replays: Click
         state["adlink_expansions"] = {(result,): count for result, count in expander.results.items()}
         state["adlink_expansion_upstream_requests"] = {(): expander.requests}
         state["adlink_expansion_circuit_open"] = {
-            (host,): int(expander.breaker.is_open(host)) for host in expander.policy.hosts}
+            (host,): int(expander.breaker.refusing(host)) for host in expander.policy.hosts}
     return state
 
 
@@ -442,8 +465,14 @@ async def metrics_flushed(metrics: Metrics) -> AsyncIterator[None]:
         return
 
     async def flush_every_second() -> None:
+        logged_at = -60.0
         while True:
-            metrics.flush()
+            try:
+                metrics.flush()
+            except Exception:  # a bug here must not end the flushing (the other workers' sums would freeze)
+                if time.monotonic() - logged_at >= 60:
+                    logged_at = time.monotonic()
+                    log.exception("metrics: writing this worker's snapshot failed")
             await asyncio.sleep(FLUSH_SECONDS)
 
     task = asyncio.get_running_loop().create_task(flush_every_second(), name="metrics-flush")

@@ -27,18 +27,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
-from router.serve.metrics import clear_directory
+from router.serve.metrics import clear_directory, retire_worker
 
 log = logging.getLogger("router")
 RESTART_PAUSE_SECONDS = 1.0  # a worker that dies at once is not started again in a tight loop
 
 
-def listening_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
-    """A socket bound to host:port that other processes may bind too (SO_REUSEPORT)."""
+def listening_socket(host: str, port: int, backlog: int = 2048, reuse_port: bool = True) -> socket.socket:
+    """A socket bound to host:port; with `reuse_port`, one that the other workers may bind too (SO_REUSEPORT)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.listen(backlog)
     sock.set_inheritable(True)
@@ -80,6 +81,9 @@ class Supervisor:
                 code = worker.poll()
                 if code is not None and not self.stopping:
                     log.warning("worker %d exited with %d; starting another", worker.pid, code)
+                    metrics_dir = self.env.get("ROUTER_METRICS_DIR")
+                    if metrics_dir:  # its counters stay in the sum, in one file with every ended worker's
+                        retire_worker(Path(metrics_dir), worker.pid)
                     time.sleep(RESTART_PAUSE_SECONDS)
                     self.workers[index] = self._start_one()
         codes = []
