@@ -42,3 +42,20 @@ def test_only_slotted_dataclasses_without_post_init() -> None:
         with pytest.raises(TypeError, match="slotted dataclass"):
             slot_constructor(cls)
     assert slot_constructor(Client).__name__ == "new_client"
+
+
+def test_keys_keep_their_hash_and_it_is_the_fields_hash() -> None:
+    """Client and Link keep their hash (router.decision.slots): built either way it is the hash of their
+    compared fields, equal objects hash alike, and a changed field changes it."""
+    from router.decision.slots import field_hash
+
+    parsed = parse_client(uas.WECHAT_IOS)
+    fields = {f.name: getattr(parsed, f.name) for f in dataclasses.fields(Client) if f.init}
+    made = Client(**fields)
+    built = slot_constructor(Client)(*fields.values())
+    assert parsed == made == built and hash(parsed) == hash(made) == hash(built) == field_hash(made)
+    assert hash(dataclasses.replace(made, browser="Other")) != hash(made)
+    link = parse_link("https://item.taobao.com/item.htm?id=1")
+    assert hash(link) == field_hash(link) == hash(dataclasses.replace(link))
+    assert hash(dataclasses.replace(link, title="x")) != hash(link) and dataclasses.replace(link, title="x") != link
+    assert "_hash" not in repr(link)

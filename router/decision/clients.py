@@ -396,7 +396,7 @@ def _client(
 
 _new_client = slot_constructor(Client)  # router.decision.slots: half the cost of Client(...)
 # _client's key is handed to it positionally: it must list the fields in their order.
-if tuple(f.name for f in dataclasses.fields(Client)) != (
+if tuple(f.name for f in dataclasses.fields(Client) if f.init) != (
     "app", "app_version", "os", "os_version", "device", "bot", "mini_program", "browser"
 ):
     raise ImportError("router.decision.clients: Client's fields changed; update _client's key")

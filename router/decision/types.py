@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from router.decision.slots import HASH_FIELD, field_hash
+
 Version = tuple[int, ...]
 """A dotted version as integers: "8.0.30" -> (8, 0, 30). Empty when unknown."""
 
@@ -108,6 +110,14 @@ class Client:
     bot: bool
     mini_program: bool = False
     browser: str = ""  # ua-parser's browser family for browsers and bots; empty inside named apps
+    # A key of the kept answers and the client store: its hash worked out once (router.decision.slots).
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, HASH_FIELD, field_hash(self))
+
+    def __hash__(self) -> int:
+        return self._hash
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +132,14 @@ class Link:
     shop_id: str | None = None
     token: str | None = None  # tk= of a short link or the ￥…￥ code of a share text
     title: str | None = None  # from a share text, when it carries one
+    # A key of the kept answers (router.decision.decide): its hash worked out once (router.decision.slots).
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, HASH_FIELD, field_hash(self))
+
+    def __hash__(self) -> int:
+        return self._hash
 
 
 @dataclass(frozen=True, slots=True)
