@@ -257,6 +257,8 @@ def _serve(args: argparse.Namespace, refusal: logging.Logger) -> int:
         # One process: its counts are all there is. A metrics directory (set for workers, as a ConfigMap
         # may) would only add an earlier process's files to the sum.
         settings = dataclasses.replace(settings, metrics_dir="")
+    if not args.reuse_port:  # the parent, or the one process: a busy port is refused before anything starts
+        _check_ports_free(args.host, args.port, settings.metrics_port)
     source = rules_source(settings)  # before loading: a change made meanwhile is picked up once serving
     # Refuse to start, naming file:line (or why the bundle could not be fetched), before uvicorn does anything.
     rules = _rules(settings, source, report=refusal.critical)
@@ -309,6 +311,18 @@ def _serve(args: argparse.Namespace, refusal: logging.Logger) -> int:
         for index, sock in enumerate(sockets)))
     server.run(sockets=sockets)
     return 0
+
+
+def _check_ports_free(host: str, *ports: int) -> None:
+    from router.serve.workers import check_free
+
+    for port in ports:
+        try:
+            if port:
+                check_free(host, port)
+        except OSError as err:
+            raise UsageError(f"can't listen on {host}:{port}: {err.strerror or err}; is another router running "
+                             "there?") from None
 
 
 def _server_limits(settings: Settings) -> dict[str, Any]:

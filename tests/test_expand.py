@@ -16,7 +16,15 @@ import httpcore
 import httpx
 import pytest
 
-from router.serve.upstream import Expanded, Expander, ExpandPolicy, PublicOnlyBackend, address_refusal, item_in_page
+from router.serve.upstream import (
+    EXPANSION_RESULTS,
+    Expanded,
+    Expander,
+    ExpandPolicy,
+    PublicOnlyBackend,
+    address_refusal,
+    item_in_page,
+)
 
 SHORT = "https://m.tb.cn/h.gYx1a2b?tk=AbCd1234"
 ITEM = "https://item.taobao.com/item.htm?id=123456"
@@ -189,6 +197,7 @@ def test_breaker_opens_after_consecutive_failures_and_half_opens() -> None:
     blocked = expand(exp, "https://m.tb.cn/h.other")
     assert blocked.link is None and blocked.reason.startswith("circuit open for m.tb.cn") and len(calls) == 3
     assert blocked.result == "circuit_open" and exp.results == {"upstream_error": 3, "circuit_open": 1}
+    assert set(exp.results) <= set(EXPANSION_RESULTS)  # the metric's label values, all shown from the start
     clock.now += 21
     assert not exp.breaker.refusing("m.tb.cn")  # cooled down: the next click is the trial (the metric says so)
     assert expand(exp, "https://m.tb.cn/h.trial").link is not None  # the trial call succeeds: closed again

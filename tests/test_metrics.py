@@ -568,3 +568,18 @@ def test_a_metrics_port_equal_to_the_clicks_port_or_out_of_range_is_refused() ->
         refused = Server("--port", str(port), env=env)
         assert refused.wait_exit(30) == 2
         assert expected in refused.stop()
+
+
+def test_a_second_router_on_a_busy_port_is_refused() -> None:
+    """SO_REUSEPORT would let a second `serve --workers 2` join the first one's port and take a share of its
+    clicks: it is refused at start, naming the port."""
+    first = Server("--workers", "2")
+    try:
+        first.wait_ready()
+        second = Server("--port", str(first.port), "--workers", "2")
+        assert second.wait_exit(30) == 2
+        output = second.stop()
+        assert f"can't listen on 127.0.0.1:{first.port}" in output and "another router" in output
+        assert httpx.get(f"{first.base}/readyz").status_code == 200
+    finally:
+        first.stop()

@@ -23,7 +23,7 @@
 | ROUTER_CLICK_LOG | stdout | where click lines go: stdout, stderr or off |
 | ROUTER_METRICS_FROM | private | who may scrape /metrics: `private` (loopback, private networks), `any`, `off`, CIDRs |
 | ROUTER_METRICS_DIR | (serve --workers makes one) | where the workers of one router share their metrics |
-| ROUTER_METRICS_PORT | (unset) | serve /metrics on this port only (with the probes), never on the clicks' port |
+| ROUTER_METRICS_PORT | (unset) | serve /metrics on this port only, never on the clicks' port (probes: on both) |
 """
 
 from __future__ import annotations

@@ -273,8 +273,12 @@ class Expanded:
     link: Link | None
     reason: str
     # expanded, or what kind of failure: timeout, circuit_open, upstream_error (a 5xx, 4xx or a broken
-    # connection), refused (a redirect the router does not follow), no_item, error (router.serve.metrics)
+    # connection), refused (a redirect the router does not follow), no_item, error (EXPANSION_RESULTS)
     result: str = "expanded"
+
+
+# What an expansion can come to (adlink_expansions_total's `result`, router.serve.metrics).
+EXPANSION_RESULTS = ("expanded", "timeout", "circuit_open", "upstream_error", "refused", "no_item", "error")
 
 
 class _Failure(Exception):

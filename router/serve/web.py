@@ -56,7 +56,7 @@ from router.serve.pages import (
 )
 from router.serve.reload import ActiveRules, Reloader, rules_source
 from router.serve.sources import RulesSource
-from router.serve.upstream import Expander, ExpandPolicy, with_expansion
+from router.serve.upstream import EXPANSION_RESULTS, Expander, ExpandPolicy, with_expansion
 
 log = logging.getLogger("router")
 access_log = logging.getLogger(ACCESS_LOGGER)
@@ -449,7 +449,8 @@ def metrics_state(active: ActiveRules, expander: Expander | None, replays: Click
         "adlink_click_lines_dropped": {(): click_log.dropped_total},
     }
     if expander is not None:
-        state["adlink_expansions"] = {(result,): count for result, count in expander.results.items()}
+        # Every result from the start (at 0): the first timeout shows in an increase() too.
+        state["adlink_expansions"] = {(result,): expander.results.get(result, 0) for result in EXPANSION_RESULTS}
         state["adlink_expansion_upstream_requests"] = {(): expander.requests}
         state["adlink_expansion_circuit_open"] = {
             (host,): int(expander.breaker.refusing(host)) for host in expander.policy.hosts}

@@ -96,6 +96,16 @@ class Supervisor:
         return 0 if all(code in (0, -signal.SIGTERM, -signal.SIGINT) for code in codes) else 1
 
 
+def check_free(host: str, port: int) -> None:
+    """OSError unless host:port is free. SO_REUSEPORT lets any process of the same user join a port that
+    is already listened on, so a second `serve --workers N` on a busy port would quietly take a share of
+    the first one's connections: a bind without it, tried first, fails on any listener."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port in TIME_WAIT is free
+        probe.bind((host, port))
+
+
 def supervise(host: str, port: int, workers: int, log_level: str, env_overrides: dict[str, str],
               stop_seconds: float = 30.0) -> int:
     """Run `workers` copies of `serve --reuse-port` on host:port until told to stop; on SIGTERM each gets
