@@ -467,7 +467,7 @@ def test_cache_clear_and_info() -> None:
     parse_client(ua)
     info = cache_info()
     assert (info.currsize, info.misses, info.hits) == (1, 1, 1)
-    assert info.maxsize == 4096 + 512  # other user agents, and WeChat's apart
+    assert info.maxsize == 4096 + 2048  # other user agents, and WeChat's apart
 
 
 def test_huge_ua_is_truncated_before_parsing_and_caching() -> None:
