@@ -25,6 +25,7 @@ class Server:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self._log = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115 -- closed in stop()
+        self._output: str | None = None  # what it printed, once stopped
         self.process = subprocess.Popen(
             [sys.executable, "-m", "router", "serve", "--host", "127.0.0.1", "--port", str(self.port), *args],
             # No drain unless a test asks for one: SIGTERM stops a test's server at once (router.serve.drain).
@@ -52,7 +53,9 @@ class Server:
         return self.process.wait(timeout=timeout)
 
     def stop(self) -> str:
-        """Stop the server and return everything it printed."""
+        """Stop the server and return everything it printed (again, when called again)."""
+        if self._output is not None:
+            return self._output
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -60,6 +63,6 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        output = self.output()
+        self._output = self.output()
         self._log.close()
-        return output
+        return self._output

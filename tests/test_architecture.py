@@ -27,8 +27,10 @@ TOP_LEVEL_MODULES = {"router", "router.cli", "router.__main__"}
 NOT_IN_DECISION = ("starlette", "uvicorn", "httpx", "httpcore", "jinja2", "socket", "ssl", "asyncio",
                    "subprocess", "http", "urllib.request")
 # Every outbound connection goes through one module (SECURITY.md: SSRF).
-NETWORK = ("httpx", "httpcore", "socket", "ssl", "urllib.request", "http.client", "requests", "aiohttp")
+NETWORK = ("httpx", "httpcore", "socket", "ssl", "urllib.request", "http.client", "requests", "aiohttp", "redis")
 NETWORK_MODULE = "router.serve.upstream"
+# The one other way out: the fleet's shared store (Valkey/Redis), through its client only.
+STORE_MODULE, STORE_CLIENT = "router.serve.shared", "redis"
 # Listening is not connecting: `serve --workers N` binds each worker's own listening socket.
 LISTENING_MODULE = "router.serve.workers"
 # YAML that people write (rule files, case files) is read by one reader; pages also load their shipped words.
@@ -184,11 +186,13 @@ def test_the_decision_is_pure() -> None:
 
 
 def test_only_upstream_opens_connections() -> None:
-    """No module but router/serve/upstream.py imports an HTTP client or socket library, and it does; the one
-    exception is the socket module in router/serve/workers.py, which only listens (and never connects:
-    no module but upstream calls anything that connects)."""
+    """No module but router/serve/upstream.py imports an HTTP client or socket library, and it does; the
+    exceptions: the socket module in router/serve/workers.py, which only listens (and never connects: no
+    module but upstream calls anything that connects), and the Redis client in router/serve/shared.py,
+    the fleet's store."""
     elsewhere = [str(arrow) for arrow in ARROWS if arrow.source != NETWORK_MODULE and inside(arrow.target, NETWORK)
-                 and not (arrow.source == LISTENING_MODULE and arrow.target == "socket")]
+                 and not (arrow.source == LISTENING_MODULE and arrow.target == "socket")
+                 and not (arrow.source == STORE_MODULE and inside(arrow.target, (STORE_CLIENT,)))]
     assert elsewhere == []
     assert forbidden(ARROWS, (NETWORK_MODULE,), ("httpx",)) != []
     calls = [call for name, path in modules(PACKAGE).items() if name != NETWORK_MODULE

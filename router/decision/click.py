@@ -249,7 +249,9 @@ def _ad_claim(
     if verified and replays is not None and click_ids:
         key = fields.get("sig", "") + "|" + "&".join(click_ids)
         if not replays.first_use(key, at.timestamp()):
-            verified, reason = False, f"click id {click_ids[0][:60]} was already used: a replayed ad click"
+            verified, reason = False, _replayed_reason(key)
+        elif isinstance(replays, DeferredReplays):
+            replays.asked(key, fields.get("exp", ""))
     return AdClaim(
         source=values.get("src", ""),
         advertiser=values.get("adv", ""),
@@ -257,6 +259,37 @@ def _ad_claim(
         verified=verified,
         reason=reason,
     )
+
+
+def _replayed_reason(key: str) -> str:
+    first_click_id = key.partition("|")[2].partition("&")[0]
+    return f"click id {first_click_id[:60]} was already used: a replayed ad click"
+
+
+class DeferredReplays(ClickReplays):
+    """For replays checked after reading, in a store read_click can't wait for (router.serve.shared):
+    answers "first use" and remembers what it was asked, and the link's signed expiry."""
+
+    def __init__(self) -> None:
+        super().__init__(max_entries=1)
+        self.key = ""
+        self.expires = ""
+
+    def first_use(self, key: str, now: float) -> bool:
+        return True
+
+    def asked(self, key: str, expires: str) -> None:
+        self.key, self.expires = key, expires
+
+
+def as_replayed(ctx: Context, key: str) -> Context:
+    """The click `ctx` read, now that its click id (`key`, as DeferredReplays was asked) turned out to be
+    used before: what read_click answers for a replay."""
+    if ctx.ad is None:
+        return ctx
+    ad = dataclasses.replace(ctx.ad, verified=False, reason=_replayed_reason(key))
+    channel, reason = _channel({}, ad)
+    return dataclasses.replace(ctx, ad=ad, channel=channel, channel_reason=reason)
 
 
 def _channel(values: dict[str, str], ad: AdClaim | None) -> tuple[Channel, str]:

@@ -23,6 +23,8 @@
 | ROUTER_CLICK_LOG | stdout | where click lines go: stdout, stderr or off |
 | ROUTER_METRICS_FROM | private | who may scrape /metrics: `private` (loopback, private networks), `any`, `off`, CIDRs |
 | ROUTER_METRICS_DIR | (serve --workers makes one) | where the workers of one router share their metrics |
+| ROUTER_REDIS_URL | (unset: each process alone) | the fleet's shared store, redis:// or rediss:// (serve.shared) |
+| ROUTER_REDIS_TIMEOUT_MS | 20 | every call to the shared store's deadline; past it the process's own store answers |
 | ROUTER_METRICS_PORT | (unset) | serve /metrics on this port only, never on the clicks' port (probes: on both) |
 """
 
@@ -52,6 +54,9 @@ FETCH_TIMEOUT_SECONDS = 5.0
 DEFAULT_DRAIN_SECONDS = 5.0
 DEFAULT_KEEPALIVE_SECONDS = 5.0
 DEFAULT_SHUTDOWN_SECONDS = 10.0
+# A click waits at most this long for the shared store; a Redis on the same network answers in well under
+# a millisecond, so this only bounds what a sick one costs.
+DEFAULT_REDIS_TIMEOUT_MS = 20
 # Who may read /metrics by default: the networks a Prometheus server scrapes from (loopback, RFC 1918,
 # carrier-grade NAT as some clusters use, link-local, IPv6 unique-local). Rule ids and traffic volumes are
 # nobody else's business; behind a trusted proxy the address is the client's, so the public is refused.
@@ -176,6 +181,35 @@ def _signing_keys(env: Mapping[str, str]) -> SigningKeys:
     return SigningKeys.parse(keys_text) if keys_text else SigningKeys.development_keys()
 
 
+def check_redis_url(text: str) -> str:
+    """ROUTER_REDIS_URL as given, or ValueError naming what is wrong (never echoing a password)."""
+    url = text.strip()
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        shown = f"{parts.scheme}://…" if parts.scheme else "a value without a scheme"
+        raise ValueError(f"ROUTER_REDIS_URL must be redis://[:password@]host:port[/db] or rediss://… (TLS), "
+                         f"got {shown}")
+    try:
+        parts.port  # noqa: B018  (raises for a port out of range)
+    except ValueError:
+        raise ValueError("ROUTER_REDIS_URL has a port that is not a number from 1 to 65535") from None
+    return url
+
+
+def _redis_timeout(text: str) -> float:
+    if not text.strip():
+        return DEFAULT_REDIS_TIMEOUT_MS / 1000
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"ROUTER_REDIS_TIMEOUT_MS must be a number of milliseconds, got {text!r}") from None
+    if not 1 <= value <= 1000:
+        raise ValueError(f"ROUTER_REDIS_TIMEOUT_MS must be between 1 and 1000 milliseconds, got {value}")
+    return value / 1000
+
+
 def _port(name: str, text: str) -> int:
     """A TCP port from the environment; 0 when unset."""
     if not text.strip():
@@ -260,6 +294,9 @@ class Settings(ClickSettings):
     # NAT that hides the client's address can't be told from Prometheus by address: a port that only the
     # cluster reaches can.
     metrics_port: int = 0
+    # The fleet's shared store (router.serve.shared): empty, each process keeps its own.
+    redis_url: str = ""
+    redis_timeout_seconds: float = DEFAULT_REDIS_TIMEOUT_MS / 1000
 
     @property
     def rules_location(self) -> str:
@@ -309,4 +346,6 @@ class Settings(ClickSettings):
             metrics_from=_metrics_from(env.get("ROUTER_METRICS_FROM", "")),
             metrics_dir=env.get("ROUTER_METRICS_DIR", "").strip(),
             metrics_port=_port("ROUTER_METRICS_PORT", env.get("ROUTER_METRICS_PORT", "")),
+            redis_url=check_redis_url(env.get("ROUTER_REDIS_URL", "")),
+            redis_timeout_seconds=_redis_timeout(env.get("ROUTER_REDIS_TIMEOUT_MS", "")),
         )

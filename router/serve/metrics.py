@@ -90,6 +90,11 @@ FAMILIES = {family.name: family for family in (
            "Signed ad clicks refused ad treatment because their click id had been used before", ()),
     Family("adlink_click_lines_dropped", "counter",
            "Click lines dropped because the click stream stopped taking them", ()),
+    Family("adlink_shared_store_calls", "counter", "Calls answered by the fleet's shared store, by operation",
+           ("operation",)),
+    Family("adlink_shared_store_fallbacks", "counter", "Calls the shared store did not answer (down, slow, "
+           "garbage, or resting after a failure): this process's own store answered, by operation", ("operation",)),
+    Family("adlink_shared_store_up", "gauge", "Workers asking the shared store (not resting after a failure)", ()),
     Family("adlink_workers", "gauge", "Worker processes serving", ()),
     Family("adlink_worker_resident_memory_bytes", "gauge", "Resident memory of the workers, summed", ()),
     Family("adlink_worker_cpu_seconds", "counter", "CPU time (user and system) of the workers, summed", ()),

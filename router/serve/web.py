@@ -32,12 +32,12 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from router.decision.answers import Answers
-from router.decision.click import BadClick, read_click, visitor_id
+from router.decision.click import BadClick, DeferredReplays, as_replayed, read_click, visitor_id
 from router.decision.clients import MAX_UA_LENGTH, parse_client, tables_built, warm_up
 from router.decision.recent import Recent
 from router.decision.rules import RuleSet
 from router.decision.signing import ClickReplays
-from router.decision.types import Action, Context, Decision
+from router.decision.types import Action, Client, Context, Decision
 from router.serve.clicklog import ClickLog
 from router.serve.config import VISITOR_COOKIE, Settings, address_in
 from router.serve.drain import DRAIN
@@ -55,6 +55,7 @@ from router.serve.pages import (
     new_nonce,
 )
 from router.serve.reload import ActiveRules, Reloader, rules_source
+from router.serve.shared import SharedStore, display_url, replay_ttl
 from router.serve.sources import RulesSource
 from router.serve.upstream import EXPANSION_RESULTS, Expander, ExpandPolicy, with_expansion
 
@@ -158,9 +159,11 @@ class Clicks:
     answers, and logs one line."""
 
     def __init__(self, settings: Settings, active: ActiveRules, pages: Pages, expander: Expander | None,
-                 replays: ClickReplays, click_log: ClickLog, metrics: Metrics) -> None:
+                 replays: ClickReplays, click_log: ClickLog, metrics: Metrics,
+                 shared: SharedStore | None = None) -> None:
         self.settings = settings
         self.metrics = metrics
+        self.shared = shared  # the fleet's store (router.serve.shared): replays seen on any instance
         self.kept_decisions, self.new_decisions = metrics.decisions["kept"], metrics.decisions["decided"]
         self.active = active
         self.pages = pages
@@ -201,8 +204,11 @@ class Clicks:
                 ctx, decision = kept
                 self.kept_decisions.observe(perf_counter() - started)
             else:
-                ctx = read_click(path, query, ua, at=at, settings=self.settings, visitor=visitor,
-                                 replays=self.replays, client=client)
+                if self.shared is not None and path == "/ad":
+                    ctx = await self._read_ad_shared(path, query, ua, at, visitor, client)
+                else:
+                    ctx = read_click(path, query, ua, at=at, settings=self.settings, visitor=visitor,
+                                     replays=self.replays, client=client)
                 expander = self.expander
                 waited = 0.0
                 if expander is not None and ctx.link.web_url and expander.expandable(ctx.link):
@@ -252,6 +258,21 @@ class Clicks:
             "request_id": request_id,
             "duration_ms": round(seconds * 1000, 3),
         })
+
+    async def _read_ad_shared(self, path: str, query: str, ua: str, at: datetime, visitor: str,
+                              client: Client) -> Context:
+        """An /ad click with the fleet's store: its click id's first use is asked of the store (this
+        process's own replays answer when the store can't, within its deadline)."""
+        deferred = DeferredReplays()
+        ctx = read_click(path, query, ua, at=at, settings=self.settings, visitor=visitor, replays=deferred,
+                         client=client)
+        key = deferred.key
+        if not key or self.shared is None:
+            return ctx
+        now = at.timestamp()
+        first = await self.shared.first_use(key, replay_ttl(deferred.expires, now, self.replays.ttl),
+                                            lambda: self.replays.first_use(key, now))
+        return ctx if first else as_replayed(ctx, key)
 
     def _error_page(self, accept_language: str | None, ctx: Context | None) -> Page:
         if ctx is None:
@@ -365,8 +386,9 @@ def create_app(
     log.info("rules %s loaded: %d rules from %s", ruleset.version, len(ruleset.rules), ", ".join(ruleset.files))
     click_log = ClickLog(click_stream)
     metrics = Metrics(settings.metrics_dir)
-    metrics.state = lambda: metrics_state(active, expander, replays, click_log)
-    clicks = Clicks(settings, active, pages, expander, replays, click_log, metrics)
+    shared = SharedStore(settings.redis_url, settings.redis_timeout_seconds) if settings.redis_url else None
+    metrics.state = lambda: metrics_state(active, expander, replays, click_log, shared)
+    clicks = Clicks(settings, active, pages, expander, replays, click_log, metrics, shared)
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok\n", headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
@@ -376,6 +398,8 @@ def create_app(
         # While draining (router.serve.drain) 503, so the load balancer stops sending clicks here.
         status = "draining" if DRAIN.draining else "ready"
         body = {"status": status, **active.status(), "pid": os.getpid(), "ua_tables": tables_built()}
+        if shared is not None:  # whether this process is asking the fleet's store, or resting after a failure
+            body["shared_store"] = {"url": display_url(shared.url), "up": shared.up}
         return Response(json.dumps(body, ensure_ascii=False) + "\n", media_type="application/json",
                         status_code=503 if DRAIN.draining else 200,
                         headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
@@ -411,6 +435,8 @@ def create_app(
             click_log.close()  # the lines of the last clicks are written before the process ends
             if expander is not None:
                 await expander.aclose()  # the connections kept to the expansion hosts
+            if shared is not None:
+                await shared.aclose()
 
     rest = Starlette(
         lifespan=lifespan,
@@ -436,7 +462,7 @@ def _exposition(metrics: Metrics, own: Snapshot, accept: str | None) -> tuple[by
 
 
 def metrics_state(active: ActiveRules, expander: Expander | None, replays: ClickReplays,
-                  click_log: ClickLog) -> Snapshot:
+                  click_log: ClickLog, shared: SharedStore | None = None) -> Snapshot:
     """What the parts keep, as metrics samples (router.serve.metrics), read when a snapshot is taken."""
     current = active.current
     last = active.last_attempt
@@ -448,6 +474,11 @@ def metrics_state(active: ActiveRules, expander: Expander | None, replays: Click
         "adlink_ad_click_replays": {(): replays.replays},
         "adlink_click_lines_dropped": {(): click_log.dropped_total},
     }
+    if shared is not None:
+        operations = {*shared.calls, *shared.fallbacks, "first_use"}
+        state["adlink_shared_store_calls"] = {(op,): shared.calls.get(op, 0) for op in operations}
+        state["adlink_shared_store_fallbacks"] = {(op,): shared.fallbacks.get(op, 0) for op in operations}
+        state["adlink_shared_store_up"] = {(): int(shared.up)}
     if expander is not None:
         # Every result from the start (at 0): the first timeout shows in an increase() too.
         state["adlink_expansions"] = {(result,): expander.results.get(result, 0) for result in EXPANSION_RESULTS}

@@ -1,0 +1,237 @@
+"""The fleet's shared store (router.serve.shared): replays caught across router processes through a real
+`redis-server` on 127.0.0.1 (Debian's package), and every failure of the store answered by the process's
+own store within the deadline: down, killed mid-load and back, silent, answering garbage."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import httpx
+import pytest
+
+from router.decision.signing import ClickReplays, sign
+from router.serve.config import Settings
+from router.serve.shared import SharedStore, display_url, replay_ttl
+from tests import uas
+from tests.conftest import TEST_KEYS
+from tests.scrape import parse, value
+from tests.servers import Server, free_port
+
+KEYS_TEXT = "k2:second-secret-0123456789,k1:first-secret-0123456789"  # TEST_KEYS, for the servers
+ITEM = "https://item.taobao.com/item.htm?id=123456"
+WECHAT = {"user-agent": uas.WECHAT_IOS}
+
+
+def ad_query(click_id: str) -> str:
+    return urlencode(sign({"url": ITEM, "src": "unidesk", "adv": "a1"}, TEST_KEYS), quote_via=quote) + (
+        f"&gdt_vid={click_id}")
+
+
+def is_ad_answer(response: httpx.Response) -> bool:
+    """A verified Uni Desk ad in WeChat goes straight to the app; a replay gets the landing page."""
+    return response.status_code == 302 and response.headers["location"].startswith("taobao://")
+
+
+class RedisServer:
+    """Debian's redis-server on a free loopback port, no persistence; stopped (or killed) by PID."""
+
+    def __init__(self, binary: str, directory: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(directory)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        import redis
+
+        while True:
+            try:
+                if redis.Redis.from_url(self.url, socket_timeout=1).ping():
+                    return
+            except redis.RedisError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError("redis-server did not start") from None
+                time.sleep(0.05)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def redis_binary() -> str:
+    found = shutil.which("redis-server")
+    if found is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("Debian's redis-server is not installed (.ci/run installs it)")
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    return found
+
+
+@pytest.fixture()
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(redis_binary(), tmp_path)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def router(redis_url: str, **env: str) -> Server:
+    return Server(env={"ROUTER_SIGNING_KEYS": KEYS_TEXT, "ROUTER_REDIS_URL": redis_url, **env}).wait_ready()
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(0.1)
+
+
+# --- across processes ------------------------------------------------------------------------------------
+
+
+def test_a_click_id_used_on_one_router_is_refused_on_another(redis_server: RedisServer) -> None:
+    a, b = router(redis_server.url), router(redis_server.url)
+    try:
+        assert is_ad_answer(httpx.get(f"{a.base}/ad?{ad_query('wx-fleet-1')}", headers=WECHAT))
+        again = httpx.get(f"{b.base}/ad?{ad_query('wx-fleet-1')}", headers=WECHAT)
+        assert again.status_code == 200 and "location" not in again.headers  # a replay: the landing page
+        assert is_ad_answer(httpx.get(f"{b.base}/ad?{ad_query('wx-fleet-2')}", headers=WECHAT))  # a new id
+        samples = parse(httpx.get(f"{b.base}/metrics").text)
+        assert value(samples, "adlink_shared_store_calls_total", operation="first_use") == 2
+        assert value(samples, "adlink_shared_store_fallbacks_total", operation="first_use") == 0
+        assert value(samples, "adlink_shared_store_up") == 1
+        assert httpx.get(f"{b.base}/readyz").json()["shared_store"] == {"url": redis_server.url, "up": True}
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_the_store_killed_mid_load_and_back(redis_server: RedisServer, tmp_path: Path) -> None:
+    """Redis killed while clicks arrive: no click fails, the fallback is counted, replays are still caught
+    by each process on its own; Redis back on its port: sharing resumes by itself."""
+    a, b = router(redis_server.url), router(redis_server.url)
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def load(base: str, prefix: str) -> int:
+        sent = 0
+        with httpx.Client(base_url=base, timeout=10) as client:
+            while not stop.is_set():
+                sent += 1
+                try:
+                    response = client.get(f"/ad?{ad_query(f'{prefix}-{sent}')}", headers=WECHAT)
+                    if not is_ad_answer(response):
+                        failures.append(f"{response.status_code} {response.headers.get('location')}")
+                except httpx.HTTPError as err:
+                    failures.append(type(err).__name__)
+        return sent
+
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            loads = [pool.submit(load, base, f"wx-load-{n}") for n, base in enumerate((a.base, b.base) * 2)]
+            time.sleep(1.0)
+            redis_server.kill()
+            time.sleep(2.0)
+            # Down: each process still catches a replay it saw itself.
+            assert is_ad_answer(httpx.get(f"{a.base}/ad?{ad_query('wx-down-1')}", headers=WECHAT))
+            assert not is_ad_answer(httpx.get(f"{a.base}/ad?{ad_query('wx-down-1')}", headers=WECHAT))
+            back = RedisServer(redis_binary(), tmp_path, port=redis_server.port)
+            try:
+                time.sleep(1.5)
+                stop.set()
+                sent = sum(done.result() for done in loads)
+                assert sent > 40 and failures == [], failures[:5]
+                samples = parse(httpx.get(f"{a.base}/metrics").text)
+                assert value(samples, "adlink_shared_store_fallbacks_total", operation="first_use") > 0
+                # Back: each process asks the store again by itself (a click after its rest), and a click
+                # id used on A is refused on B again.
+                def asking_again(base: str) -> bool:
+                    httpx.get(f"{base}/ad?{ad_query(f'wx-back-{time.monotonic()}')}", headers=WECHAT)
+                    return bool(httpx.get(f"{base}/readyz").json()["shared_store"]["up"])
+
+                wait_for(lambda: asking_again(a.base) and asking_again(b.base), 10, "the store back")
+                assert is_ad_answer(httpx.get(f"{a.base}/ad?{ad_query('wx-back-shared')}", headers=WECHAT))
+                assert not is_ad_answer(httpx.get(f"{b.base}/ad?{ad_query('wx-back-shared')}", headers=WECHAT))
+            finally:
+                back.stop()
+        output = a.stop()
+        assert output.count("shared store redis://127.0.0.1") == 1  # logged once, not per click
+    finally:
+        stop.set()
+        a.stop()
+        b.stop()
+
+
+# --- a store that misbehaves, in process -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("reply", [b":5\r\n", b"-ERR nonsense\r\n", b"HTTP/1.1 400 Bad Request\r\n\r\n", None])
+def test_garbage_or_silence_falls_back_within_the_deadline(reply: bytes | None) -> None:
+    async def scenario() -> tuple[list[bool], float, SharedStore]:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while await reader.read(65536):
+                if reply is not None:
+                    writer.write(reply)
+                    await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        store = SharedStore(f"redis://:secret-password@127.0.0.1:{port}/0", timeout=0.05)
+        local = ClickReplays()
+        began = time.monotonic()
+        answers = [await store.first_use("k", 60, lambda: local.first_use("k", 0.0)) for _ in range(3)]
+        took = time.monotonic() - began
+        await store.aclose()
+        server.close()
+        return answers, took, store
+
+    answers, took, store = asyncio.run(scenario())
+    assert answers == [True, False, False]  # the local store answered: first use, then replays
+    assert took < 1.0  # one deadline (50 ms) at most, then the store rests: never a hang
+    assert store.fallbacks == {"first_use": 3} and store.calls == {} and not store.up
+    assert "secret-password" not in repr(store)
+
+
+def test_settings_and_what_is_shown() -> None:
+    assert Settings.from_env({}).redis_url == ""
+    assert Settings.from_env({"ROUTER_REDIS_URL": "rediss://:pw@cache.internal:6380/2"}).redis_url.endswith("/2")
+    assert Settings.from_env({"ROUTER_REDIS_TIMEOUT_MS": "15"}).redis_timeout_seconds == 0.015
+    for bad, message in (("http://cache:6379", "must be redis://"), ("redis://", "must be redis://"),
+                         ("redis://h:99999", "port that is not a number"), ("mongodb://:pw@h", "must be redis://")):
+        with pytest.raises(ValueError, match=message) as raised:
+            Settings.from_env({"ROUTER_REDIS_URL": bad})
+        assert "pw" not in str(raised.value)
+    with pytest.raises(ValueError, match="between 1 and 1000 milliseconds"):
+        Settings.from_env({"ROUTER_REDIS_TIMEOUT_MS": "0"})
+    assert display_url("redis://user:pw@h:1/0") == "redis://user:***@h:1/0"
+    assert display_url("redis://:pw@h:1") == "redis://***@h:1" and display_url("redis://h:1") == "redis://h:1"
+    now = 1_000_000.0
+    assert replay_ttl("", now, 86_400) == 86_400
+    assert replay_ttl(str(int(now) + 3_600), now, 86_400) == 3_600  # until the link expires
+    assert replay_ttl(str(int(now) + 5), now, 86_400) == 60 and replay_ttl("9" * 12, now, 86_400) == 7 * 24 * 3600
