@@ -180,7 +180,8 @@ def test_the_store_killed_mid_load_and_back(redis_server: RedisServer, tmp_path:
             finally:
                 back.stop()
         output = a.stop()
-        assert output.count("shared store redis://127.0.0.1") == 1  # logged once, not per click
+        warnings = [line for line in output.splitlines() if '"level":"warning"' in line and "shared store" in line]
+        assert len(warnings) == 1, warnings  # logged once, not per click
     finally:
         stop.set()
         a.stop()
@@ -235,3 +236,55 @@ def test_settings_and_what_is_shown() -> None:
     assert replay_ttl("", now, 86_400) == 86_400
     assert replay_ttl(str(int(now) + 3_600), now, 86_400) == 3_600  # until the link expires
     assert replay_ttl(str(int(now) + 5), now, 86_400) == 60 and replay_ttl("9" * 12, now, 86_400) == 7 * 24 * 3600
+
+
+# --- short links: one fetch for the fleet ----------------------------------------------------------------
+
+
+def test_twenty_clicks_on_a_short_link_across_two_routers_make_one_upstream_request(
+        redis_server: RedisServer) -> None:
+    from tests.test_expand_http import Upstream, serving
+
+    with serving(Upstream) as upstream:
+        Upstream.port = upstream.server_address[1]
+        origin = f"http://127.0.0.1:{Upstream.port}"
+        env = {"ROUTER_EXPAND_UPSTREAM": origin, "ROUTER_EXPAND_TIMEOUT_SECONDS": "3"}
+        a, b = router(redis_server.url, **env), router(redis_server.url, **env)
+        try:
+            before = Upstream.counts["/h.counted"]
+            link = quote("https://m.tb.cn/h.counted?tk=Fleet0001", safe="")
+            desktop = {"user-agent": uas.CHROME_WINDOWS}
+            with ThreadPoolExecutor(20) as pool:
+                answers = list(pool.map(lambda base: httpx.get(f"{base}/go?url={link}", headers=desktop, timeout=10),
+                                        [a.base, b.base] * 10))
+            assert [response.status_code for response in answers] == [302] * 20
+            assert {response.headers["location"] for response in answers} == {ITEM}
+            assert Upstream.counts["/h.counted"] == before + 1  # one request for the whole fleet
+            for base in (a.base, b.base):
+                samples = parse(httpx.get(f"{base}/metrics").text)
+                assert value(samples, "adlink_expansions_total", result="expanded") == 10
+        finally:
+            a.stop()
+            b.stop()
+
+
+def test_what_the_store_says_of_a_link_is_read_again_like_any_link() -> None:
+    """A poisoned store can't send anyone elsewhere: a destination that is not an allowed https link, or
+    data that does not read, is no answer (the router fetches the link itself)."""
+    import orjson
+
+    from router.serve.shared import UNAVAILABLE, FleetExpansions
+    from router.serve.upstream import Expanded
+
+    fleet = FleetExpansions(SharedStore("redis://127.0.0.1:1/0", timeout=0.01))
+    good = fleet._decoded(orjson.dumps({"url": ITEM, "reason": "expanded", "result": "expanded"}))
+    assert isinstance(good, Expanded) and good.link is not None and good.link.web_url == ITEM
+    failed = fleet._decoded(orjson.dumps({"url": None, "reason": "m.tb.cn answered 503", "result": "upstream_error"}))
+    assert isinstance(failed, Expanded) and failed.link is None and failed.result == "upstream_error"
+    for poisoned in ({"url": "https://evil.example/item.htm?id=1", "reason": "x", "result": "expanded"},
+                     {"url": "javascript:alert(1)", "reason": "x", "result": "expanded"},
+                     {"url": "https://m.tb.cn/h.again", "reason": "x", "result": "expanded"},
+                     {"url": None, "reason": "x", "result": "expanded"},
+                     {"url": None, "reason": "x", "result": "made-up"}, {"nothing": 1}):
+        assert fleet._decoded(orjson.dumps(poisoned)) is UNAVAILABLE, poisoned
+    assert fleet._decoded(b"\xff not json") is UNAVAILABLE

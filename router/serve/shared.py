@@ -19,22 +19,39 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
+
+from router.decision.links import LinkError, parse_link
+from router.decision.types import EXPANDABLE
+from router.serve.upstream import EXPANSION_RESULTS, Expanded
 
 log = logging.getLogger("router")
 
 RETRY_SECONDS = 1.0  # after a failure, the store is left alone this long (clicks use the local fallback)
 LOG_EVERY_SECONDS = 60.0
 KEY_PREFIX = "adlink:"
+WARM_CONNECTIONS = 4  # opened at start-up
 MAX_CONNECTIONS = 32  # per process: clicks that need the store at once wait for a connection, within the deadline
 
 T = TypeVar("T")
+
+
+class Unavailable:
+    """What a read answers when the store can't say (distinct from None: nothing there)."""
+
+    def __repr__(self) -> str:
+        return "UNAVAILABLE"
+
+
+UNAVAILABLE = Unavailable()
 
 
 class SharedStore:
@@ -95,6 +112,55 @@ class SharedStore:
             raise TypeError(f"SET NX answered {type(answer).__name__}")  # garbage: fall back
 
         return await self._call("first_use", ask, fallback)
+
+    async def claim(self, key: str, ttl_seconds: float) -> bool | None:
+        """Take `key` for `ttl_seconds` if nobody holds it: True taken, False held by another, None the store
+        can't say."""
+
+        async def ask(client: aioredis.Redis) -> bool | None:
+            answer = await client.set(KEY_PREFIX + key, b"1", nx=True, px=max(1, int(ttl_seconds * 1000)))
+            if answer is None or answer is True:
+                return answer is True
+            raise TypeError(f"SET NX answered {type(answer).__name__}")
+
+        return await self._call("claim", ask, lambda: None)
+
+    async def get(self, key: str) -> bytes | Unavailable | None:
+        """The value at `key`, None when there is none, UNAVAILABLE when the store can't say."""
+
+        async def ask(client: aioredis.Redis) -> bytes | Unavailable | None:
+            answer = await client.get(KEY_PREFIX + key)
+            if answer is None or isinstance(answer, bytes):
+                return answer
+            raise TypeError(f"GET answered {type(answer).__name__}")
+
+        return await self._call("get", ask, lambda: UNAVAILABLE)
+
+    async def put(self, key: str, value: bytes, ttl_seconds: float) -> bool:
+        """Store `value` at `key` for `ttl_seconds`; False when the store did not take it."""
+        return await self._call(
+            "put", lambda client: _true(client.set(KEY_PREFIX + key, value, px=max(1, int(ttl_seconds * 1000)))),
+            lambda: False)
+
+    async def release(self, key: str) -> None:
+        await self._call("release", lambda client: _true(client.delete(KEY_PREFIX + key)), lambda: False)
+
+    async def warm_up(self, connections: int = WARM_CONNECTIONS, seconds: float = 2.0) -> bool:
+        """Open a few connections before the first clicks (at start-up, with a longer deadline than a
+        click's): the first connection of a process also loads what the client needs, which can take longer
+        than ROUTER_REDIS_TIMEOUT_MS. False (logged) when the store does not answer: clicks then use the
+        fallback until it does."""
+        try:
+            client = self._redis()
+            async with asyncio.timeout(seconds):
+                await asyncio.gather(*(client.ping() for _ in range(connections)))
+        except Exception as err:
+            log.warning("shared store %s does not answer at start-up (%s); each process keeps its own until it "
+                        "does", display_url(self.url), type(err).__name__)
+            self._drop_client()
+            return False
+        log.info("shared store %s: %d connections ready", display_url(self.url), connections)
+        return True
 
     async def ping(self) -> bool:
         """Whether the store answers now (readiness detail; never raises)."""
@@ -157,3 +223,66 @@ def display_url(url: str) -> str:
     credentials, _, host = rest.rpartition("@")
     user = credentials.partition(":")[0]
     return f"{scheme}://{user + ':' if user else ''}***@{host}"
+
+
+class FleetExpansions:
+    """Short-link expansions shared by the fleet (router.serve.upstream.Expander asks it): what a link
+    expanded to, kept with its TTL, and a short-lived claim, so one router fetches a link while the others
+    wait for its answer. What comes back from the store is never trusted as it is: the destination is
+    read again as any link is (router.decision.links: allowed hosts, https), and anything that does not
+    read is treated as no answer (the router then fetches it itself)."""
+
+    POLL_SECONDS = 0.025  # how often a router waiting for another's fetch looks for its answer
+
+    def __init__(self, store: SharedStore, allowed_hosts: tuple[str, ...] = ()) -> None:
+        self.store = store
+        self.allowed_hosts = allowed_hosts
+
+    @staticmethod
+    def _key(url: str) -> str:
+        return "expansion:" + hashlib.sha256(url.encode()).hexdigest()[:32]
+
+    async def known(self, url: str) -> Expanded | Unavailable | None:
+        """What another router found for `url`; None when nobody has; UNAVAILABLE when the store can't say
+        (or said something that does not read)."""
+        raw = await self.store.get(self._key(url))
+        if raw is None or isinstance(raw, Unavailable):
+            return raw
+        return self._decoded(raw)
+
+    async def claim(self, url: str, seconds: float) -> bool | None:
+        return await self.store.claim(self._key(url) + ":fetching", seconds)
+
+    async def release(self, url: str) -> None:
+        await self.store.release(self._key(url) + ":fetching")
+
+    async def publish(self, url: str, result: Expanded, ttl: float) -> None:
+        link = result.link
+        data = {"url": link.web_url if link is not None else None, "reason": result.reason, "result": result.result}
+        await self.store.put(self._key(url), orjson.dumps(data), ttl)
+
+    async def wait(self, url: str, seconds: float) -> Expanded | Unavailable | None:
+        """Another router's answer for `url` once it is there, within `seconds`; None when it did not come,
+        UNAVAILABLE when the store stopped answering."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            await asyncio.sleep(self.POLL_SECONDS)
+            found = await self.known(url)
+            if found is not None:
+                return found
+        return None
+
+    def _decoded(self, raw: bytes) -> Expanded | Unavailable:
+        try:
+            data = orjson.loads(raw)
+            reason, result, url = str(data["reason"]), str(data["result"]), data["url"]
+            if result not in EXPANSION_RESULTS:
+                return UNAVAILABLE
+            if url is None:
+                return Expanded(None, reason, result) if result != "expanded" else UNAVAILABLE
+            link = parse_link(str(url), self.allowed_hosts) if self.allowed_hosts else parse_link(str(url))
+            if link.kind in EXPANDABLE:
+                return UNAVAILABLE
+            return Expanded(link, reason, "expanded")
+        except (ValueError, KeyError, TypeError, LinkError):
+            return UNAVAILABLE

@@ -47,7 +47,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
 import httpcore
@@ -281,6 +281,17 @@ class Expanded:
 EXPANSION_RESULTS = ("expanded", "timeout", "circuit_open", "upstream_error", "refused", "no_item", "error")
 
 
+class ExpansionShare(Protocol):
+    """Expansions shared by the routers of a fleet (router.serve.shared.FleetExpansions). `known` and `wait`
+    answer an Expanded, None (nobody has one), or anything else when the store can't say."""
+
+    async def known(self, url: str) -> object: ...
+    async def claim(self, url: str, seconds: float) -> bool | None: ...
+    async def wait(self, url: str, seconds: float) -> object: ...
+    async def publish(self, url: str, result: Expanded, ttl: float) -> None: ...
+    async def release(self, url: str) -> None: ...
+
+
 class _Failure(Exception):
     def __init__(self, reason: str, host: str = "", upstream_fault: bool = False, cache: bool = True,
                  kind: str = "refused") -> None:
@@ -370,6 +381,9 @@ class Expander:
         self._inflight: dict[str, asyncio.Task[Expanded]] = {}
         self.breaker = CircuitBreaker(policy.breaker_failures, policy.breaker_cooldown, clock)
         self.requests = 0  # upstream requests made (tests, metrics)
+        # The fleet's shared expansions (router.serve.shared), when there is a shared store: one fetch per
+        # link across the routers, its answer for all of them.
+        self.fleet: ExpansionShare | None = None
         self.results: dict[str, int] = {}  # expansions asked for by clicks, by Expanded.result (metrics)
         # One client for the life of the process, made on first use in the loop that serves (its pool's
         # connections belong to that loop); another loop (a test's) gets its own.
@@ -444,13 +458,38 @@ class Expander:
             self._cache.popitem(last=False)
 
     async def _expand_and_remember(self, url: str) -> Expanded:
+        fleet = self.fleet
+        if fleet is None:
+            return (await self._fetch_and_remember(url))[0]
+        found = await fleet.known(url)
+        if isinstance(found, Expanded):  # another router fetched it
+            self._remember(url, found, self.policy.ok_ttl if found.link else self.policy.failure_ttl)
+            return found
+        claimed = None if found is not None else await fleet.claim(url, self.policy.timeout + 1)
+        if claimed is False:  # another router is fetching it now: its answer, or the short link as it is
+            found = await fleet.wait(url, self.policy.timeout)
+            if isinstance(found, Expanded):
+                self._remember(url, found, self.policy.ok_ttl if found.link else self.policy.failure_ttl)
+                return found
+            if found is None:
+                return Expanded(None, f"another router is expanding this link; no answer within "
+                                      f"{self.policy.timeout:g} s", "timeout")
+        result, ttl = await self._fetch_and_remember(url)  # claimed, or the store can't say: fetch it here
+        if claimed:
+            if ttl > 0:
+                await fleet.publish(url, result, ttl)
+            await fleet.release(url)
+        return result
+
+    async def _fetch_and_remember(self, url: str) -> tuple[Expanded, float]:
+        """The expansion fetched here, and how long it is remembered (0: not at all)."""
         hosts: list[str] = []  # the hosts contacted so far; a timeout is the last one's fault
         try:
             async with asyncio.timeout(self.policy.timeout):
                 link = await self._chain(url, hosts)
             result = Expanded(link, "expanded")
             self._remember(url, result, self.policy.ok_ttl)
-            return result
+            return result, self.policy.ok_ttl
         except TimeoutError:
             if hosts:
                 self.breaker.record(hosts[-1], ok=False)
@@ -460,9 +499,9 @@ class Expander:
                 self.breaker.record(failure.host, ok=False)
             result = Expanded(None, failure.reason, failure.kind)
             if not failure.cache:
-                return result
+                return result, 0.0
         self._remember(url, result, self.policy.failure_ttl)
-        return result
+        return result, self.policy.failure_ttl
 
     async def _chain(self, url: str, hosts: list[str]) -> Link:
         seen = {url}

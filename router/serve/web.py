@@ -55,7 +55,7 @@ from router.serve.pages import (
     new_nonce,
 )
 from router.serve.reload import ActiveRules, Reloader, rules_source
-from router.serve.shared import SharedStore, display_url, replay_ttl
+from router.serve.shared import FleetExpansions, SharedStore, display_url, replay_ttl
 from router.serve.sources import RulesSource
 from router.serve.upstream import EXPANSION_RESULTS, Expander, ExpandPolicy, with_expansion
 
@@ -387,6 +387,8 @@ def create_app(
     click_log = ClickLog(click_stream)
     metrics = Metrics(settings.metrics_dir)
     shared = SharedStore(settings.redis_url, settings.redis_timeout_seconds) if settings.redis_url else None
+    if shared is not None and expander is not None:  # one fetch per short link across the fleet
+        expander.fleet = FleetExpansions(shared, settings.allowed_hosts)
     metrics.state = lambda: metrics_state(active, expander, replays, click_log, shared)
     clicks = Clicks(settings, active, pages, expander, replays, click_log, metrics, shared)
 
@@ -429,6 +431,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
+            if shared is not None:
+                await shared.warm_up()
             async with reloader.running(), metrics_flushed(metrics):
                 yield
         finally:
