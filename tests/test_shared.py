@@ -288,3 +288,37 @@ def test_what_the_store_says_of_a_link_is_read_again_like_any_link() -> None:
                      {"url": None, "reason": "x", "result": "made-up"}, {"nothing": 1}):
         assert fleet._decoded(orjson.dumps(poisoned)) is UNAVAILABLE, poisoned
     assert fleet._decoded(b"\xff not json") is UNAVAILABLE
+
+
+# --- click limits ----------------------------------------------------------------------------------------
+
+
+def test_limits_are_counted_across_the_fleet(redis_server: RedisServer) -> None:
+    """5 clicks a minute per address, counted by both routers together; a signed ad link, 3 a minute."""
+    env = {"ROUTER_LIMIT_PER_ADDRESS": "5/60s", "ROUTER_LIMIT_PER_AD_LINK": "3/1m"}
+    a, b = router(redis_server.url, **env), router(redis_server.url, **env)
+    try:
+        click = f"/go?url={quote(ITEM, safe='')}"
+        safari = {"user-agent": uas.SAFARI_IOS}
+        statuses = [httpx.get(f"{base}{click}", headers=safari).status_code for base in (a.base, b.base) * 3]
+        assert statuses == [302] * 5 + [429]  # the sixth, wherever it lands
+        refused = httpx.get(f"{a.base}{click}", headers=safari)
+        assert refused.status_code == 429 and 1 <= int(refused.headers["retry-after"]) <= 61
+        assert "Too many clicks from your address: the limit is 5 clicks per 60 s" in refused.text
+        samples = parse(httpx.get(f"{a.base}/metrics").text)
+        assert value(samples, "adlink_refusals_total", status="429", stage="limit") >= 1
+        assert value(samples, "adlink_shared_store_fallbacks_total", operation="count") == 0
+    finally:
+        a.stop()
+        b.stop()
+    c, d = (router(redis_server.url, ROUTER_LIMIT_PER_AD_LINK="3/1m") for _ in range(2))
+    try:
+        answers = [httpx.get(f"{base}/ad?{ad_query(f'wx-limit-{n}')}", headers=WECHAT)
+                   for n, base in enumerate((c.base, d.base, c.base, d.base))]
+        assert [response.status_code for response in answers] == [302, 302, 302, 429]
+        assert "Too many clicks on this ad link" in answers[3].text
+        go = httpx.get(f"{c.base}/go?url={quote(ITEM, safe='')}", headers={"user-agent": uas.SAFARI_IOS})
+        assert go.status_code == 302  # /go: no ad link to count by
+    finally:
+        c.stop()
+        d.stop()

@@ -25,6 +25,8 @@
 | ROUTER_METRICS_DIR | (serve --workers makes one) | where the workers of one router share their metrics |
 | ROUTER_REDIS_URL | (unset: each process alone) | the fleet's shared store, redis:// or rediss:// (serve.shared) |
 | ROUTER_REDIS_TIMEOUT_MS | 20 | every call to the shared store's deadline; past it the process's own store answers |
+| ROUTER_LIMIT_PER_ADDRESS | (no limit) | clicks one client address may make, `COUNT/WINDOW` (router.serve.limits) |
+| ROUTER_LIMIT_PER_AD_LINK | (no limit) | clicks one signed /ad link may get, `COUNT/WINDOW` |
 | ROUTER_METRICS_PORT | (unset) | serve /metrics on this port only, never on the clicks' port (probes: on both) |
 """
 
@@ -40,6 +42,7 @@ from urllib.parse import urlsplit
 from router.decision.click import DEFAULT_FORWARD_PARAMS, ClickSettings
 from router.decision.links import DEFAULT_ALLOWED_HOSTS
 from router.decision.signing import SigningKeyError, SigningKeys
+from router.serve.limits import Limit, parse_limit
 from router.serve.upstream import DEFAULT_EXPAND_HOSTS, DEFAULT_EXPAND_TIMEOUT
 
 VISITOR_COOKIE = "adlink_vid"
@@ -297,6 +300,9 @@ class Settings(ClickSettings):
     # The fleet's shared store (router.serve.shared): empty, each process keeps its own.
     redis_url: str = ""
     redis_timeout_seconds: float = DEFAULT_REDIS_TIMEOUT_MS / 1000
+    # Click limits (router.serve.limits): None, no limit.
+    limit_per_address: Limit | None = None
+    limit_per_ad_link: Limit | None = None
 
     @property
     def rules_location(self) -> str:
@@ -348,4 +354,6 @@ class Settings(ClickSettings):
             metrics_port=_port("ROUTER_METRICS_PORT", env.get("ROUTER_METRICS_PORT", "")),
             redis_url=check_redis_url(env.get("ROUTER_REDIS_URL", "")),
             redis_timeout_seconds=_redis_timeout(env.get("ROUTER_REDIS_TIMEOUT_MS", "")),
+            limit_per_address=parse_limit("ROUTER_LIMIT_PER_ADDRESS", env.get("ROUTER_LIMIT_PER_ADDRESS", "")),
+            limit_per_ad_link=parse_limit("ROUTER_LIMIT_PER_AD_LINK", env.get("ROUTER_LIMIT_PER_AD_LINK", "")),
         )

@@ -72,7 +72,7 @@ FAMILIES = {family.name: family for family in (
            "answered from memory, decided is one read and decided", ("answer",), DECISION_BUCKETS),
     Family("adlink_refusals", "counter", "Requests refused with a 4xx, by status and where: protocol (the HTTP "
            "server, before the app), edge (header size, host name), route (no such page or method), click "
-           "(a link that could not be read)", ("status", "stage")),
+           "(a link that could not be read), limit (a click limit reached: 429)", ("status", "stage")),
     Family("adlink_rules_info", "gauge", "Rules versions being served (1 each; more than one during a reload)",
            ("version",), merge="max"),
     Family("adlink_rules", "gauge", "Rules in the version served (the largest set, when workers differ)", (),

@@ -162,6 +162,20 @@ class SharedStore:
         log.info("shared store %s: %d connections ready", display_url(self.url), connections)
         return True
 
+    async def count_in_window(self, current_key: str, previous_key: str, ttl_seconds: int) -> tuple[int, int] | None:
+        """One more click in `current_key`'s window: (its count now, the previous window's); None when the
+        store can't say (router.serve.limits counts in the process then)."""
+
+        async def ask(client: aioredis.Redis) -> tuple[int, int]:
+            pipe = client.pipeline(transaction=False)
+            pipe.incr(KEY_PREFIX + current_key)
+            pipe.expire(KEY_PREFIX + current_key, max(1, ttl_seconds))
+            pipe.get(KEY_PREFIX + previous_key)
+            current, _, previous = await pipe.execute()
+            return int(current), int(previous or 0)
+
+        return await self._call("count", ask, lambda: None)
+
     async def ping(self) -> bool:
         """Whether the store answers now (readiness detail; never raises)."""
         return await self._call("ping", lambda client: _true(client.ping()), lambda: False)
@@ -261,15 +275,21 @@ class FleetExpansions:
         data = {"url": link.web_url if link is not None else None, "reason": result.reason, "result": result.result}
         await self.store.put(self._key(url), orjson.dumps(data), ttl)
 
-    async def wait(self, url: str, seconds: float) -> Expanded | Unavailable | None:
-        """Another router's answer for `url` once it is there, within `seconds`; None when it did not come,
-        UNAVAILABLE when the store stopped answering."""
+    async def wait(self, url: str, seconds: float) -> Expanded | Unavailable | bool | None:
+        """Another router's answer for `url` once it is there, within `seconds`; True when its claim went
+        away without an answer (that router failed or could not publish) and this one now holds it: fetch;
+        None when nothing came in time; UNAVAILABLE when the store stopped answering."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             await asyncio.sleep(self.POLL_SECONDS)
             found = await self.known(url)
             if found is not None:
                 return found
+            claimed = await self.claim(url, max(0.1, deadline - time.monotonic()) + 1)
+            if claimed is None:
+                return UNAVAILABLE
+            if claimed:
+                return True
         return None
 
     def _decoded(self, raw: bytes) -> Expanded | Unavailable:

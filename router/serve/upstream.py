@@ -474,6 +474,7 @@ class Expander:
             if found is None:
                 return Expanded(None, f"another router is expanding this link; no answer within "
                                       f"{self.policy.timeout:g} s", "timeout")
+            claimed = found is True  # its claim went away unanswered and is ours now: fetch it here
         result, ttl = await self._fetch_and_remember(url)  # claimed, or the store can't say: fetch it here
         if claimed:
             if ttl > 0:

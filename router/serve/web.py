@@ -42,6 +42,7 @@ from router.serve.clicklog import ClickLog
 from router.serve.config import VISITOR_COOKIE, Settings, address_in
 from router.serve.drain import DRAIN
 from router.serve.edge import ADDRESSED_PATHS, refusal, refuse, server_names
+from router.serve.limits import ClickLimits
 from router.serve.logs import ACCESS_LOGGER, click_stream, configure_logging, request_id_from
 from router.serve.metrics import FLUSH_SECONDS, Metrics, Snapshot, render
 from router.serve.pages import (
@@ -164,6 +165,8 @@ class Clicks:
         self.settings = settings
         self.metrics = metrics
         self.shared = shared  # the fleet's store (router.serve.shared): replays seen on any instance
+        limits = ClickLimits(settings.limit_per_address, settings.limit_per_ad_link, shared)
+        self.limits = limits if limits.active else None  # router.serve.limits; off by default
         self.kept_decisions, self.new_decisions = metrics.decisions["kept"], metrics.decisions["decided"]
         self.active = active
         self.pages = pages
@@ -194,6 +197,12 @@ class Clicks:
         cookie = cookie_parser(cookie_header).get(VISITOR_COOKIE) if cookie_header else None
         client = scope.get("client")
         visitor = visitor_id(cookie, client[0] if client else "", ua)
+        limits = self.limits
+        if limits is not None:
+            limited = await limits.refusal(client[0] if client else "", path, query)
+            if limited is not None:
+                await self._refuse_limited(scope, send, accept_language, request_id, started, *limited)
+                return
         at = datetime.now(UTC)
         ruleset = self.active.current  # once: a reload during this click does not change what decides it
         ctx: Context | None = None
@@ -258,6 +267,21 @@ class Clicks:
             "request_id": request_id,
             "duration_ms": round(seconds * 1000, 3),
         })
+
+    async def _refuse_limited(self, scope: Scope, send: Send, accept_language: str | None, request_id: str,
+                              started: float, message: str, retry_after: int) -> None:
+        """429: a click limit is reached (router.serve.limits). Not decided, so no click line: an access line."""
+        page = self.pages.message(accept_language, 429, message)
+        headers = [*page.headers, (b"retry-after", str(retry_after).encode()), (b"x-request-id", request_id.encode())]
+        await send({"type": "http.response.start", "status": 429, "headers": headers})
+        await send({"type": "http.response.body", "body": page.body})
+        seconds = perf_counter() - started
+        self.metrics.refused(429, "limit")
+        self.metrics.request(scope["path"], seconds)
+        client = scope.get("client")
+        access_log.info("%s %s -> 429: %s", scope["method"], scope["path"], message, extra={
+            "request_id": request_id, "duration_ms": round(seconds * 1000, 3), "status": 429,
+            "method": scope["method"], "path": scope["path"], "client": client[0] if client else None})
 
     async def _read_ad_shared(self, path: str, query: str, ua: str, at: datetime, visitor: str,
                               client: Client) -> Context:
