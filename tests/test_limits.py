@@ -28,13 +28,13 @@ def test_the_window_slides() -> None:
     limits = ClickLimits(Limit(3, 10), None, clock=lambda: now[0])
 
     def click() -> tuple[str, int] | None:
-        return asyncio.run(limits.refusal("203.0.113.9", "/go", "url=x"))
+        return asyncio.run(limits.address_refusal("203.0.113.9"))
 
     assert [click() for _ in range(3)] == [None, None, None]
     refused = click()
     assert refused is not None and refused[0].startswith("Too many clicks from your address: the limit is 3")
     assert refused[1] == 11  # the rest of this window, rounded up
-    assert asyncio.run(limits.refusal("198.51.100.7", "/go", "url=x")) is None  # another address
+    assert asyncio.run(limits.address_refusal("198.51.100.7")) is None  # another address
     now[0] = 1012.0  # 2 s into the next window: 4 clicks then weigh 0.8 of 4 = 3.2 (+1 this one)
     assert click() is not None
     now[0] = 1019.5  # 9.5 s in: 0.05 of the previous 4 plus the 1 refused above, plus this one: 2.2
@@ -42,15 +42,17 @@ def test_the_window_slides() -> None:
     assert limits.refused == {"address": 2}
 
 
-def test_ad_links_are_limited_by_their_signature_and_go_links_are_not() -> None:
+def test_ad_links_are_limited_by_what_their_signature_covers() -> None:
     limits = ClickLimits(None, Limit(2, 60), clock=lambda: 500.0)
 
-    def click(path: str, query: str) -> tuple[str, int] | None:
-        return asyncio.run(limits.refusal("", path, query))
+    def click(ad_link: str) -> tuple[str, int] | None:
+        return asyncio.run(limits.ad_link_refusal(ad_link))
 
-    assert click("/ad", "url=a&sig=AAA&gdt_vid=1") is None
-    assert click("/ad", "url=a&sig=AAA&gdt_vid=2") is None
-    assert click("/ad", "sig=AAA&url=a&gdt_vid=3") is not None  # the same link, another click id
-    assert click("/ad", "url=a&sig=BBB") is None  # another ad
-    assert click("/go", "url=a&sig=AAA") is None  # /go has no signature to count by
-    assert click("/ad", "url=unsigned") is None
+    assert click("unidesk|a1||https://item.taobao.com/item.htm?id=1") is None
+    assert click("unidesk|a1||https://item.taobao.com/item.htm?id=1") is None
+    refused = click("unidesk|a1||https://item.taobao.com/item.htm?id=1")
+    assert refused is not None and "on this ad link" in refused[0]
+    assert click("unidesk|a2||https://item.taobao.com/item.htm?id=1") is None  # another ad
+    assert asyncio.run(ClickLimits(None, None).address_refusal("203.0.113.9")) is None  # no limits: nothing
+    assert not ClickLimits(None, None).active and limits.active
+    assert all("item.taobao" not in key for key in limits._local)  # counted under a digest

@@ -35,7 +35,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -298,7 +298,7 @@ class Settings(ClickSettings):
     # cluster reaches can.
     metrics_port: int = 0
     # The fleet's shared store (router.serve.shared): empty, each process keeps its own.
-    redis_url: str = ""
+    redis_url: str = field(default="", repr=False)  # may hold a password: never in a repr
     redis_timeout_seconds: float = DEFAULT_REDIS_TIMEOUT_MS / 1000
     # Click limits (router.serve.limits): None, no limit.
     limit_per_address: Limit | None = None

@@ -15,6 +15,8 @@ own (a fleet of N then lets up to N times the limit through): the limit still ho
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 import time
 from collections.abc import Callable
@@ -28,7 +30,6 @@ __all__ = ["ClickLimits", "Limit", "parse_limit"]
 
 _LIMIT_RE = re.compile(r"\s*(\d{1,9})\s*/\s*(\d{1,6})\s*(s|m|h)?\s*")
 _UNITS = {None: 1, "s": 1, "m": 60, "h": 3600}
-_SIG_RE = re.compile(r"(?:^|&)sig=([^&]{1,200})")
 _LOCAL_KEYS = 100_000  # window counters a process keeps at most when counting on its own
 
 
@@ -39,6 +40,11 @@ class Limit:
 
     def __str__(self) -> str:
         return f"{self.count} clicks per {self.window} s"
+
+
+def _digest(text: str) -> str:
+    """A key's fixed-size name: what is counted (an address, an ad link) is not written out in the store."""
+    return base64.urlsafe_b64encode(hashlib.blake2b(text.encode(), digest_size=12).digest()).decode()
 
 
 def parse_limit(name: str, text: str) -> Limit | None:
@@ -68,21 +74,26 @@ class ClickLimits:
     def active(self) -> bool:
         return self.per_address is not None or self.per_ad_link is not None
 
-    async def refusal(self, address: str, path: str, query: str) -> tuple[str, int] | None:
-        """Why this click is refused (a sentence, and the seconds to wait), or None."""
-        checks: list[tuple[str, str, Limit]] = []
-        if self.per_address is not None and address:
-            checks.append(("address", address, self.per_address))
-        if self.per_ad_link is not None and path == "/ad":
-            sig = _SIG_RE.search(query)
-            if sig is not None:
-                checks.append(("ad-link", sig.group(1), self.per_ad_link))
-        for name, key, limit in checks:
-            estimate, wait = await self._count(name, key, limit)
-            if estimate > limit.count:
-                self.refused[name] = self.refused.get(name, 0) + 1
-                what = "from your address" if name == "address" else "on this ad link"
-                return f"Too many clicks {what}: the limit is {limit}. Try again in {wait} s.", wait
+    async def address_refusal(self, address: str) -> tuple[str, int] | None:
+        """Why a click from `address` is refused (a sentence, and the seconds to wait), or None. Checked
+        before the click is read."""
+        if self.per_address is None or not address:
+            return None
+        return await self._check("address", address, self.per_address, "from your address")
+
+    async def ad_link_refusal(self, ad_link: str) -> tuple[str, int] | None:
+        """The same for a verified ad link, named by what its signature covers (`ad_link`): checked after
+        the signature, so a link spelled another way (an encoded character) is still the same link, and
+        made-up signatures make no counters."""
+        if self.per_ad_link is None:
+            return None
+        return await self._check("ad-link", ad_link, self.per_ad_link, "on this ad link")
+
+    async def _check(self, name: str, key: str, limit: Limit, what: str) -> tuple[str, int] | None:
+        estimate, wait = await self._count(name, _digest(key), limit)
+        if estimate > limit.count:
+            self.refused[name] = self.refused.get(name, 0) + 1
+            return f"Too many clicks {what}: the limit is {limit}. Try again in {wait} s.", wait
         return None
 
     async def _count(self, name: str, key: str, limit: Limit) -> tuple[float, int]:

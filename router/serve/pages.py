@@ -202,6 +202,7 @@ def landing_context(ctx: Context, decision: Decision, lang: str, nonce: str, fal
 def message_context(status: int, message: str, lang: str, nonce: str) -> dict[str, Any]:
     """A 4xx page: a sentence in the reader's language, then the router's exact reason as the detail."""
     t = _words(lang, platform="", kind="", app="", menu="", label="", status=str(status))
-    summary = t["message_blocked"] if status in (403, 451) else t["message_bad_link"]
+    summary = (t["message_blocked"] if status in (403, 451) else t["message_too_many"] if status == 429
+               else t["message_bad_link"])
     return {"t": t, "title": t["message_title"], "summary": summary, "message": message,
             "status_line": t["message_status"], "nonce": nonce}

@@ -22,12 +22,16 @@ import base64
 import contextlib
 import hashlib
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import orjson
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from router.decision.links import LinkError, parse_link
@@ -36,11 +40,16 @@ from router.serve.upstream import EXPANSION_RESULTS, Expanded
 
 log = logging.getLogger("router")
 
-RETRY_SECONDS = 1.0  # after a failure, the store is left alone this long (clicks use the local fallback)
+RETRY_SECONDS = 1.0  # after FAILURES_TO_REST failures in a row, the store is left alone this long
+FAILURES_TO_REST = 3  # one slow answer on a busy machine is not an outage
+# A new connection (TCP, TLS, AUTH) may take this long: opened at start-up and again, in the background,
+# after an outage (a click waits no longer than its own deadline for it).
+CONNECT_SECONDS = 1.0
 LOG_EVERY_SECONDS = 60.0
 KEY_PREFIX = "adlink:"
 WARM_CONNECTIONS = 4  # opened at start-up
 MAX_CONNECTIONS = 32  # per process: clicks that need the store at once wait for a connection, within the deadline
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 
 T = TypeVar("T")
 
@@ -65,7 +74,10 @@ class SharedStore:
         self._client: aioredis.Redis | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
         self._down_until = 0.0
+        self._failures = 0  # in a row
+        self.healthy = True  # whether the last call the store was asked went well (metrics, readiness)
         self._logged_at = -LOG_EVERY_SECONDS
+        self._token = os.urandom(12).hex().encode()  # this process's claims (router.serve.shared.claim)
         self.calls: dict[str, int] = {}  # answered by the store, by operation (router.serve.metrics)
         self.fallbacks: dict[str, int] = {}  # answered by the local fallback instead, by operation
 
@@ -80,10 +92,14 @@ class SharedStore:
     def _redis(self) -> aioredis.Redis:
         loop = asyncio.get_running_loop()
         if self._client is None or self._client_loop is not loop:
-            self._client = aioredis.Redis.from_url(
-                self.url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout,
-                max_connections=MAX_CONNECTIONS, retry_on_timeout=False, decode_responses=False,
-                health_check_interval=30)
+            # No retries: a command the server ran whose answer was lost (a reset, a failover) must not run
+            # twice (a first click would read as its own replay, a counter count twice). A click that finds
+            # every connection busy waits for one within its deadline, not an error.
+            pool = aioredis.BlockingConnectionPool.from_url(
+                self.url, max_connections=MAX_CONNECTIONS, timeout=self.timeout, socket_timeout=self.timeout,
+                socket_connect_timeout=CONNECT_SECONDS, health_check_interval=30,
+                retry=Retry(NoBackoff(), 0))
+            self._client = aioredis.Redis(connection_pool=pool, retry=Retry(NoBackoff(), 0))
             self._client_loop = loop
         return self._client
 
@@ -92,15 +108,15 @@ class SharedStore:
         if client is not None and self._client_loop is asyncio.get_running_loop():
             with contextlib.suppress(RedisError, OSError):
                 await client.aclose()
+        if _closing:  # clients dropped after failures, closing in the background
+            await asyncio.gather(*_closing, return_exceptions=True)
 
     def _drop_client(self) -> None:
         """Forget the client and its pool: after a failure its connections may all be dead (a restarted
         Redis), and each would fail one more call. The next call makes a fresh one."""
         client, self._client = self._client, None
         if client is not None:
-            task = asyncio.get_running_loop().create_task(_close_quietly(client))
-            _closing.add(task)
-            task.add_done_callback(_closing.discard)
+            _in_background(_close_quietly(client))
 
     async def first_use(self, key: str, ttl_seconds: int, fallback: Callable[[], bool]) -> bool:
         """True the first time `key` is seen across the fleet within `ttl_seconds` (and records it);
@@ -121,10 +137,10 @@ class SharedStore:
 
     async def claim(self, key: str, ttl_seconds: float) -> bool | None:
         """Take `key` for `ttl_seconds` if nobody holds it: True taken, False held by another, None the store
-        can't say."""
+        can't say. The claim holds this process's token, so `release` frees only its own."""
 
         async def ask(client: aioredis.Redis) -> bool | None:
-            answer = await client.set(KEY_PREFIX + key, b"1", nx=True, px=max(1, int(ttl_seconds * 1000)))
+            answer = await client.set(KEY_PREFIX + key, self._token, nx=True, px=max(1, int(ttl_seconds * 1000)))
             if answer is None or answer is True:
                 return answer is True
             raise TypeError(f"SET NX answered {type(answer).__name__}")
@@ -149,9 +165,11 @@ class SharedStore:
             lambda: False)
 
     async def release(self, key: str) -> None:
-        await self._call("release", lambda client: _true(client.delete(KEY_PREFIX + key)), lambda: False)
+        """Free a claim this process holds (never another's, taken after this one's expired)."""
+        await self._call("release", lambda client: _true(client.eval(_RELEASE, 1, KEY_PREFIX + key, self._token)),
+                         lambda: False)
 
-    async def warm_up(self, connections: int = WARM_CONNECTIONS, seconds: float = 2.0) -> bool:
+    async def warm_up(self, connections: int = WARM_CONNECTIONS, seconds: float = 2.0, quiet: bool = False) -> bool:
         """Open a few connections before the first clicks (at start-up, with a longer deadline than a
         click's): the first connection of a process also loads what the client needs, which can take longer
         than ROUTER_REDIS_TIMEOUT_MS. False (logged) when the store does not answer: clicks then use the
@@ -161,11 +179,13 @@ class SharedStore:
             async with asyncio.timeout(seconds):
                 await asyncio.gather(*(client.ping() for _ in range(connections)))
         except Exception as err:
-            log.warning("shared store %s does not answer at start-up (%s); each process keeps its own until it "
-                        "does", display_url(self.url), type(err).__name__)
+            if not quiet:
+                log.warning("shared store %s does not answer at start-up (%s); each process keeps its own until "
+                            "it does", display_url(self.url), type(err).__name__)
             self._drop_client()
             return False
-        log.info("shared store %s: %d connections ready", display_url(self.url), connections)
+        if not quiet:
+            log.info("shared store %s: %d connections ready", display_url(self.url), connections)
         return True
 
     async def count_in_window(self, current_key: str, previous_key: str, ttl_seconds: int) -> tuple[int, int] | None:
@@ -194,9 +214,16 @@ class SharedStore:
             async with asyncio.timeout(self.timeout):
                 result = await ask(self._redis())
         except Exception as err:  # down, slow, or garbage the client chokes on (any error): never the click's
-            self._down_until = self._clock() + RETRY_SECONDS
-            self._drop_client()
+            self.healthy = False
+            self._failures += 1
+            if self._failures >= FAILURES_TO_REST:  # an outage, not a slow answer: rest, then a fresh pool
+                self._failures = 0
+                self._down_until = self._clock() + RETRY_SECONDS
+                self._drop_client()
+                _in_background(self.warm_up(quiet=True))  # a fresh pool's connections, not in a click's time
             return self._fall_back(operation, fallback, err)
+        self._failures = 0
+        self.healthy = True
         self.calls[operation] = self.calls.get(operation, 0) + 1
         return result
 
@@ -212,7 +239,13 @@ class SharedStore:
         return fallback()
 
 
-_closing: set[asyncio.Task[None]] = set()  # clients being closed in the background (kept from the collector)
+_closing: set[asyncio.Task[Any]] = set()  # background work (closing, reconnecting), kept from the collector
+
+
+def _in_background(work: Awaitable[Any]) -> None:
+    task = asyncio.ensure_future(work)
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
 
 
 async def _close_quietly(client: aioredis.Redis) -> None:
@@ -236,13 +269,14 @@ def replay_ttl(expires: str, now: float, default: float) -> int:
 
 
 def display_url(url: str) -> str:
-    """The store's URL without its password."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    credentials, _, host = rest.rpartition("@")
-    user = credentials.partition(":")[0]
-    return f"{scheme}://{user + ':' if user else ''}***@{host}"
+    """The store's URL as logs show it: scheme, host, port and database only (never a user, a password or
+    a query, which may carry one)."""
+    parts = urlsplit(url)
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
 
 
 class FleetExpansions:
@@ -281,7 +315,7 @@ class FleetExpansions:
         data = {"url": link.web_url if link is not None else None, "reason": result.reason, "result": result.result}
         await self.store.put(self._key(url), orjson.dumps(data), ttl)
 
-    async def wait(self, url: str, seconds: float) -> Expanded | Unavailable | bool | None:
+    async def wait(self, url: str, seconds: float, claim_seconds: float) -> Expanded | Unavailable | bool | None:
         """Another router's answer for `url` once it is there, within `seconds`; True when its claim went
         away without an answer (that router failed or could not publish) and this one now holds it: fetch;
         None when nothing came in time; UNAVAILABLE when the store stopped answering."""
@@ -291,7 +325,7 @@ class FleetExpansions:
             found = await self.known(url)
             if found is not None:
                 return found
-            claimed = await self.claim(url, max(0.1, deadline - time.monotonic()) + 1)
+            claimed = await self.claim(url, claim_seconds)
             if claimed is None:
                 return UNAVAILABLE
             if claimed:

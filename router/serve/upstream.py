@@ -287,7 +287,7 @@ class ExpansionShare(Protocol):
 
     async def known(self, url: str) -> object: ...
     async def claim(self, url: str, seconds: float) -> bool | None: ...
-    async def wait(self, url: str, seconds: float) -> object: ...
+    async def wait(self, url: str, seconds: float, claim_seconds: float) -> object: ...
     async def publish(self, url: str, result: Expanded, ttl: float) -> None: ...
     async def release(self, url: str) -> None: ...
 
@@ -465,9 +465,10 @@ class Expander:
         if isinstance(found, Expanded):  # another router fetched it
             self._remember(url, found, self.policy.ok_ttl if found.link else self.policy.failure_ttl)
             return found
-        claimed = None if found is not None else await fleet.claim(url, self.policy.timeout + 1)
+        hold = self.policy.timeout + 1  # a claim outlives the fetch it covers
+        claimed = None if found is not None else await fleet.claim(url, hold)
         if claimed is False:  # another router is fetching it now: its answer, or the short link as it is
-            found = await fleet.wait(url, self.policy.timeout)
+            found = await fleet.wait(url, self.policy.timeout, hold)
             if isinstance(found, Expanded):
                 self._remember(url, found, self.policy.ok_ttl if found.link else self.policy.failure_ttl)
                 return found
@@ -475,6 +476,13 @@ class Expander:
                 return Expanded(None, f"another router is expanding this link; no answer within "
                                       f"{self.policy.timeout:g} s", "timeout")
             claimed = found is True  # its claim went away unanswered and is ours now: fetch it here
+        if claimed:
+            # Another router may have answered and let go between our look and our claim: look once more.
+            found = await fleet.known(url)
+            if isinstance(found, Expanded):
+                await fleet.release(url)
+                self._remember(url, found, self.policy.ok_ttl if found.link else self.policy.failure_ttl)
+                return found
         result, ttl = await self._fetch_and_remember(url)  # claimed, or the store can't say: fetch it here
         if claimed:
             if ttl > 0:

@@ -56,7 +56,7 @@ from router.serve.pages import (
     new_nonce,
 )
 from router.serve.reload import ActiveRules, Reloader, rules_source
-from router.serve.shared import FleetExpansions, SharedStore, display_url, replay_ttl
+from router.serve.shared import FleetExpansions, SharedStore, replay_ttl
 from router.serve.sources import RulesSource
 from router.serve.upstream import EXPANSION_RESULTS, Expander, ExpandPolicy, with_expansion
 
@@ -142,6 +142,14 @@ class Pages:
             name.decode(): value.decode() for name, value in page.headers if name != b"content-length"})
 
 
+class _Limited(Exception):
+    """A click limit reached after the click was read (a verified ad link's)."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.message, self.retry_after = message, retry_after
+
+
 class Page:
     """A response ready to send: status, header pairs, body. Each Page is built for one response, its
     headers list its own: the click handler adds the request id and cookie to it in place."""
@@ -199,7 +207,7 @@ class Clicks:
         visitor = visitor_id(cookie, client[0] if client else "", ua)
         limits = self.limits
         if limits is not None:
-            limited = await limits.refusal(client[0] if client else "", path, query)
+            limited = await limits.address_refusal(client[0] if client else "")
             if limited is not None:
                 await self._refuse_limited(scope, send, accept_language, request_id, started, *limited)
                 return
@@ -218,6 +226,12 @@ class Clicks:
                 else:
                     ctx = read_click(path, query, ua, at=at, settings=self.settings, visitor=visitor,
                                      replays=self.replays, client=client)
+                if limits is not None and ctx.ad is not None and ctx.ad.verified:
+                    ad = ctx.ad
+                    limited = await limits.ad_link_refusal(
+                        f"{ad.source}\n{ad.advertiser}\n{ad.campaign}\n{ctx.link.web_url}")
+                    if limited is not None:
+                        raise _Limited(*limited)
                 expander = self.expander
                 waited = 0.0
                 if expander is not None and ctx.link.web_url and expander.expandable(ctx.link):
@@ -230,6 +244,10 @@ class Clicks:
             page = self.pages.respond(accept_language, ctx, decision)
             action: str = decision.action
             rule = decision.rule
+        except _Limited as limited:
+            await self._refuse_limited(scope, send, accept_language, request_id, started, limited.message,
+                                       limited.retry_after)
+            return
         except BadClick as bad:
             page = self.pages.message(accept_language, bad.status, bad.message)
             action, rule = _BLOCK, "bad-request"
@@ -294,9 +312,16 @@ class Clicks:
         if not key or self.shared is None:
             return ctx
         now = at.timestamp()
+        # This process remembers every first use too: while the store is down it still catches the replays
+        # it saw itself, as it does without a store.
+        first_here = self.replays.first_use(key, now)
         first = await self.shared.first_use(key, replay_ttl(deferred.expires, now, self.replays.ttl),
-                                            lambda: self.replays.first_use(key, now))
-        return ctx if first else as_replayed(ctx, key)
+                                            lambda: first_here)
+        if first and first_here:
+            return ctx
+        if first_here:  # caught by the store: counted like the ones this process catches
+            self.replays.replays += 1
+        return as_replayed(ctx, key)
 
     def _error_page(self, accept_language: str | None, ctx: Context | None) -> Page:
         if ctx is None:
@@ -424,8 +449,8 @@ def create_app(
         # While draining (router.serve.drain) 503, so the load balancer stops sending clicks here.
         status = "draining" if DRAIN.draining else "ready"
         body = {"status": status, **active.status(), "pid": os.getpid(), "ua_tables": tables_built()}
-        if shared is not None:  # whether this process is asking the fleet's store, or resting after a failure
-            body["shared_store"] = {"url": display_url(shared.url), "up": shared.up}
+        if shared is not None:  # whether the fleet's store answered this process's last call (no address: public)
+            body["shared_store"] = {"configured": True, "up": shared.healthy and shared.up}
         return Response(json.dumps(body, ensure_ascii=False) + "\n", media_type="application/json",
                         status_code=503 if DRAIN.draining else 200,
                         headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
@@ -506,7 +531,7 @@ def metrics_state(active: ActiveRules, expander: Expander | None, replays: Click
         operations = {*shared.calls, *shared.fallbacks, "first_use"}
         state["adlink_shared_store_calls"] = {(op,): shared.calls.get(op, 0) for op in operations}
         state["adlink_shared_store_fallbacks"] = {(op,): shared.fallbacks.get(op, 0) for op in operations}
-        state["adlink_shared_store_up"] = {(): int(shared.up)}
+        state["adlink_shared_store_up"] = {(): int(shared.healthy and shared.up)}
     if expander is not None:
         # Every result from the start (at 0): the first timeout shows in an increase() too.
         state["adlink_expansions"] = {(result,): expander.results.get(result, 0) for result in EXPANSION_RESULTS}
