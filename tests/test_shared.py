@@ -327,3 +327,38 @@ def test_limits_are_counted_across_the_fleet(redis_server: RedisServer) -> None:
     finally:
         c.stop()
         d.stop()
+
+
+def test_one_click_waits_for_the_store_no_longer_than_one_deadline(shipped_rules: Any) -> None:
+    """A store that accepts and never answers, both limits on, an /ad click: three calls to the store (the
+    address's limit, the replay check, the ad link's limit) share one deadline, and the click is answered."""
+    import socket as socket_module
+
+    from starlette.testclient import TestClient
+
+    from router.serve.config import bundled_rules_dir
+    from router.serve.limits import Limit
+    from router.serve.web import create_app
+
+    silent = socket_module.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    accepted: list[socket_module.socket] = []
+    threading.Thread(target=lambda: [accepted.append(silent.accept()[0]) for _ in range(16)], daemon=True).start()
+    try:
+        settings = Settings(rules_dir=bundled_rules_dir(), signing_keys=TEST_KEYS,
+                            redis_url=f"redis://127.0.0.1:{silent.getsockname()[1]}/0", redis_timeout_seconds=0.3,
+                            limit_per_address=Limit(100, 60), limit_per_ad_link=Limit(100, 60))
+        app = create_app(settings, shipped_rules)
+        client = TestClient(app, follow_redirects=False)
+        began = time.monotonic()
+        response = client.get(f"/ad?{ad_query('wx-budget-1')}", headers=WECHAT)
+        took = time.monotonic() - began
+        assert is_ad_answer(response)  # answered as without a store
+        assert took < 0.65, took  # one deadline (0.3 s), not three (0.9 s)
+        assert app.clicks.shared is not None
+        assert app.clicks.shared.fallbacks == {"count": 2, "first_use": 1}
+    finally:
+        silent.close()
+        for connection in accepted:
+            connection.close()

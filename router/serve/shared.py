@@ -20,11 +20,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import contextvars
 import hashlib
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -52,6 +53,22 @@ MAX_CONNECTIONS = 32  # per process: clicks that need the store at once wait for
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 
 T = TypeVar("T")
+
+# A click's own deadline for the store, as the event loop's time: however many calls one click makes
+# (limits, the replay check), together they wait no longer than one ROUTER_REDIS_TIMEOUT_MS. Set by the
+# click handler (`click_budget`); work that is not one click's (a short link's expansion, shared by
+# every click that asks for it, with a deadline of its own) runs without it.
+_BUDGET: contextvars.ContextVar[float | None] = contextvars.ContextVar("store_budget", default=None)
+
+
+@contextlib.contextmanager
+def click_budget(seconds: float) -> Iterator[None]:
+    """For one click: the store calls made inside share `seconds` between them."""
+    token = _BUDGET.set(asyncio.get_running_loop().time() + seconds)
+    try:
+        yield
+    finally:
+        _BUDGET.reset(token)
 
 
 class Unavailable:
@@ -210,8 +227,14 @@ class SharedStore:
                     fallback: Callable[[], T]) -> T:
         if not self.up:
             return self._fall_back(operation, fallback, None)
+        timeout = self.timeout
+        budget = _BUDGET.get()
+        if budget is not None:
+            timeout = min(timeout, budget - asyncio.get_running_loop().time())
+            if timeout <= 0:  # this click has waited for the store all it may
+                return self._fall_back(operation, fallback, None)
         try:
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout(timeout):
                 result = await ask(self._redis())
         except Exception as err:  # down, slow, or garbage the client chokes on (any error): never the click's
             self.healthy = False

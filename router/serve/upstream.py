@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
 import ipaddress
 import logging
@@ -423,8 +424,11 @@ class Expander:
             if cached is not None:
                 return cached
             task = self._inflight.get(url)
-            if task is None or task.get_loop() is not asyncio.get_running_loop():
-                task = asyncio.ensure_future(self._expand_and_remember(url))
+            loop = asyncio.get_running_loop()
+            if task is None or task.get_loop() is not loop:
+                # Shared by every click that asks for this link, so not run in the first one's context (its
+                # store budget: router.serve.shared); the expansion has its own deadline.
+                task = loop.create_task(self._expand_and_remember(url), context=contextvars.Context())
                 self._inflight[url] = task
                 task.add_done_callback(lambda done: self._forget(url, done))
             async with asyncio.timeout(self.policy.timeout + 0.5):  # the chain has its own deadline

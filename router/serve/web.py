@@ -56,7 +56,7 @@ from router.serve.pages import (
     new_nonce,
 )
 from router.serve.reload import ActiveRules, Reloader, rules_source
-from router.serve.shared import FleetExpansions, SharedStore, replay_ttl
+from router.serve.shared import FleetExpansions, SharedStore, click_budget, replay_ttl
 from router.serve.sources import RulesSource
 from router.serve.upstream import EXPANSION_RESULTS, Expander, ExpandPolicy, with_expansion
 
@@ -286,6 +286,15 @@ class Clicks:
             "duration_ms": round(seconds * 1000, 3),
         })
 
+    async def with_store_budget(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A click with the fleet's store: all its calls to the store share one deadline (router.serve.shared)."""
+        shared = self.shared
+        if shared is None:
+            await self(scope, receive, send)
+            return
+        with click_budget(shared.timeout):
+            await self(scope, receive, send)
+
     async def _refuse_limited(self, scope: Scope, send: Send, accept_language: str | None, request_id: str,
                               started: float, message: str, retry_after: int) -> None:
         """429: a click limit is reached (router.serve.limits). Not decided, so no click line: an access line."""
@@ -341,6 +350,8 @@ class RouterApp:
 
     def __init__(self, clicks: Clicks, rest: Starlette, settings: Settings) -> None:
         self.clicks = clicks
+        # With a shared store each click's calls to it share one deadline; without, nothing to wrap.
+        self._click = clicks.with_store_budget if clicks.shared is not None else clicks
         self.metrics = clicks.metrics
         self.rest = rest
         self.state = rest.state
@@ -366,7 +377,7 @@ class RouterApp:
         if scope["path"] in _CLICK_PATHS and scope["method"] in ("GET", "HEAD"):
             refused = refusal(scope, self._names)
             if refused is None and (not self._metrics_port or self._port_refusal(scope) is None):
-                await self.clicks(scope, receive, send)  # its own request id and click line
+                await self._click(scope, receive, send)  # its own request id and click line
                 return
         await self._other(scope, receive, send)
 
