@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -43,7 +42,7 @@ from router.serve.web import create_app
 from tests import uas
 from tests.conftest import TEST_KEYS
 from tests.scrape import Samples, parse, series, value
-from tests.servers import Server, free_port
+from tests.servers import Server, free_port, stop_process, wait_until
 
 ITEM = "https://item.taobao.com/item.htm?id=123456"
 CLICK = f"/go?url={quote(ITEM, safe='')}"
@@ -253,17 +252,6 @@ def test_metrics_off_is_a_404() -> None:
 # --- a real server: refusals before the app, reloads --------------------------------------------------
 
 
-def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        time.sleep(0.1)
-
-
 def scrape(base: str) -> Samples:
     response = httpx.get(f"{base}/metrics", timeout=5)
     assert response.status_code == 200, response.text
@@ -296,7 +284,7 @@ def test_protocol_refusals_and_reloads_on_a_real_server(tmp_path: Path) -> None:
 
         default = rules / "default.yaml"
         default.write_text(default.read_text() + "\n# a change\n")
-        samples = wait_for(lambda: (s := scrape(server.base)) and value(s, "adlink_rules_reloads_total",
+        samples = wait_until(lambda: (s := scrape(server.base)) and value(s, "adlink_rules_reloads_total",
                                                                          result="accepted") == 1 and s, 10, "accepted")
         second = httpx.get(f"{server.base}/readyz").json()["rules_version"]
         assert second != first
@@ -305,13 +293,13 @@ def test_protocol_refusals_and_reloads_on_a_real_server(tmp_path: Path) -> None:
         assert value(samples, "adlink_rules_last_reload_rejected") == 0
 
         (rules / "broken.yaml").write_text("rules:\n  - id: x\n    when: {chanel: ad}\n    then: app\n")
-        samples = wait_for(lambda: (s := scrape(server.base)) and value(s, "adlink_rules_reloads_total",
+        samples = wait_until(lambda: (s := scrape(server.base)) and value(s, "adlink_rules_reloads_total",
                                                                          result="rejected") >= 1 and s, 10, "rejected")
         assert value(samples, "adlink_rules_last_reload_rejected") == 1
         assert value(samples, "adlink_rules_info", version=second) == 1  # the last good rules still serve
 
         shutil.rmtree(rules)  # the source gone: unavailable, not rejected (no file:line to fix)
-        samples = wait_for(lambda: (s := scrape(server.base)) and value(s, "adlink_rules_reloads_total",
+        samples = wait_until(lambda: (s := scrape(server.base)) and value(s, "adlink_rules_reloads_total",
                                                                          result="unavailable") >= 1 and s, 10, "gone")
         assert value(samples, "adlink_rules_last_reload_rejected") == 0
         assert value(samples, "adlink_rules_info", version=second) == 1
@@ -349,11 +337,11 @@ def test_workers_sum_their_counts_and_keep_those_of_a_worker_that_died(tmp_path:
     server = Server("--workers", "2", env={"ROUTER_METRICS_DIR": str(metrics_dir)})
     try:
         server.wait_ready()
-        pids = wait_for(lambda: p if len(p := pids_serving(server.base)) == 2 else None, 30, "two workers")
+        pids = wait_until(lambda: p if len(p := pids_serving(server.base)) == 2 else None, 30, "two workers")
         assert not (metrics_dir / "worker-999999.json").exists()
         click_on_new_connections(server.base, 30)
         # A worker's counts reach the other's scrapes within a flush (FLUSH_SECONDS): then, every scrape.
-        wait_for(lambda: all(clicks_total(scrape(server.base)) == 30 for _ in range(4)), 10 * FLUSH_SECONDS, "30")
+        wait_until(lambda: all(clicks_total(scrape(server.base)) == 30 for _ in range(4)), 10 * FLUSH_SECONDS, "30")
         for _ in range(10):  # whichever worker is scraped, the sum: its own counts and the other's file
             with httpx.Client() as fresh:
                 samples = parse(fresh.get(f"{server.base}/metrics").text)
@@ -371,17 +359,17 @@ def test_workers_sum_their_counts_and_keep_those_of_a_worker_that_died(tmp_path:
                     seen.append(clicks_total(parse(fresh.get(f"{server.base}/metrics").text)))
             done.result()
         assert len(seen) > 3 and seen == sorted(seen), seen
-        wait_for(lambda: clicks_total(scrape(server.base)) == 50, 10, "fifty clicks")
+        wait_until(lambda: clicks_total(scrape(server.base)) == 50, 10, "fifty clicks")
 
         os.kill(min(pids), signal.SIGKILL)  # a worker dies; the supervisor starts another
-        wait_for(lambda: len(p := pids_serving(server.base)) == 2 and min(pids) not in p, 30, "a new worker")
+        wait_until(lambda: len(p := pids_serving(server.base)) == 2 and min(pids) not in p, 30, "a new worker")
         samples = scrape(server.base)
         assert clicks_total(samples) == 50  # the dead worker's clicks still count
         assert value(samples, "adlink_workers") == 2  # its gauges no longer do
         # ...folded by the supervisor into one file with every ended worker's counts
         assert (metrics_dir / RETIRED).exists() and not list(metrics_dir.glob(f"worker-{min(pids)}-*"))
         click_on_new_connections(server.base, 10)
-        wait_for(lambda: clicks_total(scrape(server.base)) == 60, 10, "the new worker's clicks")
+        wait_until(lambda: clicks_total(scrape(server.base)) == 60, 10, "the new worker's clicks")
     finally:
         server.stop()
 
@@ -394,7 +382,7 @@ def test_workers_make_and_remove_a_directory_of_their_own() -> None:
         made = set(Path(tempfile.gettempdir()).glob("adlink-metrics-*")) - before
         assert len(made) == 1
         click_on_new_connections(server.base, 4)
-        wait_for(lambda: clicks_total(scrape(server.base)) == 4, 10, "four clicks")
+        wait_until(lambda: clicks_total(scrape(server.base)) == 4, 10, "four clicks")
     finally:
         server.stop()
     assert not any(path.exists() for path in made)
@@ -446,19 +434,14 @@ def prometheus_for(tmp_path: Path) -> Iterator[Callable[[str], str]]:
             except httpx.TransportError:
                 return False
 
-        wait_for(ready, 60, "prometheus ready")
+        wait_until(ready, 60, "prometheus ready")
         return base
 
     try:
         yield start
     finally:
         for process in processes:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process)
 
 
 def query(prometheus: str, promql: str) -> list[dict[str, Any]]:
@@ -479,7 +462,7 @@ def test_prometheus_scrapes_two_workers_and_answers_promql(prometheus_for: Calla
             result = query(prometheus, 'sum(adlink_clicks_total{action="app"})')
             return result if result and float(result[0]["value"][1]) == 25 else []
 
-        wait_for(total, 60, "Prometheus sees the 25 clicks of both workers")
+        wait_until(total, 60, "Prometheus sees the 25 clicks of both workers")
         assert query(prometheus, "up")[0]["value"][1] == "1"
         info = query(prometheus, "adlink_rules_info")
         assert [(row["metric"]["version"], row["value"][1]) for row in info] == [(version, "1")]  # an info metric
@@ -492,7 +475,7 @@ def test_prometheus_scrapes_two_workers_and_answers_promql(prometheus_for: Calla
             found = [(row["metric"]["action"], float(row["value"][1])) for row in query(prometheus, share)]
             return found if found and all(fraction == fraction for _, fraction in found) else []  # not NaN
 
-        assert wait_for(shares, 60, "the share by action") == [("app", 1.0)]
+        assert wait_until(shares, 60, "the share by action") == [("app", 1.0)]
         rejected = query(prometheus, 'sum(increase(adlink_rules_reloads_total{result="rejected"}[5m]))')
         assert [float(row["value"][1]) for row in rejected] == [0.0]
     finally:

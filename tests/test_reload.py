@@ -8,6 +8,7 @@ server (tests.servers) on 127.0.0.1 with a short poll interval.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -29,7 +30,7 @@ from router.serve.config import Settings
 from router.serve.reload import ActiveRules, Attempt, Reloader
 from router.serve.sources import DirectoryWatch, signature
 from router.serve.web import create_app
-from tests import uas
+from tests import servers, uas
 from tests.conftest import TEST_KEYS
 from tests.servers import Server
 
@@ -83,15 +84,8 @@ def write_in_place(path: Path, text: str) -> None:
         handle.write(text[len(text) // 2 :])
 
 
-def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        time.sleep(0.02)
+# Reloads are timed against a promise of 2 s: looked at every 20 ms.
+wait_until = functools.partial(servers.wait_until, every=0.02)
 
 
 # --- the directory signature ------------------------------------------------------------------

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from router.serve.shared import SharedStore, display_url, replay_ttl
 from tests import uas
 from tests.conftest import TEST_KEYS
 from tests.scrape import parse, value
-from tests.servers import Server, free_port
+from tests.servers import Server, free_port, stop_process, wait_until
 
 KEYS_TEXT = "k2:second-secret-0123456789,k1:first-secret-0123456789"  # TEST_KEYS, for the servers
 ITEM = "https://item.taobao.com/item.htm?id=123456"
@@ -70,12 +70,7 @@ class RedisServer:
             self.process.wait(10)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_process(self.process, timeout=10)
 
 
 def redis_binary() -> str:
@@ -101,17 +96,6 @@ def router(redis_url: str, **env: str) -> Server:
     is sometimes missed, and these tests are about sharing (the deadline has tests of its own)."""
     return Server(env={"ROUTER_SIGNING_KEYS": KEYS_TEXT, "ROUTER_REDIS_URL": redis_url,
                        "ROUTER_REDIS_TIMEOUT_MS": "300", **env}).wait_ready()
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        time.sleep(0.1)
 
 
 # --- across processes ------------------------------------------------------------------------------------
@@ -178,7 +162,7 @@ def test_the_store_killed_mid_load_and_back(redis_server: RedisServer, tmp_path:
                     httpx.get(f"{base}/ad?{ad_query(f'wx-back-{time.monotonic()}')}", headers=WECHAT)
                     return bool(httpx.get(f"{base}/readyz").json()["shared_store"]["up"])
 
-                wait_for(lambda: asking_again(a.base) and asking_again(b.base), 10, "the store back")
+                wait_until(lambda: asking_again(a.base) and asking_again(b.base), 10, "the store back")
                 assert is_ad_answer(httpx.get(f"{a.base}/ad?{ad_query('wx-back-shared')}", headers=WECHAT))
                 assert not is_ad_answer(httpx.get(f"{b.base}/ad?{ad_query('wx-back-shared')}", headers=WECHAT))
             finally:
@@ -313,6 +297,8 @@ def test_limits_are_counted_across_the_fleet(redis_server: RedisServer) -> None:
         samples = parse(httpx.get(f"{a.base}/metrics").text)
         assert value(samples, "adlink_refusals_total", status="429", stage="limit") >= 1
         assert value(samples, "adlink_shared_store_fallbacks_total", operation="count") == 0
+        access = [line for line in a.stop().splitlines() if '"type":"access"' in line and '"status":429' in line]
+        assert access and "the limit is 5 clicks per 60 s" in access[0]  # not a click line: an access line
     finally:
         a.stop()
         b.stop()

@@ -79,15 +79,17 @@ def bundled_rules_dir() -> Path:
     return package.parent / "rules"
 
 
-def _delay(text: str) -> int:
+def _integer(name: str, text: str, default: int, low: int, high: int, unit: str = "milliseconds") -> int:
+    """A whole number from the environment, `default` when unset; ValueError naming the setting and its range."""
     if not text.strip():
-        return DEFAULT_FALLBACK_DELAY_MS
+        return default
     try:
         value = int(text)
     except ValueError:
-        raise ValueError(f"ROUTER_FALLBACK_DELAY_MS must be a number of milliseconds, got {text!r}") from None
-    if not 300 <= value <= 10_000:
-        raise ValueError(f"ROUTER_FALLBACK_DELAY_MS must be between 300 and 10000 milliseconds, got {value}")
+        kind = f"a number of {unit}" if unit else "a port number"
+        raise ValueError(f"{name} must be {kind}, got {text!r}") from None
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high}{' ' + unit if unit else ''}, got {value}")
     return value
 
 
@@ -201,31 +203,6 @@ def check_redis_url(text: str) -> str:
     return url
 
 
-def _redis_timeout(text: str) -> float:
-    if not text.strip():
-        return DEFAULT_REDIS_TIMEOUT_MS / 1000
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"ROUTER_REDIS_TIMEOUT_MS must be a number of milliseconds, got {text!r}") from None
-    if not 1 <= value <= 1000:
-        raise ValueError(f"ROUTER_REDIS_TIMEOUT_MS must be between 1 and 1000 milliseconds, got {value}")
-    return value / 1000
-
-
-def _port(name: str, text: str) -> int:
-    """A TCP port from the environment; 0 when unset."""
-    if not text.strip():
-        return 0
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"{name} must be a port number, got {text!r}") from None
-    if not 1 <= value <= 65535:
-        raise ValueError(f"{name} must be between 1 and 65535, got {value}")
-    return value
-
-
 def _metrics_from(text: str) -> tuple[Network, ...]:
     """ROUTER_METRICS_FROM as networks; () when /metrics is off."""
     value = text.strip().lower()
@@ -333,7 +310,8 @@ class Settings(ClickSettings):
             signing_keys=keys,
             # Query parameter names are case-sensitive: forwarded exactly as configured.
             forward_params=_csv(env.get("ROUTER_FORWARD_PARAMS", ""), lower=False) or DEFAULT_FORWARD_PARAMS,
-            fallback_delay_ms=_delay(env.get("ROUTER_FALLBACK_DELAY_MS", "")),
+            fallback_delay_ms=_integer("ROUTER_FALLBACK_DELAY_MS", env.get("ROUTER_FALLBACK_DELAY_MS", ""),
+                                       DEFAULT_FALLBACK_DELAY_MS, 300, 10_000),
             expand_hosts=_expand_hosts(env.get("ROUTER_EXPAND_HOSTS", "")),
             expand_timeout_seconds=_seconds(
                 "ROUTER_EXPAND_TIMEOUT_SECONDS", env.get("ROUTER_EXPAND_TIMEOUT_SECONDS", ""),
@@ -351,9 +329,10 @@ class Settings(ClickSettings):
                                       DEFAULT_SHUTDOWN_SECONDS, 1, 600),
             metrics_from=_metrics_from(env.get("ROUTER_METRICS_FROM", "")),
             metrics_dir=env.get("ROUTER_METRICS_DIR", "").strip(),
-            metrics_port=_port("ROUTER_METRICS_PORT", env.get("ROUTER_METRICS_PORT", "")),
+            metrics_port=_integer("ROUTER_METRICS_PORT", env.get("ROUTER_METRICS_PORT", ""), 0, 1, 65535, unit=""),
             redis_url=check_redis_url(env.get("ROUTER_REDIS_URL", "")),
-            redis_timeout_seconds=_redis_timeout(env.get("ROUTER_REDIS_TIMEOUT_MS", "")),
+            redis_timeout_seconds=_integer("ROUTER_REDIS_TIMEOUT_MS", env.get("ROUTER_REDIS_TIMEOUT_MS", ""),
+                                           DEFAULT_REDIS_TIMEOUT_MS, 1, 1000) / 1000,
             limit_per_address=parse_limit("ROUTER_LIMIT_PER_ADDRESS", env.get("ROUTER_LIMIT_PER_ADDRESS", "")),
             limit_per_ad_link=parse_limit("ROUTER_LIMIT_PER_AD_LINK", env.get("ROUTER_LIMIT_PER_AD_LINK", "")),
         )

@@ -305,10 +305,7 @@ class Clicks:
         seconds = perf_counter() - started
         self.metrics.refused(429, "limit")
         self.metrics.request(scope["path"], seconds)
-        client = scope.get("client")
-        access_log.info("%s %s -> 429: %s", scope["method"], scope["path"], message, extra={
-            "request_id": request_id, "duration_ms": round(seconds * 1000, 3), "status": 429,
-            "method": scope["method"], "path": scope["path"], "client": client[0] if client else None})
+        log_access(scope, 429, request_id, seconds, message)
 
     async def _read_ad_shared(self, path: str, query: str, ua: str, at: datetime, visitor: str,
                               client: Client) -> Context:
@@ -408,11 +405,16 @@ class RouterApp:
         if 400 <= status < 500:
             self.metrics.refused(status, "edge" if refused is not None else "route")
         if status >= 400:
-            client = scope.get("client")
-            access_log.info("%s %s -> %d", scope["method"], scope["path"][:200], status, extra={
-                "request_id": request_id, "duration_ms": round(seconds * 1000, 3),
-                "status": status, "method": scope["method"], "path": scope["path"][:200],
-                "client": client[0] if client else None})
+            log_access(scope, status, request_id, seconds)
+
+
+def log_access(scope: Scope, status: int, request_id: str, seconds: float, why: str = "") -> None:
+    """The access line of a request answered with an error (router.serve.logs: type `access`)."""
+    client = scope.get("client")
+    path = scope["path"][:200]
+    access_log.info("%s %s -> %d%s", scope["method"], path, status, f": {why}" if why else "", extra={
+        "request_id": request_id, "duration_ms": round(seconds * 1000, 3), "status": status,
+        "method": scope["method"], "path": path, "client": client[0] if client else None})
 
 
 def create_app(
