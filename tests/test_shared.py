@@ -348,3 +348,13 @@ def test_one_click_waits_for_the_store_no_longer_than_one_deadline(shipped_rules
         silent.close()
         for connection in accepted:
             connection.close()
+
+
+def test_a_router_without_a_store_never_loads_its_client() -> None:
+    """The Redis client weighs several MB of memory per worker: only ROUTER_REDIS_URL loads it."""
+    import sys
+
+    loaded = subprocess.run([sys.executable, "-c", "import sys, router.cli, router.serve.web, router.serve.shared; "
+                             "print(any(name.split('.')[0] == 'redis' for name in sys.modules))"],
+                            capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "False"

@@ -26,18 +26,17 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import orjson
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
 from router.decision.links import LinkError, parse_link
 from router.decision.types import EXPANDABLE
 from router.serve.upstream import EXPANSION_RESULTS, Expanded
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
 
 log = logging.getLogger("router")
 
@@ -112,6 +111,11 @@ class SharedStore:
             # No retries: a command the server ran whose answer was lost (a reset, a failover) must not run
             # twice (a first click would read as its own replay, a counter count twice). A click that finds
             # every connection busy waits for one within its deadline, not an error.
+            # Imported here: the client weighs ~6 MB, and a router without a store never loads it.
+            import redis.asyncio as aioredis
+            from redis.asyncio.retry import Retry
+            from redis.backoff import NoBackoff
+
             pool = aioredis.BlockingConnectionPool.from_url(
                 self.url, max_connections=MAX_CONNECTIONS, timeout=self.timeout, socket_timeout=self.timeout,
                 socket_connect_timeout=CONNECT_SECONDS, health_check_interval=30,
@@ -123,7 +127,7 @@ class SharedStore:
     async def aclose(self) -> None:
         client, self._client = self._client, None
         if client is not None and self._client_loop is asyncio.get_running_loop():
-            with contextlib.suppress(RedisError, OSError):
+            with contextlib.suppress(Exception):
                 await client.aclose()
         if _closing:  # clients dropped after failures, closing in the background
             await asyncio.gather(*_closing, return_exceptions=True)
