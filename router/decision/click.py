@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 from urllib.parse import unquote_plus
 
 from router.decision.clients import parse_client
@@ -130,13 +132,32 @@ def read_click(
                             None, None, None, "")
     if path not in CLICK_PATHS:
         raise BadClick(404, f"no such click path {_short(path)}; use /go?url=… or a signed /ad?… link")
-    link, values, params, fields = _read_ad_query(query, settings)
-    ad = _ad_claim(values, fields, settings, at, replays)
+    ad_query, extra = _read_ad_query(query, settings, at)
+    trusted = ad_query.trusted
+    if trusted is not None and at.timestamp() < trusted.expires:
+        # The ad's signature held when its query was first read, and has not expired since: only the click
+        # ids are read per click (and checked for replays).
+        ad, channel, reason = trusted.claim, trusted.channel, trusted.reason
+        wanted = settings.forward_params
+        forward = trusted.forward + tuple((name, value) for name, value in extra if name in wanted)
+        if replays is not None and extra:
+            replay_key = _replay_key(ad_query.fields, dict(reversed(extra)))
+            if replay_key:
+                ad, channel, reason = _replay_checked(ad, channel, reason, replay_key, ad_query.fields, replays, at)
+        return _new_context(ad_query.link, client, channel, reason, at, visitor or visitor_id(None, "", ua or ""),
+                            forward, ad, None, None, "")
+    values, params = ad_query.values, ad_query.params
+    if extra:
+        values = dict(values)
+        for name, value in extra:
+            values.setdefault(name, value)
+        params = params + extra
+    ad = _ad_claim(values, ad_query.fields, settings, at, replays)
     channel, reason = _channel(values, ad)
     wanted = settings.forward_params
     forward = tuple((name, value) for name, value in params if name in wanted)
-    return _new_context(link, client, channel, reason, at, visitor or visitor_id(None, "", ua or ""), forward, ad,
-                        None, None, "")
+    return _new_context(ad_query.link, client, channel, reason, at, visitor or visitor_id(None, "", ua or ""),
+                        forward, ad, None, None, "")
 
 
 # A Context per click read, at half the cost of Context(...) (router.decision.slots); every field given, in
@@ -165,17 +186,55 @@ def _read_go_query(query: str, settings: ClickSettings) -> tuple[Link, Channel, 
 
 # /ad queries already read, without their per-click part (bounded: router.decision.recent). An ad's link
 # is fixed when the ad is made; the platform appends a click id (gdt_vid, qz_gdt, click_id) per click. So
-# the fixed part (link, ad fields, signature) is read once per ad, and only the click ids per click;
-# whether the signature still holds (expiry) and whether the click id was seen before (replays) are
-# checked per click, after this.
+# the fixed part (link, ad fields, signature, and what a verified signature makes of the click: its claim
+# and channel) is read once per ad, and only the click ids per click; whether the signature still holds
+# (expiry) and whether the click id was seen before (replays) are checked per click, after this.
 _AD_QUERY_LIMIT = 1024
-_AdQuery = tuple[Link, dict[str, str], list[tuple[str, str]], dict[str, str]]
+
+
+class _Trusted(NamedTuple):
+    """What an ad query's signature, verified when the query was first read, makes of every click on it
+    until `expires` (a POSIX time; infinite without an expiry)."""
+
+    claim: AdClaim
+    channel: Channel
+    reason: str
+    forward: tuple[tuple[str, str], ...]  # the forwarded parameters among the fixed ones
+    expires: float
+
+
+class _AdQuery(NamedTuple):
+    link: Link
+    values: dict[str, str]  # the first value of each fixed parameter
+    params: list[tuple[str, str]]  # the fixed parameters in order
+    fields: dict[str, str]  # the signed fields and the signature
+    trusted: _Trusted | None  # None: the signature did not hold when read (then it is checked per click)
+
+
 _ad_queries: Recent[tuple[int, str], tuple[ClickSettings, _AdQuery]] = Recent(_AD_QUERY_LIMIT)
 
 
-def _read_ad_query(query: str, settings: ClickSettings) -> _AdQuery:
-    """_read_query, plus the signed fields, for an /ad click: the part its ad fixes read once per ad."""
+def _read_ad_query(query: str, settings: ClickSettings, at: datetime) -> tuple[_AdQuery, list[tuple[str, str]]]:
+    """_read_query, plus the signed fields, for an /ad click: the part its ad fixes (read once per ad), and
+    the per-click parameters (click ids, forwarded ids) in order."""
     per_click = settings.per_click_params
+    if per_click and len(query) <= MAX_QUERY_LENGTH:
+        # Platforms append their click ids at the end: peel them off and look the rest up, without
+        # splitting the whole query. A kept fixed part holds no per-click, encoded or empty chunk, so a
+        # query shaped otherwise finds none and is read below.
+        fixed_query, varying_chunks = query, []
+        while True:
+            head, _, last = fixed_query.rpartition("&")
+            if not head or last.partition("=")[0] not in per_click:
+                break
+            varying_chunks.append(last)
+            fixed_query = head
+        known = _ad_queries.get((id(settings), fixed_query))
+        if known is not None and known[0] is settings:
+            if len(known[1].params) + len(varying_chunks) > MAX_PARAMS:
+                raise BadClick(400, f"too many query parameters; the limit is {MAX_PARAMS}")
+            varying_chunks.reverse()
+            return known[1], _query_params("&".join(varying_chunks)) if varying_chunks else []
     chunks = [chunk for chunk in query.split("&") if chunk] if per_click and len(query) <= MAX_QUERY_LENGTH else []
     fixed: list[str] = []
     varying: list[str] = []
@@ -188,7 +247,7 @@ def _read_ad_query(query: str, settings: ClickSettings) -> _AdQuery:
         (varying if name in per_click else fixed).append(chunk)
     if whole:
         link, values, params = _read_query(query, settings)
-        return link, values, params, _signed(values)
+        return _AdQuery(link, values, params, _signed(values), None), []
     if len(chunks) > MAX_PARAMS:
         raise BadClick(400, f"too many query parameters; the limit is {MAX_PARAMS}")
     fixed_query = "&".join(fixed)
@@ -196,17 +255,26 @@ def _read_ad_query(query: str, settings: ClickSettings) -> _AdQuery:
     known = _ad_queries.get(key)
     if known is None or known[0] is not settings:
         link, values, params = _read_query(fixed_query, settings)
-        known = (settings, (link, values, params, _signed(values)))
+        fields = _signed(values)
+        known = (settings, _AdQuery(link, values, params, fields, _trusted(values, params, fields, settings, at)))
         if len(fixed_query) <= _GO_QUERY_KEPT_CHARS:
             _ad_queries.put(key, known)
-    link, values, params, fields = known[1]
-    if not varying:
-        return link, values, params, fields
-    extra = _query_params("&".join(varying))
-    values = dict(values)
-    for name, value in extra:
-        values.setdefault(name, value)
-    return link, values, params + extra, fields
+    return known[1], _query_params("&".join(varying)) if varying else []
+
+
+def _trusted(
+    values: dict[str, str], params: list[tuple[str, str]], fields: dict[str, str], settings: ClickSettings,
+    at: datetime,
+) -> _Trusted | None:
+    """What every click on an ad whose fixed part is `values` gets while its signature holds; None when it
+    does not hold now."""
+    claim = _ad_claim(values, fields, settings, at, None)
+    if not claim.verified:
+        return None
+    expires = float(int(fields["exp"])) if "exp" in fields else math.inf  # as verify reads it
+    channel, reason = _channel(values, claim)
+    wanted = settings.forward_params
+    return _Trusted(claim, channel, reason, tuple((name, value) for name, value in params if name in wanted), expires)
 
 
 def _read_query(query: str, settings: ClickSettings) -> tuple[Link, dict[str, str], list[tuple[str, str]]]:
@@ -245,20 +313,37 @@ def _ad_claim(
     replays: ClickReplays | None,
 ) -> AdClaim:
     verified, reason = verify(fields, settings.signing_keys, at)
-    click_ids = [f"{name}={values[name]}" for name in CLICK_ID_PARAMS if values.get(name)]
-    if verified and replays is not None and click_ids:
-        key = fields.get("sig", "") + "|" + "&".join(click_ids)
-        if not replays.first_use(key, at.timestamp()):
-            verified, reason = False, _replayed_reason(key)
-        elif isinstance(replays, DeferredReplays):
-            replays.asked(key, fields.get("exp", ""))
-    return AdClaim(
+    claim = AdClaim(
         source=values.get("src", ""),
         advertiser=values.get("adv", ""),
         campaign=values.get("cmp", ""),
         verified=verified,
         reason=reason,
     )
+    key = _replay_key(fields, values) if verified and replays is not None else ""
+    if key and replays is not None:
+        claim = _replay_checked(claim, Channel.UNKNOWN, "", key, fields, replays, at)[0]
+    return claim
+
+
+def _replay_key(fields: dict[str, str], values: dict[str, str]) -> str:
+    """What identifies one click on a signed link: its signature and click ids ("" without click ids)."""
+    click_ids = [f"{name}={values[name]}" for name in CLICK_ID_PARAMS if values.get(name)]
+    return fields.get("sig", "") + "|" + "&".join(click_ids) if click_ids else ""
+
+
+def _replay_checked(
+    claim: AdClaim, channel: Channel, reason: str, key: str, fields: dict[str, str], replays: ClickReplays,
+    at: datetime,
+) -> tuple[AdClaim, Channel, str]:
+    """The verified `claim` (with its channel and reason), or, when its click id (`key`) was used before, the
+    claim of a replayed click."""
+    if not replays.first_use(key, at.timestamp()):
+        claim = dataclasses.replace(claim, verified=False, reason=_replayed_reason(key))
+        channel, reason = _channel({}, claim)
+    elif isinstance(replays, DeferredReplays):
+        replays.asked(key, fields.get("exp", ""))
+    return claim, channel, reason
 
 
 def _replayed_reason(key: str) -> str:

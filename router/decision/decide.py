@@ -8,12 +8,25 @@ rules router.decision.index leaves as candidates (the same first match).
 
 from __future__ import annotations
 
+import dataclasses
+
 from router.decision.deeplinks import app_location, client_traits, opened_app, runs_taobao, web_location
 from router.decision.memo import KEPT_LINK_CHARS, choice_key
 from router.decision.rules import Outcome, Rule, RuleSet
+from router.decision.slots import slot_constructor
 from router.decision.types import Action, Context, Decision, Step
 
 DEFAULT_RULE = "default"
+
+# A Decision per click that forwards ids (an ad's click id: its answer can't be kept), at a third of the
+# cost of Decision(...) (router.decision.slots); every field given, in order: action, rule, status,
+# location, reason, landing, app_link, app, notes, trace.
+_new_decision = slot_constructor(Decision)
+if tuple(f.name for f in dataclasses.fields(Decision)) != (
+    "action", "rule", "status", "location", "reason", "landing", "app_link", "app", "notes", "trace"
+):
+    raise ImportError("router.decision.decide: Decision's fields changed; update the _new_decision calls")
+_APP, _WEB, _BLOCK, _LANDING = Action.APP, Action.WEB, Action.BLOCK, Action.LANDING  # bound once (clients.py says why)
 
 
 def decide(rules: RuleSet, ctx: Context) -> Decision:
@@ -70,21 +83,21 @@ def explain(rules: RuleSet, ctx: Context) -> Decision:
 def _outcome(rules: RuleSet, then: Outcome, rule_id: str, ctx: Context, trace: tuple[Step, ...]) -> Decision:
     """Turn a rule's action into an answer; degrade honestly when the action cannot be carried out."""
     action = then.action
-    if action is Action.BLOCK:
+    if action is _BLOCK:
         reason = then.message or "This link is not available here."
-        return Decision(Action.BLOCK, rule_id, then.status, reason=reason, trace=trace)
-    if action is Action.APP:
+        return _new_decision(_BLOCK, rule_id, then.status, None, reason, "", None, "taobao", (), trace)
+    if action is _APP:
         location, note = app_location(
             ctx.link, ctx.client, ctx.forward,
             via=then.via, app=then.app, universal_link_hosts=rules.universal_link_hosts,
         )
         if location is not None:
-            return Decision(Action.APP, rule_id, 302, location=location, notes=(note,), trace=trace)
+            return _new_decision(_APP, rule_id, 302, location, "", "", None, "taobao", (note,), trace)
         return _landing(rules, ctx, rule_id, then, trace, notes=(note,))
-    if action is Action.WEB:
+    if action is _WEB:
         location = web_location(ctx.link, ctx.client, ctx.forward)
         if location is not None:
-            return Decision(Action.WEB, rule_id, 302, location=location, trace=trace)
+            return _new_decision(_WEB, rule_id, 302, location, "", "", None, "taobao", (), trace)
         notes = ("the link has no web page (token only); landing page instead",)
         return _landing(rules, ctx, rule_id, then, trace, notes=notes)
     return _landing(rules, ctx, rule_id, then, trace)
@@ -100,5 +113,5 @@ def _landing(
             ctx.link, ctx.client, ctx.forward,
             via=then.via, app=then.app, universal_link_hosts=rules.universal_link_hosts,
         )
-    return Decision(Action.LANDING, rule_id, 200, landing=then.page, app_link=app_link,
-                    app=opened_app(ctx.link, then.app), notes=notes, trace=trace)
+    return _new_decision(_LANDING, rule_id, 200, None, "", then.page, app_link, opened_app(ctx.link, then.app), notes,
+                         trace)

@@ -35,7 +35,19 @@ def with_params(url: str, params: tuple[tuple[str, str], ...]) -> str:
         return url
     # What urlsplit calls the query (after the first "?", before any "#"), without a full split.
     joiner = "&" if url.partition("#")[0].partition("?")[2] else "?"
-    return url + joiner + "&".join(f"{_encoded(name)}={_encoded(value)}" for name, value in params)
+    global _last_encoded
+    last = _last_encoded
+    if last[0] is params:
+        return url + joiner + last[1]
+    encoded = "&".join(f"{_encoded(name)}={_encoded(value)}" for name, value in params)
+    _last_encoded = (params, encoded)
+    return url + joiner + encoded
+
+
+# The last click's parameters, encoded: an app answer appends them to its web URL and to its app link, and
+# the landing page's app link again. Compared by identity (one tuple per click), so a tuple that happens to
+# be equal is encoded afresh; under the GIL the pair is read and replaced whole.
+_last_encoded: tuple[tuple[tuple[str, str], ...], str] = ((), "")
 
 
 _UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
