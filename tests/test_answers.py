@@ -61,6 +61,55 @@ def test_user_agents_that_say_the_same_client_share_one_answer() -> None:
     assert other.action.value == "landing" and len(answers) == 2
 
 
+def test_clients_of_one_kind_share_an_answer_and_each_click_keeps_its_own_client() -> None:
+    """Kept by what the rules read of a client (its kind), not the Client: WeChat 8.0.47 and 8.0.49 on
+    the same side of a version range share one answer, 8.0.20 on the other side gets its own; the Context
+    handed out always carries the click's own Client (what is logged and shown of it)."""
+    ruleset = rules("rules:\n  - {id: new-wechat, when: {app: wechat, app_version: '>=8.0.30'}, then: web}\n"
+                    "default: landing\n")
+    answers = Answers()
+    uas_by_version = {v: uas.WECHAT_ANDROID.replace("MicroMessenger/8.0.47", f"MicroMessenger/{v}")
+                      for v in ("8.0.47", "8.0.49", "8.0.20")}
+    clients = {v: parse_client(ua) for v, ua in uas_by_version.items()}
+    assert len(set(clients.values())) == 3
+    first_ctx, first = answers.answer(ruleset, "/go", QUERY, uas_by_version["8.0.47"], at=AT, visitor="a",
+                                      settings=SETTINGS)
+    ctx, again = answers.answer(ruleset, "/go", QUERY, uas_by_version["8.0.49"], at=AT, visitor="b",
+                                settings=SETTINGS)
+    assert again is first and first.action.value == "web" and len(answers) == 1
+    assert ctx.client is clients["8.0.49"] and first_ctx.client is clients["8.0.47"] and ctx.link == first_ctx.link
+    old_ctx, old = answers.answer(ruleset, "/go", QUERY, uas_by_version["8.0.20"], at=AT, visitor="c",
+                                  settings=SETTINGS)
+    assert old.action.value == "landing" and old_ctx.client is clients["8.0.20"] and len(answers) == 2
+
+
+def test_a_kept_answer_is_the_answer_decided_afresh_for_every_client_of_the_corpus() -> None:
+    """Over the user-agent corpus and the shipped rules, in two orders: whatever client made the kept
+    answer, every click gets what deciding it afresh gives, with its own client in the Context."""
+    from router.decision.click import read_click
+    from router.decision.decide import decide
+    from router.decision.rules import load_rules
+
+    shipped = load_rules(SETTINGS.rules_dir)
+    # HarmonyOS 4 (Android apps run) and NEXT (they don't): one app, OS and device, different answers.
+    harmony = ["Mozilla/5.0 (Linux; Android 12; HarmonyOS; NOH-AN00; HMSCore 6.11.0.302) AppleWebKit/537.36 "
+               "(KHTML, like Gecko) Chrome/99.0.4844.88 HuaweiBrowser/14.0.1.300 Mobile Safari/537.36",
+               "Mozilla/5.0 (Phone; OpenHarmony 5.0; HarmonyOS 5.0) AppleWebKit/537.36 (KHTML, like Gecko) "
+               "Chrome/114.0.0.0 Safari/537.36 ArkWeb/4.1.6.1 Mobile HuaweiBrowser/5.0.4.300"]
+    agents = harmony + uas.corpus_user_agents()
+    queries = [QUERY + "&from=groupmessage", QUERY + "&from=timeline", QUERY]
+    for order in (agents, agents[::-1]):
+        answers = Answers()
+        for ua in order:
+            for query in queries:
+                ctx, decision = answers.answer(shipped, "/go", query, ua, at=AT, visitor="v", settings=SETTINGS)
+                fresh = decide(shipped, read_click("/go", query, ua, at=AT, settings=SETTINGS, visitor="v"))
+                assert ctx.client is parse_client(ua), ua
+                assert (decision.action, decision.rule, decision.location, decision.landing, decision.app_link,
+                        decision.notes) == (fresh.action, fresh.rule, fresh.location, fresh.landing,
+                                            fresh.app_link, fresh.notes), (ua, query)
+
+
 def test_answers_that_depend_on_who_or_when_are_not_kept() -> None:
     """A rollout (the visitor) or a window (the time) on the way: decided afresh every time."""
     for ruleset in (ROLLOUT, WINDOW):

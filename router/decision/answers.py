@@ -4,8 +4,11 @@ A `/go` click is read from its query and the Client its user agent says (router.
 who clicks and when only matter to rules with a rollout or a window. So when deciding a click tried no
 such rule (`decide_timeless`), the same query from the same Client gets the same Context's link, client
 and channel and the same Decision on the same rule set, and both are kept: the next such click skips
-reading and deciding. Keyed by the Client, not the user agent: nearly every WeChat user agent is new
-(it carries a per-install id), while the Clients they say are few. `/ad` clicks are never kept
+reading and deciding. Keyed by what the rule set reads of the Client (its kind: router.decision.memo), not
+by the user agent or the Client: nearly every WeChat user agent is new (it carries a per-install id), and
+the Clients they say are thousands (every app, OS and browser build is one), while their kinds are a few
+dozen. A kept Context is handed out with the click's own Client in it, so what is logged and shown of the
+client is always this click's. `/ad` clicks are never kept
 (their signature can expire and their click id must be checked for replays every time), and neither
 is a click whose link the server expanded (the expansion is the server's, and it has its own cache).
 
@@ -13,7 +16,7 @@ A kept Context carries the time and visitor of the click that made it: whoever r
 what does not depend on them (the link, client, channel and forwarded ids), and logs its own.
 
 The store belongs to one rule set: it empties when another one serves. It holds at most `limit`
-answers, each keyed by at most MAX_KEY_CHARS of query and a Client (router.decision.recent: the clicks
+answers, each keyed by at most MAX_KEY_CHARS of query and a client's kind (router.decision.recent: the clicks
 that repeat stay, the long tail goes).
 """
 
@@ -21,9 +24,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from router.decision.click import ClickSettings, read_click
+from router.decision.click import ClickSettings, read_click, with_client
 from router.decision.clients import parse_client
 from router.decision.decide import decide_timeless
+from router.decision.memo import ClientKind
 from router.decision.recent import Recent
 from router.decision.rules import RuleSet
 from router.decision.signing import ClickReplays
@@ -37,12 +41,15 @@ class Answers:
     def __init__(self, limit: int = DEFAULT_LIMIT) -> None:
         self.limit = limit
         self._rules: RuleSet | None = None
-        self._kept: Recent[tuple[str, Client], tuple[Context, Decision]] = Recent(limit)
+        self._kept: Recent[tuple[str, ClientKind], tuple[Context, Decision]] = Recent(limit)
 
     def get(self, rules: RuleSet, path: str, query: str, client: Client) -> tuple[Context, Decision] | None:
         if path != "/go" or rules is not self._rules:
             return None
-        return self._kept.get((query, client))
+        kept = self._kept.get((query, rules.kind_of(client)))
+        if kept is None or kept[0].client is client:
+            return kept
+        return with_client(kept[0], client), kept[1]
 
     def keep(self, rules: RuleSet, path: str, query: str, ctx: Context, decision: Decision) -> None:
         """Keep a timeless decision of a /go click that was not expanded."""
@@ -51,7 +58,7 @@ class Answers:
         if rules is not self._rules:
             self._rules = rules
             self._kept = Recent(self.limit)
-        self._kept.put((query, ctx.client), (ctx, decision))
+        self._kept.put((query, rules.kind_of(ctx.client)), (ctx, decision))
 
     def __len__(self) -> int:
         return len(self._kept)

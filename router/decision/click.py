@@ -169,6 +169,13 @@ if tuple(f.name for f in dataclasses.fields(Context)) != (
 ):
     raise ImportError("router.decision.click: Context's fields changed; update the _new_context calls")
 
+def with_client(ctx: Context, client: Client) -> Context:
+    """`ctx` as read for a click from `client` (router.decision.answers: a kept Context for another client
+    of the same kind)."""
+    return _new_context(ctx.link, client, ctx.channel, ctx.channel_reason, ctx.at, ctx.visitor, ctx.forward, ctx.ad,
+                        ctx.in_rollout, ctx.expansion, ctx.expansion_reason)
+
+
 # Queries of /go clicks already read, with the settings they were read with (bounded: router.decision.recent).
 # Keyed by the settings' id, checked with `is`: an id is only unique while its object lives.
 _GO_QUERY_LIMIT = 4096

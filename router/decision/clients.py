@@ -521,11 +521,20 @@ _SHAPE_OS = {"iOS": _OS_IOS, "Android": _OS_ANDROID, "Windows": _OS_WINDOWS, "Ma
 
 def _shape_client(shape: Shape, device: Device) -> Client:
     """What the steps below make of a common browser's user agent (no app marker, no bot, no webview in
-    any of the shapes), given what ua-parser would have said about it."""
-    os_family, *os_parts = shape.os
-    family, *browser_parts = shape.browser
-    return _client(_APP_BROWSER, _parts(browser_parts), _SHAPE_OS[os_family], _parts(os_parts), device,
-                   browser=family)
+    any of the shapes), given what ua-parser would have said about it. Kept per OS, browser and device as
+    written: a browser release and an OS version are sent by millions."""
+    key = (shape.os, shape.browser, device)
+    client = _shape_clients.get(key)
+    if client is None:
+        os_family, *os_parts = shape.os
+        family, *browser_parts = shape.browser
+        client = _client(_APP_BROWSER, _parts(browser_parts), _SHAPE_OS[os_family], _parts(os_parts), device,
+                         browser=family)
+        _shape_clients.put(key, client)
+    return client
+
+
+_shape_clients: Recent[tuple[object, ...], Client] = Recent(1024)
 
 
 def _shape_device(low: str, shape: Shape) -> Device | None:

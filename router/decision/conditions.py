@@ -19,7 +19,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from router.decision.types import OS, App, Channel, Context, Device, Expansion, LinkKind, Platform
+from router.decision.types import OS, App, Channel, Client, Context, Device, Expansion, LinkKind, Platform
 from router.decision.versions import VersionRange, VersionRangeError, format_version, parse_range
 
 
@@ -99,13 +99,17 @@ class VersionIn:
 
     name: str
     range: VersionRange
-    read: Callable[[Context], tuple[str, tuple[int, ...]]]  # (whose version, the version)
+    read: Callable[[Client], tuple[str, tuple[int, ...]]]  # (whose version, the version): the client's alone
 
     def holds(self, ctx: Context, rule_id: str) -> bool:
-        return self.range.contains(self.read(ctx)[1])
+        return self.range.contains(self.read(ctx.client)[1])
+
+    def holds_for(self, client: Client) -> bool:
+        """holds() for any click from `client` (router.decision.memo: a client's kind)."""
+        return self.range.contains(self.read(client)[1])
 
     def explain(self, ctx: Context) -> str:
-        whose, version = self.read(ctx)
+        whose, version = self.read(ctx.client)
         if not version:
             return f"{whose} version is unknown, so it is not {self.range}"
         failed = next((c for c in self.range.comparisons if not c.holds(version)), None)
@@ -240,12 +244,12 @@ def expansion_state(ctx: Context) -> Expansion:
     return Expansion.SKIPPED if ctx.link.kind in _EXPANDABLE else Expansion.NONE
 
 
-def _app_version(ctx: Context) -> tuple[str, tuple[int, ...]]:
-    return ctx.client.app.value, ctx.client.app_version
+def _app_version(client: Client) -> tuple[str, tuple[int, ...]]:
+    return client.app.value, client.app_version
 
 
-def _os_version(ctx: Context) -> tuple[str, tuple[int, ...]]:
-    return ctx.client.os.value, ctx.client.os_version
+def _os_version(client: Client) -> tuple[str, tuple[int, ...]]:
+    return client.os.value, client.os_version
 
 
 def _version_range(value: object, condition: str) -> VersionRange:

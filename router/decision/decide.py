@@ -36,7 +36,7 @@ def decide(rules: RuleSet, ctx: Context) -> Decision:
 def decide_timeless(rules: RuleSet, ctx: Context) -> tuple[Decision, bool]:
     """The decision, and whether it holds for any click with the same link, client and channel whatever
     its time and visitor: no rule tried on the way had a window or a rollout."""
-    key = choice_key(ctx, rules.version_tests)
+    key = choice_key(ctx, rules.kind_of(ctx.client))
     chosen = rules.choices.get(key)  # a timeless choice made before for a click of the same kind
     timeless = True
     if chosen is None:

@@ -17,9 +17,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from router.decision.conditions import Condition, ConditionName, VersionIn, expansion_state
-from router.decision.types import Context
+from router.decision.recent import Recent
+from router.decision.types import OS, Client, Context
 
 CHOICE_LIMIT = 4096
+KIND_LIMIT = 4096
 # Answers for longer links are built every time: a kept answer holds its location (an intent link carries
 # the web URL twice), so OUTCOME_LIMIT answers stay a few MB however long the links anyone sends.
 KEPT_LINK_CHARS = 1024
@@ -30,12 +32,12 @@ OUTCOME_LIMIT = 4096
 # something a rule reads would hand one click another's answer.
 KEYED = {
     ConditionName.CHANNEL: "channel",
-    ConditionName.APP: "client app",
-    ConditionName.OS: "client os",
-    ConditionName.DEVICE: "client device",
-    ConditionName.APP_VERSION: "the rule set's version tests",
-    ConditionName.OS_VERSION: "the rule set's version tests",
-    ConditionName.MINI_PROGRAM: "client mini program",
+    ConditionName.APP: "client kind",
+    ConditionName.OS: "client kind",
+    ConditionName.DEVICE: "client kind",
+    ConditionName.APP_VERSION: "client kind's version answers",
+    ConditionName.OS_VERSION: "client kind's version answers",
+    ConditionName.MINI_PROGRAM: "client kind",
     ConditionName.LINK: "link kind",
     ConditionName.PLATFORM: "link platform",
     ConditionName.EXPANSION: "expansion state",
@@ -48,18 +50,32 @@ if set(KEYED) | PER_CLICK != set(ConditionName):
     raise ImportError(f"router.decision.memo: conditions not in the choice key: {set(ConditionName) - set(KEYED)}")
 
 
-def choice_key(ctx: Context, version_tests: tuple[VersionIn, ...]) -> tuple[object, ...]:
-    """Everything about a click a timeless rule can read. Versions only as the answers to the version
-    conditions the rule set holds (`version_tests`): user agents carry hundreds of version numbers, rules
-    a few ranges. With `in_rollout` too: the what-if of rule tests and explain puts a visitor inside a
-    rollout at 0 %, which no real click is."""
+ClientKind = tuple[object, ...]
+
+
+def client_kind(client: Client, version_tests: tuple[VersionIn, ...], kinds: Recent[Client, ClientKind]) -> ClientKind:
+    """Everything about a client that a rule set's decisions and the pages built from them read: its app,
+    OS, device, mini-program and bot flags, a HarmonyOS version (it decides the app store), and its answers
+    to the rule set's version conditions (`version_tests`) in place of its version numbers: user agents
+    carry hundreds of versions, rules a few ranges. Clients are many (every browser build is one); their
+    kinds, for one rule set, a few dozen. Kept per client in `kinds` (the rule set's)."""
+    kind = kinds.get(client)
+    if kind is None:
+        harmony_version = client.os_version if client.os is OS.HARMONYOS else None
+        versions = tuple(test.holds_for(client) for test in version_tests)
+        kind = (client.app, client.os, client.device, client.mini_program, client.bot, harmony_version, versions)
+        kinds.put(client, kind)
+    return kind
+
+
+def choice_key(ctx: Context, kind: ClientKind) -> tuple[object, ...]:
+    """Everything about a click a timeless rule can read: the client's kind (client_kind) and the rest.
+    With `in_rollout` too: the what-if of rule tests and explain puts a visitor inside a rollout at 0 %,
+    which no real click is."""
     ad = ctx.ad
     ad_fields = (ad.source, ad.advertiser, ad.campaign) if ad is not None and ad.verified else None
     link = ctx.link
-    client = ctx.client
-    versions = tuple(test.holds(ctx, "") for test in version_tests) if version_tests else ()
-    return (client.app, client.os, client.device, client.mini_program, versions, ctx.channel, link.kind,
-            link.platform, expansion_state(ctx), ad_fields, ctx.in_rollout)
+    return (kind, ctx.channel, link.kind, link.platform, expansion_state(ctx), ad_fields, ctx.in_rollout)
 
 
 def version_tests(conditions: Iterable[Condition]) -> tuple[VersionIn, ...]:

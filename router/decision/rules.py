@@ -36,9 +36,9 @@ from router.decision.conditions import (
     build_condition,
 )
 from router.decision.index import RuleIndex
-from router.decision.memo import CHOICE_LIMIT, OUTCOME_LIMIT, version_tests
+from router.decision.memo import CHOICE_LIMIT, KIND_LIMIT, OUTCOME_LIMIT, ClientKind, client_kind, version_tests
 from router.decision.recent import Recent
-from router.decision.types import LANDING_PAGES, Action, Decision
+from router.decision.types import LANDING_PAGES, Action, Client, Decision
 from router.decision.yaml_reader import MAX_FILE_BYTES, NodeError, Problem, YamlReader, display_name, is_empty, suggest
 
 MAX_RULES = 2_000
@@ -132,6 +132,7 @@ class RuleSet:
     version_tests: tuple[VersionIn, ...] = field(init=False, repr=False, compare=False)
     choices: Recent[tuple[object, ...], tuple[Outcome, str]] = field(init=False, repr=False, compare=False)
     outcomes: Recent[tuple[object, ...], Decision] = field(init=False, repr=False, compare=False)
+    kinds: Recent[Client, ClientKind] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "index", RuleIndex(self.rules))
@@ -139,6 +140,11 @@ class RuleSet:
                            version_tests(condition for rule in self.rules for _, condition in rule.conditions))
         object.__setattr__(self, "choices", Recent(CHOICE_LIMIT))
         object.__setattr__(self, "outcomes", Recent(OUTCOME_LIMIT))
+        object.__setattr__(self, "kinds", Recent(KIND_LIMIT))
+
+    def kind_of(self, client: Client) -> ClientKind:
+        """What this rule set's decisions read of `client` (router.decision.memo.client_kind)."""
+        return client_kind(client, self.version_tests, self.kinds)
 
 
 class _FileReader(YamlReader):
