@@ -11,7 +11,7 @@ where almost every link is new.
 does (a per-install id; models, builds, versions and network types from real-sized sets: agents.py), on
 the popular links, clicked before by others (the long tail of links seen once is the next line's), read
 and decided every time; "new agents, as served": the same as the server answers them, where a kept
-answer serves every user agent that says the same Client.
+answer serves every user agent whose client is of the same kind (what the rules read of it).
 "new agents and links": the worst case, nothing seen before, every link a different item.
 All include reading the click (query parsing, link normalisation, signature check for ad clicks) and
 walking the shipped rules: everything but HTTP.
@@ -241,7 +241,7 @@ def main() -> None:
         clients.cache_clear()
         clicks = make_clicks(args.clicks, seed=100 + r, ua_offset=1_000_000 * (r + 1), tail=False)
         cold.append(run(clicks, settings, rules))
-        # As served: the same kind of clicks, their answers kept by Client (router.decision.answers).
+        # As served: the same kind of clicks, their answers kept by client kind (router.decision.answers).
         clients.cache_clear()
         clicks = make_clicks(args.clicks, seed=150 + r, ua_offset=300_000_000 + 1_000_000 * r, tail=False)
         cold_served.append(run_served(clicks, settings, rules, answers))
@@ -279,7 +279,7 @@ def main() -> None:
     print(f"warm, as served      : {min(served):7.1f} µs per decision (from kept answers)")
     print(f"warm, read and decided every time: {min(warm):7.1f} µs per decision")
     print(f"new agents           : {min(cold):7.1f} µs per decision")
-    print(f"new agents, as served: {min(cold_served):7.1f} µs per decision (kept answers by Client)")
+    print(f"new agents, as served: {min(cold_served):7.1f} µs per decision (kept answers by client kind)")
     print(f"new agents and links : {min(worst):7.1f} µs per decision")
     print(f"caches, full ({clients.cache_info().maxsize:,} agents, 4,096 links): about {cache_bytes / 2**20:.1f} MiB")
     print(f"rules walked, 10 vs 2,000 rules: {scaling[10]:5.1f} µs vs {scaling[2000]:5.1f} µs per decision "
