@@ -28,7 +28,7 @@ from router.decision.rules import RuleSet, RuleSetError
 from router.decision.signing import sign
 from router.decision.types import EXPANDABLE, Channel, Context, Decision
 from router.decision.versions import format_version
-from router.policy import casebook, lint, matrix, ruleset_diff, schema
+from router.policy import casebook, lint, matrix, report_render, ruleset_diff, schema
 from router.policy.replay import UnreadableLine, parse_time, read_clicks
 from router.serve.config import Settings
 from router.serve.reload import rules_source
@@ -387,6 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="json (default): one object; text: each rule tried, ✓/✗ per condition")
     expl.add_argument("--batch", metavar="FILE", help="JSON lines {request, ua, at?, visitor?}; '-' for stdin")
     expl.set_defaults(run=cmd_explain)
+
+    report_render.register(commands)
 
     rules = commands.add_parser("rules", help="check, test, compare and look at rule sets")
     rules_commands = rules.add_subparsers(dest="rules_command", required=True, metavar="COMMAND")

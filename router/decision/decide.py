@@ -68,6 +68,24 @@ def _first_match(rules: RuleSet, ctx: Context) -> tuple[Rule | None, bool]:
     return None, timeless
 
 
+def rollout_arms(rules: RuleSet, ctx: Context, answered: str) -> tuple[tuple[str, bool], ...]:
+    """For each rule with a rollout that the click reached (it comes no later than the rule that answered,
+    `answered`) and whose other conditions all hold: the rule's id and whether the visitor is inside its
+    rollout. The two arms of a rollout are then the clicks it could have taken, in and out, whichever rule
+    answered them: what a readout compares (python -m router report --by arm). Empty for a rule set
+    without rollouts, at the cost of one test."""
+    if not rules.rollouts:
+        return ()
+    last = rules.positions.get(answered, len(rules.rules))
+    arms = []
+    for position, rule, rollout in rules.rollouts:
+        if position > last:
+            break
+        if all(condition.holds(ctx, rule.id) for _, condition in rule.conditions if condition is not rollout):
+            arms.append((rule.id, rollout.holds(ctx, rule.id)))
+    return tuple(arms)
+
+
 def explain(rules: RuleSet, ctx: Context) -> Decision:
     """decide() trying every rule, with each one's first failing condition in the trace."""
     steps: list[Step] = []

@@ -133,9 +133,17 @@ class RuleSet:
     choices: Recent[tuple[object, ...], tuple[Outcome, str]] = field(init=False, repr=False, compare=False)
     outcomes: Recent[tuple[object, ...], Decision] = field(init=False, repr=False, compare=False)
     kinds: Recent[Client, ClientKind] = field(init=False, repr=False, compare=False)
+    # The rules with a rollout, each with its place in `rules` and its rollout condition (router.decision.decide:
+    # rollout_arms), and each rule's place by id.
+    rollouts: tuple[tuple[int, Rule, Rollout], ...] = field(init=False, repr=False, compare=False)
+    positions: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "index", RuleIndex(self.rules))
+        object.__setattr__(self, "rollouts", tuple(
+            (position, rule, condition) for position, rule in enumerate(self.rules)
+            for _, condition in rule.conditions if isinstance(condition, Rollout)))
+        object.__setattr__(self, "positions", {rule.id: position for position, rule in enumerate(self.rules)})
         object.__setattr__(self, "version_tests",
                            version_tests(condition for rule in self.rules for _, condition in rule.conditions))
         object.__setattr__(self, "choices", Recent(CHOICE_LIMIT))

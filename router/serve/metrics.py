@@ -90,6 +90,12 @@ FAMILIES = {family.name: family for family in (
            "Signed ad clicks refused ad treatment because their click id had been used before", ()),
     Family("adlink_click_lines_dropped", "counter",
            "Click lines dropped because the click stream stopped taking them", ()),
+    Family("adlink_outcomes", "counter", "What happened after a landing page, as its beacons and second jumps "
+           "told (router.serve.outcomes), by event and result: recorded, or a duplicate of one recorded",
+           ("event", "result")),
+    Family("adlink_outcome_beacons_ignored", "counter", "Outcome beacons and second jumps ignored, by what was "
+           "wrong: token (forged, expired or another key's), event (unknown), body (too large or not a beacon)",
+           ("reason",)),
     Family("adlink_shared_store_calls", "counter", "Calls answered by the fleet's shared store, by operation",
            ("operation",)),
     Family("adlink_shared_store_fallbacks", "counter", "Calls the shared store did not answer (down, slow, "

@@ -44,25 +44,27 @@ SECURITY_HEADERS = {
 def content_security_policy(nonce: str) -> str:
     return (
         f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; "
-        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     )
 
 
 def new_nonce() -> str:
-    """16 bytes from the OS's CSPRNG, URL-safe base64: what secrets.token_urlsafe(16) gives, drawn from a
-    pool read 256 nonces at a time (one getrandom call per 256 pages instead of one per page)."""
+    """18 bytes (144 bits) from the OS's CSPRNG, URL-safe base64 (24 characters), drawn from a pool read 256
+    nonces at a time and encoded at once (one getrandom call and one encoding per 256 pages): 18 bytes are
+    a whole number of base64 groups, so each nonce is its own 24 characters of the pool's text."""
     with _nonce_lock:
         global _nonce_pool, _nonce_at
         if _nonce_at >= len(_nonce_pool):
-            _nonce_pool, _nonce_at = os.urandom(_NONCE_BYTES * 256), 0
+            _nonce_pool, _nonce_at = urlsafe_b64encode(os.urandom(_NONCE_BYTES * 256)).decode(), 0
         start = _nonce_at
-        _nonce_at = start + _NONCE_BYTES
-    return urlsafe_b64encode(_nonce_pool[start:start + _NONCE_BYTES]).rstrip(b"=").decode()
+        _nonce_at = start + _NONCE_CHARS
+    return _nonce_pool[start:start + _NONCE_CHARS]
 
 
-_NONCE_BYTES = 16
+_NONCE_BYTES = 18
+_NONCE_CHARS = _NONCE_BYTES * 4 // 3
 _nonce_lock = threading.Lock()  # each nonce handed out once, whichever thread renders (explain, tests)
-_nonce_pool = b""
+_nonce_pool = ""
 _nonce_at = 0
 
 
@@ -154,7 +156,10 @@ def landing_key(ctx: Context, decision: Decision, lang: str) -> tuple[object, ..
             decision.landing, decision.app_link, decision.app, lang)
 
 
-def landing_context(ctx: Context, decision: Decision, lang: str, nonce: str, fallback_delay_ms: int) -> dict[str, Any]:
+def landing_context(ctx: Context, decision: Decision, lang: str, nonce: str, fallback_delay_ms: int,
+                    token: str = "", beacon: str = "") -> dict[str, Any]:
+    """What landing.html prints. `token` and `beacon`: the click's token and where the page sends its outcome
+    beacons (router.serve.outcomes); without them the page sends none."""
     link, client = ctx.link, ctx.client
     table = texts()[lang]
     # Words about opening an app name the app the link really opens (a Tmall item opens in Taobao
@@ -195,6 +200,8 @@ def landing_context(ctx: Context, decision: Decision, lang: str, nonce: str, fal
             "mode": mode,
             "delay": fallback_delay_ms,
             "text": {"copied": t["copy_done"], "copyFailed": t["copy_failed"]},
+            "token": token,
+            "beacon": beacon,
         },
     }
 

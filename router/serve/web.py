@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from time import perf_counter
@@ -34,10 +34,12 @@ from starlette.types import Message, Receive, Scope, Send
 from router.decision.answers import Answers
 from router.decision.click import BadClick, DeferredReplays, as_replayed, read_click, visitor_id
 from router.decision.clients import MAX_UA_LENGTH, parse_client, tables_built, warm_up
+from router.decision.decide import rollout_arms
 from router.decision.recent import Recent
 from router.decision.rules import RuleSet
 from router.decision.signing import ClickReplays
 from router.decision.types import Action, Client, Context, Decision
+from router.serve.click_token import TOKEN_TTL_SECONDS, make_token
 from router.serve.clicklog import ClickLog
 from router.serve.config import VISITOR_COOKIE, Settings, address_in
 from router.serve.drain import DRAIN
@@ -45,6 +47,7 @@ from router.serve.edge import ADDRESSED_PATHS, refusal, refuse, server_names
 from router.serve.limits import ClickLimits
 from router.serve.logs import ACCESS_LOGGER, click_stream, configure_logging, request_id_from
 from router.serve.metrics import FLUSH_SECONDS, Metrics, Snapshot, render
+from router.serve.outcomes import ESCAPED, EVENTS, IGNORED_REASONS, OUTCOME_PATH, Outcomes, arms_text
 from router.serve.pages import (
     SECURITY_HEADERS,
     choose_language,
@@ -65,7 +68,7 @@ access_log = logging.getLogger(ACCESS_LOGGER)
 
 _VISITOR_MAX_AGE = 365 * 24 * 3600
 _CLICK_PATHS = frozenset({"/go", "/ad"})
-_KNOWN_ROUTES = frozenset({*_CLICK_PATHS, "/healthz", "/readyz", "/metrics"})  # the route label's values
+_KNOWN_ROUTES = frozenset({*_CLICK_PATHS, OUTCOME_PATH, "/healthz", "/readyz", "/metrics"})  # the route label's values
 _BLOCK = Action.BLOCK
 _SECURITY = [(name.lower().encode(), value.encode()) for name, value in SECURITY_HEADERS.items()]
 _REDIRECT_HEADERS = [*_SECURITY, (b"content-length", b"0")]
@@ -73,9 +76,11 @@ _COOKIE_ATTRIBUTES = f"; HttpOnly; Max-Age={_VISITOR_MAX_AGE}; Path=/; SameSite=
 
 
 # A landing page is rendered once per decision and language with this placeholder where the nonce goes;
-# each response swaps in a fresh nonce of the same length. The placeholder is random per process, so no
+# each response puts in a fresh nonce of the same length (_slots). The placeholder is random per process, so no
 # input can contain it (escaping aside, a link would have to guess 128 bits).
 _NONCE_PLACEHOLDER = new_nonce().encode()
+# Likewise the click token (router.serve.click_token), made per landing response.
+_TOKEN_PLACEHOLDER = ("token-" + new_nonce()).encode()
 _RENDERED_LIMIT = 512  # landing pages kept rendered (each ~9 KB: ~4.5 MB at most); the used ones stay
 _LANGUAGE_LIMIT = 256  # Accept-Language values remembered with the language they choose
 _LANGUAGE_KEY_CHARS = 200  # longer values are read each time, never kept
@@ -91,7 +96,7 @@ class Pages:
     def __init__(self, settings: Settings) -> None:
         self.env = environment()
         self.fallback_delay_ms = settings.fallback_delay_ms
-        self._rendered: Recent[tuple[object, ...], bytes] = Recent(_RENDERED_LIMIT)
+        self._rendered: Recent[tuple[object, ...], list[bytes]] = Recent(_RENDERED_LIMIT)
         self._languages: dict[str | None, str] = {}
 
     def language(self, accept_language: str | None) -> str:
@@ -110,16 +115,24 @@ class Pages:
                    (b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(len(body)).encode())]
         return Page(status, headers, body)
 
-    def landing(self, accept_language: str | None, ctx: Context, decision: Decision) -> Page:
+    def landing(self, accept_language: str | None, ctx: Context, decision: Decision, token: str = "") -> Page:
+        """The landing page; `token` (the click's, router.serve.click_token) goes into its script's settings,
+        for the outcome beacons and the page's own URL."""
         lang = self.language(accept_language)
         key = landing_key(ctx, decision, lang)
-        rendered = self._rendered.get(key)
-        if rendered is None:
-            context = landing_context(ctx, decision, lang, _NONCE_PLACEHOLDER.decode(), self.fallback_delay_ms)
-            rendered = self.env.get_template("landing.html").render(context).encode()
-            self._rendered.put(key, rendered)
+        pieces = self._rendered.get(key)
+        if pieces is None:
+            context = landing_context(ctx, decision, lang, _NONCE_PLACEHOLDER.decode(), self.fallback_delay_ms,
+                                      _TOKEN_PLACEHOLDER.decode(), OUTCOME_PATH)
+            pieces = _slots(self.env.get_template("landing.html").render(context).encode())
+            self._rendered.put(key, pieces)
         nonce = new_nonce()
-        return self._page(200, rendered.replace(_NONCE_PLACEHOLDER, nonce.encode()), nonce, lang)
+        fresh = nonce.encode()
+        # A token is base64url, a key id and dots: nothing that needs escaping in JSON or HTML.
+        mine = token.encode()
+        body = b"".join([fresh if piece is _NONCE_PLACEHOLDER else mine if piece is _TOKEN_PLACEHOLDER else piece
+                         for piece in pieces])
+        return self._page(200, body, nonce, lang)
 
     def message(self, accept_language: str | None, status: int, message: str) -> Page:
         nonce = new_nonce()
@@ -127,19 +140,36 @@ class Pages:
         body = self.env.get_template("message.html").render(message_context(status, message, lang, nonce))
         return self._page(status, body.encode(), nonce, lang)
 
-    def respond(self, accept_language: str | None, ctx: Context, decision: Decision) -> Page:
+    def respond(self, accept_language: str | None, ctx: Context, decision: Decision,
+                token: Callable[[], str] | None = None) -> Page:
+        """The answer to a decided click; a landing page gets the click token `token()` makes."""
         if decision.action in (Action.APP, Action.WEB) and decision.location:
             # The location is built by the router from parsed parts, never echoed from input.
             return Page(302, [(b"location", decision.location.encode()), *_REDIRECT_HEADERS], b"")
         if decision.action is Action.BLOCK:
             return self.message(accept_language, decision.status, decision.reason)
-        return self.landing(accept_language, ctx, decision)
+        return self.landing(accept_language, ctx, decision, token() if token is not None else "")
 
     def response(self, request: Request, status: int, message: str) -> Response:
         """A message page as a Starlette response, for the routes Starlette serves (404, 405)."""
         page = self.message(request.headers.get("accept-language"), status, message)
         return Response(page.body, status_code=page.status, headers={
             name.decode(): value.decode() for name, value in page.headers if name != b"content-length"})
+
+
+def _slots(page: bytes) -> list[bytes]:
+    """A rendered page cut at its placeholders: the text between them, and the placeholders themselves (the
+    very objects, found by identity) where each response's nonce and token go. Joining the pieces costs a
+    copy of the page; replacing in it, a search of the page per placeholder."""
+    pieces: list[bytes] = []
+    for n, part in enumerate(page.split(_NONCE_PLACEHOLDER)):
+        if n:
+            pieces.append(_NONCE_PLACEHOLDER)
+        for m, text in enumerate(part.split(_TOKEN_PLACEHOLDER)):
+            if m:
+                pieces.append(_TOKEN_PLACEHOLDER)
+            pieces.append(text)
+    return pieces
 
 
 class _Limited(Exception):
@@ -169,8 +199,9 @@ class Clicks:
 
     def __init__(self, settings: Settings, active: ActiveRules, pages: Pages, expander: Expander | None,
                  replays: ClickReplays, click_log: ClickLog, metrics: Metrics,
-                 shared: SharedStore | None = None) -> None:
+                 shared: SharedStore | None = None, outcomes: Outcomes | None = None) -> None:
         self.settings = settings
+        self.outcomes = outcomes or Outcomes(lambda: settings.signing_keys, click_log, shared)
         self.metrics = metrics
         self.shared = shared  # the fleet's store (router.serve.shared): replays seen on any instance
         limits = ClickLimits(settings.limit_per_address, settings.limit_per_ad_link, shared)
@@ -214,6 +245,7 @@ class Clicks:
         at = datetime.now(UTC)
         ruleset = self.active.current  # once: a reload during this click does not change what decides it
         ctx: Context | None = None
+        arms: tuple[tuple[str, bool], ...] = ()
         try:
             client = parse_client(ua)  # never raises; interned, so the kept answers can be keyed by it
             kept = self.answers.get(ruleset, path, query, client)
@@ -241,7 +273,10 @@ class Clicks:
                     waited = perf_counter() - asked
                 decision = self.answers.decide(ruleset, path, query, ctx)
                 self.new_decisions.observe(perf_counter() - started - waited)
-            page = self.pages.respond(accept_language, ctx, decision)
+            arms = rollout_arms(ruleset, ctx, decision.rule) if ruleset.rollouts else ()
+            page = self.pages.respond(accept_language, ctx, decision, lambda: make_token(
+                self.settings.signing_keys, request_id, decision.rule, ruleset.version, arms_text(arms),
+                ctx.client.app.value, int(at.timestamp()) + TOKEN_TTL_SECONDS))
             action: str = decision.action
             rule = decision.rule
         except _Limited as limited:
@@ -267,7 +302,7 @@ class Clicks:
         channel = ctx.channel if ctx else None
         app = ctx.client.app if ctx else None
         self.metrics.click(path, action, rule, channel, app, seconds)
-        self.click_log.write({
+        line = {
             "type": "click",
             "at": at.isoformat(timespec="milliseconds"),
             "request": f"{path}?{query}" if query else path,
@@ -279,12 +314,21 @@ class Clicks:
             # Enum members as they are: orjson writes a StrEnum as its value (`.value` costs ~0.15 µs each).
             "channel": channel,
             "app": app,
+            "os": ctx.client.os if ctx else None,
             "rules": ruleset.version,
             "expansion": ctx.expansion if ctx and ctx.expansion else None,
             "expansion_reason": ctx.expansion_reason if ctx and ctx.expansion else None,
             "request_id": request_id,
             "duration_ms": round(seconds * 1000, 3),
-        })
+        }
+        if arms:  # the rollouts this click could have taken, in or out (router.decision.decide: rollout_arms)
+            line["arms"] = [{"rule": arm_rule, "in": inside} for arm_rule, inside in arms]
+        if ctx is not None and "ct=" in query:
+            # A page's own URL with its token, opened elsewhere: the first click's second jump.
+            escaped_from = await self.outcomes.second_jump(query, ctx.client.app.value, request_id, at)
+            if escaped_from is not None:
+                line["escaped_from"] = escaped_from
+        self.click_log.write(line)
 
     async def with_store_budget(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A click with the fleet's store: all its calls to the store share one deadline (router.serve.shared)."""
@@ -371,10 +415,18 @@ class RouterApp:
         if scope["type"] != "http":
             await self.rest(scope, receive, send)
             return
-        if scope["path"] in _CLICK_PATHS and scope["method"] in ("GET", "HEAD"):
+        path = scope["path"]
+        if path in _CLICK_PATHS and scope["method"] in ("GET", "HEAD"):
             refused = refusal(scope, self._names)
             if refused is None and (not self._metrics_port or self._port_refusal(scope) is None):
                 await self._click(scope, receive, send)  # its own request id and click line
+                return
+        elif path == OUTCOME_PATH:
+            refused = refusal(scope, self._names)
+            if refused is None and (not self._metrics_port or self._port_refusal(scope) is None):
+                started = perf_counter()
+                await self.clicks.outcomes(scope, receive, send)  # 204 whatever it is sent; no click
+                self.metrics.request(OUTCOME_PATH, perf_counter() - started)
                 return
         await self._other(scope, receive, send)
 
@@ -451,8 +503,9 @@ def create_app(
     shared = SharedStore(settings.redis_url, settings.redis_timeout_seconds) if settings.redis_url else None
     if shared is not None and expander is not None:  # one fetch per short link across the fleet
         expander.fleet = FleetExpansions(shared, settings.allowed_hosts)
-    metrics.state = lambda: metrics_state(active, expander, replays, click_log, shared)
-    clicks = Clicks(settings, active, pages, expander, replays, click_log, metrics, shared)
+    outcomes = Outcomes(lambda: settings.signing_keys, click_log, shared)
+    metrics.state = lambda: metrics_state(active, expander, replays, click_log, shared, outcomes)
+    clicks = Clicks(settings, active, pages, expander, replays, click_log, metrics, shared, outcomes)
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok\n", headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
@@ -528,7 +581,7 @@ def _exposition(metrics: Metrics, own: Snapshot, accept: str | None) -> tuple[by
 
 
 def metrics_state(active: ActiveRules, expander: Expander | None, replays: ClickReplays,
-                  click_log: ClickLog, shared: SharedStore | None = None) -> Snapshot:
+                  click_log: ClickLog, shared: SharedStore | None = None, outcomes: Outcomes | None = None) -> Snapshot:
     """What the parts keep, as metrics samples (router.serve.metrics), read when a snapshot is taken."""
     current = active.current
     last = active.last_attempt
@@ -540,6 +593,11 @@ def metrics_state(active: ActiveRules, expander: Expander | None, replays: Click
         "adlink_ad_click_replays": {(): replays.replays},
         "adlink_click_lines_dropped": {(): click_log.dropped_total},
     }
+    if outcomes is not None:
+        state["adlink_outcomes"] = {
+            **{(event, "recorded"): outcomes.recorded[event] for event in (*EVENTS, ESCAPED)},
+            **{(event, "duplicate"): outcomes.duplicates[event] for event in (*EVENTS, ESCAPED)}}
+        state["adlink_outcome_beacons_ignored"] = {(reason,): outcomes.ignored[reason] for reason in IGNORED_REASONS}
     if shared is not None:
         operations = {*shared.calls, *shared.fallbacks, "first_use"}
         state["adlink_shared_store_calls"] = {(op,): shared.calls.get(op, 0) for op in operations}

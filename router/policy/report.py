@@ -1,0 +1,296 @@
+"""The readout: what happened after the tap, per rule, channel, app, OS or rollout arm.
+
+`python -m router report --clicks FILE…` reads the click stream (the server's own output: click, outcome and
+server lines mixed; `.gz` too; local paths, globs, or object-storage URLs DuckDB can read) with DuckDB, an
+embedded analytical database: a fleet's day of logs is read in seconds, without loading it into Python. Click
+lines and outcome lines are joined by click id (docs/click-log.md has both schemas, so the same query runs
+in a warehouse).
+
+Per group: clicks; answers by action; and, as shares of the group's clicks, each with a 95 % interval
+(Wilson's score interval: right near 0 % and 100 % and for small groups, where the textbook one is not):
+- shown: the landing page's script ran (its `shown` beacon);
+- copied, app_left (the page went hidden soon after an app attempt: the app most likely opened), escaped
+  (the page was opened again in another app: its second jump), web (a web-link tap or the automatic
+  fallback), store (an app-store tap);
+- reached: the person most likely got to the item: a `web` or `app` redirect, or a landing page that was
+  copied from, left for the app, escaped from or followed to the web.
+For each rule with a rollout, the clicks that reached it in and out of the rollout side by side, with the
+difference in "reached" and its 95 % interval (Newcombe's method, from the two Wilson intervals), and one
+sentence a policy owner can read out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = ["DIMENSIONS", "OUTCOME_COLUMNS", "ReportError", "build_report", "wilson"]
+
+DIMENSIONS = ("rule", "channel", "app", "os", "arm")
+OUTCOME_COLUMNS = ("shown", "copied", "app_left", "escaped", "web", "store", "reached")
+ACTIONS = ("app", "web", "landing", "block")
+Z95 = 1.959963984540054
+
+# The lines' fields the readout reads, with their types. Lines of other types (server, access, reload…) and
+# lines that are not JSON are passed over.
+_COLUMNS = {
+    "type": "VARCHAR", "at": "VARCHAR", "action": "VARCHAR", "rule": "VARCHAR", "status": "INTEGER",
+    "channel": "VARCHAR", "app": "VARCHAR", "os": "VARCHAR", "request_id": "VARCHAR",
+    "arms": 'STRUCT(rule VARCHAR, "in" BOOLEAN)[]', "click": "VARCHAR", "event": "VARCHAR",
+}
+
+_QUERY = """
+WITH clicks AS (
+    SELECT request_id AS id, action, rule, status, coalesce(channel, 'unknown') AS channel,
+           coalesce(app, 'unknown') AS app, coalesce(os, 'unknown') AS os, arms
+    FROM lines
+    WHERE type = 'click' AND request_id IS NOT NULL {time_filter}
+),
+outcomes AS (
+    SELECT click,
+           bool_or(event = 'shown') AS shown, bool_or(event = 'copied') AS copied,
+           bool_or(event = 'app_left') AS app_left, bool_or(event = 'escaped') AS escaped,
+           bool_or(event IN ('web_tap', 'fallback_web')) AS web, bool_or(event = 'store_tap') AS store
+    FROM lines
+    WHERE type = 'outcome' AND click IS NOT NULL
+    GROUP BY click
+),
+joined AS (
+    SELECT c.*,
+           coalesce(o.shown, false) AS shown, coalesce(o.copied, false) AS copied,
+           coalesce(o.app_left, false) AS app_left, coalesce(o.escaped, false) AS escaped,
+           coalesce(o.web, false) AS web, coalesce(o.store, false) AS store,
+           (c.action IN ('app', 'web') AND c.status = 302) OR coalesce(o.copied OR o.app_left OR o.escaped OR o.web,
+                                                                          false) AS reached
+    FROM clicks c LEFT JOIN outcomes o ON o.click = c.id
+),
+rows AS ({rows})
+SELECT {keys}
+       count(*) AS clicks,
+       {actions},
+       {outcomes}
+FROM rows
+{group}
+"""
+
+
+class ReportError(Exception):
+    """A report that can't be made (no such file, a bad time): one line for the person."""
+
+
+@dataclass(frozen=True)
+class Share:
+    count: int
+    total: int
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.total if self.total else 0.0
+
+    def interval(self) -> tuple[float, float]:
+        return wilson(self.count, self.total)
+
+    def as_json(self) -> dict[str, Any]:
+        low, high = self.interval()
+        return {"count": self.count, "rate": round(self.rate, 6), "low": round(low, 6), "high": round(high, 6)}
+
+
+def wilson(count: int, total: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson's score interval for count/total (0..1); (0, 1) for an empty group."""
+    if total <= 0:
+        return 0.0, 1.0
+    p = count / total
+    denominator = 1 + z * z / total
+    centre = (p + z * z / (2 * total)) / denominator
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def difference(first: Share, second: Share) -> tuple[float, float, float]:
+    """first.rate - second.rate and its 95 % interval (Newcombe's hybrid score method, from Wilson's)."""
+    p1, p2 = first.rate, second.rate
+    l1, u1 = first.interval()
+    l2, u2 = second.interval()
+    d = p1 - p2
+    low = d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
+    high = d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+    return d, max(-1.0, low), min(1.0, high)
+
+
+def _time(text: str | None, flag: str) -> str | None:
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ReportError(f"{flag} {text!r} is not a time: write 2026-12-01 or 2026-12-01T08:00+08:00") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)  # the click lines' own zone
+    return moment.isoformat()
+
+
+def build_report(files: Sequence[str], *, by: Sequence[str] = ("rule",), since: str | None = None,
+                 until: str | None = None) -> dict[str, Any]:
+    """The readout of the click and outcome lines in `files`, grouped by `by` (DIMENSIONS), as plain data
+    (what `--format json` prints)."""
+    import duckdb  # imported here: the server never needs it
+
+    unknown = [name for name in by if name not in DIMENSIONS]
+    if unknown:
+        raise ReportError(f"--by {unknown[0]!r}: group by one of {', '.join(DIMENSIONS)}")
+    if not files:
+        raise ReportError("give the click stream's files with --clicks FILE…")
+    start, end = _time(since, "--since"), _time(until, "--until")
+    connection = duckdb.connect()
+    try:
+        try:
+            # Read once into a table (the queries below read it several times): the click and outcome lines only.
+            # A CREATE can't take parameters, so the paths are SQL string literals (quotes doubled).
+            paths = ", ".join(_literal(path) for path in files)
+            columns = ", ".join(f"{_literal(name)}: {_literal(kind)}" for name, kind in _COLUMNS.items())
+            connection.execute(
+                f"CREATE TEMP TABLE lines AS SELECT * FROM read_json([{paths}], format = 'newline_delimited', "
+                f"ignore_errors = true, columns = {{{columns}}}) WHERE type IN ('click', 'outcome')")
+        except duckdb.Error as err:
+            raise ReportError(f"can't read the click stream: {_first_line(err)}") from None
+        groups = _groups(connection, by, start, end)
+        arms = _arms(connection, start, end)
+        totals = _groups(connection, (), start, end)
+    finally:
+        connection.close()
+    return {"files": list(files), "since": start, "until": end, "by": list(by),
+            "total": totals[0] if totals else _empty_group(), "groups": groups, "arms": arms}
+
+
+def _literal(text: str) -> str:
+    """`text` as an SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
+def _time_filter(start: str | None, end: str | None) -> str:
+    parts = []
+    if start:
+        parts.append(f"AND CAST(\"at\" AS TIMESTAMPTZ) >= TIMESTAMPTZ '{start}'")
+    if end:
+        parts.append(f"AND CAST(\"at\" AS TIMESTAMPTZ) < TIMESTAMPTZ '{end}'")
+    return " ".join(parts)  # isoformat() of a parsed time: digits, '-', ':', '.', 'T' and '+' only
+
+
+def _rows_and_keys(by: Sequence[str]) -> tuple[str, list[str]]:
+    if "arm" in by:
+        rows = "SELECT joined.*, arm.rule AS arm_rule, CASE WHEN arm.\"in\" THEN 'in' ELSE 'out' END AS arm_side " \
+               "FROM joined, unnest(joined.arms) AS u(arm)"
+    else:
+        rows = "SELECT * FROM joined"
+    keys: list[str] = []
+    for name in by:
+        keys.extend(("arm_rule", "arm_side") if name == "arm" else (name,))
+    return rows, keys
+
+
+def _groups(connection: Any, by: Sequence[str], start: str | None, end: str | None) -> list[dict[str, Any]]:
+    rows, keys = _rows_and_keys(by)
+    query = _QUERY.format(
+        time_filter=_time_filter(start, end), rows=rows, keys="".join(f"{key}, " for key in keys),
+        group=f"GROUP BY ALL ORDER BY clicks DESC, {', '.join(keys)}" if keys else "",
+        actions=", ".join(f"count(*) FILTER (WHERE action = '{action}') AS action_{action}" for action in ACTIONS),
+        outcomes=", ".join(f"count(*) FILTER (WHERE {name}) AS {name}" for name in OUTCOME_COLUMNS),
+    )
+    result = connection.execute(query)
+    names = [column[0] for column in result.description]
+    groups = []
+    for values in result.fetchall():
+        row = dict(zip(names, values, strict=True))
+        if not keys and not row["clicks"]:
+            return []
+        groups.append(_group(row, keys))
+    return groups
+
+
+def _group(row: dict[str, Any], keys: list[str]) -> dict[str, Any]:
+    clicks = int(row["clicks"])
+    return {
+        "key": {name: row[name] for name in keys},
+        "clicks": clicks,
+        "actions": {action: int(row[f"action_{action}"]) for action in ACTIONS},
+        "outcomes": {name: Share(int(row[name]), clicks).as_json() for name in OUTCOME_COLUMNS},
+    }
+
+
+def _empty_group() -> dict[str, Any]:
+    return {"key": {}, "clicks": 0, "actions": dict.fromkeys(ACTIONS, 0),
+            "outcomes": {name: Share(0, 0).as_json() for name in OUTCOME_COLUMNS}}
+
+
+def _arms(connection: Any, start: str | None, end: str | None) -> list[dict[str, Any]]:
+    """Each rollout rule's two arms: clicks, reached, the answer most of them got, and the channel they share."""
+    groups = _groups(connection, ("arm",), start, end)
+    by_rule: dict[str, dict[str, dict[str, Any]]] = {}
+    for group in groups:
+        by_rule.setdefault(group["key"]["arm_rule"], {})[group["key"]["arm_side"]] = group
+    detail = _arm_detail(connection, start, end)
+    comparisons = []
+    for rule in sorted(by_rule):
+        sides = by_rule[rule]
+        inside = sides.get("in") or {**_empty_group(), "key": {"arm_rule": rule, "arm_side": "in"}}
+        outside = sides.get("out") or {**_empty_group(), "key": {"arm_rule": rule, "arm_side": "out"}}
+        shares = [Share(side["outcomes"]["reached"]["count"], side["clicks"]) for side in (inside, outside)]
+        d, low, high = difference(*shares)
+        arm_in, arm_out = detail.get((rule, "in"), {}), detail.get((rule, "out"), {})
+        comparisons.append({
+            "rule": rule,
+            "in": {**inside, "answer": arm_in.get("action"), "channel": arm_in.get("channel")},
+            "out": {**outside, "answer": arm_out.get("action"), "channel": arm_out.get("channel")},
+            "difference": {"reached": round(d, 6), "low": round(low, 6), "high": round(high, 6)},
+            "sentence": _sentence(rule, shares, (arm_in, arm_out), (d, low, high)),
+        })
+    return comparisons
+
+
+def _arm_detail(connection: Any, start: str | None, end: str | None) -> dict[tuple[str, str], dict[str, Any]]:
+    rows, _ = _rows_and_keys(("arm",))
+    query = f"""
+WITH clicks AS (
+    SELECT request_id AS id, action, coalesce(channel, 'unknown') AS channel, arms FROM lines
+    WHERE type = 'click' AND request_id IS NOT NULL {_time_filter(start, end)}
+), joined AS (SELECT * FROM clicks), rows AS ({rows})
+SELECT arm_rule, arm_side, mode(action) AS action, count(DISTINCT channel) AS channels, any_value(channel) AS channel
+FROM rows GROUP BY ALL"""
+    detail = {}
+    for rule, side, action, channels, channel in connection.execute(query).fetchall():
+        detail[(rule, side)] = {"action": action, "channel": channel if channels == 1 else None}
+    return detail
+
+
+_ANSWER_WORDS = {"web": "the web page", "app": "the app", "landing": "the landing page", "block": "a block page"}
+_CHANNEL_WORDS = {"group_chat": "group-chat", "private_chat": "1:1-chat", "moments": "Moments", "ad": "ad",
+                  "unknown": "unattributed"}
+
+
+def _percent(share: Share) -> str:
+    low, high = share.interval()
+    return f"{share.rate * 100:.0f} % ± {max(share.rate - low, high - share.rate) * 100:.0f}"
+
+
+def _sentence(rule: str, shares: list[Share], details: tuple[dict[str, Any], dict[str, Any]],
+              diff: tuple[float, float, float]) -> str:
+    inside, outside = shares
+    if not inside.total or not outside.total:
+        empty = "in" if not inside.total else "out of"
+        return f"{rule}: no clicks {empty} the rollout yet, so nothing to compare."
+    arm_in, arm_out = details
+    channel = arm_in.get("channel") if arm_in.get("channel") == arm_out.get("channel") else None
+    of_what = f"{_CHANNEL_WORDS.get(channel, channel)} clicks" if channel else "clicks"
+    answer_in = _ANSWER_WORDS.get(arm_in.get("action") or "", "its answer")
+    answer_out = _ANSWER_WORDS.get(arm_out.get("action") or "", "the other answer")
+    d, low, high = diff
+    return (f"{rule}: {answer_in} reached the item for {_percent(inside)} of {of_what} in the rollout "
+            f"(n = {inside.total:,}) vs {_percent(outside)} for {answer_out} outside it (n = {outside.total:,}); "
+            f"difference {d * 100:+.0f} points (95 % interval {low * 100:+.0f} to {high * 100:+.0f}).")

@@ -1,0 +1,173 @@
+"""What happened after the tap: outcome beacons from the landing page, and second jumps.
+
+The landing page (templates/landing.js) tells `POST /outcome` what the person did: the page was `shown`
+(its script ran), the code or link was `copied`, the app was tried (`app_attempt`) and the page went
+hidden soon after (`app_left`: the app most likely opened), the page fell back to the web
+(`fallback_web`), or the person tapped the web link (`web_tap`) or the app store's (`store_tap`). Each
+beacon carries the click's token (router.serve.click_token); one without a valid, unexpired token is
+ignored, and each event counts once per click (this process remembers, and the fleet's store when there is
+one). The endpoint answers 204 whatever it was sent, reads at most MAX_BODY bytes, and is no click: no
+click line, no click metrics.
+
+A second jump: the page puts its token into its own URL, so "open in the browser" brings it along. A click
+carrying a valid token made for another app (`ct=`) is recorded as `escaped` for the original click, and
+then decided by the rules like any click (in Safari, most likely the app).
+
+Recorded outcomes are JSON lines on the click stream, beside the click lines they belong to (`type`
+`outcome`; docs/click-log.md has the schema): `python -m router report` joins them by click id.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.types import Receive, Scope, Send
+
+from router.decision.signing import ClickReplays, SigningKeys
+from router.serve.click_token import TOKEN_TTL_SECONDS, ClickToken, read_token
+from router.serve.clicklog import ClickLog
+from router.serve.shared import SharedStore
+
+log = logging.getLogger("router.outcomes")
+
+OUTCOME_PATH = "/outcome"
+EVENTS = ("shown", "copied", "app_attempt", "app_left", "fallback_web", "web_tap", "store_tap")
+ESCAPED = "escaped"
+TOKEN_PARAM = "ct"  # the landing page's own URL carries its token under this name (a second jump's)
+MAX_BODY = 1024  # a beacon is a token and an event name: ~250 bytes
+IGNORED_REASONS = ("token", "event", "body")
+_EVENT_NAMES = frozenset(EVENTS)
+_HEADERS = [(b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff"), (b"content-length", b"0")]
+
+
+class Outcomes:
+    """Records outcome beacons and second jumps for one process (with the fleet's store, across the fleet)."""
+
+    def __init__(self, keys: Callable[[], SigningKeys], click_log: ClickLog, shared: SharedStore | None = None,
+                 max_remembered: int = 200_000) -> None:
+        self._keys = keys  # read per beacon: the keys a reload of the secrets brings
+        self.click_log = click_log
+        self.shared = shared
+        # (click, event) pairs recorded, for as long as a token lives: the second beacon of one is a duplicate.
+        self._seen = ClickReplays(ttl_seconds=TOKEN_TTL_SECONDS, max_entries=max_remembered)
+        self.recorded: dict[str, int] = dict.fromkeys((*EVENTS, ESCAPED), 0)
+        self.duplicates: dict[str, int] = dict.fromkeys((*EVENTS, ESCAPED), 0)
+        self.ignored: dict[str, int] = dict.fromkeys(IGNORED_REASONS, 0)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """POST /outcome (any method, any body): 204, and the beacon recorded when it is valid."""
+        body, whole = await _read_body(receive)
+        await send({"type": "http.response.start", "status": 204, "headers": _HEADERS})
+        await send({"type": "http.response.body", "body": b""})
+        if not whole:
+            self.ignored["body"] += 1
+            return
+        try:
+            fields = dict(parse_qsl(body.decode("utf-8", "replace"), max_num_fields=4))
+        except ValueError:  # more fields than a beacon has
+            self.ignored["body"] += 1
+            return
+        event = fields.get("e", "")
+        if event not in _EVENT_NAMES:
+            self.ignored["event"] += 1
+            return
+        now = datetime.now(UTC)
+        token = read_token(fields.get("t", ""), self._keys(), now.timestamp())
+        if token is None:
+            self.ignored["token"] += 1
+            return
+        await self.record(token, event, now)
+
+    async def second_jump(self, query: str, app: str, request_id: str, at: datetime) -> str | None:
+        """The original click's id when `query` carries a valid token made for another app than `app` (the
+        app this click happened in): that click escaped to here, and it is recorded. None otherwise."""
+        text = token_in(query)
+        if not text:
+            return None
+        token = read_token(text, self._keys(), at.timestamp())
+        if token is None:
+            self.ignored["token"] += 1
+            return None
+        if token.app == app:
+            return None  # the same app again (a reload, a re-share inside it): no jump
+        await self.record(token, ESCAPED, at, {"request_id": request_id, "to_app": app})
+        return token.click
+
+    async def record(self, token: ClickToken, event: str, at: datetime, extra: dict[str, Any] | None = None) -> None:
+        key = f"outcome\n{token.click}\n{event}"
+        now = at.timestamp()
+        first_here = self._seen.first_use(key, now)
+        first = first_here
+        if self.shared is not None:
+            ttl = max(60, int(token.expires - now))
+            first = await self.shared.first_use(key, ttl, lambda: first_here)
+        if not (first and first_here):
+            self.duplicates[event] += 1
+            return
+        self.recorded[event] += 1
+        line: dict[str, Any] = {
+            "type": "outcome",
+            "at": at.isoformat(timespec="milliseconds"),
+            "click": token.click,
+            "event": event,
+            "rule": token.rule,
+            "rules": token.rules,
+            "arms": arms_of(token.arms),
+            "app": token.app,
+        }
+        if extra:
+            line.update(extra)
+        self.click_log.write(line)
+
+
+def token_in(query: str) -> str:
+    """The value of the query's `ct` parameter (a click token: base64url, a kid and dots, never encoded),
+    found without reading the whole query; empty when there is none."""
+    if "ct=" not in query:
+        return ""
+    for chunk in query.split("&"):
+        if chunk.startswith("ct="):
+            return chunk[3:]
+    return ""
+
+
+def arms_text(arms: tuple[tuple[str, bool], ...]) -> str:
+    """A click's rollout arms (router.decision.decide: rollout_arms) as a token carries them."""
+    return ",".join(f"{_escape_arm(rule)}:{'in' if inside else 'out'}" for rule, inside in arms)
+
+
+def arms_of(text: str) -> list[dict[str, object]] | None:
+    """arms_text read back, as the click line writes arms: [{"rule": id, "in": bool}, ...] (None without)."""
+    if not text:
+        return None
+    arms: list[dict[str, object]] = []
+    for part in text.split(","):
+        rule, _, arm = part.rpartition(":")
+        arms.append({"rule": rule.replace("%2C", ",").replace("%25", "%"), "in": arm == "in"})
+    return arms
+
+
+def _escape_arm(rule: str) -> str:
+    return rule.replace("%", "%25").replace(",", "%2C")
+
+
+async def _read_body(receive: Receive) -> tuple[bytes, bool]:
+    """At most MAX_BODY bytes of the request's body, and whether that was all of it (a longer body is not
+    read further: the beacon is ignored)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"", False  # the client went away
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            return b"", False
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks), True

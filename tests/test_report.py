@@ -1,0 +1,158 @@
+"""The readout (router.policy.report): counts, intervals, arms, formats, mixed and compressed streams."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from router.cli import main
+from router.policy.report import ReportError, Share, build_report, difference, wilson
+from router.policy.report_render import render_html, render_text
+
+pytest.importorskip("duckdb")
+
+
+def test_wilson_matches_published_values() -> None:
+    # Newcombe (1998), "Two-sided confidence intervals for the single proportion", table I.
+    for (count, total), (low, high) in {(81, 263): (0.2553, 0.3662), (15, 148): (0.0624, 0.1605),
+                                        (0, 20): (0.0, 0.1611), (1, 29): (0.0061, 0.1718)}.items():
+        got = wilson(count, total)
+        assert got == pytest.approx((low, high), abs=5e-4), (count, total)
+    assert wilson(0, 0) == (0.0, 1.0)
+
+
+def test_the_difference_interval_is_newcombes() -> None:
+    # Newcombe (1998), "Interval estimation for the difference between independent proportions", method 10:
+    # 56/70 - 48/80 = 0.2000, 95 % interval 0.0524 to 0.3339.
+    d, low, high = difference(Share(56, 70), Share(48, 80))
+    assert (d, low, high) == pytest.approx((0.2, 0.0524, 0.3339), abs=5e-4)
+
+
+def click(n: int, *, rule: str, action: str, status: int, channel: str = "group_chat", app: str = "wechat",
+          os: str = "android", arms: list[dict[str, object]] | None = None, at: str = "2026-12-01T08:00:00.000+00:00",
+          ) -> dict[str, object]:
+    line: dict[str, object] = {"type": "click", "at": at, "request": "/go?url=x", "ua": "UA", "visitor": f"v{n}",
+                               "action": action, "rule": rule, "status": status, "channel": channel, "app": app,
+                               "os": os, "rules": "r1", "expansion": None, "expansion_reason": None,
+                               "request_id": f"c{n}", "duration_ms": 0.1}
+    if arms is not None:
+        line["arms"] = arms
+    return line
+
+
+def outcome(n: int, event: str) -> dict[str, object]:
+    return {"type": "outcome", "at": "2026-12-01T08:00:05.000+00:00", "click": f"c{n}", "event": event,
+            "rule": "x", "rules": "r1", "arms": None, "app": "wechat"}
+
+
+def write_log(path: Path, lines: list[object], compress: bool = False) -> Path:
+    text = "".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines)
+    if compress:
+        path.write_bytes(gzip.compress(text.encode()))
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def rollout_day() -> list[object]:
+    """A small day: 20 group-chat clicks in a 50 % rollout (10 in: web; 10 out: landing, 3 of them copied and 1
+    left for the app), 5 Safari clicks to the app, and noise a real stream carries."""
+    lines: list[object] = [{"type": "server", "level": "info", "message": "started"}, "not json at all", "{broken"]
+    for n in range(20):
+        inside = n < 10
+        arms = [{"rule": "group-web", "in": inside}]
+        if inside:
+            lines.append(click(n, rule="group-web", action="web", status=302, arms=arms))
+        else:
+            lines.append(click(n, rule="wechat-landing", action="landing", status=200, arms=arms))
+            lines.append(outcome(n, "shown"))
+    for n in (10, 11, 12):
+        lines += [outcome(n, "copied"), outcome(n, "copied")]  # a duplicate a reader must not count twice
+    lines += [outcome(13, "app_attempt"), outcome(13, "app_left")]
+    for n in range(20, 25):
+        lines.append(click(n, rule="browsers-app", action="app", status=302, channel="unknown", app="browser",
+                           os="ios"))
+    lines.append(outcome(999, "copied"))  # a click outside the files: nothing to join
+    return lines
+
+
+def test_counts_reached_and_arms(tmp_path: Path) -> None:
+    log = write_log(tmp_path / "clicks.log", rollout_day())
+    report = build_report([str(log)], by=["rule"])
+    groups = {g["key"]["rule"]: g for g in report["groups"]}
+    assert report["total"]["clicks"] == 25
+    landing = groups["wechat-landing"]
+    assert landing["clicks"] == 10 and landing["actions"] == {"app": 0, "web": 0, "landing": 10, "block": 0}
+    assert landing["outcomes"]["shown"]["count"] == 10 and landing["outcomes"]["copied"]["count"] == 3
+    assert landing["outcomes"]["app_left"]["count"] == 1 and landing["outcomes"]["reached"]["count"] == 4
+    assert groups["group-web"]["outcomes"]["reached"]["count"] == 10
+    assert groups["browsers-app"]["outcomes"]["reached"]["rate"] == 1.0
+    (arm,) = report["arms"]
+    assert arm["rule"] == "group-web" and arm["in"]["clicks"] == 10 and arm["out"]["clicks"] == 10
+    assert arm["in"]["outcomes"]["reached"]["count"] == 10 and arm["out"]["outcomes"]["reached"]["count"] == 4
+    assert arm["in"]["answer"] == "web" and arm["out"]["answer"] == "landing"
+    assert arm["difference"]["reached"] == pytest.approx(0.6)
+    low, high = arm["difference"]["low"], arm["difference"]["high"]
+    assert 0 < low < 0.6 < high <= 1
+    assert arm["sentence"].startswith("group-web: the web page reached the item for 100 % ± ")
+    assert "of group-chat clicks in the rollout (n = 10) vs 40 % ± " in arm["sentence"]
+    assert "for the landing page outside it (n = 10)" in arm["sentence"]
+
+
+def test_grouping_by_several_dimensions_and_by_arm(tmp_path: Path) -> None:
+    log = write_log(tmp_path / "clicks.log", rollout_day())
+    by_app_os = build_report([str(log)], by=["app", "os"])
+    assert {(g["key"]["app"], g["key"]["os"]): g["clicks"] for g in by_app_os["groups"]} == {
+        ("wechat", "android"): 20, ("browser", "ios"): 5}
+    by_arm = build_report([str(log)], by=["arm"])
+    assert {(g["key"]["arm_rule"], g["key"]["arm_side"]): g["clicks"] for g in by_arm["groups"]} == {
+        ("group-web", "in"): 10, ("group-web", "out"): 10}
+
+
+def test_time_windows_gz_and_several_files(tmp_path: Path) -> None:
+    early = [click(n, rule="r", action="web", status=302, at="2026-12-01T07:00:00.000+00:00") for n in range(3)]
+    late = [click(n, rule="r", action="web", status=302, at="2026-12-02T07:00:00.000+08:00") for n in range(3, 7)]
+    first = write_log(tmp_path / "a.log.gz", early, compress=True)
+    second = write_log(tmp_path / "b.log", late)
+    assert build_report([str(first), str(second)])["total"]["clicks"] == 7
+    assert build_report([str(tmp_path / "*.log*")])["total"]["clicks"] == 7
+    assert build_report([str(first), str(second)], since="2026-12-01T12:00")["total"]["clicks"] == 4
+    assert build_report([str(first), str(second)], until="2026-12-01T12:00Z")["total"]["clicks"] == 3
+
+
+def test_mistakes_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(ReportError, match="--since 'yesterday' is not a time"):
+        build_report([str(tmp_path / "x.log")], since="yesterday")
+    with pytest.raises(ReportError, match="group by one of rule, channel, app, os, arm"):
+        build_report([str(tmp_path / "x.log")], by=["city"])
+    assert main(["report", "--clicks", str(tmp_path / "missing.log")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: can't read the click stream: ") and err.count("\n") == 1
+    empty = write_log(tmp_path / "empty.log", [{"type": "server", "message": "nothing"}])
+    assert build_report([str(empty)])["total"]["clicks"] == 0
+
+
+def test_text_fits_120_columns_and_json_and_html_say_the_same(tmp_path: Path) -> None:
+    log = write_log(tmp_path / "clicks.log", rollout_day())
+    text_out, json_out, html_out = (tmp_path / "r.txt", tmp_path / "r.json", tmp_path / "r.html")
+    for fmt, out in (("text", text_out), ("json", json_out), ("html", html_out)):
+        assert main(["report", "--clicks", str(log), "--by", "rule", "--format", fmt, "--output", str(out)]) == 0
+    text = text_out.read_text(encoding="utf-8")
+    assert max(len(line) for line in text.splitlines()) <= 120
+    assert "wechat-landing" in text and "40 % ±" in text and "group-web: the web page reached the item" in text
+    report = json.loads(json_out.read_text(encoding="utf-8"))
+    assert report == build_report([str(log)], by=["rule"])
+    html = html_out.read_text(encoding="utf-8")
+    assert "<script" not in html and "default-src 'none'" in html and "<svg" in html
+    assert render_text(report) == text and render_html(report) == html
+
+
+def test_values_from_the_logs_are_escaped_in_html(tmp_path: Path) -> None:
+    hostile = '<img src=x onerror=alert(1)>"&'
+    log = write_log(tmp_path / "clicks.log", [
+        click(1, rule=hostile, action="web", status=302, channel=hostile, arms=[{"rule": hostile, "in": True}])])
+    html = render_html(build_report([str(log)], by=["rule", "channel"]))
+    assert hostile not in html and "&lt;img src=x onerror=alert(1)&gt;&#34;&amp;" in html
