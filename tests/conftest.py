@@ -1,7 +1,11 @@
-"""Shared fixtures: the shipped rules, test signing keys, a TestClient that never follows redirects."""
+"""Shared fixtures: the shipped rules, test signing keys, a TestClient that never follows redirects, and a
+headless Chromium (Debian's `chromium`, driven by Playwright) for the browser tests."""
 
 from __future__ import annotations
 
+import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +15,12 @@ from router.decision.rules import RuleSet, load_rules
 from router.decision.signing import SigningKeys
 from router.serve.config import Settings, bundled_rules_dir
 from router.serve.web import create_app
+
+CHROMIUM_FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-default-apps", "--mute-audio",
+]
+
 
 TEST_KEYS = SigningKeys.parse("k2:second-secret-0123456789,k1:first-secret-0123456789")
 
@@ -36,3 +46,24 @@ def rules_dir(tmp_path: Path) -> Path:
     directory = tmp_path / "rules"
     directory.mkdir()
     return directory
+
+
+def chromium_path() -> str | None:
+    configured = os.environ.get("ROUTER_TEST_CHROMIUM")
+    return configured or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    executable = chromium_path()
+    if executable is None:
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is missing: .ci/run installs Debian's chromium package")
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        try:
+            yield launched
+        finally:
+            launched.close()

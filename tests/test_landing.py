@@ -139,15 +139,21 @@ def test_a_page_given_again_gets_its_own_nonce(client: TestClient) -> None:
     for response, nonce in zip((first, second), nonces, strict=True):
         assert response.text.count(f'nonce="{nonce}"') == 4
         assert response.text.count("nonce=") == 4
-    assert first.text.replace(nonces[0], "N") == second.text.replace(nonces[1], "N")
+    # The click token differs too: one per click (router.serve.click_token).
+    assert without_token(first.text.replace(nonces[0], "N")) == without_token(second.text.replace(nonces[1], "N"))
+    assert config(first.text)["token"] != config(second.text)["token"]
+
+
+def without_token(page: str) -> str:
+    return page.replace(config(page)["token"], "T")
 
 
 def test_nonces_are_never_handed_out_twice() -> None:
-    """Drawn from a pool of the OS's random bytes: 22 URL-safe characters (16 bytes) each, all different,
+    """Drawn from a pool of the OS's random bytes: 24 URL-safe characters (18 bytes) each, all different,
     across several refills of the pool."""
     nonces = [new_nonce() for _ in range(2000)]
     assert len(set(nonces)) == len(nonces)
-    assert all(re.fullmatch(r"[A-Za-z0-9_-]{22}", nonce) for nonce in nonces)
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{24}", nonce) for nonce in nonces)
 
 
 def test_clicks_that_show_the_same_page_share_one_rendering(settings: Settings, shipped_rules: RuleSet) -> None:
@@ -161,7 +167,7 @@ def test_clicks_that_show_the_same_page_share_one_rendering(settings: Settings, 
         ua = uas.WECHAT_ANDROID.replace("MicroMessenger/", f"MicroMessenger/{build} X/")
         response = http.get(f"/go?url={quote(ITEM, safe='')}&from=groupmessage", headers={"user-agent": ua})
         nonce = response.headers["content-security-policy"].split("'nonce-")[1].split("'")[0]
-        bodies.append(response.text.replace(nonce, "N"))
+        bodies.append(without_token(response.text.replace(nonce, "N")))
     assert bodies[0] == bodies[1] == bodies[2] and len(pages._rendered) == 1
     http.get(f"/go?url={quote(ITEM, safe='')}&from=groupmessage", headers={"user-agent": uas.WECHAT_IOS})
     assert len(pages._rendered) == 2
@@ -184,7 +190,9 @@ def test_phone_browser_page_tries_the_app(settings, tmp_path: Path) -> None:  # 
 
     http = TestClient(create_app(settings, load_rules(tmp_path)), follow_redirects=False)
     page = http.get(f"/go?url={quote(ITEM, safe='')}", headers={"user-agent": uas.CHROME_ANDROID}).text
-    assert config(page) == {"mode": "phone", "delay": 2000, "text": {
+    settings_of_page = config(page)
+    assert settings_of_page.pop("token")  # the click's (tests/test_outcomes.py)
+    assert settings_of_page == {"mode": "phone", "delay": 2000, "beacon": "/outcome", "text": {
         "copied": "已复制，打开淘宝 App 即可查看", "copyFailed": "复制失败，请长按上面的内容手动复制"}}
     assert (href_of(page, "open-app") or "").startswith("intent://item.taobao.com/item.htm?id=123456#Intent;")
     assert href_of(page, "download") == "market://details?id=com.taobao.taobao"

@@ -4,14 +4,13 @@ The router runs as a real server on 127.0.0.1. Every request the page makes to a
 intercepted and answered with a stub, so nothing ever leaves the machine; the tests assert which of
 those the page tried. Screenshots of each case go to test-artifacts/.
 
-Chromium is found as `chromium` (or $ROUTER_TEST_CHROMIUM). Without it the tests skip, except in CI
-(CI=true), where .ci/run installs it and a missing browser is a failure.
+Chromium is found as `chromium` (or $ROUTER_TEST_CHROMIUM; the `browser` fixture is in tests/conftest.py).
+Without it the tests skip, except in CI (CI=true), where .ci/run installs it and a missing browser is a
+failure.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,33 +28,8 @@ ITEM = "https://item.taobao.com/item.htm?id=123456"
 MOBILE = "https://h5.m.taobao.com/awp/core/detail.htm?id=123456"
 SHARE = "【淘宝】https://m.tb.cn/h.gYx1a2b?tk=AbCd1234 CZ3457 「夏季新款 纯棉短袖T恤」 点击链接直接打开"
 DELAY_MS = 800
-CHROMIUM_FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-default-apps", "--mute-audio",
-]
 IPHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
 ANDROID = {"viewport": {"width": 412, "height": 915}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
-
-
-def chromium_path() -> str | None:
-    configured = os.environ.get("ROUTER_TEST_CHROMIUM")
-    return configured or shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    executable = chromium_path()
-    if executable is None:
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is missing: .ci/run installs Debian's chromium package")
-        pytest.skip("Chromium is not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 def landing_server(tmp_path_factory: pytest.TempPathFactory, delay_ms: int) -> Iterator[str]:
