@@ -53,8 +53,11 @@
     } catch (e) { /* the address stays as it was */ }
   }
   tell("shown");
+  /* Hidden soon after an app attempt: the app came to the front. Unless the page itself is leaving for the
+     web or the store (the fallback, a tap), which hides it too. */
+  var goingElsewhere = false;
   function leaving() {
-    if (attemptedAt && Date.now() - attemptedAt <= APP_LEFT_MS) { tell("app_left"); }
+    if (!goingElsewhere && attemptedAt && Date.now() - attemptedAt <= APP_LEFT_MS) { tell("app_left"); }
   }
 
   function byId(id) { return document.getElementById(id); }
@@ -75,6 +78,7 @@
       timer = null;
       if (!stopped && !isHidden() && document.hasFocus()) {
         fallbackState("fired");
+        goingElsewhere = true;
         tell("fallback_web");
         window.location.replace(web);
       }
@@ -108,9 +112,9 @@
     if (document.readyState === "complete") { tryApp(); } else { window.addEventListener("load", tryApp); }
   }
 
-  if (web) { web.addEventListener("click", function () { tell("web_tap"); }); }
+  if (web) { web.addEventListener("click", function () { goingElsewhere = true; tell("web_tap"); }); }
   var download = byId("download");
-  if (download) { download.addEventListener("click", function () { tell("store_tap"); }); }
+  if (download) { download.addEventListener("click", function () { goingElsewhere = true; tell("store_tap"); }); }
 
   var copy = byId("copy");
   var field = byId("copy-text");
