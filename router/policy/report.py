@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["DIMENSIONS", "OUTCOME_COLUMNS", "ReportError", "build_report", "wilson"]
+__all__ = ["DIMENSIONS", "OUTCOME_COLUMNS", "ReportError", "build_report", "percent", "wilson"]
 
 DIMENSIONS = ("rule", "channel", "app", "os", "arm")
 OUTCOME_COLUMNS = ("shown", "copied", "app_left", "escaped", "web", "store", "reached")
@@ -274,9 +274,18 @@ _CHANNEL_WORDS = {"group_chat": "group-chat", "private_chat": "1:1-chat", "momen
                   "unknown": "unattributed"}
 
 
+def percent(rate: float, low: float, high: float, *, compact: bool = False) -> str:
+    """"91 % ± 2": a share and the larger side of its interval, in whole points; with a decimal where the
+    interval is narrower than a point (large groups). Compact, for tables: "91±2"."""
+    half = max(rate - low, high - rate) * 100
+    digits = 0 if half >= 1 else 1
+    if compact:
+        return f"{rate * 100:.{digits}f}±{half:.{digits}f}"
+    return f"{rate * 100:.{digits}f} % ± {half:.{digits}f}"
+
+
 def _percent(share: Share) -> str:
-    low, high = share.interval()
-    return f"{share.rate * 100:.0f} % ± {max(share.rate - low, high - share.rate) * 100:.0f}"
+    return percent(share.rate, *share.interval())
 
 
 def _sentence(rule: str, shares: list[Share], details: tuple[dict[str, Any], dict[str, Any]],

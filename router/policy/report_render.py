@@ -18,6 +18,7 @@ from typing import IO, Any
 import jinja2
 
 from router.policy.report import ACTIONS, DIMENSIONS, OUTCOME_COLUMNS, ReportError, build_report
+from router.policy.report import percent as share_text
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 _KEY_NAMES = {"arm_rule": "rollout", "arm_side": "arm"}
@@ -25,11 +26,9 @@ _TEXT_OUTCOMES = ("shown", "copied", "app_left", "escaped", "web", "reached")
 _KEY_WIDTH = 28
 
 
-def percent(share: dict[str, Any]) -> str:
-    """"92 % ±3": the rate and the larger side of its 95 % interval, in whole points."""
-    rate = share["rate"]
-    half = max(rate - share["low"], share["high"] - rate)
-    return f"{rate * 100:.0f} % ±{half * 100:.0f}"
+def percent(share: dict[str, Any], compact: bool = False) -> str:
+    """A share as the JSON holds it ({rate, low, high}), as router.policy.report writes shares: "92 % ± 3"."""
+    return share_text(share["rate"], share["low"], share["high"], compact=compact)
 
 
 def _key_text(key: dict[str, Any]) -> str:
@@ -54,9 +53,10 @@ def render_text(report: dict[str, Any]) -> str:
     for group in [*report["groups"], {**report["total"], "key": {"all": "all clicks"}}]:
         actions = "/".join(f"{group['actions'][action]:,}" for action in ACTIONS)
         lines.append(f"{_key_text(group['key']):<{_KEY_WIDTH}} {group['clicks']:>8,}  {actions:<21}"
-                     + "".join(f" {percent(group['outcomes'][name]):>9}" for name in _TEXT_OUTCOMES))
-    lines += ["", "Shares of each group's clicks, ± the larger side of their 95 % interval (Wilson). reached: a web or",
-              "app redirect, or a landing page copied from, left for the app, escaped from or followed to the web."]
+                     + "".join(f" {percent(group['outcomes'][name], True):>9}" for name in _TEXT_OUTCOMES))
+    lines += ["", "Shares of each group's clicks in %, ± the larger side of their 95 % interval (Wilson). reached:",
+              "a web or app redirect, or a landing page copied from, left for the app, escaped from or followed to",
+              "the web."]
     if report["arms"]:
         lines += ["", "Rollouts (clicks that reached the rule, in and out of its rollout):"]
         for comparison in report["arms"]:
