@@ -5,6 +5,7 @@ own store within the deadline: down, killed mid-load and back, silent, answering
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -114,6 +115,43 @@ def test_a_click_id_used_on_one_router_is_refused_on_another(redis_server: Redis
         assert value(samples, "adlink_shared_store_up") == 1
         assert httpx.get(f"{b.base}/readyz").json()["shared_store"] == {"configured": True, "up": True}
         assert str(redis_server.port) not in httpx.get(f"{b.base}/readyz").text  # no address on the public port
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_an_outcome_counts_once_across_the_fleet(redis_server: RedisServer) -> None:
+    """A landing page's beacons reach whichever router the balancer picks: one `copied` per click in the
+    fleet's stream, and its second jump recorded once though both routers see it."""
+    a, b = router(redis_server.url), router(redis_server.url)
+    try:
+        page = httpx.get(f"{a.base}/go?url={quote(ITEM, safe='')}&from=groupmessage", headers=WECHAT)
+        assert page.status_code == 200
+        token = json.loads(page.text.split('id="landing-config"', 1)[1].split(">", 1)[1].split("</script>")[0])["token"]
+        for base in (a.base, b.base, a.base):
+            sent = httpx.post(f"{base}/outcome", content=f"t={token}&e=copied",
+                              headers={"content-type": "application/x-www-form-urlencoded"})
+            assert sent.status_code == 204
+        safari = {"user-agent": uas.SAFARI_IOS}
+        for base in (b.base, a.base):
+            httpx.get(f"{base}/go?url={quote(ITEM, safe='')}&from=groupmessage&ct={token}", headers=safari)
+
+        def outcomes() -> list[tuple[str, str]]:
+            found = []
+            for server in (a, b):
+                for line in server.output().splitlines():
+                    if line.startswith('{"type":"outcome"'):
+                        record = json.loads(line)
+                        found.append((record["click"], record["event"]))
+            return found
+
+        click = page.headers["x-request-id"]
+        wait_until(lambda: len(outcomes()) >= 2, 10, "the outcome lines")
+        time.sleep(0.3)  # anything more would have been written by now (the stream's writer gathers 20 ms)
+        assert sorted(outcomes()) == [(click, "copied"), (click, "escaped")]
+        duplicates = sum(value(parse(httpx.get(f"{base}/metrics").text), "adlink_outcomes_total", event=event,
+                               result="duplicate") for base in (a.base, b.base) for event in ("copied", "escaped"))
+        assert duplicates == 3
     finally:
         a.stop()
         b.stop()
