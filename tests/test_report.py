@@ -156,3 +156,18 @@ def test_values_from_the_logs_are_escaped_in_html(tmp_path: Path) -> None:
         click(1, rule=hostile, action="web", status=302, channel=hostile, arms=[{"rule": hostile, "in": True}])])
     html = render_html(build_report([str(log)], by=["rule", "channel"]))
     assert hostile not in html and "&lt;img src=x onerror=alert(1)&gt;&#34;&amp;" in html
+
+
+def test_the_benchmark_runs(tmp_path: Path) -> None:
+    """benchmarks/report_bench.py on a small day, gzip-compressed: it runs and says what it measured (no
+    figure is asserted: speed is the benchmark's to show, not a test's)."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, str(root / "benchmarks" / "report_bench.py"), "--clicks", "3000", "--gzip",
+                           "--keep", str(tmp_path / "day.log.gz")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "generated 3,000 clicks" in done.stdout and done.stdout.count("report --by") == 3
+    assert "wechat-group-chat-pilot-web: the web page reached the item for" in done.stdout
+    assert build_report([str(tmp_path / "day.log.gz")], by=["arm"])["total"]["clicks"] == 3000
