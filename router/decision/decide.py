@@ -69,11 +69,12 @@ def _first_match(rules: RuleSet, ctx: Context) -> tuple[Rule | None, bool]:
 
 
 def rollout_arms(rules: RuleSet, ctx: Context, answered: str) -> tuple[tuple[str, bool], ...]:
-    """For each rule with a rollout that the click reached (it comes no later than the rule that answered,
-    `answered`) and whose other conditions all hold: the rule's id and whether the visitor is inside its
-    rollout. The two arms of a rollout are then the clicks it could have taken, in and out, whichever rule
-    answered them: what a readout compares (python -m router report --by arm). Empty for a rule set
-    without rollouts, at the cost of one test."""
+    """For each rule with a partial rollout that the click reached (it comes no later than the rule that
+    answered, `answered`) and whose other conditions all hold: the rule's id and whether the visitor is
+    inside its rollout. The two arms of a rollout are then the clicks it could have taken, in and out,
+    whichever rule answered them: what a readout compares (python -m router report --by arm). Empty for a
+    rule set without partial rollouts, at the cost of one test; and always empty for a timeless decision
+    (decide_timeless), since such a rule, its other conditions holding, would have been tried."""
     if not rules.rollouts:
         return ()
     last = rules.positions.get(answered, len(rules.rules))

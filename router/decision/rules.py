@@ -133,8 +133,9 @@ class RuleSet:
     choices: Recent[tuple[object, ...], tuple[Outcome, str]] = field(init=False, repr=False, compare=False)
     outcomes: Recent[tuple[object, ...], Decision] = field(init=False, repr=False, compare=False)
     kinds: Recent[Client, ClientKind] = field(init=False, repr=False, compare=False)
-    # The rules with a rollout, each with its place in `rules` and its rollout condition (router.decision.decide:
-    # rollout_arms), and each rule's place by id.
+    # The rules with a partial rollout (between 0 and 100 %), each with its place in `rules` and its rollout
+    # condition (router.decision.decide: rollout_arms), and each rule's place by id. A rollout at 0 or 100 %
+    # has one arm: everybody is out, or in.
     rollouts: tuple[tuple[int, Rule, Rollout], ...] = field(init=False, repr=False, compare=False)
     positions: dict[str, int] = field(init=False, repr=False, compare=False)
 
@@ -142,7 +143,7 @@ class RuleSet:
         object.__setattr__(self, "index", RuleIndex(self.rules))
         object.__setattr__(self, "rollouts", tuple(
             (position, rule, condition) for position, rule in enumerate(self.rules)
-            for _, condition in rule.conditions if isinstance(condition, Rollout)))
+            for _, condition in rule.conditions if isinstance(condition, Rollout) and 0 < condition.percent < 100))
         object.__setattr__(self, "positions", {rule.id: position for position, rule in enumerate(self.rules)})
         object.__setattr__(self, "version_tests",
                            version_tests(condition for rule in self.rules for _, condition in rule.conditions))

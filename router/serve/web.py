@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from time import perf_counter
@@ -69,7 +69,7 @@ access_log = logging.getLogger(ACCESS_LOGGER)
 _VISITOR_MAX_AGE = 365 * 24 * 3600
 _CLICK_PATHS = frozenset({"/go", "/ad"})
 _KNOWN_ROUTES = frozenset({*_CLICK_PATHS, OUTCOME_PATH, "/healthz", "/readyz", "/metrics"})  # the route label's values
-_BLOCK = Action.BLOCK
+_BLOCK, _LANDING = Action.BLOCK, Action.LANDING
 _SECURITY = [(name.lower().encode(), value.encode()) for name, value in SECURITY_HEADERS.items()]
 _REDIRECT_HEADERS = [*_SECURITY, (b"content-length", b"0")]
 _COOKIE_ATTRIBUTES = f"; HttpOnly; Max-Age={_VISITOR_MAX_AGE}; Path=/; SameSite=lax".encode()
@@ -140,15 +140,14 @@ class Pages:
         body = self.env.get_template("message.html").render(message_context(status, message, lang, nonce))
         return self._page(status, body.encode(), nonce, lang)
 
-    def respond(self, accept_language: str | None, ctx: Context, decision: Decision,
-                token: Callable[[], str] | None = None) -> Page:
-        """The answer to a decided click; a landing page gets the click token `token()` makes."""
+    def respond(self, accept_language: str | None, ctx: Context, decision: Decision, token: str = "") -> Page:
+        """The answer to a decided click; a landing page carries the click's `token`."""
         if decision.action in (Action.APP, Action.WEB) and decision.location:
             # The location is built by the router from parsed parts, never echoed from input.
             return Page(302, [(b"location", decision.location.encode()), *_REDIRECT_HEADERS], b"")
         if decision.action is Action.BLOCK:
             return self.message(accept_language, decision.status, decision.reason)
-        return self.landing(accept_language, ctx, decision, token() if token is not None else "")
+        return self.landing(accept_language, ctx, decision, token)
 
     def response(self, request: Request, status: int, message: str) -> Response:
         """A message page as a Starlette response, for the routes Starlette serves (404, 405)."""
@@ -273,10 +272,13 @@ class Clicks:
                     waited = perf_counter() - asked
                 decision = self.answers.decide(ruleset, path, query, ctx)
                 self.new_decisions.observe(perf_counter() - started - waited)
-            arms = rollout_arms(ruleset, ctx, decision.rule) if ruleset.rollouts else ()
-            page = self.pages.respond(accept_language, ctx, decision, lambda: make_token(
-                self.settings.signing_keys, request_id, decision.rule, ruleset.version, arms_text(arms),
-                ctx.client.app.value, int(at.timestamp()) + TOKEN_TTL_SECONDS))
+            # A kept answer is timeless: no partial rollout was on its way (rollout_arms says why).
+            arms = rollout_arms(ruleset, ctx, decision.rule) if ruleset.rollouts and kept is None else ()
+            # A landing page carries the click's token (router.serve.click_token); no other answer needs one.
+            token = make_token(self.settings.signing_keys, request_id, decision.rule, ruleset.version,
+                               arms_text(arms), ctx.client.app.value, int(at.timestamp()) + TOKEN_TTL_SECONDS,
+                               ) if decision.action is _LANDING else ""
+            page = self.pages.respond(accept_language, ctx, decision, token)
             action: str = decision.action
             rule = decision.rule
         except _Limited as limited:
