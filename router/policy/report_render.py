@@ -58,7 +58,18 @@ def render_text(report: dict[str, Any]) -> str:
               "a web or app redirect, or a landing page copied from, left for the app, escaped from or followed to",
               "the web."]
     if report["arms"]:
-        lines += ["", "Rollouts (clicks that reached the rule, in and out of its rollout):"]
+        lines += ["", "Rollouts (clicks that reached the rule, in and out of its rollout):", ""]
+        lines.append(f"{'rollout':<{_KEY_WIDTH}} {'arm':<4} {'clicks':>8}  {'answer':<10} {'reached':>9}  difference")
+        for comparison in report["arms"]:
+            difference = comparison["difference"]
+            for side in ("in", "out"):
+                arm = comparison[side]
+                name = _key_text({"rule": comparison["rule"]}) if side == "in" else ""
+                change = (f"{difference['reached'] * 100:+.0f} points ({difference['low'] * 100:+.0f} to "
+                          f"{difference['high'] * 100:+.0f})") if side == "in" else ""
+                lines.append(f"{name:<{_KEY_WIDTH}} {side:<4} {arm['clicks']:>8,}  {arm['answer'] or '-':<10} "
+                             f"{percent(arm['outcomes']['reached'], True):>9}  {change}".rstrip())
+        lines.append("")
         for comparison in report["arms"]:
             lines += textwrap.wrap(comparison["sentence"], 120, initial_indent="- ", subsequent_indent="  ")
     return "\n".join(lines) + "\n"
