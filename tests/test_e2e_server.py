@@ -68,7 +68,7 @@ def test_startup_log_content() -> None:
         httpx.get(f"{running.base}/go?url={quote(ITEM, safe='')}", headers={"user-agent": uas.SAFARI_IOS})
     finally:
         output = running.stop()
-    assert output.count("PUBLIC DEVELOPMENT KEY") == 1
+    assert output.count("PUBLIC DEVELOPMENT KEY") == 1 and "forge outcome beacons" in output
     click_lines = [line for line in output.splitlines() if '"request"' in line]
     assert len(click_lines) == 1, output  # once, as bare JSON: the log replays with explain --batch
     record = json.loads(click_lines[0])

@@ -120,7 +120,7 @@ def test_a_landing_page_carries_its_clicks_token_and_allows_beacons_to_its_origi
     assert "connect-src 'self'" in csp and "default-src 'none'" in csp
     found = read_token(page_token(response.text), TEST_KEYS, time.time())
     assert found is not None and found.click == response.headers["x-request-id"] and found.app == "wechat"
-    assert found.rule == "wechat-group-chat-landing" or found.rule  # the rule that answered
+    assert found.rule == "wechat-group-chat-landing"  # the rule that answered
     config = json.loads(re.search(r'id="landing-config"[^>]*>(.*?)</script>', response.text, re.S).group(1))  # type: ignore[union-attr]
     assert config["beacon"] == "/outcome"
     again = app.get(GROUP, headers={"user-agent": uas.WECHAT_ANDROID})
@@ -152,15 +152,17 @@ def test_beacons_without_a_valid_token_or_event_change_nothing(
               f"t={tok}&e=copied&pad=" + "x" * MAX_BODY]
     for body in bodies:
         assert app.post("/outcome", content=body.encode("utf-8", "surrogateescape")).status_code == 204, body
-    for method in ("GET", "PUT", "DELETE"):
-        assert app.request(method, "/outcome").status_code == 204
+    for method in ("GET", "PUT", "DELETE"):  # only a POST is read, whatever another method carries
+        assert app.request(method, "/outcome", content=f"t={tok}&e=copied").status_code == 204
+    declared = app.post("/outcome", content=f"t={tok}&e=copied", headers={"content-length": str(MAX_BODY + 1)})
+    assert declared.status_code == 204
     assert read(caplog, "outcome") == []
     metrics = app.get("/metrics").text
-    # token: cut, expired, another secret, none; event: unknown, none (4 bodies and 3 other methods);
-    # body: more fields than a beacon has, longer than MAX_BODY.
+    # token: cut, expired, another secret, none; event: unknown, none (4 bodies); body: more fields than a
+    # beacon has, longer than MAX_BODY, 3 other methods, a declared length past MAX_BODY.
     assert 'adlink_outcome_beacons_ignored_total{reason="token"} 4.0' in metrics
-    assert 'adlink_outcome_beacons_ignored_total{reason="event"} 7.0' in metrics
-    assert 'adlink_outcome_beacons_ignored_total{reason="body"} 2.0' in metrics
+    assert 'adlink_outcome_beacons_ignored_total{reason="event"} 4.0' in metrics
+    assert 'adlink_outcome_beacons_ignored_total{reason="body"} 6.0' in metrics
     assert 'adlink_outcomes_total{event="copied",result="recorded"} 0.0' in metrics
 
 
@@ -180,7 +182,15 @@ def test_the_second_jump_is_recorded_for_the_first_click_and_decided_like_any(
     app.get(f"{GROUP}&ct={tok}", headers={"user-agent": uas.WECHAT_ANDROID})
     app.get(f"{GROUP}&ct={tok[:-3]}abc", headers={"user-agent": uas.SAFARI_IOS})
     assert len(read(caplog, "outcome")) == 1
-    assert all("escaped_from" not in line for line in read(caplog, "click")[-2:])
+    assert [("escaped_from" in line) for line in read(caplog, "click")] == [False, True, True, False, False]
+    # A link preview's fetcher reading a shared page's address, or a HEAD: nobody jumped.
+    second, other = land(app)
+    app.get(f"{GROUP}&ct={other}", headers={"user-agent": uas.FACEBOOK_PREVIEW})
+    app.get(f"{GROUP}&ct={other}", headers={"user-agent": uas.GOOGLEBOT})
+    app.head(f"{GROUP}&ct={other}", headers={"user-agent": uas.SAFARI_IOS})
+    assert len(read(caplog, "outcome")) == 1
+    app.get(f"{GROUP}&ct={other}", headers={"user-agent": uas.SAFARI_IOS})  # the person, afterwards: counted
+    assert [o["click"] for o in read(caplog, "outcome")] == [first, second]
 
 
 def test_click_lines_name_the_rollout_arms_a_click_could_take(caplog: pytest.LogCaptureFixture) -> None:
@@ -199,3 +209,26 @@ def test_click_lines_name_the_rollout_arms_a_click_could_take(caplog: pytest.Log
     assert [line["rule"] for line in clicks[:20]] == ["group-web" if a[0]["in"] else "wechat-landing" for a in arms]  # type: ignore[index]
     assert "arms" not in clicks[20]  # a 1:1 chat never reaches the group rollout's other conditions
     assert all(line["os"] == "android" for line in clicks)
+
+
+def test_a_beacon_body_that_never_arrives_is_not_waited_for() -> None:
+    """A real server: a POST that declares 1,000 bytes and sends 2 gets its 204 once BODY_SECONDS are over
+    (not when the client gives up), and the server stops at once afterwards, with nothing in its log but
+    the usual lines."""
+    import socket
+
+    from router.serve.outcomes import BODY_SECONDS
+    from tests.servers import Server
+
+    server = Server(env={"ROUTER_SIGNING_KEYS": "k2:second-secret-0123456789"}).wait_ready()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+            sock.sendall(b"POST /outcome HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\nt=")
+            started = time.monotonic()
+            answer = sock.recv(4096)
+            waited = time.monotonic() - started
+        assert answer.startswith(b"HTTP/1.1 204 "), answer
+        assert BODY_SECONDS * 0.9 <= waited < 30
+    finally:
+        output = server.stop()
+    assert "Traceback" not in output and "CancelledError" not in output

@@ -170,4 +170,53 @@ def test_the_benchmark_runs(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "generated 3,000 clicks" in done.stdout and done.stdout.count("report --by") == 3
     assert "wechat-group-chat-pilot-web: the web page reached the item for" in done.stdout
-    assert build_report([str(tmp_path / "day.log.gz")], by=["arm"])["total"]["clicks"] == 3000
+    day = build_report([str(tmp_path / "day.log.gz")], by=["arm"])
+    assert day["total"]["clicks"] + day["bots_left_out"] == 3000 and day["bots_left_out"] > 0
+
+
+def test_each_click_counts_once_and_bots_and_second_jumps_are_kept_apart(tmp_path: Path) -> None:
+    """The same file twice or overlapping globs count each click once; bots' clicks and the clicks of second
+    jumps are left out of the groups (and said so); only a 302 of an app or web answer counts as reached."""
+    lines = rollout_day()
+    lines.append(click(30, rule="bots-web", action="web", status=302, app="bot", os="other"))
+    jumped = click(31, rule="browsers-app", action="app", status=302, channel="group_chat", app="browser", os="ios")
+    jumped["escaped_from"] = "c10"
+    lines += [jumped, outcome(10, "escaped")]
+    lines.append(click(32, rule="odd", action="app", status=200, channel="unknown", app="browser", os="ios"))
+    log = write_log(tmp_path / "clicks.log", lines)
+    twice = build_report([str(log), str(log), str(tmp_path / "*.log")], by=["rule"])
+    assert twice["files_read"] == 1 and twice["total"]["clicks"] == 26  # 25 + the 200 one
+    assert twice["bots_left_out"] == 1 and twice["second_jump_clicks"] == 1
+    groups = {g["key"]["rule"]: g for g in twice["groups"]}
+    assert "bots-web" not in groups and groups["odd"]["outcomes"]["reached"]["count"] == 0
+    assert groups["wechat-landing"]["outcomes"]["escaped"]["count"] == 1
+    assert build_report([str(log)], bots=True)["total"]["clicks"] == 27
+    text = " ".join(render_text(twice).split())
+    assert "1 bot clicks left out (--bots counts them); 1 second-jump clicks counted with their first click" in text
+
+
+def test_what_the_logs_say_never_breaks_the_report_or_the_terminal(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    odd = "\x1b[31mred\x1b[0m\nnext\u202eevil"
+    log = write_log(tmp_path / "clicks.log", [
+        click(1, rule=odd, action="web", status=302, at="not a time"),
+        click(2, rule="a-rule-with-a-very-long-name-indeed", action="landing", status=200,
+              arms=[{"rule": "a-rule-with-a-very-long-name-indeed", "in": False}]),
+        click(3, rule="a-rule-with-a-very-long-name-indeed", action="web", status=302,
+              arms=[{"rule": "a-rule-with-a-very-long-name-indeed", "in": True}])])
+    report = build_report([str(log)], by=["arm"], since="2026-01-01")  # a click without a time is outside
+    text = render_text(report)
+    assert "\x1b" not in text and "\u202e" not in text
+    keys = sorted(line[:28].rstrip() for line in text.splitlines() if line.startswith("a-rule") and " / " in line)
+    assert keys[0].endswith("… / in") and keys[1].endswith("… / out")  # the long rule cut, never the side
+    assert "-0 points" not in text
+    whole = render_text(build_report([str(log)], by=["rule"]))
+    assert "\\u001b[31mred\\u001b[0m\\u000anext\\u202eevil"[:27] in whole
+    assert main(["report", "--clicks", str(log), "--format", "html", "--output", str(tmp_path / "no" / "x.html")]) == 2
+    assert capsys.readouterr().err.startswith("error: can't write --output ")
+    with pytest.raises(ReportError, match="is not before --until"):
+        build_report([str(log)], since="2026-12-02", until="2026-12-01")
+    empty = write_log(tmp_path / "server.log", [{"type": "server", "message": "hello"}])
+    assert main(["report", "--clicks", str(empty)]) == 0
+    captured = capsys.readouterr()
+    assert "no click lines in these files" in captured.err and "nothing to report" in captured.out

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["DIMENSIONS", "OUTCOME_COLUMNS", "ReportError", "build_report", "percent", "wilson"]
+__all__ = ["DIMENSIONS", "OUTCOME_COLUMNS", "ReportError", "build_report", "percent", "points", "wilson"]
 
 DIMENSIONS = ("rule", "channel", "app", "os", "arm")
 OUTCOME_COLUMNS = ("shown", "copied", "app_left", "escaped", "web", "store", "reached")
@@ -40,16 +40,25 @@ _COLUMNS = {
     "type": "VARCHAR", "at": "VARCHAR", "action": "VARCHAR", "rule": "VARCHAR", "status": "INTEGER",
     "channel": "VARCHAR", "app": "VARCHAR", "os": "VARCHAR", "request_id": "VARCHAR",
     "arms": 'STRUCT(rule VARCHAR, "in" BOOLEAN)[]', "click": "VARCHAR", "event": "VARCHAR",
+    "escaped_from": "VARCHAR",
 }
 
-_QUERY = """
-WITH clicks AS (
-    SELECT request_id AS id, action, rule, status, coalesce(channel, 'unknown') AS channel,
-           coalesce(app, 'unknown') AS app, coalesce(os, 'unknown') AS os, arms
-    FROM lines
-    WHERE type = 'click' AND request_id IS NOT NULL {time_filter}
-),
-outcomes AS (
+# Each click once (the same file given twice, or globs that overlap, count it once), in the time window;
+# its outcomes joined. Bots (link previews, crawlers) and the clicks of second jumps (the same person's
+# click again, counted with the first as `escaped`) are kept apart: counted, not grouped.
+_CLICKS = """
+CREATE TEMP TABLE clicks AS
+SELECT request_id AS id, action, rule, status, coalesce(channel, 'unknown') AS channel,
+       coalesce(app, 'unknown') AS app, coalesce(os, 'unknown') AS os, arms, escaped_from,
+       TRY_CAST("at" AS TIMESTAMPTZ) AS at
+FROM lines
+WHERE type = 'click' AND request_id IS NOT NULL
+QUALIFY row_number() OVER (PARTITION BY request_id) = 1
+"""
+
+_JOINED = """
+CREATE TEMP TABLE joined AS
+WITH outcomes AS (
     SELECT click,
            bool_or(event = 'shown') AS shown, bool_or(event = 'copied') AS copied,
            bool_or(event = 'app_left') AS app_left, bool_or(event = 'escaped') AS escaped,
@@ -57,22 +66,25 @@ outcomes AS (
     FROM lines
     WHERE type = 'outcome' AND click IS NOT NULL
     GROUP BY click
-),
-joined AS (
-    SELECT c.*,
-           coalesce(o.shown, false) AS shown, coalesce(o.copied, false) AS copied,
-           coalesce(o.app_left, false) AS app_left, coalesce(o.escaped, false) AS escaped,
-           coalesce(o.web, false) AS web, coalesce(o.store, false) AS store,
-           (c.action IN ('app', 'web') AND c.status = 302) OR coalesce(o.copied OR o.app_left OR o.escaped OR o.web,
-                                                                          false) AS reached
-    FROM clicks c LEFT JOIN outcomes o ON o.click = c.id
-),
-rows AS ({rows})
+)
+SELECT c.*,
+       coalesce(o.shown, false) AS shown, coalesce(o.copied, false) AS copied,
+       coalesce(o.app_left, false) AS app_left, coalesce(o.escaped, false) AS escaped,
+       coalesce(o.web, false) AS web, coalesce(o.store, false) AS store,
+       (c.action IN ('app', 'web') AND c.status = 302) OR coalesce(o.copied OR o.app_left OR o.escaped OR o.web,
+                                                                      false) AS reached
+FROM clicks c LEFT JOIN outcomes o ON o.click = c.id
+WHERE (c.at >= ? OR ? IS NULL) AND (c.at < ? OR ? IS NULL)
+"""
+
+_QUERY = """
+WITH rows AS ({rows})
 SELECT {keys}
        count(*) AS clicks,
        {actions},
        {outcomes}
 FROM rows
+WHERE {included}
 {group}
 """
 
@@ -120,7 +132,7 @@ def difference(first: Share, second: Share) -> tuple[float, float, float]:
     return d, max(-1.0, low), min(1.0, high)
 
 
-def _time(text: str | None, flag: str) -> str | None:
+def _time(text: str | None, flag: str) -> datetime | None:
     if not text:
         return None
     try:
@@ -129,21 +141,24 @@ def _time(text: str | None, flag: str) -> str | None:
         raise ReportError(f"{flag} {text!r} is not a time: write 2026-12-01 or 2026-12-01T08:00+08:00") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)  # the click lines' own zone
-    return moment.isoformat()
+    return moment.astimezone(UTC)
 
 
 def build_report(files: Sequence[str], *, by: Sequence[str] = ("rule",), since: str | None = None,
-                 until: str | None = None) -> dict[str, Any]:
+                 until: str | None = None, bots: bool = False) -> dict[str, Any]:
     """The readout of the click and outcome lines in `files`, grouped by `by` (DIMENSIONS), as plain data
-    (what `--format json` prints)."""
+    (what `--format json` prints). Bots' clicks are left out of the groups unless `bots`."""
     import duckdb  # imported here: the server never needs it
 
     unknown = [name for name in by if name not in DIMENSIONS]
     if unknown:
         raise ReportError(f"--by {unknown[0]!r}: group by one of {', '.join(DIMENSIONS)}")
+    by = list(dict.fromkeys(by))  # each dimension once, in the order given
     if not files:
         raise ReportError("give the click stream's files with --clicks FILE…")
     start, end = _time(since, "--since"), _time(until, "--until")
+    if start is not None and end is not None and start >= end:
+        raise ReportError(f"--since {since} is not before --until {until}: no click can be in between")
     connection = duckdb.connect()
     try:
         try:
@@ -153,16 +168,29 @@ def build_report(files: Sequence[str], *, by: Sequence[str] = ("rule",), since: 
             columns = ", ".join(f"{_literal(name)}: {_literal(kind)}" for name, kind in _COLUMNS.items())
             connection.execute(
                 f"CREATE TEMP TABLE lines AS SELECT * FROM read_json([{paths}], format = 'newline_delimited', "
-                f"ignore_errors = true, columns = {{{columns}}}) WHERE type IN ('click', 'outcome')")
+                f"ignore_errors = true, filename = true, columns = {{{columns}}}) WHERE type IN ('click', 'outcome')")
+            read_files = connection.execute("SELECT count(DISTINCT filename) FROM lines").fetchone()[0]  # type: ignore[index]
+            connection.execute(_CLICKS)
+            connection.execute(_JOINED, [start, start, end, end])
+            included = "true" if bots else "app <> 'bot'"
+            groups = _groups(connection, by, included)
+            arms = _arms(connection, included)
+            totals = _groups(connection, (), included)
+            left_out = connection.execute(
+                f"SELECT count(*) FILTER (WHERE NOT ({included}) AND escaped_from IS NULL), "
+                "count(*) FILTER (WHERE escaped_from IS NOT NULL) FROM joined").fetchone()
         except duckdb.Error as err:
             raise ReportError(f"can't read the click stream: {_first_line(err)}") from None
-        groups = _groups(connection, by, start, end)
-        arms = _arms(connection, start, end)
-        totals = _groups(connection, (), start, end)
     finally:
         connection.close()
-    return {"files": list(files), "since": start, "until": end, "by": list(by),
+    bot_clicks, jump_clicks = left_out if left_out else (0, 0)
+    return {"files": list(files), "files_read": int(read_files), "since": _iso(start), "until": _iso(end),
+            "by": by, "bots_left_out": 0 if bots else int(bot_clicks), "second_jump_clicks": int(jump_clicks),
             "total": totals[0] if totals else _empty_group(), "groups": groups, "arms": arms}
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
 
 
 def _literal(text: str) -> str:
@@ -172,15 +200,6 @@ def _literal(text: str) -> str:
 
 def _first_line(err: Exception) -> str:
     return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-
-
-def _time_filter(start: str | None, end: str | None) -> str:
-    parts = []
-    if start:
-        parts.append(f"AND CAST(\"at\" AS TIMESTAMPTZ) >= TIMESTAMPTZ '{start}'")
-    if end:
-        parts.append(f"AND CAST(\"at\" AS TIMESTAMPTZ) < TIMESTAMPTZ '{end}'")
-    return " ".join(parts)  # isoformat() of a parsed time: digits, '-', ':', '.', 'T' and '+' only
 
 
 def _rows_and_keys(by: Sequence[str]) -> tuple[str, list[str]]:
@@ -195,10 +214,10 @@ def _rows_and_keys(by: Sequence[str]) -> tuple[str, list[str]]:
     return rows, keys
 
 
-def _groups(connection: Any, by: Sequence[str], start: str | None, end: str | None) -> list[dict[str, Any]]:
+def _groups(connection: Any, by: Sequence[str], included: str) -> list[dict[str, Any]]:
     rows, keys = _rows_and_keys(by)
     query = _QUERY.format(
-        time_filter=_time_filter(start, end), rows=rows, keys="".join(f"{key}, " for key in keys),
+        rows=rows, keys="".join(f"{key}, " for key in keys), included=f"({included}) AND escaped_from IS NULL",
         group=f"GROUP BY ALL ORDER BY clicks DESC, {', '.join(keys)}" if keys else "",
         actions=", ".join(f"count(*) FILTER (WHERE action = '{action}') AS action_{action}" for action in ACTIONS),
         outcomes=", ".join(f"count(*) FILTER (WHERE {name}) AS {name}" for name in OUTCOME_COLUMNS),
@@ -229,13 +248,13 @@ def _empty_group() -> dict[str, Any]:
             "outcomes": {name: Share(0, 0).as_json() for name in OUTCOME_COLUMNS}}
 
 
-def _arms(connection: Any, start: str | None, end: str | None) -> list[dict[str, Any]]:
+def _arms(connection: Any, included: str) -> list[dict[str, Any]]:
     """Each rollout rule's two arms: clicks, reached, the answer most of them got, and the channel they share."""
-    groups = _groups(connection, ("arm",), start, end)
+    groups = _groups(connection, ("arm",), included)
     by_rule: dict[str, dict[str, dict[str, Any]]] = {}
     for group in groups:
         by_rule.setdefault(group["key"]["arm_rule"], {})[group["key"]["arm_side"]] = group
-    detail = _arm_detail(connection, start, end)
+    detail = _arm_detail(connection, included)
     comparisons = []
     for rule in sorted(by_rule):
         sides = by_rule[rule]
@@ -254,15 +273,12 @@ def _arms(connection: Any, start: str | None, end: str | None) -> list[dict[str,
     return comparisons
 
 
-def _arm_detail(connection: Any, start: str | None, end: str | None) -> dict[tuple[str, str], dict[str, Any]]:
+def _arm_detail(connection: Any, included: str) -> dict[tuple[str, str], dict[str, Any]]:
     rows, _ = _rows_and_keys(("arm",))
     query = f"""
-WITH clicks AS (
-    SELECT request_id AS id, action, coalesce(channel, 'unknown') AS channel, arms FROM lines
-    WHERE type = 'click' AND request_id IS NOT NULL {_time_filter(start, end)}
-), joined AS (SELECT * FROM clicks), rows AS ({rows})
+WITH rows AS ({rows})
 SELECT arm_rule, arm_side, mode(action) AS action, count(DISTINCT channel) AS channels, any_value(channel) AS channel
-FROM rows GROUP BY ALL"""
+FROM rows WHERE ({included}) AND escaped_from IS NULL GROUP BY ALL"""
     detail = {}
     for rule, side, action, channels, channel in connection.execute(query).fetchall():
         detail[(rule, side)] = {"action": action, "channel": channel if channels == 1 else None}
@@ -288,6 +304,14 @@ def _percent(share: Share) -> str:
     return percent(share.rate, *share.interval())
 
 
+_REDIRECTS = frozenset({"web", "app"})
+
+
+def points(value: float) -> str:
+    """A difference (-1..1) in whole percentage points, signed; never "-0"."""
+    return f"{round(value * 100):+d}"
+
+
 def _sentence(rule: str, shares: list[Share], details: tuple[dict[str, Any], dict[str, Any]],
               diff: tuple[float, float, float]) -> str:
     inside, outside = shares
@@ -300,6 +324,11 @@ def _sentence(rule: str, shares: list[Share], details: tuple[dict[str, Any], dic
     answer_in = _ANSWER_WORDS.get(arm_in.get("action") or "", "its answer")
     answer_out = _ANSWER_WORDS.get(arm_out.get("action") or "", "the other answer")
     d, low, high = diff
+    caveat = ""
+    if (arm_in.get("action") in _REDIRECTS) != (arm_out.get("action") in _REDIRECTS):
+        # A redirect is counted as reaching the item; a landing page only when its beacons say so (no script,
+        # a lost beacon, a person who gave up: not reached). Say which side is assumed.
+        caveat = " A redirect counts as reaching the item; a landing page only by what its beacons report."
     return (f"{rule}: {answer_in} reached the item for {_percent(inside)} of {of_what} in the rollout "
             f"(n = {inside.total:,}) vs {_percent(outside)} for {answer_out} outside it (n = {outside.total:,}); "
-            f"difference {d * 100:+.0f} points (95 % interval {low * 100:+.0f} to {high * 100:+.0f}).")
+            f"difference {points(d)} points (95 % interval {points(low)} to {points(high)}).{caveat}")

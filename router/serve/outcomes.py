@@ -6,12 +6,13 @@ hidden soon after (`app_left`: the app most likely opened), the page fell back t
 (`fallback_web`), or the person tapped the web link (`web_tap`) or the app store's (`store_tap`). Each
 beacon carries the click's token (router.serve.click_token); one without a valid, unexpired token is
 ignored, and each event counts once per click (this process remembers, and the fleet's store when there is
-one). The endpoint answers 204 whatever it was sent, reads at most MAX_BODY bytes, and is no click: no
-click line, no click metrics.
+one). The endpoint answers 204 whatever it was sent (only a POST is read), reads at most MAX_BODY bytes
+for at most BODY_SECONDS, and is no click: no click line, no click metrics.
 
 A second jump: the page puts its token into its own URL, so "open in the browser" brings it along. A click
 carrying a valid token made for another app (`ct=`) is recorded as `escaped` for the original click, and
-then decided by the rules like any click (in Safari, most likely the app).
+then decided by the rules like any click (in Safari, most likely the app). A bot carrying one (a link
+preview's fetcher reading a shared page's address) is no jump.
 
 Recorded outcomes are JSON lines on the click stream, beside the click lines they belong to (`type`
 `outcome`; docs/click-log.md has the schema): `python -m router report` joins them by click id.
@@ -19,6 +20,7 @@ Recorded outcomes are JSON lines on the click stream, beside the click lines the
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -39,6 +41,7 @@ EVENTS = ("shown", "copied", "app_attempt", "app_left", "fallback_web", "web_tap
 ESCAPED = "escaped"
 TOKEN_PARAM = "ct"  # the landing page's own URL carries its token under this name (a second jump's)
 MAX_BODY = 1024  # a beacon is a token and an event name: ~250 bytes
+BODY_SECONDS = 2.0  # a beacon's body arrives with its head; one that dribbles in is not waited for
 IGNORED_REASONS = ("token", "event", "body")
 _EVENT_NAMES = frozenset(EVENTS)
 _HEADERS = [(b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff"), (b"content-length", b"0")]
@@ -59,8 +62,16 @@ class Outcomes:
         self.ignored: dict[str, int] = dict.fromkeys(IGNORED_REASONS, 0)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """POST /outcome (any method, any body): 204, and the beacon recorded when it is valid."""
-        body, whole = await _read_body(receive)
+        """/outcome: 204 whatever it is sent; a POST with a valid beacon recorded. The body is read only up to
+        MAX_BODY bytes and BODY_SECONDS: a longer or slower one is not read further (and ignored)."""
+        whole = False
+        body = b""
+        if scope.get("method") == "POST" and _declared_length(scope) <= MAX_BODY:
+            try:
+                async with asyncio.timeout(BODY_SECONDS):
+                    body, whole = await _read_body(receive)
+            except TimeoutError:
+                whole = False
         await send({"type": "http.response.start", "status": 204, "headers": _HEADERS})
         await send({"type": "http.response.body", "body": b""})
         if not whole:
@@ -92,8 +103,10 @@ class Outcomes:
         if token is None:
             self.ignored["token"] += 1
             return None
-        if token.app == app:
-            return None  # the same app again (a reload, a re-share inside it): no jump
+        if token.app == app or app == "bot":
+            # The same app again (a reload, a re-share inside it), or a link preview's fetcher reading a
+            # shared page address: nobody jumped.
+            return None
         await self.record(token, ESCAPED, at, {"request_id": request_id, "to_app": app})
         return token.click
 
@@ -153,6 +166,14 @@ def arms_of(text: str) -> list[dict[str, object]] | None:
 
 def _escape_arm(rule: str) -> str:
     return rule.replace("%", "%25").replace(",", "%2C")
+
+
+def _declared_length(scope: Scope) -> int:
+    """The Content-Length the request declares (0 without one; past MAX_BODY for a malformed one)."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            return int(value) if value.isdigit() and len(value) < 12 else MAX_BODY + 1
+    return 0
 
 
 async def _read_body(receive: Receive) -> tuple[bytes, bool]:

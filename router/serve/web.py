@@ -325,8 +325,9 @@ class Clicks:
         }
         if arms:  # the rollouts this click could have taken, in or out (router.decision.decide: rollout_arms)
             line["arms"] = [{"rule": arm_rule, "in": inside} for arm_rule, inside in arms]
-        if ctx is not None and "ct=" in query:
-            # A page's own URL with its token, opened elsewhere: the first click's second jump.
+        if ctx is not None and "ct=" in query and scope["method"] == "GET":
+            # A page's own URL with its token, opened elsewhere: the first click's second jump (a HEAD opens
+            # nothing).
             escaped_from = await self.outcomes.second_jump(query, ctx.client.app.value, request_id, at)
             if escaped_from is not None:
                 line["escaped_from"] = escaped_from
@@ -496,8 +497,9 @@ def create_app(
     replays = ClickReplays()  # ad click ids seen with a signature: a second use loses ad privileges
     if settings.signing_keys.development:
         log.warning(
-            "ROUTER_SIGNING_KEYS is not set: /ad links are verified with the PUBLIC DEVELOPMENT KEY. "
-            "Anyone can sign ad links. Set ROUTER_SIGNING_KEYS=kid:secret before serving real traffic."
+            "ROUTER_SIGNING_KEYS is not set: /ad links and click tokens are signed with the PUBLIC DEVELOPMENT "
+            "KEY. Anyone can sign ad links and forge outcome beacons. Set ROUTER_SIGNING_KEYS=kid:secret before "
+            "serving real traffic."
         )
     log.info("rules %s loaded: %d rules from %s", ruleset.version, len(ruleset.rules), ", ".join(ruleset.files))
     click_log = ClickLog(click_stream)
