@@ -172,6 +172,7 @@ def build_report(files: Sequence[str], *, by: Sequence[str] = ("rule",), since: 
             read_files = connection.execute("SELECT count(DISTINCT filename) FROM lines").fetchone()[0]  # type: ignore[index]
             connection.execute(_CLICKS)
             connection.execute(_JOINED, [start, start, end, end])
+            connection.execute(_ARM_ROWS)
             included = "true" if bots else "app <> 'bot'"
             groups = _groups(connection, by, included)
             arms = _arms(connection, included)
@@ -202,12 +203,17 @@ def _first_line(err: Exception) -> str:
     return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
 
 
+# A click's row once per rollout arm it was in or out of (made once, when a report needs arms): grouping by
+# arm reads this, not an unnest per query (a lateral unnest of every row costs seconds on a day's clicks).
+_ARM_ROWS = """
+CREATE TEMP TABLE arm_rows AS
+SELECT * EXCLUDE (arms, arm), arm.rule AS arm_rule, CASE WHEN arm."in" THEN 'in' ELSE 'out' END AS arm_side
+FROM (SELECT *, unnest(arms) AS arm FROM joined WHERE arms IS NOT NULL)
+"""
+
+
 def _rows_and_keys(by: Sequence[str]) -> tuple[str, list[str]]:
-    if "arm" in by:
-        rows = "SELECT joined.*, arm.rule AS arm_rule, CASE WHEN arm.\"in\" THEN 'in' ELSE 'out' END AS arm_side " \
-               "FROM joined, unnest(joined.arms) AS u(arm)"
-    else:
-        rows = "SELECT * FROM joined"
+    rows = "SELECT * FROM arm_rows" if "arm" in by else "SELECT * FROM joined"
     keys: list[str] = []
     for name in by:
         keys.extend(("arm_rule", "arm_side") if name == "arm" else (name,))
