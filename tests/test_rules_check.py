@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import pytest
+
 from router.cli import main
 
 
@@ -32,7 +34,8 @@ def test_errors_all_at_once_with_suggestions(rules_dir: Path) -> None:
     assert any(line.endswith("b.yaml:2:5: error: duplicate rule id 'x' (first at " + str(rules_dir / "a.yaml") + ":2)")
                or "b.yaml:2:5: error: duplicate rule id 'x'" in line for line in lines)
     assert any("b.yaml:4:11: error: unknown action 'teleport'" in line for line in lines)
-    assert lines[-1] == "4 errors: the rules would not load; the server keeps what it has"
+    assert lines[-1] == ("4 errors: these rules would not load (a server would not start with them, and a running "
+                         "one would keep the rules it has)")
 
 
 def test_shadowed_rule_is_a_warning(rules_dir: Path) -> None:
@@ -151,3 +154,13 @@ def test_timezone_typo_gets_a_suggestion(rules_dir: Path) -> None:
     (rules_dir / "r.yaml").write_text("rules:\n  - {id: w, when: {window: {from: '2026-11-11T00:00:00', "
                                       "timezone: Asia/Shangai}}, then: web}\ndefault: web\n")
     assert "unknown timezone 'Asia/Shangai'; did you mean 'Asia/Shanghai'?" in check(rules_dir)[1]
+
+
+def test_a_rule_file_given_for_its_folder_says_so(capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """`rules check rules/default.yaml`: the file exists, so the message names it a file and its folder."""
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)
+    assert main(["rules", "check", "rules/default.yaml"]) == 1
+    out = capsys.readouterr().out
+    assert "rules/default.yaml:1:1: error: this is a rule file; give the rules directory that holds it (rules)" in out
+    assert "not found" not in out

@@ -327,6 +327,11 @@ class RuleSource:
 def load_rules(directory: str | Path) -> RuleSet:
     """Read and validate every rule file in `directory`; raise RuleSetError listing all problems."""
     root = Path(directory)
+    if root.is_file():
+        # A rule file given where its folder is wanted: every *.yaml in the folder is one rule set.
+        folder = str(root.parent) if str(root.parent) != "." else "."
+        raise RuleSetError([Problem(str(root), 1, 1, f"this is a rule file; give the rules directory that holds it "
+                                                    f"({folder}): every *.yaml in it is read as one rule set")])
     if not root.is_dir():
         raise RuleSetError([Problem(str(root), 1, 1, "rules directory not found")])
     files = rule_files(root)
