@@ -227,11 +227,39 @@ def cmd_sign(args: argparse.Namespace, out: IO[str]) -> int:
     return 0
 
 
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+def _serve_defaults(args: argparse.Namespace) -> None:
+    """--host, --port and --log-level from ROUTER_HOST, ROUTER_PORT and ROUTER_LOG_LEVEL where not given;
+    UsageError naming the variable and what it takes when one is not usable."""
+    if args.host is None:
+        args.host = os.environ.get("ROUTER_HOST", "").strip() or "127.0.0.1"
+    if args.port is None:
+        text = os.environ.get("ROUTER_PORT", "").strip() or "8000"
+        if not text.isdigit():
+            raise UsageError(f"ROUTER_PORT must be a port number from 1 to 65535, got {text[:40]!r}")
+        args.port = int(text)
+    if not 0 < args.port < 65536:
+        raise UsageError(f"the port must be from 1 to 65535, got {args.port}")
+    if args.log_level is None:
+        level = os.environ.get("ROUTER_LOG_LEVEL", "").strip().lower() or "info"
+        if level not in LOG_LEVELS:
+            raise UsageError(f"ROUTER_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {level[:40]!r}")
+        args.log_level = level
+
+
 def cmd_serve(args: argparse.Namespace, out: IO[str]) -> int:
     from router.serve.logs import configure_logging
 
     # Every line the server writes is one JSON object (router.serve.logs), its refusals to start included:
     # a bad setting or rule file is a `server` line at level critical (file:line in its message), exit 2.
+    try:
+        _serve_defaults(args)
+    except UsageError as err:
+        configure_logging("info")
+        logging.getLogger("router.startup").critical("error: %s", err)
+        return 2
     configure_logging(args.log_level)
     refusal = logging.getLogger("router.startup")
     try:
@@ -349,16 +377,17 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the HTTP server")
-    serve.add_argument("--host", default=os.environ.get("ROUTER_HOST", "127.0.0.1"))
-    serve.add_argument("--port", type=int, default=int(os.environ.get("ROUTER_PORT", "8000")))
+    # Defaults from the environment are read by `serve` when it runs (_serve_defaults), never when the parser
+    # is built: a bad ROUTER_PORT must not break `rules check`, and it gets a sentence, not a traceback.
+    serve.add_argument("--host", help="address to listen on (default: $ROUTER_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: $ROUTER_PORT or 8000)")
     serve.add_argument("--rules", metavar="DIR|URL",
                        help="rules directory, or the https:// URL of a rules bundle "
                        "(default: $ROUTER_RULES_DIR or the shipped rules); reloaded when it changes")
     serve.add_argument("--workers", type=int, default=1,
                        help="worker processes, each on its own socket so connections spread evenly (Linux)")
     serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)  # set by --workers N
-    serve.add_argument("--log-level", default=os.environ.get("ROUTER_LOG_LEVEL", "info"),
-                       choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument("--log-level", choices=LOG_LEVELS, help="default: $ROUTER_LOG_LEVEL or info")
     serve.set_defaults(run=cmd_serve)
 
     signer = commands.add_parser("sign", help="print a signed /ad link for an ad platform")

@@ -164,3 +164,24 @@ def test_a_rule_file_given_for_its_folder_says_so(capsys: pytest.CaptureFixture[
     out = capsys.readouterr().out
     assert "rules/default.yaml:1:1: error: this is a rule file; give the rules directory that holds it (rules)" in out
     assert "not found" not in out
+
+
+def test_a_bad_setting_is_one_line_and_only_for_the_commands_that_read_it() -> None:
+    """ROUTER_PORT=abc: `rules check` does not read it and works; `serve` refuses in one JSON line naming
+    the variable and what it takes (no traceback); so does a ROUTER_LOG_LEVEL it does not know."""
+    import os
+    import subprocess
+    import sys
+
+    def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "router", *args], capture_output=True, text=True, timeout=60,
+                              env={**os.environ, **env})
+
+    checked = run("rules", "check", ROUTER_PORT="abc")
+    assert checked.returncode == 0 and checked.stdout.startswith("ok: "), checked.stderr
+    for env, message in ((dict(ROUTER_PORT="abc"), "ROUTER_PORT must be a port number from 1 to 65535, got 'abc'"),
+                         (dict(ROUTER_LOG_LEVEL="loud"), "ROUTER_LOG_LEVEL must be one of critical, error, warning")):
+        served = run("serve", **env)
+        assert served.returncode == 2 and "Traceback" not in served.stdout + served.stderr
+        (line,) = [text for text in served.stdout.splitlines() if text.startswith("{")]
+        assert message in line and '"level":"critical"' in line
