@@ -1,4 +1,4 @@
-"""`python -m router` / `adlink-router`: serve, sign, explain.
+"""`python -m router` / `adlink-router`: serve, sign, explain, report, and the policy owners' `rules` commands.
 
 Every command loads rules and settings through the same functions the server
 uses, so what `explain` prints is what the server does.
@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import difflib
+import errno
 import gc
 import json
 import logging
@@ -16,7 +18,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 from urllib.parse import quote, urlencode
 
 from router.decision.click import BadClick, read_click
@@ -349,8 +351,14 @@ def _check_ports_free(host: str, *ports: int) -> None:
             if port:
                 check_free(host, port)
         except OSError as err:
-            raise UsageError(f"can't listen on {host}:{port}: {err.strerror or err}; is another router running "
-                             "there?") from None
+            if err.errno == errno.EACCES:
+                hint = ("ports below 1024 need root or CAP_NET_BIND_SERVICE: serve on a higher one (--port 8000) "
+                        "behind the load balancer")
+            elif err.errno == errno.EADDRINUSE:
+                hint = "another process listens there (another router?): stop it, or choose another --port"
+            else:
+                hint = "check --host: it must be an address of this machine"
+            raise UsageError(f"can't listen on {host}:{port}: {err.strerror or err}; {hint}") from None
 
 
 def _server_limits(settings: Settings) -> dict[str, Any]:
@@ -372,9 +380,36 @@ def _server_limits(settings: Settings) -> dict[str, Any]:
     }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, plus "did you mean …?" for a mistyped option (`serve --prot 9000`)."""
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("unrecognized arguments:"):
+            known = sorted(_option_strings(self))
+            for word in message.split(":", 1)[1].split():
+                if word.startswith("-"):
+                    close = difflib.get_close_matches(word.partition("=")[0], known, n=1, cutoff=0.6)
+                    if close:
+                        message += f" (did you mean {close[0]}?)"
+                        break
+        super().error(message)
+
+
+def _option_strings(parser: argparse.ArgumentParser) -> set[str]:
+    """Every option of `parser` and of its commands, at any depth."""
+    found: set[str] = set()
+    for action in parser._actions:
+        found.update(option for option in action.option_strings if option.startswith("--"))
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found |= _option_strings(sub)
+    return found
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="adlink-router", description=__doc__.splitlines()[0] if __doc__ else None)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="adlink-router", description=__doc__.splitlines()[0] if __doc__ else None)
+    commands: argparse._SubParsersAction[argparse.ArgumentParser] = parser.add_subparsers(
+        dest="command", required=True, parser_class=_Parser)
 
     serve = commands.add_parser("serve", help="run the HTTP server")
     # Defaults from the environment are read by `serve` when it runs (_serve_defaults), never when the parser
@@ -406,7 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
     expl.add_argument("--ua", default="", help="User-Agent of the click (default: empty, which reads as a bot)")
     expl.add_argument("--client", help="instead of --ua: a named client, e.g. wechat_ios (see `rules matrix`)")
     expl.add_argument("--at", help="time of the click, ISO 8601 with timezone (default: now)")
-    expl.add_argument("--rules", metavar="DIR")
+    expl.add_argument("--rules", metavar="DIR|URL",
+                      help="rules directory or bundle URL (default: $ROUTER_RULES_DIR or the shipped rules)")
     expl.add_argument("--visitor", help="visitor id, as logged by the server (rollouts depend on it)")
     expl.add_argument("--link", help="instead of a request: the destination link")
     expl.add_argument("--channel", choices=[c.value for c in Channel], help="with --link: the channel")

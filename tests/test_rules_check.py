@@ -185,3 +185,16 @@ def test_a_bad_setting_is_one_line_and_only_for_the_commands_that_read_it() -> N
         assert served.returncode == 2 and "Traceback" not in served.stdout + served.stderr
         (line,) = [text for text in served.stdout.splitlines() if text.startswith("{")]
         assert message in line and '"level":"critical"' in line
+
+
+def test_a_mistyped_option_gets_a_suggestion(capsys: pytest.CaptureFixture[str]) -> None:
+    mistakes = ((["serve", "--prot", "9000"], "--port"), (["explain", "--clinet", "wechat_ios"], "--client"),
+                (["rules", "check", "--formt", "x"], "--format"))
+    for argv, suggestion in mistakes:
+        with pytest.raises(SystemExit) as stopped:
+            main(argv)
+        assert stopped.value.code == 2
+        assert f"(did you mean {suggestion}?)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "rules" in capsys.readouterr().out.splitlines()[0]  # the top-level help names every command
