@@ -134,14 +134,36 @@ def result_json(
 
 
 def explain_click(
-    request: str, ua: str, at: datetime, settings: Settings, rules: RuleSet, visitor: str = ""
+    request: str, ua: str, at: datetime, settings: Settings, rules: RuleSet, visitor: str = "",
+    in_rollout: bool | None = None,
 ) -> dict[str, Any]:
     path, _, query = request.partition("?")
     try:
         ctx = read_click(path, query, ua, at=at, settings=settings, visitor=visitor)
     except BadClick as bad:
         return result_json(None, None, rules, bad)
+    if in_rollout is not None:  # the what-if of --in-rollout / --out-of-rollout, as case files have it
+        ctx = dataclasses.replace(ctx, in_rollout=in_rollout)
     return result_json(ctx, explain(rules, ctx), rules)
+
+
+def _read_as_warning(ua: str) -> str | None:
+    """A warning for stderr when the user agent explain was given is missing or says no app or browser a
+    person taps in (a bot, or no OS): the answer is then about a client the person likely did not mean."""
+    from router.decision.clients import parse_client
+    from router.decision.types import OS
+
+    if not ua:
+        return ("warning: no --ua or --client: the click is read as a bot (an empty User-Agent). Give the real "
+                "User-Agent with --ua, or a named client with --client NAME (e.g. wechat_ios; `rules matrix` "
+                "lists them).")
+    client = parse_client(ua)
+    if client.bot or client.os is OS.OTHER:
+        kind = "a bot" if client.bot else f"{client.app.value} on an unknown OS"
+        return (f"warning: the User-Agent {ua[:60]!r} is read as {kind}: no app or browser a person taps in. "
+                "If you meant a phone app, give its full User-Agent, or --client NAME (e.g. wechat_ios; "
+                "`rules matrix` lists them).")
+    return None
 
 
 def _batch(lines: Iterable[str], settings: Settings, rules: RuleSet) -> Iterator[dict[str, Any]]:
@@ -187,15 +209,21 @@ def cmd_explain(args: argparse.Namespace, out: IO[str]) -> int:
                 out.write(json.dumps(result, ensure_ascii=False) + "\n")
         return 0
     request = _click_request(args, settings)
+    warning = _read_as_warning(args.ua)
+    if warning:
+        print(warning, file=sys.stderr)
+    in_rollout = True if args.in_rollout else False if args.out_of_rollout else None
     if args.format == "text":
-        out.write(_explain_text(request, args.ua, _parse_at(args.at), settings, rules, args.visitor or ""))
+        out.write(_explain_text(request, args.ua, _parse_at(args.at), settings, rules, args.visitor or "",
+                                in_rollout))
         return 0
-    result = explain_click(request, args.ua, _parse_at(args.at), settings, rules, args.visitor or "")
+    result = explain_click(request, args.ua, _parse_at(args.at), settings, rules, args.visitor or "", in_rollout)
     out.write(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
     return 0
 
 
-def _explain_text(request: str, ua: str, at: datetime, settings: Settings, rules: RuleSet, visitor: str) -> str:
+def _explain_text(request: str, ua: str, at: datetime, settings: Settings, rules: RuleSet, visitor: str,
+                  in_rollout: bool | None = None) -> str:
     from router.policy.explain_text import render
 
     path, _, query = request.partition("?")
@@ -203,6 +231,8 @@ def _explain_text(request: str, ua: str, at: datetime, settings: Settings, rules
         ctx = read_click(path, query, ua, at=at, settings=settings, visitor=visitor)
     except BadClick as bad:
         return f"→ block ({bad.status}) before any rule: {bad.message}\n"
+    if in_rollout is not None:
+        ctx = dataclasses.replace(ctx, in_rollout=in_rollout)
     return render(ctx, explain(rules, ctx), rules)
 
 
@@ -438,12 +468,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     expl = commands.add_parser("explain", help="show how one click (or a file of clicks) is decided")
     expl.add_argument("request", nargs="?", help="path and query as it reached the router, e.g. '/go?url=…'")
-    expl.add_argument("--ua", default="", help="User-Agent of the click (default: empty, which reads as a bot)")
+    expl.add_argument("--ua", default="", help="User-Agent of the click (default: empty, which reads as a bot: "
+                      "explain warns)")
     expl.add_argument("--client", help="instead of --ua: a named client, e.g. wechat_ios (see `rules matrix`)")
     expl.add_argument("--at", help="time of the click, ISO 8601 with timezone (default: now)")
     expl.add_argument("--rules", metavar="DIR|URL",
                       help="rules directory or bundle URL (default: $ROUTER_RULES_DIR or the shipped rules)")
     expl.add_argument("--visitor", help="visitor id, as logged by the server (rollouts depend on it)")
+    arm = expl.add_mutually_exclusive_group()
+    arm.add_argument("--in-rollout", action="store_true",
+                     help="what-if: the visitor is inside every rollout (as a case file's in_rollout: true)")
+    arm.add_argument("--out-of-rollout", action="store_true",
+                     help="what-if: the visitor is outside every partial rollout (in_rollout: false)")
     expl.add_argument("--link", help="instead of a request: the destination link")
     expl.add_argument("--channel", choices=[c.value for c in Channel], help="with --link: the channel")
     expl.add_argument("--ad-source", help="with --link --channel ad: the ad source (the link is signed)")

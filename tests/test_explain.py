@@ -152,3 +152,21 @@ def test_explain_unknown_client_suggests(capsys: pytest.CaptureFixture[str]) -> 
     """A misspelt client name is refused with a suggestion."""
     assert main(["explain", GROUP_CLICK, "--client", "wechat_iso"], io.StringIO()) == 2
     assert "wechat_ios" in capsys.readouterr().err
+
+
+def test_explain_warns_when_the_user_agent_reads_as_nobody_and_takes_rollout_what_ifs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from router.cli import main
+
+    link = ["--link", "https://item.taobao.com/item.htm?id=1", "--channel", "group_chat", "--format", "text"]
+    assert main(["explain", *link]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.startswith("warning: no --ua or --client: the click is read as a bot")
+    assert main(["explain", *link, "--ua", "<WeChat 7.0.20 on iOS>"]) == 0
+    assert "is read as a bot: no app or browser a person taps in" in capsys.readouterr().err
+    assert main(["explain", *link, "--client", "wechat_ios", "--in-rollout"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and "→ web (302) by wechat-group-chat-pilot-web" in captured.out
+    assert main(["explain", *link, "--client", "wechat_ios", "--out-of-rollout"]) == 0
+    assert "→ landing (200) by wechat-group-chat-landing" in capsys.readouterr().out
