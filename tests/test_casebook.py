@@ -247,11 +247,26 @@ cases:
             chanel: ad}
     expect: {acton: app}
 """
+    file = f"{rules_dir}/tests/cases.yaml"
     assert _results(rules_dir, text, settings) == [
-        f"ERROR {rules_dir}/tests/cases.yaml:3 typos: unknown client 'wechat_ois'; did you mean 'wechat_ios'?; "
-        "line 4: unknown key 'chanel' in 'click'; did you mean 'channel'?; "
-        "line 5: unknown key 'acton' in 'expect'; did you mean 'action'?"
+        f"ERROR {file}:3 typos: 3 problems\n"
+        f"  {file}:3:67: error: unknown client 'wechat_ois'; did you mean 'wechat_ios'?\n"
+        f"  {file}:4:13: error: unknown key 'chanel' in 'click'; did you mean 'channel'?\n"
+        f"  {file}:5:14: error: unknown key 'acton' in 'expect'; did you mean 'action'?"
     ]
+
+
+def test_a_mistyped_client_key_says_the_client_is_missing(rules_dir: Path, settings: Settings) -> None:
+    """`clinet:` is an unknown key, and the click has no client: never "not both"."""
+    text = """\
+cases:
+  - name: typo
+    click: {url: "https://item.taobao.com/item.htm?id=1", clinet: wechat_ios}
+    expect: {action: landing}
+"""
+    (result,) = _results(rules_dir, text, settings)
+    assert "not both" not in result and "the click needs a 'client'" in result
+    assert "unknown key 'clinet' in 'click'; did you mean 'client'?" in result
 
 
 def test_error_for_an_expected_rule_the_rules_lack(rules_dir: Path, settings: Settings) -> None:
@@ -271,10 +286,10 @@ cases:
 @pytest.mark.parametrize(
     ("click", "message"),
     [
-        ('{client: wechat_ios}', "3:12: give the click either 'url' (the link) or 'request'"),
+        ('{client: wechat_ios}', "3:12: the click needs a 'url' (the link) or a 'request'"),
         ('{url: "https://item.taobao.com/item.htm?id=1", request: "/go?url=x", ua: ""}',
          "3:12: give the click either 'url' (the link) or 'request'"),
-        ('{url: "https://item.taobao.com/item.htm?id=1"}', "3:12: give the click either 'client'"),
+        ('{url: "https://item.taobao.com/item.htm?id=1"}', "3:12: the click needs a 'client'"),
         ('{url: "https://item.taobao.com/item.htm?id=1", ua: x, ad_source: unidesk}',
          "3:77: 'ad_source' only applies to 'channel: ad'"),
         ('{request: "/go?url=x", ua: x, channel: moments}',

@@ -210,10 +210,15 @@ class _CaseReader(YamlReader):
             self.problem(bad.node, bad.message)
             return None
         values = self.values({key: value for key, value in fields.items() if key != "params"})
-        if ("url" in fields) == ("request" in fields):
+        if "url" in fields and "request" in fields:
             self.problem(node, "give the click either 'url' (the link) or 'request' (e.g. '/go?url=…'), not both")
-        if ("client" in fields) == ("ua" in fields):
+        elif "url" not in fields and "request" not in fields:
+            self.problem(node, "the click needs a 'url' (the link) or a 'request' (e.g. '/go?url=…')")
+        if "client" in fields and "ua" in fields:
             self.problem(node, "give the click either 'client' (a named client) or 'ua' (a user agent), not both")
+        elif "client" not in fields and "ua" not in fields:
+            self.problem(node, "the click needs a 'client' (a named client such as wechat_ios; `rules matrix` "
+                               "lists them) or a 'ua' (a user agent)")
         ua = values.get("ua", "")
         if "client" in values:
             try:
@@ -364,6 +369,11 @@ class Result:
 
     def __str__(self) -> str:
         name = f" {self.case.name}" if self.case.name else ""
+        problems = self.case.problems
+        if self.verdict is Verdict.ERROR and len(problems) > 1:
+            # One problem per line, as `rules check` writes them (file:line:col: error: …), under the case.
+            listed = "".join(f"\n  {problem.labelled()}" for problem in problems)
+            return f"{self.verdict} {self.where}{name}: {len(problems)} problems{listed}"
         message = f": {self.message}" if self.message else ""
         return f"{self.verdict} {self.where}{name}{message}"
 
