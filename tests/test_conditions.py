@@ -84,8 +84,8 @@ def test_window_with_timezone() -> None:
     later = replace(CTX, at=datetime(2026, 11, 12, 12, tzinfo=UTC))
     assert not condition.holds(later, "r")
     assert condition.explain(later) == (
-        "2026-11-12T12:00:00+00:00 is after the window closed at 2026-11-12T00:00:00+08:00"
-    )
+        "2026-11-12T20:00:00+08:00 is after the window closed at 2026-11-12T00:00:00+08:00"
+    )  # the click's time in the window's own zone
 
 
 def test_window_before_opening_explains() -> None:

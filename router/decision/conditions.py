@@ -179,7 +179,11 @@ class Window:
         return self.end is None or ctx.at < self.end
 
     def explain(self, ctx: Context) -> str:
-        at = ctx.at.isoformat(timespec="seconds")
+        # The click's time in the window's own zone, as the rule writes it: "10:00+08:00 is before 12:00+08:00"
+        # reads at a glance; "02:00+00:00 is before 12:00+08:00" does not.
+        edge = self.start or self.end
+        zone = edge.tzinfo if edge is not None else None
+        at = (ctx.at.astimezone(zone) if zone is not None else ctx.at).isoformat(timespec="seconds")
         if self.start is not None and ctx.at < self.start:
             return f"{at} is before the window opens at {self.start.isoformat(timespec='seconds')}"
         closed = self.end.isoformat(timespec="seconds") if self.end else "?"
