@@ -315,7 +315,7 @@ def test_bad_clicks_are_errors_at_file_line_col(rules_dir: Path, click: str, mes
 @pytest.mark.parametrize(
     ("text", "where"),
     [
-        ("cases:\n  - name: x\n    click: {url: [\n", "4:1: YAML syntax: "),
+        ("cases:\n  - name: x\n    click: {url: [\n", "4:1: a quote or bracket opened and never closed"),
         ("tests:\n  - name: x\n", "1:1: unknown key 'tests' in a case file"),
         ("cases: {}\n", "1:8: 'cases' must be a list of cases"),
         ("", "1:1: no cases"),

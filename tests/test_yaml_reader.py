@@ -37,7 +37,7 @@ def case_problems(tmp_path: Path, text: str | bytes) -> list[str]:
 MISTAKES = [
     ("[&x a, *x]", "YAML aliases (*name) are not allowed in {kind}; write the value out"),
     ("!!python/object:os.system x", "YAML tag 'tag:yaml.org,2002:python/object:os.system' is not allowed in {kind}"),
-    ("[unclosed", "YAML syntax: "),
+    ("[unclosed", "(YAML: "),
 ]
 
 
@@ -104,3 +104,23 @@ def test_an_empty_file_composes_to_an_empty_document() -> None:
     reader = YamlReader("f.yaml", "rule files")
     root = reader.compose("# nothing yet\n")
     assert root is not None and is_empty(root) and reader.problems == []
+
+
+@pytest.mark.parametrize(("text", "advice"), [
+    ("rules:\n  - id: b\n    when:\n      app_version: >=8.0.30\n    then: web\ndefault: landing\n",
+     "f.yaml:4:21: quote the version range: app_version: \">=8.0.30\""),
+    ("rules:\n  - {id: b, when: {app_version: >=8.0.30}, then: web}\ndefault: landing\n",
+     "f.yaml:2:33: quote the version range: app_version: \">=8.0.30\""),
+    ("rules:\n  - {id: b, when: {app: @wechat}, then: web}\n", "f.yaml:2:25: quote the value: app: \"@wechat\""),
+    ("rules:\n  - id: a\n    when: {app: wechat}\n    then: app\n   - id: b\n    then: web\n",
+     "f.yaml:5:4: this line is indented differently from the rule or key above it"),
+    ("rules:\n\t- id: a\n", "f.yaml:2:1: a tab: YAML indents with spaces only"),
+    ("rules:\n  - id: a\n    description: note: this\n    then: app\n",
+     "f.yaml:3:22: a ': ' in the middle of a value"),
+    ("rules:\n  - id: \"a\n    then: app\n", "a quote or bracket opened and never closed"),
+])
+def test_yaml_syntax_errors_say_what_to_do(text: str, advice: str) -> None:
+    """The parser's jargon becomes what to do, at file:line:col, with the parser's own words kept after it."""
+    (problem,) = rule_problems(text)
+    assert problem.startswith(advice) or advice in problem, problem
+    assert "(YAML: " in problem

@@ -19,6 +19,7 @@ Errors, drawn once:
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,7 +139,8 @@ class YamlReader:
         except yaml.MarkedYAMLError as err:
             mark = err.problem_mark or err.context_mark
             line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-            self.at(line, column, f"YAML syntax: {err.problem or err}")
+            source_line = text.splitlines()[line - 1] if mark and line <= len(text.splitlines()) else ""
+            self.at(line, column, yaml_advice(str(err.problem or err), source_line, err.context or "", column))
             return None
         except yaml.YAMLError as err:
             self.at(1, 1, f"YAML: {err}")
@@ -208,3 +210,52 @@ class YamlReader:
 def is_empty(node: Node) -> bool:
     """Whether a composed document is empty (only comments, or nothing)."""
     return isinstance(node, ScalarNode) and node.tag == NULL_TAG and node.value in ("", "~", "null")
+
+
+_CANNOT_START = re.compile(r"found character '(.+?)' that cannot start any token")
+
+
+def _key_and_value(source_line: str, column: int) -> tuple[str, str]:
+    """The key and the (unquoted) value around column `column` (1-based) of a line, block or flow style:
+    `app_version: >=8.0.30` or `{app_version: >=8.0.30, …}` → ("app_version", ">=8.0.30")."""
+    before = source_line[: max(column - 1, 0)]
+    colon = before.rfind(":")
+    if colon < 0:
+        return "", ""
+    key = re.split(r"[\s{,\[-]+", before[:colon].rstrip())[-1]
+    value = re.split(r"[,}\]]", source_line[colon + 1:], maxsplit=1)[0].strip()
+    return key, value
+
+
+def yaml_advice(problem: str, source_line: str, context: str = "", column: int = 1) -> str:
+    """A YAML parser's complaint as what to do about it, the parser's own words kept at the end (people search
+    for them). The common mistakes in rule and case files: an unquoted version range, a tab, a line indented
+    differently from its neighbours, a ': ' inside a value, an unclosed quote or bracket."""
+    said = f"(YAML: {problem})"
+    found = _CANNOT_START.search(problem)
+    if found or "expected chomping or indentation indicators" in problem:
+        # '>' and '|' start YAML's block texts, so `>=8.0.30` unquoted fails before its '='.
+        char = found.group(1) if found else _key_and_value(source_line, column)[1][:1] or ">"
+        if char == "\\t":
+            return f"a tab: YAML indents with spaces only; replace the tab with spaces {said}"
+        key, value = _key_and_value(source_line, column)
+        if char in "<>=" and key and value:
+            return f"quote the version range: {key}: \"{value}\" ({char!r} can't start a plain YAML value) {said}"
+        if key and value:
+            return f"quote the value: {key}: \"{value}\" ({char!r} can't start a plain YAML value) {said}"
+        return f"{char!r} can't start a plain YAML value: quote it {said}"
+    if "expected <block end>, but found" in problem or "did not find expected key" in problem:
+        return ("this line is indented differently from the rule or key above it: line up the keys of one "
+                f"mapping, and each '- ' of one list, in the same column {said}")
+    if "mapping values are not allowed here" in problem:
+        return (f"a ': ' in the middle of a value (or a key indented under a value): quote the value, or indent "
+                f"the key as its siblings are {said}")
+    if "could not find expected ':'" in problem:
+        return (f"a line without 'key: value' (or a quote left open on a line above): add the ':' or close the "
+                f"quote {said}")
+    if ("found unexpected end of stream" in problem or "found '<stream end>'" in problem
+            or "while scanning a quoted scalar" in context):
+        return f"a quote or bracket opened and never closed: close it on the line where it starts {said}"
+    if "expected ',' or '}'" in problem or "expected ',' or ']'" in problem:
+        return f"a {{…}} or […] list that does not close as written: check its commas and brackets {said}"
+    return f"YAML syntax: {problem}"
