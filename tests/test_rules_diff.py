@@ -108,3 +108,21 @@ def test_clicks_from_stdin(sets: tuple[Path, Path], tmp_path: Path, monkeypatch:
     monkeypatch.setattr("sys.stdin", io.StringIO(clicks_file(tmp_path, 8).read_text()))
     code, text = diff(old, new, Path("-"))
     assert code == 0 and "action changes: 2 of 8 (25.0%)" in text
+
+
+def test_a_change_scheduled_for_later_previews_with_at(sets: tuple[Path, Path], tmp_path: Path) -> None:
+    """Group chats to `web` for 30 % of visitors from next Monday: recorded clicks (a Saturday) show no change
+    as they are; replayed --at that Monday they do, each group's share given against its own clicks too."""
+    old, new = sets
+    scheduled = PILOT.replace("rollout: 0}", "rollout: 30, window: {from: '2026-11-23T00:00:00+08:00'}}")
+    (new / "default.yaml").write_text(SHIPPED.replace(PILOT, scheduled))
+    clicks = clicks_file(tmp_path)
+    code, text = diff(old, new, clicks)
+    assert code == 0 and "action changes: 0 of 200" in text
+    code, text = diff(old, new, clicks, "--at", "2026-11-23")
+    assert code == 0 and text.startswith("replayed as if from 2026-11-23 on (moved +2 days")
+    changed = int(text.split("action changes: ")[1].split(" of")[0])
+    assert 5 <= changed <= 25  # about 30 % of the 50 WeChat group-chat clicks
+    assert f"{100 * changed / 200:.1f}% of all, {100 * changed / 50:.1f}% of group_chat clicks in wechat" in text
+    code, text = diff(old, new, clicks, "--at", "Monday")
+    assert code == 1 and "error: --at 'Monday': not a date or time" in text

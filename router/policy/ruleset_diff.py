@@ -2,7 +2,10 @@
 
 Every recorded click is read once and decided by both rule sets through the server's own code.
 Clicks whose action changes are counted by (channel, app, old action → new action), biggest group
-first, with a few examples each; clicks that keep their action but change rule are counted apart.
+first, each as a share of all clicks and of its own channel and app's clicks (what a change to WeChat
+group chats is judged by), with a few examples each; clicks that keep their action but change rule are
+counted apart. `--at T` replays the clicks as if they happened from T on (moved by whole days, so each
+keeps its time of day and visitor): a change scheduled for next Monday previews today.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import json
 import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import IO, Any
 
 from router.decision.click import BadClick, read_click
@@ -32,6 +36,7 @@ class Comparison:
     unreadable: list[UnreadableLine] = field(default_factory=list)
     refused: int = 0  # clicks the router answers 4xx before any rule: the same under both sets
     changed: Counter[Group] = field(default_factory=Counter)
+    decided: Counter[tuple[str, str]] = field(default_factory=Counter)  # clicks decided, per (channel, app)
     examples: dict[Group, list[str]] = field(default_factory=lambda: defaultdict(list))
     rule_only: int = 0  # same action, decided by another rule
 
@@ -40,16 +45,28 @@ class Comparison:
         return sum(self.changed.values())
 
 
-def compare(old: RuleSet, new: RuleSet, clicks: list[RecordedClick], settings: Settings) -> Comparison:
+def shift_days(clicks: list[RecordedClick], at: datetime) -> timedelta:
+    """How far to move `clicks` so the first of them falls on `at`'s date (in `at`'s zone, else the click's
+    own): whole days, so every click keeps its time of day and its place in the week."""
+    if not clicks:
+        return timedelta(0)
+    first = min(click.at for click in clicks)
+    first_day = first.astimezone(at.tzinfo).date() if at.tzinfo is not None else first.date()
+    return timedelta(days=(at.date() - first_day).days)
+
+
+def compare(old: RuleSet, new: RuleSet, clicks: list[RecordedClick], settings: Settings,
+            shift: timedelta = timedelta(0)) -> Comparison:
     result = Comparison()
     for click in clicks:
         result.read += 1
         path, _, query = click.request.partition("?")
         try:
-            ctx = read_click(path, query, click.ua, at=click.at, settings=settings, visitor=click.visitor)
+            ctx = read_click(path, query, click.ua, at=click.at + shift, settings=settings, visitor=click.visitor)
         except BadClick:
             result.refused += 1
             continue
+        result.decided[(ctx.channel.value, ctx.client.app.value)] += 1
         before, after = decide(old, ctx), decide(new, ctx)
         if before.action is not after.action:
             group = (ctx.channel.value, ctx.client.app.value, before.action.value, after.action.value)
@@ -81,7 +98,9 @@ def render_text(result: Comparison, old: RuleSet, new: RuleSet) -> str:
     ]
     for group, count in result.changed.most_common():
         channel, app, before, after = group
-        lines.append(f"  {count:>7}  {channel:<13} {app:<11} {before} → {after}")
+        own = result.decided[(channel, app)]
+        lines.append(f"  {count:>7}  {channel:<13} {app:<11} {before} → {after}   {_percent(count, decided)} of all, "
+                     f"{_percent(count, own)} of {channel} clicks in {app}")
         lines.extend(f"           e.g. {example}" for example in result.examples[group])
     lines.append(f"same action, another rule: {result.rule_only}")
     lines.extend(f"unreadable line {bad.line}: {bad.error}" for bad in result.unreadable[:10])
@@ -97,7 +116,8 @@ def render_json(result: Comparison, old: RuleSet, new: RuleSet) -> str:
         "refused": result.refused,
         "changed": result.changed_total,
         "groups": [
-            {"channel": g[0], "app": g[1], "from": g[2], "to": g[3], "count": n, "examples": result.examples[g]}
+            {"channel": g[0], "app": g[1], "from": g[2], "to": g[3], "count": n,
+             "of_group": result.decided[(g[0], g[1])], "examples": result.examples[g]}
             for g, n in result.changed.most_common()
         ],
         "same_action_other_rule": result.rule_only,
@@ -112,8 +132,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--clicks", required=True, metavar="FILE",
                         help="JSON lines {request, ua, at?, visitor?}: the click log's lines (grep '^{'), "
                              "or explain --batch input; '-' for stdin")
+    parser.add_argument("--at", metavar="TIME",
+                        help="replay the clicks as if they happened from TIME's date on (each keeps its time of "
+                             "day and visitor): preview a change scheduled for later, e.g. --at 2026-12-07 or "
+                             "--at 2026-12-07T00:00+08:00")
     parser.add_argument("--format", choices=["text", "json"], default="text")
     parser.set_defaults(run=run)
+
+
+def _target_day(text: str) -> datetime:
+    """--at's time: a date (2026-12-07) or a time with or without zone; a zone-less one keeps the clicks'."""
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError("not a date or time: write 2026-12-07 or 2026-12-07T00:00+08:00") from None
 
 
 def run(args: argparse.Namespace, out: IO[str]) -> int:
@@ -135,7 +167,19 @@ def run(args: argparse.Namespace, out: IO[str]) -> int:
         out.write(f"error: --clicks {args.clicks}: {err.strerror or err}\n")
         return 1
     clicks = [record for record in records if isinstance(record, RecordedClick)]
-    result = compare(old, new, clicks, Settings.from_env())
+    shift = timedelta(0)
+    if args.at:
+        try:
+            target = _target_day(args.at)
+        except ValueError as err:
+            out.write(f"error: --at {args.at!r}: {err}\n")
+            return 1
+        shift = shift_days(clicks, target)
+        if clicks:
+            first = min(click.at for click in clicks) + shift
+            out.write(f"replayed as if from {first.astimezone(target.tzinfo or first.tzinfo).date()} on "
+                      f"(moved {shift.days:+d} days; times of day and visitors kept)\n")
+    result = compare(old, new, clicks, Settings.from_env(), shift)
     result.unreadable = [record for record in records if isinstance(record, UnreadableLine)]
     out.write(render_json(result, old, new) if args.format == "json" else render_text(result, old, new))
     return 0
