@@ -52,7 +52,7 @@ def test_wechat_page_guides_out_and_offers_copy_and_web(client: TestClient) -> N
     assert 'data-mode="inapp"' in page
     assert "微信内不能直接打开淘宝 App" in page
     menu = '<span class="menu" aria-hidden="true">···</span><span class="visually-hidden">更多</span>'
-    assert f"点击右上角的 {menu}，选择「在 Safari 中打开」" in page
+    assert f"点击右上角的 {menu}，选择「<span class=\"label\">在 Safari 中打开</span>」" in page
     textarea = '<textarea id="copy-text" rows="3" readonly>￥AbCd1234￥ https://m.tb.cn/h.gYx1a2b?tk=AbCd1234</textarea>'
     assert textarea in page
     assert '<a class="button secondary" id="web" href="https://m.tb.cn/h.gYx1a2b?tk=AbCd1234">' in page
@@ -61,8 +61,8 @@ def test_wechat_page_guides_out_and_offers_copy_and_web(client: TestClient) -> N
 
 def test_menu_label_follows_app_and_os(client: TestClient) -> None:
     """Android WeChat says 'Open in browser'; Weibo says its own words."""
-    assert "选择「在浏览器打开」" in landing(client, ITEM, ua=uas.WECHAT_ANDROID).text
-    assert "选择「用浏览器打开」" in landing(client, ITEM, ua=uas.WEIBO_IOS).text
+    assert '选择「<span class="label">在浏览器打开</span>」' in landing(client, ITEM, ua=uas.WECHAT_ANDROID).text
+    assert '选择「<span class="label">用浏览器打开</span>」' in landing(client, ITEM, ua=uas.WEIBO_IOS).text
 
 
 def test_english_when_preferred(client: TestClient) -> None:
@@ -70,7 +70,7 @@ def test_english_when_preferred(client: TestClient) -> None:
     response = landing(client, ITEM, lang="en-US,en;q=0.9,zh;q=0.5")
     assert '<html lang="en">' in response.text
     menu = '<span class="menu" aria-hidden="true">···</span><span class="visually-hidden">More</span>'
-    step = f"Tap {menu} at the top right, then “Open in Safari”"
+    step = f'Tap {menu} at the top right, then “<span class="label">Open in Safari</span>”'
     assert step in response.text
     assert response.headers["content-language"] == "en"
 
@@ -314,3 +314,35 @@ def test_landing_variants_known_to_rules(tmp_path: Path) -> None:
     (tmp_path / "r.yaml").write_text("rules: []\ndefault: {action: landing, page: moment}\n")
     with pytest.raises(RuleSetError, match="unknown landing page 'moment'; did you mean 'moments'"):
         load_rules(tmp_path)
+
+
+def test_a_block_speaks_the_readers_language_and_a_bad_link_folds_its_technical_reason(
+    settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A block rule's message per language; a link the router can't use gets a sentence in the reader's
+    language, its technical (English) reason folded away for support and written to the click line."""
+    import logging
+
+    from router.serve.web import create_app
+
+    (tmp_path / "r.yaml").write_text(
+        "rules:\n  - id: no-qq\n    when: {app: qq}\n    then:\n      action: block\n      message:\n"
+        "        zh-CN: 这个活动不在 QQ 里开放\n        en: This campaign is not open inside QQ\n"
+        "default: landing\n", encoding="utf-8")
+    http = TestClient(create_app(settings, load_rules(tmp_path)), follow_redirects=False)
+    url = f"/go?url={quote(ITEM, safe='')}"
+    chinese = http.get(url, headers={"user-agent": uas.QQ_ANDROID})
+    english = http.get(url, headers={"user-agent": uas.QQ_ANDROID, "accept-language": "en-US,en;q=0.9"})
+    assert chinese.status_code == english.status_code == 403
+    assert "这个活动不在 QQ 里开放" in chinese.text and "This campaign" not in chinese.text
+    assert "This campaign is not open inside QQ" in english.text and "这个活动" not in english.text
+    with caplog.at_level(logging.INFO, logger="router.clicks"):
+        bad = http.get("/go?url=" + quote("https://taobao.com.evil.com/x", safe=""),
+                       headers={"user-agent": uas.WECHAT_IOS})
+    assert bad.status_code == 400
+    page = bad.text
+    assert "这个链接的地址不完整或不被支持" in page
+    folded = page.split("<details>", 1)[1].split("</details>", 1)[0]
+    assert "技术信息（给客服）" in folded and "is not allowed" in folded  # the English reason, folded
+    (line,) = [json.loads(r.getMessage()) for r in caplog.records if r.name == "router.clicks"]
+    assert line["rule"] == "bad-request" and "is not allowed" in line["reason"]

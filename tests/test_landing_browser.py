@@ -386,3 +386,11 @@ def test_copy_says_so_when_the_clipboard_never_answers(browser: object, server: 
     page.get_by_role("button", name="复制").click()  # type: ignore[attr-defined]
     page.wait_for_selector("#copy-status.failed", timeout=5000)  # type: ignore[attr-defined]
     assert page.locator("#copy-status").inner_text() == "复制失败，请长按上面的内容手动复制"  # type: ignore[attr-defined]
+
+
+def test_the_menu_items_words_stay_on_one_line_on_an_iphone(browser: object, server: str) -> None:
+    """「在 Safari 中打开」 on a 390 px iPhone: one line box, never split where a person reads two items."""
+    seen = visit(browser, server, ITEM, uas.WECHAT_IOS, IPHONE, extra="&from=groupmessage")
+    label = seen.page.locator(".guide .label")  # type: ignore[attr-defined]
+    assert label.inner_text() == "在 Safari 中打开"
+    assert seen.page.evaluate("document.querySelector('.guide .label').getClientRects().length") == 1  # type: ignore[attr-defined]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from router.decision.rules import RuleSetError, load_rules
+from router.decision.rules import RuleSetError, RuleSource, build_rule_set, load_rules
 from router.decision.types import Action
 
 GOOD = """\
@@ -142,3 +142,15 @@ def test_too_many_rules_are_refused(rules_dir: Path) -> None:
     body = "".join(f"  - {{id: r{n}, when: {{app: qq}}, then: web}}\n" for n in range(2001))
     write(rules_dir, "rules:\n" + body + "default: web\n")
     assert any("2001 rules; the limit is 2000" in problem for problem in problems(rules_dir))
+
+
+def test_a_block_message_per_language_takes_the_pages_languages() -> None:
+    from router.decision.rules import MESSAGE_LANGUAGES
+    from router.serve.pages import LANGUAGES
+
+    assert MESSAGE_LANGUAGES == LANGUAGES
+    text = ("rules:\n  - id: a\n    when: {app: qq}\n    then: {action: block, message: {zh-CN: 不行, fr: Non}}\n"
+            "default: web\n")
+    with pytest.raises(RuleSetError) as refused:
+        build_rule_set([RuleSource("main.yaml", text.encode())], origin="t")
+    assert "'message' per language takes zh-CN and en with a text each; unknown language 'fr'" in str(refused.value)

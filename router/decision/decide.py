@@ -20,10 +20,10 @@ DEFAULT_RULE = "default"
 
 # A Decision per click that forwards ids (an ad's click id: its answer can't be kept), at a third of the
 # cost of Decision(...) (router.decision.slots); every field given, in order: action, rule, status,
-# location, reason, landing, app_link, app, notes, trace.
+# location, reason, landing, app_link, app, notes, trace, messages.
 _new_decision = slot_constructor(Decision)
 if tuple(f.name for f in dataclasses.fields(Decision)) != (
-    "action", "rule", "status", "location", "reason", "landing", "app_link", "app", "notes", "trace"
+    "action", "rule", "status", "location", "reason", "landing", "app_link", "app", "notes", "trace", "messages"
 ):
     raise ImportError("router.decision.decide: Decision's fields changed; update the _new_decision calls")
 _APP, _WEB, _BLOCK, _LANDING = Action.APP, Action.WEB, Action.BLOCK, Action.LANDING  # bound once (clients.py says why)
@@ -104,19 +104,19 @@ def _outcome(rules: RuleSet, then: Outcome, rule_id: str, ctx: Context, trace: t
     action = then.action
     if action is _BLOCK:
         reason = then.message or "This link is not available here."
-        return _new_decision(_BLOCK, rule_id, then.status, None, reason, "", None, "taobao", (), trace)
+        return _new_decision(_BLOCK, rule_id, then.status, None, reason, "", None, "taobao", (), trace, then.messages)
     if action is _APP:
         location, note = app_location(
             ctx.link, ctx.client, ctx.forward,
             via=then.via, app=then.app, universal_link_hosts=rules.universal_link_hosts,
         )
         if location is not None:
-            return _new_decision(_APP, rule_id, 302, location, "", "", None, "taobao", (note,), trace)
+            return _new_decision(_APP, rule_id, 302, location, "", "", None, "taobao", (note,), trace, ())
         return _landing(rules, ctx, rule_id, then, trace, notes=(note,))
     if action is _WEB:
         location = web_location(ctx.link, ctx.client, ctx.forward)
         if location is not None:
-            return _new_decision(_WEB, rule_id, 302, location, "", "", None, "taobao", (), trace)
+            return _new_decision(_WEB, rule_id, 302, location, "", "", None, "taobao", (), trace, ())
         notes = ("the link has no web page (token only); landing page instead",)
         return _landing(rules, ctx, rule_id, then, trace, notes=notes)
     return _landing(rules, ctx, rule_id, then, trace)
@@ -133,4 +133,4 @@ def _landing(
             via=then.via, app=then.app, universal_link_hosts=rules.universal_link_hosts,
         )
     return _new_decision(_LANDING, rule_id, 200, None, "", then.page, app_link, opened_app(ctx.link, then.app), notes,
-                         trace)
+                         trace, ())

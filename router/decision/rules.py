@@ -65,6 +65,11 @@ class RuleSetError(Exception):
         super().__init__("\n".join(str(problem) for problem in problems))
 
 
+# The languages a block's message can be given in: the pages' (router.serve.pages.LANGUAGES, which a test holds
+# equal to this).
+MESSAGE_LANGUAGES = ("zh-CN", "en")
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """A rule's `then`: the action and its options."""
@@ -74,7 +79,8 @@ class Outcome:
     app: str = "taobao"  # app, landing: which app to open
     page: str = ""  # landing: page variant, e.g. "moments"
     status: int = 403  # block: HTTP status
-    message: str = ""  # block: what the person is told
+    message: str = ""  # block: what the person is told (in the first language the rule gives)
+    messages: tuple[tuple[str, str], ...] = ()  # block: the message per language, when the rule gives several
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,9 +313,20 @@ class _FileReader(YamlReader):
         if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 499:
             raise NodeError(nodes["status"][1], f"block 'status' must be a 4xx code, got {status!r}")
         message = values.get("message", "")
+        messages: tuple[tuple[str, str], ...] = ()
+        if isinstance(message, dict):
+            # message: {zh-CN: …, en: …}: each page says it in the reader's language (the first one given
+            # for a language it lacks).
+            unknown = [lang for lang in message if lang not in MESSAGE_LANGUAGES]
+            if unknown or not message or not all(isinstance(text, str) and text for text in message.values()):
+                raise NodeError(nodes["message"][1], "'message' per language takes "
+                                f"{' and '.join(MESSAGE_LANGUAGES)} with a text each"
+                                + (f"; unknown language {unknown[0]!r}" if unknown else ""))
+            messages = tuple((str(lang), str(text)) for lang, text in message.items())
+            message = messages[0][1]
         if not isinstance(message, str):
-            raise NodeError(nodes["message"][1], "'message' must be a string")
-        return Outcome(action, str(via), str(app), page, status, message)
+            raise NodeError(nodes["message"][1], "'message' must be a string, or a mapping of language to string")
+        return Outcome(action, str(via), str(app), page, status, message, messages)
 
 
 def rule_files(directory: Path) -> list[Path]:

@@ -194,3 +194,4 @@ class Decision:
     app: str = "taobao"  # landing: the app that link opens (taobao or tmall)
     notes: tuple[str, ...] = ()  # why the answer differs from the plain action
     trace: tuple[Step, ...] = field(default=())
+    messages: tuple[tuple[str, str], ...] = ()  # block: `reason` per language, when the rule gives several

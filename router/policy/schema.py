@@ -12,7 +12,14 @@ import json
 from typing import IO, Any
 
 from router.decision.conditions import CONDITION_DOCS, ConditionName
-from router.decision.rules import OUTCOME_OPTIONS, SETTINGS_KEYS, TARGET_APPS, TOP_KEYS, VIA_CHOICES
+from router.decision.rules import (
+    MESSAGE_LANGUAGES,
+    OUTCOME_OPTIONS,
+    SETTINGS_KEYS,
+    TARGET_APPS,
+    TOP_KEYS,
+    VIA_CHOICES,
+)
 from router.decision.types import LANDING_PAGES, Action
 from router.decision.versions import RANGE_PART_PATTERN
 
@@ -28,7 +35,7 @@ _OPTION_TEXT = {
     "app": f"which app opens the link: {', '.join(TARGET_APPS)} (tmall only for Tmall items)",
     "page": f"landing page variant: {', '.join(LANDING_PAGES)}",
     "status": "the 4xx status of a block (default 403)",
-    "message": "what the person is told on a block",
+    "message": "what the person is told on a block: a text, or one per language ({zh-CN: …, en: …})",
 }
 
 
@@ -64,7 +71,11 @@ def _outcome_schema() -> dict[str, Any]:
         "app": {"enum": list(TARGET_APPS)},
         "page": {"enum": list(LANDING_PAGES)},
         "status": {"type": "integer", "minimum": 400, "maximum": 499},
-        "message": {"type": "string"},
+        "message": {"anyOf": [
+            {"type": "string"},
+            {"type": "object", "minProperties": 1, "additionalProperties": False,
+             "properties": {lang: {"type": "string", "minLength": 1} for lang in MESSAGE_LANGUAGES}},
+        ]},
     }
     forms: list[dict[str, Any]] = [{"enum": [action.value for action in Action]}]
     for action, keys in OUTCOME_OPTIONS.items():

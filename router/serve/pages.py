@@ -155,9 +155,13 @@ def _menu_label(table: dict[str, Any], ctx: Context) -> str:
 def _landing_words(lang: str, app_to_open: str, platform: str, kind: str, in_app: str, label: str) -> dict[str, Any]:
     """A landing page's words, filled once per combination (a few hundred at most), not on every click.
     Shared between responses: the templates only read it."""
-    t = _words(lang, platform=app_to_open, kind=kind, app=in_app, menu="{menu}", label=label, status="")
+    t = _words(lang, platform=app_to_open, kind=kind, app=in_app, menu="{menu}", label="{label}", status="")
     before, _, after = t["guide_step"].partition("{menu}")
-    t.update(platform_name=platform, kind_name=kind, guide_step_before=before, guide_step_after=after)
+    # The menu item's words are printed whole (no line break inside: 「在 Safari 中打开」 split over two lines
+    # on a 390 px iPhone reads as two items), so the text around them is cut there too.
+    between, _, last = after.partition("{label}")
+    t.update(platform_name=platform, kind_name=kind, guide_step_before=before, guide_step_between=between,
+             guide_label=label, guide_step_after=last)
     return t
 
 
@@ -220,10 +224,11 @@ def landing_context(ctx: Context, decision: Decision, lang: str, nonce: str, fal
     }
 
 
-def message_context(status: int, message: str, lang: str, nonce: str) -> dict[str, Any]:
-    """A 4xx page: a sentence in the reader's language, then the router's exact reason as the detail."""
+def message_context(status: int, message: str, lang: str, nonce: str, technical: bool = False) -> dict[str, Any]:
+    """A 4xx page: a sentence in the reader's language, then `message`: a block rule's words for the person,
+    or (`technical`) the router's own reason, folded away for support."""
     t = _words(lang, platform="", kind="", app="", menu="", label="", status=str(status))
     summary = (t["message_blocked"] if status in (403, 451) else t["message_too_many"] if status == 429
                else t["message_bad_link"])
-    return {"t": t, "title": t["message_title"], "summary": summary, "message": message,
+    return {"t": t, "title": t["message_title"], "summary": summary, "message": message, "technical": technical,
             "status_line": t["message_status"], "nonce": nonce}

@@ -134,10 +134,16 @@ class Pages:
                          for piece in pieces])
         return self._page(200, body, nonce, lang)
 
-    def message(self, accept_language: str | None, status: int, message: str) -> Page:
+    def message(self, accept_language: str | None, status: int, message: str, *, technical: bool = False,
+                messages: tuple[tuple[str, str], ...] = ()) -> Page:
+        """A 4xx page. `messages`: a block rule's message per language (the reader's is shown); `technical`:
+        `message` is the router's own reason for input it can't use, shown folded."""
         nonce = new_nonce()
         lang = self.language(accept_language)
-        body = self.env.get_template("message.html").render(message_context(status, message, lang, nonce))
+        if messages:
+            message = dict(messages).get(lang, message)
+        body = self.env.get_template("message.html").render(
+            message_context(status, message, lang, nonce, technical))
         return self._page(status, body.encode(), nonce, lang)
 
     def respond(self, accept_language: str | None, ctx: Context, decision: Decision, token: str = "") -> Page:
@@ -146,7 +152,7 @@ class Pages:
             # The location is built by the router from parsed parts, never echoed from input.
             return Page(302, [(b"location", decision.location.encode()), *_REDIRECT_HEADERS], b"")
         if decision.action is Action.BLOCK:
-            return self.message(accept_language, decision.status, decision.reason)
+            return self.message(accept_language, decision.status, decision.reason, messages=decision.messages)
         return self.landing(accept_language, ctx, decision, token)
 
     def response(self, request: Request, status: int, message: str) -> Response:
@@ -245,6 +251,7 @@ class Clicks:
         ruleset = self.active.current  # once: a reload during this click does not change what decides it
         ctx: Context | None = None
         arms: tuple[tuple[str, bool], ...] = ()
+        reason = ""  # why a click that could not be read was refused (its page shows it folded)
         try:
             client = parse_client(ua)  # never raises; interned, so the kept answers can be keyed by it
             kept = self.answers.get(ruleset, path, query, client)
@@ -286,8 +293,9 @@ class Clicks:
                                        limited.retry_after)
             return
         except BadClick as bad:
-            page = self.pages.message(accept_language, bad.status, bad.message)
+            page = self.pages.message(accept_language, bad.status, bad.message, technical=True)
             action, rule = _BLOCK, "bad-request"
+            reason = bad.message
             self.metrics.refused(bad.status, "click")
         except Exception:  # the click target must never answer 5xx: log and give the safest page
             log.exception("unexpected error deciding %s", path)
@@ -323,6 +331,8 @@ class Clicks:
             "request_id": request_id,
             "duration_ms": round(seconds * 1000, 3),
         }
+        if reason:
+            line["reason"] = reason
         if arms:  # the rollouts this click could have taken, in or out (router.decision.decide: rollout_arms)
             line["arms"] = [{"rule": arm_rule, "in": inside} for arm_rule, inside in arms]
         if ctx is not None and "ct=" in query and scope["method"] == "GET":
