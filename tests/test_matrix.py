@@ -178,3 +178,31 @@ def test_command_refuses_a_link_outside_the_allowlist(
     status, output = _run(monkeypatch, str(bundled_rules_dir()), "--link", "https://evil.example/")
     assert (status, output) == (2, "")
     assert capsys.readouterr().err.startswith("error: --link: host 'evil.example' is not allowed")
+
+
+def test_rules_on_advertisers_and_campaigns_show_and_the_text_fits_120_columns(
+    rules_dir: Path, settings: Settings
+) -> None:
+    """An advertiser blocked and a campaign sent to the web: noted where they answer otherwise, in text and
+    HTML; every text line within 120 columns, each rule numbered with where it is written."""
+    (rules_dir / "main.yaml").write_text(
+        "rules:\n"
+        "  - {id: block-rogue-advertiser, when: {channel: ad, advertiser: '6666'}, then: block}\n"
+        "  - {id: campaign-web, when: {channel: ad, campaign: c-618}, then: web}\n"
+        "  - {id: pilot, when: {app: wechat, channel: group_chat, rollout: 5}, then: web}\n"
+        "  - {id: wechat, when: {app: wechat}, then: landing}\n"
+        "default: app\n"
+    )
+    table = build_matrix(load_rules(rules_dir), settings, at=AT)
+    text = render_text(table)
+    assert max(len(line) for line in text.splitlines()) <= 120
+    number = re.search(r"\[(\d+)\] block-rogue-advertiser \(.*main\.yaml:2\)", text)
+    assert number, text
+    assert f"  ad: unidesk, advertiser 6666: block [{number.group(1)}] for every client" in text
+    assert "  ad: other source, campaign c-618: web [" in text
+    # With the pilot's cells too wide for one table, one block per client, a line per channel.
+    lines = text.splitlines()
+    block = lines[lines.index("WeChat: wechat_ios") + 1:][:len(COLUMNS)]
+    assert block[0].startswith("  ad: unidesk") and block[0].endswith("*")
+    assert any(line.startswith("  group_chat") and "5%: web [" in line for line in block)
+    assert "advertiser 6666: " in render_html(table) and "block-rogue-advertiser" in render_html(table)

@@ -16,12 +16,13 @@ import argparse
 import dataclasses
 import html
 import sys
+import textwrap
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO
 
 from router.decision.clients import parse_client
-from router.decision.conditions import Rollout
+from router.decision.conditions import AdField, ConditionName, Rollout
 from router.decision.links import LinkError, parse_link
 from router.decision.named_clients import CLIENTS, GROUPS, NamedClient
 from router.decision.rules import Rule, RuleSet
@@ -64,10 +65,20 @@ ACTION_MEANINGS = {
 class Cell:
     answer: Answer  # for every visitor outside partial rollouts
     rollouts: tuple[tuple[float, Answer], ...] = ()  # (percent, answer) for visitors inside one
+    # Ad clicks whose advertiser or campaign a rule names, where that rule answers otherwise:
+    # ("advertiser 6666", answer).
+    ad_notes: tuple[tuple[str, Answer], ...] = ()
 
     def text(self) -> str:
         parts = [_named(self.answer)] + [f"{percent:g}%: {_named(inside)}" for percent, inside in self.rollouts]
         return "; ".join(parts)
+
+    def short(self, number: dict[str, int]) -> str:
+        """The cell in the narrow table: actions, each with its rule's number in the legend; a * when some
+        advertiser or campaign is answered otherwise (the notes below say which)."""
+        parts = [f"{self.answer.action} [{number[self.answer.rule]}]"]
+        parts += [f"{percent:g}%: {inside.action} [{number[inside.rule]}]" for percent, inside in self.rollouts]
+        return "; ".join(parts) + (" *" if self.ad_notes else "")
 
 
 def _named(got: Answer) -> str:
@@ -119,12 +130,48 @@ def build_matrix(rules: RuleSet, settings: Settings, link: str = DEFAULT_LINK, a
                 got = answer(click, inside, settings, moment)
                 if got.rule == pilot.id:
                     rollouts.append((percent, got))
-            cells.append(Cell(answer(click, outside, settings, moment), tuple(rollouts)))
+            base = answer(click, outside, settings, moment)
+            notes = _ad_notes(click, base, outside, settings, moment) if column.channel is Channel.AD else ()
+            cells.append(Cell(base, tuple(rollouts), notes))
         rows.append((client, tuple(cells)))
     return Matrix(rules, link, moment, tuple(rows))
 
 
+def _ad_notes(click: Click, base: Answer, rules: RuleSet, settings: Settings,
+              moment: datetime) -> tuple[tuple[str, Answer], ...]:
+    """For each advertiser and campaign a rule names: the answer an ad click with it gets, where it differs
+    from the cell's (an advertiser blocked, a campaign sent to the web…)."""
+    notes = []
+    for rule in rules.rules:
+        for name, condition in rule.conditions:
+            if name not in (ConditionName.ADVERTISER, ConditionName.CAMPAIGN) or not isinstance(condition, AdField):
+                continue
+            for value in sorted(condition.values):
+                field_name = "advertiser" if name is ConditionName.ADVERTISER else "campaign"
+                asked = (dataclasses.replace(click, advertiser=value) if name is ConditionName.ADVERTISER
+                         else dataclasses.replace(click, campaign=value))
+                got = answer(asked, rules, settings, moment)
+                if (got.action, got.rule) != (base.action, base.rule):
+                    note = (f"{field_name} {value}", got)
+                    if note not in notes:
+                        notes.append(note)
+    return tuple(notes)
+
+
+TEXT_WIDTH = 120  # the table fits a terminal this wide; when it can't, one block per client instead
+
+
 def render_text(matrix: Matrix) -> str:
+    """The table within TEXT_WIDTH columns: each cell its action and its rule's number, the rules listed
+    below with where they are written; advertiser and campaign notes below that. When even that is wider
+    (many partial rollouts), one block per client, a line per channel."""
+    used = [rule.id for rule in matrix.rules.rules if any(
+        rule.id in (cell.answer.rule, *(inside.rule for _, inside in cell.rollouts),
+                    *(got.rule for _, got in cell.ad_notes))
+        for _, cells in matrix.rows for cell in cells)]
+    number = {rule_id: n for n, rule_id in enumerate([*used, "default"], start=1)}
+    out = textwrap.wrap(f"rules {matrix.rules.version} ({', '.join(matrix.rules.files)}); link {matrix.link}; "
+                        f"at {matrix.at.isoformat(timespec='seconds')}", TEXT_WIDTH, break_on_hyphens=False)
     header = ["client", *(column.title for column in COLUMNS)]
     lines: list[list[str]] = [header]
     group = ""
@@ -132,12 +179,31 @@ def render_text(matrix: Matrix) -> str:
         if client.group != group:
             group = client.group
             lines.append([group])
-        lines.append([f"  {client.name}", *(cell.text() for cell in cells)])
+        lines.append([f"  {client.name}", *(cell.short(number) for cell in cells)])
     widths = [max(len(line[i]) for line in lines if len(line) > i) for i in range(len(header))]
-    out = [f"rules {matrix.rules.version} ({', '.join(matrix.rules.files)}); link {matrix.link}; "
-           f"at {matrix.at.isoformat(timespec='seconds')}"]
-    for line in lines:
-        out.append("  ".join(value.ljust(widths[i]) for i, value in enumerate(line)).rstrip())
+    table = ["  ".join(value.ljust(widths[i]) for i, value in enumerate(line)).rstrip() for line in lines]
+    if max(len(line) for line in table) <= TEXT_WIDTH:
+        out += table
+    else:
+        for client, cells in matrix.rows:
+            out.append(f"{client.group}: {client.name}")
+            out += [f"  {column.title:<18} {cell.short(number)}" for column, cell in zip(COLUMNS, cells, strict=True)]
+    where = {rule.id: rule.where for rule in matrix.rules.rules}
+    out.append("")
+    out += [f"[{n}] {rule_id}" + (f" ({where[rule_id]})" if rule_id in where else ": no rule matched")
+            for rule_id, n in number.items() if rule_id in used or rule_id == "default"]
+    # One note per (column, advertiser or campaign, answer), with the clients it applies to.
+    notes: dict[tuple[str, str, str], list[str]] = {}
+    for client, cells in matrix.rows:
+        for column, cell in zip(COLUMNS, cells, strict=True):
+            for label, got in cell.ad_notes:
+                notes.setdefault((column.title, label, f"{got.action} [{number[got.rule]}]"), []).append(client.name)
+    if notes:
+        out += ["", "* ad clicks whose advertiser or campaign a rule names are answered otherwise:"]
+        for (title, label, got_text), names in notes.items():
+            whom = "every client" if len(names) == len(matrix.rows) else ", ".join(names)
+            out += textwrap.wrap(f"{title}, {label}: {got_text} for {whom}", TEXT_WIDTH,
+                                 initial_indent="  ", subsequent_indent="    ")
     return "\n".join(out) + "\n"
 
 
@@ -176,6 +242,8 @@ def render_html(matrix: Matrix, generated: datetime | None = None) -> str:
         for percent, inside in cell.rollouts:
             inner += (f'<div class="rollout {e(inside.action)}">'
                       f'{answer_html(inside, f"{percent:g}% of visitors: ")}</div>')
+        for label, got in cell.ad_notes:
+            inner += f'<div class="rollout {e(got.action)}">{answer_html(got, f"{label}: ")}</div>'
         return f'<td class="{e(cell.answer.action)}">{inner}</td>'
 
     rows = []
