@@ -11,6 +11,7 @@ Imports inside functions count as much as those at the top of a module: a lazy i
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -290,3 +291,19 @@ def test_a_loose_module_is_caught(tmp_path: Path) -> None:
     """A new module dropped beside cli.py belongs in a wing."""
     known, _ = _package(tmp_path, {"cli.py": "", "metrics.py": ""})
     assert loose_modules(known) == ["router.metrics"]
+
+
+def test_every_file_the_project_points_to_is_in_the_repository() -> None:
+    """Comments, docs and rule files name docs/… and other files by path: each one exists (nothing points
+    outside the repository)."""
+    root = Path(__file__).resolve().parent.parent
+    texts = [*root.glob("router/**/*.py"), *root.glob("rules/*.yaml"), *root.glob("docs/*.md"), root / "README.md",
+             root / "SECURITY.md"]
+    pointed = set()
+    for path in texts:
+        for found in re.findall(r"\b(docs/[\w./-]+\.(?:md|png)|[\w-]+\.md)\b", path.read_text(encoding="utf-8")):
+            pointed.add(found)
+    places = [root, *(root / folder for folder in (
+        "docs", "router", "rules", "tests", "tests/data", "deploy", "benchmarks"))]
+    missing = [name for name in sorted(pointed) if not any((place / name).exists() for place in places)]
+    assert missing == [] and "docs/wechat-and-taobao.md" in pointed
