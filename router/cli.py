@@ -45,9 +45,9 @@ class UsageError(Exception):
     """A command-line mistake: printed as one sentence, exit status 2."""
 
 
-def _settings(rules_dir: str | None) -> Settings:
+def _settings(rules_dir: str | None, serving: bool = True) -> Settings:
     try:
-        return Settings.from_env(rules_dir=rules_dir)
+        return Settings.from_env(rules_dir=rules_dir, serving=serving)
     except ValueError as err:  # SigningKeyError and the other settings mistakes
         raise UsageError(str(err)) from None
 
@@ -200,7 +200,7 @@ def cmd_explain(args: argparse.Namespace, out: IO[str]) -> int:
             args.ua = user_agent(args.client)
         except UnknownClientError as err:
             raise UsageError(str(err)) from None
-    settings = _settings(args.rules)
+    settings = _settings(args.rules, serving=False)
     rules = _rules(settings)
     if args.batch:
         stream = sys.stdin if args.batch == "-" else open(args.batch, encoding="utf-8")  # noqa: SIM115
@@ -237,7 +237,7 @@ def _explain_text(request: str, ua: str, at: datetime, settings: Settings, rules
 
 
 def cmd_sign(args: argparse.Namespace, out: IO[str]) -> int:
-    settings = _settings(None)
+    settings = _settings(None, serving=False)
     try:
         parse_link(args.url, settings.allowed_hosts)
     except LinkError as err:

@@ -179,7 +179,11 @@ def test_a_bad_setting_is_one_line_and_only_for_the_commands_that_read_it() -> N
 
     checked = run("rules", "check", ROUTER_PORT="abc")
     assert checked.returncode == 0 and checked.stdout.startswith("ok: "), checked.stderr
+    # What only a server reads (its metrics port, store, limits…) is the server's to complain about.
+    checked = run("rules", "check", ROUTER_METRICS_PORT="abc", ROUTER_LIMIT_PER_ADDRESS="lots")
+    assert checked.returncode == 0 and checked.stdout.startswith("ok: "), checked.stdout + checked.stderr
     for env, message in ((dict(ROUTER_PORT="abc"), "ROUTER_PORT must be a port number from 1 to 65535, got 'abc'"),
+                         (dict(ROUTER_METRICS_PORT="abc"), "ROUTER_METRICS_PORT must be a port number, got 'abc'"),
                          (dict(ROUTER_LOG_LEVEL="loud"), "ROUTER_LOG_LEVEL must be one of critical, error, warning")):
         served = run("serve", **env)
         assert served.returncode == 2 and "Traceback" not in served.stdout + served.stderr

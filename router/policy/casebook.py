@@ -499,7 +499,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace, out: IO[str]) -> int:
     try:
-        settings = Settings.from_env(rules_dir=args.directory)
+        settings = Settings.from_env(rules_dir=args.directory, serving=False)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace, out: IO[str]) -> int:
     from router.serve.reload import load_reporting
 
     try:
-        settings = Settings.from_env(rules_dir=args.directory)
+        settings = Settings.from_env(rules_dir=args.directory, serving=False)
     except ValueError as err:
         out.write(f"error: {err}\n")
         return 1

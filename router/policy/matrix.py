@@ -302,7 +302,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace, out: IO[str]) -> int:
     try:
-        settings = Settings.from_env(rules_dir=args.directory)
+        settings = Settings.from_env(rules_dir=args.directory, serving=False)
         at = parse_time(args.at) if args.at else None
         parse_link(args.link, settings.allowed_hosts)
     except LinkError as err:

@@ -151,7 +151,8 @@ def _target_day(text: str) -> datetime:
 def run(args: argparse.Namespace, out: IO[str]) -> int:
     sets = []
     for label, location in (("OLD_DIR", args.old), ("NEW_DIR", args.new)):
-        loaded = load_reporting(Settings.from_env(rules_dir=location), lambda line: out.write(f"{line}\n"))
+        settings = Settings.from_env(rules_dir=location, serving=False)
+        loaded = load_reporting(settings, lambda line: out.write(f"{line}\n"))
         if loaded is None:
             out.write(f"{label} does not load: nothing compared\n")
             return 1
@@ -179,7 +180,7 @@ def run(args: argparse.Namespace, out: IO[str]) -> int:
             first = min(click.at for click in clicks) + shift
             out.write(f"replayed as if from {first.astimezone(target.tzinfo or first.tzinfo).date()} on "
                       f"(moved {shift.days:+d} days; times of day and visitors kept)\n")
-    result = compare(old, new, clicks, Settings.from_env(), shift)
+    result = compare(old, new, clicks, Settings.from_env(serving=False), shift)
     result.unreadable = [record for record in records if isinstance(record, UnreadableLine)]
     out.write(render_json(result, old, new) if args.format == "json" else render_text(result, old, new))
     return 0

@@ -293,9 +293,13 @@ class Settings(ClickSettings):
         return URL_POLL_SECONDS if self.rules_url else DIRECTORY_POLL_SECONDS
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, *, rules_dir: str | None = None) -> Settings:
-        """Settings from environment variables; raises ValueError (SigningKeyError) with a clear sentence."""
+    def from_env(cls, env: Mapping[str, str] | None = None, *, rules_dir: str | None = None,
+                 serving: bool = True) -> Settings:
+        """Settings from environment variables; raises ValueError (SigningKeyError) with a clear sentence.
+        Without `serving` (the policy owners' commands, explain), what only a server uses (its drain,
+        metrics, store, limits, proxies, page timing) is not read: a bad one is the server's to report."""
         env = os.environ if env is None else env
+        served: Mapping[str, str] = env if serving else {}
         keys = _signing_keys(env)
         directory = rules_dir or env.get("ROUTER_RULES_DIR") or str(bundled_rules_dir())
         url = check_rules_url(directory) if is_rules_url(directory) else ""
@@ -310,7 +314,7 @@ class Settings(ClickSettings):
             signing_keys=keys,
             # Query parameter names are case-sensitive: forwarded exactly as configured.
             forward_params=_csv(env.get("ROUTER_FORWARD_PARAMS", ""), lower=False) or DEFAULT_FORWARD_PARAMS,
-            fallback_delay_ms=_integer("ROUTER_FALLBACK_DELAY_MS", env.get("ROUTER_FALLBACK_DELAY_MS", ""),
+            fallback_delay_ms=_integer("ROUTER_FALLBACK_DELAY_MS", served.get("ROUTER_FALLBACK_DELAY_MS", ""),
                                        DEFAULT_FALLBACK_DELAY_MS, 300, 10_000),
             expand_hosts=_expand_hosts(env.get("ROUTER_EXPAND_HOSTS", "")),
             expand_timeout_seconds=_seconds(
@@ -318,21 +322,21 @@ class Settings(ClickSettings):
                 DEFAULT_EXPAND_TIMEOUT, 0.1, 10,
             ),
             expand_upstream=check_expand_upstream(env.get("ROUTER_EXPAND_UPSTREAM", "")),
-            server_names=_csv(env.get("ROUTER_SERVER_NAMES", "")),
-            trusted_proxies=_csv(env.get("ROUTER_TRUSTED_PROXIES", "")),
-            ua_tables_at_startup=_ua_tables(env.get("ROUTER_UA_TABLES", "")),
-            drain_seconds=_seconds("ROUTER_DRAIN_SECONDS", env.get("ROUTER_DRAIN_SECONDS", ""),
+            server_names=_csv(served.get("ROUTER_SERVER_NAMES", "")),
+            trusted_proxies=_csv(served.get("ROUTER_TRUSTED_PROXIES", "")),
+            ua_tables_at_startup=_ua_tables(served.get("ROUTER_UA_TABLES", "")),
+            drain_seconds=_seconds("ROUTER_DRAIN_SECONDS", served.get("ROUTER_DRAIN_SECONDS", ""),
                                    DEFAULT_DRAIN_SECONDS, 0, 600),
-            keepalive_seconds=_seconds("ROUTER_KEEPALIVE_SECONDS", env.get("ROUTER_KEEPALIVE_SECONDS", ""),
+            keepalive_seconds=_seconds("ROUTER_KEEPALIVE_SECONDS", served.get("ROUTER_KEEPALIVE_SECONDS", ""),
                                        DEFAULT_KEEPALIVE_SECONDS, 1, 600),
-            shutdown_seconds=_seconds("ROUTER_SHUTDOWN_SECONDS", env.get("ROUTER_SHUTDOWN_SECONDS", ""),
+            shutdown_seconds=_seconds("ROUTER_SHUTDOWN_SECONDS", served.get("ROUTER_SHUTDOWN_SECONDS", ""),
                                       DEFAULT_SHUTDOWN_SECONDS, 1, 600),
-            metrics_from=_metrics_from(env.get("ROUTER_METRICS_FROM", "")),
-            metrics_dir=env.get("ROUTER_METRICS_DIR", "").strip(),
-            metrics_port=_integer("ROUTER_METRICS_PORT", env.get("ROUTER_METRICS_PORT", ""), 0, 1, 65535, unit=""),
-            redis_url=check_redis_url(env.get("ROUTER_REDIS_URL", "")),
-            redis_timeout_seconds=_integer("ROUTER_REDIS_TIMEOUT_MS", env.get("ROUTER_REDIS_TIMEOUT_MS", ""),
+            metrics_from=_metrics_from(served.get("ROUTER_METRICS_FROM", "")),
+            metrics_dir=served.get("ROUTER_METRICS_DIR", "").strip(),
+            metrics_port=_integer("ROUTER_METRICS_PORT", served.get("ROUTER_METRICS_PORT", ""), 0, 1, 65535, unit=""),
+            redis_url=check_redis_url(served.get("ROUTER_REDIS_URL", "")),
+            redis_timeout_seconds=_integer("ROUTER_REDIS_TIMEOUT_MS", served.get("ROUTER_REDIS_TIMEOUT_MS", ""),
                                            DEFAULT_REDIS_TIMEOUT_MS, 1, 1000) / 1000,
-            limit_per_address=parse_limit("ROUTER_LIMIT_PER_ADDRESS", env.get("ROUTER_LIMIT_PER_ADDRESS", "")),
-            limit_per_ad_link=parse_limit("ROUTER_LIMIT_PER_AD_LINK", env.get("ROUTER_LIMIT_PER_AD_LINK", "")),
+            limit_per_address=parse_limit("ROUTER_LIMIT_PER_ADDRESS", served.get("ROUTER_LIMIT_PER_ADDRESS", "")),
+            limit_per_ad_link=parse_limit("ROUTER_LIMIT_PER_AD_LINK", served.get("ROUTER_LIMIT_PER_AD_LINK", "")),
         )
