@@ -272,8 +272,8 @@ def _serve_defaults(args: argparse.Namespace) -> None:
         if not text.isdigit():
             raise UsageError(f"ROUTER_PORT must be a port number from 1 to 65535, got {text[:40]!r}")
         args.port = int(text)
-    if not 0 < args.port < 65536:
-        raise UsageError(f"the port must be from 1 to 65535, got {args.port}")
+    if not 0 <= args.port < 65536:  # 0: any free port, as the system picks
+        raise UsageError(f"the port must be from 0 (any free one) to 65535, got {args.port}")
     if args.log_level is None:
         level = os.environ.get("ROUTER_LOG_LEVEL", "").strip().lower() or "info"
         if level not in LOG_LEVELS:
