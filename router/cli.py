@@ -267,13 +267,15 @@ def _serve_defaults(args: argparse.Namespace) -> None:
     UsageError naming the variable and what it takes when one is not usable."""
     if args.host is None:
         args.host = os.environ.get("ROUTER_HOST", "").strip() or "127.0.0.1"
+    port_given = args.port is not None
     if args.port is None:
         text = os.environ.get("ROUTER_PORT", "").strip() or "8000"
         if not text.isdigit():
             raise UsageError(f"ROUTER_PORT must be a port number from 1 to 65535, got {text[:40]!r}")
         args.port = int(text)
     if not 0 <= args.port < 65536:  # 0: any free port, as the system picks
-        raise UsageError(f"the port must be from 0 (any free one) to 65535, got {args.port}")
+        given = "--port" if port_given else "ROUTER_PORT"
+        raise UsageError(f"{given} must be a port number from 0 (any free one) to 65535, got {args.port}")
     if args.log_level is None:
         level = os.environ.get("ROUTER_LOG_LEVEL", "").strip().lower() or "info"
         if level not in LOG_LEVELS:

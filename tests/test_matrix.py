@@ -189,6 +189,7 @@ def test_rules_on_advertisers_and_campaigns_show_and_the_text_fits_120_columns(
         "rules:\n"
         "  - {id: block-rogue-advertiser, when: {channel: ad, advertiser: '6666'}, then: block}\n"
         "  - {id: campaign-web, when: {channel: ad, campaign: c-618}, then: web}\n"
+        "  - {id: gdt-block, when: {channel: ad, ad_source: gdt}, then: block}\n"
         "  - {id: pilot, when: {app: wechat, channel: group_chat, rollout: 5}, then: web}\n"
         "  - {id: wechat, when: {app: wechat}, then: landing}\n"
         "default: app\n"
@@ -200,6 +201,7 @@ def test_rules_on_advertisers_and_campaigns_show_and_the_text_fits_120_columns(
     assert number, text
     assert f"  ad: unidesk, advertiser 6666: block [{number.group(1)}] for every client" in text
     assert "  ad: other source, campaign c-618: web [" in text
+    assert "  ad: unidesk, ad_source gdt: block [" in text  # a source without a column of its own
     # With the pilot's cells too wide for one table, one block per client, a line per channel.
     lines = text.splitlines()
     block = lines[lines.index("WeChat: wechat_ios") + 1:][:len(COLUMNS)]

@@ -126,3 +126,21 @@ def test_a_change_scheduled_for_later_previews_with_at(sets: tuple[Path, Path], 
     assert f"{100 * changed / 200:.1f}% of all, {100 * changed / 50:.1f}% of group_chat clicks in wechat" in text
     code, text = diff(old, new, clicks, "--at", "Monday")
     assert code == 1 and "error: --at 'Monday': not a date or time" in text
+
+
+def test_diff_says_what_it_could_not_do(sets: tuple[Path, Path], tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A bad setting is one line, not a traceback; a log of no click lines (a prefix on every line) is an
+    error, not "0 changes"; --at with --format json keeps standard output one JSON document."""
+    old, new = sets
+    (new / "default.yaml").write_text(SHIPPED)
+    prefixed = tmp_path / "compose.log"
+    prefixed.write_text("".join(f"router-1  | {line}\n" for line in clicks_file(tmp_path).read_text().splitlines()))
+    code, text = diff(old, new, prefixed)
+    assert code == 1 and text.startswith("error: no click lines in --clicks ") and "--no-log-prefix" in text
+    code, text = diff(old, new, clicks_file(tmp_path), "--at", "2026-11-23T10:00+08:00", "--format", "json")
+    assert code == 0 and json.loads(text)["read"] == 200
+    assert "the time of day given is not used" in capsys.readouterr().err
+    monkeypatch.setenv("ROUTER_SIGNING_KEYS", "no-colon-here")
+    code, text = diff(old, new, clicks_file(tmp_path))
+    assert code == 1 and text.startswith("error: ") and "Traceback" not in text

@@ -58,9 +58,7 @@ def run(args: argparse.Namespace, out: IO[str]) -> int:
     if rules is None:
         out.writelines(f"{line}\n" for line in errors)
         count = len(errors)
-        # A server given these would refuse them: at start it does not start, on a reload it keeps what it has.
-        out.write(f"{count} error{'s' if count != 1 else ''}: these rules would not load (a server would not start "
-                  "with them, and a running one would keep the rules it has)\n")
+        out.write(f"{count} error{'s' if count != 1 else ''}: these rules would not load\n")
         return 1
     found = warnings(rules, datetime.now(UTC))
     for problem in found:

@@ -137,19 +137,26 @@ def build_matrix(rules: RuleSet, settings: Settings, link: str = DEFAULT_LINK, a
     return Matrix(rules, link, moment, tuple(rows))
 
 
+_COLUMN_SOURCES = frozenset(column.ad_source for column in COLUMNS if column.ad_source)
+# The ad fields a rule can name, as the Click field each goes in: the matrix notes any answer they change.
+_NOTED = {ConditionName.AD_SOURCE: "ad_source", ConditionName.ADVERTISER: "advertiser",
+          ConditionName.CAMPAIGN: "campaign"}
+
+
 def _ad_notes(click: Click, base: Answer, rules: RuleSet, settings: Settings,
               moment: datetime) -> tuple[tuple[str, Answer], ...]:
-    """For each advertiser and campaign a rule names: the answer an ad click with it gets, where it differs
-    from the cell's (an advertiser blocked, a campaign sent to the web…)."""
+    """For each ad source, advertiser and campaign a rule names: the answer an ad click with it gets, where it
+    differs from the cell's (an advertiser blocked, a campaign sent to the web…)."""
     notes = []
     for rule in rules.rules:
         for name, condition in rule.conditions:
-            if name not in (ConditionName.ADVERTISER, ConditionName.CAMPAIGN) or not isinstance(condition, AdField):
+            if name not in _NOTED or not isinstance(condition, AdField):
                 continue
             for value in sorted(condition.values):
-                field_name = "advertiser" if name is ConditionName.ADVERTISER else "campaign"
-                asked = (dataclasses.replace(click, advertiser=value) if name is ConditionName.ADVERTISER
-                         else dataclasses.replace(click, campaign=value))
+                field_name = _NOTED[name]
+                if field_name == "ad_source" and value in _COLUMN_SOURCES:
+                    continue  # a source with a column of its own: its cells say it
+                asked = dataclasses.replace(click, **{field_name: value})  # type: ignore[arg-type]
                 got = answer(asked, rules, settings, moment)
                 if (got.action, got.rule) != (base.action, base.rule):
                     note = (f"{field_name} {value}", got)

@@ -151,7 +151,11 @@ def _target_day(text: str) -> datetime:
 def run(args: argparse.Namespace, out: IO[str]) -> int:
     sets = []
     for label, location in (("OLD_DIR", args.old), ("NEW_DIR", args.new)):
-        settings = Settings.from_env(rules_dir=location, serving=False)
+        try:
+            settings = Settings.from_env(rules_dir=location, serving=False)
+        except ValueError as err:  # a bad setting (SigningKeyError too): one sentence, as `rules check` says it
+            out.write(f"error: {err}\n")
+            return 1
         loaded = load_reporting(settings, lambda line: out.write(f"{line}\n"))
         if loaded is None:
             out.write(f"{label} does not load: nothing compared\n")
@@ -178,9 +182,18 @@ def run(args: argparse.Namespace, out: IO[str]) -> int:
         shift = shift_days(clicks, target)
         if clicks:
             first = min(click.at for click in clicks) + shift
-            out.write(f"replayed as if from {first.astimezone(target.tzinfo or first.tzinfo).date()} on "
-                      f"(moved {shift.days:+d} days; times of day and visitors kept)\n")
-    result = compare(old, new, clicks, Settings.from_env(serving=False), shift)
+            # To stderr with --format json, whose standard output is one JSON document.
+            note = sys.stderr if args.format == "json" else out
+            ignored = "; the time of day given is not used" if "T" in args.at else ""
+            note.write(f"replayed as if from {first.astimezone(target.tzinfo or first.tzinfo).date()} on "
+                       f"(moved {shift.days:+d} days; times of day and visitors kept{ignored})\n")
+    if not clicks:
+        # Nothing to replay is a mistake, not "0 changes": a log with a prefix on every line
+        # (`docker compose logs` without --no-log-prefix) reads as no clicks at all.
+        out.write(f"error: no click lines in --clicks {args.clicks}: give the router's output as it wrote it "
+                  "(JSON lines; `docker compose logs --no-log-prefix`, `kubectl logs --prefix=false`)\n")
+        return 1
+    result = compare(old, new, clicks, settings, shift)
     result.unreadable = [record for record in records if isinstance(record, UnreadableLine)]
     out.write(render_json(result, old, new) if args.format == "json" else render_text(result, old, new))
     return 0

@@ -303,7 +303,7 @@ class Settings(ClickSettings):
         keys = _signing_keys(env)
         directory = rules_dir or env.get("ROUTER_RULES_DIR") or str(bundled_rules_dir())
         url = check_rules_url(directory) if is_rules_url(directory) else ""
-        poll_text = env.get("ROUTER_RULES_POLL_SECONDS", "")
+        poll_text = served.get("ROUTER_RULES_POLL_SECONDS", "")  # only a running server polls
         return cls(
             rules_dir=Path(directory),  # for a URL, what the commands that read directories will say is missing
             rules_url=url,
@@ -316,12 +316,13 @@ class Settings(ClickSettings):
             forward_params=_csv(env.get("ROUTER_FORWARD_PARAMS", ""), lower=False) or DEFAULT_FORWARD_PARAMS,
             fallback_delay_ms=_integer("ROUTER_FALLBACK_DELAY_MS", served.get("ROUTER_FALLBACK_DELAY_MS", ""),
                                        DEFAULT_FALLBACK_DELAY_MS, 300, 10_000),
-            expand_hosts=_expand_hosts(env.get("ROUTER_EXPAND_HOSTS", "")),
+            # Only a server expands short links: the commands read links as they are.
+            expand_hosts=_expand_hosts(served.get("ROUTER_EXPAND_HOSTS", "")),
             expand_timeout_seconds=_seconds(
-                "ROUTER_EXPAND_TIMEOUT_SECONDS", env.get("ROUTER_EXPAND_TIMEOUT_SECONDS", ""),
+                "ROUTER_EXPAND_TIMEOUT_SECONDS", served.get("ROUTER_EXPAND_TIMEOUT_SECONDS", ""),
                 DEFAULT_EXPAND_TIMEOUT, 0.1, 10,
             ),
-            expand_upstream=check_expand_upstream(env.get("ROUTER_EXPAND_UPSTREAM", "")),
+            expand_upstream=check_expand_upstream(served.get("ROUTER_EXPAND_UPSTREAM", "")),
             server_names=_csv(served.get("ROUTER_SERVER_NAMES", "")),
             trusted_proxies=_csv(served.get("ROUTER_TRUSTED_PROXIES", "")),
             ua_tables_at_startup=_ua_tables(served.get("ROUTER_UA_TABLES", "")),
