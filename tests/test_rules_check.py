@@ -183,6 +183,7 @@ def test_a_bad_setting_is_one_line_and_only_for_the_commands_that_read_it() -> N
     assert checked.returncode == 0 and checked.stdout.startswith("ok: "), checked.stdout + checked.stderr
     for env, message in ((dict(ROUTER_PORT="abc"), "ROUTER_PORT must be a port number from 1 to 65535, got 'abc'"),
                          (dict(ROUTER_METRICS_PORT="abc"), "ROUTER_METRICS_PORT must be a port number, got 'abc'"),
+                         (dict(ROUTER_TRUSTED_PROXIES="10.0.0.0/33"), "ROUTER_TRUSTED_PROXIES must be addresses or "),
                          (dict(ROUTER_LOG_LEVEL="loud"), "ROUTER_LOG_LEVEL must be one of critical, error, warning")):
         served = run("serve", **env)
         assert served.returncode == 2 and "Traceback" not in served.stdout + served.stderr

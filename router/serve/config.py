@@ -236,6 +236,21 @@ def address_in(address: str, networks: tuple[Network, ...]) -> bool:
     return any(ip in network for network in networks)
 
 
+def _proxies(text: str) -> tuple[str, ...]:
+    """ROUTER_TRUSTED_PROXIES: addresses or networks (or `*`). Anything else is refused, never half-trusted:
+    a non-empty value turns on belief in X-Forwarded-For and X-Request-ID."""
+    proxies = _csv(text)
+    for proxy in proxies:
+        if proxy == "*":
+            continue
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ValueError(f"ROUTER_TRUSTED_PROXIES must be addresses or networks such as 10.0.0.0/8 "
+                             f"(comma-separated, or *), got {proxy[:60]!r}") from None
+    return proxies
+
+
 def _csv(text: str, *, lower: bool = True) -> tuple[str, ...]:
     parts = (part.strip() for part in text.split(","))
     return tuple(part.lower() if lower else part for part in parts if part)
@@ -324,7 +339,7 @@ class Settings(ClickSettings):
             ),
             expand_upstream=check_expand_upstream(served.get("ROUTER_EXPAND_UPSTREAM", "")),
             server_names=_csv(served.get("ROUTER_SERVER_NAMES", "")),
-            trusted_proxies=_csv(served.get("ROUTER_TRUSTED_PROXIES", "")),
+            trusted_proxies=_proxies(served.get("ROUTER_TRUSTED_PROXIES", "")),
             ua_tables_at_startup=_ua_tables(served.get("ROUTER_UA_TABLES", "")),
             drain_seconds=_seconds("ROUTER_DRAIN_SECONDS", served.get("ROUTER_DRAIN_SECONDS", ""),
                                    DEFAULT_DRAIN_SECONDS, 0, 600),
