@@ -4,7 +4,6 @@ headless Chromium (Debian's `chromium`, driven by Playwright) for the browser te
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from router.decision.rules import RuleSet, load_rules
 from router.decision.signing import SigningKeys
 from router.serve.config import Settings, bundled_rules_dir
 from router.serve.web import create_app
+from tests.servers import debian_tool
 
 CHROMIUM_FLAGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -48,18 +48,10 @@ def rules_dir(tmp_path: Path) -> Path:
     return directory
 
 
-def chromium_path() -> str | None:
-    configured = os.environ.get("ROUTER_TEST_CHROMIUM")
-    return configured or shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    executable = chromium_path()
-    if executable is None:
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is missing: .ci/run installs Debian's chromium package")
-        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    executable = os.environ.get("ROUTER_TEST_CHROMIUM") or debian_tool("chromium", "chromium-browser",
+                                                                       package="chromium")
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)

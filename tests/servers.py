@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -12,6 +13,19 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
+
+
+def debian_tool(*names: str, package: str) -> str:
+    """The path of the first of `names` on PATH, a real part Debian's `package` brings. Missing: the test
+    skips on a developer's machine, and fails under CI=true (.ci/run installs it)."""
+    for name in names:
+        found = shutil.which(name)
+        if found is not None:
+            return found
+    if os.environ.get("CI", "").lower() in ("true", "1"):
+        pytest.fail(f"{names[0]} is not installed: .ci/run installs Debian's {package}")
+    pytest.skip(f"{names[0]} is not installed (apt-get install {package})")
 
 
 def free_port() -> int:

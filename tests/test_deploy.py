@@ -7,16 +7,15 @@ deploy/prometheus.yml, deploy/alerts.yml): valid for Compose and for Prometheus'
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import jsonschema
 import kubernetes_validate
-import pytest
 import yaml
+
+from tests.servers import debian_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFESTS = ROOT / "deploy" / "router.yaml"
@@ -62,12 +61,7 @@ def test_the_deployment_agrees_with_the_router() -> None:
 
 
 def _tool(name: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{name} is not installed (.ci/run installs Debian's prometheus, which has it)")
-        pytest.skip(f"{name} is not installed (apt-get install prometheus)")
-    return found
+    return debian_tool(name, package="prometheus")  # promtool comes with Debian's prometheus
 
 
 def test_prometheus_config_and_alert_rules_check_and_fire() -> None:

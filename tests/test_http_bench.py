@@ -3,24 +3,19 @@ prints. A benchmark, not a timed test: no figure is asserted, only that every ro
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from tests.servers import debian_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_the_http_benchmark_runs() -> None:
     """One short round of every row: a table with a ratio for each row and no errors."""
-    if shutil.which("wrk") is None:
-        if os.environ.get("CI"):
-            pytest.fail("wrk is missing: .ci/run installs Debian's wrk package")
-        pytest.skip("wrk is not installed (apt-get install wrk)")
+    debian_tool("wrk", package="wrk")
     result = subprocess.run([sys.executable, "benchmarks/http_bench.py", "--seconds", "1", "--rounds", "1",
                              "--connections", "8", "--rss-clicks", "500"],
                             cwd=ROOT, capture_output=True, text=True, timeout=300)

@@ -42,7 +42,7 @@ from router.serve.web import create_app
 from tests import uas
 from tests.conftest import TEST_KEYS
 from tests.scrape import Samples, parse, series, value
-from tests.servers import Server, free_port, stop_process, wait_until
+from tests.servers import Server, debian_tool, free_port, stop_process, wait_until
 
 ITEM = "https://item.taobao.com/item.htm?id=123456"
 CLICK = f"/go?url={quote(ITEM, safe='')}"
@@ -400,12 +400,7 @@ def test_a_read_only_place_for_the_workers_metrics_is_refused_at_start(tmp_path:
 
 
 def prometheus_binary() -> str:
-    found = shutil.which("prometheus")
-    if found is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("Debian's prometheus is not installed (.ci/run installs it)")
-        pytest.skip("prometheus is not installed (apt-get install prometheus)")
-    return found
+    return debian_tool("prometheus", package="prometheus")
 
 
 @pytest.fixture()

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
 import signal
 import subprocess
 import threading
@@ -27,7 +25,7 @@ from router.serve.shared import SharedStore, display_url, replay_ttl
 from tests import uas
 from tests.conftest import TEST_KEYS
 from tests.scrape import parse, value
-from tests.servers import Server, free_port, stop_process, wait_until
+from tests.servers import Server, debian_tool, free_port, stop_process, wait_until
 
 KEYS_TEXT = "k2:second-secret-0123456789,k1:first-secret-0123456789"  # TEST_KEYS, for the servers
 ITEM = "https://item.taobao.com/item.htm?id=123456"
@@ -75,12 +73,7 @@ class RedisServer:
 
 
 def redis_binary() -> str:
-    found = shutil.which("redis-server")
-    if found is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("Debian's redis-server is not installed (.ci/run installs it)")
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    return found
+    return debian_tool("redis-server", package="redis-server")
 
 
 @pytest.fixture()
