@@ -106,3 +106,22 @@ def test_refusals_to_start_are_json_lines_too(tmp_path) -> None:  # type: ignore
         records = _records(server.stop())
         assert records and all(r["type"] == "server" and r["level"] == "critical" for r in records), records
         assert any(expected in str(r["message"]) for r in records), records
+
+
+def test_a_click_lines_time_is_isoformat_to_the_millisecond() -> None:
+    """click_time formats the second once and adds the milliseconds: the very text isoformat gives, across
+    seconds, days and years, and where a time rounds up into the next second."""
+    import math
+    import random
+    from datetime import UTC, datetime
+
+    from router.serve.clicklog import click_time
+
+    draw = random.Random(20261202)
+    for _ in range(20_000):
+        base = float(draw.randint(0, 4_000_000_000))
+        # A time that rounds up into `base`'s second, then one in the second before, then others.
+        for now in (math.nextafter(base, 0), base - 0.5, base - draw.choice([4e-7, 5e-7, 6e-7, 1e-6]), base,
+                    base + draw.random() * 3):
+            at = datetime.fromtimestamp(now, UTC)
+            assert click_time(now, at) == at.isoformat(timespec="milliseconds"), repr(now)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import datetime
 from queue import Empty, SimpleQueue
 from typing import IO, Any
 
@@ -26,6 +27,23 @@ _GATHER_SECONDS = 0.02
 # process without bound: past this, lines are dropped and counted, and the count is written as soon as
 # the stream takes lines again (a {"type": "dropped"} line).
 MAX_WAITING = 100_000
+
+
+_MILLISECONDS = [f".{n:03d}+00:00" for n in range(1000)]
+_second: tuple[int, str] = (-1, "")  # the last second a click line was stamped in, and its text
+
+
+def click_time(now: float, at: datetime) -> str:
+    """`at.isoformat(timespec="milliseconds")` for `at = datetime.fromtimestamp(now, UTC)`: the date and time
+    of day formatted once a second (isoformat costs a click 2 µs), the milliseconds from a table."""
+    global _second
+    whole = int(now)
+    if at.microsecond == 0 and now - whole >= 0.5:  # `at` rounded up into the next second
+        whole += 1
+    second = _second
+    if second[0] != whole:
+        second = _second = (whole, at.replace(microsecond=0).isoformat()[:-6])
+    return second[1] + _MILLISECONDS[at.microsecond // 1000]
 
 
 class ClickLog:
