@@ -40,7 +40,7 @@ from router.decision.rules import RuleSet
 from router.decision.signing import ClickReplays
 from router.decision.types import Action, Client, Context, Decision
 from router.serve.click_token import TOKEN_TTL_SECONDS, make_token
-from router.serve.clicklog import ClickLog
+from router.serve.clicklog import ClickLog, click_time
 from router.serve.config import VISITOR_COOKIE, Settings, address_in
 from router.serve.drain import DRAIN
 from router.serve.edge import ADDRESSED_PATHS, refusal, refuse, server_names
@@ -49,6 +49,7 @@ from router.serve.logs import ACCESS_LOGGER, click_stream, configure_logging, re
 from router.serve.metrics import FLUSH_SECONDS, Metrics, Snapshot, render
 from router.serve.outcomes import ESCAPED, EVENTS, IGNORED_REASONS, OUTCOME_PATH, Outcomes, arms_text
 from router.serve.pages import (
+    LANGUAGES,
     SECURITY_HEADERS,
     choose_language,
     content_security_policy,
@@ -76,11 +77,15 @@ _COOKIE_ATTRIBUTES = f"; HttpOnly; Max-Age={_VISITOR_MAX_AGE}; Path=/; SameSite=
 
 
 # A landing page is rendered once per decision and language with this placeholder where the nonce goes;
-# each response puts in a fresh nonce of the same length (_slots). The placeholder is random per process, so no
+# each response puts in a fresh nonce (_template). The placeholder is random per process, so no
 # input can contain it (escaping aside, a link would have to guess 128 bits).
 _NONCE_PLACEHOLDER = new_nonce().encode()
 # Likewise the click token (router.serve.click_token), made per landing response.
 _TOKEN_PLACEHOLDER = ("token-" + new_nonce()).encode()
+# A page's headers but its policy's nonces and its length, made once: per language, and for every page.
+_CSP = content_security_policy("%s").encode()  # the policy has no `%` of its own: its two nonces are the slots
+_CONTENT_LANGUAGE = {lang: (b"content-language", lang.encode()) for lang in LANGUAGES}
+_PAGE_HEADERS = [(b"vary", b"Accept-Language"), (b"content-type", b"text/html; charset=utf-8")]
 _RENDERED_LIMIT = 512  # landing pages kept rendered (each ~9 KB: ~4.5 MB at most); the used ones stay
 _LANGUAGE_LIMIT = 256  # Accept-Language values remembered with the language they choose
 _LANGUAGE_KEY_CHARS = 200  # longer values are read each time, never kept
@@ -90,13 +95,14 @@ class Pages:
     """Renders the landing and message pages from their templates, each with a fresh CSP nonce.
 
     A landing page is rendered once per `landing_key` (what the page shows: link, the client's kind,
-    forwarded ids, the decision's page options, language) and reused with a new nonce (a bytes.replace).
+    forwarded ids, the decision's page options, language) and reused with a new nonce and token (one
+    bytes formatting).
     """
 
     def __init__(self, settings: Settings) -> None:
         self.env = environment()
         self.fallback_delay_ms = settings.fallback_delay_ms
-        self._rendered: Recent[tuple[object, ...], list[bytes]] = Recent(_RENDERED_LIMIT)
+        self._rendered: Recent[tuple[object, ...], bytes] = Recent(_RENDERED_LIMIT)
         self._languages: dict[str | None, str] = {}
 
     def language(self, accept_language: str | None) -> str:
@@ -109,10 +115,9 @@ class Pages:
                 self._languages[accept_language] = lang
         return lang
 
-    def _page(self, status: int, body: bytes, nonce: str, lang: str) -> Page:
-        headers = [*_SECURITY, (b"content-security-policy", content_security_policy(nonce).encode()),
-                   (b"content-language", lang.encode()), (b"vary", b"Accept-Language"),
-                   (b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(len(body)).encode())]
+    def _page(self, status: int, body: bytes, nonce: bytes, lang: str) -> Page:
+        headers = [*_SECURITY, (b"content-security-policy", _CSP % (nonce, nonce)), _CONTENT_LANGUAGE[lang],
+                   *_PAGE_HEADERS, (b"content-length", b"%d" % len(body))]
         return Page(status, headers, body)
 
     def landing(self, accept_language: str | None, ctx: Context, decision: Decision, token: str = "") -> Page:
@@ -120,18 +125,15 @@ class Pages:
         for the outcome beacons and the page's own URL."""
         lang = self.language(accept_language)
         key = landing_key(ctx, decision, lang)
-        pieces = self._rendered.get(key)
-        if pieces is None:
+        template = self._rendered.get(key)
+        if template is None:
             context = landing_context(ctx, decision, lang, _NONCE_PLACEHOLDER.decode(), self.fallback_delay_ms,
                                       _TOKEN_PLACEHOLDER.decode(), OUTCOME_PATH)
-            pieces = _slots(self.env.get_template("landing.html").render(context).encode())
-            self._rendered.put(key, pieces)
-        nonce = new_nonce()
-        fresh = nonce.encode()
+            template = _template(self.env.get_template("landing.html").render(context).encode())
+            self._rendered.put(key, template)
+        nonce = new_nonce().encode()
         # A token is base64url, a key id and dots: nothing that needs escaping in JSON or HTML.
-        mine = token.encode()
-        body = b"".join([fresh if piece is _NONCE_PLACEHOLDER else mine if piece is _TOKEN_PLACEHOLDER else piece
-                         for piece in pieces])
+        body = template % {b"n": nonce, b"t": token.encode()}
         return self._page(200, body, nonce, lang)
 
     def message(self, accept_language: str | None, status: int, message: str, *, technical: bool = False,
@@ -144,7 +146,7 @@ class Pages:
             message = dict(messages).get(lang, message)
         body = self.env.get_template("message.html").render(
             message_context(status, message, lang, nonce, technical))
-        return self._page(status, body.encode(), nonce, lang)
+        return self._page(status, body.encode(), nonce.encode(), lang)
 
     def respond(self, accept_language: str | None, ctx: Context, decision: Decision, token: str = "") -> Page:
         """The answer to a decided click; a landing page carries the click's `token`."""
@@ -162,19 +164,11 @@ class Pages:
             name.decode(): value.decode() for name, value in page.headers if name != b"content-length"})
 
 
-def _slots(page: bytes) -> list[bytes]:
-    """A rendered page cut at its placeholders: the text between them, and the placeholders themselves (the
-    very objects, found by identity) where each response's nonce and token go. Joining the pieces costs a
-    copy of the page; replacing in it, a search of the page per placeholder."""
-    pieces: list[bytes] = []
-    for n, part in enumerate(page.split(_NONCE_PLACEHOLDER)):
-        if n:
-            pieces.append(_NONCE_PLACEHOLDER)
-        for m, text in enumerate(part.split(_TOKEN_PLACEHOLDER)):
-            if m:
-                pieces.append(_TOKEN_PLACEHOLDER)
-            pieces.append(text)
-    return pieces
+def _template(page: bytes) -> bytes:
+    """A rendered page as a bytes %-template: its own `%` doubled, each placeholder a named slot (`%(n)s` the
+    nonce, `%(t)s` the token), so that a response's page is one formatting call, in C."""
+    return (page.replace(b"%", b"%%").replace(_NONCE_PLACEHOLDER, b"%(n)s")
+            .replace(_TOKEN_PLACEHOLDER, b"%(t)s"))
 
 
 class _Limited(Exception):
@@ -247,7 +241,8 @@ class Clicks:
             if limited is not None:
                 await self._refuse_limited(scope, send, accept_language, request_id, started, *limited)
                 return
-        at = datetime.now(UTC)
+        now = time.time()
+        at = datetime.fromtimestamp(now, UTC)
         ruleset = self.active.current  # once: a reload during this click does not change what decides it
         ctx: Context | None = None
         arms: tuple[tuple[str, bool], ...] = ()
@@ -283,7 +278,7 @@ class Clicks:
             arms = rollout_arms(ruleset, ctx, decision.rule) if ruleset.rollouts and kept is None else ()
             # A landing page carries the click's token (router.serve.click_token); no other answer needs one.
             token = make_token(self.settings.signing_keys, request_id, decision.rule, ruleset.version,
-                               arms_text(arms), ctx.client.app.value, int(at.timestamp()) + TOKEN_TTL_SECONDS,
+                               arms_text(arms) if arms else "", ctx.client.app.value, int(now) + TOKEN_TTL_SECONDS,
                                ) if decision.action is _LANDING else ""
             page = self.pages.respond(accept_language, ctx, decision, token)
             action: str = decision.action
@@ -314,7 +309,7 @@ class Clicks:
         self.metrics.click(path, action, rule, channel, app, seconds)
         line = {
             "type": "click",
-            "at": at.isoformat(timespec="milliseconds"),
+            "at": click_time(now, at),
             "request": f"{path}?{query}" if query else path,
             "ua": ua,
             "visitor": visitor,  # rollouts depend on it: replaying needs it
