@@ -67,9 +67,11 @@ def test_sigterm_drains_without_losing_a_click(workers: int) -> None:
     drain_ended = sent_term + DRAIN
     before_end = [(ok, note, round(sent - drain_ended, 3), round(done - drain_ended, 3))
                   for sent, done, ok, note in results if sent < drain_ended - SLACK or done < drain_ended]
-    during = [(ok, note) for sent, _, ok, note in results if sent_term + 0.2 < sent < drain_ended]
+    # Clicks sent while draining were served, each on its own connection; one sent in the drain's last moments
+    # may meet the closing socket (SLACK, as above), and counts only in before_end.
+    during = [(ok, note) for sent, _, ok, note in results if sent_term + 0.2 < sent < drain_ended - SLACK]
     assert code == 0, output[-2000:]
     assert len(before_end) > 20 and all(ok for ok, *_ in before_end), [r for r in before_end if not r[0]][:5]
-    assert len(during) > 20 and all(note == "close" for _, note in during)  # served, each on its own connection
+    assert len(during) > 20 and all(note == "close" for _, note in during), [n for _, n in during if n != "close"]
     assert 503 in readiness and 200 not in readiness[2:], readiness  # not ready from the first moments on
     assert "draining for 2 s" in output
