@@ -287,14 +287,16 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"{args.rounds} rounds of {args.seconds:g} s, {args.connections} connections, each row beside a run of "
           f"its baseline; median run, and the median of the paired runs' ratios; servers on core 0, wrk on core 1")
-    print(f"| {'config':<44} | {'req/s':>8} | {'vs base':>7} | {'p50 ms':>6} | {'p99 ms':>6} | {'errors':>6} | "
-          f"{'RSS MB':>6} |")
-    print(f"| {'-' * 44} | {'-' * 8}:| {'-' * 7}:| {'-' * 6}:| {'-' * 6}:| {'-' * 6}:| {'-' * 6}:|")
+    print(f"| {'config':<44} | {'req/s':>8} | {'vs base':>7} | {'range':>9} | {'p50 ms':>6} | {'p99 ms':>6} | "
+          f"{'errors':>6} | {'RSS MB':>6} |")
+    print(f"| {'-' * 44} | {'-' * 8}:| {'-' * 7}:| {'-' * 9}:| {'-' * 6}:| {'-' * 6}:| {'-' * 6}:| {'-' * 6}:|")
     for row in rows:
         result = sorted(row.results, key=lambda r: r.rps)[len(row.results) // 2]
         ratio = f"{median(row.ratios):.0%}" if row.baseline else "100%" if row.name.startswith("bare") else "—"
+        # The paired runs' lowest and highest ratio: how far one run of this machine can be trusted.
+        spread = f"{min(row.ratios):.0%}–{max(row.ratios):.0%}" if row.baseline else ""
         rss = router_rss if row.base == router_base else bare_rss if row.base == bare_base else float("nan")
-        print(f"| {row.name:<44} | {result.rps:>8.0f} | {ratio:>7} | {result.p50_ms:>6.2f} | "
+        print(f"| {row.name:<44} | {result.rps:>8.0f} | {ratio:>7} | {spread:>9} | {result.p50_ms:>6.2f} | "
               f"{result.p99_ms:>6.2f} | {sum(r.errors for r in row.results):>6} | {rss:>6.1f} |")
     print()
     print("router RSS (one process, its resident set after each step):")
