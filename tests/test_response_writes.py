@@ -45,38 +45,84 @@ class Recorder:
     def pause_reading(self) -> None:
         pass
 
+    def can_write_eof(self) -> bool:
+        return False
+
     def resume_reading(self) -> None:
         pass
 
 
-def test_the_head_waits_for_the_body_and_nothing_else_waits() -> None:
+def _held(method: str = "GET") -> tuple[Recorder, HeadWithBody]:
     transport = Recorder()
-    get = HeadWithBody(transport, "GET")  # type: ignore[arg-type]
+    return transport, HeadWithBody(transport, {"method": method})  # type: ignore[arg-type]
+
+
+def test_the_head_waits_for_the_body_and_nothing_else_waits() -> None:
+    transport, get = _held()
     get.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n")
     assert transport.writes == []
     get.write(b"hello")
     get.write(b" more")  # a streamed body's later parts go at once
     assert transport.writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello", b" more"]
 
-    transport = Recorder()
-    head = HeadWithBody(transport, "HEAD")  # type: ignore[arg-type]
+    transport, head = _held("HEAD")
     head.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n")  # no body follows a HEAD answer's head
     assert transport.writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n"]
 
+    scope = {"method": "GET"}
     transport = Recorder()
-    post = HeadWithBody(transport, "POST")  # type: ignore[arg-type]
+    rewritten = HeadWithBody(transport, scope)  # type: ignore[arg-type]
+    scope["method"] = "HEAD"  # as uvicorn does, the method is read when the answer is written
+    rewritten.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n")
+    assert transport.writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n"]
+
+    transport, stream = _held()
+    stream.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")  # a stream's first part may be late
+    assert transport.writes == [b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"]
+
+    transport, post = _held("POST")
     post.write(CONTINUE)  # the client waits for it before sending its body
     assert transport.writes == [CONTINUE]
     post.write(b"HTTP/1.1 204 No Content\r\n\r\n")
     post.write(b"")
     assert transport.writes == [CONTINUE, b"HTTP/1.1 204 No Content\r\n\r\n"]
 
-    transport = Recorder()
-    closing = HeadWithBody(transport, "GET")  # type: ignore[arg-type]
+    transport, closing = _held()
     closing.write(b"HTTP/1.1 500 Internal Server Error\r\n\r\n")
     closing.close()  # an app that failed after starting its answer: the head still goes, then the close
     assert transport.writes == [b"HTTP/1.1 500 Internal Server Error\r\n\r\n"] and transport.closed
     assert closing.get_extra_info("peername") == ("127.0.0.1", 5555)  # the rest is the transport's own
+
+    transport, gone = _held()
+    gone.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n")
+    transport.closed = True  # the client went away before the body: nothing is written to a closed transport
+    gone.close()
+    assert transport.writes == []
+
+
+def test_a_held_head_goes_before_what_the_protocol_writes_itself() -> None:
+    """A refusal of the next request on the connection (431, 400) follows the current response's head."""
+    from router.serve.config import Settings, bundled_rules_dir
+
+    app = create_app(Settings(rules_dir=bundled_rules_dir(), signing_keys=TEST_KEYS))
+    config = Config(app, http=BoundedHttpToolsProtocol, access_log=False, lifespan="off", proxy_headers=False)
+    config.load()
+
+    async def run() -> list[bytes]:
+        transport = Recorder()
+        protocol = BoundedHttpToolsProtocol(config=config, server_state=ServerState(), app_state={})
+        protocol.connection_made(transport)  # type: ignore[arg-type]
+        protocol.data_received(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        protocol.cycle.transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\n")  # held, as by a send
+        protocol.data_received(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000)
+        for task in list(protocol.tasks):
+            task.cancel()
+        protocol.connection_lost(None)
+        return transport.writes
+
+    writes = asyncio.run(run())
+    assert writes[0] == b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\n", writes
+    assert writes[1].startswith(b"HTTP/1.1 431 "), writes
 
 
 def _serve_once(raw: bytes) -> list[bytes]:

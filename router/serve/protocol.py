@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import Any, cast
 
 import httptools
@@ -50,33 +51,42 @@ class HeadWithBody:
     """The transport uvicorn's request-response cycle writes to: the response's head (the cycle's first write
     but a `100 Continue`) is held and sent in one write with the body's first bytes, whatever they are (an
     empty body too). Anything else goes through at once: the `100 Continue` (the client waits for it before
-    sending a body), every write after the head, and a HEAD response's head, which no body follows.
+    sending a body), every write after the head, the head of a HEAD response (no body follows) and of a
+    chunked one (a stream, whose first part may be a long time coming).
 
     It keeps no reference to the cycle: a cycle that pointed back at it would be garbage only the collector
     can free, and a collection every hundred clicks costs more than the write saved."""
 
-    __slots__ = ("_head", "_held", "_transport")
+    __slots__ = ("_head", "_held", "_scope", "_transport")
 
-    def __init__(self, transport: asyncio.Transport, method: str) -> None:
+    def __init__(self, transport: asyncio.Transport, scope: Mapping[str, object]) -> None:
         self._transport = transport
+        self._scope = scope  # the request's method, read when the head comes (as uvicorn reads it)
         self._head = b""
-        self._held = method == "HEAD"  # True once the head is held, or for a HEAD request
+        self._held = False  # True once a head was held (or let through)
 
     def write(self, data: bytes) -> None:
         if self._head:
             data, self._head = self._head + data, b""
         elif not self._held and data != CONTINUE:
             self._held = True
-            self._head = data
-            return
+            if self._scope["method"] != "HEAD" and b"\r\ntransfer-encoding: chunked\r\n" not in data:
+                self._head = data
+                return
         self._transport.write(data)
+
+    def flush(self) -> None:
+        """Send a held head now: before the protocol writes to the connection itself (a refusal of the next
+        request), or closes it."""
+        if self._head:
+            head, self._head = self._head, b""
+            if not self._transport.is_closing():  # a client gone: uvicorn would not write either
+                self._transport.write(head)
 
     def close(self) -> None:
         """A response that ends the connection (or an app that failed after starting it): the head goes
         first, as uvicorn would have written it."""
-        if self._head:
-            head, self._head = self._head, b""
-            self._transport.write(head)
+        self.flush()
         self._transport.close()
 
     def __getattr__(self, name: str) -> Any:  # is_closing, get_extra_info, ...: the transport's own
@@ -120,6 +130,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             else:
                 self.logger.warning("Invalid HTTP request received.")
                 count_protocol_refusal(400)
+                self._flush_held_head()
                 self.send_400_response("Invalid HTTP request received.")
             return
         if not self._in_head or self.transport.is_closing():
@@ -150,7 +161,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if cycle is None:
             return
         if cycle.transport is self.transport:  # a cycle made just now (its task has not run yet)
-            cycle.transport = cast(asyncio.Transport, HeadWithBody(self.transport, cycle.scope["method"]))
+            cycle.transport = cast(asyncio.Transport, HeadWithBody(self.transport, cycle.scope))
         if DRAIN.draining:
             cycle.keep_alive = False  # the answer says Connection: close: the next request goes elsewhere
 
@@ -171,9 +182,16 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._in_head and not self.transport.is_closing():
             self._refuse(408, f"The request's head did not arrive within {self.head_timeout:g} seconds.\n")
 
+    def _flush_held_head(self) -> None:
+        """A head the current response holds (HeadWithBody) goes out before anything the protocol writes itself."""
+        transport = self.cycle.transport if self.cycle is not None else None
+        if isinstance(transport, HeadWithBody):
+            transport.flush()
+
     def _refuse(self, status: int, message: str) -> None:
         """Answer without the app, and close: the rest of what this client sends is read and dropped."""
         self._stop_head_timer()
+        self._flush_held_head()
         self._refused = True
         body = message.encode()
         request_id = new_request_id()
