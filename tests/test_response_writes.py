@@ -4,6 +4,7 @@ HEAD, 100-continue, pipelining, Connection: close, on uvicorn's own cycle and on
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 from typing import Any
 from urllib.parse import quote
@@ -13,6 +14,7 @@ import httpx
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
+from router.serve.config import Settings, bundled_rules_dir
 from router.serve.protocol import CONTINUE, BoundedHttpToolsProtocol, HeadWithBody
 from router.serve.web import create_app
 from tests import uas
@@ -100,18 +102,28 @@ def test_the_head_waits_for_the_body_and_nothing_else_waits() -> None:
     assert transport.writes == []
 
 
-def test_a_held_head_goes_before_what_the_protocol_writes_itself() -> None:
-    """A refusal of the next request on the connection (431, 400) follows the current response's head."""
-    from router.serve.config import Settings, bundled_rules_dir
-
+@functools.cache
+def _config() -> Config:
+    """uvicorn's settings for the router app behind the real protocol class (made once for the module)."""
     app = create_app(Settings(rules_dir=bundled_rules_dir(), signing_keys=TEST_KEYS))
     config = Config(app, http=BoundedHttpToolsProtocol, access_log=False, lifespan="off", proxy_headers=False)
     config.load()
+    return config
+
+
+def _connection() -> tuple[BoundedHttpToolsProtocol, Recorder]:
+    """A connection to the router app on the real protocol class, its transport recording (in a running loop)."""
+    transport = Recorder()
+    protocol = BoundedHttpToolsProtocol(config=_config(), server_state=ServerState(), app_state={})
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    return protocol, transport
+
+
+def test_a_held_head_goes_before_what_the_protocol_writes_itself() -> None:
+    """A refusal of the next request on the connection (431, 400) follows the current response's head."""
 
     async def run() -> list[bytes]:
-        transport = Recorder()
-        protocol = BoundedHttpToolsProtocol(config=config, server_state=ServerState(), app_state={})
-        protocol.connection_made(transport)  # type: ignore[arg-type]
+        protocol, transport = _connection()
         protocol.data_received(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         protocol.cycle.transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\n")  # held, as by a send
         protocol.data_received(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000)
@@ -126,17 +138,10 @@ def test_a_held_head_goes_before_what_the_protocol_writes_itself() -> None:
 
 
 def _serve_once(raw: bytes) -> list[bytes]:
-    """The router app behind the real protocol class, fed `raw` on one connection: what it wrote, write by write."""
-    from router.serve.config import Settings, bundled_rules_dir
-
-    app = create_app(Settings(rules_dir=bundled_rules_dir(), signing_keys=TEST_KEYS))
-    config = Config(app, http=BoundedHttpToolsProtocol, access_log=False, lifespan="off", proxy_headers=False)
-    config.load()
+    """`raw` fed to one connection to the router app: what it wrote, write by write."""
 
     async def run() -> list[bytes]:
-        transport = Recorder()
-        protocol = BoundedHttpToolsProtocol(config=config, server_state=ServerState(), app_state={})
-        protocol.connection_made(transport)  # type: ignore[arg-type]
+        protocol, transport = _connection()
         protocol.data_received(raw)
         for _ in range(100):
             await asyncio.sleep(0)

@@ -149,7 +149,10 @@ def token_in(query: str) -> str:
 
 
 def arms_text(arms: tuple[tuple[str, bool], ...]) -> str:
-    """A click's rollout arms (router.decision.decide: rollout_arms) as a token carries them."""
+    """A click's rollout arms (router.decision.decide: rollout_arms) as a token carries them ("" for none: most
+    clicks, on every landing response, so without building a generator)."""
+    if not arms:
+        return ""
     return ",".join(f"{_escape_arm(rule)}:{'in' if inside else 'out'}" for rule, inside in arms)
 
 

@@ -278,7 +278,7 @@ class Clicks:
             arms = rollout_arms(ruleset, ctx, decision.rule) if ruleset.rollouts and kept is None else ()
             # A landing page carries the click's token (router.serve.click_token); no other answer needs one.
             token = make_token(self.settings.signing_keys, request_id, decision.rule, ruleset.version,
-                               arms_text(arms) if arms else "", ctx.client.app.value, int(now) + TOKEN_TTL_SECONDS,
+                               arms_text(arms), ctx.client.app.value, int(now) + TOKEN_TTL_SECONDS,
                                ) if decision.action is _LANDING else ""
             page = self.pages.respond(accept_language, ctx, decision, token)
             action: str = decision.action
