@@ -11,9 +11,14 @@ long and as large as a client sends it. So this subclass:
   client dribbling a head byte by byte holds no connection for long). A kept-alive idle connection is
   not a head in progress: uvicorn's keep-alive timeout handles it.
 
-It also sends a response's head and the first part of its body in one write (`HeadWithBody`): uvicorn
-writes the head as soon as the app starts its response, and the body apart, two system calls and two
-TCP segments for a landing page where one does.
+Most clicks wait on nothing (no fleet store, limit or expansion to ask): those the app answers in
+`on_headers_complete` itself, through its `answer_now` (router.serve.web), and the answer is written at
+once, head and body in one write. uvicorn would make a request-response cycle, an event and a task for
+each, run the app as a coroutine and check every header of its answer with a regex: for a click that
+is most of the time it takes. Every other request (and a click that waits) goes the usual way; there the
+response's head is held and sent with the first part of its body in one write (`HeadWithBody`): uvicorn
+writes the head as soon as the app starts its response, and the body apart, two system calls and two TCP
+segments for a landing page where one does.
 
 The app checks the header size again (router.serve.edge), for servers started any other way.
 """
@@ -22,16 +27,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from typing import Any, cast
+from urllib.parse import unquote
 
 import httptools
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from router.serve.drain import DRAIN
 from router.serve.edge import MAX_HEADER_BYTES
 from router.serve.logs import ACCESS_LOGGER, new_request_id
 from router.serve.metrics import count_protocol_refusal
+from router.serve.outbox import outbox_for
 
 HEAD_TIMEOUT_SECONDS = 10.0
 access_log = logging.getLogger(ACCESS_LOGGER)
@@ -39,8 +48,16 @@ access_log = logging.getLogger(ACCESS_LOGGER)
 # closes: closing with unread data makes the kernel reset the connection, and a reset can destroy the
 # answer on its way to the client.
 LINGER_SECONDS = 1.0
+OUTGOING_LIMIT = 64 * 1024  # answers waiting for the outbox on one connection at most, in bytes
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"  # what uvicorn's cycle writes when an app reads a body the client
 # holds back for it (Expect: 100-continue)
+
+
+# A header value must not end its line early or carry other control characters (a tab may be in one): what
+# uvicorn checks each header of an answer for, checked here once over an answer's values.
+_UNSAFE_VALUE = re.compile(b"[\x00-\x08\x0a-\x1f\x7f]")
+Respond = Callable[[int, list[tuple[bytes, bytes]], bytes], None]
+AnswerNow = Callable[[Any, Respond], bool]  # (the request's ASGI scope, how to write its answer)
 
 
 class _HeadTooLarge(Exception):
@@ -105,10 +122,33 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._head_timer: asyncio.TimerHandle | None = None
         self._refused = False  # answered without the app: the rest of the connection is dropped
+        # The app's way to answer a click at once (router.serve.web: RouterApp.answer_now), found under
+        # uvicorn's proxy-headers middleware when that wraps it (the middleware's work is done here then).
+        app = self.app
+        self._proxies = None
+        if isinstance(app, ProxyHeadersMiddleware):
+            self._proxies, app = app.trusted_hosts, app.app
+        answer_now = getattr(app, "answer_now", None)
+        # uvicorn's per-request features the answer at once has not: a concurrency limit's 503, its own
+        # access log line, a root path.
+        plain = self.limit_concurrency is None and not self.access_log and not self.root_path
+        self._answer_now: AnswerNow | None = answer_now if plain else None
+        self._answered_now = False  # the request being read was answered as its head ended
+        self._head_only = False  # ...and it was a HEAD
+        self._keep_alive = True  # ...and its answer leaves the connection open
+        self._written = False  # ...and its answer was written
+        self._outgoing: list[bytes] | None = None  # answers given at once, waiting in the loop's outbox
+        self._outgoing_bytes = 0
+        self._outbox = outbox_for(self.loop)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
+        self._outgoing = None  # the client is gone: nothing can reach it
         super().connection_lost(exc)
+
+    def shutdown(self) -> None:
+        self.flush_outgoing()  # the answers given go out before uvicorn closes an idle connection
+        super().shutdown()
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
@@ -156,6 +196,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             size += len(name) + len(value) + 4
         if size > self.max_head_bytes:
             raise _HeadTooLarge
+        if self._answer_now is not None and self._answered_at_once():
+            return
+        self.flush_outgoing()  # what was answered at once goes before this request's answer
         super().on_headers_complete()
         cycle = self.cycle
         if cycle is None:
@@ -165,8 +208,107 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if DRAIN.draining:
             cycle.keep_alive = False  # the answer says Connection: close: the next request goes elsewhere
 
+    def _answered_at_once(self) -> bool:
+        """Offer the request to the app's `answer_now`, when nothing is ahead of it on this connection; True
+        when it was answered (the answer is written), False when it goes the usual way."""
+        cycle = self.cycle
+        if (cycle is not None and not cycle.response_complete) or self.pipeline or self.flow.write_paused:
+            return False  # answers go out in order, and not faster than the client reads them
+        parser = self.parser
+        method = parser.get_method()
+        if (method != b"GET" and method != b"HEAD") or parser.should_upgrade():
+            return False
+        url = httptools.parse_url(self.url)
+        raw_path = url.path
+        path = raw_path.decode("ascii")  # as uvicorn reads it: a path that isn't ASCII is a 400 either way
+        if "%" in path:
+            path = unquote(path)
+        http_version = parser.get_http_version()
+        scope = self.scope
+        scope["method"] = "GET" if method == b"GET" else "HEAD"
+        if http_version != "1.1":
+            scope["http_version"] = http_version
+        scope["path"] = path
+        scope["raw_path"] = raw_path
+        scope["query_string"] = url.query or b""
+        client, scheme = scope["client"], scope["scheme"]
+        if self._proxies is not None:
+            _forwarded(scope, self._proxies)
+        self._head_only = method == b"HEAD"
+        self._keep_alive = http_version != "1.0" and parser.should_keep_alive() and not DRAIN.draining
+        self._written = False
+        try:
+            answered = self._answer_now(scope, self._respond)  # type: ignore[misc]
+        except Exception:  # a bug: before the answer was written, the usual way may still give one
+            self.logger.exception("answering a click at once failed")
+            if self._written:  # as uvicorn ends a response whose app failed after starting it
+                self.flush_outgoing()
+                self.transport.close()
+            answered = self._written
+        if not answered:
+            scope["client"], scope["scheme"] = client, scheme  # uvicorn's middleware does this again
+            return False
+        self._answered_now = True
+        self.on_response_complete()  # as uvicorn's cycle ends a response: counted, and the keep-alive timer
+        return True
+
+    def _respond(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        """Write an answer given at once: the status line, the server's headers (the date), the app's, and
+        the body (none for a HEAD), in one write."""
+        if _UNSAFE_VALUE.search(b"\t".join([value for _, value in headers])):
+            raise ValueError("a header value with a control character in it")  # as uvicorn refuses one
+        head = [STATUS_LINE[status]]
+        for name, value in self.server_state.default_headers:
+            head.append(name + b": " + value + b"\r\n")
+        for name, value in headers:
+            head.append(name + b": " + value + b"\r\n")
+        if not self._keep_alive:
+            head.append(b"connection: close\r\n")
+        head.append(b"\r\n")
+        if not self._head_only:
+            head.append(body)
+        self._written = True
+        if self.transport.is_closing():
+            return
+        if self._keep_alive:
+            self._send_soon(b"".join(head))
+        else:  # the last answer on this connection: nothing to wait for
+            self.flush_outgoing()
+            self.transport.write(b"".join(head))
+            self.transport.close()
+
+    def _send_soon(self, data: bytes) -> None:
+        """Write `data` with the other answers of this turn of the event loop (router.serve.outbox); at once
+        when this connection has more than the transport's buffer would hold waiting (a client sending many
+        requests at once), so that flow control sees it."""
+        outgoing = self._outgoing
+        if outgoing is None:
+            self._outgoing = [data]
+            self._outgoing_bytes = len(data)
+            self._outbox.add(self)
+        else:
+            outgoing.append(data)
+            self._outgoing_bytes += len(data)
+            if self._outgoing_bytes > OUTGOING_LIMIT:
+                self.flush_outgoing()
+
+    def flush_outgoing(self) -> None:
+        """Write this connection's waiting answers (called by the outbox, and before anything else is written)."""
+        outgoing = self._outgoing
+        if outgoing is not None:
+            self._outgoing = None
+            if not self.transport.is_closing():
+                self.transport.write(outgoing[0] if len(outgoing) == 1 else b"".join(outgoing))
+
+    def on_body(self, body: bytes) -> None:
+        if not self._answered_now:  # a body sent with a click answered at once is read and dropped
+            super().on_body(body)
+
     def on_message_complete(self) -> None:
-        super().on_message_complete()
+        if self._answered_now:
+            self._answered_now = False
+        else:
+            super().on_message_complete()
         self._in_head = True  # what comes next on this connection is the next request's head
         self._head_begun = False
         self._completed = True
@@ -183,7 +325,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._refuse(408, f"The request's head did not arrive within {self.head_timeout:g} seconds.\n")
 
     def _flush_held_head(self) -> None:
-        """A head the current response holds (HeadWithBody) goes out before anything the protocol writes itself."""
+        """Answers waiting in the outbox, and a head the current response holds (HeadWithBody), go out before
+        anything the protocol writes itself."""
+        self.flush_outgoing()
         transport = self.cycle.transport if self.cycle is not None else None
         if isinstance(transport, HeadWithBody):
             transport.flush()
@@ -212,3 +356,27 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self.transport.can_write_eof():
             self.transport.write_eof()  # the client sees the end of the answer and can close its side
         self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
+
+def _forwarded(scope: Any, proxies: Any) -> None:
+    """What uvicorn's ProxyHeadersMiddleware does to a request's scope (it wraps the app, and a request
+    answered at once never reaches it): from a trusted proxy, X-Forwarded-For's client and
+    X-Forwarded-Proto's scheme."""
+    client = scope.get("client")
+    if not client or client[0] not in proxies:
+        return
+    proto: bytes | None = None
+    forwarded_for: list[bytes] = []
+    for name, value in scope["headers"]:
+        if name == b"x-forwarded-proto":
+            proto = value
+        elif name == b"x-forwarded-for":
+            forwarded_for.append(value)
+    if proto is not None:
+        scheme = proto.decode("latin1").strip()
+        if scheme in {"http", "https", "ws", "wss"}:
+            scope["scheme"] = scheme
+    if forwarded_for:
+        host, port = proxies.get_trusted_client_address(b", ".join(forwarded_for).decode("latin1"))
+        if host:
+            scope["client"] = (host, port)

@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from time import perf_counter
@@ -171,14 +171,6 @@ def _template(page: bytes) -> bytes:
             .replace(_TOKEN_PLACEHOLDER, b"%(t)s"))
 
 
-class _Limited(Exception):
-    """A click limit reached after the click was read (a verified ad link's)."""
-
-    def __init__(self, message: str, retry_after: int) -> None:
-        super().__init__(message)
-        self.message, self.retry_after = message, retry_after
-
-
 class Page:
     """A response ready to send: status, header pairs, body. Each Page is built for one response, its
     headers list its own: the click handler adds the request id and cookie to it in place."""
@@ -191,10 +183,56 @@ class Page:
         self.body = body
 
 
+class _Request:
+    """What a click's answer and its line read of the request, read once from its scope."""
+
+    __slots__ = ("accept_language", "address", "cookie", "id", "path", "query", "started", "ua", "visitor")
+
+    def __init__(self, scope: Scope, trust_request_ids: bool) -> None:
+        self.started = perf_counter()
+        ua = cookie_header = accept_language = given_id = None
+        for name, value in scope["headers"]:
+            if name == b"user-agent":
+                ua = value.decode("latin-1")
+            elif name == b"cookie":
+                cookie_header = value.decode("latin-1")
+            elif name == b"accept-language":
+                accept_language = value.decode("latin-1")
+            elif name == b"x-request-id":
+                given_id = value
+        self.id = request_id_from(given_id, trust_request_ids)
+        self.accept_language = accept_language
+        self.ua = ua = (ua or "")[:MAX_UA_LENGTH]
+        self.path: str = scope["path"]
+        self.query = scope["query_string"].decode("utf-8", "replace")
+        self.cookie = cookie = cookie_parser(cookie_header).get(VISITOR_COOKIE) if cookie_header else None
+        client = scope.get("client")
+        self.address: str = client[0] if client else ""
+        self.visitor = visitor_id(cookie, self.address, ua)
+
+
+class _Answered:
+    """A click's page and what its line says of it."""
+
+    __slots__ = ("action", "arms", "ctx", "page", "reason", "rule")
+
+    def __init__(self, page: Page, action: str, rule: str, ctx: Context | None,
+                 arms: tuple[tuple[str, bool], ...] = (), reason: str = "") -> None:
+        self.page, self.action, self.rule, self.ctx, self.arms, self.reason = page, action, rule, ctx, arms, reason
+
+
+# How a click answered without the event loop is written (router.serve.protocol): status, headers, body.
+Respond = Callable[[int, list[tuple[bytes, bytes]], bytes], None]
+
+
 class Clicks:
     """/go and /ad in plain ASGI: no routing, middleware stack or request objects between a click and its
     answer (the edge checks wrap the whole app). Reads the click, decides it on the rules being served,
-    answers, and logs one line."""
+    answers, and logs one line.
+
+    Most clicks wait on nothing: `now` answers them in the HTTP protocol's own callback, without a task
+    (router.serve.protocol); `__call__` answers every click, the ones that wait on the fleet's store, a
+    click limit, a short link's expansion or a page's second jump included."""
 
     def __init__(self, settings: Settings, active: ActiveRules, pages: Pages, expander: Expander | None,
                  replays: ClickReplays, click_log: ClickLog, metrics: Metrics,
@@ -205,6 +243,8 @@ class Clicks:
         self.shared = shared  # the fleet's store (router.serve.shared): replays seen on any instance
         limits = ClickLimits(settings.limit_per_address, settings.limit_per_ad_link, shared)
         self.limits = limits if limits.active else None  # router.serve.limits; off by default
+        # Without a store or limits, only a short link's expansion or a second jump makes a click wait.
+        self.answers_now = shared is None and self.limits is None
         self.kept_decisions, self.new_decisions = metrics.decisions["kept"], metrics.decisions["decided"]
         self.active = active
         self.pages = pages
@@ -216,106 +256,142 @@ class Clicks:
         self.trust_request_ids = bool(settings.trusted_proxies)
         self.answers = Answers()  # clicks that repeat skip reading and deciding (router.decision.answers)
 
+    def now(self, scope: Scope, respond: Respond) -> bool:
+        """Answer a click that waits on nothing: `respond(status, headers, body)` is called, its line
+        written, and True returned. False, with nothing done, for a click that may wait on something:
+        `__call__` answers it."""
+        if not self.answers_now or (b"ct=" in scope["query_string"] and scope["method"] == "GET"):
+            return False
+        ruleset = self.active.current  # once: a reload during this click does not change what decides it
+        request = _Request(scope, self.trust_request_ids)
+        client = parse_client(request.ua)  # never raises; interned, so the kept answers can be keyed by it
+        kept = self.answers.get(ruleset, request.path, request.query, client)
+        if kept is None and self.expander is not None:  # its link may be one to expand: a wait
+            return False
+        now = time.time()
+        at = datetime.fromtimestamp(now, UTC)
+        ctx = None
+        try:
+            if kept is None:
+                ctx = read_click(request.path, request.query, request.ua, at=at, settings=self.settings,
+                                 visitor=request.visitor, replays=self.replays, client=client)
+        except Exception as failure:  # BadClick, or a bug: _answer says which
+            answered = self._answer(request, ruleset, now, None, None, failure)
+        else:
+            answered = self._answer(request, ruleset, now, kept, ctx)
+        page = answered.page
+        respond(page.status, self._headers(page, request), page.body)
+        self.click_log.write(self._line(request, ruleset, now, at, answered))
+        return True
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = perf_counter()
-        ua = cookie_header = accept_language = given_id = None
-        for name, value in scope["headers"]:
-            if name == b"user-agent":
-                ua = value.decode("latin-1")
-            elif name == b"cookie":
-                cookie_header = value.decode("latin-1")
-            elif name == b"accept-language":
-                accept_language = value.decode("latin-1")
-            elif name == b"x-request-id":
-                given_id = value
-        request_id = request_id_from(given_id, self.trust_request_ids)
-        ua = (ua or "")[:MAX_UA_LENGTH]
-        path = scope["path"]
-        query = scope["query_string"].decode("utf-8", "replace")
-        cookie = cookie_parser(cookie_header).get(VISITOR_COOKIE) if cookie_header else None
-        client = scope.get("client")
-        visitor = visitor_id(cookie, client[0] if client else "", ua)
+        request = _Request(scope, self.trust_request_ids)
         limits = self.limits
         if limits is not None:
-            limited = await limits.address_refusal(client[0] if client else "")
+            limited = await limits.address_refusal(request.address)
             if limited is not None:
-                await self._refuse_limited(scope, send, accept_language, request_id, started, *limited)
+                await self._refuse_limited(scope, send, request, *limited)
                 return
         now = time.time()
         at = datetime.fromtimestamp(now, UTC)
         ruleset = self.active.current  # once: a reload during this click does not change what decides it
+        client = parse_client(request.ua)
+        kept = self.answers.get(ruleset, request.path, request.query, client)
         ctx: Context | None = None
-        arms: tuple[tuple[str, bool], ...] = ()
-        reason = ""  # why a click that could not be read was refused (its page shows it folded)
-        try:
-            client = parse_client(ua)  # never raises; interned, so the kept answers can be keyed by it
-            kept = self.answers.get(ruleset, path, query, client)
-            if kept is not None:
-                ctx, decision = kept
-                self.kept_decisions.observe(perf_counter() - started)
-            else:
-                if self.shared is not None and path == "/ad":
-                    ctx = await self._read_ad_shared(path, query, ua, at, visitor, client)
+        waited = 0.0
+        failure: Exception | None = None
+        if kept is None:
+            try:
+                if self.shared is not None and request.path == "/ad":
+                    ctx = await self._read_ad_shared(request, at, client)
                 else:
-                    ctx = read_click(path, query, ua, at=at, settings=self.settings, visitor=visitor,
-                                     replays=self.replays, client=client)
+                    ctx = read_click(request.path, request.query, request.ua, at=at, settings=self.settings,
+                                     visitor=request.visitor, replays=self.replays, client=client)
                 if limits is not None and ctx.ad is not None and ctx.ad.verified:
                     ad = ctx.ad
                     limited = await limits.ad_link_refusal(
                         f"{ad.source}\n{ad.advertiser}\n{ad.campaign}\n{ctx.link.web_url}")
                     if limited is not None:
-                        raise _Limited(*limited)
+                        await self._refuse_limited(scope, send, request, *limited)
+                        return
                 expander = self.expander
-                waited = 0.0
                 if expander is not None and ctx.link.web_url and expander.expandable(ctx.link):
                     # Never raises, and answers within the expansion deadline: a failure keeps the short link.
                     asked = perf_counter()
                     ctx = with_expansion(ctx, await expander.expand(ctx.link.web_url))
                     waited = perf_counter() - asked
-                decision = self.answers.decide(ruleset, path, query, ctx)
-                self.new_decisions.observe(perf_counter() - started - waited)
+            except Exception as error:  # BadClick, or a bug: _answer says which
+                failure = error
+        answered = self._answer(request, ruleset, now, kept, ctx, failure, waited)
+        page = answered.page
+        await send({"type": "http.response.start", "status": page.status, "headers": self._headers(page, request)})
+        await send({"type": "http.response.body", "body": page.body})
+        line = self._line(request, ruleset, now, at, answered)
+        ctx = answered.ctx
+        if ctx is not None and "ct=" in request.query and scope["method"] == "GET":
+            # A page's own URL with its token, opened elsewhere: the first click's second jump (a HEAD opens
+            # nothing).
+            escaped_from = await self.outcomes.second_jump(request.query, ctx.client.app.value, request.id, at)
+            if escaped_from is not None:
+                line["escaped_from"] = escaped_from
+        self.click_log.write(line)
+
+    def _answer(self, request: _Request, ruleset: RuleSet, now: float, kept: tuple[Context, Decision] | None,
+                ctx: Context | None, failure: Exception | None = None, waited: float = 0.0) -> _Answered:
+        """A click's page: from its kept answer, or its Context decided now, or for the failure that kept it
+        from being read. Never raises: the click target never answers 5xx."""
+        try:
+            if failure is not None:
+                raise failure
+            if kept is not None:
+                ctx, decision = kept
+                self.kept_decisions.observe(perf_counter() - request.started)
+            else:
+                assert ctx is not None
+                decision = self.answers.decide(ruleset, request.path, request.query, ctx)
+                self.new_decisions.observe(perf_counter() - request.started - waited)
             # A kept answer is timeless: no partial rollout was on its way (rollout_arms says why).
             arms = rollout_arms(ruleset, ctx, decision.rule) if ruleset.rollouts and kept is None else ()
             # A landing page carries the click's token (router.serve.click_token); no other answer needs one.
-            token = make_token(self.settings.signing_keys, request_id, decision.rule, ruleset.version,
+            token = make_token(self.settings.signing_keys, request.id, decision.rule, ruleset.version,
                                arms_text(arms), ctx.client.app.value, int(now) + TOKEN_TTL_SECONDS,
                                ) if decision.action is _LANDING else ""
-            page = self.pages.respond(accept_language, ctx, decision, token)
-            action: str = decision.action
-            rule = decision.rule
-        except _Limited as limited:
-            await self._refuse_limited(scope, send, accept_language, request_id, started, limited.message,
-                                       limited.retry_after)
-            return
+            page = self.pages.respond(request.accept_language, ctx, decision, token)
+            return _Answered(page, decision.action, decision.rule, ctx, arms)
         except BadClick as bad:
-            page = self.pages.message(accept_language, bad.status, bad.message, technical=True)
-            action, rule = _BLOCK, "bad-request"
-            reason = bad.message
             self.metrics.refused(bad.status, "click")
-        except Exception:  # the click target must never answer 5xx: log and give the safest page
-            log.exception("unexpected error deciding %s", path)
+            page = self.pages.message(request.accept_language, bad.status, bad.message, technical=True)
+            return _Answered(page, _BLOCK, "bad-request", ctx, reason=bad.message)
+        except Exception:  # log and give the safest page
+            log.exception("unexpected error deciding %s", request.path)
             self.metrics.errors += 1
-            page = self._error_page(accept_language, ctx)
-            action, rule = "error", "error-fallback"
+            return _Answered(self._error_page(request.accept_language, ctx), "error", "error-fallback", ctx)
+
+    def _headers(self, page: Page, request: _Request) -> list[tuple[bytes, bytes]]:
         headers = page.headers  # built for this response (never a shared list): added to in place
-        headers.append((b"x-request-id", request_id.encode()))
-        if cookie != visitor:
-            headers.append((b"set-cookie", f"{VISITOR_COOKIE}={visitor}".encode() + _COOKIE_ATTRIBUTES))
-        await send({"type": "http.response.start", "status": page.status, "headers": headers})
-        await send({"type": "http.response.body", "body": page.body})
-        seconds = perf_counter() - started
+        headers.append((b"x-request-id", request.id.encode()))
+        if request.cookie != request.visitor:
+            headers.append((b"set-cookie", f"{VISITOR_COOKIE}={request.visitor}".encode() + _COOKIE_ATTRIBUTES))
+        return headers
+
+    def _line(self, request: _Request, ruleset: RuleSet, now: float, at: datetime,
+              answered: _Answered) -> dict[str, object]:
+        """The click's line (its metrics counted here too), once its answer is sent."""
+        seconds = perf_counter() - request.started
+        ctx = answered.ctx
         channel = ctx.channel if ctx else None
         app = ctx.client.app if ctx else None
-        self.metrics.click(path, action, rule, channel, app, seconds)
+        path, query = request.path, request.query
+        self.metrics.click(path, answered.action, answered.rule, channel, app, seconds)
         line = {
             "type": "click",
             "at": click_time(now, at),
             "request": f"{path}?{query}" if query else path,
-            "ua": ua,
-            "visitor": visitor,  # rollouts depend on it: replaying needs it
-            "action": action,
-            "rule": rule,
-            "status": page.status,
+            "ua": request.ua,
+            "visitor": request.visitor,  # rollouts depend on it: replaying needs it
+            "action": answered.action,
+            "rule": answered.rule,
+            "status": answered.page.status,
             # Enum members as they are: orjson writes a StrEnum as its value (`.value` costs ~0.15 µs each).
             "channel": channel,
             "app": app,
@@ -323,20 +399,14 @@ class Clicks:
             "rules": ruleset.version,
             "expansion": ctx.expansion if ctx and ctx.expansion else None,
             "expansion_reason": ctx.expansion_reason if ctx and ctx.expansion else None,
-            "request_id": request_id,
+            "request_id": request.id,
             "duration_ms": round(seconds * 1000, 3),
         }
-        if reason:
-            line["reason"] = reason
-        if arms:  # the rollouts this click could have taken, in or out (router.decision.decide: rollout_arms)
-            line["arms"] = [{"rule": arm_rule, "in": inside} for arm_rule, inside in arms]
-        if ctx is not None and "ct=" in query and scope["method"] == "GET":
-            # A page's own URL with its token, opened elsewhere: the first click's second jump (a HEAD opens
-            # nothing).
-            escaped_from = await self.outcomes.second_jump(query, ctx.client.app.value, request_id, at)
-            if escaped_from is not None:
-                line["escaped_from"] = escaped_from
-        self.click_log.write(line)
+        if answered.reason:  # why a click that could not be read was refused (its page shows it folded)
+            line["reason"] = answered.reason
+        if answered.arms:  # the rollouts this click could have taken, in or out (router.decision.decide: rollout_arms)
+            line["arms"] = [{"rule": arm_rule, "in": inside} for arm_rule, inside in answered.arms]
+        return line
 
     async def with_store_budget(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A click with the fleet's store: all its calls to the store share one deadline (router.serve.shared)."""
@@ -347,25 +417,24 @@ class Clicks:
         with click_budget(shared.timeout):
             await self(scope, receive, send)
 
-    async def _refuse_limited(self, scope: Scope, send: Send, accept_language: str | None, request_id: str,
-                              started: float, message: str, retry_after: int) -> None:
+    async def _refuse_limited(self, scope: Scope, send: Send, request: _Request, message: str,
+                              retry_after: int) -> None:
         """429: a click limit is reached (router.serve.limits). Not decided, so no click line: an access line."""
-        page = self.pages.message(accept_language, 429, message)
-        headers = [*page.headers, (b"retry-after", str(retry_after).encode()), (b"x-request-id", request_id.encode())]
+        page = self.pages.message(request.accept_language, 429, message)
+        headers = [*page.headers, (b"retry-after", str(retry_after).encode()), (b"x-request-id", request.id.encode())]
         await send({"type": "http.response.start", "status": 429, "headers": headers})
         await send({"type": "http.response.body", "body": page.body})
-        seconds = perf_counter() - started
+        seconds = perf_counter() - request.started
         self.metrics.refused(429, "limit")
         self.metrics.request(scope["path"], seconds)
-        log_access(scope, 429, request_id, seconds, message)
+        log_access(scope, 429, request.id, seconds, message)
 
-    async def _read_ad_shared(self, path: str, query: str, ua: str, at: datetime, visitor: str,
-                              client: Client) -> Context:
+    async def _read_ad_shared(self, request: _Request, at: datetime, client: Client) -> Context:
         """An /ad click with the fleet's store: its click id's first use is asked of the store (this
         process's own replays answer when the store can't, within its deadline)."""
         deferred = DeferredReplays()
-        ctx = read_click(path, query, ua, at=at, settings=self.settings, visitor=visitor, replays=deferred,
-                         client=client)
+        ctx = read_click(request.path, request.query, request.ua, at=at, settings=self.settings,
+                         visitor=request.visitor, replays=deferred, client=client)
         key = deferred.key
         if not key or self.shared is None:
             return ctx
@@ -418,6 +487,16 @@ class RouterApp:
         if not on_metrics_port and path == "/metrics":
             return 404, "No such page.\n"
         return None
+
+    def answer_now(self, scope: Scope, respond: Respond) -> bool:
+        """For the HTTP protocol (router.serve.protocol): answer a click that waits on nothing, at once,
+        through `respond`, and say True; False, with nothing done, for every other request (the protocol
+        then runs the app as usual). The edge checks come first, as in `__call__`."""
+        if scope["path"] not in _CLICK_PATHS or scope["method"] not in ("GET", "HEAD"):
+            return False
+        if refusal(scope, self._names) is not None or (self._metrics_port and self._port_refusal(scope) is not None):
+            return False  # refused by __call__, with its page and access line
+        return self.clicks.now(scope, respond)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
