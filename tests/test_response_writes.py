@@ -138,10 +138,12 @@ def test_a_held_head_goes_before_what_the_protocol_writes_itself() -> None:
 
 
 def _serve_once(raw: bytes) -> list[bytes]:
-    """`raw` fed to one connection to the router app: what it wrote, write by write."""
+    """`raw` fed to one connection to the router app, on uvicorn's cycle (a click is not answered at once,
+    router.serve.protocol): what it wrote, write by write."""
 
     async def run() -> list[bytes]:
         protocol, transport = _connection()
+        protocol._answer_now = None
         protocol.data_received(raw)
         for _ in range(100):
             await asyncio.sleep(0)

@@ -35,6 +35,7 @@ from urllib.parse import unquote
 import httptools
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
 from router.serve.drain import DRAIN
 from router.serve.edge import MAX_HEADER_BYTES
@@ -129,9 +130,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if isinstance(app, ProxyHeadersMiddleware):
             self._proxies, app = app.trusted_hosts, app.app
         answer_now = getattr(app, "answer_now", None)
-        # uvicorn's per-request features the answer at once has not: a concurrency limit's 503, its own
-        # access log line, a root path.
-        plain = self.limit_concurrency is None and not self.access_log and not self.root_path
+        # uvicorn's per-request features the answer at once has not: a concurrency limit's 503, a root path.
+        plain = self.limit_concurrency is None and not self.root_path
         self._answer_now: AnswerNow | None = answer_now if plain else None
         self._answered_now = False  # the request being read was answered as its head ended
         self._head_only = False  # ...and it was a HEAD
@@ -196,6 +196,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             size += len(name) + len(value) + 4
         if size > self.max_head_bytes:
             raise _HeadTooLarge
+        if self.transport.is_closing():
+            # A request sent after one whose answer closed the connection (Connection: close, a drain):
+            # no answer can reach the client, and a click that isn't answered must not be logged as one.
+            self._answered_now = True  # (its body, if any, is dropped like an answered click's)
+            return
         if self._answer_now is not None and self._answered_at_once():
             return
         self.flush_outgoing()  # what was answered at once goes before this request's answer
@@ -257,6 +262,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         the body (none for a HEAD), in one write."""
         if _UNSAFE_VALUE.search(b"\t".join([value for _, value in headers])):
             raise ValueError("a header value with a control character in it")  # as uvicorn refuses one
+        if self.access_log:  # uvicorn's access line, when it is on (`serve` turns it off: clicks have their own)
+            scope = self.scope
+            self.access_logger.info('%s - "%s %s HTTP/%s" %d', get_client_addr(scope), scope["method"],
+                                    get_path_with_query_string(scope), scope["http_version"], status)
         head = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:
             head.append(name + b": " + value + b"\r\n")
