@@ -134,12 +134,12 @@ def test_pipelined_requests_are_answered_in_order_whichever_way_each_goes() -> N
     """A click answered at once, one that waits (a page's second jump), a health check, a click: in the
     order sent, the ones after a waiting one queued behind it as uvicorn queues them."""
     second_jump = f"/go?url={ITEM}&from=groupmessage&ct=x.y.z"
-    raw = (_request(REDIRECT) + _request(second_jump, uas.CHROME_WINDOWS) + _request("/healthz")
-           + _request(LANDING, uas.WECHAT_IOS))
+    raw = (_request(REDIRECT) + _request(second_jump, uas.CHROME_WINDOWS) + _request(LANDING, uas.WECHAT_IOS)
+           + _request("/healthz"))
     writes, _ = _served(raw)
     answers = _answers(b"".join(writes))
     assert [status for status, _, _ in answers] == ["HTTP/1.1 302 Found"] * 2 + ["HTTP/1.1 200 OK"] * 2
-    assert answers[2][2] == b"ok\n" and answers[3][2].startswith(b"<!doctype html>")
+    assert answers[2][2].startswith(b"<!doctype html>") and answers[3][2] == b"ok\n"
     ids = [headers["x-request-id"] for _, headers, _ in answers]
     assert len(set(ids)) == 4 and ids == sorted(ids, key=lambda rid: int(rid.rsplit("-", 1)[1], 16))
 
