@@ -187,7 +187,7 @@ def test_a_broken_stream_never_breaks_a_click() -> None:
 def test_a_stuck_stream_bounds_the_waiting_lines_and_reports_the_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
     """While the stream takes nothing, lines past the limit are dropped and counted; the count is written
     once the stream takes lines again."""
-    monkeypatch.setattr(clicklog, "MAX_WAITING", 50)
+    monkeypatch.setattr(clicklog, "MAX_WAITING_BYTES", 50 * len(b'{"n":100}\n'))  # 50 lines
     release = threading.Event()
 
     class Stuck(io.BytesIO):
