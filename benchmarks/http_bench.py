@@ -20,7 +20,9 @@ Rows:
   router p99 at half     the 302 row at half of the router's own peak rate (wrk's Lua paces each
                          connection), for the latency a click sees when the router is not saturated
 
-Ratios are each row's req/s over its baseline's. RSS is the server's after its rows. Then memory as the
+Ratios are each row's req/s over its baseline's. CPU µs is the server's own CPU time (all its threads, user
+and kernel, from /proc) per request in the median run: what a request costs the machine, whatever the load
+generator did meanwhile. RSS is the server's after its rows. Then memory as the
 goal states it: a fresh router, --rss-clicks (100,000) clicks with a day's new user agents, then as many
 of the every-part-new flood, and its resident set after each. Absolute figures move between machines;
 the ratios are what the README quotes. Nothing here asserts a figure.
@@ -105,6 +107,7 @@ class Result:
     p99_ms: float
     errors: int
     requests: int
+    cpu_us: float = float("nan")  # the server's CPU time (all its threads, user and kernel) per request
 
 
 def free_port() -> int:
@@ -147,19 +150,31 @@ def server(command: list[str], port: int, env: dict[str, str] | None = None) -> 
         log.close()
 
 
-def rss_mb(process: subprocess.Popen[bytes]) -> float:
-    """The server's resident memory; with taskset in front, that of its child (the Python process)."""
-    pids = [process.pid]
+def _python_pid(process: subprocess.Popen[bytes]) -> int:
+    """The server's own process: with taskset in front, its child (taskset usually execs, keeping the pid)."""
     children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
     if children.exists():
-        pids += [int(pid) for pid in children.read_text().split()]
-    for pid in reversed(pids):
-        status = Path(f"/proc/{pid}/status")
-        if status.exists():
-            match = re.search(r"VmRSS:\s+(\d+) kB", status.read_text())
-            if match:
-                return int(match.group(1)) / 1024
+        found = children.read_text().split()
+        if found:
+            return int(found[-1])
+    return process.pid
+
+
+def rss_mb(process: subprocess.Popen[bytes]) -> float:
+    """The server's resident memory."""
+    status = Path(f"/proc/{_python_pid(process)}/status")
+    if status.exists():
+        match = re.search(r"VmRSS:\s+(\d+) kB", status.read_text())
+        if match:
+            return int(match.group(1)) / 1024
     return float("nan")
+
+
+def cpu_seconds(process: subprocess.Popen[bytes]) -> float:
+    """The server's CPU time so far, user and kernel, all threads (/proc/PID/stat: utime and stime)."""
+    stat = Path(f"/proc/{_python_pid(process)}/stat").read_text()
+    fields = stat.rsplit(")", 1)[1].split()  # after the command's name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wrk(url: str, path: str, seconds: float, connections: int, *, new_agents: str = "", ua: str = SAFARI,
@@ -225,8 +240,9 @@ def main(argv: list[str] | None = None) -> int:
         landing_bytes = len(httpx.get(router_base + group, headers={"user-agent": WECHAT}).content)
         bare_env = {"BARE_HTML_BYTES": str(landing_bytes)}
         with server(uvicorn(bare_port, "httptools"), bare_port, bare_env) as bare, \
-                server(uvicorn(h11_port, "h11"), h11_port, bare_env):
+                server(uvicorn(h11_port, "h11"), h11_port, bare_env) as h11:
             bare_base, h11_base = f"http://127.0.0.1:{bare_port}", f"http://127.0.0.1:{h11_port}"
+            processes = {router_base: router, bare_base: bare, h11_base: h11}
             rows = [
                 Row("bare redirect (uvloop + httptools)", bare_base, "/go", "", {}),
                 Row("bare redirect, h11", h11_base, "/go", "bare redirect (uvloop + httptools)", {}),
@@ -245,7 +261,11 @@ def main(argv: list[str] | None = None) -> int:
             by_name = {row.name: row for row in rows}
 
             def measure(row: Row) -> Result:
+                process = processes[row.base]
+                before = cpu_seconds(process)
                 result = wrk(row.base, row.path, args.seconds, args.connections, **row.options)  # type: ignore[arg-type]
+                if result.requests:
+                    result.cpu_us = (cpu_seconds(process) - before) / result.requests * 1e6
                 row.results.append(result)
                 return result
 
@@ -267,8 +287,8 @@ def main(argv: list[str] | None = None) -> int:
             peak = median([result.rps for result in rows[2].results])
             half = Row(f"router 302 at half its peak ({peak / 2:.0f}/s offered)", router_base, go, "",
                        {"delay_ms": max(1, round(args.connections * 1000 / (peak / 2)))})
-            half.results = [wrk(half.base, half.path, args.seconds, args.connections, **half.options)  # type: ignore[arg-type]
-                            for _ in range(args.rounds)]
+            for _ in range(args.rounds):
+                measure(half)
             rows.append(half)
             router_rss, bare_rss = rss_mb(router), rss_mb(bare)
 
@@ -287,17 +307,19 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"{args.rounds} rounds of {args.seconds:g} s, {args.connections} connections, each row beside a run of "
           f"its baseline; median run, and the median of the paired runs' ratios; servers on core 0, wrk on core 1")
-    print(f"| {'config':<44} | {'req/s':>8} | {'vs base':>7} | {'range':>9} | {'p50 ms':>6} | {'p99 ms':>6} | "
-          f"{'errors':>6} | {'RSS MB':>6} |")
-    print(f"| {'-' * 44} | {'-' * 8}:| {'-' * 7}:| {'-' * 9}:| {'-' * 6}:| {'-' * 6}:| {'-' * 6}:| {'-' * 6}:|")
+    print(f"| {'config':<45} | {'req/s':>8} | {'vs base':>7} | {'range':>9} | {'p50 ms':>6} | {'p99 ms':>6} | "
+          f"{'errors':>6} | {'CPU µs':>6} | {'RSS MB':>6} |")
+    print(f"| {'-' * 45} | {'-' * 8}:| {'-' * 7}:| {'-' * 9}:| {'-' * 6}:| {'-' * 6}:| {'-' * 6}:| {'-' * 6}:| "
+          f"{'-' * 6}:|")
     for row in rows:
         result = sorted(row.results, key=lambda r: r.rps)[len(row.results) // 2]
         ratio = f"{median(row.ratios):.0%}" if row.baseline else "100%" if row.name.startswith("bare") else "—"
         # The paired runs' lowest and highest ratio: how far one run of this machine can be trusted.
         spread = f"{min(row.ratios):.0%}–{max(row.ratios):.0%}" if row.baseline else ""
         rss = router_rss if row.base == router_base else bare_rss if row.base == bare_base else float("nan")
-        print(f"| {row.name:<44} | {result.rps:>8.0f} | {ratio:>7} | {spread:>9} | {result.p50_ms:>6.2f} | "
-              f"{result.p99_ms:>6.2f} | {sum(r.errors for r in row.results):>6} | {rss:>6.1f} |")
+        print(f"| {row.name:<45} | {result.rps:>8.0f} | {ratio:>7} | {spread:>9} | {result.p50_ms:>6.2f} | "
+              f"{result.p99_ms:>6.2f} | {sum(r.errors for r in row.results):>6} | {result.cpu_us:>6.1f} | "
+              f"{rss:>6.1f} |")
     print()
     print("router RSS (one process, its resident set after each step):")
     for label, clicks, rss in memory:

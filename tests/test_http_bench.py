@@ -32,6 +32,7 @@ def test_the_http_benchmark_runs() -> None:
         assert re.fullmatch(r"\d+%|—", cells[2]), row
         compared = cells[2] not in ("100%", "—")  # a row measured beside its baseline: its ratios' range too
         assert re.fullmatch(r"\d+%–\d+%", cells[3]) if compared else cells[3] == "", row
+        assert float(cells[7]) > 0, row  # the server's CPU time per request
     memory = re.findall(r"^  (.+?) +([\d,]+) clicks +([\d.]+) MB$", result.stdout, re.M)
     assert [label for label, _, _ in memory] == [
         "a fresh router", "then a day's new user agents", "then the every-part-new flood"], result.stdout
