@@ -5,20 +5,24 @@ gives, in order, whole, with keep-alive, HEAD, Connection: close, proxies and sh
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import socket
 from collections.abc import Callable
-from typing import Any
+from typing import IO, Any
+from urllib.parse import urlencode
 
 import httptools
 import pytest
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
+from router.decision.signing import sign
 from router.serve.config import Settings, bundled_rules_dir
 from router.serve.drain import DRAIN
 from router.serve.outbox import MAX_WAITING, Outbox
 from router.serve.protocol import BoundedHttpToolsProtocol
+from router.serve.upstream import DEFAULT_EXPAND_HOSTS
 from router.serve.web import create_app
 from tests import uas
 from tests.conftest import TEST_KEYS
@@ -33,12 +37,14 @@ def _request(target: str, ua: str = uas.CHROME_WINDOWS, method: str = "GET", ext
     return f"{method} {target} HTTP/{version}\r\nHost: x\r\nUser-Agent: {ua}\r\n{extra}\r\n".encode()
 
 
-def _protocol(peer: str = "127.0.0.1", **config: Any) -> tuple[BoundedHttpToolsProtocol, Recorder]:
+def _protocol(peer: str = "127.0.0.1", settings: Settings | None = None, click_stream: IO[bytes] | None = None,
+              **config: Any) -> tuple[BoundedHttpToolsProtocol, Recorder]:
     """A connection from `peer` to the router app on the real protocol class (in a running loop)."""
-    app = create_app(Settings(rules_dir=bundled_rules_dir(), signing_keys=TEST_KEYS))
-    settings = {"http": BoundedHttpToolsProtocol, "access_log": False, "lifespan": "off", "proxy_headers": False,
-                **config}
-    loaded = Config(app, **settings)
+    app = create_app(settings or Settings(rules_dir=bundled_rules_dir(), signing_keys=TEST_KEYS),
+                     click_stream=click_stream)
+    options = {"http": BoundedHttpToolsProtocol, "access_log": False, "lifespan": "off", "proxy_headers": False,
+               **config}
+    loaded = Config(app, **options)
     loaded.load()
     transport = Recorder()
     transport.get_extra_info = lambda name, default=None: {  # type: ignore[method-assign]
@@ -142,6 +148,54 @@ def test_pipelined_requests_are_answered_in_order_whichever_way_each_goes() -> N
     assert answers[2][2].startswith(b"<!doctype html>") and answers[3][2] == b"ok\n"
     ids = [headers["x-request-id"] for _, headers, _ in answers]
     assert len(set(ids)) == 4 and ids == sorted(ids, key=lambda rid: int(rid.rsplit("-", 1)[1], 16))
+
+
+def test_the_keep_alive_timer_of_an_answer_given_at_once_stops_when_the_next_request_begins() -> None:
+    """A click answered at once arms uvicorn's keep-alive timer; the request after it in the same data goes
+    uvicorn's way (it may take longer than the keep-alive) and must not have its connection closed under it."""
+
+    async def run() -> None:
+        protocol, _ = _protocol()
+        protocol.data_received(_request(REDIRECT) + _request(f"/go?url={ITEM}&ct=x.y.z"))
+        assert protocol.tasks  # the second goes uvicorn's way
+        assert protocol.timeout_keep_alive_task is None
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert protocol.timeout_keep_alive_task is not None  # armed again once its answer is out
+        protocol.connection_lost(None)
+
+    asyncio.run(run())
+
+
+def test_with_short_links_to_expand_only_a_short_link_waits_and_an_ad_clicks_id_is_used_once() -> None:
+    """With short-link expansion on (the default), a click whose link is not a short link is still answered at
+    once, an ad click's id recorded as it is answered (its second use is a replay, counted once); a short
+    link goes uvicorn's way, to be expanded."""
+    stream = io.BytesIO()
+    settings = Settings(rules_dir=bundled_rules_dir(), signing_keys=TEST_KEYS, expand_hosts=DEFAULT_EXPAND_HOSTS)
+    ad = "/ad?" + urlencode(sign({"url": "https://item.taobao.com/item.htm?id=1", "src": "unidesk", "adv": "a1"},
+                                 TEST_KEYS))
+
+    async def run() -> tuple[int, int]:
+        protocol, transport = _protocol(settings=settings, click_stream=stream)
+        clicks = protocol.app.clicks
+        for target in (ad + "&gdt_vid=wx1", ad + "&gdt_vid=wx1", ad + "&gdt_vid=wx2", REDIRECT + "&gdt_vid=wx3"):
+            protocol.data_received(_request(target))
+            assert not protocol.tasks, target  # answered at once
+        await asyncio.sleep(0)
+        answered = len(_answers(b"".join(transport.writes)))
+        protocol.data_received(_request("/go?url=" + "https%3A%2F%2Fm.tb.cn%2Fh.abc"))
+        assert protocol.tasks  # a short link: expanded, uvicorn's way
+        for task in list(protocol.tasks):
+            task.cancel()
+        protocol.connection_lost(None)
+        clicks.click_log.close()
+        return answered, clicks.replays.replays
+
+    answered, replays = asyncio.run(run())
+    assert answered == 4 and replays == 1
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["channel"] for line in lines][:3] == ["ad", "unknown", "ad"], lines
 
 
 @pytest.mark.parametrize("case", ["close", "http/1.0", "draining"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import time
 from datetime import UTC, datetime
 from urllib.parse import quote
 
@@ -173,6 +174,22 @@ def test_the_click_stream_is_written_by_its_thread_and_flushed_on_close() -> Non
     lines = stream.getvalue().decode().splitlines()
     assert [json.loads(line)["n"] for line in lines] == list(range(1000))
     assert json.loads(lines[0])["ua"] == "微信"
+
+
+def test_the_click_stream_writes_lines_written_after_a_close() -> None:
+    """An app closed and used again (a second lifespan, tests) starts its writer again: no line is lost."""
+    stream = io.BytesIO()
+    log = ClickLog(stream)
+    log.write({"n": 1})
+    log.close()
+    log.write({"n": 2})
+    deadline = time.monotonic() + 10
+    while b'"n":2' not in stream.getvalue() and time.monotonic() < deadline:  # written by the new thread
+        time.sleep(0.01)
+    for n in range(3, 6):
+        log.write({"n": n})
+    log.close()
+    assert [json.loads(line)["n"] for line in stream.getvalue().splitlines()] == [1, 2, 3, 4, 5]
 
 
 def test_a_broken_stream_never_breaks_a_click() -> None:

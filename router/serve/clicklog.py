@@ -121,3 +121,4 @@ class ClickLog:
             self._wake.set()
             thread.join(timeout)
             self._thread = None
+            self._stopping = False  # a line written after this starts a thread again

@@ -185,6 +185,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
 
     def on_message_begin(self) -> None:
+        # The keep-alive timer an answer given at once armed stops when the next request begins, even one
+        # that came in the same data (data_received stopped it before that answer): a request that goes
+        # uvicorn's way and takes longer than the keep-alive must not have its connection closed under it.
+        self._unset_keepalive_if_required()
         super().on_message_begin()
         self._head_begun = True
 

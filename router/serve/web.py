@@ -266,15 +266,25 @@ class Clicks:
         request = _Request(scope, self.trust_request_ids)
         client = parse_client(request.ua)  # never raises; interned, so the kept answers can be keyed by it
         kept = self.answers.get(ruleset, request.path, request.query, client)
-        if kept is None and self.expander is not None:  # its link may be one to expand: a wait
-            return False
         now = time.time()
         at = datetime.fromtimestamp(now, UTC)
         ctx = None
         try:
             if kept is None:
-                ctx = read_click(request.path, request.query, request.ua, at=at, settings=self.settings,
-                                 visitor=request.visitor, replays=self.replays, client=client)
+                expander = self.expander
+                if expander is None:
+                    ctx = read_click(request.path, request.query, request.ua, at=at, settings=self.settings,
+                                     visitor=request.visitor, replays=self.replays, client=client)
+                else:
+                    # Its link may be a short link to expand, a wait: read it recording nothing, so that
+                    # __call__ can read it again; otherwise its click id's first use is recorded now.
+                    deferred = DeferredReplays()
+                    ctx = read_click(request.path, request.query, request.ua, at=at, settings=self.settings,
+                                     visitor=request.visitor, replays=deferred, client=client)
+                    if ctx.link.web_url and expander.expandable(ctx.link):
+                        return False
+                    if deferred.key and not self.replays.first_use(deferred.key, now):
+                        ctx = as_replayed(ctx, deferred.key)
         except Exception as failure:  # BadClick, or a bug: _answer says which
             answered = self._answer(request, ruleset, now, None, None, failure)
         else:
