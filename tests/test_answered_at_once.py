@@ -5,9 +5,11 @@ gives, in order, whole, with keep-alive, HEAD, Connection: close, proxies and sh
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import json
 import socket
+import weakref
 from collections.abc import Callable
 from typing import IO, Any
 from urllib.parse import urlencode
@@ -20,7 +22,7 @@ from uvicorn.server import ServerState
 from router.decision.signing import sign
 from router.serve.config import Settings, bundled_rules_dir
 from router.serve.drain import DRAIN
-from router.serve.outbox import MAX_WAITING, Outbox
+from router.serve.outbox import MAX_WAITING, Outbox, _outboxes, outbox_for
 from router.serve.protocol import BoundedHttpToolsProtocol
 from router.serve.upstream import DEFAULT_EXPAND_HOSTS
 from router.serve.web import create_app
@@ -301,7 +303,7 @@ def test_the_outbox_writes_once_per_turn_and_early_when_full() -> None:
 
     async def run() -> None:
         log: list[int] = []
-        outbox = Outbox(asyncio.get_running_loop())
+        outbox = Outbox()
         for number in range(MAX_WAITING - 1):
             outbox.add(Sender(log, number))
         assert log == []
@@ -315,6 +317,14 @@ def test_the_outbox_writes_once_per_turn_and_early_when_full() -> None:
         assert log == list(range(MAX_WAITING + 3))
 
     asyncio.run(run())
+    loop = asyncio.new_event_loop()
+    outbox_for(loop)
+    assert loop in _outboxes
+    gone = weakref.ref(loop)
+    loop.close()
+    del loop
+    gc.collect()
+    assert gone() is None  # an outbox does not keep its loop alive
 
 
 class _Responses:

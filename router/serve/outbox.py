@@ -29,15 +29,16 @@ class Sender(Protocol):
 class Outbox:
     """The connections with answers waiting, in the order they were given; written by one callback per turn."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+    def __init__(self) -> None:
         self._waiting: list[Sender] = []
 
     def add(self, sender: Sender) -> None:
-        """`sender` has an answer waiting (and had none before this one)."""
+        """`sender` has an answer waiting (and had none before this one); called on the event loop."""
         waiting = self._waiting
         if not waiting:
-            self._loop.call_soon(self.flush)  # after the callbacks of this turn: the next turn's first
+            # After the callbacks of this turn: the next turn's first. (The loop is looked up, not kept: the
+            # outbox is kept per loop, weakly, and must not keep its loop alive.)
+            asyncio.get_running_loop().call_soon(self.flush)
         waiting.append(sender)
         if len(waiting) >= MAX_WAITING:
             self.flush()
@@ -55,5 +56,5 @@ def outbox_for(loop: asyncio.AbstractEventLoop) -> Outbox:
     """The event loop's outbox (one per loop: a process serves on one, tests start several)."""
     outbox = _outboxes.get(loop)
     if outbox is None:
-        outbox = _outboxes[loop] = Outbox(loop)
+        outbox = _outboxes[loop] = Outbox()
     return outbox
