@@ -376,7 +376,7 @@ def _forwarded(scope: Any, proxies: Any) -> None:
     answered at once never reaches it): from a trusted proxy, X-Forwarded-For's client and
     X-Forwarded-Proto's scheme."""
     client = scope.get("client")
-    if not client or client[0] not in proxies:
+    if (client[0] if client else None) not in proxies:  # as the middleware asks (`*` trusts even no address)
         return
     proto: bytes | None = None
     forwarded_for: list[bytes] = []
