@@ -57,6 +57,7 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"  # what uvicorn's cycle writes when 
 # A header value must not end its line early or carry other control characters (a tab may be in one): what
 # uvicorn checks each header of an answer for, checked here once over an answer's values.
 _UNSAFE_VALUE = re.compile(b"[\x00-\x08\x0a-\x1f\x7f]")
+# How an answer given at once is written (router.serve.web: Clicks.now calls it): status, headers, body.
 Respond = Callable[[int, list[tuple[bytes, bytes]], bytes], None]
 AnswerNow = Callable[[Any, Respond], bool]  # (the request's ASGI scope, how to write its answer)
 

@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from time import perf_counter
@@ -59,6 +59,7 @@ from router.serve.pages import (
     message_context,
     new_nonce,
 )
+from router.serve.protocol import Respond
 from router.serve.reload import ActiveRules, Reloader, rules_source
 from router.serve.shared import FleetExpansions, SharedStore, click_budget, replay_ttl
 from router.serve.sources import RulesSource
@@ -221,9 +222,6 @@ class _Answered:
         self.page, self.action, self.rule, self.ctx, self.arms, self.reason = page, action, rule, ctx, arms, reason
 
 
-# How a click answered without the event loop is written (router.serve.protocol): status, headers, body.
-Respond = Callable[[int, list[tuple[bytes, bytes]], bytes], None]
-
 
 class Clicks:
     """/go and /ad in plain ASGI: no routing, middleware stack or request objects between a click and its
@@ -271,20 +269,14 @@ class Clicks:
         ctx = None
         try:
             if kept is None:
-                expander = self.expander
-                if expander is None:
-                    ctx = read_click(request.path, request.query, request.ua, at=at, settings=self.settings,
-                                     visitor=request.visitor, replays=self.replays, client=client)
-                else:
-                    # Its link may be a short link to expand, a wait: read it recording nothing, so that
-                    # __call__ can read it again; otherwise its click id's first use is recorded now.
-                    deferred = DeferredReplays()
-                    ctx = read_click(request.path, request.query, request.ua, at=at, settings=self.settings,
-                                     visitor=request.visitor, replays=deferred, client=client)
-                    if ctx.link.web_url and expander.expandable(ctx.link):
-                        return False
-                    if deferred.key and not self.replays.first_use(deferred.key, now):
-                        ctx = as_replayed(ctx, deferred.key)
+                # Read recording nothing: a click whose short link is to be expanded waits, and __call__ reads
+                # it again; any other has its click id's first use recorded now.
+                deferred = DeferredReplays()
+                ctx = self._read(request, at, client, deferred)
+                if self._expands(ctx):
+                    return False
+                if deferred.key and not self.replays.first_use(deferred.key, now):
+                    ctx = as_replayed(ctx, deferred.key)
         except Exception as failure:  # BadClick, or a bug: _answer says which
             answered = self._answer(request, ruleset, now, None, None, failure)
         else:
@@ -315,8 +307,7 @@ class Clicks:
                 if self.shared is not None and request.path == "/ad":
                     ctx = await self._read_ad_shared(request, at, client)
                 else:
-                    ctx = read_click(request.path, request.query, request.ua, at=at, settings=self.settings,
-                                     visitor=request.visitor, replays=self.replays, client=client)
+                    ctx = self._read(request, at, client, self.replays)
                 if limits is not None and ctx.ad is not None and ctx.ad.verified:
                     ad = ctx.ad
                     limited = await limits.ad_link_refusal(
@@ -324,11 +315,10 @@ class Clicks:
                     if limited is not None:
                         await self._refuse_limited(scope, send, request, *limited)
                         return
-                expander = self.expander
-                if expander is not None and ctx.link.web_url and expander.expandable(ctx.link):
+                if self.expander is not None and self._expands(ctx):
                     # Never raises, and answers within the expansion deadline: a failure keeps the short link.
                     asked = perf_counter()
-                    ctx = with_expansion(ctx, await expander.expand(ctx.link.web_url))
+                    ctx = with_expansion(ctx, await self.expander.expand(ctx.link.web_url))  # type: ignore[arg-type]
                     waited = perf_counter() - asked
             except Exception as error:  # BadClick, or a bug: _answer says which
                 failure = error
@@ -345,6 +335,16 @@ class Clicks:
             if escaped_from is not None:
                 line["escaped_from"] = escaped_from
         self.click_log.write(line)
+
+    def _read(self, request: _Request, at: datetime, client: Client, replays: ClickReplays) -> Context:
+        """read_click for this click (BadClick for one that can't be read)."""
+        return read_click(request.path, request.query, request.ua, at=at, settings=self.settings,
+                          visitor=request.visitor, replays=replays, client=client)
+
+    def _expands(self, ctx: Context) -> bool:
+        """Whether the click's link is a short link to expand before deciding (a wait on its host)."""
+        expander = self.expander
+        return expander is not None and bool(ctx.link.web_url) and expander.expandable(ctx.link)
 
     def _answer(self, request: _Request, ruleset: RuleSet, now: float, kept: tuple[Context, Decision] | None,
                 ctx: Context | None, failure: Exception | None = None, waited: float = 0.0) -> _Answered:
@@ -443,8 +443,7 @@ class Clicks:
         """An /ad click with the fleet's store: its click id's first use is asked of the store (this
         process's own replays answer when the store can't, within its deadline)."""
         deferred = DeferredReplays()
-        ctx = read_click(request.path, request.query, request.ua, at=at, settings=self.settings,
-                         visitor=request.visitor, replays=deferred, client=client)
+        ctx = self._read(request, at, client, deferred)
         key = deferred.key
         if not key or self.shared is None:
             return ctx
