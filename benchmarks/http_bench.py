@@ -16,6 +16,7 @@ Rows:
   router 302, new UA     a WeChat 1:1 chat tap -> 302 to the web page, with a never-seen WeChat user agent
                          on every request (wrk's Lua)
   bare HTML              Starlette HTMLResponse as large as the router's landing page (the landing's 100 %)
+  router 302, flood      iPhone Safari's user agent with ` r/<counter>` appended: a new string every request
   router 200 landing     a WeChat group-chat click -> the landing page
   router p99 at half     the 302 row at half of the router's own peak rate (wrk's Lua paces each
                          connection), for the latency a click sees when the router is not saturated
@@ -24,7 +25,8 @@ Ratios are each row's req/s over its baseline's. CPU µs is the server's own CPU
 and kernel, from /proc) per request in the median run: what a request costs the machine, whatever the load
 generator did meanwhile. RSS is the server's after its rows. Then memory as the
 goal states it: a fresh router, --rss-clicks (100,000) clicks with a day's new user agents, then as many
-of the every-part-new flood, and its resident set after each. Absolute figures move between machines;
+of the every-part-new flood, then --flood-clicks (200,000) of made-up Safari ones, and its resident set
+after each. Absolute figures move between machines;
 the ratios are what the README quotes. Nothing here asserts a figure.
 """
 
@@ -85,6 +87,8 @@ request = function()
       " Mobile Safari/537.36 XWEB/" .. (i % 100000000) .. " MMWEBSDK/20240404 MMWEBID/" .. (i % IDS) ..
       " MicroMessenger/8.0.47." .. (i % 100000) .. "(0x28002F30) WeChat/arm64 Weixin NetType/WIFI " ..
       "Language/zh_CN ABI/arm64"
+  elseif new_agents == "flood" then
+    ua = fixed .. " r/" .. i
   end
   return wrk.format("GET", path, {{["User-Agent"] = ua}})
 end
@@ -216,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--rss-clicks", type=int, default=100_000, help="clicks per step of the memory run")
+    parser.add_argument("--flood-clicks", type=int, default=200_000,
+                        help="clicks of made-up user agents in the memory run's last step")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
@@ -254,6 +260,10 @@ def main(argv: list[str] | None = None) -> int:
                     "bare redirect (uvloop + httptools)", {"new_agents": "day"}),
                 Row("router 302, new UA, every part new", router_base, f"{go}&from=singlemessage",
                     "bare redirect (uvloop + httptools)", {"new_agents": "worst"}),
+                # A flood of made-up user agents: iPhone Safari's string with a counter appended, a new
+                # string on every request (what a client inventing user agents costs).
+                Row("router 302, flood of made-up UAs", router_base, go,
+                    "bare redirect (uvloop + httptools)", {"new_agents": "flood"}),
                 Row(f"bare HTML ({landing_bytes} bytes)", bare_base, "/landing", "", {}),
                 Row("router 200 landing (WeChat group)", router_base, group, f"bare HTML ({landing_bytes} bytes)",
                     {"ua": WECHAT}),
@@ -298,10 +308,13 @@ def main(argv: list[str] | None = None) -> int:
     memory = []
     with server(router_command(fresh_port), fresh_port, {"ROUTER_LOG_LEVEL": "warning"}) as fresh:
         memory.append(("a fresh router", 0, rss_mb(fresh)))
-        for kind, label in (("day", "then a day's new user agents"), ("worst", "then the every-part-new flood")):
+        steps = (("day", "then a day's new user agents", args.rss_clicks, f"{go}&from=singlemessage"),
+                 ("worst", "then the every-part-new flood", args.rss_clicks, f"{go}&from=singlemessage"),
+                 ("flood", "then made-up Safari user agents", args.flood_clicks, go))
+        for kind, label, wanted, path in steps:
             clicks = 0
-            while clicks < args.rss_clicks:  # wrk runs for a time, not a count: runs of 5 s, numbered on
-                clicks += wrk(f"http://127.0.0.1:{fresh_port}", f"{go}&from=singlemessage", 5, args.connections,
+            while clicks < wanted:  # wrk runs for a time, not a count: runs of 5 s, numbered on
+                clicks += wrk(f"http://127.0.0.1:{fresh_port}", path, 5, args.connections,
                               new_agents=kind, start=clicks).requests
             memory.append((label, clicks, rss_mb(fresh)))
 
