@@ -36,6 +36,7 @@ import agents
 from router.decision import clients
 from router.decision.answers import Answers
 from router.decision.click import read_click
+from router.decision.clients import parse_client
 from router.decision.decide import decide
 from router.decision.links import link_cache_clear
 from router.decision.rules import RuleSet, RuleSource, build_rule_set, load_rules
@@ -148,8 +149,11 @@ def run_served(clicks: list[tuple[str, str, str]], settings: Settings, rules, an
     """As the server decides: repeated /go clicks from kept answers (router.decision.answers)."""
     at = datetime.now(UTC)
     start = time.perf_counter()
-    for path, query, ua in clicks:
-        answers.answer(rules, path, query, ua, at=at, visitor="bench-visitor", settings=settings)
+    for path, query, ua in clicks:  # as the click handler does (router.serve.clicks)
+        client = parse_client(ua)
+        if answers.get(rules, path, query, client) is None:
+            ctx = read_click(path, query, ua, at=at, settings=settings, visitor="bench-visitor", client=client)
+            answers.decide(rules, path, query, ctx)
     return (time.perf_counter() - start) / len(clicks) * 1e6
 
 

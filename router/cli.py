@@ -23,14 +23,13 @@ from urllib.parse import quote, urlencode
 
 from router.decision.click import BadClick, read_click
 from router.decision.decide import explain
-from router.decision.deeplinks import app_url
 from router.decision.links import LinkError, parse_link
 from router.decision.named_clients import UnknownClientError, user_agent
 from router.decision.rules import RuleSet, RuleSetError
 from router.decision.signing import sign
-from router.decision.types import EXPANDABLE, Channel, Context, Decision
-from router.decision.versions import format_version
+from router.decision.types import Channel
 from router.policy import casebook, lint, matrix, report_render, ruleset_diff, schema
+from router.policy.explain_json import explain_click
 from router.policy.replay import UnreadableLine, parse_time, read_clicks
 from router.serve.config import Settings
 from router.serve.reload import rules_source
@@ -75,76 +74,6 @@ def _parse_at(text: object) -> datetime:
         return parse_time(text)
     except ValueError as err:
         raise UsageError(str(err)) from None
-
-
-def result_json(
-    ctx: Context | None, decision: Decision | None, rules: RuleSet, error: BadClick | None = None
-) -> dict[str, Any]:
-    """The explain output for one click: decision, what was read from the click, and the trace."""
-    if error is not None or ctx is None or decision is None:
-        status = error.status if error else 400
-        reason = error.message if error else "unreadable click"
-        return {"action": "block", "rule": "bad-request", "status": status, "reason": reason,
-                "rules_version": rules.version}
-    client, link = ctx.client, ctx.link
-    out: dict[str, Any] = {
-        "action": decision.action.value,
-        "rule": decision.rule,
-        "status": decision.status,
-        "location": decision.location,
-        "channel": ctx.channel.value,
-        "channel_reason": ctx.channel_reason,
-        "client": {
-            "app": client.app.value,
-            "app_version": format_version(client.app_version) if client.app_version else None,
-            "os": client.os.value,
-            "os_version": format_version(client.os_version) if client.os_version else None,
-            "device": client.device.value,
-            "bot": client.bot,
-            "mini_program": client.mini_program,
-        },
-        "link": {
-            "platform": link.platform.value,
-            "kind": link.kind.value,
-            "item_id": link.item_id,
-            "shop_id": link.shop_id,
-            "web_url": link.web_url,
-            "app_url": app_url(link),
-        },
-        "ad": None if ctx.ad is None else {
-            "source": ctx.ad.source, "advertiser": ctx.ad.advertiser, "campaign": ctx.ad.campaign,
-            "verified": ctx.ad.verified, "reason": ctx.ad.reason,
-        },
-        "forwarded": [list(pair) for pair in ctx.forward],
-        # explain never uses the network: a short link is decided as it is, unexpanded.
-        "expansion": ctx.expansion.value if ctx.expansion else (
-            "skipped (explain is offline)" if link.kind in EXPANDABLE else "none"),
-        "trace": [{"rule": s.rule, "matched": s.matched, "reason": s.reason} for s in decision.trace],
-        "rules_version": rules.version,
-    }
-    if decision.reason:
-        out["reason"] = decision.reason
-    if decision.action.value == "landing":
-        out["landing"] = {"page": decision.landing or "default", "app_link": decision.app_link}
-    if decision.notes:
-        out["notes"] = list(decision.notes)
-    if decision.rule == "default":
-        out["trace"].append({"rule": "default", "matched": True, "reason": "no rule matched"})
-    return out
-
-
-def explain_click(
-    request: str, ua: str, at: datetime, settings: Settings, rules: RuleSet, visitor: str = "",
-    in_rollout: bool | None = None,
-) -> dict[str, Any]:
-    path, _, query = request.partition("?")
-    try:
-        ctx = read_click(path, query, ua, at=at, settings=settings, visitor=visitor)
-    except BadClick as bad:
-        return result_json(None, None, rules, bad)
-    if in_rollout is not None:  # the what-if of --in-rollout / --out-of-rollout, as case files have it
-        ctx = dataclasses.replace(ctx, in_rollout=in_rollout)
-    return result_json(ctx, explain(rules, ctx), rules)
 
 
 def _read_as_warning(ua: str) -> str | None:

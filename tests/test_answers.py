@@ -12,8 +12,10 @@ from urllib.parse import quote
 import pytest
 
 from router.decision.answers import MAX_KEY_CHARS, Answers
+from router.decision.click import read_click
 from router.decision.clients import parse_client
 from router.decision.rules import RuleSet, RuleSource, build_rule_set
+from router.decision.types import Context, Decision
 from router.serve import clicklog
 from router.serve.clicklog import ClickLog
 from router.serve.config import Settings, bundled_rules_dir
@@ -35,9 +37,21 @@ WINDOW = rules("rules:\n  - {id: sale, when: {window: {from: '2026-11-11T00:00:0
                "default: landing\n")
 
 
+def serve_click(answers: Answers, ruleset: RuleSet, path: str, query: str, ua: str, *, at: datetime, visitor: str,
+                settings: Settings = SETTINGS, headers: tuple[tuple[str, str], ...] = ()) -> tuple[Context, Decision]:
+    """What the click handler does with a click that waits on nothing (router.serve.clicks): the answer kept
+    for it, else the click read and decided, and kept when it may be (raises BadClick like read_click)."""
+    client = parse_client(ua)
+    kept = answers.get(ruleset, path, query, client, headers)
+    if kept is not None:
+        return kept
+    ctx = read_click(path, query, ua, at=at, settings=settings, visitor=visitor, client=client, headers=headers)
+    return ctx, answers.decide(ruleset, path, query, ctx)
+
+
 def answer(answers: Answers, ruleset: RuleSet, visitor: str = "visitor-01", path: str = "/go",
            query: str = QUERY) -> object:
-    return answers.answer(ruleset, path, query, uas.SAFARI_IOS, at=AT, visitor=visitor, settings=SETTINGS)
+    return serve_click(answers, ruleset, path, query, uas.SAFARI_IOS, at=AT, visitor=visitor)
 
 
 def test_a_timeless_answer_is_kept_and_given_again() -> None:
@@ -55,10 +69,10 @@ def test_user_agents_that_say_the_same_client_share_one_answer() -> None:
     answers = Answers()
     first_ua, second_ua = (uas.WECHAT_ANDROID.replace("MMWEBID/", f"MMWEBID/{n}") for n in (1, 2))
     assert parse_client(first_ua) == parse_client(second_ua)
-    ctx, first = answers.answer(ruleset, "/go", QUERY, first_ua, at=AT, visitor="a", settings=SETTINGS)
-    again_ctx, again = answers.answer(ruleset, "/go", QUERY, second_ua, at=AT, visitor="b", settings=SETTINGS)
+    ctx, first = serve_click(answers, ruleset, "/go", QUERY, first_ua, at=AT, visitor="a", settings=SETTINGS)
+    again_ctx, again = serve_click(answers, ruleset, "/go", QUERY, second_ua, at=AT, visitor="b", settings=SETTINGS)
     assert again is first and again_ctx is ctx and first.action.value == "web" and len(answers) == 1
-    _, other = answers.answer(ruleset, "/go", QUERY, uas.SAFARI_IOS, at=AT, visitor="c", settings=SETTINGS)
+    _, other = serve_click(answers, ruleset, "/go", QUERY, uas.SAFARI_IOS, at=AT, visitor="c", settings=SETTINGS)
     assert other.action.value == "landing" and len(answers) == 2
 
 
@@ -73,13 +87,13 @@ def test_clients_of_one_kind_share_an_answer_and_each_click_keeps_its_own_client
                       for v in ("8.0.47", "8.0.49", "8.0.20")}
     clients = {v: parse_client(ua) for v, ua in uas_by_version.items()}
     assert len(set(clients.values())) == 3
-    first_ctx, first = answers.answer(ruleset, "/go", QUERY, uas_by_version["8.0.47"], at=AT, visitor="a",
+    first_ctx, first = serve_click(answers, ruleset, "/go", QUERY, uas_by_version["8.0.47"], at=AT, visitor="a",
                                       settings=SETTINGS)
-    ctx, again = answers.answer(ruleset, "/go", QUERY, uas_by_version["8.0.49"], at=AT, visitor="b",
+    ctx, again = serve_click(answers, ruleset, "/go", QUERY, uas_by_version["8.0.49"], at=AT, visitor="b",
                                 settings=SETTINGS)
     assert again is first and first.action.value == "web" and len(answers) == 1
     assert ctx.client is clients["8.0.49"] and first_ctx.client is clients["8.0.47"] and ctx.link == first_ctx.link
-    old_ctx, old = answers.answer(ruleset, "/go", QUERY, uas_by_version["8.0.20"], at=AT, visitor="c",
+    old_ctx, old = serve_click(answers, ruleset, "/go", QUERY, uas_by_version["8.0.20"], at=AT, visitor="c",
                                   settings=SETTINGS)
     assert old.action.value == "landing" and old_ctx.client is clients["8.0.20"] and len(answers) == 2
 
@@ -103,7 +117,7 @@ def test_a_kept_answer_is_the_answer_decided_afresh_for_every_client_of_the_corp
         answers = Answers()
         for ua in order:
             for query in queries:
-                ctx, decision = answers.answer(shipped, "/go", query, ua, at=AT, visitor="v", settings=SETTINGS)
+                ctx, decision = serve_click(answers, shipped, "/go", query, ua, at=AT, visitor="v", settings=SETTINGS)
                 fresh = decide(shipped, read_click("/go", query, ua, at=AT, settings=SETTINGS, visitor="v"))
                 assert ctx.client is parse_client(ua), ua
                 assert (decision.action, decision.rule, decision.location, decision.landing, decision.app_link,

@@ -14,7 +14,7 @@ import pytest
 from router.decision.click import read_click
 from router.decision.clients import parse_client
 from router.decision.named_clients import CLIENTS, GROUPS, UnknownClientError, user_agent
-from router.decision.rules import Outcome, RuleSet, load_rules
+from router.decision.rules import RuleSet, Then, load_rules
 from router.decision.types import OS, Action, App, Channel, Device
 from router.policy import casebook
 from router.policy.casebook import Case, Click, Verdict, load_cases, run_case, run_cases, unreached
@@ -60,13 +60,13 @@ def test_shipped_cases_catch_any_change_of_a_rules_action(shipped_rules: RuleSet
             if action is rule.then.action:
                 continue
             changed = list(shipped_rules.rules)
-            changed[index] = dataclasses.replace(rule, then=Outcome(action))
+            changed[index] = dataclasses.replace(rule, then=Then(action))
             altered = dataclasses.replace(shipped_rules, rules=tuple(changed))
             if all(r.verdict is Verdict.PASS for r in run_cases(SHIPPED_CASES, altered, settings, NOW)):
                 unnoticed.append(f"{rule.id} -> {action}")
     for action in Action:
         if action is not shipped_rules.default.action:
-            altered = dataclasses.replace(shipped_rules, default=Outcome(action))
+            altered = dataclasses.replace(shipped_rules, default=Then(action))
             if all(r.verdict is Verdict.PASS for r in run_cases(SHIPPED_CASES, altered, settings, NOW)):
                 unnoticed.append(f"default -> {action}")
     assert unnoticed == []

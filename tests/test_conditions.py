@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from router.decision.conditions import ConditionError, ConditionName, build_condition, rollout_bucket
+from router.decision.conditions import ConditionError, build_condition, rollout_bucket
 from router.decision.decide import decide, explain
 from router.decision.rules import load_rules
 from router.decision.types import (
@@ -32,7 +32,7 @@ CTX = Context(LINK, WECHAT, Channel.GROUP_CHAT, "test", datetime(2026, 11, 11, 1
 
 
 def cond(name: str, value: object):  # type: ignore[no-untyped-def]
-    return build_condition(ConditionName(name), value)
+    return build_condition(name, value)
 
 
 @pytest.mark.parametrize(

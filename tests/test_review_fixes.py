@@ -12,11 +12,12 @@ from urllib.parse import quote
 import pytest
 from starlette.testclient import TestClient
 
-from router.cli import explain_click, main
+from router.cli import main
 from router.decision.deeplinks import app_location
 from router.decision.links import parse_link
 from router.decision.rules import load_rules
 from router.decision.types import OS, App, Client, Device
+from router.policy.explain_json import explain_click
 from router.serve.config import Settings
 from router.serve.web import create_app
 from tests import uas

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from router.decision.conditions import CONDITION_DOCS, ConditionName
+from router.decision.conditions import CONDITION_TYPES
 from router.policy.schema import rules_reference, rules_schema
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,8 +26,13 @@ def test_shipped_reference_is_generated() -> None:
 
 
 def test_every_condition_is_documented() -> None:
-    """No condition without its meaning and example."""
-    assert set(CONDITION_DOCS) == set(ConditionName)
+    """Every condition type has its meaning and example, a line in the reference and a schema of its own."""
+    reference, schema = rules_reference(), rules_schema()["$defs"]["when"]["properties"]
+    for key, condition in CONDITION_TYPES.items():
+        assert condition.meaning and condition.example.startswith(f"{key}:"), key
+        assert f"| `{key}` | {condition.meaning} |" in reference
+        assert schema[key] == {**condition.value_schema(), "description": f"{condition.meaning} Example: "
+                                                                         f"{condition.example}"}
 
 
 def test_shipped_rules_satisfy_the_schema() -> None:

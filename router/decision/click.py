@@ -114,9 +114,10 @@ def read_click(
     visitor: str = "",
     replays: ClickReplays | None = None,
     client: Client | None = None,
+    headers: tuple[tuple[str, str], ...] = (),
 ) -> Context:
     """Resolve everything the rules look at, or raise BadClick. `client`: what parse_client(ua) gave, when
-    the caller has it already."""
+    the caller has it already; `headers`: the request headers the rules read (RuleSet.headers_read)."""
     if client is None:
         client = parse_client(ua)
     if path == "/go":
@@ -129,7 +130,7 @@ def read_click(
                 _go_queries.put(key, known)
         link, channel, reason, forward = known[1]
         return _new_context(link, client, channel, reason, at, visitor or visitor_id(None, "", ua or ""), forward,
-                            None, None, None, "")
+                            None, None, None, "", headers)
     if path not in CLICK_PATHS:
         raise BadClick(404, f"no such click path {_short(path)}; use /go?url=… or a signed /ad?… link")
     ad_query, extra = _read_ad_query(query, settings, at)
@@ -145,7 +146,7 @@ def read_click(
             if replay_key:
                 ad, channel, reason = _replay_checked(ad, channel, reason, replay_key, ad_query.fields, replays, at)
         return _new_context(ad_query.link, client, channel, reason, at, visitor or visitor_id(None, "", ua or ""),
-                            forward, ad, None, None, "")
+                            forward, ad, None, None, "", headers)
     values, params = ad_query.values, ad_query.params
     if extra:
         values = dict(values)
@@ -157,15 +158,16 @@ def read_click(
     wanted = settings.forward_params
     forward = tuple((name, value) for name, value in params if name in wanted)
     return _new_context(ad_query.link, client, channel, reason, at, visitor or visitor_id(None, "", ua or ""),
-                        forward, ad, None, None, "")
+                        forward, ad, None, None, "", headers)
 
 
 # A Context per click read, at half the cost of Context(...) (router.decision.slots); every field given, in
-# order: link, client, channel, channel_reason, at, visitor, forward, ad, in_rollout, expansion, expansion_reason.
+# order: link, client, channel, channel_reason, at, visitor, forward, ad, in_rollout, expansion, expansion_reason,
+# headers.
 _new_context = slot_constructor(Context)
 if tuple(f.name for f in dataclasses.fields(Context)) != (
     "link", "client", "channel", "channel_reason", "at", "visitor", "forward", "ad", "in_rollout", "expansion",
-    "expansion_reason",
+    "expansion_reason", "headers",
 ):
     raise ImportError("router.decision.click: Context's fields changed; update the _new_context calls")
 
@@ -173,7 +175,7 @@ def with_client(ctx: Context, client: Client) -> Context:
     """`ctx` as read for a click from `client` (router.decision.answers: a kept Context for another client
     of the same kind)."""
     return _new_context(ctx.link, client, ctx.channel, ctx.channel_reason, ctx.at, ctx.visitor, ctx.forward, ctx.ad,
-                        ctx.in_rollout, ctx.expansion, ctx.expansion_reason)
+                        ctx.in_rollout, ctx.expansion, ctx.expansion_reason, ctx.headers)
 
 
 # Queries of /go clicks already read, with the settings they were read with (bounded: router.decision.recent).

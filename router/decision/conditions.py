@@ -1,30 +1,232 @@
-"""The closed vocabulary of rule conditions.
+"""The closed vocabulary of rule conditions: one class per condition type, declared once.
 
-Each condition type is one class that does three things and keeps them
-together, so they cannot drift apart: it is *built* from the value written in a
-rule file (rejecting bad values then, never at match time), it *holds* or not
-for a click Context, and it *explains* a failure in domain words for `explain`.
+A condition type is the key a rule writes under `when:` and one class that says, in one place:
 
-Conditions never read the clock or parse a user agent: everything they look at
-is already in the Context.
+- `reads`: what it reads of a click (the parts below, or a request header). Everything that keeps an
+  answer for more than one click derives its key from these declarations (router.decision.memo), and
+  so does whether a rule is timeless: a condition can't be added in a way that hands one click another's
+  answer;
+- `build`: its rule-file value checked and compiled (bad values are rejected when the rules load, never
+  at match time), and `value_schema`: the JSON Schema of that value;
+- `meaning` and `example`: its line in the rules reference;
+- `holds`, `explain` and `describe`: whether a click passes, and why not, in domain words.
+
+`@condition_type` checks those declarations and adds the class to CONDITION_TYPES, which the loader,
+the schema, the reference and the memo keys all read: a new condition type is one class.
+
+Conditions never read the clock or parse a user agent: everything they look at is already in the Context.
 """
 
 from __future__ import annotations
 
 import difflib
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Any, ClassVar, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from router.decision.types import OS, App, Channel, Client, Context, Device, Expansion, LinkKind, Platform
-from router.decision.versions import VersionRange, VersionRangeError, format_version, parse_range
+from router.decision.types import (
+    EXPANDABLE,
+    OS,
+    App,
+    Channel,
+    Client,
+    Context,
+    Device,
+    Expansion,
+    LinkKind,
+    Platform,
+    Version,
+)
+from router.decision.versions import RANGE_PART_PATTERN, VersionRange, VersionRangeError, format_version, parse_range
 
 
 class ConditionError(ValueError):
     """A rule's condition value is wrong; the message names the value and what is expected."""
+
+
+class Part(StrEnum):
+    """The parts of a click a condition can read (besides a request header: `Header`)."""
+
+    LINK = "link"  # the destination: its kind, platform, ids, and what became of a short link
+    CLIENT = "client"  # what the user agent says: app, OS, device, versions, mini program
+    CHANNEL = "channel"  # where the link was tapped
+    AD = "ad"  # the ad claim of an /ad link, verified or not
+    TIME = "time"  # when the click happens
+    VISITOR = "visitor"  # who clicks (the sticky visitor id)
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """A request header a condition reads, by its lower-case name."""
+
+    name: str
+
+    def __post_init__(self) -> None:
+        if not self.name or self.name != self.name.lower():
+            raise ValueError(f"a header is named in lower case, got {self.name!r}")
+
+
+Read = Part | Header
+PER_CLICK = frozenset({Part.TIME, Part.VISITOR})
+"""Parts that differ from one click to the next: an answer that read them is never kept for another click."""
+
+# Which part of a click each field of a Context is. `forward` (the attribution ids passed on) is read by no
+# condition; `headers` holds the Header reads. A Context field added without a part here stops the import.
+CONTEXT_PARTS: dict[str, Part | None] = {
+    "link": Part.LINK, "expansion": Part.LINK, "expansion_reason": Part.LINK,
+    "client": Part.CLIENT,
+    "channel": Part.CHANNEL, "channel_reason": Part.CHANNEL,
+    "ad": Part.AD,
+    "at": Part.TIME,
+    "visitor": Part.VISITOR, "in_rollout": Part.VISITOR,
+    "forward": None, "headers": None,
+}
+if set(CONTEXT_PARTS) != set(Context.__dataclass_fields__):
+    raise ImportError(f"router.decision.conditions: Context fields without a part: "
+                      f"{sorted(set(Context.__dataclass_fields__) ^ set(CONTEXT_PARTS))}")
+
+
+def header(ctx: Context, name: str) -> str:
+    """The value of a request header the rules read (`name` in lower case), "" when the click had none."""
+    for key, value in ctx.headers:
+        if key == name:
+            return value
+    return ""
+
+
+class UndeclaredRead(Exception):
+    """A condition used a part of a click it does not declare in `reads`."""
+
+
+class _Unread:
+    """Stands in for a part of a click that was not declared: any use of it raises UndeclaredRead."""
+
+    __slots__ = ("_what",)
+    _what: str
+
+    def __init__(self, what: str) -> None:
+        object.__setattr__(self, "_what", what)
+
+    def _refuse(self, *args: object, **kwargs: object) -> Any:
+        raise UndeclaredRead(f"read the click's {self._what} without declaring it in `reads`")
+
+    __getattr__ = __hash__ = __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = _refuse
+    __bool__ = __iter__ = __len__ = __contains__ = __format__ = __str__ = _refuse
+
+    def __repr__(self) -> str:
+        return f"<undeclared {self._what}>"
+
+
+def declared_only(ctx: Context, reads: frozenset[Read]) -> Context:
+    """`ctx` with every part not in `reads` replaced by a stand-in that raises UndeclaredRead when used, and
+    only the declared headers: what a condition that declares `reads` may look at."""
+    fields = {}
+    for name, part in CONTEXT_PARTS.items():
+        if part is None or part in reads:
+            fields[name] = getattr(ctx, name)
+        else:
+            fields[name] = _Unread(f"{name} ({part})")
+    names = {read.name for read in reads if isinstance(read, Header)}
+    fields["headers"] = tuple(pair for pair in ctx.headers if pair[0] in names) if names else _Unread("headers")
+    fields["forward"] = _Unread("forwarded ids")
+    return Context(**fields)
+
+
+def client_only(client: Client) -> Context:
+    """A click of which only the client may be read: what a condition that reads the client alone sees."""
+    fields: dict[str, object] = {name: _Unread(f"{name} ({part or name})") for name, part in CONTEXT_PARTS.items()}
+    fields["client"] = client
+    return Context(**fields)  # type: ignore[arg-type]
+
+
+class Condition:
+    """What every condition type declares (checked by @condition_type) and does."""
+
+    __slots__ = ()
+    key: ClassVar[str]  # the name written under `when:`
+    reads: ClassVar[frozenset[Read]]
+    meaning: ClassVar[str]  # for the reference and the schema's description
+    example: ClassVar[str]  # a `when:` entry, as a rule writes it
+
+    @classmethod
+    def build(cls: type[C], value: object) -> C:
+        """The condition from its rule-file value (already plain Python), or ConditionError."""
+        raise NotImplementedError
+
+    @classmethod
+    def value_schema(cls) -> dict[str, Any]:
+        """The JSON Schema of the value written under `when: {key: …}`."""
+        raise NotImplementedError
+
+    @classmethod
+    def choices(cls) -> tuple[str, ...]:
+        """The closed set of names the value takes, for the reference; () when it is not a set of names."""
+        return ()
+
+    def per_click(self) -> bool:
+        """Whether this condition's answer can differ between two clicks alike in all but time and visitor."""
+        return not self.reads.isdisjoint(PER_CLICK)
+
+    def holds(self, ctx: Context, rule_id: str) -> bool:
+        raise NotImplementedError
+
+    def explain(self, ctx: Context) -> str:
+        """Why `ctx` fails this condition, in domain words."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """What this condition asks for, in domain words."""
+        raise NotImplementedError
+
+    def covers(self, other: Condition) -> bool:
+        """Whether every click `other` lets through also passes this condition (for shadowing)."""
+        return other == self
+
+
+C = TypeVar("C", bound=Condition)
+
+CONDITION_TYPES: dict[str, type[Condition]] = {}
+"""Every condition type a rule may use, by its key, in the order they are declared (the reference's)."""
+
+_DECLARED = ("key", "reads", "meaning", "example")
+_IMPLEMENTED = ("build", "value_schema", "holds", "explain", "describe")
+
+
+def condition_type(cls: type[C]) -> type[C]:
+    """Check a condition type's declarations and add it to CONDITION_TYPES (a class decorator)."""
+    name = cls.__name__
+    missing = [attr for attr in _DECLARED if getattr(cls, attr, None) is None]
+    if missing:
+        raise TypeError(f"condition type {name} does not declare {', '.join(missing)}")
+    if not isinstance(cls.key, str) or not cls.key.isidentifier() or cls.key != cls.key.lower():
+        raise TypeError(f"condition type {name}: key {cls.key!r} is not a lower-case identifier")
+    reads = cls.reads
+    if not isinstance(reads, frozenset) or not reads or not all(isinstance(r, Part | Header) for r in reads):
+        raise TypeError(f"condition type {name}: 'reads' must be a non-empty frozenset of Part and Header, "
+                        f"got {reads!r}")
+    abstract = [attr for attr in _IMPLEMENTED if _defined_by(cls, attr) is Condition]
+    if abstract:
+        raise TypeError(f"condition type {name} does not implement {', '.join(abstract)}")
+    if cls.key in CONDITION_TYPES and CONDITION_TYPES[cls.key] is not cls:
+        raise TypeError(f"condition key {cls.key!r} is taken by {CONDITION_TYPES[cls.key].__name__}")
+    CONDITION_TYPES[cls.key] = cls
+    return cls
+
+
+def _defined_by(cls: type, attr: str) -> type:
+    return next(klass for klass in cls.__mro__ if attr in klass.__dict__)
+
+
+def build_condition(key: str, value: object) -> Condition:
+    """Build one condition from its rule-file value, or raise ConditionError (KeyError: no such type)."""
+    return CONDITION_TYPES[key].build(value)
+
+
+# Reading rule-file values.
 
 
 def _words(values: Iterable[str]) -> str:
@@ -33,6 +235,10 @@ def _words(values: Iterable[str]) -> str:
 
 def _as_list(value: object) -> list[object]:
     return value if isinstance(value, list) else [value]
+
+
+def _one_or_many(item: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [item, {"type": "array", "items": item, "minItems": 1}]}
 
 
 def _names(value: object, allowed: type[StrEnum], condition: str) -> frozenset[StrEnum]:
@@ -66,50 +272,81 @@ def _strings(value: object, condition: str) -> frozenset[str]:
     return frozenset(out)
 
 
-@dataclass(frozen=True, slots=True)
-class OneOf:
-    """channel / app / os / device / link / platform: the click's value is one of a set."""
+# The shapes most condition types share: one of a set of names, a version range, an ad field.
 
-    name: str
+
+@dataclass(frozen=True, slots=True)
+class OneOf(Condition):
+    """The click's value (`value_of`) is one of a set of names from a closed vocabulary."""
+
     values: frozenset[StrEnum]
-    read: Callable[[Context], StrEnum]
+    vocabulary: ClassVar[type[StrEnum]]
+
+    @staticmethod
+    def value_of(ctx: Context) -> StrEnum:
+        raise NotImplementedError
+
+    @classmethod
+    def build(cls: type[C], value: object) -> C:
+        return cls(_names(value, cls.vocabulary, cls.key))  # type: ignore[attr-defined, call-arg]
+
+    @classmethod
+    def value_schema(cls) -> dict[str, Any]:
+        return _one_or_many({"enum": list(cls.choices())})
+
+    @classmethod
+    def choices(cls) -> tuple[str, ...]:
+        return tuple(str(value) for value in cls.vocabulary)
 
     def holds(self, ctx: Context, rule_id: str) -> bool:
-        return self.read(ctx) in self.values
+        return self.value_of(ctx) in self.values
 
     def explain(self, ctx: Context) -> str:
-        return f"{self.name} is {self.read(ctx)}, not {self._wanted()}"
+        return f"{self.key} is {self.value_of(ctx)}, not {self._wanted()}"
 
     def describe(self) -> str:
-        return f"{self.name} is {self._wanted()}"
+        return f"{self.key} is {self._wanted()}"
 
     def _wanted(self) -> str:
         return " or ".join(sorted(str(value) for value in self.values))
 
     def covers(self, other: Condition) -> bool:
-        """Whether every click `other` lets through also passes this condition (for shadowing)."""
-        if len(self.values) == len(type(next(iter(self.values)))):
+        if len(self.values) == len(self.vocabulary):
             return True  # lists every value there is: it holds for any click
-        return isinstance(other, OneOf) and other.name == self.name and other.values <= self.values
+        return type(other) is type(self) and other.values <= self.values
 
 
 @dataclass(frozen=True, slots=True)
-class VersionIn:
-    """app_version / os_version: the client's version is inside a range."""
+class VersionIn(Condition):
+    """The client's version (`version_of`: whose version, and the version) is inside a range."""
 
-    name: str
     range: VersionRange
-    read: Callable[[Client], tuple[str, tuple[int, ...]]]  # (whose version, the version): the client's alone
+
+    @staticmethod
+    def version_of(client: Client) -> tuple[str, Version]:
+        raise NotImplementedError
+
+    @classmethod
+    def build(cls: type[C], value: object) -> C:
+        if not isinstance(value, str):
+            raise ConditionError(
+                f"'{cls.key}' must be a quoted string such as '>=8.0.30', got {value!r}"
+                " (write versions in quotes: YAML reads 8.0 as a number)"
+            )
+        try:
+            return cls(parse_range(value))  # type: ignore[call-arg]
+        except VersionRangeError as err:
+            raise ConditionError(str(err)) from None
+
+    @classmethod
+    def value_schema(cls) -> dict[str, Any]:
+        return {"type": "string", "pattern": f"^{RANGE_PART_PATTERN}(,{RANGE_PART_PATTERN})*$"}
 
     def holds(self, ctx: Context, rule_id: str) -> bool:
-        return self.range.contains(self.read(ctx.client)[1])
-
-    def holds_for(self, client: Client) -> bool:
-        """holds() for any click from `client` (router.decision.memo: a client's kind)."""
-        return self.range.contains(self.read(client)[1])
+        return self.range.contains(self.version_of(ctx.client)[1])
 
     def explain(self, ctx: Context) -> str:
-        whose, version = self.read(ctx.client)
+        whose, version = self.version_of(ctx.client)
         if not version:
             return f"{whose} version is unknown, so it is not {self.range}"
         failed = next((c for c in self.range.comparisons if not c.holds(version)), None)
@@ -118,40 +355,182 @@ class VersionIn:
         return f"{whose} {format_version(version)} is {verb} {self.range}"
 
     def describe(self) -> str:
-        return f"{self.name} {self.range}"
+        return f"{self.key} {self.range}"
 
     def covers(self, other: Condition) -> bool:
-        return isinstance(other, VersionIn) and other.name == self.name and other.range == self.range
+        return type(other) is type(self) and other.range == self.range
 
 
 @dataclass(frozen=True, slots=True)
-class AdField:
-    """ad_source / advertiser / campaign: only a verified /ad link carries ad fields."""
+class AdField(Condition):
+    """A field of the ad claim (`value_of`): only a verified /ad link carries ad fields."""
 
-    name: str
     values: frozenset[str]
-    read: Callable[[Context], str]
+
+    @staticmethod
+    def value_of(ctx: Context) -> str:
+        raise NotImplementedError
+
+    @classmethod
+    def build(cls: type[C], value: object) -> C:
+        return cls(_strings(value, cls.key))  # type: ignore[call-arg]
+
+    @classmethod
+    def value_schema(cls) -> dict[str, Any]:
+        return _one_or_many({"type": ["string", "integer"]})
 
     def holds(self, ctx: Context, rule_id: str) -> bool:
-        return ctx.ad is not None and ctx.ad.verified and self.read(ctx) in self.values
+        return ctx.ad is not None and ctx.ad.verified and self.value_of(ctx) in self.values
 
     def explain(self, ctx: Context) -> str:
         if ctx.ad is None:
-            return f"{self.name}: not an ad click"
+            return f"{self.key}: not an ad click"
         if not ctx.ad.verified:
-            return f"{self.name}: ad fields not trusted ({ctx.ad.reason})"
-        return f"{self.name} is {self.read(ctx) or '(none)'}, not {_words(self.values)}"
+            return f"{self.key}: ad fields not trusted ({ctx.ad.reason})"
+        return f"{self.key} is {self.value_of(ctx) or '(none)'}, not {_words(self.values)}"
 
     def describe(self) -> str:
-        return f"{self.name} is {' or '.join(sorted(self.values))}"
+        return f"{self.key} is {' or '.join(sorted(self.values))}"
 
     def covers(self, other: Condition) -> bool:
-        return isinstance(other, AdField) and other.name == self.name and other.values <= self.values
+        return type(other) is type(self) and other.values <= self.values
 
 
+_CLIENT, _LINK = frozenset({Part.CLIENT}), frozenset({Part.LINK})
+
+
+# The condition types, in the order the reference lists them.
+
+
+@condition_type
+class ChannelIs(OneOf):
+    __slots__ = ()
+    key = "channel"
+    reads = frozenset({Part.CHANNEL})
+    vocabulary = Channel
+    meaning = "Where the link was tapped: a verified ad, a 1:1 chat, a group chat, Moments, or unknown."
+    example = "channel: [moments, unknown]"
+
+    @staticmethod
+    def value_of(ctx: Context) -> StrEnum:
+        return ctx.channel
+
+
+@condition_type
+class AppIs(OneOf):
+    __slots__ = ()
+    key = "app"
+    reads = _CLIENT
+    vocabulary = App
+    meaning = "The app the tap happens in, from the user agent (WeCom is never WeChat; a bot is `bot`)."
+    example = "app: wechat"
+
+    @staticmethod
+    def value_of(ctx: Context) -> StrEnum:
+        return ctx.client.app
+
+
+@condition_type
+class OsIs(OneOf):
+    __slots__ = ()
+    key = "os"
+    reads = _CLIENT
+    vocabulary = OS
+    meaning = "The operating system."
+    example = "os: [ios, android]"
+
+    @staticmethod
+    def value_of(ctx: Context) -> StrEnum:
+        return ctx.client.os
+
+
+@condition_type
+class DeviceIs(OneOf):
+    __slots__ = ()
+    key = "device"
+    reads = _CLIENT
+    vocabulary = Device
+    meaning = "Phone, tablet or computer."
+    example = "device: desktop"
+
+    @staticmethod
+    def value_of(ctx: Context) -> StrEnum:
+        return ctx.client.device
+
+
+@condition_type
+class AppVersion(VersionIn):
+    __slots__ = ()
+    key = "app_version"
+    reads = _CLIENT
+    meaning = ("The version of the app the tap happens in (WeChat's MicroMessenger version, a browser's version); "
+               "a quoted range, comparisons joined by commas. An unknown version matches no range.")
+    example = 'app_version: ">=8.0.30,<9"'
+
+    @staticmethod
+    def version_of(client: Client) -> tuple[str, Version]:
+        return client.app.value, client.app_version
+
+
+@condition_type
+class OsVersion(VersionIn):
+    __slots__ = ()
+    key = "os_version"
+    reads = _CLIENT
+    meaning = "The OS version, as a quoted range."
+    example = 'os_version: ">=16"'
+
+    @staticmethod
+    def version_of(client: Client) -> tuple[str, Version]:
+        return client.os.value, client.os_version
+
+
+@condition_type
+class LinkIs(OneOf):
+    __slots__ = ()
+    key = "link"
+    reads = _LINK
+    vocabulary = LinkKind
+    meaning = "What kind of Taobao link was tapped."
+    example = "link: item"
+
+    @staticmethod
+    def value_of(ctx: Context) -> StrEnum:
+        return ctx.link.kind
+
+
+@condition_type
+class PlatformIs(OneOf):
+    __slots__ = ()
+    key = "platform"
+    reads = _LINK
+    vocabulary = Platform
+    meaning = "Taobao or Tmall."
+    example = "platform: tmall"
+
+    @staticmethod
+    def value_of(ctx: Context) -> StrEnum:
+        return ctx.link.platform
+
+
+@condition_type
 @dataclass(frozen=True, slots=True)
-class MiniProgram:
+class MiniProgram(Condition):
     wanted: bool
+    key = "mini_program"
+    reads = _CLIENT
+    meaning = "Inside a WeChat mini program's webview."
+    example = "mini_program: true"
+
+    @classmethod
+    def build(cls, value: object) -> MiniProgram:
+        if not isinstance(value, bool):
+            raise ConditionError(f"'mini_program' is true or false, got {value!r}")
+        return cls(value)
+
+    @classmethod
+    def value_schema(cls) -> dict[str, Any]:
+        return {"type": "boolean"}
 
     def holds(self, ctx: Context, rule_id: str) -> bool:
         return ctx.client.mini_program is self.wanted
@@ -162,16 +541,113 @@ class MiniProgram:
     def describe(self) -> str:
         return "inside a mini program" if self.wanted else "not inside a mini program"
 
-    def covers(self, other: Condition) -> bool:
-        return other == self
+
+@condition_type
+class AdSource(AdField):
+    __slots__ = ()
+    key = "ad_source"
+    reads = frozenset({Part.AD})
+    meaning = "The ad source of a verified /ad link (an unverified link never matches)."
+    example = "ad_source: unidesk"
+
+    @staticmethod
+    def value_of(ctx: Context) -> str:
+        return ctx.ad.source if ctx.ad else ""
 
 
+@condition_type
+class Advertiser(AdField):
+    __slots__ = ()
+    key = "advertiser"
+    reads = frozenset({Part.AD})
+    meaning = "The advertiser id of a verified /ad link."
+    example = 'advertiser: ["1001", "1002"]'
+
+    @staticmethod
+    def value_of(ctx: Context) -> str:
+        return ctx.ad.advertiser if ctx.ad else ""
+
+
+@condition_type
+class Campaign(AdField):
+    __slots__ = ()
+    key = "campaign"
+    reads = frozenset({Part.AD})
+    meaning = "The campaign id of a verified /ad link."
+    example = "campaign: c-618"
+
+    @staticmethod
+    def value_of(ctx: Context) -> str:
+        return ctx.ad.campaign if ctx.ad else ""
+
+
+def _moment(value: object, zone: ZoneInfo | None, what: str) -> datetime:
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise ConditionError(
+                f"window {what} {value!r} is not an ISO time such as '2026-11-11T00:00:00+08:00'"
+            ) from None
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day)
+    else:
+        raise ConditionError(f"window {what} must be an ISO time string, got {value!r}")
+    if moment.tzinfo is None:
+        if zone is None:
+            raise ConditionError(
+                f"window {what} {value!s} has no timezone; add an offset (+08:00) or 'timezone: Asia/Shanghai'"
+            )
+        moment = moment.replace(tzinfo=zone)
+    return moment
+
+
+@condition_type
 @dataclass(frozen=True, slots=True)
-class Window:
+class Window(Condition):
     """A time window [from, until); either end may be open."""
 
     start: datetime | None
     end: datetime | None
+    key = "window"
+    reads = frozenset({Part.TIME})
+    meaning = ("A time window: from (inclusive) and/or until (exclusive), ISO times with an offset, or naive "
+               "times with a `timezone`.")
+    example = 'window: {from: "2026-11-11T00:00:00", until: "2026-11-12T00:00:00", timezone: Asia/Shanghai}'
+
+    @classmethod
+    def build(cls, value: object) -> Window:
+        if not isinstance(value, dict):
+            raise ConditionError("'window' must be a mapping with 'from' and/or 'until' (and optional 'timezone')")
+        unknown = set(value) - {"from", "until", "timezone"}
+        if unknown:
+            raise ConditionError(f"unknown window key {sorted(unknown)[0]!r}; expected from, until, timezone")
+        if "from" not in value and "until" not in value:
+            raise ConditionError("'window' needs 'from', 'until' or both")
+        zone = None
+        if "timezone" in value:
+            try:
+                zone = ZoneInfo(str(value["timezone"]))
+            except (ZoneInfoNotFoundError, ValueError):
+                close = difflib.get_close_matches(str(value["timezone"]), sorted(available_timezones()), n=1)
+                hint = f"did you mean {close[0]!r}?" if close else "use an IANA name such as Asia/Shanghai"
+                raise ConditionError(f"unknown timezone {value['timezone']!r}; {hint}") from None
+        start = _moment(value["from"], zone, "from") if "from" in value else None
+        end = _moment(value["until"], zone, "until") if "until" in value else None
+        if start is not None and end is not None and start >= end:
+            raise ConditionError(f"window 'from' {start.isoformat()} is not before 'until' {end.isoformat()}")
+        return cls(start, end)
+
+    @classmethod
+    def value_schema(cls) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"from": {"type": "string"}, "until": {"type": "string"}, "timezone": {"type": "string"}},
+            "anyOf": [{"required": ["from"]}, {"required": ["until"]}],
+        }
 
     def holds(self, ctx: Context, rule_id: str) -> bool:
         if self.start is not None and ctx.at < self.start:
@@ -211,9 +687,29 @@ def rollout_bucket(rule_id: str, visitor: str) -> float:
     return int.from_bytes(digest, "big") % 10_000 / 100
 
 
+@condition_type
 @dataclass(frozen=True, slots=True)
-class Rollout:
+class Rollout(Condition):
     percent: float
+    key = "rollout"
+    reads = frozenset({Part.VISITOR})
+    meaning = "A share of visitors, 0-100 percent, sticky per visitor and rule (a grayscale launch)."
+    example = "rollout: 5"
+
+    @classmethod
+    def build(cls, value: object) -> Rollout:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
+            raise ConditionError(f"'rollout' is a percentage from 0 to 100, got {value!r}")
+        return cls(float(value))
+
+    @classmethod
+    def value_schema(cls) -> dict[str, Any]:
+        return {"type": "number", "minimum": 0, "maximum": 100}
+
+    def per_click(self) -> bool:
+        # At 0 % (a pilot shipped dark) or 100 % it takes nobody or everybody: the visitor changes nothing.
+        # (The what-if of explain and rule tests, `in_rollout`, is part of every kept answer's key.)
+        return 0 < self.percent < 100
 
     def holds(self, ctx: Context, rule_id: str) -> bool:
         if ctx.in_rollout is not None:
@@ -235,192 +731,25 @@ class Rollout:
         return self.percent >= 100
 
 
-Condition = OneOf | VersionIn | AdField | MiniProgram | Window | Rollout
-
-
-_EXPANDABLE = frozenset({LinkKind.SHORT, LinkKind.AFFILIATE})
-
-
 def expansion_state(ctx: Context) -> Expansion:
     """What became of the click's short link: as the server recorded it, else `skipped` or `none`."""
     if ctx.expansion is not None:
         return ctx.expansion
-    return Expansion.SKIPPED if ctx.link.kind in _EXPANDABLE else Expansion.NONE
+    return Expansion.SKIPPED if ctx.link.kind in EXPANDABLE else Expansion.NONE
 
 
-def _app_version(client: Client) -> tuple[str, tuple[int, ...]]:
-    return client.app.value, client.app_version
+@condition_type
+class ExpansionIs(OneOf):
+    __slots__ = ()
+    key = "expansion"
+    reads = _LINK
+    vocabulary = Expansion
+    meaning = ("What became of a short or affiliate link: `expanded` (the click is on the item it points at), "
+               "`failed` (the upstream failed, was too slow or redirected somewhere refused: the original link is "
+               "kept), `skipped` (not tried: expansion is off, or `explain` and `rules test`, which never use the "
+               "network), `none` (not a short or affiliate link).")
+    example = "expansion: failed"
 
-
-def _os_version(client: Client) -> tuple[str, tuple[int, ...]]:
-    return client.os.value, client.os_version
-
-
-def _version_range(value: object, condition: str) -> VersionRange:
-    if not isinstance(value, str):
-        raise ConditionError(
-            f"'{condition}' must be a quoted string such as '>=8.0.30', got {value!r}"
-            " (write versions in quotes: YAML reads 8.0 as a number)"
-        )
-    try:
-        return parse_range(value)
-    except VersionRangeError as err:
-        raise ConditionError(str(err)) from None
-
-
-def _moment(value: object, zone: ZoneInfo | None, what: str) -> datetime:
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            raise ConditionError(
-                f"window {what} {value!r} is not an ISO time such as '2026-11-11T00:00:00+08:00'"
-            ) from None
-    elif isinstance(value, date):
-        moment = datetime(value.year, value.month, value.day)
-    else:
-        raise ConditionError(f"window {what} must be an ISO time string, got {value!r}")
-    if moment.tzinfo is None:
-        if zone is None:
-            raise ConditionError(
-                f"window {what} {value!s} has no timezone; add an offset (+08:00) or 'timezone: Asia/Shanghai'"
-            )
-        moment = moment.replace(tzinfo=zone)
-    return moment
-
-
-def _window(value: object) -> Window:
-    if not isinstance(value, dict):
-        raise ConditionError("'window' must be a mapping with 'from' and/or 'until' (and optional 'timezone')")
-    unknown = set(value) - {"from", "until", "timezone"}
-    if unknown:
-        raise ConditionError(f"unknown window key {sorted(unknown)[0]!r}; expected from, until, timezone")
-    if "from" not in value and "until" not in value:
-        raise ConditionError("'window' needs 'from', 'until' or both")
-    zone = None
-    if "timezone" in value:
-        try:
-            zone = ZoneInfo(str(value["timezone"]))
-        except (ZoneInfoNotFoundError, ValueError):
-            close = difflib.get_close_matches(str(value["timezone"]), sorted(available_timezones()), n=1)
-            hint = f"did you mean {close[0]!r}?" if close else "use an IANA name such as Asia/Shanghai"
-            raise ConditionError(f"unknown timezone {value['timezone']!r}; {hint}") from None
-    start = _moment(value["from"], zone, "from") if "from" in value else None
-    end = _moment(value["until"], zone, "until") if "until" in value else None
-    if start is not None and end is not None and start >= end:
-        raise ConditionError(f"window 'from' {start.isoformat()} is not before 'until' {end.isoformat()}")
-    return Window(start, end)
-
-
-def _rollout(value: object) -> Rollout:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
-        raise ConditionError(f"'rollout' is a percentage from 0 to 100, got {value!r}")
-    return Rollout(float(value))
-
-
-def _mini_program(value: object) -> MiniProgram:
-    if not isinstance(value, bool):
-        raise ConditionError(f"'mini_program' is true or false, got {value!r}")
-    return MiniProgram(value)
-
-
-class ConditionName(StrEnum):
-    """Every condition a rule may use; the values are the keys written under `when:`."""
-
-    CHANNEL = "channel"
-    APP = "app"
-    OS = "os"
-    DEVICE = "device"
-    APP_VERSION = "app_version"
-    OS_VERSION = "os_version"
-    LINK = "link"
-    PLATFORM = "platform"
-    MINI_PROGRAM = "mini_program"
-    AD_SOURCE = "ad_source"
-    ADVERTISER = "advertiser"
-    CAMPAIGN = "campaign"
-    WINDOW = "window"
-    ROLLOUT = "rollout"
-    EXPANSION = "expansion"
-
-
-_BUILDERS: dict[ConditionName, Callable[[object], Condition]] = {
-    ConditionName.CHANNEL: lambda v: OneOf("channel", _names(v, Channel, "channel"), lambda c: c.channel),
-    ConditionName.APP: lambda v: OneOf("app", _names(v, App, "app"), lambda c: c.client.app),
-    ConditionName.OS: lambda v: OneOf("os", _names(v, OS, "os"), lambda c: c.client.os),
-    ConditionName.DEVICE: lambda v: OneOf("device", _names(v, Device, "device"), lambda c: c.client.device),
-    ConditionName.LINK: lambda v: OneOf("link", _names(v, LinkKind, "link"), lambda c: c.link.kind),
-    ConditionName.PLATFORM: lambda v: OneOf(
-        "platform", _names(v, Platform, "platform"), lambda c: c.link.platform
-    ),
-    ConditionName.APP_VERSION: lambda v: VersionIn(
-        "app_version", _version_range(v, "app_version"), _app_version
-    ),
-    ConditionName.OS_VERSION: lambda v: VersionIn("os_version", _version_range(v, "os_version"), _os_version),
-    ConditionName.MINI_PROGRAM: _mini_program,
-    ConditionName.AD_SOURCE: lambda v: AdField(
-        "ad_source", _strings(v, "ad_source"), lambda c: c.ad.source if c.ad else ""
-    ),
-    ConditionName.ADVERTISER: lambda v: AdField(
-        "advertiser", _strings(v, "advertiser"), lambda c: c.ad.advertiser if c.ad else ""
-    ),
-    ConditionName.CAMPAIGN: lambda v: AdField(
-        "campaign", _strings(v, "campaign"), lambda c: c.ad.campaign if c.ad else ""
-    ),
-    ConditionName.WINDOW: _window,
-    ConditionName.ROLLOUT: _rollout,
-    ConditionName.EXPANSION: lambda v: OneOf("expansion", _names(v, Expansion, "expansion"), expansion_state),
-}
-
-
-def build_condition(name: ConditionName, value: object) -> Condition:
-    """Build one condition from its rule-file value, or raise ConditionError."""
-    return _BUILDERS[name](value)
-
-
-@dataclass(frozen=True, slots=True)
-class ConditionDoc:
-    """What a condition means and takes, for the rules reference and the JSON Schema."""
-
-    meaning: str
-    example: str
-    values: tuple[str, ...] = ()  # the closed set of names, for one-of conditions
-
-
-CONDITION_DOCS: dict[ConditionName, ConditionDoc] = {
-    ConditionName.CHANNEL: ConditionDoc(
-        "Where the link was tapped: a verified ad, a 1:1 chat, a group chat, Moments, or unknown.",
-        "channel: [moments, unknown]", tuple(Channel)),
-    ConditionName.APP: ConditionDoc(
-        "The app the tap happens in, from the user agent (WeCom is never WeChat; a bot is `bot`).",
-        "app: wechat", tuple(App)),
-    ConditionName.OS: ConditionDoc("The operating system.", "os: [ios, android]", tuple(OS)),
-    ConditionName.DEVICE: ConditionDoc("Phone, tablet or computer.", "device: desktop", tuple(Device)),
-    ConditionName.APP_VERSION: ConditionDoc(
-        "The version of the app the tap happens in (WeChat's MicroMessenger version, a browser's version); "
-        "a quoted range, comparisons joined by commas. An unknown version matches no range.",
-        'app_version: ">=8.0.30,<9"'),
-    ConditionName.OS_VERSION: ConditionDoc("The OS version, as a quoted range.", 'os_version: ">=16"'),
-    ConditionName.LINK: ConditionDoc("What kind of Taobao link was tapped.", "link: item", tuple(LinkKind)),
-    ConditionName.PLATFORM: ConditionDoc("Taobao or Tmall.", "platform: tmall", tuple(Platform)),
-    ConditionName.MINI_PROGRAM: ConditionDoc("Inside a WeChat mini program's webview.", "mini_program: true"),
-    ConditionName.AD_SOURCE: ConditionDoc(
-        "The ad source of a verified /ad link (an unverified link never matches).", "ad_source: unidesk"),
-    ConditionName.ADVERTISER: ConditionDoc(
-        "The advertiser id of a verified /ad link.", 'advertiser: ["1001", "1002"]'),
-    ConditionName.CAMPAIGN: ConditionDoc("The campaign id of a verified /ad link.", "campaign: c-618"),
-    ConditionName.WINDOW: ConditionDoc(
-        "A time window: from (inclusive) and/or until (exclusive), ISO times with an offset, or naive "
-        "times with a `timezone`.",
-        'window: {from: "2026-11-11T00:00:00", until: "2026-11-12T00:00:00", timezone: Asia/Shanghai}'),
-    ConditionName.ROLLOUT: ConditionDoc(
-        "A share of visitors, 0-100 percent, sticky per visitor and rule (a grayscale launch).", "rollout: 5"),
-    ConditionName.EXPANSION: ConditionDoc(
-        "What became of a short or affiliate link: `expanded` (the click is on the item it points at), "
-        "`failed` (the upstream failed, was too slow or redirected somewhere refused: the original link is "
-        "kept), `skipped` (not tried: expansion is off, or `explain` and `rules test`, which never use the "
-        "network), `none` (not a short or affiliate link).",
-        "expansion: failed", tuple(Expansion)),
-}
+    @staticmethod
+    def value_of(ctx: Context) -> StrEnum:
+        return expansion_state(ctx)

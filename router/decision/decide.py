@@ -11,8 +11,8 @@ from __future__ import annotations
 import dataclasses
 
 from router.decision.deeplinks import app_location, client_traits, opened_app, runs_taobao, web_location
-from router.decision.memo import KEPT_LINK_CHARS, choice_key
-from router.decision.rules import Outcome, Rule, RuleSet
+from router.decision.memo import KEPT_LINK_CHARS
+from router.decision.rules import Rule, RuleSet, Then
 from router.decision.slots import slot_constructor
 from router.decision.types import Action, Context, Decision, Step
 
@@ -34,9 +34,9 @@ def decide(rules: RuleSet, ctx: Context) -> Decision:
 
 
 def decide_timeless(rules: RuleSet, ctx: Context) -> tuple[Decision, bool]:
-    """The decision, and whether it holds for any click with the same link, client and channel whatever
-    its time and visitor: no rule tried on the way had a window or a rollout."""
-    key = choice_key(ctx, rules.kind_of(ctx.client))
+    """The decision, and whether it holds for any click alike in all the rule set reads but its time and
+    visitor: no rule tried on the way read either (Rule.timeless)."""
+    key = rules.keys.choice(ctx, rules.kind_of(ctx.client))
     chosen = rules.choices.get(key)  # a timeless choice made before for a click of the same kind
     timeless = True
     if chosen is None:
@@ -47,18 +47,18 @@ def decide_timeless(rules: RuleSet, ctx: Context) -> tuple[Decision, bool]:
     then, rule_id = chosen
     link = ctx.link
     if not timeless or ctx.forward or len(link.web_url or "") + len(link.mobile_url or "") > KEPT_LINK_CHARS:
-        return _outcome(rules, then, rule_id, ctx, ()), timeless
+        return _answer(rules, then, rule_id, ctx, ()), timeless
     # The answer depends on nothing but the rule, the link and the client: build it once.
-    outcome_key = (then, rule_id, ctx.link, client_traits(ctx.client))
-    decision = rules.outcomes.get(outcome_key)
+    built_key = (then, rule_id, ctx.link, client_traits(ctx.client))
+    decision = rules.built.get(built_key)
     if decision is None:
-        decision = _outcome(rules, then, rule_id, ctx, ())
-        rules.outcomes.put(outcome_key, decision)
+        decision = _answer(rules, then, rule_id, ctx, ())
+        rules.built.put(built_key, decision)
     return decision, True
 
 
 def _first_match(rules: RuleSet, ctx: Context) -> tuple[Rule | None, bool]:
-    """The first rule that holds (None: the default), and whether no rule tried had a window or rollout."""
+    """The first rule that holds (None: the default), and whether every rule tried was timeless."""
     timeless = True
     # Only the rules the index says could match (the same first match as trying every rule).
     for rule in rules.index.candidates(ctx):
@@ -82,7 +82,7 @@ def rollout_arms(rules: RuleSet, ctx: Context, answered: str) -> tuple[tuple[str
     for position, rule, rollout in rules.rollouts:
         if position > last:
             break
-        if all(condition.holds(ctx, rule.id) for _, condition in rule.conditions if condition is not rollout):
+        if all(condition.holds(ctx, rule.id) for condition in rule.conditions if condition is not rollout):
             arms.append((rule.id, rollout.holds(ctx, rule.id)))
     return tuple(arms)
 
@@ -94,12 +94,12 @@ def explain(rules: RuleSet, ctx: Context) -> Decision:
         failed = rule.first_failure(ctx)
         if failed is None:
             steps.append(Step(rule.id, True, "all conditions hold"))
-            return _outcome(rules, rule.then, rule.id, ctx, tuple(steps))
+            return _answer(rules, rule.then, rule.id, ctx, tuple(steps))
         steps.append(Step(rule.id, False, failed.explain(ctx)))
-    return _outcome(rules, rules.default, DEFAULT_RULE, ctx, tuple(steps))
+    return _answer(rules, rules.default, DEFAULT_RULE, ctx, tuple(steps))
 
 
-def _outcome(rules: RuleSet, then: Outcome, rule_id: str, ctx: Context, trace: tuple[Step, ...]) -> Decision:
+def _answer(rules: RuleSet, then: Then, rule_id: str, ctx: Context, trace: tuple[Step, ...]) -> Decision:
     """Turn a rule's action into an answer; degrade honestly when the action cannot be carried out."""
     action = then.action
     if action is _BLOCK:
@@ -123,7 +123,7 @@ def _outcome(rules: RuleSet, then: Outcome, rule_id: str, ctx: Context, trace: t
 
 
 def _landing(
-    rules: RuleSet, ctx: Context, rule_id: str, then: Outcome, trace: tuple[Step, ...], notes: tuple[str, ...] = ()
+    rules: RuleSet, ctx: Context, rule_id: str, then: Then, trace: tuple[Step, ...], notes: tuple[str, ...] = ()
 ) -> Decision:
     """The landing page, with the app link it offers (built like an `app` answer's, with the rule's options)."""
     app_link = None  # no app on this OS (a desktop): the page offers the web link only

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
 
-from router.decision.conditions import AdField, Condition, ConditionName, OneOf
+from router.decision.conditions import AdField, Condition, OneOf
 from router.decision.recent import Recent
 from router.decision.types import Context
 
@@ -27,7 +27,7 @@ class _Conditioned(Protocol):
     """A rule, as far as the index cares: its conditions, in the order they were written."""
 
     @property
-    def conditions(self) -> tuple[tuple[ConditionName, Condition], ...]: ...
+    def conditions(self) -> tuple[Condition, ...]: ...
 
 
 Rule = TypeVar("Rule", bound=_Conditioned)
@@ -45,14 +45,14 @@ def _share(condition: Condition) -> float | None:
     if isinstance(condition, AdField):
         return _AD_FIELD_SHARE * len(condition.values)
     if isinstance(condition, OneOf):
-        size = len(type(next(iter(condition.values))))
+        size = len(condition.vocabulary)
         return None if len(condition.values) >= size else len(condition.values) / size
     return None
 
 
 def _reader(condition: Condition) -> Reader:
     if isinstance(condition, AdField):
-        read = condition.read
+        read = condition.value_of
 
         def ad_value(ctx: Context) -> object:
             return read(ctx) if ctx.ad is not None and ctx.ad.verified else _NOT_AN_AD
@@ -60,7 +60,7 @@ def _reader(condition: Condition) -> Reader:
         return ad_value
     if not isinstance(condition, OneOf):
         raise TypeError(f"{condition!r} can't be indexed")
-    return condition.read
+    return condition.value_of
 
 
 class RuleIndex(Generic[Rule]):
@@ -68,22 +68,22 @@ class RuleIndex(Generic[Rule]):
 
     def __init__(self, rules: tuple[Rule, ...]) -> None:
         self._rules = rules
-        readers: dict[ConditionName, Reader] = {}
-        files: dict[ConditionName, dict[object, list[int]]] = {}
+        readers: dict[str, Reader] = {}
+        files: dict[str, dict[object, list[int]]] = {}
         always: list[int] = []
         for position, rule in enumerate(rules):
-            best: tuple[float, ConditionName, Condition] | None = None
-            for name, condition in rule.conditions:
+            best: tuple[float, str, Condition] | None = None
+            for condition in rule.conditions:
                 share = _share(condition)
                 if share is not None and (best is None or share < best[0]):
-                    best = (share, name, condition)
+                    best = (share, condition.key, condition)
             if best is None:
                 always.append(position)
                 continue
             _, name, condition = best
             readers.setdefault(name, _reader(condition))
             by_value = files.setdefault(name, {})
-            for value in condition.values:  # type: ignore[union-attr]
+            for value in condition.values:  # type: ignore[attr-defined]
                 by_value.setdefault(value, []).append(position)
         self._names = tuple(readers)
         self._reads = tuple(readers[name] for name in self._names)

@@ -1,87 +1,86 @@
-"""Decisions worked out once per rule set for what a click is, not who sent it.
+"""What a rule set keeps for the clicks that repeat, keyed by what its conditions declare they read.
 
-A rule set answers every click with the same app, OS, device and mini-program flag, the same answers to
-its version conditions, channel, link kind and platform, short-link state and verified ad fields by the
-same rule, as long as no rule tried on the way had a window or a partial rollout
-(router.decision.rules: `Rule.timeless`). So that choice is kept per such key, and the answer built from
-it (the Location with its app link) per rule, link and client traits (router.decision.deeplinks:
-`client_traits`) when the click forwards no attribution ids (those are per click). Never-seen user agents
-of a known kind then cost a lookup, not a walk over the rules and a rebuilt URL.
+A rule set's choice for a click (the rule that matches, or the default) depends on nothing but the
+parts of the click its conditions read (router.decision.conditions: each condition type's `reads`). So
+when no rule tried on the way read a part that differs per click (the time, the visitor: `PER_CLICK`),
+the choice is kept per `Keys.choice` key, and the answer built from it (the Location with its app link)
+per rule, link and client traits (router.decision.deeplinks: `client_traits`) when the click forwards no
+attribution ids (those are per click). Never-seen user agents of a known kind then cost a lookup, not a
+walk over the rules and a rebuilt URL.
 
-Both stores belong to one RuleSet (a reload makes a new one, with empty stores) and are bounded
+The keys are derived, never written by hand: each part a rule set reads goes into them the way `_PART_KEYS`
+says, its request headers by their values, and the client by its kind: the client's answers to every
+condition that reads the client alone, plus what the answers built read (`client_traits`). User agents
+carry hundreds of versions and Clients are thousands; for one rule set their kinds are a few dozen.
+
+Every store belongs to one RuleSet (a reload makes a new one, with empty stores) and is bounded
 (router.decision.recent: what is used stays, the long tail goes).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-from router.decision.conditions import Condition, ConditionName, VersionIn, expansion_state
+from router.decision.conditions import PER_CLICK, Condition, Header, Part, client_only
+from router.decision.deeplinks import client_traits
 from router.decision.recent import Recent
-from router.decision.types import OS, Client, Context
+from router.decision.types import Client, Context, Expansion, Link
 
 CHOICE_LIMIT = 4096
 KIND_LIMIT = 4096
 # Answers for longer links are built every time: a kept answer holds its location (an intent link carries
-# the web URL twice), so OUTCOME_LIMIT answers stay a few MB however long the links anyone sends.
+# the web URL twice), so BUILT_LIMIT answers stay a few MB however long the links anyone sends.
 KEPT_LINK_CHARS = 1024
-OUTCOME_LIMIT = 4096
+BUILT_LIMIT = 4096
 
-# What a choice key holds, by the conditions that read it. A condition added to the language must be
-# placed here (or among those that vary per click), or importing this module fails: a key missing
-# something a rule reads would hand one click another's answer.
-KEYED = {
-    ConditionName.CHANNEL: "channel",
-    ConditionName.APP: "client kind",
-    ConditionName.OS: "client kind",
-    ConditionName.DEVICE: "client kind",
-    ConditionName.APP_VERSION: "client kind's version answers",
-    ConditionName.OS_VERSION: "client kind's version answers",
-    ConditionName.MINI_PROGRAM: "client kind",
-    ConditionName.LINK: "link kind",
-    ConditionName.PLATFORM: "link platform",
-    ConditionName.EXPANSION: "expansion state",
-    ConditionName.AD_SOURCE: "verified ad fields",
-    ConditionName.ADVERTISER: "verified ad fields",
-    ConditionName.CAMPAIGN: "verified ad fields",
+# How each part of a click goes into a key. The client is keyed by its kind (Keys.kind) and the per-click
+# parts never are; a part added to the vocabulary without its place here stops the import, since a key
+# missing something a rule reads would hand one click another's answer.
+_PART_KEYS: dict[Part, Callable[[Context], object]] = {
+    Part.LINK: lambda ctx: _link_key(ctx.link, ctx.expansion),
+    Part.CHANNEL: lambda ctx: ctx.channel,
+    Part.AD: lambda ctx: ctx.ad,
 }
-PER_CLICK = frozenset({ConditionName.WINDOW, ConditionName.ROLLOUT})  # never kept: Rule.timeless
-if set(KEYED) | PER_CLICK != set(ConditionName):
-    raise ImportError(f"router.decision.memo: conditions not in the choice key: {set(ConditionName) - set(KEYED)}")
+if set(_PART_KEYS) | {Part.CLIENT} | PER_CLICK != set(Part):
+    raise ImportError(f"router.decision.memo: parts without a key: {set(Part) - set(_PART_KEYS) - PER_CLICK}")
+_CLIENT_ONLY = frozenset({Part.CLIENT})
+
+
+def _link_key(link: Link, expansion: Expansion | None) -> tuple[object, ...]:
+    return (link, expansion)
 
 
 ClientKind = tuple[object, ...]
 
 
-def client_kind(client: Client, version_tests: tuple[VersionIn, ...], kinds: Recent[Client, ClientKind]) -> ClientKind:
-    """Everything about a client that a rule set's decisions and the pages built from them read: its app,
-    OS, device, mini-program and bot flags, a HarmonyOS version (it decides the app store), and its answers
-    to the rule set's version conditions (`version_tests`) in place of its version numbers: user agents
-    carry hundreds of versions, rules a few ranges. Clients are many (every browser build is one); their
-    kinds, for one rule set, a few dozen. Kept per client in `kinds` (the rule set's)."""
-    kind = kinds.get(client)
-    if kind is None:
-        harmony_version = client.os_version if client.os is OS.HARMONYOS else None
-        versions = tuple(test.holds_for(client) for test in version_tests)
-        kind = (client.app, client.os, client.device, client.mini_program, client.bot, harmony_version, versions)
-        kinds.put(client, kind)
-    return kind
+class Keys:
+    """The keys of one rule set's kept choices and answers, derived from what its conditions read."""
 
+    __slots__ = ("_client_tests", "_part_keys", "_whole_client", "headers", "kinds")
 
-def choice_key(ctx: Context, kind: ClientKind) -> tuple[object, ...]:
-    """Everything about a click a timeless rule can read: the client's kind (client_kind) and the rest.
-    With `in_rollout` too: the what-if of rule tests and explain puts a visitor inside a rollout at 0 %,
-    which no real click is."""
-    ad = ctx.ad
-    ad_fields = (ad.source, ad.advertiser, ad.campaign) if ad is not None and ad.verified else None
-    link = ctx.link
-    return (kind, ctx.channel, link.kind, link.platform, expansion_state(ctx), ad_fields, ctx.in_rollout)
+    def __init__(self, conditions: Iterable[Condition]) -> None:
+        distinct = tuple(dict.fromkeys(conditions))
+        reads: set[object] = set().union(*(condition.reads for condition in distinct))
+        # The conditions that read the client alone are answered once per client (its kind); one that
+        # reads the client with anything else makes the whole client part of the key.
+        self._client_tests = tuple(condition for condition in distinct if condition.reads == _CLIENT_ONLY)
+        self._whole_client = any(Part.CLIENT in c.reads and c.reads != _CLIENT_ONLY for c in distinct)
+        self._part_keys = tuple(_PART_KEYS[part] for part in Part if part in reads and part in _PART_KEYS)
+        self.headers = tuple(sorted(read.name for read in reads if isinstance(read, Header)))
+        self.kinds: Recent[Client, ClientKind] = Recent(KIND_LIMIT)
 
+    def kind(self, client: Client) -> ClientKind:
+        """What the rule set's decisions, and the answers built from them, read of `client` (kept per client)."""
+        kind = self.kinds.get(client)
+        if kind is None:
+            seen = client_only(client)
+            answers = tuple(test.holds(seen, "") for test in self._client_tests)
+            kind = (client_traits(client), answers, client if self._whole_client else None)
+            self.kinds.put(client, kind)
+        return kind
 
-def version_tests(conditions: Iterable[Condition]) -> tuple[VersionIn, ...]:
-    """The distinct version conditions among `conditions`, for choice_key."""
-    seen: dict[tuple[str, object], VersionIn] = {}
-    for condition in conditions:
-        if isinstance(condition, VersionIn):
-            seen.setdefault((condition.name, condition.range), condition)
-    return tuple(seen.values())
+    def choice(self, ctx: Context, kind: ClientKind) -> tuple[object, ...]:
+        """The key of a click's choice: its client's kind, every other part the rules read, and the what-if
+        of rule tests and explain (`in_rollout`: it puts a visitor inside a rollout at 0 %, which no real
+        click is)."""
+        return (kind, ctx.in_rollout, ctx.headers, *[part_key(ctx) for part_key in self._part_keys])

@@ -27,16 +27,9 @@ from pathlib import Path
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from router.decision.conditions import (
-    Condition,
-    ConditionError,
-    ConditionName,
-    Rollout,
-    VersionIn,
-    build_condition,
-)
+from router.decision.conditions import CONDITION_TYPES, Condition, ConditionError, Rollout, build_condition
 from router.decision.index import RuleIndex
-from router.decision.memo import CHOICE_LIMIT, KIND_LIMIT, OUTCOME_LIMIT, ClientKind, client_kind, version_tests
+from router.decision.memo import BUILT_LIMIT, CHOICE_LIMIT, ClientKind, Keys
 from router.decision.recent import Recent
 from router.decision.types import LANDING_PAGES, Action, Client, Decision
 from router.decision.yaml_reader import MAX_FILE_BYTES, NodeError, Problem, YamlReader, display_name, is_empty, suggest
@@ -46,7 +39,7 @@ RULE_FILE_SUFFIXES = (".yaml", ".yml")
 
 VIA_CHOICES = ("auto", "scheme", "tbopen", "intent", "universal")
 TARGET_APPS = ("taobao", "tmall")
-OUTCOME_OPTIONS: dict[Action, tuple[str, ...]] = {
+THEN_OPTIONS: dict[Action, tuple[str, ...]] = {
     Action.APP: ("action", "via", "app"),
     Action.WEB: ("action",),
     Action.LANDING: ("action", "page", "via", "app"),  # via/app: how the page tries the app
@@ -71,7 +64,7 @@ MESSAGE_LANGUAGES = ("zh-CN", "en")
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class Then:
     """A rule's `then`: the action and its options."""
 
     action: Action
@@ -86,24 +79,19 @@ class Outcome:
 @dataclass(frozen=True, slots=True)
 class Rule:
     id: str
-    conditions: tuple[tuple[ConditionName, Condition], ...]
-    then: Outcome
+    conditions: tuple[Condition, ...]
+    then: Then
     description: str = ""
     file: str = ""  # where the rule is written, for explanations and warnings
     line: int = 1
     column: int = 1
-    # Whether the rule's answer for a click can depend on when it happens or who clicks (a window, or a
-    # rollout between 0 and 100 %): only decisions that never tried such a rule may be reused for another
-    # click. A rollout at 0 % (a pilot shipped dark) or 100 % takes nobody or everybody.
+    # Whether the rule's answer is the same for clicks alike in all but time and visitor (no condition of
+    # it reads a part that differs per click: Condition.per_click): only decisions that never tried a rule
+    # that is not may be reused for another click.
     timeless: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        varies = any(
-            name is ConditionName.WINDOW
-            or (isinstance(condition, Rollout) and 0 < condition.percent < 100)
-            for name, condition in self.conditions
-        )
-        object.__setattr__(self, "timeless", not varies)
+        object.__setattr__(self, "timeless", not any(condition.per_click() for condition in self.conditions))
 
     @property
     def where(self) -> str:
@@ -111,15 +99,15 @@ class Rule:
 
     def shadows(self, later: Rule) -> bool:
         """Whether this rule matches every click `later` would match, so `later` can never decide."""
-        theirs = [condition for _, condition in later.conditions]
-        for _, mine in self.conditions:
+        theirs = later.conditions
+        for mine in self.conditions:
             always = isinstance(mine, Rollout) and mine.percent >= 100
             if not always and not any(mine.covers(condition) for condition in theirs):
                 return False
         return True
 
     def first_failure(self, ctx: object) -> Condition | None:
-        for _, condition in self.conditions:
+        for condition in self.conditions:
             if not condition.holds(ctx, self.id):  # type: ignore[arg-type]
                 return condition
         return None
@@ -128,17 +116,16 @@ class Rule:
 @dataclass(frozen=True, slots=True)
 class RuleSet:
     rules: tuple[Rule, ...]
-    default: Outcome
+    default: Then
     version: str  # short content hash of the files, for logs and /readyz
     files: tuple[str, ...] = ()
     universal_link_hosts: tuple[str, ...] = field(default=())
     # Built from `rules` whenever a RuleSet is made (dataclasses.replace included), never passed in; the
     # memos (router.decision.memo) start empty with every rule set, so a reload never reuses an answer.
     index: RuleIndex[Rule] = field(init=False, repr=False, compare=False)
-    version_tests: tuple[VersionIn, ...] = field(init=False, repr=False, compare=False)
-    choices: Recent[tuple[object, ...], tuple[Outcome, str]] = field(init=False, repr=False, compare=False)
-    outcomes: Recent[tuple[object, ...], Decision] = field(init=False, repr=False, compare=False)
-    kinds: Recent[Client, ClientKind] = field(init=False, repr=False, compare=False)
+    keys: Keys = field(init=False, repr=False, compare=False)
+    choices: Recent[tuple[object, ...], tuple[Then, str]] = field(init=False, repr=False, compare=False)
+    built: Recent[tuple[object, ...], Decision] = field(init=False, repr=False, compare=False)
     # The rules with a partial rollout (between 0 and 100 %), each with its place in `rules` and its rollout
     # condition (router.decision.decide: rollout_arms), and each rule's place by id. A rollout at 0 or 100 %
     # has one arm: everybody is out, or in.
@@ -149,17 +136,21 @@ class RuleSet:
         object.__setattr__(self, "index", RuleIndex(self.rules))
         object.__setattr__(self, "rollouts", tuple(
             (position, rule, condition) for position, rule in enumerate(self.rules)
-            for _, condition in rule.conditions if isinstance(condition, Rollout) and 0 < condition.percent < 100))
+            for condition in rule.conditions if isinstance(condition, Rollout) and condition.per_click()))
         object.__setattr__(self, "positions", {rule.id: position for position, rule in enumerate(self.rules)})
-        object.__setattr__(self, "version_tests",
-                           version_tests(condition for rule in self.rules for _, condition in rule.conditions))
+        object.__setattr__(self, "keys", Keys(condition for rule in self.rules for condition in rule.conditions))
         object.__setattr__(self, "choices", Recent(CHOICE_LIMIT))
-        object.__setattr__(self, "outcomes", Recent(OUTCOME_LIMIT))
-        object.__setattr__(self, "kinds", Recent(KIND_LIMIT))
+        object.__setattr__(self, "built", Recent(BUILT_LIMIT))
 
     def kind_of(self, client: Client) -> ClientKind:
-        """What this rule set's decisions read of `client` (router.decision.memo.client_kind)."""
-        return client_kind(client, self.version_tests, self.kinds)
+        """What this rule set's decisions read of `client` (router.decision.memo: Keys.kind)."""
+        return self.keys.kind(client)
+
+    @property
+    def headers_read(self) -> tuple[str, ...]:
+        """The request headers this rule set's conditions read, by lower-case name: what a click's Context
+        carries in `headers`, in this order."""
+        return self.keys.headers
 
 
 class _FileReader(YamlReader):
@@ -169,9 +160,9 @@ class _FileReader(YamlReader):
         super().__init__(name, "rule files", problems)
         self.ids: list[tuple[str, int, int]] = []  # (id, line, column) of every rule, valid or not
 
-    def read(self, text: str) -> tuple[list[Rule], list[tuple[Outcome, Node]], list[str]]:
+    def read(self, text: str) -> tuple[list[Rule], list[tuple[Then, Node]], list[str]]:
         rules: list[Rule] = []
-        defaults: list[tuple[Outcome, Node]] = []
+        defaults: list[tuple[Then, Node]] = []
         hosts: list[str] = []
         root = self.compose(text)
         if root is None or is_empty(root):
@@ -184,7 +175,7 @@ class _FileReader(YamlReader):
                 if key.value == "rules":
                     rules.extend(self.rule_list(value))
                 elif key.value == "default":
-                    defaults.append((self.outcome(value), key))
+                    defaults.append((self.then(value), key))
                 elif key.value == "settings":
                     hosts.extend(self.settings(value))
                 else:
@@ -242,28 +233,26 @@ class _FileReader(YamlReader):
         if not isinstance(description, str):
             raise NodeError(fields["description"], "description must be a string")
         conditions = self.conditions(fields["when"])
-        then = self.outcome(fields["then"])
+        then = self.then(fields["then"])
         if conditions is None:
             return None
         mark = node.start_mark
         return Rule(rule_id, conditions, then, description, self.file, mark.line + 1, mark.column + 1)
 
-    def conditions(self, node: Node) -> tuple[tuple[ConditionName, Condition], ...] | None:
+    def conditions(self, node: Node) -> tuple[Condition, ...] | None:
         if not isinstance(node, MappingNode):
             raise NodeError(node, "'when' must be a mapping of conditions, e.g. {app: wechat, channel: ad}")
         if not node.value:
             raise NodeError(node, "'when' is empty; a rule that always matches is the 'default'")
-        built: list[tuple[ConditionName, Condition]] = []
+        built: list[Condition] = []
         ok = True
-        names = [name.value for name in ConditionName]
         for key, value in self.pairs(node, "'when'"):
-            if key.value not in names:
-                self.problem(key, f"unknown condition {key.value!r}{suggest(key.value, names)}")
+            if key.value not in CONDITION_TYPES:
+                self.problem(key, f"unknown condition {key.value!r}{suggest(key.value, list(CONDITION_TYPES))}")
                 ok = False
                 continue
-            name = ConditionName(key.value)
             try:
-                built.append((name, build_condition(name, self.plain(value))))
+                built.append(build_condition(key.value, self.plain(value)))
             except ConditionError as err:
                 self.problem(value, str(err))
                 ok = False
@@ -272,13 +261,13 @@ class _FileReader(YamlReader):
                 ok = False
         return tuple(built) if ok else None
 
-    def outcome(self, node: Node) -> Outcome:
+    def then(self, node: Node) -> Then:
         actions = [action.value for action in Action]
         if isinstance(node, ScalarNode):
             word = self.plain(node)
             if not isinstance(word, str) or word not in actions:
                 raise NodeError(node, f"unknown action {word!r}{suggest(str(word), actions)}")
-            return Outcome(Action(word))
+            return Then(Action(word))
         if not isinstance(node, MappingNode):
             raise NodeError(node, f"'then' is an action ({', '.join(actions)}) or a mapping with 'action:'")
         options = {key.value: (key, value) for key, value in self.pairs(node, "'then'")}
@@ -288,18 +277,18 @@ class _FileReader(YamlReader):
         if not isinstance(word, str) or word not in actions:
             raise NodeError(options["action"][1], f"unknown action {word!r}{suggest(str(word), actions)}")
         action = Action(word)
-        allowed = OUTCOME_OPTIONS[action]
+        allowed = THEN_OPTIONS[action]
         values: dict[str, object] = {}
         for name, (key, value) in options.items():
             if name not in allowed:
                 raise NodeError(key, f"option {name!r} does not apply to action {word!r}; "
                                      f"it takes: {', '.join(allowed)}")
             values[name] = self.plain(value)
-        return self._checked_outcome(action, values, options)
+        return self._checked_then(action, values, options)
 
-    def _checked_outcome(
+    def _checked_then(
         self, action: Action, values: dict[str, object], nodes: dict[str, tuple[ScalarNode, Node]]
-    ) -> Outcome:
+    ) -> Then:
         via = values.get("via", "auto")
         if via not in VIA_CHOICES:
             raise NodeError(nodes["via"][1], f"unknown via {via!r}{suggest(str(via), VIA_CHOICES)}")
@@ -326,7 +315,7 @@ class _FileReader(YamlReader):
             message = messages[0][1]
         if not isinstance(message, str):
             raise NodeError(nodes["message"][1], "'message' must be a string, or a mapping of language to string")
-        return Outcome(action, str(via), str(app), page, status, message, messages)
+        return Then(action, str(via), str(app), page, status, message, messages)
 
 
 def rule_files(directory: Path) -> list[Path]:
@@ -368,7 +357,7 @@ def build_rule_set(sources: list[RuleSource], origin: str) -> RuleSet:
     problems: list[Problem] = []
     ids: list[tuple[str, str, int, int]] = []  # (id, file, line, column), for duplicates
     rules: list[Rule] = []
-    defaults: list[tuple[Outcome, Node, str]] = []
+    defaults: list[tuple[Then, Node, str]] = []
     hosts: list[str] = []
     digest = hashlib.sha256()
     for source in sources:
@@ -383,7 +372,7 @@ def build_rule_set(sources: list[RuleSource], origin: str) -> RuleSet:
         file_rules, file_defaults, file_hosts = reader.read(text)
         rules.extend(file_rules)
         ids.extend((rule_id, name, line, column) for rule_id, line, column in reader.ids)
-        defaults.extend((outcome, node, name) for outcome, node in file_defaults)
+        defaults.extend((then, node, name) for then, node in file_defaults)
         hosts.extend(file_hosts)
     # Checked over every rule that has an id, including rules with other mistakes: all problems at once.
     seen: dict[str, str] = {}

@@ -94,7 +94,6 @@ LANDING_PAGES = ("moments",)
 `moments`: WeChat bans share codes in Moments, so the page offers only the plain link to copy."""
 
 
-
 EXPANDABLE = frozenset({LinkKind.SHORT, LinkKind.AFFILIATE})
 """Link kinds that only point at an item: the server expands them (router.serve.upstream), explain never does."""
 
@@ -171,6 +170,8 @@ class Context:
     # Short-link expansion (router.serve.upstream): None when it was not tried; the reason says how it went.
     expansion: Expansion | None = None
     expansion_reason: str = ""
+    # The request headers the rules being served read (RuleSet.headers_read), lower-case names in that order.
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -456,7 +456,7 @@ def unreached(rules: RuleSet, results: Iterable[Result]) -> list[Unreached]:
 
 def _dark(rule: Rule) -> bool:
     """A rule shipped at rollout 0: it can't decide any click until its rollout is raised."""
-    return any(isinstance(condition, Rollout) and condition.percent <= 0 for _, condition in rule.conditions)
+    return any(isinstance(condition, Rollout) and condition.percent <= 0 for condition in rule.conditions)
 
 
 def coverage_line(rules: RuleSet, missing: list[Unreached]) -> str:

@@ -44,7 +44,7 @@ def render(ctx: Context, decision: Decision, rules: RuleSet) -> str:
         if rule is None:
             continue
         lines.append(f"{'✓' if step.matched else '✗'} {rule.id}  ({rule.where})")
-        for _, condition in rule.conditions:
+        for condition in rule.conditions:
             if condition.holds(ctx, rule.id):
                 lines.append(f"    ✓ {condition.describe()}")
             else:

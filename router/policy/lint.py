@@ -28,7 +28,7 @@ def warnings(rules: RuleSet, now: datetime) -> list[Problem]:
         if earlier is not None:
             found.append(_at(rule, f"rule {rule.id!r} can never match: rule {earlier.id!r} ({earlier.where}) "
                                    "matches every click it would; move it above, or narrow the earlier rule"))
-        for _, condition in rule.conditions:
+        for condition in rule.conditions:
             if isinstance(condition, Window) and condition.end is not None and condition.end <= now:
                 closed = condition.end.isoformat(timespec="seconds")
                 found.append(_at(rule, f"rule {rule.id!r} has a window that closed at {closed}; "

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import IO
 
 from router.decision.clients import parse_client
-from router.decision.conditions import AdField, ConditionName, Rollout
+from router.decision.conditions import AdField, Rollout
 from router.decision.links import LinkError, parse_link
 from router.decision.named_clients import CLIENTS, GROUPS, NamedClient
 from router.decision.rules import Rule, RuleSet
@@ -94,7 +94,7 @@ class Matrix:
 
 
 def _rollout(rule: Rule) -> float | None:
-    for _, condition in rule.conditions:
+    for condition in rule.conditions:
         if isinstance(condition, Rollout):
             return condition.percent
     return None
@@ -108,7 +108,7 @@ def _partial(rule: Rule) -> bool:
 def _inside(rules: RuleSet, pilot: Rule) -> RuleSet:
     """The rules as a visitor inside `pilot`'s rollout meets them: outside every other partial rollout."""
     opened = dataclasses.replace(
-        pilot, conditions=tuple(pair for pair in pilot.conditions if not isinstance(pair[1], Rollout))
+        pilot, conditions=tuple(condition for condition in pilot.conditions if not isinstance(condition, Rollout))
     )
     kept = (opened if rule is pilot else rule for rule in rules.rules if rule is pilot or not _partial(rule))
     return dataclasses.replace(rules, rules=tuple(kept))
@@ -138,9 +138,6 @@ def build_matrix(rules: RuleSet, settings: Settings, link: str = DEFAULT_LINK, a
 
 
 _COLUMN_SOURCES = frozenset(column.ad_source for column in COLUMNS if column.ad_source)
-# The ad fields a rule can name, as the Click field each goes in: the matrix notes any answer they change.
-_NOTED = {ConditionName.AD_SOURCE: "ad_source", ConditionName.ADVERTISER: "advertiser",
-          ConditionName.CAMPAIGN: "campaign"}
 
 
 def _ad_notes(click: Click, base: Answer, rules: RuleSet, settings: Settings,
@@ -149,11 +146,11 @@ def _ad_notes(click: Click, base: Answer, rules: RuleSet, settings: Settings,
     differs from the cell's (an advertiser blocked, a campaign sent to the web…)."""
     notes = []
     for rule in rules.rules:
-        for name, condition in rule.conditions:
-            if name not in _NOTED or not isinstance(condition, AdField):
+        for condition in rule.conditions:
+            if not isinstance(condition, AdField):
                 continue
+            field_name = condition.key  # the Click field it goes in is named as the condition
             for value in sorted(condition.values):
-                field_name = _NOTED[name]
                 if field_name == "ad_source" and value in _COLUMN_SOURCES:
                     continue  # a source with a column of its own: its cells say it
                 asked = dataclasses.replace(click, **{field_name: value})  # type: ignore[arg-type]

@@ -11,19 +11,17 @@ import argparse
 import json
 from typing import IO, Any
 
-from router.decision.conditions import CONDITION_DOCS, ConditionName
+from router.decision.conditions import CONDITION_TYPES, Condition, Header
 from router.decision.rules import (
     MESSAGE_LANGUAGES,
-    OUTCOME_OPTIONS,
     SETTINGS_KEYS,
     TARGET_APPS,
+    THEN_OPTIONS,
     TOP_KEYS,
     VIA_CHOICES,
 )
 from router.decision.types import LANDING_PAGES, Action
-from router.decision.versions import RANGE_PART_PATTERN
 
-_RANGE = f"^{RANGE_PART_PATTERN}(,{RANGE_PART_PATTERN})*$"
 _ACTION_TEXT = {
     Action.APP: "302 straight into the Taobao (or Tmall) app, with a web fallback wherever the platform allows.",
     Action.WEB: "302 to the item's mobile web page (the desktop page on computers).",
@@ -39,33 +37,18 @@ _OPTION_TEXT = {
 }
 
 
-def _one_or_many(item: dict[str, Any]) -> dict[str, Any]:
-    return {"anyOf": [item, {"type": "array", "items": item, "minItems": 1}]}
+def _reads(condition: type[Condition]) -> str:
+    """What a condition type reads of a click, for the reference: a rule that reads the time or the visitor
+    is decided for every click afresh."""
+    return ", ".join(sorted(f"header `{read.name}`" if isinstance(read, Header) else str(read)
+                            for read in condition.reads))
 
 
-def _condition_schema(name: ConditionName) -> dict[str, Any]:
-    doc = CONDITION_DOCS[name]
-    if doc.values:
-        schema = _one_or_many({"enum": [str(value) for value in doc.values]})
-    elif name in (ConditionName.APP_VERSION, ConditionName.OS_VERSION):
-        schema = {"type": "string", "pattern": _RANGE}
-    elif name in (ConditionName.AD_SOURCE, ConditionName.ADVERTISER, ConditionName.CAMPAIGN):
-        schema = _one_or_many({"type": ["string", "integer"]})
-    elif name is ConditionName.MINI_PROGRAM:
-        schema = {"type": "boolean"}
-    elif name is ConditionName.ROLLOUT:
-        schema = {"type": "number", "minimum": 0, "maximum": 100}
-    else:  # window
-        schema = {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {"from": {"type": "string"}, "until": {"type": "string"}, "timezone": {"type": "string"}},
-            "anyOf": [{"required": ["from"]}, {"required": ["until"]}],
-        }
-    return {**schema, "description": f"{doc.meaning} Example: {doc.example}"}
+def _condition_schema(condition: type[Condition]) -> dict[str, Any]:
+    return {**condition.value_schema(), "description": f"{condition.meaning} Example: {condition.example}"}
 
 
-def _outcome_schema() -> dict[str, Any]:
+def _then_schema() -> dict[str, Any]:
     options = {
         "via": {"enum": list(VIA_CHOICES)},
         "app": {"enum": list(TARGET_APPS)},
@@ -78,7 +61,7 @@ def _outcome_schema() -> dict[str, Any]:
         ]},
     }
     forms: list[dict[str, Any]] = [{"enum": [action.value for action in Action]}]
-    for action, keys in OUTCOME_OPTIONS.items():
+    for action, keys in THEN_OPTIONS.items():
         properties: dict[str, Any] = {"action": {"const": action.value}}
         properties.update({key: options[key] for key in keys if key != "action"})
         forms.append({"type": "object", "required": ["action"], "additionalProperties": False,
@@ -87,7 +70,7 @@ def _outcome_schema() -> dict[str, Any]:
 
 
 def rules_schema() -> dict[str, Any]:
-    conditions = {name.value: _condition_schema(name) for name in ConditionName}
+    conditions = {key: _condition_schema(condition) for key, condition in CONDITION_TYPES.items()}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "adlink-router rule file",
@@ -116,7 +99,7 @@ def rules_schema() -> dict[str, Any]:
                 },
             },
             "when": {"type": "object", "minProperties": 1, "additionalProperties": False, "properties": conditions},
-            "then": _outcome_schema(),
+            "then": _then_schema(),
         },
     }
 
@@ -148,15 +131,19 @@ def rules_reference() -> str:
         "",
         "## Conditions",
         "",
-        "| condition | meaning | values | example |",
-        "| --- | --- | --- | --- |",
+        "`reads` says what a condition looks at in a click. A click that meets a rule reading the `time` or",
+        "the `visitor` (a rollout between 0 and 100 %) is decided afresh every time; every other answer is",
+        "kept for the clicks alike in all the rules read.",
+        "",
+        "| condition | meaning | values | example | reads |",
+        "| --- | --- | --- | --- | --- |",
     ]
-    for name in ConditionName:
-        doc = CONDITION_DOCS[name]
-        values = ", ".join(f"`{value}`" for value in doc.values) if doc.values else "see meaning"
-        lines.append(f"| `{name.value}` | {doc.meaning} | {values} | `{doc.example}` |")
+    for key, condition in CONDITION_TYPES.items():
+        choices = condition.choices()
+        values = ", ".join(f"`{value}`" for value in choices) if choices else "see meaning"
+        lines.append(f"| `{key}` | {condition.meaning} | {values} | `{condition.example}` | {_reads(condition)} |")
     lines += ["", "## Actions", "", "| action | answer | options |", "| --- | --- | --- |"]
-    for action, keys in OUTCOME_OPTIONS.items():
+    for action, keys in THEN_OPTIONS.items():
         options = "; ".join(f"`{key}`: {_OPTION_TEXT[key]}" for key in keys if key != "action") or "—"
         lines.append(f"| `{action.value}` | {_ACTION_TEXT[action]} | {options} |")
     lines += ["", "`then: web` is short for `then: {action: web}`.", ""]
