@@ -34,6 +34,9 @@ def test_every_runtime_dependency_is_pinned_within_its_range() -> None:
         lower = re.search(r">=\s*([\w.]+)", requirement)
         if lower:
             assert _version(pins[name]) >= _version(lower.group(1)), (name, pins[name], requirement)
+        upper = re.search(r"<\s*([\w.]+)", requirement)
+        if upper:
+            assert _version(pins[name]) < _version(upper.group(1)), (name, pins[name], requirement)
     assert "adlink-router" not in pins
 
 
