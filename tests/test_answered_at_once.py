@@ -22,9 +22,9 @@ from uvicorn.server import ServerState
 from router.decision.signing import sign
 from router.serve.config import Settings, bundled_rules_dir
 from router.serve.drain import DRAIN
+from router.serve.expand import DEFAULT_EXPAND_HOSTS
 from router.serve.outbox import MAX_WAITING, Outbox, _outboxes, outbox_for
 from router.serve.protocol import BoundedHttpToolsProtocol
-from router.serve.upstream import DEFAULT_EXPAND_HOSTS
 from router.serve.web import create_app
 from tests import uas
 from tests.conftest import TEST_KEYS

@@ -1,6 +1,6 @@
-"""Short-link expansion (router.serve.upstream): fault shapes behind httpx.MockTransport, cache, single-flight,
-circuit breaker and the public-address check. That only this module opens connections is checked, with the
-other import rules, in tests/test_architecture.py.
+"""Short-link expansion (router.serve.expand, fetching through router.serve.upstream): fault shapes behind
+httpx.MockTransport, cache, single-flight, circuit breaker and the public-address check. That only
+router.serve.upstream opens connections is checked, with the other import rules, in tests/test_architecture.py.
 
 Nothing here leaves the process: every upstream is a handler function. The real-server tests are in
 tests/test_expand_http.py.
@@ -16,15 +16,8 @@ import httpcore
 import httpx
 import pytest
 
-from router.serve.upstream import (
-    EXPANSION_RESULTS,
-    Expanded,
-    Expander,
-    ExpandPolicy,
-    PublicOnlyBackend,
-    address_refusal,
-    item_in_page,
-)
+from router.serve.expand import EXPANSION_RESULTS, Expanded, Expander, ExpandPolicy, item_in_page
+from router.serve.upstream import PublicOnlyBackend, address_refusal
 
 SHORT = "https://m.tb.cn/h.gYx1a2b?tk=AbCd1234"
 ITEM = "https://item.taobao.com/item.htm?id=123456"

@@ -25,7 +25,7 @@ from starlette.testclient import TestClient
 
 from router.decision.rules import RuleSet
 from router.serve.config import ANY_NETWORK, Settings, bundled_rules_dir
-from router.serve.upstream import DEFAULT_EXPAND_HOSTS
+from router.serve.expand import DEFAULT_EXPAND_HOSTS
 from router.serve.web import create_app
 from tests import uas
 from tests.conftest import TEST_KEYS
@@ -300,7 +300,7 @@ def test_outbound_connections_are_bounded(keepalive_upstream: str) -> None:
     serves more than three at a time, and every link still expands within its deadline."""
     import asyncio
 
-    from router.serve.upstream import Expander, ExpandPolicy
+    from router.serve.expand import Expander, ExpandPolicy
 
     expander = Expander(ExpandPolicy(timeout=5, upstream=keepalive_upstream, max_connections=3))
 

@@ -293,8 +293,8 @@ def test_what_the_store_says_of_a_link_is_read_again_like_any_link() -> None:
     data that does not read, is no answer (the router fetches the link itself)."""
     import orjson
 
+    from router.serve.expand import Expanded
     from router.serve.shared import UNAVAILABLE, FleetExpansions
-    from router.serve.upstream import Expanded
 
     fleet = FleetExpansions(SharedStore("redis://127.0.0.1:1/0", timeout=0.01))
     good = fleet._decoded(orjson.dumps({"url": ITEM, "reason": "expanded", "result": "expanded"}))

@@ -42,8 +42,8 @@ from urllib.parse import urlsplit
 from router.decision.click import DEFAULT_FORWARD_PARAMS, ClickSettings
 from router.decision.links import DEFAULT_ALLOWED_HOSTS
 from router.decision.signing import SigningKeyError, SigningKeys
+from router.serve.expand import DEFAULT_EXPAND_HOSTS, DEFAULT_EXPAND_TIMEOUT
 from router.serve.limits import Limit, parse_limit
-from router.serve.upstream import DEFAULT_EXPAND_HOSTS, DEFAULT_EXPAND_TIMEOUT
 
 VISITOR_COOKIE = "adlink_vid"
 # How long a phone's landing page waits for the app before it falls back to the web page. Slow phones

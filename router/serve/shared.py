@@ -33,7 +33,7 @@ import orjson
 
 from router.decision.links import LinkError, parse_link
 from router.decision.types import EXPANDABLE
-from router.serve.upstream import EXPANSION_RESULTS, Expanded
+from router.serve.expand import EXPANSION_RESULTS, Expanded
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -307,7 +307,7 @@ def display_url(url: str) -> str:
 
 
 class FleetExpansions:
-    """Short-link expansions shared by the fleet (router.serve.upstream.Expander asks it): what a link
+    """Short-link expansions shared by the fleet (router.serve.expand.Expander asks it): what a link
     expanded to, kept with its TTL, and a short-lived claim, so one router fetches a link while the others
     wait for its answer. What comes back from the store is never trusted as it is: the destination is
     read again as any link is (router.decision.links: allowed hosts, https), and anything that does not

@@ -44,6 +44,7 @@ from router.serve.clicklog import ClickLog, click_time
 from router.serve.config import VISITOR_COOKIE, Settings, address_in
 from router.serve.drain import DRAIN
 from router.serve.edge import ADDRESSED_PATHS, refusal, refuse, server_names
+from router.serve.expand import EXPANSION_RESULTS, Expander, ExpandPolicy, with_expansion
 from router.serve.limits import ClickLimits
 from router.serve.logs import ACCESS_LOGGER, click_stream, configure_logging, request_id_from
 from router.serve.metrics import FLUSH_SECONDS, Metrics, Snapshot, render
@@ -63,7 +64,6 @@ from router.serve.protocol import Respond
 from router.serve.reload import ActiveRules, Reloader, rules_source
 from router.serve.shared import FleetExpansions, SharedStore, click_budget, replay_ttl
 from router.serve.sources import RulesSource
-from router.serve.upstream import EXPANSION_RESULTS, Expander, ExpandPolicy, with_expansion
 
 log = logging.getLogger("router")
 access_log = logging.getLogger(ACCESS_LOGGER)
