@@ -1,248 +1,270 @@
-"""A response's head and body leave in one write (router.serve.protocol: HeadWithBody), and HTTP stays whole:
-HEAD, 100-continue, pipelining, Connection: close, on uvicorn's own cycle and on a real server."""
+"""A turn's writes leave together, a response's head and body in one write (router.serve.outbox: the
+coalescing transport the protocol installs), in order with the protocol's own refusals, and never stuck."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import socket
+import gc
+import weakref
 from typing import Any
 from urllib.parse import quote
 
-import httptools
-import httpx
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
 from router.serve.config import Settings, bundled_rules_dir
-from router.serve.protocol import CONTINUE, BoundedHttpToolsProtocol, HeadWithBody
+from router.serve.outbox import MAX_WAITING, MAX_WAITING_BYTES, Coalescing, Outbox, _outboxes, outbox_for
+from router.serve.protocol import BoundedHttpToolsProtocol
 from router.serve.web import create_app
 from tests import uas
 from tests.conftest import TEST_KEYS
-from tests.servers import Server
 
 ITEM = quote("https://item.taobao.com/item.htm?id=1", safe="")
 LANDING = f"/go?url={ITEM}&from=groupmessage"
+REDIRECT = f"/go?url={ITEM}"
 
 
 class Recorder:
     """A transport that keeps what is written to it, each write apart."""
 
-    def __init__(self) -> None:
+    def __init__(self, peer: str = "127.0.0.1") -> None:
         self.writes: list[bytes] = []
         self.closed = False
+        self.eof = False
+        self.aborted = False
+        self.peer = peer
 
     def write(self, data: bytes) -> None:
+        assert not self.closed, "written after close"
         self.writes.append(bytes(data))
 
     def close(self) -> None:
         self.closed = True
 
+    def abort(self) -> None:
+        self.aborted = self.closed = True
+
     def is_closing(self) -> bool:
         return self.closed
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 5555)}.get(name, default)
+        return {"sockname": ("127.0.0.1", 8000), "peername": (self.peer, 5555)}.get(name, default)
 
     def pause_reading(self) -> None:
         pass
 
-    def can_write_eof(self) -> bool:
-        return False
-
     def resume_reading(self) -> None:
         pass
 
+    def can_write_eof(self) -> bool:
+        return True
 
-def _held(method: str = "GET") -> tuple[Recorder, HeadWithBody]:
-    transport = Recorder()
-    return transport, HeadWithBody(transport, {"method": method})  # type: ignore[arg-type]
+    def write_eof(self) -> None:
+        self.eof = True
+
+    def get_write_buffer_size(self) -> int:
+        return 0
 
 
-def test_the_head_waits_for_the_body_and_nothing_else_waits() -> None:
-    transport, get = _held()
-    get.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n")
-    assert transport.writes == []
-    get.write(b"hello")
-    get.write(b" more")  # a streamed body's later parts go at once
-    assert transport.writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello", b" more"]
-
-    transport, head = _held("HEAD")
-    head.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n")  # no body follows a HEAD answer's head
-    assert transport.writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n"]
-
-    scope = {"method": "GET"}
-    transport = Recorder()
-    rewritten = HeadWithBody(transport, scope)  # type: ignore[arg-type]
-    scope["method"] = "HEAD"  # as uvicorn does, the method is read when the answer is written
-    rewritten.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n")
-    assert transport.writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n"]
-
-    transport, stream = _held()
-    stream.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")  # a stream's first part may be late
-    assert transport.writes == [b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"]
-
-    transport, post = _held("POST")
-    post.write(CONTINUE)  # the client waits for it before sending its body
-    assert transport.writes == [CONTINUE]
-    post.write(b"HTTP/1.1 204 No Content\r\n\r\n")
-    post.write(b"")
-    assert transport.writes == [CONTINUE, b"HTTP/1.1 204 No Content\r\n\r\n"]
-
-    transport, closing = _held()
-    closing.write(b"HTTP/1.1 500 Internal Server Error\r\n\r\n")
-    closing.close()  # an app that failed after starting its answer: the head still goes, then the close
-    assert transport.writes == [b"HTTP/1.1 500 Internal Server Error\r\n\r\n"] and transport.closed
-    assert closing.get_extra_info("peername") == ("127.0.0.1", 5555)  # the rest is the transport's own
-
-    transport, gone = _held()
-    gone.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n")
-    transport.closed = True  # the client went away before the body: nothing is written to a closed transport
-    gone.close()
-    assert transport.writes == []
+def request(target: str, ua: str = uas.CHROME_WINDOWS, method: str = "GET", extra: str = "",
+            version: str = "1.1") -> bytes:
+    return f"{method} {target} HTTP/{version}\r\nHost: x\r\nUser-Agent: {ua}\r\n{extra}\r\n".encode()
 
 
 @functools.cache
-def _config() -> Config:
+def _default_config() -> Config:
     """uvicorn's settings for the router app behind the real protocol class (made once for the module)."""
-    app = create_app(Settings(rules_dir=bundled_rules_dir(), signing_keys=TEST_KEYS))
-    config = Config(app, http=BoundedHttpToolsProtocol, access_log=False, lifespan="off", proxy_headers=False)
+    config = Config(create_app(Settings(rules_dir=bundled_rules_dir(), signing_keys=TEST_KEYS)),
+                    http=BoundedHttpToolsProtocol, access_log=False, lifespan="off", proxy_headers=False)
     config.load()
     return config
 
 
-def _connection() -> tuple[BoundedHttpToolsProtocol, Recorder]:
-    """A connection to the router app on the real protocol class, its transport recording (in a running loop)."""
-    transport = Recorder()
-    protocol = BoundedHttpToolsProtocol(config=_config(), server_state=ServerState(), app_state={})
+def connection(config: Config | None = None, peer: str = "127.0.0.1") -> tuple[BoundedHttpToolsProtocol, Recorder]:
+    """A connection from `peer` to an app on the real protocol class, its transport recording (in a running
+    loop); the router app by default."""
+    transport = Recorder(peer)
+    state = ServerState()
+    state.default_headers = [(b"date", b"Wed, 02 Dec 2026 12:00:00 GMT")]
+    protocol = BoundedHttpToolsProtocol(config=config or _default_config(), server_state=state, app_state={})
     protocol.connection_made(transport)  # type: ignore[arg-type]
     return protocol, transport
 
 
-def test_a_held_head_goes_before_what_the_protocol_writes_itself() -> None:
-    """A refusal of the next request on the connection (431, 400) follows the current response's head."""
+async def answered(protocol: BoundedHttpToolsProtocol) -> None:
+    """Turns of the loop until the requests' apps have answered (their writes may still wait for the outbox)."""
+    for _ in range(50):
+        await asyncio.sleep(0)
+        if all(task.done() for task in protocol.tasks) and not protocol.pipeline:
+            return
+
+
+async def settled(protocol: BoundedHttpToolsProtocol, turns: int = 100) -> None:
+    """Turns of the loop until every request on the connection is answered and its writes are out."""
+    for _ in range(turns):
+        await asyncio.sleep(0)
+        if not protocol.tasks and not protocol.pipeline and protocol.transport.get_write_buffer_size() == 0:
+            return
+
+
+def served(raw: bytes, config: Config | None = None) -> list[bytes]:
+    """`raw` fed to one connection: what was written, write by write, once every answer is out."""
 
     async def run() -> list[bytes]:
-        protocol, transport = _connection()
-        protocol.data_received(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        protocol.cycle.transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\n")  # held, as by a send
-        protocol.data_received(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000)
-        for task in list(protocol.tasks):
-            task.cancel()
-        protocol.connection_lost(None)
-        return transport.writes
-
-    writes = asyncio.run(run())
-    assert writes[0] == b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\n", writes
-    assert writes[1].startswith(b"HTTP/1.1 431 "), writes
-
-
-def _serve_once(raw: bytes) -> list[bytes]:
-    """`raw` fed to one connection to the router app, on uvicorn's cycle (a click is not answered at once,
-    router.serve.protocol): what it wrote, write by write."""
-
-    async def run() -> list[bytes]:
-        protocol, transport = _connection()
-        protocol._answer_now = None
+        protocol, transport = connection(config)
         protocol.data_received(raw)
-        for _ in range(100):
-            await asyncio.sleep(0)
-            if not protocol.tasks and not protocol.pipeline:
-                break
+        await settled(protocol)
         protocol.connection_lost(None)
         return transport.writes
 
     return asyncio.run(run())
 
 
-def test_a_landing_page_and_a_redirect_are_one_write_each_on_uvicorns_cycle() -> None:
-    ua = f"User-Agent: {uas.WECHAT_IOS}\r\n".encode()
-    writes = _serve_once(b"GET " + LANDING.encode() + b" HTTP/1.1\r\nHost: x\r\n" + ua + b"\r\n")
-    assert len(writes) == 1
-    head, _, body = writes[0].partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 200 OK\r\n") and body.startswith(b"<!doctype html>")
-    assert f"content-length: {len(body)}".encode() in head
-    # Two requests sent at once (pipelined): two answers, in order, a write each.
-    redirect = f"GET /go?url={ITEM} HTTP/1.1\r\nHost: x\r\nUser-Agent: {uas.CHROME_WINDOWS}\r\n\r\n".encode()
-    writes = _serve_once(redirect + b"HEAD " + LANDING.encode() + b" HTTP/1.1\r\nHost: x\r\n" + ua + b"\r\n")
-    assert [write.split(b"\r\n", 1)[0] for write in writes] == [b"HTTP/1.1 302 Found", b"HTTP/1.1 200 OK"]
-    assert writes[1].endswith(b"\r\n\r\n")  # a HEAD answer: the head alone
+def answers(stream: bytes, heads: tuple[int, ...] = ()) -> list[tuple[str, dict[str, str], bytes]]:
+    """The answers in a byte stream: status line, headers, body (by content-length; none for the answers
+    numbered in `heads`, to HEAD requests)."""
+    found: list[tuple[str, dict[str, str], bytes]] = []
+    while stream:
+        head, _, rest = stream.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {name.lower(): value for name, value in (line.split(": ", 1) for line in lines[1:])}
+        size = int(headers.get("content-length", "0")) if len(found) not in heads else 0
+        found.append((lines[0], headers, rest[:size]))
+        stream = rest[size:]
+    return found
 
 
-class _Response:
-    def __init__(self) -> None:
-        self.status = 0
-        self.headers: dict[bytes, bytes] = {}
-        self.body = b""
-        self.complete = False
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers[name.lower()] = value
-
-    def on_body(self, body: bytes) -> None:
-        self.body += body
-
-    def on_message_complete(self) -> None:
-        self.complete = True
+# --- the transport and the outbox ------------------------------------------------------------------------
 
 
-def _read_response(sock: socket.socket, method: str = "GET") -> tuple[int, dict[bytes, bytes], bytes]:
-    """One whole response from `sock` (parsed with httptools, so its framing is checked)."""
-    response = _Response()
-    parser = httptools.HttpResponseParser(response)
-    if method == "HEAD":
-        # No body follows a HEAD answer, whatever its content-length: read to the head's end.
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = sock.recv(65536)
-            assert chunk, data
-            data += chunk
-        head = data.split(b"\r\n\r\n")[0]
-        lines = head.split(b"\r\n")
-        headers = dict(line.lower().split(b": ", 1) for line in lines[1:])
-        return int(lines[0].split()[1]), headers, b""
-    while not response.complete:
-        chunk = sock.recv(65536)
-        assert chunk, "the server closed before the response was complete"
-        parser.feed_data(chunk)
-    return parser.get_status_code(), response.headers, response.body
+def test_writes_wait_for_the_turns_end_and_leave_in_one_write() -> None:
+    async def run() -> None:
+        transport = Recorder()
+        held = Coalescing(transport, outbox_for(asyncio.get_running_loop()))  # type: ignore[arg-type]
+        held.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n")
+        held.write(b"")  # nothing: no write of its own
+        held.write(b"hello")
+        assert transport.writes == [] and held.get_write_buffer_size() == 43
+        await asyncio.sleep(0)
+        assert transport.writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"]
+        held.write(b"x" * MAX_WAITING_BYTES)
+        held.write(b"y")  # past the mark: out at once, for the transport's flow control to see
+        assert transport.writes[1:] == [b"x" * MAX_WAITING_BYTES + b"y"]
+        await asyncio.sleep(0)
+        assert len(transport.writes) == 2
+        assert held.get_extra_info("peername") == ("127.0.0.1", 5555)  # the rest is the transport's own
+
+    asyncio.run(run())
 
 
-def test_responses_stay_whole_on_a_real_server() -> None:
-    """On one kept-alive connection: a landing page, its HEAD, a redirect; then a beacon that waits for
-    100 Continue before sending its body; then Connection: close, answered whole and then closed."""
-    server = Server().wait_ready()
-    try:
-        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-            ua = f"User-Agent: {uas.WECHAT_IOS}\r\n".encode()
-            sock.sendall(b"GET " + LANDING.encode() + b" HTTP/1.1\r\nHost: x\r\n" + ua + b"\r\n")
-            status, headers, body = _read_response(sock)
-            assert status == 200 and int(headers[b"content-length"]) == len(body) > 1000
-            assert body.startswith(b"<!doctype html>") and body.rstrip().endswith(b"</html>")
-            sock.sendall(b"HEAD " + LANDING.encode() + b" HTTP/1.1\r\nHost: x\r\n" + ua + b"\r\n")
-            status, headers, body = _read_response(sock, "HEAD")
-            assert status == 200 and int(headers[b"content-length"]) > 1000 and body == b""
-            sock.sendall(f"GET /go?url={ITEM} HTTP/1.1\r\nHost: x\r\nUser-Agent: {uas.CHROME_WINDOWS}\r\n\r\n".encode())
-            status, headers, body = _read_response(sock)
-            assert status == 302 and headers[b"location"].startswith(b"https://item.taobao.com/") and body == b""
+def test_what_ends_a_connection_writes_what_waits_first() -> None:
+    async def run() -> None:
+        outbox = outbox_for(asyncio.get_running_loop())
+        transport = Recorder()
+        closing = Coalescing(transport, outbox)  # type: ignore[arg-type]
+        closing.write(b"last answer")
+        closing.close()
+        assert transport.writes == [b"last answer"] and transport.closed
 
-            beacon = b"e=shown&t=not-a-token"
-            sock.sendall(b"POST /outcome HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nExpect: 100-continue\r\n"
-                         b"Content-Length: " + str(len(beacon)).encode() + b"\r\n\r\n")
-            sock.settimeout(5)
-            assert sock.recv(len(CONTINUE)) == CONTINUE  # sent before the body, or the client would wait
-            sock.sendall(beacon)
-            status, headers, body = _read_response(sock)
-            assert status == 204 and body == b""
-            # Its body was read (its token then found wanting), not given up on after waiting for it.
-            metrics = httpx.get(f"{server.base}/metrics").text
-            assert 'adlink_outcome_beacons_ignored_total{reason="token"} 1.0' in metrics
-            assert 'adlink_outcome_beacons_ignored_total{reason="body"} 0.0' in metrics
+        transport = Recorder()
+        half = Coalescing(transport, outbox)  # type: ignore[arg-type]
+        half.write(b"refusal")
+        half.write_eof()
+        assert transport.writes == [b"refusal"] and transport.eof
 
-            sock.sendall(f"GET /go?url={ITEM} HTTP/1.1\r\nHost: x\r\nUser-Agent: {uas.CHROME_WINDOWS}\r\n"
-                         "Connection: close\r\n\r\n".encode())
-            status, headers, _ = _read_response(sock)
-            assert status == 302 and headers[b"connection"] == b"close"
-            assert sock.recv(1) == b""  # and then closed
-    finally:
-        server.stop()
+        transport = Recorder()
+        aborted = Coalescing(transport, outbox)  # type: ignore[arg-type]
+        aborted.write(b"dropped")
+        aborted.abort()  # as a transport's abort drops its own buffer
+        transport = Recorder()
+        gone = Coalescing(transport, outbox)  # type: ignore[arg-type]
+        gone.write(b"to nobody")
+        transport.closed = True  # the client went away: nothing is written to a closing transport
+        await asyncio.sleep(0)
+        assert transport.writes == []
+
+    asyncio.run(run())
+
+
+def test_the_outbox_writes_once_per_turn_and_early_when_full() -> None:
+    async def run() -> None:
+        outbox = Outbox()
+        transports = [Recorder() for _ in range(MAX_WAITING + 3)]
+        connections = [Coalescing(transport, outbox) for transport in transports]  # type: ignore[arg-type]
+        for number, held in enumerate(connections[:MAX_WAITING - 1]):
+            held.write(b"%d" % number)
+            held.write(b".")
+        assert all(transport.writes == [] for transport in transports)
+        await asyncio.sleep(0)
+        assert [transport.writes for transport in transports[:MAX_WAITING - 1]] == [
+            [b"%d." % number] for number in range(MAX_WAITING - 1)]  # each connection's writes as one
+        for transport in transports:
+            transport.writes.clear()
+        for number, held in enumerate(connections):
+            held.write(b"%d" % number)
+        assert [len(transport.writes) for transport in transports] == [1] * MAX_WAITING + [0] * 3  # full: out now
+        await asyncio.sleep(0)
+        assert all(len(transport.writes) == 1 for transport in transports)
+
+    asyncio.run(run())
+    loop = asyncio.new_event_loop()
+    outbox_for(loop)
+    assert loop in _outboxes
+    gone = weakref.ref(loop)
+    loop.close()
+    del loop
+    gc.collect()
+    assert gone() is None  # an outbox does not keep its loop alive
+
+
+# --- on the router's connections -------------------------------------------------------------------------
+
+
+def test_a_click_is_written_once_the_turn_ends_head_and_body_together() -> None:
+    async def run() -> None:
+        protocol, transport = connection()
+        protocol.data_received(request(LANDING, uas.WECHAT_IOS))
+        assert protocol.tasks  # uvicorn's cycle answers it, as every request
+        await answered(protocol)
+        assert transport.writes == []  # answered, and waiting in the outbox
+        await asyncio.sleep(0)
+        [written] = transport.writes
+        [(status, headers, body)] = answers(written)
+        assert status == "HTTP/1.1 200 OK" and body.startswith(b"<!doctype html>")
+        assert int(headers["content-length"]) == len(body) > 1000
+        assert headers["date"] == "Wed, 02 Dec 2026 12:00:00 GMT" and headers["x-request-id"]
+        assert "connection" not in headers and not transport.closed  # kept alive
+        assert protocol.timeout_keep_alive_task is not None  # ...until the keep-alive timeout
+        protocol.connection_lost(None)
+
+    asyncio.run(run())
+
+
+def test_a_redirect_and_a_head_answer_pipelined_come_back_in_order() -> None:
+    head_request = request(LANDING, uas.WECHAT_IOS, method="HEAD")
+    writes = served(request(REDIRECT) + head_request)
+    found = answers(b"".join(writes), heads=(1,))
+    assert [status for status, _, _ in found] == ["HTTP/1.1 302 Found", "HTTP/1.1 200 OK"]
+    assert found[0][1]["location"].startswith("https://item.taobao.com/") and found[0][2] == b""
+    assert int(found[1][1]["content-length"]) > 1000  # the landing page's length, and no body after its head
+    assert b"".join(writes).endswith(b"\r\n\r\n")
+    assert len(writes) <= 2  # one write per turn, whatever the answers in it
+
+
+def test_the_protocols_own_refusal_goes_after_the_answers_before_it() -> None:
+    """A refusal of the next request on the connection (431) follows the answer to the one before it."""
+
+    async def run() -> list[bytes]:
+        protocol, transport = connection()
+        protocol.data_received(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        await answered(protocol)  # the health check answered, its answer waiting for the turn's end
+        assert transport.writes == []
+        protocol.data_received(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000)
+        protocol.connection_lost(None)
+        return transport.writes
+
+    [written] = asyncio.run(run())  # one write: the refusal half-closes the connection, what waited goes first
+    first, second = answers(written)
+    assert first[0] == "HTTP/1.1 200 OK" and first[2] == b"ok\n"
+    assert second[0] == "HTTP/1.1 431 Request Header Fields Too Large" and second[1]["connection"] == "close"

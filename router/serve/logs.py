@@ -20,15 +20,17 @@ import itertools
 import logging
 import os
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import IO, Any
 
 import orjson
 
-__all__ = ["CLICK_LOG_CHOICES", "JsonLineHandler", "click_stream", "configure_logging", "new_request_id",
-           "request_id_from"]
+__all__ = ["CLICK_LOG_CHOICES", "JsonLineHandler", "click_stream", "configure_logging", "log_access",
+           "new_request_id", "request_id_from"]
 
 ACCESS_LOGGER = "router.access"
+access_log = logging.getLogger(ACCESS_LOGGER)
 _TYPES = (("router.reload", "reload"), (ACCESS_LOGGER, "access"))
 _EXTRA_FIELDS = ("request_id", "duration_ms", "status", "method", "path", "client")
 
@@ -122,3 +124,21 @@ def request_id_from(header: bytes | None, trusted: bool) -> str:
         if _GIVEN_ID.fullmatch(given):
             return given
     return new_request_id()
+
+
+def log_access(status: int, request_id: str, *, scope: Mapping[str, Any] | None = None, client: str | None = None,
+               seconds: float | None = None, why: str = "") -> None:
+    """The access line (type `access`) of a request refused, or answered with an error, that is no click: by
+    the app, with the request's ASGI `scope`, or by the protocol before a whole head came (router.serve.protocol),
+    with the client's address only."""
+    extra: dict[str, Any] = {"request_id": request_id, "status": status, "client": client}
+    if seconds is not None:
+        extra["duration_ms"] = round(seconds * 1000, 3)
+    if scope is None:
+        request = "a request's head"
+    else:
+        address = scope.get("client")
+        extra["client"] = address[0] if address else None
+        extra["method"], extra["path"] = scope["method"], scope["path"][:200]
+        request = f"{extra['method']} {extra['path']}"
+    access_log.info("%s -> %d%s", request, status, f": {why}" if why else "", extra=extra)

@@ -1,60 +1,152 @@
-"""Answers given in one turn of the event loop, written together at its end.
+"""A connection's writes held for the rest of the event loop's turn, and a turn's writes sent together.
 
 A client on the same machine as the router (a proxy beside it, a load generator) is woken by the kernel
-when an answer reaches its socket. Written as each is made, the answers of one turn arrive a few dozen
+when data reaches its socket. Written as each is made, the answers of one turn arrive a few dozen
 microseconds apart, and the client is woken for each: it reads one, goes idle, and is woken again. On a
 virtual machine waking an idle CPU costs the writer tens of microseconds, more than a click takes to
-decide. Written back to back at the end of the turn, they find the client awake after the first.
+decide. Written back to back, they find the client awake after the first. And uvicorn's cycle writes a
+response's head and its body apart: held together, they leave in one system call and one TCP segment.
 
-The cost is a wait for the rest of the turn's work: one turn handles the requests that arrived while the
-last one ran, and the outbox is written early once it holds MAX_WAITING answers, so an answer waits at
-most that many clicks' work (well under a millisecond). An idle router's turn holds one answer, written at
-once.
+`Coalescing` wraps a connection's transport (router.serve.protocol installs it as the connection starts,
+so every write on the connection goes through it, in order): a write joins the connection's waiting bytes,
+and the connection joins its loop's `Outbox`, which writes each waiting connection once, in a callback
+at the start of the loop's next turn. Written early: a connection with more than MAX_WAITING_BYTES
+waiting (a transport tells its protocol to pause writing past its own 64 KiB mark, and uvicorn's cycle
+then waits: it must see what a slow reader leaves unread), and the whole outbox once MAX_WAITING
+connections wait, so an answer waits at most that many answers' work (well under a millisecond). What
+closes or half-closes the connection writes what waits first. An idle router's turn holds one answer,
+written at the start of the next.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
+from typing import Any
 from weakref import WeakKeyDictionary
 
-MAX_WAITING = 32  # answers held at most before the outbox is written, whatever the turn still holds
-
-
-class Sender(Protocol):
-    def flush_outgoing(self) -> None:
-        """Write what this connection has waiting."""
+MAX_WAITING = 32  # connections held at most before the outbox is written, whatever the turn still holds
+MAX_WAITING_BYTES = 64 * 1024  # held at most on one connection: a transport's own high-water mark
 
 
 class Outbox:
-    """The connections with answers waiting, in the order they were given; written by one callback per turn."""
+    """The connections with writes waiting, in the order they first wrote; written by one callback per turn."""
+
+    __slots__ = ("_waiting",)
 
     def __init__(self) -> None:
-        self._waiting: list[Sender] = []
+        self._waiting: list[Coalescing] = []
 
-    def add(self, sender: Sender) -> None:
-        """`sender` has an answer waiting (and had none before this one); called on the event loop."""
+    def add(self, connection: Coalescing) -> None:
+        """`connection` has writes waiting (and had none before them); called on the event loop."""
         waiting = self._waiting
         if not waiting:
-            # After the callbacks of this turn: the next turn's first. (The loop is looked up, not kept: the
+            # After this turn's callbacks: among the next turn's first. (The loop is looked up, not kept: an
             # outbox is kept per loop, weakly, and must not keep its loop alive.)
             asyncio.get_running_loop().call_soon(self.flush)
-        waiting.append(sender)
+        waiting.append(connection)
         if len(waiting) >= MAX_WAITING:
             self.flush()
 
     def flush(self) -> None:
         waiting, self._waiting = self._waiting, []
-        for sender in waiting:
-            sender.flush_outgoing()
+        for connection in waiting:
+            connection.flush()
 
 
+# One outbox per event loop (a process serves on one; tests start several), kept as long as its loop.
 _outboxes: WeakKeyDictionary[asyncio.AbstractEventLoop, Outbox] = WeakKeyDictionary()
 
 
 def outbox_for(loop: asyncio.AbstractEventLoop) -> Outbox:
-    """The event loop's outbox (one per loop: a process serves on one, tests start several)."""
+    """The event loop's outbox."""
     outbox = _outboxes.get(loop)
     if outbox is None:
         outbox = _outboxes[loop] = Outbox()
     return outbox
+
+
+class Coalescing(asyncio.Transport):
+    """A connection's transport whose writes wait in the loop's outbox; everything else is the transport's own.
+
+    `close` and `write_eof` write what waits first, as a transport does its own buffer; `abort` drops it, as
+    a transport's abort does. Nothing is written to a transport that is closing (the client is gone)."""
+
+    __slots__ = ("_outbox", "_size", "_transport", "_waiting")
+
+    def __init__(self, transport: asyncio.Transport, outbox: Outbox) -> None:
+        super().__init__()
+        self._transport = transport
+        self._outbox = outbox
+        self._waiting: list[bytes] = []
+        self._size = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not data:
+            return
+        waiting = self._waiting
+        waiting.append(data if type(data) is bytes else bytes(data))
+        self._size += len(data)
+        if self._size > MAX_WAITING_BYTES:
+            self.flush()
+        elif len(waiting) == 1:  # the first write since the last flush: the outbox writes it (and any after)
+            self._outbox.add(self)
+
+    def writelines(self, list_of_data: Any) -> None:
+        for data in list_of_data:
+            self.write(data)
+
+    def flush(self) -> None:
+        """Write what waits, in one write (the outbox calls it, and whatever ends the connection)."""
+        waiting = self._waiting
+        if waiting:
+            self._waiting = []
+            self._size = 0
+            if not self._transport.is_closing():
+                self._transport.write(waiting[0] if len(waiting) == 1 else b"".join(waiting))
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def write_eof(self) -> None:
+        self.flush()
+        self._transport.write_eof()
+
+    def abort(self) -> None:
+        self._waiting = []
+        self._size = 0
+        self._transport.abort()
+
+    def can_write_eof(self) -> bool:
+        return self._transport.can_write_eof()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._transport.get_extra_info(name, default)
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self.flush()  # what was written before the protocol changes goes first (an upgrade)
+        self._transport.set_protocol(protocol)
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._transport.get_protocol()
+
+    def is_reading(self) -> bool:
+        return self._transport.is_reading()
+
+    def pause_reading(self) -> None:
+        self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._transport.resume_reading()
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self._transport.set_write_buffer_limits(high, low)
+
+    def get_write_buffer_size(self) -> int:
+        return self._size + self._transport.get_write_buffer_size()
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return self._transport.get_write_buffer_limits()

@@ -60,7 +60,6 @@ from router.serve.pages import (
     message_context,
     new_nonce,
 )
-from router.serve.protocol import Respond
 from router.serve.reload import ActiveRules, Reloader, rules_source
 from router.serve.shared import FleetExpansions, SharedStore, click_budget, replay_ttl
 from router.serve.sources import RulesSource
@@ -226,11 +225,7 @@ class _Answered:
 class Clicks:
     """/go and /ad in plain ASGI: no routing, middleware stack or request objects between a click and its
     answer (the edge checks wrap the whole app). Reads the click, decides it on the rules being served,
-    answers, and logs one line.
-
-    Most clicks wait on nothing: `now` answers them in the HTTP protocol's own callback, without a task
-    (router.serve.protocol); `__call__` answers every click, the ones that wait on the fleet's store, a
-    click limit, a short link's expansion or a page's second jump included."""
+    answers, and logs one line."""
 
     def __init__(self, settings: Settings, active: ActiveRules, pages: Pages, expander: Expander | None,
                  replays: ClickReplays, click_log: ClickLog, metrics: Metrics,
@@ -241,8 +236,6 @@ class Clicks:
         self.shared = shared  # the fleet's store (router.serve.shared): replays seen on any instance
         limits = ClickLimits(settings.limit_per_address, settings.limit_per_ad_link, shared)
         self.limits = limits if limits.active else None  # router.serve.limits; off by default
-        # Without a store or limits, only a short link's expansion or a second jump makes a click wait.
-        self.answers_now = shared is None and self.limits is None
         self.kept_decisions, self.new_decisions = metrics.decisions["kept"], metrics.decisions["decided"]
         self.active = active
         self.pages = pages
@@ -253,38 +246,6 @@ class Clicks:
         # fronts the router and sets (or overwrites) it; otherwise every request gets one made here.
         self.trust_request_ids = bool(settings.trusted_proxies)
         self.answers = Answers()  # clicks that repeat skip reading and deciding (router.decision.answers)
-
-    def now(self, scope: Scope, respond: Respond) -> bool:
-        """Answer a click that waits on nothing: `respond(status, headers, body)` is called, its line
-        written, and True returned. False, with nothing done, for a click that may wait on something:
-        `__call__` answers it."""
-        if not self.answers_now or (b"ct=" in scope["query_string"] and scope["method"] == "GET"):
-            return False
-        ruleset = self.active.current  # once: a reload during this click does not change what decides it
-        request = _Request(scope, self.trust_request_ids)
-        client = parse_client(request.ua)  # never raises; interned, so the kept answers can be keyed by it
-        kept = self.answers.get(ruleset, request.path, request.query, client)
-        now = time.time()
-        at = datetime.fromtimestamp(now, UTC)
-        ctx = None
-        try:
-            if kept is None:
-                # Read recording nothing: a click whose short link is to be expanded waits, and __call__ reads
-                # it again; any other has its click id's first use recorded now.
-                deferred = DeferredReplays()
-                ctx = self._read(request, at, client, deferred)
-                if self._expands(ctx):
-                    return False
-                if deferred.key and not self.replays.first_use(deferred.key, now):
-                    ctx = as_replayed(ctx, deferred.key)
-        except Exception as failure:  # BadClick, or a bug: _answer says which
-            answered = self._answer(request, ruleset, now, None, None, failure)
-        else:
-            answered = self._answer(request, ruleset, now, kept, ctx)
-        page = answered.page
-        respond(page.status, self._headers(page, request), page.body)
-        self.click_log.write(self._line(request, ruleset, now, at, answered))
-        return True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = _Request(scope, self.trust_request_ids)
@@ -496,16 +457,6 @@ class RouterApp:
         if not on_metrics_port and path == "/metrics":
             return 404, "No such page.\n"
         return None
-
-    def answer_now(self, scope: Scope, respond: Respond) -> bool:
-        """For the HTTP protocol (router.serve.protocol): answer a click that waits on nothing, at once,
-        through `respond`, and say True; False, with nothing done, for every other request (the protocol
-        then runs the app as usual). The edge checks come first, as in `__call__`."""
-        if scope["path"] not in _CLICK_PATHS or scope["method"] not in ("GET", "HEAD"):
-            return False
-        if refusal(scope, self._names) is not None or (self._metrics_port and self._port_refusal(scope) is not None):
-            return False  # refused by __call__, with its page and access line
-        return self.clicks.now(scope, respond)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
