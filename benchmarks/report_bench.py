@@ -3,7 +3,7 @@ their outcome lines.
 
     python benchmarks/report_bench.py [--clicks 1000000] [--gzip] [--keep FILE]
 
-Generates a day the way the router writes it (router/serve/web.py's click lines, router/serve/outcomes.py's
+Generates a day the way the router writes it (router/serve/clicks.py's click lines, router/serve/outcomes.py's
 outcome lines, a few server lines between them): WeChat group chats in a 30 % rollout of `web` against the
 landing page, 1:1 chats, Moments, ad clicks, browsers; landing pages shown, copied from, left for the app,
 escaped from, followed to the web, as often as such pages are. Then times the report by rule, by arm and by

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
 import time
+from pathlib import Path
 from urllib.parse import quote
 
 import httpx
 from starlette.testclient import TestClient
 
-from router.serve.config import Settings, bundled_rules_dir
+from router.serve.config import ANY_NETWORK, Settings, bundled_rules_dir
+from router.serve.headers import SECURITY_HEADERS
+from router.serve.limits import Limit
 from router.serve.web import create_app
 from tests import uas
 from tests.conftest import TEST_KEYS
 from tests.servers import Server
+from tests.test_response_writes import connection
 
 ITEM = quote("https://item.taobao.com/item.htm?id=1", safe="")
 
@@ -54,22 +59,67 @@ def test_any_host_by_default_and_never_in_a_location(client: TestClient) -> None
     assert response.status_code == 302 and "evil.com" not in response.headers["location"]
 
 
-def test_every_kind_of_response_carries_its_security_headers(client: TestClient) -> None:
-    """Redirects, pages, errors and health checks: nosniff and no-store everywhere; CSP on pages."""
-    responses = {
-        "redirect": client.get(f"/go?url={ITEM}", headers={"user-agent": uas.CHROME_WINDOWS}),
-        "landing": client.get(f"/go?url={ITEM}&from=groupmessage", headers={"user-agent": uas.WECHAT_IOS}),
-        "bad request": client.get("/go"),
-        "not found": client.get("/nope"),
-        "healthz": client.get("/healthz"),
-        "readyz": client.get("/readyz"),
+def test_every_kind_of_response_carries_its_security_headers(tmp_path: Path) -> None:
+    """Every kind of answer the router gives carries every header of SECURITY_HEADERS (router.serve.headers):
+    decided clicks (302, landing, block), a bad click, 404, 405, a click limit's 429, the edge's refusals,
+    the beacons' 204, the probes and /metrics, and the protocol's own refusals. A new kind of answer belongs
+    here; one that forgets the headers fails."""
+    (tmp_path / "r.yaml").write_text("rules:\n  - id: no-qq\n    when: {app: qq}\n    then: block\n"
+                                     "default: landing\n", encoding="utf-8")
+    shipped = TestClient(create_app(Settings(
+        rules_dir=bundled_rules_dir(), signing_keys=TEST_KEYS, metrics_from=ANY_NETWORK,
+        limit_per_address=Limit(1, 60))), follow_redirects=False)
+    blocking = TestClient(create_app(Settings(rules_dir=tmp_path, signing_keys=TEST_KEYS)), follow_redirects=False)
+    named = named_client("go.example.com")
+    answers = {
+        "redirect": (302, shipped.get(f"/go?url={ITEM}", headers={"user-agent": uas.CHROME_WINDOWS})),
+        "too many clicks": (429, shipped.get(f"/go?url={ITEM}", headers={"user-agent": uas.CHROME_WINDOWS})),
+        "landing": (200, blocking.get(f"/go?url={ITEM}&from=groupmessage", headers={"user-agent": uas.WECHAT_IOS})),
+        "block": (403, blocking.get(f"/go?url={ITEM}", headers={"user-agent": uas.QQ_ANDROID})),
+        "bad click": (400, blocking.get("/go")),
+        "not found": (404, blocking.get("/nope")),
+        "method not allowed": (405, blocking.post("/go")),
+        "foreign host": (400, named.get(f"/go?url={ITEM}", headers={"host": "evil.com"})),
+        "headers too large": (431, blocking.get("/healthz", headers={"x-big": "a" * 20_000})),
+        "beacon": (204, blocking.post("/outcome", content=b"e=shown&t=x")),
+        "healthz": (200, blocking.get("/healthz")),
+        "readyz": (200, blocking.get("/readyz")),
+        "metrics": (200, shipped.get("/metrics")),
+        "metrics refused": (403, blocking.get("/metrics")),  # a TestClient's peer is no private network's
     }
-    for kind, response in responses.items():
-        assert response.headers["x-content-type-options"] == "nosniff", kind
-        assert response.headers["cache-control"] == "no-store", kind
-    for kind in ("landing", "bad request", "not found"):
-        assert "default-src 'none'" in responses[kind].headers["content-security-policy"], kind
-    assert responses["redirect"].headers["referrer-policy"] == "no-referrer"
+    for kind, (status, response) in answers.items():
+        assert response.status_code == status, kind
+        for name, value in SECURITY_HEADERS:
+            assert response.headers.get(name.decode()) == value.decode(), (kind, name)
+    for kind in ("landing", "block", "bad click", "not found", "method not allowed", "too many clicks"):
+        assert "default-src 'none'" in answers[kind][1].headers["content-security-policy"], kind
+    for raw in _protocol_refusals():
+        head = raw.split(b"\r\n\r\n", 1)[0].lower()
+        for name, value in SECURITY_HEADERS:
+            assert b"\r\n" + name + b": " + value + b"\r\n" in head + b"\r\n", (raw[:40], name)
+
+
+def _protocol_refusals() -> list[bytes]:
+    """What the protocol answers itself, before the app: 431 (a head past the limit), 408 (a head too slow,
+    here after 0.05 s) and 400 (not HTTP)."""
+
+    async def refused(data: bytes) -> bytes:
+        protocol, transport = connection()
+        protocol.head_timeout = 0.05
+        protocol.data_received(data)
+        await asyncio.sleep(0.1)
+        protocol.connection_lost(None)
+        return b"".join(transport.writes)
+
+    async def run() -> list[bytes]:
+        return [await refused(data) for data in (
+            b"GET /go HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000,
+            b"GET /go HTTP/1.1\r\nHost: x\r\nX-Half: ",
+            b"NONSENSE\x00\r\n\r\n")]
+
+    answers = asyncio.run(run())
+    assert [raw.split(b" ", 2)[1] for raw in answers] == [b"431", b"408", b"400"], [raw[:40] for raw in answers]
+    return answers
 
 
 def _raw_request(port: int, head: bytes) -> bytes:
@@ -129,6 +179,7 @@ def test_head_limits_of_the_fast_protocol_on_a_real_server() -> None:
             answer = _read_all(sock)
         assert answer.startswith(b"HTTP/1.1 431 "), answer[:80]
         assert b"connection: close" in answer.lower()
+        assert all(name + b": " + value in answer.lower() for name, value in SECURITY_HEADERS), answer
         # Meanwhile, on another connection, bare CR/LFs now and then (the parser skips them before a
         # request, and they stop the keep-alive timer): the head timer still closes it.
         dripped: list[bytes] = []
@@ -152,6 +203,7 @@ def test_head_limits_of_the_fast_protocol_on_a_real_server() -> None:
             answer = _read_all(sock)
             waited = time.monotonic() - started
         assert answer.startswith(b"HTTP/1.1 408 "), answer[:80]
+        assert all(name + b": " + value in answer.lower() for name, value in SECURITY_HEADERS), answer
         assert waited >= 9  # not before the head had its time
         dripping.join(40)
         assert dripped and dripped[0].startswith(b"HTTP/1.1 408 "), dripped

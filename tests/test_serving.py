@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 import httptools
 import httpx
 import pytest
+from starlette.testclient import TestClient
 from uvicorn.config import Config
 
 from router.cli import _server_limits
@@ -300,3 +301,22 @@ def test_responses_stay_whole_on_a_real_server() -> None:
         server.stop()
 
 
+
+def test_a_rule_that_reads_a_request_header_is_served_on_the_header_each_click_carries() -> None:
+    """A condition that reads a request header (here a test's own `language`, on Accept-Language) sees the
+    click's own header, and the answer kept for a repeated click is never handed to a click whose header
+    says otherwise."""
+    from router.decision.rules import RuleSource, build_rule_set
+    from tests.test_declared_reads import synthetic_vocabulary
+
+    with synthetic_vocabulary():
+        rules = build_rule_set([RuleSource("t.yaml", b"rules:\n  - {id: english, when: {language: en}, then: block}\n"
+                                                      b"default: web\n")], origin="t")
+        app = create_app(Settings(rules_dir=bundled_rules_dir(), signing_keys=TEST_KEYS), rules)
+        served = []
+        with TestClient(app, follow_redirects=False) as http:
+            for language in ("en-US,en;q=0.9", "zh-CN", "en", "", "en-GB"):
+                headers = {"user-agent": uas.CHROME_WINDOWS, "accept-language": language} if language else {
+                    "user-agent": uas.CHROME_WINDOWS}
+                served.append(http.get(REDIRECT, headers=headers).status_code)
+    assert served == [403, 302, 403, 302, 403]

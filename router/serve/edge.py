@@ -11,17 +11,15 @@ from __future__ import annotations
 
 from starlette.types import Scope, Send
 
+from router.serve.headers import SECURITY_HEADERS
+
 MAX_HEADER_BYTES = 16 * 1024
 # Probes and Prometheus call these by address (a container's HEALTHCHECK on 127.0.0.1, Kubernetes and
 # Prometheus on the pod's IP), with whatever Host that gives: they answer whatever the Host, and say
 # nothing about any link (/metrics has its own check on who asks: router.serve.web).
 ADDRESSED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
-SECURITY_HEADERS = [
-    (b"content-type", b"text/plain; charset=utf-8"),
-    (b"x-content-type-options", b"nosniff"),
-    (b"cache-control", b"no-store"),
-]
+_REFUSAL_HEADERS = [*SECURITY_HEADERS, (b"content-type", b"text/plain; charset=utf-8")]
 
 
 def host_matches(host: str, names: tuple[str, ...]) -> bool:
@@ -66,7 +64,8 @@ def server_names(names: tuple[str, ...]) -> tuple[str, ...]:
 
 
 async def refuse(send: Send, status: int, text: str) -> None:
+    """Answer `status` with `text`, the refusal's reason, as plain text."""
     body = text.encode()
     await send({"type": "http.response.start", "status": status,
-                "headers": [*SECURITY_HEADERS, (b"content-length", str(len(body)).encode())]})
+                "headers": [*_REFUSAL_HEADERS, (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})

@@ -32,6 +32,7 @@ from starlette.types import Receive, Scope, Send
 from router.decision.signing import ClickReplays, SigningKeys
 from router.serve.click_token import TOKEN_TTL_SECONDS, ClickToken, read_token
 from router.serve.clicklog import ClickLog
+from router.serve.headers import SECURITY_HEADERS
 from router.serve.shared import SharedStore
 
 log = logging.getLogger("router.outcomes")
@@ -39,12 +40,13 @@ log = logging.getLogger("router.outcomes")
 OUTCOME_PATH = "/outcome"
 EVENTS = ("shown", "copied", "app_attempt", "app_left", "fallback_web", "web_tap", "store_tap")
 ESCAPED = "escaped"
-TOKEN_PARAM = "ct"  # the landing page's own URL carries its token under this name (a second jump's)
+TOKEN_PARAM = "ct"  # the landing page's own URL carries its token under this name (templates/landing.js)
 MAX_BODY = 1024  # a beacon is a token and an event name: ~250 bytes
 BODY_SECONDS = 2.0  # a beacon's body arrives with its head; one that dribbles in is not waited for
 IGNORED_REASONS = ("token", "event", "body")
 _EVENT_NAMES = frozenset(EVENTS)
-_HEADERS = [(b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff"), (b"content-length", b"0")]
+_HEADERS = [*SECURITY_HEADERS, (b"content-length", b"0")]
+_TOKEN_FIELD = TOKEN_PARAM + "="
 
 
 class Outcomes:
@@ -93,12 +95,10 @@ class Outcomes:
             return
         await self.record(token, event, now)
 
-    async def second_jump(self, query: str, app: str, request_id: str, at: datetime) -> str | None:
-        """The original click's id when `query` carries a valid token made for another app than `app` (the
-        app this click happened in): that click escaped to here, and it is recorded. None otherwise."""
-        text = token_in(query)
-        if not text:
-            return None
+    async def second_jump(self, text: str, app: str, request_id: str, at: datetime) -> str | None:
+        """The original click's id when `text` (a click's token, `token_in` its query) is a valid token made
+        for another app than `app` (the app this click happened in): that click escaped to here, and it is
+        recorded. None otherwise."""
         token = read_token(text, self._keys(), at.timestamp())
         if token is None:
             self.ignored["token"] += 1
@@ -138,13 +138,14 @@ class Outcomes:
 
 
 def token_in(query: str) -> str:
-    """The value of the query's `ct` parameter (a click token: base64url, a kid and dots, never encoded),
-    found without reading the whole query; empty when there is none."""
-    if "ct=" not in query:
+    """The value of the query's TOKEN_PARAM parameter, that name exactly (`product=` or `act=` is not it),
+    empty when there is none. A click token is base64url, a kid and dots: never percent-encoded. Most
+    queries carry none, and are answered by one substring search."""
+    if _TOKEN_FIELD not in query:
         return ""
-    for chunk in query.split("&"):
-        if chunk.startswith("ct="):
-            return chunk[3:]
+    for field in query.split("&"):
+        if field.startswith(_TOKEN_FIELD):
+            return field[len(_TOKEN_FIELD):]
     return ""
 
 

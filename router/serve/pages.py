@@ -1,9 +1,12 @@
-"""What the landing and message pages say, and in which language: the context their templates get.
+"""The landing and message pages: what they say, in which language, and each rendered into an answer.
 
 Templates (`templates/*.html`) and their words (`templates/text/<lang>.yaml`) are files a designer
 edits; this module picks the language, the page's mode and the links, and hands the template only
 values it can print. Jinja autoescaping is always on; URLs go through the `href` filter (router-built
 schemes only) and the script's settings through `tojson`, which is safe inside <script>.
+
+`Pages` turns a decided click into its answer (a `Page`: status, headers, body): a redirect, a landing
+page, or a message page, each with its own Content-Security-Policy nonce.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ import yaml
 from markupsafe import Markup
 
 from router.decision.deeplinks import store_url, web_location
-from router.decision.types import OS, App, Context, Decision, Device
+from router.decision.recent import Recent
+from router.decision.types import OS, Action, App, Context, Decision, Device
+from router.serve.headers import SECURITY_HEADERS
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 LANGUAGES = ("zh-CN", "en")  # the first is the default
@@ -35,13 +40,6 @@ _PHONE_OSES = (OS.IOS, OS.ANDROID, OS.HARMONYOS)
 _MENU_SYMBOL = "···"  # every supported app puts "more" at the top right as three dots
 _HREF_SCHEMES = frozenset({"https", "taobao", "tbopen", "tmall", "intent", "market", "itms-apps"})
 _MAX_ACCEPT_LANGUAGE = 512
-
-SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
-
 
 def content_security_policy(nonce: str) -> str:
     return (
@@ -232,3 +230,106 @@ def message_context(status: int, message: str, lang: str, nonce: str, technical:
                else t["message_bad_link"])
     return {"t": t, "title": t["message_title"], "summary": summary, "message": message, "technical": technical,
             "status_line": t["message_status"], "nonce": nonce}
+
+
+# A landing page is rendered once per decision and language with this placeholder where the nonce goes;
+# each response puts in a fresh nonce (_template). The placeholder is random per process, so no
+# input can contain it (escaping aside, a link would have to guess 128 bits).
+_NONCE_PLACEHOLDER = new_nonce().encode()
+# Likewise the click token (router.serve.click_token), made per landing response.
+_TOKEN_PLACEHOLDER = ("token-" + new_nonce()).encode()
+# A page's headers but its policy's nonces and its length, made once: per language, and for every page.
+_CSP = content_security_policy("%s").encode()  # the policy has no `%` of its own: its two nonces are the slots
+_CONTENT_LANGUAGE = {lang: (b"content-language", lang.encode()) for lang in LANGUAGES}
+_PAGE_HEADERS = [(b"vary", b"Accept-Language"), (b"content-type", b"text/html; charset=utf-8")]
+_REDIRECT_HEADERS = [*SECURITY_HEADERS, (b"content-length", b"0")]
+_RENDERED_LIMIT = 512  # landing pages kept rendered (each ~9 KB: ~4.5 MB at most); the used ones stay
+_LANGUAGE_LIMIT = 256  # Accept-Language values remembered with the language they choose
+_LANGUAGE_KEY_CHARS = 200  # longer values are read each time, never kept
+
+
+class Page:
+    """An answer ready to send: status, header pairs, body. Each Page is built for one answer, its headers
+    list its own: the click handler adds the request id and cookie to it in place."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+
+class Pages:
+    """Renders the landing and message pages from their templates, each with a fresh CSP nonce.
+
+    A landing page is rendered once per `landing_key` (what the page shows: link, the client's kind,
+    forwarded ids, the decision's page options, language) and reused with a new nonce and token (one
+    bytes formatting).
+    """
+
+    def __init__(self, fallback_delay_ms: int, beacon_path: str) -> None:
+        self.env = environment()
+        self.fallback_delay_ms = fallback_delay_ms
+        self.beacon_path = beacon_path  # where a landing page sends its outcome beacons (router.serve.outcomes)
+        self._rendered: Recent[tuple[object, ...], bytes] = Recent(_RENDERED_LIMIT)
+        self._languages: dict[str | None, str] = {}
+
+    def language(self, accept_language: str | None) -> str:
+        lang = self._languages.get(accept_language)
+        if lang is None:
+            lang = choose_language(accept_language)
+            if accept_language is None or len(accept_language) <= _LANGUAGE_KEY_CHARS:  # browsers' are short
+                if len(self._languages) >= _LANGUAGE_LIMIT:
+                    self._languages.clear()
+                self._languages[accept_language] = lang
+        return lang
+
+    def _page(self, status: int, body: bytes, nonce: bytes, lang: str) -> Page:
+        headers = [*SECURITY_HEADERS, (b"content-security-policy", _CSP % (nonce, nonce)), _CONTENT_LANGUAGE[lang],
+                   *_PAGE_HEADERS, (b"content-length", b"%d" % len(body))]
+        return Page(status, headers, body)
+
+    def landing(self, accept_language: str | None, ctx: Context, decision: Decision, token: str = "") -> Page:
+        """The landing page; `token` (the click's, router.serve.click_token) goes into its script's settings,
+        for the outcome beacons and the page's own URL."""
+        lang = self.language(accept_language)
+        key = landing_key(ctx, decision, lang)
+        template = self._rendered.get(key)
+        if template is None:
+            context = landing_context(ctx, decision, lang, _NONCE_PLACEHOLDER.decode(), self.fallback_delay_ms,
+                                      _TOKEN_PLACEHOLDER.decode(), self.beacon_path)
+            template = _template(self.env.get_template("landing.html").render(context).encode())
+            self._rendered.put(key, template)
+        nonce = new_nonce().encode()
+        # A token is base64url, a key id and dots: nothing that needs escaping in JSON or HTML.
+        body = template % {b"n": nonce, b"t": token.encode()}
+        return self._page(200, body, nonce, lang)
+
+    def message(self, accept_language: str | None, status: int, message: str, *, technical: bool = False,
+                messages: tuple[tuple[str, str], ...] = ()) -> Page:
+        """A 4xx page. `messages`: a block rule's message per language (the reader's is shown); `technical`:
+        `message` is the router's own reason for input it can't use, shown folded."""
+        nonce = new_nonce()
+        lang = self.language(accept_language)
+        if messages:
+            message = dict(messages).get(lang, message)
+        body = self.env.get_template("message.html").render(
+            message_context(status, message, lang, nonce, technical))
+        return self._page(status, body.encode(), nonce.encode(), lang)
+
+    def respond(self, accept_language: str | None, ctx: Context, decision: Decision, token: str = "") -> Page:
+        """The answer to a decided click; a landing page carries the click's `token`."""
+        if decision.action in (Action.APP, Action.WEB) and decision.location:
+            # The location is built by the router from parsed parts, never echoed from input.
+            return Page(302, [(b"location", decision.location.encode()), *_REDIRECT_HEADERS], b"")
+        if decision.action is Action.BLOCK:
+            return self.message(accept_language, decision.status, decision.reason, messages=decision.messages)
+        return self.landing(accept_language, ctx, decision, token)
+
+
+def _template(page: bytes) -> bytes:
+    """A rendered page as a bytes %-template: its own `%` doubled, each placeholder a named slot (`%(n)s` the
+    nonce, `%(t)s` the token), so that an answer's page is one formatting call, in C."""
+    return (page.replace(b"%", b"%%").replace(_NONCE_PLACEHOLDER, b"%(n)s")
+            .replace(_TOKEN_PLACEHOLDER, b"%(t)s"))

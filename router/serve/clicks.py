@@ -1,0 +1,269 @@
+"""/go and /ad: a click read, decided on the rules being served, answered, and logged as one line.
+
+A click is read into a Context (router.decision.click), decided (router.decision.decide), or both taken
+from the answers kept for repeated clicks (router.decision.answers), and turned into its answer here. Each
+click is logged as one JSON line whose `request`, `ua` and `at` fields are exactly what `python -m router
+explain --batch` replays (with `visitor`, so rollout decisions replay too), and whose `rules` is the
+version that decided it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from time import perf_counter
+
+from starlette.types import Receive, Scope, Send
+
+from router.decision.answers import Answers
+from router.decision.click import BadClick, DeferredReplays, as_replayed, read_click
+from router.decision.clients import parse_client
+from router.decision.decide import rollout_arms
+from router.decision.rules import RuleSet
+from router.decision.signing import ClickReplays
+from router.decision.types import Action, Client, Context, Decision
+from router.serve.click_token import TOKEN_TTL_SECONDS, make_token
+from router.serve.clicklog import ClickLog, click_time
+from router.serve.config import VISITOR_COOKIE, Settings
+from router.serve.expand import Expander, with_expansion
+from router.serve.headers import SECURITY_HEADERS
+from router.serve.limits import ClickLimits
+from router.serve.logs import log_access
+from router.serve.metrics import Metrics
+from router.serve.outcomes import Outcomes, arms_text
+from router.serve.pages import Page, Pages
+from router.serve.reload import ActiveRules
+from router.serve.request import ClickRequest
+from router.serve.shared import SharedStore, click_budget, replay_ttl
+
+log = logging.getLogger("router")
+
+_VISITOR_MAX_AGE = 365 * 24 * 3600
+_BLOCK, _LANDING = Action.BLOCK, Action.LANDING
+_COOKIE_ATTRIBUTES = f"; HttpOnly; Max-Age={_VISITOR_MAX_AGE}; Path=/; SameSite=lax".encode()
+
+
+class _Answered:
+    """A click's page and what its line says of it."""
+
+    __slots__ = ("action", "arms", "ctx", "page", "reason", "rule")
+
+    def __init__(self, page: Page, action: str, rule: str, ctx: Context | None,
+                 arms: tuple[tuple[str, bool], ...] = (), reason: str = "") -> None:
+        self.page, self.action, self.rule, self.ctx, self.arms, self.reason = page, action, rule, ctx, arms, reason
+
+
+class Clicks:
+    """/go and /ad in plain ASGI: no routing, middleware stack or request objects between a click and its
+    answer (the edge checks wrap the whole app: router.serve.web). Reads the click, decides it on the rules
+    being served, answers, and logs one line. A click may wait on the fleet's store, a click limit, a short
+    link's expansion or a page's second jump; most wait on nothing, and are answered in one step."""
+
+    def __init__(self, settings: Settings, active: ActiveRules, pages: Pages, expander: Expander | None,
+                 replays: ClickReplays, click_log: ClickLog, metrics: Metrics,
+                 shared: SharedStore | None = None, outcomes: Outcomes | None = None) -> None:
+        self.settings = settings
+        self.outcomes = outcomes or Outcomes(lambda: settings.signing_keys, click_log, shared)
+        self.metrics = metrics
+        self.shared = shared  # the fleet's store (router.serve.shared): replays seen on any instance
+        limits = ClickLimits(settings.limit_per_address, settings.limit_per_ad_link, shared)
+        self.limits = limits if limits.active else None  # router.serve.limits; off by default
+        self.kept_decisions, self.new_decisions = metrics.decisions["kept"], metrics.decisions["decided"]
+        self.active = active
+        self.pages = pages
+        self.expander = expander
+        self.replays = replays
+        self.click_log = click_log
+        # An X-Request-ID is believed from a trusted proxy only: with ROUTER_TRUSTED_PROXIES set, a proxy
+        # fronts the router and sets (or overwrites) it; otherwise every request gets one made here.
+        self.trust_request_ids = bool(settings.trusted_proxies)
+        self.answers = Answers()  # clicks that repeat skip reading and deciding (router.decision.answers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = ClickRequest(scope, self.trust_request_ids)
+        limits = self.limits
+        if limits is not None:
+            limited = await limits.address_refusal(request.address)
+            if limited is not None:
+                await self._refuse_limited(scope, send, request, *limited)
+                return
+        now = time.time()
+        at = datetime.fromtimestamp(now, UTC)
+        ruleset = self.active.current  # once: a reload during this click does not change what decides it
+        client = parse_client(request.ua)  # never raises; interned, so the kept answers can be keyed by it
+        # The request headers this rule set's conditions read (none for most): part of what keys a kept answer.
+        headers = request.headers_named(ruleset.headers_read) if ruleset.headers_read else ()
+        kept = self.answers.get(ruleset, request.path, request.query, client, headers)
+        ctx: Context | None = None
+        waited = 0.0
+        failure: Exception | None = None
+        if kept is None:
+            try:
+                if self.shared is not None and request.path == "/ad":
+                    ctx = await self._read_ad_shared(request, at, client, headers)
+                else:
+                    ctx = self._read(request, at, client, self.replays, headers)
+                if limits is not None and ctx.ad is not None and ctx.ad.verified:
+                    ad = ctx.ad
+                    limited = await limits.ad_link_refusal(
+                        f"{ad.source}\n{ad.advertiser}\n{ad.campaign}\n{ctx.link.web_url}")
+                    if limited is not None:
+                        await self._refuse_limited(scope, send, request, *limited)
+                        return
+                if self.expander is not None and self._expands(ctx):
+                    # Never raises, and answers within the expansion deadline: a failure keeps the short link.
+                    asked = perf_counter()
+                    ctx = with_expansion(ctx, await self.expander.expand(ctx.link.web_url))  # type: ignore[arg-type]
+                    waited = perf_counter() - asked
+            except Exception as error:  # BadClick, or a bug: _answer says which
+                failure = error
+        answered = self._answer(request, ruleset, now, kept, ctx, failure, waited)
+        page = answered.page
+        await send({"type": "http.response.start", "status": page.status, "headers": self._headers(page, request)})
+        await send({"type": "http.response.body", "body": page.body})
+        line = self._line(request, ruleset, now, at, answered)
+        ctx = answered.ctx
+        if ctx is not None and scope["method"] == "GET":  # a HEAD opens nothing
+            token = request.token()
+            if token:  # a page's own URL with its token, opened elsewhere: the first click's second jump
+                escaped_from = await self.outcomes.second_jump(token, ctx.client.app.value, request.id, at)
+                if escaped_from is not None:
+                    line["escaped_from"] = escaped_from
+        self.click_log.write(line)
+
+    def _read(self, request: ClickRequest, at: datetime, client: Client, replays: ClickReplays,
+              headers: tuple[tuple[str, str], ...]) -> Context:
+        """read_click for this click (BadClick for one that can't be read)."""
+        return read_click(request.path, request.query, request.ua, at=at, settings=self.settings,
+                          visitor=request.visitor, replays=replays, client=client, headers=headers)
+
+    def _expands(self, ctx: Context) -> bool:
+        """Whether the click's link is a short link to expand before deciding (a wait on its host)."""
+        expander = self.expander
+        return expander is not None and bool(ctx.link.web_url) and expander.expandable(ctx.link)
+
+    def _answer(self, request: ClickRequest, ruleset: RuleSet, now: float, kept: tuple[Context, Decision] | None,
+                ctx: Context | None, failure: Exception | None = None, waited: float = 0.0) -> _Answered:
+        """A click's page: from its kept answer, or its Context decided now, or for the failure that kept it
+        from being read. Never raises: the click target never answers 5xx."""
+        try:
+            if failure is not None:
+                raise failure
+            if kept is not None:
+                ctx, decision = kept
+                self.kept_decisions.observe(perf_counter() - request.started)
+            else:
+                assert ctx is not None
+                decision = self.answers.decide(ruleset, request.path, request.query, ctx)
+                self.new_decisions.observe(perf_counter() - request.started - waited)
+            # A kept answer is timeless: no partial rollout was on its way (rollout_arms says why).
+            arms = rollout_arms(ruleset, ctx, decision.rule) if ruleset.rollouts and kept is None else ()
+            # A landing page carries the click's token (router.serve.click_token); no other answer needs one.
+            token = make_token(self.settings.signing_keys, request.id, decision.rule, ruleset.version,
+                               arms_text(arms), ctx.client.app.value, int(now) + TOKEN_TTL_SECONDS,
+                               ) if decision.action is _LANDING else ""
+            page = self.pages.respond(request.accept_language, ctx, decision, token)
+            return _Answered(page, decision.action, decision.rule, ctx, arms)
+        except BadClick as bad:
+            self.metrics.refused(bad.status, "click")
+            page = self.pages.message(request.accept_language, bad.status, bad.message, technical=True)
+            return _Answered(page, _BLOCK, "bad-request", ctx, reason=bad.message)
+        except Exception:  # log and give the safest page
+            log.exception("unexpected error deciding %s", request.path)
+            self.metrics.errors += 1
+            return _Answered(self._error_page(request.accept_language, ctx), "error", "error-fallback", ctx)
+
+    def _headers(self, page: Page, request: ClickRequest) -> list[tuple[bytes, bytes]]:
+        headers = page.headers  # built for this answer (never a shared list): added to in place
+        headers.append((b"x-request-id", request.id.encode()))
+        if request.cookie != request.visitor:
+            headers.append((b"set-cookie", f"{VISITOR_COOKIE}={request.visitor}".encode() + _COOKIE_ATTRIBUTES))
+        return headers
+
+    def _line(self, request: ClickRequest, ruleset: RuleSet, now: float, at: datetime,
+              answered: _Answered) -> dict[str, object]:
+        """The click's line (its metrics counted here too), once its answer is sent."""
+        seconds = perf_counter() - request.started
+        ctx = answered.ctx
+        channel = ctx.channel if ctx else None
+        app = ctx.client.app if ctx else None
+        path, query = request.path, request.query
+        self.metrics.click(path, answered.action, answered.rule, channel, app, seconds)
+        line = {
+            "type": "click",
+            "at": click_time(now, at),
+            "request": f"{path}?{query}" if query else path,
+            "ua": request.ua,
+            "visitor": request.visitor,  # rollouts depend on it: replaying needs it
+            "action": answered.action,
+            "rule": answered.rule,
+            "status": answered.page.status,
+            # Enum members as they are: orjson writes a StrEnum as its value (`.value` costs ~0.15 µs each).
+            "channel": channel,
+            "app": app,
+            "os": ctx.client.os if ctx else None,
+            "rules": ruleset.version,
+            "expansion": ctx.expansion if ctx and ctx.expansion else None,
+            "expansion_reason": ctx.expansion_reason if ctx and ctx.expansion else None,
+            "request_id": request.id,
+            "duration_ms": round(seconds * 1000, 3),
+        }
+        if answered.reason:  # why a click that could not be read was refused (its page shows it folded)
+            line["reason"] = answered.reason
+        if answered.arms:  # the rollouts this click could have taken, in or out (router.decision.decide: rollout_arms)
+            line["arms"] = [{"rule": arm_rule, "in": inside} for arm_rule, inside in answered.arms]
+        return line
+
+    async def with_store_budget(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A click with the fleet's store: all its calls to the store share one deadline (router.serve.shared)."""
+        shared = self.shared
+        if shared is None:
+            await self(scope, receive, send)
+            return
+        with click_budget(shared.timeout):
+            await self(scope, receive, send)
+
+    async def _refuse_limited(self, scope: Scope, send: Send, request: ClickRequest, message: str,
+                              retry_after: int) -> None:
+        """429: a click limit is reached (router.serve.limits). Not decided, so no click line: an access line."""
+        page = self.pages.message(request.accept_language, 429, message)
+        headers = [*page.headers, (b"retry-after", str(retry_after).encode()), (b"x-request-id", request.id.encode())]
+        await send({"type": "http.response.start", "status": 429, "headers": headers})
+        await send({"type": "http.response.body", "body": page.body})
+        seconds = perf_counter() - request.started
+        self.metrics.refused(429, "limit")
+        self.metrics.request(scope["path"], seconds)
+        log_access(429, request.id, scope=scope, seconds=seconds, why=message)
+
+    async def _read_ad_shared(self, request: ClickRequest, at: datetime, client: Client,
+                              headers: tuple[tuple[str, str], ...]) -> Context:
+        """An /ad click with the fleet's store: its click id's first use is asked of the store (this
+        process's own replays answer when the store can't, within its deadline)."""
+        deferred = DeferredReplays()
+        ctx = self._read(request, at, client, deferred, headers)
+        key = deferred.key
+        if not key or self.shared is None:
+            return ctx
+        now = at.timestamp()
+        # This process remembers every first use too: while the store is down it still catches the replays
+        # it saw itself, as it does without a store.
+        first_here = self.replays.first_use(key, now)
+        first = await self.shared.first_use(key, replay_ttl(deferred.expires, now, self.replays.ttl),
+                                            lambda: first_here)
+        if first and first_here:
+            return ctx
+        if first_here:  # caught by the store: counted like the ones this process catches
+            self.replays.replays += 1
+        return as_replayed(ctx, key)
+
+    def _error_page(self, accept_language: str | None, ctx: Context | None) -> Page:
+        if ctx is None:
+            return self.pages.message(accept_language, 400, "This link could not be read.")
+        try:
+            return self.pages.landing(accept_language, ctx, Decision(Action.LANDING, "error-fallback", 200))
+        except Exception:
+            log.exception("the landing page failed too")
+            body = b"This link could not be opened.\n"
+            return Page(400, [*SECURITY_HEADERS, (b"content-type", b"text/plain; charset=utf-8"),
+                              (b"content-length", str(len(body)).encode())], body)
