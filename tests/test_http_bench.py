@@ -25,7 +25,8 @@ def test_the_http_benchmark_runs() -> None:
     names = [row.split("|")[1].strip() for row in rows]
     assert [name.split(" (")[0] for name in names] == [
         "bare redirect", "bare redirect, h11", "router 302, same UA", "router 302, new UA every request",
-        "router 302, new UA, every part new", "router 302, flood of made-up UAs", "bare HTML", "router 200 landing", "router 302 at half its peak"]
+        "router 302, new UA, every part new", "router 302, flood of made-up UAs", "bare HTML", "router 200 landing",
+        "router 302 at half its peak"]
     for row in rows:
         cells = [cell.strip() for cell in row.split("|")[1:-1]]
         assert float(cells[1]) > 0 and cells[6] == "0", row  # requests served, no errors

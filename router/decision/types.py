@@ -95,7 +95,7 @@ LANDING_PAGES = ("moments",)
 
 
 EXPANDABLE = frozenset({LinkKind.SHORT, LinkKind.AFFILIATE})
-"""Link kinds that only point at an item: the server expands them (router.serve.upstream), explain never does."""
+"""Link kinds that only point at an item: the server expands them (router.serve.expand), explain never does."""
 
 @dataclass(frozen=True, slots=True)
 class Client:
@@ -167,7 +167,7 @@ class Context:
     # What-if for rule tests and explain: True puts the visitor inside every rollout (a pilot at 0% can
     # be tested before it is raised), False outside every partial one. None (real clicks): sticky buckets.
     in_rollout: bool | None = None
-    # Short-link expansion (router.serve.upstream): None when it was not tried; the reason says how it went.
+    # Short-link expansion (router.serve.expand): None when it was not tried; the reason says how it went.
     expansion: Expansion | None = None
     expansion_reason: str = ""
     # The request headers the rules being served read (RuleSet.headers_read), lower-case names in that order.
