@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import itertools
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import ua_parser
@@ -18,6 +21,8 @@ from router.decision import clients
 from router.decision.browser_shapes import read_shape
 from router.decision.types import OS, App, Device
 from tests import uas
+
+ROOT = Path(__file__).resolve().parent.parent
 
 MODELS = ["K", "SM-S9180", "V2148A", "Pixel 7", "Lenovo TB-X606F", "SM-X710", "MatePad 11", "Redmi Note 12",
           "22081212C", "CPH2413", "ThinkPad X1", "Chromebook", "Coolpad 8297", "KFTRWI", "Nexus 7", "BTV-W09",
@@ -81,12 +86,42 @@ def test_a_shape_reads_what_ua_parser_reads(ua: str, monkeypatch: pytest.MonkeyP
 
 
 def test_the_corpus_parses_the_same_with_and_without_shapes(monkeypatch: pytest.MonkeyPatch) -> None:
-    read = 0
+    """Exactly the same Client for a template; for a template with product tokens appended, the same app,
+    OS, device and flags (the browser's name and version are the last token's, where ua-parser may know
+    no such browser and keeps the template's)."""
+    read = appended = 0
+    same = ("app", "os", "os_version", "device", "bot", "mini_program")
     for ua in uas.corpus_user_agents():
+        fast, slow = clients._parse(ua), _slow_client(ua, monkeypatch)
         if read_shape(ua) is not None:
             read += 1
-        assert clients._parse(ua) == _slow_client(ua, monkeypatch), ua
-    assert read >= 100  # the corpus does hold common browsers' user agents
+            assert fast == slow, ua
+        elif clients._template_with_products(ua) is not None:
+            appended += 1
+            assert [getattr(fast, name) for name in same] == [getattr(slow, name) for name in same], ua
+        else:
+            assert fast == slow, ua
+    assert read >= 100 and appended >= 10  # the corpus does hold common browsers' user agents, some appended to
+
+
+def test_a_template_with_made_up_products_is_read_without_ua_parser() -> None:
+    """A flood of iPhone Safari's user agent with a counter appended is read by the template, in a process
+    where ua-parser's tables are never built; a product naming a bot, or a contact address, is not."""
+    script = (
+        "from router.decision.clients import parse_client, tables_built\n"
+        "from tests import uas\n"
+        "clients = {parse_client(uas.SAFARI_IOS + f' r/{n}') for n in range(2000)}\n"
+        "print(sorted((c.app.value, c.os.value, c.device.value, c.app_version) for c in clients)[:2], tables_built())\n"
+        "print(parse_client(uas.CHROME_WINDOWS + ' Core/1.94.202.400 QQBrowser/11.9.5355.400').app_version)\n"
+        "print(parse_client(uas.SAFARI_IOS + ' UptimeMonitor/1.0').app.value,"
+        " parse_client(uas.SAFARI_IOS + ' Scan/1.0 www.example.com/1').app.value)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert done.stdout.splitlines() == [
+        "[('browser', 'ios', 'mobile', (0,)), ('browser', 'ios', 'mobile', (1,))] none",
+        "(11, 9, 5355)",
+        "bot bot",
+    ], done.stderr
 
 
 @pytest.mark.parametrize(

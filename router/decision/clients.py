@@ -14,7 +14,8 @@ This runs once per click, so both paths are kept cheap:
   MAX_UA_LENGTH first, so a 100 KB header costs no more than a 1 KB one.
 
 The OS and device of a named app's phone UA, everything about WeChat's and the common browsers' UAs
-(router.decision.browser_shapes) are read here; anything else asks ua-parser 1.x through
+(router.decision.browser_shapes), also with product tokens appended that name no app or bot, are read
+here; anything else asks ua-parser 1.x through
 router.decision.ua_tables, which loads its tables the first time one is needed.
 
 The app comes from our own markers, tested in this order. The order is the
@@ -474,6 +475,14 @@ def _parse(ua: str) -> Client:
         if device is not None:
             return _shape_client(shape, device)
     named = _named_app(ua, low)
+    if named is None:
+        # A common browser's template with product tokens appended ("… Safari/604.1 Norton/130.0"): no
+        # app or bot marker names it (steps 0-10), so it is that browser, as the template reads it.
+        appended = _template_with_products(ua)
+        if appended is not None and not _CONTACT_RE.search(low):
+            device = _shape_device(low, appended)
+            if device is not None:
+                return _shape_client(appended, device)
     # ua-parser's device domain is its most expensive (~half the parse) and its browser domain only
     # names the webview; a tap inside a named app needs neither, so only the OS is resolved for it, and
     # for the phone shapes every such app sends (iOS, Android) not even that: one anchored regex reads it.
@@ -513,6 +522,31 @@ def _parse(ua: str) -> Client:
         device = _device_of(ua, low, os, agent)
 
     return _client(app, app_version, os, os_version, device, False, mini_program, "" if named else agent.browser.family)
+
+
+# A product token, as browsers' extensions and wrappers append them to a browser's template: `name/version`.
+_PRODUCT = re.compile(r"[A-Za-z][\w.-]{0,39}/[\w.-]{1,40}")
+_MAX_PRODUCTS = 4
+
+
+def _template_with_products(ua: str) -> Shape | None:
+    """The common browser template `ua` starts with, when all that follows it is up to _MAX_PRODUCTS product
+    tokens, as the last of them names the browser (a browser built on another's engine appends its own
+    name last: `Chrome/94… Safari/537.36 Core/1.94 QQBrowser/11.9`); None otherwise."""
+    cut = len(ua)
+    last = ua.rfind(" ")
+    for _ in range(_MAX_PRODUCTS):
+        start = ua.rfind(" ", 0, cut)
+        if start <= 0 or _PRODUCT.fullmatch(ua, start + 1, cut) is None:
+            return None
+        shape = read_shape(ua[:start])
+        if shape is not None:
+            name, _, text = ua[last + 1:].partition("/")
+            # Its leading dotted number, as a template's parts ("2.0b1" is 2.0; no number, no version).
+            major, minor, patch = [*(str(part) for part in parse_version(text)[:3]), None, None, None][:3]
+            return shape._replace(browser=(name, major, minor, patch))
+        cut = start
+    return None
 
 
 _SHAPE_OS = {"iOS": _OS_IOS, "Android": _OS_ANDROID, "Windows": _OS_WINDOWS, "Mac OS X": _OS_MACOS,
