@@ -531,17 +531,20 @@ _MAX_PRODUCTS = 4
 
 def _template_with_products(ua: str) -> Shape | None:
     """The common browser template `ua` starts with, when all that follows it is up to _MAX_PRODUCTS product
-    tokens, as the last of them names the browser (a browser built on another's engine appends its own
-    name last: `Chrome/94… Safari/537.36 Core/1.94 QQBrowser/11.9`); None otherwise."""
+    tokens; None otherwise. A browser built on another's engine appends its own name last
+    (`Chrome/94… Safari/537.36 Core/1.94 QQBrowser/11.9`): when that token names a browser
+    (_STANDALONE_BROWSER), it is the browser and its version; any other token leaves the template's."""
     cut = len(ua)
-    last = ua.rfind(" ")
     for _ in range(_MAX_PRODUCTS):
         start = ua.rfind(" ", 0, cut)
         if start <= 0 or _PRODUCT.fullmatch(ua, start + 1, cut) is None:
             return None
         shape = read_shape(ua[:start])
         if shape is not None:
-            name, _, text = ua[last + 1:].partition("/")
+            last = ua[ua.rfind(" ") + 1:]
+            if not _STANDALONE_BROWSER.search(last.lower()):
+                return shape
+            name, _, text = last.partition("/")
             # Its leading dotted number, as a template's parts ("2.0b1" is 2.0; no number, no version).
             major, minor, patch = [*(str(part) for part in parse_version(text)[:3]), None, None, None][:3]
             return shape._replace(browser=(name, major, minor, patch))
