@@ -138,9 +138,12 @@ def declared_only(ctx: Context, reads: frozenset[Read]) -> Context:
 
 def client_only(client: Client) -> Context:
     """A click of which only the client may be read: what a condition that reads the client alone sees."""
-    fields: dict[str, object] = {name: _Unread(f"{name} ({part or name})") for name, part in CONTEXT_PARTS.items()}
-    fields["client"] = client
-    return Context(**fields)  # type: ignore[arg-type]
+    return Context(**_UNREAD_BUT_CLIENT, client=client)  # type: ignore[arg-type]
+
+
+# The stand-ins client_only puts in (made once: a new client's kind is worked out per never-seen Client).
+_UNREAD_BUT_CLIENT = {name: _Unread(f"{name} ({part or name})") for name, part in CONTEXT_PARTS.items()
+                      if name != "client"}
 
 
 class Condition:
