@@ -100,7 +100,8 @@ def _batch(lines: Iterable[str], settings: Settings, rules: RuleSet) -> Iterator
         if isinstance(click, UnreadableLine):
             yield {"line": click.line, "error": click.error}
         else:
-            yield explain_click(click.request, click.ua, click.at, settings, rules, click.visitor)
+            yield explain_click(click.request, click.ua, click.at, settings, rules, click.visitor,
+                                headers=click.headers)
 
 
 def _click_request(args: argparse.Namespace, settings: Settings) -> str:

@@ -312,11 +312,23 @@ def test_a_rule_that_reads_a_request_header_is_served_on_the_header_each_click_c
     with synthetic_vocabulary():
         rules = build_rule_set([RuleSource("t.yaml", b"rules:\n  - {id: english, when: {language: en}, then: block}\n"
                                                       b"default: web\n")], origin="t")
-        app = create_app(Settings(rules_dir=bundled_rules_dir(), signing_keys=TEST_KEYS), rules)
+        settings = Settings(rules_dir=bundled_rules_dir(), signing_keys=TEST_KEYS)
+        stream = io.BytesIO()
+        app = create_app(settings, rules, click_stream=stream)
         served = []
         with TestClient(app, follow_redirects=False) as http:
             for language in ("en-US,en;q=0.9", "zh-CN", "en", "", "en-GB"):
                 headers = {"user-agent": uas.CHROME_WINDOWS, "accept-language": language} if language else {
                     "user-agent": uas.CHROME_WINDOWS}
                 served.append(http.get(REDIRECT, headers=headers).status_code)
-    assert served == [403, 302, 403, 302, 403]
+        assert served == [403, 302, 403, 302, 403]
+        # Each click line records the header the rules read, and explain --batch's replay of it decides alike.
+        from router.policy.explain_json import explain_click
+        from router.policy.replay import read_clicks
+
+        recorded = list(read_clicks(stream.getvalue().decode().splitlines()))
+        assert [dict(click.headers) for click in recorded] == [  # type: ignore[union-attr]
+            {"accept-language": language} for language in ("en-US,en;q=0.9", "zh-CN", "en", "", "en-GB")]
+        replayed = [explain_click(c.request, c.ua, c.at, settings, rules, c.visitor, headers=c.headers)["status"]
+                    for c in recorded]  # type: ignore[union-attr]
+        assert replayed == served

@@ -77,11 +77,15 @@ def result_json(
 
 def explain_click(
     request: str, ua: str, at: datetime, settings: Settings, rules: RuleSet, visitor: str = "",
-    in_rollout: bool | None = None,
+    in_rollout: bool | None = None, headers: tuple[tuple[str, str], ...] = (),
 ) -> dict[str, Any]:
+    """Explain one click; `headers`: the request headers it came with (a click line's), of which the
+    ones `rules` read go into its Context, as the server puts them."""
     path, _, query = request.partition("?")
+    given = dict(headers)
+    read = tuple((name, given.get(name, "")) for name in rules.headers_read)
     try:
-        ctx = read_click(path, query, ua, at=at, settings=settings, visitor=visitor)
+        ctx = read_click(path, query, ua, at=at, settings=settings, visitor=visitor, headers=read)
     except BadClick as bad:
         return result_json(None, None, rules, bad)
     if in_rollout is not None:  # the what-if of --in-rollout / --out-of-rollout, as case files have it

@@ -21,6 +21,7 @@ class RecordedClick:
     ua: str
     at: datetime
     visitor: str
+    headers: tuple[tuple[str, str], ...] = ()  # the request headers the serving rules read, as recorded
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,10 @@ def read_clicks(lines: Iterable[str]) -> Iterator[RecordedClick | UnreadableLine
             visitor = record.get("visitor") or ""
             if not isinstance(ua, str) or not isinstance(visitor, str):
                 raise ValueError("'ua' and 'visitor' must be strings")
-            yield RecordedClick(number, record["request"], ua, parse_time(record.get("at")), visitor)
+            headers = record.get("headers") or {}
+            if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+                raise ValueError("'headers' must be an object of header names to strings")
+            yield RecordedClick(number, record["request"], ua, parse_time(record.get("at")), visitor,
+                                tuple((str(name).lower(), value) for name, value in headers.items()))
         except ValueError as err:  # json.JSONDecodeError is a ValueError too
             yield UnreadableLine(number, str(err))

@@ -62,7 +62,8 @@ def compare(old: RuleSet, new: RuleSet, clicks: list[RecordedClick], settings: S
         result.read += 1
         path, _, query = click.request.partition("?")
         try:
-            ctx = read_click(path, query, click.ua, at=click.at + shift, settings=settings, visitor=click.visitor)
+            ctx = read_click(path, query, click.ua, at=click.at + shift, settings=settings, visitor=click.visitor,
+                             headers=click.headers)
         except BadClick:
             result.refused += 1
             continue

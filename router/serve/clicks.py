@@ -213,6 +213,8 @@ class Clicks:
             line["reason"] = answered.reason
         if answered.arms:  # the rollouts this click could have taken, in or out (router.decision.decide: rollout_arms)
             line["arms"] = [{"rule": arm_rule, "in": inside} for arm_rule, inside in answered.arms]
+        if ctx is not None and ctx.headers:  # the request headers the rules read: replaying needs them
+            line["headers"] = dict(ctx.headers)
         return line
 
     async def with_store_budget(self, scope: Scope, receive: Receive, send: Send) -> None:
