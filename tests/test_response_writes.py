@@ -268,3 +268,39 @@ def test_the_protocols_own_refusal_goes_after_the_answers_before_it() -> None:
     first, second = answers(written)
     assert first[0] == "HTTP/1.1 200 OK" and first[2] == b"ok\n"
     assert second[0] == "HTTP/1.1 431 Request Header Fields Too Large" and second[1]["connection"] == "close"
+
+
+class _EndingTransport(Recorder):
+    """A transport as asyncio's are: a write after write_eof raises."""
+
+    def write(self, data: bytes) -> None:
+        if self.eof:
+            raise RuntimeError("Cannot call write() after write_eof()")
+        super().write(data)
+
+
+class _BrokenTransport(Recorder):
+    def write(self, data: bytes) -> None:
+        raise OSError("broken")
+
+
+def test_a_write_after_the_output_ended_is_dropped_and_strands_no_other_connection() -> None:
+    """A refusal ends a connection's output (write_eof) while an earlier request on it is still answered:
+    that late answer is dropped, never raised in the outbox's callback; and a connection whose write fails
+    there does not keep the other connections' answers of the turn waiting."""
+    ended, broken, other = _EndingTransport(), _BrokenTransport(), Recorder()
+
+    async def turn() -> None:
+        outbox = Outbox()
+        refused, failing, fine = Coalescing(ended, outbox), Coalescing(broken, outbox), Coalescing(other, outbox)
+        refused.write(b"400 refusal")
+        refused.write_eof()  # written at once, before the output ends
+        refused.write(b"302 of the request before it")  # too late: dropped
+        failing.write(b"answer")
+        fine.write(b"answer one")
+        fine.write(b"answer two")
+        await asyncio.sleep(0)  # the outbox's callback runs
+
+    asyncio.run(turn())
+    assert ended.writes == [b"400 refusal"] and ended.eof
+    assert other.writes == [b"answer oneanswer two"]

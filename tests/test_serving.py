@@ -332,3 +332,25 @@ def test_a_rule_that_reads_a_request_header_is_served_on_the_header_each_click_c
         replayed = [explain_click(c.request, c.ua, c.at, settings, rules, c.visitor, headers=c.headers)["status"]
                     for c in recorded]  # type: ignore[union-attr]
         assert replayed == served
+
+
+def test_a_refusal_behind_a_click_on_one_connection_holds_up_no_other_connection() -> None:
+    """A click and an unreadable request in one packet: the 400 ends that connection (the click's answer,
+    still being made, is dropped with it), and another connection's click is answered at once, with no
+    error in the server's log."""
+    server = Server().wait_ready()
+    try:
+        click = f"GET {REDIRECT} HTTP/1.1\r\nHost: x\r\nUser-Agent: {uas.CHROME_WINDOWS}\r\n\r\n".encode()
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as bad:
+            bad.sendall(click + b"\x01GARBAGE\r\n\r\n")
+            received = b""
+            while chunk := bad.recv(65536):
+                received += chunk
+            assert b" 400 " in received.split(b"\r\n", 1)[0] or b"HTTP/1.1 400" in received
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", server.port), timeout=2) as good:
+                good.sendall(click)
+                assert good.recv(65536).startswith(b"HTTP/1.1 302 ")  # within the 2 s timeout, not the keep-alive's 5
+    finally:
+        output = server.stop()
+    assert "write_eof" not in output and "Traceback" not in output, output[-2000:]

@@ -136,6 +136,10 @@ def declared_only(ctx: Context, reads: frozenset[Read]) -> Context:
     return Context(**fields)
 
 
+NO_RULE: str = _Unread("rule id")  # type: ignore[assignment]
+"""The rule id a client-only condition is asked with (Condition.holds): using it raises UndeclaredRead."""
+
+
 def client_only(client: Client) -> Context:
     """A click of which only the client may be read: what a condition that reads the client alone sees."""
     return Context(**_UNREAD_BUT_CLIENT, client=client)  # type: ignore[arg-type]
@@ -175,6 +179,8 @@ class Condition:
         return not self.reads.isdisjoint(PER_CLICK)
 
     def holds(self, ctx: Context, rule_id: str) -> bool:
+        """Whether `ctx` passes. `rule_id` is for an answer drawn per rule and visitor (a rollout's bucket): a
+        condition that reads the client alone is asked once per client for every rule, and must not use it."""
         raise NotImplementedError
 
     def explain(self, ctx: Context) -> str:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from router.decision.conditions import PER_CLICK, Condition, Header, Part, client_only
+from router.decision.conditions import NO_RULE, PER_CLICK, Condition, Header, Part, client_only
 from router.decision.deeplinks import client_traits
 from router.decision.recent import Recent
 from router.decision.types import Client, Context, Expansion, Link
@@ -74,7 +74,7 @@ class Keys:
         kind = self.kinds.get(client)
         if kind is None:
             seen = client_only(client)
-            answers = tuple(test.holds(seen, "") for test in self._client_tests)
+            answers = tuple(test.holds(seen, NO_RULE) for test in self._client_tests)
             kind = (client_traits(client), answers, client if self._whole_client else None)
             self.kinds.put(client, kind)
         return kind

@@ -21,8 +21,11 @@ written at the start of the next.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 from weakref import WeakKeyDictionary
+
+_log = logging.getLogger("router")
 
 MAX_WAITING = 32  # connections held at most before the outbox is written, whatever the turn still holds
 MAX_WAITING_BYTES = 64 * 1024  # held at most on one connection: a transport's own high-water mark
@@ -50,7 +53,10 @@ class Outbox:
     def flush(self) -> None:
         waiting, self._waiting = self._waiting, []
         for connection in waiting:
-            connection.flush()
+            try:
+                connection.flush()
+            except Exception:  # one connection's failure must not strand the others' answers
+                _log.exception("writing a connection's waiting answers failed")
 
 
 # One outbox per event loop (a process serves on one; tests start several), kept as long as its loop.
@@ -69,9 +75,10 @@ class Coalescing(asyncio.Transport):
     """A connection's transport whose writes wait in the loop's outbox; everything else is the transport's own.
 
     `close` and `write_eof` write what waits first, as a transport does its own buffer; `abort` drops it, as
-    a transport's abort does. Nothing is written to a transport that is closing (the client is gone)."""
+    a transport's abort does. Nothing is written to a transport that is closing (the client is gone), nor after
+    `write_eof` (a transport would raise, in the outbox's callback: the other connections' turn)."""
 
-    __slots__ = ("_outbox", "_size", "_transport", "_waiting")
+    __slots__ = ("_ended", "_outbox", "_size", "_transport", "_waiting")
 
     def __init__(self, transport: asyncio.Transport, outbox: Outbox) -> None:
         super().__init__()
@@ -79,9 +86,12 @@ class Coalescing(asyncio.Transport):
         self._outbox = outbox
         self._waiting: list[bytes] = []
         self._size = 0
+        # The connection's output ended (write_eof: a refusal sent while an earlier request on it was still
+        # being answered): what is written after it is dropped, as after a close, never raised at the outbox.
+        self._ended = False
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if not data:
+        if not data or self._ended:
             return
         waiting = self._waiting
         waiting.append(data if type(data) is bytes else bytes(data))
@@ -110,6 +120,7 @@ class Coalescing(asyncio.Transport):
 
     def write_eof(self) -> None:
         self.flush()
+        self._ended = True
         self._transport.write_eof()
 
     def abort(self) -> None:
