@@ -5,18 +5,22 @@
 - A condition type defined here, in the test alone (one that reads the time, one that reads a request
   header), joins the rules, the schema and the reference with no other file touched, and caching holds
   for it: the property test below plays random click streams through everything a server keeps and holds
-  every answer against the one decided afresh, with nothing kept, for the same click at the same time.
+  every answer against the one decided afresh, with nothing kept, for the same click at the same time;
+  its second form sends the streams through the server's own click handler, its clock set per click.
 - Taking the time out of a key by hand makes the property test fail (the mutation check).
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import io
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -414,3 +418,56 @@ def test_a_header_read_by_a_rule_keys_the_kept_answers() -> None:
 def test_the_shipped_rules_read_no_header_and_key_by_what_they_read() -> None:
     """The shipped rules read no request header: a click's Context carries none."""
     assert load_rules(bundled_rules_dir()).headers_read == ()
+
+
+def _served_by_the_app(app: Any, request: str, ua: str, visitor: str,
+                       headers: tuple[tuple[str, str], ...]) -> tuple[int, str | None]:
+    """One click through the server's own click handler (router.serve.clicks), in process: status, Location."""
+    path, _, query = request.partition("?")
+    sent = [(b"host", b"x"), (b"user-agent", ua.encode()), (b"cookie", f"adlink_vid={visitor}".encode()),
+            *((name.encode(), value.encode()) for name, value in headers if value)]
+    scope = {"type": "http", "method": "GET", "path": path, "raw_path": path.encode(), "query_string": query.encode(),
+             "headers": sent, "client": ("127.0.0.1", 5555), "server": ("127.0.0.1", 8000), "scheme": "http",
+             "http_version": "1.1", "root_path": ""}
+    answer: dict[str, Any] = {}
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            answer["status"] = message["status"]
+            answer["location"] = dict(message["headers"]).get(b"location", b"").decode() or None
+
+    asyncio.run(app(scope, receive, send))
+    return answer["status"], answer["location"]
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(text=rule_sets(), stream=click_streams())
+def test_the_servers_click_handler_serves_what_is_decided_afresh(text: str, stream: list[Any],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same property through the server's own click handler, with everything it keeps (kept answers,
+    choices, kinds, built answers), its clock set to each click's time: status and Location are those of
+    a decision made afresh with nothing kept."""
+    from router.serve import clicks as click_handler
+    from router.serve.web import create_app
+
+    with synthetic_vocabulary():
+        rules = _rules(text)
+        app = create_app(SETTINGS, rules, click_stream=io.BytesIO())
+        clock = [EDGE]
+        monkeypatch.setattr(click_handler, "time", SimpleNamespace(time=lambda: clock[0].timestamp()))
+        for request, ua, at, visitor, headers in stream:
+            clock[0] = at
+            status, location = _served_by_the_app(app, request, ua, visitor, headers)
+            path, _, query = request.partition("?")
+            wanted = tuple((name, dict(headers).get(name, "")) for name in rules.headers_read)
+            try:
+                ctx = read_click(path, query, ua, at=at, settings=SETTINGS, visitor=visitor, headers=wanted)
+            except BadClick as bad:
+                assert status == bad.status, (text, request)
+                continue
+            fresh = decide(dataclasses.replace(rules), ctx)
+            assert (status, location) == (fresh.status, fresh.location), (text, request, ua, at, visitor, headers)
