@@ -28,6 +28,7 @@ from enum import StrEnum
 from typing import Any, ClassVar, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from router.decision.slots import slot_constructor
 from router.decision.types import (
     EXPANDABLE,
     OS,
@@ -142,12 +143,16 @@ NO_RULE: str = _Unread("rule id")  # type: ignore[assignment]
 
 def client_only(client: Client) -> Context:
     """A click of which only the client may be read: what a condition that reads the client alone sees."""
-    return Context(**_UNREAD_BUT_CLIENT, client=client)  # type: ignore[arg-type]
+    return _new_context(*_UNREAD_BEFORE_CLIENT, client, *_UNREAD_AFTER_CLIENT)
 
 
-# The stand-ins client_only puts in (made once: a new client's kind is worked out per never-seen Client).
-_UNREAD_BUT_CLIENT = {name: _Unread(f"{name} ({part or name})") for name, part in CONTEXT_PARTS.items()
-                      if name != "client"}
+# The stand-ins client_only puts in, in Context's field order around the client (made once: a new client's
+# kind is worked out per never-seen Client), and the constructor that takes them all positionally.
+_unread = [_Unread(f"{name} ({part or name})") for name, part in
+           ((name, CONTEXT_PARTS[name]) for name in Context.__dataclass_fields__)]
+_CLIENT_AT = list(Context.__dataclass_fields__).index("client")
+_UNREAD_BEFORE_CLIENT, _UNREAD_AFTER_CLIENT = tuple(_unread[:_CLIENT_AT]), tuple(_unread[_CLIENT_AT + 1:])
+_new_context = slot_constructor(Context)
 
 
 class Condition:
