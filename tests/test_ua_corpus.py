@@ -1,4 +1,4 @@
-"""parse_client on real user agents from public parser projects' fixtures (tests/data/user_agents).
+"""parse_client on real user agents from public parser projects' fixtures (rules/user_agents).
 
 The corpus labels come from each source's own labels (see the README there); this measures how often
 the router agrees, per field, prints the accuracy per label and the most common confusions, and fails
@@ -17,7 +17,7 @@ import pytest
 from router.decision.clients import parse_client
 from router.decision.types import OS, App, Device
 
-CORPUS = Path(__file__).parent / "data" / "user_agents"
+CORPUS = Path(__file__).parent.parent / "rules" / "user_agents"
 FLOORS = {"app": 0.97, "os": 0.98, "device": 0.95}
 MIN_ROWS = 1000
 FIELDS = tuple(FLOORS)

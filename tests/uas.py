@@ -69,10 +69,10 @@ FACEBOOK_PREVIEW = "facebookexternalhit/1.1 (+http://www.facebook.com/externalhi
 
 
 def corpus_user_agents() -> list[str]:
-    """Every user agent of the public corpora in tests/data/user_agents (each file names its sources)."""
+    """Every user agent of the public corpora in rules/user_agents (each file names its sources)."""
     import json
     from pathlib import Path
 
-    corpus = Path(__file__).parent / "data" / "user_agents"
+    corpus = Path(__file__).parent.parent / "rules" / "user_agents"
     return [json.loads(line)["ua"] for path in sorted(corpus.glob("*.jsonl"))
             for line in path.read_text(encoding="utf-8").splitlines()]

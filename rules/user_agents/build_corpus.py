@@ -1,6 +1,6 @@
 """Rebuild the user-agent regression corpus from public parser projects' test fixtures.
 
-    python tests/data/user_agents/build_corpus.py DEVICE_DETECTOR UAP_CORE CRAWLER_USER_AGENTS UA_PARSER_JS
+    python rules/user_agents/build_corpus.py DEVICE_DETECTOR UAP_CORE CRAWLER_USER_AGENTS UA_PARSER_JS
 
 Each argument is a git directory (a clone, or a bare snapshot) of, in order: matomo-org/device-detector,
 ua-parser/uap-core, monperrus/crawler-user-agents, faisalman/ua-parser-js. Files are read from each
