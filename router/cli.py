@@ -88,7 +88,7 @@ def _read_as_warning(ua: str) -> str | None:
                 "lists them).")
     client = parse_client(ua)
     if client.bot or client.os is OS.OTHER:
-        kind = "a bot" if client.bot else f"{client.app.value} on an unknown OS"
+        kind = "a bot" if client.bot else f"{client.app!s} on an unknown OS"
         return (f"warning: the User-Agent {ua[:60]!r} is read as {kind}: no app or browser a person taps in. "
                 "If you meant a phone app, give its full User-Agent, or --client NAME (e.g. wechat_ios; "
                 "`rules matrix` lists them).")
@@ -158,12 +158,12 @@ def _explain_text(request: str, ua: str, at: datetime, settings: Settings, rules
 
     path, _, query = request.partition("?")
     try:
-        ctx = read_click(path, query, ua, at=at, settings=settings, visitor=visitor)
+        ctx = read_click(path, query, ua, at=at, settings=settings, visitor=visitor, apps=rules.apps)
     except BadClick as bad:
         return f"→ block ({bad.status}) before any rule: {bad.message}\n"
     if in_rollout is not None:
         ctx = dataclasses.replace(ctx, in_rollout=in_rollout)
-    return render(ctx, explain(rules, ctx), rules)
+    return render(ctx, explain(rules, ctx), rules, ua)
 
 
 def cmd_sign(args: argparse.Namespace, out: IO[str]) -> int:

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from router.decision.apps import bundled_catalogue
 from router.decision.conditions import ConditionError, build_condition, rollout_bucket
 from router.decision.decide import decide, explain
 from router.decision.rules import load_rules
 from router.decision.types import (
     OS,
     AdClaim,
-    App,
     Channel,
     Client,
     Context,
@@ -27,12 +27,12 @@ from router.decision.versions import parse_range, parse_version
 
 LINK = Link(Platform.TAOBAO, LinkKind.ITEM, "https://item.taobao.com/item.htm?id=1",
             "https://h5.m.taobao.com/awp/core/detail.htm?id=1", item_id="1")
-WECHAT = Client(App.WECHAT, (8, 0, 20), OS.IOS, (17, 4), Device.MOBILE, bot=False)
+WECHAT = Client(bundled_catalogue()["wechat"], (8, 0, 20), OS.IOS, (17, 4), Device.MOBILE, bot=False)
 CTX = Context(LINK, WECHAT, Channel.GROUP_CHAT, "test", datetime(2026, 11, 11, 12, tzinfo=UTC), "visitor-1")
 
 
 def cond(name: str, value: object):  # type: ignore[no-untyped-def]
-    return build_condition(name, value)
+    return build_condition(name, value, bundled_catalogue())
 
 
 @pytest.mark.parametrize(
@@ -154,6 +154,6 @@ def test_first_match_wins_and_default(rules_dir: Path) -> None:
     assert decide(rules, CTX).rule == "wechat-group"
     assert explain(rules, CTX).rule == "wechat-group"
     assert [step.rule for step in explain(rules, CTX).trace] == ["old-wechat", "wechat-group"]
-    qq = replace(CTX, client=replace(WECHAT, app=App.QQ))
+    qq = replace(CTX, client=replace(WECHAT, app=bundled_catalogue()["qq"]))
     blocked = decide(rules, qq)
     assert (blocked.rule, blocked.status, blocked.reason) == ("default", 403, "Not here")

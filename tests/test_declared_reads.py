@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 
 from router.decision import conditions
 from router.decision.answers import Answers
+from router.decision.apps import bundled_catalogue
 from router.decision.click import BadClick, read_click
 from router.decision.conditions import (
     CONDITION_TYPES,
@@ -72,14 +73,14 @@ def _hour_of_day() -> type[Condition]:
         example = "hour_of_day: [10, 11]"
 
         @classmethod
-        def build(cls, value: object) -> HourOfDay:
+        def build(cls, value: object, apps: object = None) -> HourOfDay:
             hours = value if isinstance(value, list) else [value]
             if not hours or not all(isinstance(h, int) and not isinstance(h, bool) and 0 <= h <= 23 for h in hours):
                 raise ConditionError(f"'hour_of_day' takes hours from 0 to 23, got {value!r}")
             return cls(frozenset(hours))  # type: ignore[arg-type]
 
         @classmethod
-        def value_schema(cls) -> dict[str, Any]:
+        def value_schema(cls, apps: object = None) -> dict[str, Any]:
             hour = {"type": "integer", "minimum": 0, "maximum": 23}
             return {"anyOf": [hour, {"type": "array", "items": hour, "minItems": 1}]}
 
@@ -106,14 +107,14 @@ def _language() -> type[Condition]:
         example = "language: [zh, en]"
 
         @classmethod
-        def build(cls, value: object) -> LanguageIs:
+        def build(cls, value: object, apps: object = None) -> LanguageIs:
             items = value if isinstance(value, list) else [value]
             if not items or not all(isinstance(item, str) and len(item) == 2 for item in items):
                 raise ConditionError(f"'language' takes two-letter codes, got {value!r}")
             return cls(frozenset(str(item).lower() for item in items))
 
         @classmethod
-        def value_schema(cls) -> dict[str, Any]:
+        def value_schema(cls, apps: object = None) -> dict[str, Any]:
             code = {"type": "string", "minLength": 2, "maxLength": 2}
             return {"anyOf": [code, {"type": "array", "items": code, "minItems": 1}]}
 
@@ -196,7 +197,7 @@ def _sample_clicks() -> list[Any]:
 
 def _example(kind: type[Condition]) -> Condition:
     """A condition of the type, built from the example the reference shows."""
-    return kind.build(yaml.safe_load(kind.example)[kind.key])
+    return kind.build(yaml.safe_load(kind.example)[kind.key], bundled_catalogue())
 
 
 def test_every_condition_type_reads_only_what_it_declares() -> None:

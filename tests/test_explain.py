@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -32,7 +33,11 @@ def test_explain_group_chat() -> None:
     assert result["location"] is None
     assert result["channel"] == "group_chat"
     assert result["client"] == {"app": "wechat", "app_version": "8.0.47", "os": "ios", "os_version": "17.4",
-                                "device": "mobile", "bot": False, "mini_program": False}
+                                "device": "mobile", "bot": False, "mini_program": False,
+                                "app_kind": "inapp", "app_leave": "menu",
+                                "app_names": {"zh-CN": "微信", "en": "WeChat"},
+                                "app_named_by": result["client"]["app_named_by"]}
+    assert re.fullmatch(r"marker 'MicroMessenger/' \(rules/apps\.yaml:\d+\)", result["client"]["app_named_by"])
     assert result["link"]["platform"] == "taobao" and result["link"]["kind"] == "item"
     assert result["link"]["item_id"] == "123456"
     trace = result["trace"]

@@ -146,15 +146,17 @@ def test_version_conditions_split_the_kept_choices_by_their_answers() -> None:
 def test_clients_with_the_same_traits_get_the_same_answer(action: str) -> None:
     """client_traits is all an answer reads from the client: over every app, OS, device and a spread of
     versions, clients with the same traits get the same answer, built afresh (explain keeps nothing)."""
+    from router.decision.apps import bundled_catalogue
     from router.decision.deeplinks import client_traits
-    from router.decision.types import OS, App, Client, Device
+    from router.decision.types import OS, Client, Device
 
     rules = rules_of(f"settings: {{universal_link_hosts: [item.taobao.com]}}\ndefault: {action}\n")
     for query in (ITEM, "url=https%3A%2F%2Fshop123.taobao.com%2F", "url=" + "%EF%BF%A5AbCd1234%EF%BF%A5"):
         base = click(query, uas.SAFARI_IOS)
         answers: dict[tuple[object, ...], tuple[object, ...]] = {}
-        for app, os, device, os_version in itertools.product(App, OS, Device, [(), (4,), (5, 0), (17, 4)]):
-            client = Client(app, (8, 0, 47), os, os_version, device, bot=app is App.BOT)
+        for app, os, device, os_version in itertools.product(bundled_catalogue(), OS, Device,
+                                                             [(), (4,), (5, 0), (17, 4)]):
+            client = Client(app, (8, 0, 47), os, os_version, device, bot=app.kind == "bot")
             decision = explain(rules, dataclasses.replace(base, client=client))
             answer = tuple(getattr(decision, f) for f in (*FIELDS, "notes"))
             assert answers.setdefault(client_traits(client), answer) == answer, (query, client)

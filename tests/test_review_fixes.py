@@ -13,10 +13,11 @@ import pytest
 from starlette.testclient import TestClient
 
 from router.cli import main
+from router.decision.apps import bundled_catalogue
 from router.decision.deeplinks import app_location
 from router.decision.links import parse_link
 from router.decision.rules import load_rules
-from router.decision.types import OS, App, Client, Device
+from router.decision.types import OS, Client, Device
 from router.policy.explain_json import explain_click
 from router.serve.config import Settings
 from router.serve.web import create_app
@@ -35,7 +36,7 @@ def test_trailing_slash_is_not_a_redirect(client: TestClient, path: str) -> None
 
 
 def _client(os: OS, version: tuple[int, ...]) -> Client:
-    return Client(App.BROWSER, (5, 0), os, version, Device.MOBILE, bot=False)
+    return Client(bundled_catalogue()["browser"], (5, 0), os, version, Device.MOBILE, bot=False)
 
 
 def test_harmonyos_next_gets_no_android_intent() -> None:

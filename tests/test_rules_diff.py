@@ -87,10 +87,10 @@ def test_rule_only_changes_are_counted_apart(sets: tuple[Path, Path], tmp_path: 
 def test_broken_new_rules_are_named(sets: tuple[Path, Path], tmp_path: Path) -> None:
     """A NEW_DIR that doesn't load: its problems with file:line, exit 1, nothing compared."""
     old, new = sets
-    (new / "default.yaml").write_text(SHIPPED.replace("when: {app: taobao}", "when: {app: tao}"))
+    (new / "default.yaml").write_text(SHIPPED.replace("when: {app: [taobao, tmall]}", "when: {app: [tao, tmall]}"))
     code, text = diff(old, new, clicks_file(tmp_path))
     assert code == 1
-    assert "default.yaml:64:17: error: unknown app 'tao'" in text and "NEW_DIR does not load" in text
+    assert "default.yaml:67:17: error: unknown app 'tao'" in text and "NEW_DIR does not load" in text
 
 
 def test_missing_clicks_file_is_a_clear_error(sets: tuple[Path, Path], tmp_path: Path) -> None:

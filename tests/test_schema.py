@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from router.decision.apps import bundled_catalogue
 from router.decision.conditions import CONDITION_TYPES
 from router.policy.schema import rules_reference, rules_schema
 
@@ -31,8 +32,8 @@ def test_every_condition_is_documented() -> None:
     for key, condition in CONDITION_TYPES.items():
         assert condition.meaning and condition.example.startswith(f"{key}:"), key
         assert f"| `{key}` | {condition.meaning} |" in reference
-        assert schema[key] == {**condition.value_schema(), "description": f"{condition.meaning} Example: "
-                                                                         f"{condition.example}"}
+        described = f"{condition.meaning} Example: {condition.example}"
+        assert schema[key] == {**condition.value_schema(bundled_catalogue()), "description": described}
 
 
 def test_shipped_rules_satisfy_the_schema() -> None:

@@ -60,34 +60,34 @@ def _long_way(ua: str, monkeypatch: pytest.MonkeyPatch) -> Client:
     """parse_client's answer with the WeChat shapes switched off."""
     with monkeypatch.context() as patched:
         patched.setattr(clients, "read_wechat", lambda _ua: None)
-        return clients._parse(ua)
+        return clients._BUNDLED._parse(ua)
 
 
 @pytest.mark.parametrize("ua", VARIANTS)
 def test_a_shape_reads_what_the_long_way_reads(ua: str, monkeypatch: pytest.MonkeyPatch) -> None:
     assert read_wechat(ua) is not None, f"not read as a WeChat shape: {ua}"
-    assert clients._parse(ua) == _long_way(ua, monkeypatch)
+    assert clients._BUNDLED._parse(ua) == _long_way(ua, monkeypatch)
 
 
 def test_the_variants_hold_phones_pads_and_pcs() -> None:
     """The generated variants do test the device verdicts, not only phones."""
-    devices = {clients._parse(ua).device for ua in VARIANTS}
+    devices = {clients._BUNDLED._parse(ua).device for ua in VARIANTS}
     assert devices == {Device.MOBILE, Device.TABLET, Device.DESKTOP}
 
 
 @pytest.mark.parametrize(
     "model",
     ["wxwork/4.1", "Googlebot", "WeChat bot", "HarmonyOS", "Hmos/1", "miniProgram", "WindowsWechat", "MacWechat",
-     "Weibo", "XHS 1", "Kwai phone", "AlipayClient/10", "QQ/9.0", "Pad/APad", "aweme_26.1", "DingTalk/7"],
+     "Weibo", "ZhihuHybrid 1", "Kwai/11 phone", "AlipayClient/10", "QQ/9.0", "Pad/APad", "aweme_26.1", "DingTalk/7"],
 )
 def test_a_parenthesis_that_carries_a_marker_is_read_the_long_way(model: str,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     ua = uas.WECHAT_ANDROID.replace("V2148A", model)
     assert read_wechat(ua) is not None
-    client = clients._parse(ua)
+    client = clients._BUNDLED._parse(ua)
     assert client == _long_way(ua, monkeypatch)
     parenthesis = read_wechat(ua).parenthesis  # type: ignore[union-attr]
-    assert clients._parenthesis_device(parenthesis) == clients._MARKED or client.device is Device.TABLET
+    assert clients._BUNDLED._parenthesis_device(parenthesis) == clients._MARKED or client.device is Device.TABLET
 
 
 def test_the_corpus_parses_the_same_with_and_without_wechat_shapes(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -95,7 +95,7 @@ def test_the_corpus_parses_the_same_with_and_without_wechat_shapes(monkeypatch: 
     for ua in uas.corpus_user_agents():
         if read_wechat(ua) is not None:
             read += 1
-        assert clients._parse(ua) == _long_way(ua, monkeypatch), ua
+        assert clients._BUNDLED._parse(ua) == _long_way(ua, monkeypatch), ua
     assert read >= 1  # the corpus holds a current WeChat user agent
 
 
@@ -122,7 +122,7 @@ def test_anything_off_a_template_is_not_a_shape(ua: str) -> None:
 
 
 def test_a_shape_gives_the_whole_client() -> None:
-    android = clients._parse(uas.WECHAT_ANDROID)
+    android = clients._BUNDLED._parse(uas.WECHAT_ANDROID)
     assert android == Client(App.WECHAT, (8, 0, 47, 2560), OS.ANDROID, (13,), Device.MOBILE, False)
-    ipad = clients._parse(VARIANTS[-1])
+    ipad = clients._BUNDLED._parse(VARIANTS[-1])
     assert (ipad.app, ipad.os, ipad.os_version, ipad.device) == (App.WECHAT, OS.IOS, (18, 6), Device.TABLET)

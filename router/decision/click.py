@@ -23,7 +23,8 @@ from datetime import datetime
 from typing import NamedTuple
 from urllib.parse import unquote_plus
 
-from router.decision.clients import parse_client
+from router.decision.apps import Catalogue, bundled_catalogue
+from router.decision.clients import reader_of
 from router.decision.links import DEFAULT_ALLOWED_HOSTS, LinkError, parse_link
 from router.decision.recent import Recent
 from router.decision.signing import SIGNED_FIELDS, ClickReplays, SigningKeys, verify
@@ -115,11 +116,13 @@ def read_click(
     replays: ClickReplays | None = None,
     client: Client | None = None,
     headers: tuple[tuple[str, str], ...] = (),
+    apps: Catalogue | None = None,
 ) -> Context:
-    """Resolve everything the rules look at, or raise BadClick. `client`: what parse_client(ua) gave, when
-    the caller has it already; `headers`: the request headers the rules read (RuleSet.headers_read)."""
+    """Resolve everything the rules look at, or raise BadClick. `client`: what the user agent says, when the
+    caller has read it already; else it is read with `apps` (the rules' catalogue, RuleSet.apps; the shipped
+    one when None). `headers`: the request headers the rules read (RuleSet.headers_read)."""
     if client is None:
-        client = parse_client(ua)
+        client = reader_of(apps or bundled_catalogue()).parse(ua)
     if path == "/go":
         # What a /go query says depends on nothing else: read once per query, however many user agents.
         key = (id(settings), query)

@@ -1,5 +1,10 @@
 """User-Agent -> Client: which app the tap happened in, on which OS and device.
 
+The apps are data: the catalogue (router.decision.apps, rules/apps.yaml) lists them in precedence order
+with the literal markers that name them. A `ClientReader` reads user agents for one catalogue and keeps
+its own caches: a catalogue reloaded with the rules gets a new reader, and nothing read with the old one
+is reused. `parse_client` reads with the shipped catalogue.
+
 This runs once per click, so both paths are kept cheap:
 
 * a UA seen before is one dict lookup in an LRU keyed by the (truncated) UA;
@@ -8,59 +13,59 @@ This runs once per click, so both paths are kept cheap:
 * a new UA of another named app on a phone, or of a common browser, costs ~5-15 µs of
   substring tests, anchored regexes and object building, with no ua-parser run;
   anything else one ua-parser run with the Rust resolver (~20-40 µs) on top.
-  Long marker lists run as one alternation in the Rust `regex` crate ua-parser
-  brings (_WordList: finite automata, linear in the UA, ~1 µs); Python regexes
-  run only behind a substring test or on a short slice. The UA is cut to
-  MAX_UA_LENGTH first, so a 100 KB header costs no more than a 1 KB one.
+  The catalogue's markers, and the code's long word lists, run as one alternation in the Rust `regex`
+  crate ua-parser brings (finite automata, linear in the UA, ~1 µs); Python regexes run only behind a
+  substring test or on a short slice. The UA is cut to MAX_UA_LENGTH first, so a 100 KB header costs no
+  more than a 1 KB one.
 
 The OS and device of a named app's phone UA, everything about WeChat's and the common browsers' UAs
 (router.decision.browser_shapes), also with product tokens appended that name no app or bot, are read
-here; anything else asks ua-parser 1.x through
-router.decision.ua_tables, which loads its tables the first time one is needed.
+here; anything else asks ua-parser 1.x through router.decision.ua_tables, which loads its tables the
+first time one is needed. The templates' fast paths hold only for a catalogue none of whose markers
+could occur in their fixed text (checked when the reader is built: a catalogue that could is read the
+long way throughout).
 
-The app comes from our own markers, tested in this order. The order is the
-whole point: several apps embed another app's marker, and bots name apps.
+The app, in this order. The order is the whole point: several apps embed another app's marker, and bots
+name apps.
 
 0. A bot named after an app (``DingTalkBot-LinkService``, ``Weibo spider``) -> bot.
-1. ``wxwork/``           -> wecom. WeCom also sends a fake ``MicroMessenger/7.0.1``.
-2. ``MicroMessenger/``   -> wechat (also ``WindowsWechat``/``MacWechat`` alone on
-   desktop). Mac WeChat sends ``WindowsWechat`` too (old versions without
-   ``MacWechat``), so a Mac platform or ``MacWechat`` makes it macOS.
-3. ``QQ/<ver>``          -> qq, matched with a left boundary: ``MQQBrowser/`` on
-   its own is the QQ Browser app (a browser), but Android QQ carries both.
-4. ``weibo``             -> weibo (its spiders left at step 0).
-5. ``AlipayClient/``     -> alipay.   } both also carry ``AliApp(``, so they are
-6. ``DingTalk/``/``DingTalk(`` -> dingtalk. } tested before Taobao's code.
-7. ``AliApp(TB/``/``AliApp(TM/`` -> taobao. Alibaba's other apps (Lazada
-   ``AliApp(LA/``, AliExpress, Xianyu...) share ``AliApp(``/``WindVane``: step 10.
-8. ``aweme``/``BytedanceWebview``/``ByteLocale`` -> douyin, unless it is another
-   ByteDance app: TikTok (``musical_ly``, ``trill_``, or a ``Region``/``ByteLocale``
-   outside mainland China), Toutiao or Feishu -> other_inapp.
-9. Explicit crawler / link-preview / HTTP-library / headless markers -> bot. After
-   the router's own apps (a WeChat UA stays WeChat whatever else it says), before
-   the other named apps.
-10. Named apps with no rules of their own (Baidu, Feishu, Toutiao, Kuaishou,
-    Xiaohongshu, Zhihu, Facebook, Instagram, Google app ``GSA/``, Snapchat, Naver,
-    KakaoTalk, LINE, Pinterest, Electron desktop apps such as Slack or Teams, and
-    Alibaba's other apps) -> other_inapp.
-11. Bots by shape: ua-parser's ``Spider`` device, a bare okhttp, a URL/domain/mail
-    contact line, or no browser ua-parser knows and no rendering engine at all;
-    and an empty UA.
-12. Generic webviews -> other_inapp: Android ``; wv)`` or ua-parser's Chrome Mobile
-    WebView (``Version/4.0 Chrome/``, Android 4.4's webview before ``wv``), and iOS
-    WKWebView (``AppleWebKit`` and ``Mobile/`` but no ``Safari/``). A browser built
-    on the system WebView that names itself (``VivoBrowser``, ``UCBrowser``,
-    ``Quark``, ``OPR/``...) stays a browser; Tencent's X5 core (``MQQBrowser``
-    with ``TBS/``) inside an unnamed app does not count as a name.
-13. Anything else -> browser.
+1. The catalogue's entries above ``bot``, first marker found in precedence order (WeCom before WeChat:
+   it sends a fake ``MicroMessenger/``; ByteDance's other apps before Douyin, whose web view markers
+   they share).
+2. Explicit crawler / link-preview / HTTP-library / headless words -> bot. After the entries above
+   (a WeChat UA stays WeChat whatever else it says), before the ones below.
+3. The catalogue's entries below ``bot``.
+   Then what the code knows: Douyin's shared markers outside mainland China (no ``aweme``, a region or
+   locale elsewhere) are TikTok's; WeChat in a mini program's web view; desktop WeChat and WeCom
+   (``WindowsWechat``/``MacWechat``: Mac WeChat sends ``WindowsWechat`` too, so a Mac platform or
+   ``MacWechat`` makes it macOS).
+4. Bots by shape: ua-parser's ``Spider`` device, a bare okhttp, a URL/domain/mail
+   contact line, or no browser ua-parser knows, no rendering engine at all and no
+   platform a browser names (an old or niche system's: ``X11``, RISC OS, BeOS,
+   Symbian, a BlackBerry pager...); and an empty UA.
+5. Generic webviews -> other_inapp: Android ``; wv)`` or ua-parser's Chrome Mobile
+   WebView (``Version/4.0 Chrome/`` before Chrome 43, the webview before ``wv``;
+   Amazon's Fire OS WebView, a Kindle Fire model without ``Silk/``), and iOS
+   WKWebView (``AppleWebKit`` and ``Mobile/`` but no ``Safari/``). A browser built
+   on the system WebView that names itself (``VivoBrowser``, ``UCBrowser``,
+   ``Quark``, ``OPR/``...) stays a browser; Tencent's X5 core (``MQQBrowser``
+   with ``TBS/``) inside an unnamed app does not count as a name.
+6. Anything else -> browser.
 
 Device: HarmonyOS NEXT's ``(Tablet;``/``(PC;``; iOS by ``iPad``; e-readers and an
 outright ``(Tablet;`` are tablets; Android (and Android-compatible HarmonyOS) is
 a desktop when the model names a PC line (Chromebook, Inspiron...), a tablet when
-it names a pad (``TB-``, ``Tab``, ``Pad``, ``SM-T``, Huawei Wi-Fi-only ``-W09``)
+it names a pad (``TB-``, ``Tab``, ``Pad``, ``SM-T``, Huawei Wi-Fi-only ``-W09``,
+Kindle Fire ``KF…``, Huawei/Honor and old Samsung tablet codes; a Huawei foldable is a phone)
 or the app says ``Pad/APad``, else a phone when it says ``Mobile`` anywhere
 (X5/TBS splits it from ``Safari``), else a tablet; Windows phones (``Lumia``) are
 phones and IE's ``Touch`` Windows tablets tablets.
+
+OS: ua-parser's family, except systems the router has no word for (Windows Phone,
+Windows Mobile and CE, Symbian, BlackBerry, Tizen, webOS, feature phones, RISC OS...:
+``other``, phones or tablets as their tokens say), Linux "like Android" (linux), an
+Android build id without the word Android, Samsung Internet on X11 (DeX) and an
+iOS-only browser on a Mac platform (an iPad in desktop mode).
 """
 
 from __future__ import annotations
@@ -68,17 +73,19 @@ from __future__ import annotations
 import dataclasses
 import re
 import sys
+import threading
 from functools import lru_cache
 from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
 import ua_parser_rs  # ua-parser's Rust regex engine, used directly by _WordList (no tables loaded)
 
-from router.decision.browser_shapes import Shape, read_shape
+from router.decision.apps import AppEntry, Catalogue, bundled_catalogue
+from router.decision.browser_shapes import BROWSER_TEMPLATE_TEXTS, Shape, read_shape
 from router.decision.recent import Recent
 from router.decision.slots import slot_constructor
 from router.decision.types import OS, App, Client, Device, Version
 from router.decision.versions import parse_version
-from router.decision.wechat_shapes import WeChatShape, read_wechat
+from router.decision.wechat_shapes import WECHAT_TEMPLATE_TEXTS, WeChatShape, read_wechat
 
 if TYPE_CHECKING:
     from router.decision.ua_tables import FastUserAgent
@@ -87,10 +94,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_UA_LENGTH",
+    "ClientReader",
     "cache_clear",
     "cache_info",
     "parse_client",
     "parse_version",
+    "reader_of",
     "tables_built",
     "warm_up",
 ]
@@ -98,17 +107,6 @@ __all__ = [
 # The enum members this module compares against, bound once: on Python 3.11 looking a member up on its
 # class goes through the enum metaclass's __getattr__ hook (~0.15 µs), and reading one user agent makes
 # dozens of such comparisons.
-_APP_ALIPAY = App.ALIPAY
-_APP_BOT = App.BOT
-_APP_BROWSER = App.BROWSER
-_APP_DINGTALK = App.DINGTALK
-_APP_DOUYIN = App.DOUYIN
-_APP_OTHER_INAPP = App.OTHER_INAPP
-_APP_QQ = App.QQ
-_APP_TAOBAO = App.TAOBAO
-_APP_WECHAT = App.WECHAT
-_APP_WECOM = App.WECOM
-_APP_WEIBO = App.WEIBO
 _DEVICE_DESKTOP = Device.DESKTOP
 _DEVICE_MOBILE = Device.MOBILE
 _DEVICE_TABLET = Device.TABLET
@@ -168,13 +166,13 @@ def warm_up(*, tables: bool = False) -> None:
     with `tables`, also build ua-parser's tables (~150 ms, ~25 MB; router.decision.ua_tables) and compile
     their common regexes. Does not touch the Client cache."""
     for ua in _WARM_UP_UAS:
-        _parse(ua)
+        _BUNDLED._parse(ua)
     if tables:
         from router.decision import ua_tables
 
         ua_tables.warm_up((*_WARM_UP_UAS, *_WARM_UP_TABLE_UAS))
         for ua in _WARM_UP_TABLE_UAS:
-            _parse(ua)
+            _BUNDLED._parse(ua)
 
 
 class _Family(NamedTuple):
@@ -202,11 +200,6 @@ def _ints(dotted: str) -> Version:
     return tuple(map(int, dotted.split(".")))
 
 
-def _version_from(regex: re.Pattern[str], ua: str) -> Version:
-    m = regex.search(ua)
-    return _ints(m.group(1)) if m else ()
-
-
 def _int_prefix(version: tuple[int | str, ...]) -> Version:
     # user-agents turns digit strings into ints and keeps the rest as strings
     # (Windows "XP", patch "beta"...): keep the numeric prefix only.
@@ -218,24 +211,7 @@ def _int_prefix(version: tuple[int | str, ...]) -> Version:
     return tuple(out)
 
 
-# All version regexes run only after a cheap substring test said the marker is
-# there. They search the lower-cased UA with lower-case literals and no IGNORECASE:
-# a pattern that starts with a plain literal lets `re` jump to it with a fast
-# substring scan (~1 µs) instead of trying every position (~4 µs).
-_WXWORK_RE = re.compile(r"wxwork/" + _VER)
-_WECHAT_RE = re.compile(r"micromessenger/" + _VER)
-# Case-sensitive on the original UA. The left boundary is a lookbehind placed
-# *after* the literal so the literal still leads (a leading lookbehind costs ~7 µs):
-# "QQ/8.9" matches, "xQQ/" or "MQQ/" doesn't; "MQQBrowser/6.2" has no "QQ/" at all.
-_QQ_RE = re.compile(r"QQ/(?<![A-Za-z0-9_]QQ/)" + _VER)
-_WEIBO_RE = re.compile(r"weibo__" + _VER)
-_ALIPAY_RE = re.compile(r"alipayclient/" + _VER)
-_DINGTALK_RE = re.compile(r"dingtalk[/(]" + _VER)  # DingTalk/7.0.40, AliApp(DingTalk/7.0.40), DingTalk(7.0)
-_TAOBAO_RE = re.compile(r"aliapp\(tb/" + _VER)
-# Android Douyin sends "aweme_260100" (a build code) and the real version in
-# app_version/; iOS sends "aweme_26.1.0". So app_version/ first, then a dotted aweme_.
-_DOUYIN_APP_VERSION_RE = re.compile(r"app_version/" + _VER)
-_DOUYIN_AWEME_RE = re.compile(r"aweme_(\d+\.\d+(?:\.\d+)*)")
+# Behind a substring test.
 # HarmonyOS's own version is preferred over the OpenHarmony base it builds on.
 _HARMONYOS_RE = re.compile(r"HarmonyOS[ /]" + _VER)
 _OPENHARMONY_RE = re.compile(r"OpenHarmony " + _VER)
@@ -289,31 +265,9 @@ _APP_NAMED_BOT_RE = _WordList(
     r"|tiktok|kuaishou|xiaohongshu|zhihu)[ _-]?(?:bot|spider|crawler)"
 )
 
-# Alibaba's hybrid container (WindVane, "AliApp(XX/") is in many of its apps; only Taobao's and Tmall's
-# own codes mean the Taobao app. The rest (Lazada "LA", AliExpress, Xianyu, Fliggy...) are other_inapp.
-_TAOBAO_CODES = ("aliapp(tb/", "aliapp(tm/")
-_ALIBABA_CONTAINER = _WordList.of_literals(("aliapp(", "windvane"))
-
-# ByteDance's international app. Its webview shares BytedanceWebview/ByteLocale with Douyin, so it is
-# told apart by its own markers, else by a region or locale outside mainland China.
-_TIKTOK_MARKERS = ("musical_ly", "trill_", "tiktok")
-# ByteDance's other Chinese apps share BytedanceWebview/ByteLocale with Douyin too.
-_BYTEDANCE_NOT_DOUYIN = ("NewsArticle/", "Lark/", "Feishu")
-
-# Named apps that get no rules of their own (step 10), in one pass (see _WordList). Case-sensitive:
-# the short ones ("Kwai", "XHS") would match random text if folded.
-_OTHER_INAPP = _WordList.of_literals((
-    "baiduboxapp", "Lark/", "Feishu", "NewsArticle/", "Kwai", "XHS", "xhsdiscover", "ZhihuHybrid",
-    "FBAN", "FBAV", "FB_IAB", "Instagram", "GSA/", "NAVER(inapp", "Snapchat", "KAKAOTALK", "KAKAOSTORY",
-    "DaumApps", "Pinterest", "Electron/", "Barcelona", "LinkedInApp", "Zalo", "YJApp", "Twitter for",
-    "TwitterAndroid", "Teams/", "Slack/", "SP-engine/", "T7/",
-))  # fmt: skip
-# LINE needs a left boundary ("Pipeline/1.0" is not LINE), so a regex behind a substring test.
-_LINE_RE = re.compile(r"(?<![A-Za-z])Line/\d")
-
 # Explicit crawler / link-preview / HTTP-library / automation markers, folded to lower case because
-# bots spell themselves inconsistently; tested after the router's own apps (a WeChat UA stays WeChat
-# whatever else it says) and before the other named apps. One alternation of plain words (see
+# bots spell themselves inconsistently; tested after the catalogue's entries above `bot` (a WeChat UA
+# stays WeChat whatever else it says) and before the ones below it. One alternation of plain words (see
 # _WordList). "bot" needs a letter or "-" before it and a non-letter after it
 # ("Googlebot/", "TelegramBot (", "AhrefsBot;"; "Cubot", a phone maker, is excepted by _NOT_BOTS).
 # "Sogou" alone would also hit Sogou's real browsers (SogouMobileBrowser, "SE 2.X MetaSr"), so only
@@ -322,7 +276,8 @@ _BOT_RE = _WordList(
     r"[a-z-]bot\b|spider|crawl|scrap[ey]|slurp|archiver|preview|linkservice|linkexpand|unfurl|embedly"
     r"|iframely|cardyb|facebookexternal|facebookcatalog|meta-external|externalagent|whatsapp|google-|googleother"
     r"|google web|apis-google|mediapartners|feedfetcher|fetcher|validator|checker|monitor|uptime|pingdom"
-    r"|scanner|inspect|lighthouse|headless|phantomjs|selenium|puppeteer|playwright|jsdom|curl/|wget|libwww"
+    r"|scanner|inspect|lighthouse|headless|phantomjs|slimerjs|zombie\.js|selenium|puppeteer|playwright|jsdom"
+    r"|curl/|wget|libwww|\+https?://"
     r"|python|java[/ -]|\(java\)|httpclient|http-client|http_client|httpie|postman|axios|node-fetch|undici"
     r"|go-http|guzzle|aiohttp|requests/|ruby|http\.rb|cohttp|powershell|bun/|deno/|php/"
     r"|perl|wordpress|proxy|synthetic|like gecko; compatible"
@@ -332,28 +287,49 @@ _BOT_RE = _WordList(
 _CONTACT_RE = _WordList(r"https?://|\+http|www\.|mailto|@[a-z0-9-]+\.[a-z]|[a-z0-9]\.(?:com|net|org|io|fr|de|ru)\b")
 # Names the bot markers above match that are no bots: Cubot phones ("CUBOT P30").
 _NOT_BOTS = ("cubot",)
+# ...and Electron desktop apps (a Chromium web view: "WhatsApp/2.2017.6 Chrome/76… Electron/6.1.9 Safari/537.36",
+# "Postman/9.29.0 Chrome/94… Electron/15.5.7"): the app's name may be a bot word, the UA is a person's window.
+_ELECTRON = "electron/"
 
 # Android browsers built on the system WebView send its "; wv" or "Version/4.0 Chrome/" shape too, yet
 # they are browsers (they can open app links): they name themselves, most with "Browser" in the name.
 # Tencent's X5 core says "MQQBrowser/<v> TBS/<v>" inside any app that embeds it, so that is no browser.
 _STANDALONE_BROWSER = _WordList.of_literals((
     "browser", "quark/", "opr/", "ucweb", "liebaofast", "duckduckgo/", "edga/", "ecosia", "puffin/",
-    "firefox/", "crios/", "fxios/", "edgios/", "yaapp_", "yasearch", "coc_coc", "kiwi",
+    "firefox/", "crios/", "fxios/", "edgios/", "yaapp_", "yasearch", "coc_coc", "kiwi", "opt/", "sleipnir/",
 ))  # fmt: skip
 _X5_CORE = "tbs/"
+_FIRE_OS_MODEL = re.compile(r"; (?:kf[a-z]{2,5}|sd4930ur) build/")  # behind a substring test
+_WV_TOKEN_SINCE = 43  # the Chrome release from which Android's WebView says "; wv)" (see _is_generic_webview)
 
 # Tablets whose UA still says "Mobile": the model names a pad (Lenovo "TB-X606F", "Galaxy Tab",
 # "MatePad", "Avvio PAD"; Coolpad is a phone maker), Samsung's SM-T/SM-X/SM-P tablets, Huawei/Honor
 # Wi-Fi-only models ("-W09": only tablets are sold without a modem), or the app says so ("Pad/APad",
 # DingTalk on a tablet).
+#
+# Also by maker's code where the name says nothing: Amazon's Kindle Fire models, "KF" and two to five
+# letters (KFTT, KFOT, KFARWI, KFTHWI, KFSOWI...: the Fire tablets' WebView and browsers say "Mobile
+# Safari"); Samsung's tablets before the SM- codes (GT-P Galaxy Tabs, GT-N51xx/N80xx Galaxy Notes 8.0 and
+# 10.1, sold without the GT- too: "N5110"); Huawei's and Honor's tablet codes (MediaPad, MatePad, Honor Pad:
+# AGS, BAH, KOB2, CPN, JDN2, MRX, MON, AGM3...), whose web views say "Mobile" like their phones'.
 _PAD_MODEL = _WordList(
-    r"tab|pad|(?:^|[^a-z])(?:tb[-0-9]|sm-[txp][0-9]|kf[a-z]{2}\b|nexus (?:7|9|10)\b|pixel tablet)"
+    r"tab|pad|(?:^|[^a-z])(?:tb[-0-9]|sm-[txp][0-9]|kf[a-z]{2,5}\b|nexus (?:7|9|10)\b|pixel tablet"
+    r"|gt-p[0-9]{4}|(?:gt-)?n(?:51|80)[0-9]{2}\b"
+    r"|(?:ags[0-9]?k?|agrk?|agm[0-9]|bah[0-9]?|btk|btv|bz[acdt][0-9]?|cmr|cpn|dbr|dby[0-9]?|gem|hey[0-9]?"
+    r"|jdn[0-9]?|kob[0-9]?k?|krj|mon|mr[rx]|pce|scmr?|sht|tgr|wgrr?)-(?:[a-z]{1,3}[0-9]|[0-9]{3}))"
     r"|-w[0-9]{2}(?:[^0-9]|$)"
 )
+# Phones whose web view sends a tablet's UA (no "Mobile"): Huawei's foldables, unfolded (Mate X/Xs "TAH",
+# Mate X2 "TET", Mate Xs 2 "PAL", Mate X3/X5 "ALT"/"GRL"). The code is the phone's whatever the screen.
+_FOLDABLE_MODEL = _WordList(r"(?:^|[^a-z])(?:tah|tet|pal|alt|grl)-a[ln][0-9]{2}")
 _PHONE_MAKERS_NAMED_PAD = ("coolpad",)
 # E-readers run Android or Linux and often say "Mobile"; they are tablets. So is a form factor said
-# outright: Firefox OS/Firefox tablets "(Tablet; rv:29.0)", webOS "(hp-tablet;".
-_TABLET_MARKERS = _WordList.of_literals(("pocketbook", "kobo", "kindle", "ereader", "nook", "(tablet;", "hp-tablet"))
+# outright: Firefox OS/Firefox tablets "(Tablet; rv:29.0)", Ubuntu Touch "(Ubuntu; Tablet)", Sailfish
+# "Android 4.4; Tablet)", webOS "(hp-tablet;", BlackBerry's PlayBook; and Amazon's Silk, the Kindle Fire's
+# browser (its desktop mode says "Macintosh" or "Linux", its mobile one "Mobile Safari").
+_TABLET_MARKERS = _WordList.of_literals((
+    "pocketbook", "kobo", "kindle", "ereader", "nook", "(tablet;", "; tablet)", "hp-tablet", "playbook", "silk/",
+))  # fmt: skip
 # ua-parser's generic tablet families (named apps skip its device domain, so these help the others only).
 _TABLET_FAMILIES = frozenset({"Generic Tablet", "Generic_Android_Tablet"})
 # Android also runs on laptops and desktop PCs (ChromeOS's Android apps, Android-x86 builds), which
@@ -363,9 +339,34 @@ _PC_MODEL = _WordList(
     r"|travelmate|aspire|satellite|lifebook|thinkpad|ideapad|easynote|macbook|matebook|zenbook|vivobook"
     r"|\bnuc\d|\bpc\b|\baio\b|2in1"
 )
-_PC_OR_PAD_MODEL = _FirstOf(("pc", _PC_MODEL), ("pad", _PAD_MODEL))
-# Phones that run Windows 10 Mobile say "Windows NT 10.0; ARM; Lumia 950" or "Windows Phone".
-_WINDOWS_PHONE_MARKERS = ("windows phone", "lumia", "iemobile")
+_PC_OR_PAD_MODEL = _FirstOf(("pc", _PC_MODEL), ("pad", _PAD_MODEL), ("phone", _FOLDABLE_MODEL))
+# Phones that run Windows 10 Mobile say "Windows NT 10.0; ARM; Lumia 950" or "Windows Phone"; Windows
+# Mobile and Windows CE are handhelds' systems (Pocket PCs, "PPC; 240x320"), IEMobile their browser.
+_WINDOWS_PHONE_MARKERS = ("windows phone", "lumia", "iemobile", "windows ce", "windows mobile")
+
+# Systems that are none of the router's named ones (OS `other`), which ua-parser reads as one of them or
+# not at all: Windows Phone, Windows Mobile and Windows CE are not Windows (no Windows app opens there);
+# Symbian and Nokia's Series 40/60 (their UAs embed an iPhone's or a Mac's to get full pages); BlackBerry
+# (RIM's pagers "RIM957", the PlayBook, BB10: several say "Android 2.3.3" for its player); Tizen (with
+# its own "like Android"); webOS (an HP TouchPad's "wOSBrowser" on an "iPad"
+# platform); MeeGo, Maemo, KaiOS, Bada; and the handsets' platforms (BREW/REX, Japan's FOMA, jig browser).
+# Phones and tablets all: their device is `mobile` unless a tablet word says otherwise.
+_OTHER_MOBILE_OS = _WordList(
+    r"windows phone|windows ce|windows mobile|iemobile|symbian|series ?[46]0|\bs60;|blackberry|\bbb10\b"
+    r"|playbook|rim tablet|\brim ?[0-9]|tizen|webos|hpwos|wosbrowser|meego|maemo|kaios"
+    r"|\bbada\b|brew/|\brex/|\bfoma\b|jig browser"
+)
+# Desktop systems of the same kind: RISC OS, BeOS and Haiku, AmigaOS and MorphOS, OS/2, Inferno, and the
+# workstation Unixes Netscape once ran on (IRIX, HP-UX, SunOS, OSF/1, UNIX System V, NEWS-OS, BSD/386).
+_OTHER_DESKTOP_OS = _WordList(
+    r"risc ?os|beos|haiku|amiga|morphos|[ (;]os/2[;) ]|inferno|irix|hp-ux|sunos|osf1|osf_|unix_sv|news-os|bsd/386"
+)
+# Handset makers and Java ME words that name a feature phone, unless ua-parser reads Android or iOS there
+# (Nokia's and Sony Ericsson's Android phones, Android phones' "Profile/MIDP-2.0"): OS `other`, a phone.
+_FEATURE_PHONE = _WordList(r"nokia|sonyericsson|\(java;|j2me|midp-")
+_OTHER_OS = _FirstOf(("mobile", _OTHER_MOBILE_OS), ("desktop", _OTHER_DESKTOP_OS), ("phone", _FEATURE_PHONE))
+# Browsers only built for iOS: on a "Macintosh" platform they are an iPad asking for desktop pages.
+_IOS_ONLY_BROWSERS = ("fxios/", "crios/", "edgios/")
 
 _LINUX_FAMILIES = frozenset(
     {
@@ -375,49 +376,291 @@ _LINUX_FAMILIES = frozenset(
 )  # fmt: skip
 _MOBILE_OSES = (_OS_IOS, _OS_ANDROID, _OS_HARMONYOS)
 # Engines every real browser names; a UA with none of them and no browser ua-parser knows is a script.
-_ENGINES = ("applewebkit", "gecko", "trident", "presto", "khtml", "arkweb")
-
-_EMPTY_BOT = Client(app=_APP_BOT, app_version=(), os=_OS_OTHER, os_version=(), device=_DEVICE_DESKTOP, bot=True)
+# "webkit" alone too: Ubuntu Touch's browser says "(Ubuntu; Mobile) WebKit/537.36" and nothing else.
+_ENGINES = ("webkit", "gecko", "trident", "presto", "khtml", "arkweb")
 
 # Clients are few (apps x versions x OS versions x devices) where user agents are many: every new user agent
 # that says the same gets the same Client object. It saves building a frozen dataclass per user agent (a few
 # µs), keeps the UA cache small, and lets what is keyed by a Client hash one object's fields, often cached.
 _CLIENT_LIMIT = 1024
-_clients: Recent[tuple[object, ...], Client] = Recent(_CLIENT_LIMIT)
-
-
-def _client(
-    app: App, app_version: Version, os: OS, os_version: Version, device: Device,
-    bot: bool = False, mini_program: bool = False, browser: str = "",
-) -> Client:
-    key = (app, app_version, os, os_version, device, bot, mini_program, browser)
-    client = _clients.get(key)
-    if client is None:
-        client = _new_client(*key)
-        _clients.put(key, client)
-    return client
-
 
 _new_client = slot_constructor(Client)  # router.decision.slots: half the cost of Client(...)
-# _client's key is handed to it positionally: it must list the fields in their order.
+# ClientReader._client's key is handed to it positionally: it must list the fields in their order.
 if tuple(f.name for f in dataclasses.fields(Client) if f.init) != (
     "app", "app_version", "os", "os_version", "device", "bot", "mini_program", "browser"
 ):
-    raise ImportError("router.decision.clients: Client's fields changed; update _client's key")
+    raise ImportError("router.decision.clients: Client's fields changed; update ClientReader._client's key")
+
+_MARKED = "marked"  # an Android model name that carries a marker
+_BOT = "bot"  # what _named says of a bot that names itself
 
 
-# --- parsing ----------------------------------------------------------------------------------------
+class ClientReader:
+    """Reads user agents into Clients for one catalogue, with its own caches (see the module's docstring).
+
+    Built by `reader_of`, once per catalogue: everything it keeps was read with that catalogue's
+    markers, and a Client's `app` is that catalogue's entry."""
+
+    def __init__(self, catalogue: Catalogue) -> None:
+        self.catalogue = catalogue
+        # The entries the code names (router.decision.types.App), bound once: identity tests on the hot path.
+        self._wechat, self._wecom = catalogue[App.WECHAT], catalogue[App.WECOM]
+        self._douyin, self._tiktok = catalogue[App.DOUYIN], catalogue[App.TIKTOK]
+        self._other_inapp, self._browser, self._bot = (catalogue[App.OTHER_INAPP], catalogue[App.BROWSER],
+                                                       catalogue[App.BOT])
+        self._bot_at = catalogue.bot_at
+        # The templates' fast paths hold only where no marker that could win can occur in their fixed text.
+        wechat_at = catalogue.entries.index(self._wechat)
+        self._wechat_template = not _hits(catalogue.entries[:wechat_at], WECHAT_FIXED_TEXTS)
+        self._browser_templates = not _hits(catalogue.entries, BROWSER_FIXED_TEXTS)
+        self._clients: Recent[tuple[object, ...], Client] = Recent(_CLIENT_LIMIT)
+        self._shape_clients: Recent[tuple[object, ...], Client] = Recent(1024)
+        self._android_models: Recent[tuple[str, str], Device | str] = Recent(4096)
+        # Built Clients by the template's spellings: versions repeat across millions of user agents.
+        self._wechat_clients: Recent[tuple[str, str, str, object], Client] = Recent(1024)
+        self._wechat_parentheses: Recent[str, Device | str] = Recent(2048)
+        self.empty = self._client(self._bot, (), _OS_OTHER, (), _DEVICE_DESKTOP, True)
+        self._parse_cached = lru_cache(maxsize=_CACHE_SIZE)(self._parse_guarded)
+        self._parse_wechat_cached = lru_cache(maxsize=_WECHAT_CACHE_SIZE)(self._parse_guarded)
+
+    def parse(self, ua: str | None) -> Client:
+        """Classify one User-Agent header. Never raises; None or blank means a bot."""
+        if not ua or not isinstance(ua, str):
+            return self.empty
+        if len(ua) > MAX_UA_LENGTH:
+            ua = ua[:MAX_UA_LENGTH]
+        if "MicroMessenger/" in ua:
+            return self._parse_wechat_cached(ua)
+        return self._parse_cached(ua)
+
+    def cache_info(self) -> CacheInfo:
+        """LRU statistics of the Client caches together (hits, misses, maxsize, currsize)."""
+        infos = (self._parse_cached.cache_info(), self._parse_wechat_cached.cache_info())
+        return CacheInfo(*(sum(getattr(info, field) or 0 for info in infos)
+                           for field in ("hits", "misses", "maxsize", "currsize")))
+
+    def cache_clear(self) -> None:
+        """Empty the Client caches (tests, benchmarks)."""
+        self._parse_cached.cache_clear()
+        self._parse_wechat_cached.cache_clear()
+
+    def _client(
+        self, app: AppEntry, app_version: Version, os: OS, os_version: Version, device: Device,
+        bot: bool = False, mini_program: bool = False, browser: str = "",
+    ) -> Client:
+        key = (app, app_version, os, os_version, device, bot, mini_program, browser)
+        client = self._clients.get(key)
+        if client is None:
+            client = _new_client(*key)
+            self._clients.put(key, client)
+        return client
+
+    def _parse_guarded(self, ua: str) -> Client:
+        try:
+            return self._parse(ua)
+        except Exception:
+            # Belt and braces: a click must never fail on its User-Agent. A UA that
+            # breaks the parser is not a browser anyone taps in.
+            return self.empty
+
+    def _parse(self, ua: str) -> Client:
+        if ua.isspace():
+            return self.empty
+        # WeChat's own templates first: most clicks, and most never-seen user agents (router.decision.wechat_shapes).
+        if self._wechat_template and "MicroMessenger/" in ua:
+            wechat = read_wechat(ua)
+            if wechat is not None:
+                client = self._wechat_client(wechat)
+                if client is not None:
+                    return client
+        # The Rust resolver takes UTF-8; a lone surrogate (from a surrogateescape'd
+        # header) can't be encoded, so replace those before handing the string over.
+        clean = ua if ua.isascii() else ua.encode("utf-8", "replace").decode("utf-8")
+        low = clean.lower()
+        # The common browsers' own templates: read whole, without ua-parser (router.decision.browser_shapes).
+        # Their only free text, Android's model name, could still carry a marker, so it is read as a UA is.
+        shape = read_shape(ua) if self._browser_templates else None
+        if shape is not None:
+            device = self._shape_device(low, shape)
+            if device is not None:
+                return self._shape_client(shape, device)
+        named = self._named(clean, low)
+        if named is None and self._browser_templates:
+            # A common browser's template with product tokens appended ("… Safari/604.1 Norton/130.0"): no
+            # app or bot marker names it, so it is that browser, as the template reads it.
+            appended = _template_with_products(ua)
+            if appended is not None and not _CONTACT_RE.search(low):
+                device = self._shape_device(low, appended)
+                if device is not None:
+                    return self._shape_client(appended, device)
+        # ua-parser's device domain is its most expensive (~half the parse) and its browser domain only
+        # names the webview; a tap inside a named app needs neither, so only the OS is resolved for it, and
+        # for the phone shapes every such app sends (iOS, Android) not even that: one anchored regex reads it.
+        # Named apps are most of the traffic and most of the never-seen user agents.
+        phone_os = _phone_os(ua) if isinstance(named, tuple) else None
+        if phone_os is not None:
+            agent, (os, os_version) = _NO_AGENT, phone_os
+        else:
+            # Loaded (and the tables built) the first time a user agent gets here.
+            from router.decision import ua_tables
+
+            agent = ua_tables.agent(clean, os_only=bool(named))
+            os, os_version = _os_of(agent, ua, low)
+
+        if named is _BOT or (named is None and _is_unnamed_bot(ua, low, agent)):
+            # A crawler's version decides nothing.
+            return self._client(self._bot, (), os, os_version, _DEVICE_DESKTOP, bot=True,
+                                browser=agent.browser.family)
+
+        app: AppEntry
+        app_version: Version = ()
+        mini_program = False
+        if isinstance(named, tuple):
+            app, app_version = named
+            if app.kind == "bot":  # the catalogue's crawlers are `bot` to the rules, as the code's are
+                return self._client(self._bot, (), os, os_version, _DEVICE_DESKTOP, bot=True,
+                                    browser=agent.browser.family)
+            mini_program = app is self._wechat and "miniprogram" in low  # "miniprogramhtmlwebview" too
+        elif _is_generic_webview(ua, low, os, agent):
+            app = self._other_inapp
+        else:
+            app, app_version = self._browser, _int_prefix(agent.browser.version)
+
+        if (app is self._wechat or app is self._wecom) and ("macwechat" in low or "windowswechat" in low):
+            # Desktop WeChat/WeCom. Mac WeChat says WindowsWechat too (old versions without MacWechat), so a
+            # Mac UA (or MacWechat) wins.
+            target = _OS_MACOS if ("macwechat" in low or os is _OS_MACOS) else _OS_WINDOWS
+            if os is not target:
+                os, os_version = target, ()
+            device = _DEVICE_DESKTOP
+        else:
+            device = _device_of(ua, low, os, agent)
+
+        browser = "" if named else agent.browser.family
+        return self._client(app, app_version, os, os_version, device, app.kind == "bot", mini_program, browser)
+
+    def _named(self, ua: str, low: str) -> tuple[AppEntry, Version] | str | None:
+        """Steps 0-3: _BOT for a bot that names itself; (entry, version) for an app a marker names; None
+        when nothing does."""
+        if ("bot" in low or "spider" in low or "crawler" in low) and _APP_NAMED_BOT_RE.search(low):
+            return _BOT
+        found = self.catalogue.first(ua)
+        if found is None or found[0] > self._bot_at:
+            if (_BOT_RE.search(low) and not any(word in low for word in _NOT_BOTS)
+                    and not (_ELECTRON in low and "headless" not in low)):
+                return _BOT
+            if found is None:
+                return None
+        entry = found[1]
+        if entry is self._douyin and "aweme" not in low and not _says_mainland_china(low):
+            # Douyin's web view markers (BytedanceWebview, ByteLocale) with a region or locale outside
+            # mainland China and no Douyin build: TikTok (or TikTok Lite) without its own name.
+            entry = self._tiktok
+        # `other_inapp` is many apps: no one version means anything across them.
+        return entry, () if entry is self._other_inapp else self.catalogue.version_in(entry, ua)
+
+    def _shape_client(self, shape: Shape, device: Device) -> Client:
+        """What the steps make of a common browser's user agent (no app marker, no bot, no webview in any of
+        the shapes), given what ua-parser would have said about it. Kept per OS, browser and device as
+        written: a browser release and an OS version are sent by millions."""
+        key = (shape.os, shape.browser, device)
+        client = self._shape_clients.get(key)
+        if client is None:
+            os_family, *os_parts = shape.os
+            family, *browser_parts = shape.browser
+            client = self._client(self._browser, _parts(browser_parts), _SHAPE_OS[os_family], _parts(os_parts),
+                                  device, browser=family)
+            self._shape_clients.put(key, client)
+        return client
+
+    def _shape_device(self, low: str, shape: Shape) -> Device | None:
+        """A common browser's device; None when its model name carries a marker (it is read the long way)."""
+        if shape.os[0] == "iOS":
+            return _DEVICE_TABLET if shape.device == "iPad" else _DEVICE_MOBILE
+        if not shape.model:
+            return _DEVICE_DESKTOP
+        # Android: the template is fixed, so the model and whether it says "Mobile" decide; models repeat
+        # across millions of phones, so their verdict is kept.
+        key = (shape.model, shape.browser[0])  # "Chrome Mobile" or "Chrome": with or without "Mobile"
+        verdict = self._android_models.get(key)
+        if verdict is None:
+            verdict = _MARKED if self._has_markers(shape.model) else _device_of("", low, _OS_ANDROID, _NO_AGENT)
+            self._android_models.put(key, verdict)
+        return None if verdict is _MARKED else verdict  # type: ignore[return-value]
+
+    def _wechat_client(self, shape: WeChatShape) -> Client | None:
+        """What the steps make of a user agent on one of WeChat's templates; None when its Android
+        parenthesis carries a marker (it is read the long way)."""
+        device: Device | str | None
+        if shape.os == "iOS":
+            device = _DEVICE_TABLET if shape.device == "iPad" else _DEVICE_MOBILE
+        else:
+            # The template's fixed text holds no marker and says "Mobile Safari": the parenthesis (model and
+            # firmware build) alone decides the device, and the verdict is kept for the next phone like it.
+            device = self._wechat_parentheses.get(shape.parenthesis)
+            if device is None:
+                device = self._parenthesis_device(shape.parenthesis)
+                self._wechat_parentheses.put(shape.parenthesis, device)
+            if device is _MARKED:
+                return None
+        key = (shape.os, shape.os_version, shape.app_version, device)
+        client = self._wechat_clients.get(key)
+        if client is None:
+            os_version = tuple(int(part) for part in shape.os_version.replace("_", ".").split("."))
+            client = self._client(self._wechat, _ints(shape.app_version),
+                                  _OS_IOS if shape.os == "iOS" else _OS_ANDROID, os_version, device)  # type: ignore[arg-type]
+            self._wechat_clients.put(key, client)
+        return client
+
+    def _parenthesis_device(self, parenthesis: str) -> Device | str:
+        """The device an Android WeChat template's parenthesis says, as _device_of reads the whole user agent
+        (the rest of the template adds ") ... Mobile Safari" and no marker); _MARKED when it names an app, a
+        bot, HarmonyOS or a mini program."""
+        low = parenthesis.lower()
+        if self._has_markers(parenthesis) or "miniprogram" in low:
+            return _MARKED
+        return _device_of("", low + ") mobile safari", _OS_ANDROID, _NO_AGENT)
+
+    def _has_markers(self, model: str) -> bool:
+        if not model:
+            return False
+        low = model.lower()
+        return self._named(model, low) is not None or "harmony" in low or "hmos" in low
 
 
-def parse_client(ua: str | None) -> Client:
-    """Classify one User-Agent header. Never raises; None or blank means a bot."""
-    if not ua or not isinstance(ua, str):
-        return _EMPTY_BOT
-    if len(ua) > MAX_UA_LENGTH:
-        ua = ua[:MAX_UA_LENGTH]
-    if "MicroMessenger/" in ua:
-        return _parse_wechat_cached(ua)
-    return _parse_cached(ua)
+def _digits_as_zero(text: str) -> str:
+    return re.sub(r"\d+", "0", text)
+
+
+def _hits(entries: tuple[AppEntry, ...], fixed_texts: tuple[str, ...]) -> bool:
+    """Whether any marker of `entries` could occur in a template's fixed text. Digits are compared as runs
+    (a marker found in a user agent is found, digit runs made "0" in both, in its template's text), and the
+    template's free text is a character no marker has, so the answer errs only towards "could"."""
+    return any(_digits_as_zero(marker) in text for entry in entries for marker in entry.markers
+               for text in fixed_texts)
+
+
+# The templates' fixed text, digit runs as "0" and free text as "\x00" (router.decision.wechat_shapes and
+# router.decision.browser_shapes list them beside their regexes; their tests hold the two together).
+WECHAT_FIXED_TEXTS = tuple(_digits_as_zero(text) for text in WECHAT_TEMPLATE_TEXTS)
+BROWSER_FIXED_TEXTS = tuple(_digits_as_zero(text) for text in BROWSER_TEMPLATE_TEXTS)
+
+def reader_of(catalogue: Catalogue) -> ClientReader:
+    """The user-agent reader of `catalogue`: built the first time it is asked for, then kept with it."""
+    reader = catalogue.__dict__.get("_reader")
+    if reader is None:
+        with _readers_lock:
+            reader = catalogue.__dict__.get("_reader")
+            if reader is None:
+                reader = ClientReader(catalogue)
+                object.__setattr__(catalogue, "_reader", reader)
+    return reader
+
+
+_readers_lock = threading.Lock()
+_BUNDLED = reader_of(bundled_catalogue())
+parse_client = _BUNDLED.parse
+"""Classify one User-Agent header with the shipped catalogue. Never raises; None or blank means a bot."""
 
 
 class CacheInfo(NamedTuple):
@@ -428,100 +671,13 @@ class CacheInfo(NamedTuple):
 
 
 def cache_info() -> CacheInfo:
-    """LRU statistics of the Client caches together (hits, misses, maxsize, currsize)."""
-    infos = (_parse_cached.cache_info(), _parse_wechat_cached.cache_info())
-    return CacheInfo(*(sum(getattr(info, field) or 0 for info in infos)
-                       for field in ("hits", "misses", "maxsize", "currsize")))
+    """LRU statistics of the shipped catalogue's reader (hits, misses, maxsize, currsize)."""
+    return _BUNDLED.cache_info()
 
 
 def cache_clear() -> None:
-    """Empty the Client caches (tests, benchmarks)."""
-    _parse_cached.cache_clear()
-    _parse_wechat_cached.cache_clear()
-
-
-def _parse_guarded(ua: str) -> Client:
-    try:
-        return _parse(ua)
-    except Exception:
-        # Belt and braces: a click must never fail on its User-Agent. A UA that
-        # breaks the parser is not a browser anyone taps in.
-        return _EMPTY_BOT
-
-
-_parse_cached = lru_cache(maxsize=_CACHE_SIZE)(_parse_guarded)
-_parse_wechat_cached = lru_cache(maxsize=_WECHAT_CACHE_SIZE)(_parse_guarded)
-
-
-def _parse(ua: str) -> Client:
-    if ua.isspace():
-        return _EMPTY_BOT
-    # The Rust resolver takes UTF-8; a lone surrogate (from a surrogateescape'd
-    # header) can't be encoded, so replace those before handing the string over.
-    # WeChat's own templates first: most clicks, and most never-seen user agents (router.decision.wechat_shapes).
-    if "MicroMessenger/" in ua:
-        wechat = read_wechat(ua)
-        if wechat is not None:
-            client = _wechat_client(wechat, ua)
-            if client is not None:
-                return client
-    clean = ua if ua.isascii() else ua.encode("utf-8", "replace").decode("utf-8")
-    low = clean.lower()
-    # The common browsers' own templates: read whole, without ua-parser (router.decision.browser_shapes).
-    # Their only free text, Android's model name, could still carry a marker, so it is read as a UA is.
-    shape = read_shape(ua)
-    if shape is not None:
-        device = _shape_device(low, shape)
-        if device is not None:
-            return _shape_client(shape, device)
-    named = _named_app(ua, low)
-    if named is None:
-        # A common browser's template with product tokens appended ("… Safari/604.1 Norton/130.0"): no
-        # app or bot marker names it (steps 0-10), so it is that browser, as the template reads it.
-        appended = _template_with_products(ua)
-        if appended is not None and not _CONTACT_RE.search(low):
-            device = _shape_device(low, appended)
-            if device is not None:
-                return _shape_client(appended, device)
-    # ua-parser's device domain is its most expensive (~half the parse) and its browser domain only
-    # names the webview; a tap inside a named app needs neither, so only the OS is resolved for it, and
-    # for the phone shapes every such app sends (iOS, Android) not even that: one anchored regex reads it.
-    # Named apps are most of the traffic and most of the never-seen user agents.
-    phone_os = _phone_os(ua) if isinstance(named, tuple) else None
-    if phone_os is not None:
-        agent, (os, os_version) = _NO_AGENT, phone_os
-    else:
-        # Loaded (and the tables built) the first time a user agent gets here.
-        from router.decision import ua_tables
-
-        agent = ua_tables.agent(clean, os_only=bool(named))
-        os, os_version = _os_of(agent, ua)
-
-    if named is _APP_BOT or (named is None and _is_unnamed_bot(ua, low, agent)):
-        # A crawler's version decides nothing.
-        return _client(_APP_BOT, (), os, os_version, _DEVICE_DESKTOP, bot=True, browser=agent.browser.family)
-
-    app: App
-    app_version: Version = ()
-    mini_program = False
-    if isinstance(named, tuple):
-        app, app_version, mini_program = named
-    elif _is_generic_webview(ua, low, os, agent):
-        app = _APP_OTHER_INAPP
-    else:
-        app, app_version = _APP_BROWSER, _int_prefix(agent.browser.version)
-
-    if app in (_APP_WECHAT, _APP_WECOM) and ("macwechat" in low or "windowswechat" in low):
-        # Desktop WeChat/WeCom. Mac WeChat says WindowsWechat too (old versions without MacWechat), so a
-        # Mac UA (or MacWechat) wins.
-        target = _OS_MACOS if ("macwechat" in low or os is _OS_MACOS) else _OS_WINDOWS
-        if os is not target:
-            os, os_version = target, ()
-        device = _DEVICE_DESKTOP
-    else:
-        device = _device_of(ua, low, os, agent)
-
-    return _client(app, app_version, os, os_version, device, False, mini_program, "" if named else agent.browser.family)
+    """Empty the shipped catalogue's reader's Client caches (tests, benchmarks)."""
+    _BUNDLED.cache_clear()
 
 
 # A product token, as browsers' extensions and wrappers append them to a browser's template: `name/version`.
@@ -556,134 +712,8 @@ _SHAPE_OS = {"iOS": _OS_IOS, "Android": _OS_ANDROID, "Windows": _OS_WINDOWS, "Ma
              "Linux": _OS_LINUX, "Ubuntu": _OS_LINUX}
 
 
-def _shape_client(shape: Shape, device: Device) -> Client:
-    """What the steps below make of a common browser's user agent (no app marker, no bot, no webview in
-    any of the shapes), given what ua-parser would have said about it. Kept per OS, browser and device as
-    written: a browser release and an OS version are sent by millions."""
-    key = (shape.os, shape.browser, device)
-    client = _shape_clients.get(key)
-    if client is None:
-        os_family, *os_parts = shape.os
-        family, *browser_parts = shape.browser
-        client = _client(_APP_BROWSER, _parts(browser_parts), _SHAPE_OS[os_family], _parts(os_parts), device,
-                         browser=family)
-        _shape_clients.put(key, client)
-    return client
-
-
-_shape_clients: Recent[tuple[object, ...], Client] = Recent(1024)
-
-
-def _shape_device(low: str, shape: Shape) -> Device | None:
-    """A common browser's device; None when its model name carries a marker (it is read the long way)."""
-    if shape.os[0] == "iOS":
-        return _DEVICE_TABLET if shape.device == "iPad" else _DEVICE_MOBILE
-    if not shape.model:
-        return _DEVICE_DESKTOP
-    # Android: the template is fixed, so the model and whether it says "Mobile" decide; models repeat
-    # across millions of phones, so their verdict is kept.
-    key = (shape.model, shape.browser[0])  # "Chrome Mobile" or "Chrome": with or without "Mobile"
-    verdict = _android_models.get(key)
-    if verdict is None:
-        verdict = _MARKED if _has_markers(shape.model) else _device_of("", low, _OS_ANDROID, _NO_AGENT)
-        _android_models.put(key, verdict)
-    return None if verdict is _MARKED else verdict  # type: ignore[return-value]
-
-
-_MARKED = "marked"  # an Android model name that carries a marker
-_android_models: Recent[tuple[str, str], Device | str] = Recent(4096)
-
-
-def _wechat_client(shape: WeChatShape, ua: str) -> Client | None:
-    """What the steps below make of a user agent on one of WeChat's templates; None when its Android
-    parenthesis carries a marker (it is read the long way)."""
-    device: Device | str | None
-    if shape.os == "iOS":
-        device = _DEVICE_TABLET if shape.device == "iPad" else _DEVICE_MOBILE
-    else:
-        # The template's fixed text holds no marker and says "Mobile Safari": the parenthesis (model and
-        # firmware build) alone decides the device, and the verdict is kept for the next phone like it.
-        device = _wechat_parentheses.get(shape.parenthesis)
-        if device is None:
-            device = _parenthesis_device(shape.parenthesis)
-            _wechat_parentheses.put(shape.parenthesis, device)
-        if device is _MARKED:
-            return None
-    key = (shape.os, shape.os_version, shape.app_version, device)
-    client = _wechat_clients.get(key)
-    if client is None:
-        os_version = tuple(int(part) for part in shape.os_version.replace("_", ".").split("."))
-        client = _client(_APP_WECHAT, _ints(shape.app_version), _OS_IOS if shape.os == "iOS" else _OS_ANDROID,
-                         os_version, device)  # type: ignore[arg-type]
-        _wechat_clients.put(key, client)
-    return client
-
-
-def _parenthesis_device(parenthesis: str) -> Device | str:
-    """The device an Android WeChat template's parenthesis says, as _device_of reads the whole user agent
-    (the rest of the template adds ") ... Mobile Safari" and no marker); _MARKED when it names an app, a
-    bot, HarmonyOS or a mini program."""
-    low = parenthesis.lower()
-    if _has_markers(parenthesis) or "miniprogram" in low:
-        return _MARKED
-    return _device_of("", low + ") mobile safari", _OS_ANDROID, _NO_AGENT)
-
-
-# Built Clients by the template's spellings: versions repeat across millions of user agents.
-_wechat_clients: Recent[tuple[str, str, str, object], Client] = Recent(1024)
-_wechat_parentheses: Recent[str, Device | str] = Recent(2048)
-
-
-def _has_markers(model: str) -> bool:
-    if not model:
-        return False
-    low = model.lower()
-    return _named_app(model, low) is not None or "harmony" in low or "hmos" in low
-
-
 def _parts(parts: list[str | None]) -> Version:
     return tuple(int(part) for part in parts if part is not None)
-
-
-def _named_app(ua: str, low: str) -> tuple[App, Version, bool] | App | None:
-    """Steps 0-10: App.BOT for a bot that names itself; (app, version, mini_program) for an app that
-    names itself; None when nothing does."""
-    if ("bot" in low or "spider" in low or "crawler" in low) and _APP_NAMED_BOT_RE.search(low):
-        return _APP_BOT
-    if "wxwork/" in low:
-        return _APP_WECOM, _version_from(_WXWORK_RE, low), False
-    if "micromessenger/" in low or "windowswechat" in low or "macwechat" in low:
-        # Covers "miniprogramhtmlwebview" too.
-        return _APP_WECHAT, _version_from(_WECHAT_RE, low), "miniprogram" in low
-    if "qq/" in low and (m := _QQ_RE.search(ua)):
-        return _APP_QQ, _ints(m.group(1)), False
-    if "weibo" in low:
-        return _APP_WEIBO, _version_from(_WEIBO_RE, low), False
-    if "alipayclient/" in low:
-        return _APP_ALIPAY, _version_from(_ALIPAY_RE, low), False
-    if "dingtalk/" in low or "dingtalk(" in low:
-        return _APP_DINGTALK, _version_from(_DINGTALK_RE, low), False
-    if any(code in low for code in _TAOBAO_CODES):
-        return _APP_TAOBAO, _version_from(_TAOBAO_RE, low), False
-    if "aweme" in low or "bytedancewebview" in low or "bytelocale" in low:
-        return _bytedance_app(ua, low)
-    if _BOT_RE.search(low) and not any(word in low for word in _NOT_BOTS):
-        return _APP_BOT
-    if _OTHER_INAPP.search(ua) or _ALIBABA_CONTAINER.search(low) or ("Line/" in ua and _LINE_RE.search(ua)):
-        return _APP_OTHER_INAPP, (), False
-    return None
-
-
-def _bytedance_app(ua: str, low: str) -> tuple[App, Version, bool]:
-    """Douyin, or another ByteDance app (TikTok, Toutiao, Feishu) sharing its webview markers."""
-    if "aweme" in low:
-        version = _version_from(_DOUYIN_APP_VERSION_RE, low) or _version_from(_DOUYIN_AWEME_RE, low)
-        return _APP_DOUYIN, version, False
-    if any(m in low for m in _TIKTOK_MARKERS) or any(m in ua for m in _BYTEDANCE_NOT_DOUYIN):
-        return _APP_OTHER_INAPP, (), False
-    if not _says_mainland_china(low):
-        return _APP_OTHER_INAPP, (), False  # TikTok (or TikTok Lite) without its own name
-    return _APP_DOUYIN, _version_from(_DOUYIN_APP_VERSION_RE, low), False
 
 
 def _says_mainland_china(low: str) -> bool:
@@ -713,18 +743,38 @@ def _is_unnamed_bot(ua: str, low: str, agent: Agent) -> bool:
         return False
     # No browser ua-parser knows, no rendering engine, and no word of browsing: a script or a service
     # ("Crusader/1.0", "Mozilla/5.0 (compatible)"), not a browser too rare for ua-parser.
-    return not any(engine in low for engine in _ENGINES) and "brows" not in low
+    if any(engine in low for engine in _ENGINES) or "brows" in low:
+        return False
+    # Nor a browser of a system no script runs on: the old and niche browsers name their platform, where a
+    # script names none. Netscape's "(X11; I; IRIX 5.3 IP22)", "NetSurf/3.0 (RISC OS)", "NetPositive/2.2.1;
+    # BeOS", a BlackBerry pager's "Go.Web/6.2; … RIM957", "Doris/1.15 [en] (Symbian)"; and the text-mode
+    # browsers (w3m, Lynx, Links).
+    return not ("(x11;" in low or "w3m/" in low or "lynx/" in low or "links (" in low or _OTHER_OS.first(low))
 
 
 def _is_generic_webview(ua: str, low: str, os: OS, agent: Agent) -> bool:
     """Step 12: a webview no marker named (Android WebView, iOS WKWebView), unless a browser built on it
     says its own name."""
     if os is _OS_ANDROID or os is _OS_HARMONYOS:
-        webview = "; wv)" in ua or agent.browser.family == "Chrome Mobile WebView"
+        # Without "; wv)", ua-parser's Chrome Mobile WebView is "Version/4.0 Chrome/": the WebView before
+        # Chrome 43 said nothing more (Android 4.4's, Android 5.x's built-in Chrome/39, Fire OS 5's
+        # Chrome/41). Every later WebView says "; wv)", so after it the same shape is a browser that keeps
+        # the WebView's shape without its token (Firefox Focus/Klar "Version/4.0 Focus/1.2.1 Chrome/59");
+        # so is any "Version/" other than the WebView's 4.0 (Samsung Internet 1.x "Version/1.5 Chrome/28",
+        # the AOSP browser's "Version/1.0 Chrome/18").
+        webview = "; wv)" in ua or (
+            agent.browser.family == "Chrome Mobile WebView" and "Version/4.0 " in ua
+            and _int_prefix(agent.browser.version)[:1] < (_WV_TOKEN_SINCE,))
     elif os is _OS_IOS:
         webview = "AppleWebKit" in ua and "Mobile/" in ua and "Safari/" not in ua
     else:
         return False
+    if not webview and (os is _OS_ANDROID and ("; kf" in low or "; sd4930ur" in low) and "silk" not in low
+                        and _FIRE_OS_MODEL.search(low) is not None):
+        # Amazon's Fire OS devices (the Kindle Fire tablets "KF…", the Fire Phone "SD4930UR") browse with Silk,
+        # which always says "Silk/"; a Chrome-shaped UA of theirs without it, with the full "Build/" id
+        # (no browser's template), is Amazon WebView inside an app, which says no "; wv".
+        webview = True
     if not webview:
         return False
     names_itself = _STANDALONE_BROWSER.search(low)
@@ -738,14 +788,27 @@ def _device_of(ua: str, low: str, os: OS, agent: Agent) -> Device:
     if os is _OS_HARMONYOS and ("(PC;" in ua or "2in1" in low):
         return _DEVICE_DESKTOP
     if os is _OS_IOS:
-        # Said by ua-parser's device domain too, which named apps skip.
-        return _DEVICE_TABLET if "iPad" in ua else _DEVICE_MOBILE
+        # Said by ua-parser's device domain too, which named apps skip. An iOS browser on a "Macintosh"
+        # platform is an iPad asking for desktop pages (see _os_of).
+        return _DEVICE_TABLET if "iPad" in ua or "Macintosh" in ua else _DEVICE_MOBILE
     if _TABLET_MARKERS.search(low):
         return _DEVICE_TABLET
+    if os is _OS_ANDROID and "(x11;" in low:
+        return _DEVICE_DESKTOP  # Android's desktop mode on an X11 platform (Samsung DeX, see _os_of)
     if os is _OS_ANDROID or os is _OS_HARMONYOS:
         return _android_device(low, agent)
-    if os is _OS_WINDOWS and any(m in low for m in _WINDOWS_PHONE_MARKERS):
+    if (os is _OS_WINDOWS or os is _OS_OTHER) and any(m in low for m in _WINDOWS_PHONE_MARKERS):
         return _DEVICE_MOBILE
+    if os is _OS_OTHER or os is _OS_LINUX:
+        # A phone system (_OTHER_OS), or Linux on a phone (Ubuntu Touch "(Ubuntu; Mobile)", Firefox OS
+        # "(Mobile; rv:"): desktops' Linux never says "Mobile". A pad named in the platform's parenthesis
+        # first (webOS's TouchPad "(iPad; U;", Lenovo's LeOS "lepad_001b", "(X11; Linux; PadFone").
+        platform = low[low.find("("):low.find(")")] if "(" in low else ""
+        if platform and _PC_OR_PAD_MODEL.first(platform) == "pad":
+            return _DEVICE_TABLET
+        kind = _OTHER_OS.first(low) if os is _OS_OTHER else None
+        if (kind == "mobile" or kind == "phone" or "mobile" in low) and "smart-tv" not in low:
+            return _DEVICE_MOBILE  # Tizen's TVs say "SMART-TV; Linux; Tizen": no phone
     if os is _OS_WINDOWS and "; touch;" in low:
         return _DEVICE_TABLET  # Internet Explorer on Windows tablets (Surface and the like) says "Touch"
     if agent.is_tablet:
@@ -764,6 +827,8 @@ def _android_device(low: str, agent: Agent) -> Device:
     model_kind = _PC_OR_PAD_MODEL.first(details)  # a PC line first: "ThinkPad" is a laptop, not a pad
     if model_kind == "pc":
         return _DEVICE_DESKTOP
+    if model_kind == "phone":
+        return _DEVICE_MOBILE
     pad_model = model_kind == "pad" and not any(m in details for m in _PHONE_MAKERS_NAMED_PAD)
     if pad_model or "pad/apad" in low or agent.device.family in _TABLET_FAMILIES:
         return _DEVICE_TABLET
@@ -774,8 +839,11 @@ def _android_device(low: str, agent: Agent) -> Device:
 
 
 def _android_details(low: str) -> str:
-    """The Android parenthesis from "android" on ("android 13; sm-x710 build/tp1a..."): where the model is."""
+    """The Android parenthesis from "android" on ("android 13; sm-x710 build/tp1a..."): where the model is.
+    Some name no Android, only its version ("(Linux; 13; TB310XU)"): the parenthesis after "(linux;" then."""
     start = low.find("android")
+    if start < 0:
+        start = low.find("(linux;")
     if start < 0:
         return ""
     end = low.find(")", start)
@@ -804,7 +872,7 @@ def _phone_os(ua: str) -> tuple[OS, Version] | None:
     return os, tuple(int(part) for part in match.groups() if part is not None)
 
 
-def _os_of(agent: Agent, ua: str) -> tuple[OS, Version]:
+def _os_of(agent: Agent, ua: str, low: str) -> tuple[OS, Version]:
     if "HarmonyOS" in ua or "OpenHarmony" in ua or "Hmos/" in ua:
         # Android-compatible HarmonyOS 2-4 says "Android 12; HarmonyOS;" with no
         # version of its own; HarmonyOS NEXT says "OpenHarmony 5.0" (and may add
@@ -812,6 +880,28 @@ def _os_of(agent: Agent, ua: str) -> tuple[OS, Version]:
         m = _HARMONYOS_RE.search(ua) or _OPENHARMONY_RE.search(ua)
         return _OS_HARMONYOS, (_ints(m.group(1)) if m else ())
     fam = agent.os.family
+    # A system the router has no word for, whatever ua-parser reads (see _OTHER_OS); the feature phones'
+    # words only where ua-parser reads no Android or iOS.
+    kind = _OTHER_OS.first(low)
+    if kind is not None and (kind != "phone" or fam not in ("Android", "iOS")):
+        return _OS_OTHER, ()
+    if "like android" in low:
+        # Linux that says it runs Android apps (PocketBook's "Linux like Android", Ubuntu Touch's "Ubuntu
+        # 14.04 like Android 4.4"): not Android. Tizen says so too, and is caught above.
+        return _OS_LINUX, ()
+    if fam == "Linux" and "build/" in low and "(linux;" in low:
+        # "(Linux; 5.1.1; Nexus 5 Build/LMY48B)": an Android build id with the word Android left out.
+        return _OS_ANDROID, ()
+    if fam == "Android" and "sailfish" in low:
+        # Sailfish OS says "Android 4.4" for its Android app layer: it is no Android.
+        return _OS_OTHER, ()
+    if "samsungbrowser/" in low and "(x11;" in low:
+        # Samsung Internet runs only on Android: on an X11 platform it is Samsung DeX's desktop mode (or a
+        # headset's: the Quest's "(X11; Linux x86_64; Quest 2)").
+        return _OS_ANDROID, ()
+    if fam in ("Mac OS X", "Mac OS") and any(name in low for name in _IOS_ONLY_BROWSERS):
+        # Firefox, Chrome or Edge for iOS on a "Macintosh" platform: an iPad in desktop mode.
+        return _OS_IOS, ()
     if fam == "iOS":
         os = _OS_IOS
     elif fam == "Android":

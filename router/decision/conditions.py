@@ -28,11 +28,11 @@ from enum import StrEnum
 from typing import Any, ClassVar, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from router.decision.apps import Catalogue
 from router.decision.slots import slot_constructor
 from router.decision.types import (
     EXPANDABLE,
     OS,
-    App,
     Channel,
     Client,
     Context,
@@ -165,17 +165,18 @@ class Condition:
     example: ClassVar[str]  # a `when:` entry, as a rule writes it
 
     @classmethod
-    def build(cls: type[C], value: object) -> C:
-        """The condition from its rule-file value (already plain Python), or ConditionError."""
+    def build(cls: type[C], value: object, apps: Catalogue) -> C:
+        """The condition from its rule-file value (already plain Python), or ConditionError. `apps`: the
+        catalogue the rules are read with (router.decision.apps), for the types whose names it holds."""
         raise NotImplementedError
 
     @classmethod
-    def value_schema(cls) -> dict[str, Any]:
-        """The JSON Schema of the value written under `when: {key: …}`."""
+    def value_schema(cls, apps: Catalogue) -> dict[str, Any]:
+        """The JSON Schema of the value written under `when: {key: …}`, with `apps` the catalogue."""
         raise NotImplementedError
 
     @classmethod
-    def choices(cls) -> tuple[str, ...]:
+    def choices(cls, apps: Catalogue) -> tuple[str, ...]:
         """The closed set of names the value takes, for the reference; () when it is not a set of names."""
         return ()
 
@@ -235,9 +236,9 @@ def _defined_by(cls: type, attr: str) -> type:
     return next(klass for klass in cls.__mro__ if attr in klass.__dict__)
 
 
-def build_condition(key: str, value: object) -> Condition:
+def build_condition(key: str, value: object, apps: Catalogue) -> Condition:
     """Build one condition from its rule-file value, or raise ConditionError (KeyError: no such type)."""
-    return CONDITION_TYPES[key].build(value)
+    return CONDITION_TYPES[key].build(value, apps)
 
 
 # Reading rule-file values.
@@ -255,21 +256,19 @@ def _one_or_many(item: dict[str, Any]) -> dict[str, Any]:
     return {"anyOf": [item, {"type": "array", "items": item, "minItems": 1}]}
 
 
-def _names(value: object, allowed: type[StrEnum], condition: str) -> frozenset[StrEnum]:
-    """A name or a list of names (any of), each one of the enum's values, as enum members.
-
-    Members, not strings: the click's fields are members too, and comparing members avoids the
-    comparatively slow `.value` lookup on the per-click path."""
+def _names(value: object, allowed: dict[str, str], condition: str) -> frozenset[str]:
+    """A name or a list of names (any of), each a key of `allowed`, as its value there (an enum's members,
+    the catalogue's entries): what the click's fields hold too."""
     items = _as_list(value)
     if not items:
         raise ConditionError(f"'{condition}' needs at least one value; expected one of: {_words(allowed)}")
     names = set()
     for item in items:
-        if not isinstance(item, str) or item not in allowed._value2member_map_:
-            close = difflib.get_close_matches(str(item), list(allowed._value2member_map_), n=1)
+        if not isinstance(item, str) or item not in allowed:
+            close = difflib.get_close_matches(str(item), list(allowed), n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"expected one of: {_words(allowed)}"
             raise ConditionError(f"unknown {condition} {item!r}; {hint}")
-        names.add(allowed(item))
+        names.add(allowed[item])
     return frozenset(names)
 
 
@@ -293,24 +292,32 @@ def _strings(value: object, condition: str) -> frozenset[str]:
 class OneOf(Condition):
     """The click's value (`value_of`) is one of a set of names from a closed vocabulary."""
 
-    values: frozenset[StrEnum]
+    values: frozenset[str]
+    size: int = 0  # how many names the vocabulary has (it was read with): listing them all holds for any click
     vocabulary: ClassVar[type[StrEnum]]
 
     @staticmethod
-    def value_of(ctx: Context) -> StrEnum:
+    def value_of(ctx: Context) -> str:
         raise NotImplementedError
 
     @classmethod
-    def build(cls: type[C], value: object) -> C:
-        return cls(_names(value, cls.vocabulary, cls.key))  # type: ignore[attr-defined, call-arg]
+    def names_in(cls, apps: Catalogue) -> dict[str, str]:
+        """The names the value may take, each with what the click's field holds for it."""
+        return dict(cls.vocabulary._value2member_map_)
 
     @classmethod
-    def value_schema(cls) -> dict[str, Any]:
-        return _one_or_many({"enum": list(cls.choices())})
+    def build(cls: type[C], value: object, apps: Catalogue) -> C:
+        names = cls.names_in(apps)  # type: ignore[attr-defined]
+        values = _names(value, names, cls.key)
+        return cls(values, len(names))  # type: ignore[call-arg]
 
     @classmethod
-    def choices(cls) -> tuple[str, ...]:
-        return tuple(str(value) for value in cls.vocabulary)
+    def value_schema(cls, apps: Catalogue) -> dict[str, Any]:
+        return _one_or_many({"enum": list(cls.choices(apps))})
+
+    @classmethod
+    def choices(cls, apps: Catalogue) -> tuple[str, ...]:
+        return tuple(cls.names_in(apps))
 
     def holds(self, ctx: Context, rule_id: str) -> bool:
         return self.value_of(ctx) in self.values
@@ -325,7 +332,7 @@ class OneOf(Condition):
         return " or ".join(sorted(str(value) for value in self.values))
 
     def covers(self, other: Condition) -> bool:
-        if len(self.values) == len(self.vocabulary):
+        if len(self.values) >= self.size:
             return True  # lists every value there is: it holds for any click
         return type(other) is type(self) and other.values <= self.values
 
@@ -341,7 +348,7 @@ class VersionIn(Condition):
         raise NotImplementedError
 
     @classmethod
-    def build(cls: type[C], value: object) -> C:
+    def build(cls: type[C], value: object, apps: Catalogue) -> C:
         if not isinstance(value, str):
             raise ConditionError(
                 f"'{cls.key}' must be a quoted string such as '>=8.0.30', got {value!r}"
@@ -353,7 +360,7 @@ class VersionIn(Condition):
             raise ConditionError(str(err)) from None
 
     @classmethod
-    def value_schema(cls) -> dict[str, Any]:
+    def value_schema(cls, apps: Catalogue) -> dict[str, Any]:
         return {"type": "string", "pattern": f"^{RANGE_PART_PATTERN}(,{RANGE_PART_PATTERN})*$"}
 
     def holds(self, ctx: Context, rule_id: str) -> bool:
@@ -386,11 +393,11 @@ class AdField(Condition):
         raise NotImplementedError
 
     @classmethod
-    def build(cls: type[C], value: object) -> C:
+    def build(cls: type[C], value: object, apps: Catalogue) -> C:
         return cls(_strings(value, cls.key))  # type: ignore[call-arg]
 
     @classmethod
-    def value_schema(cls) -> dict[str, Any]:
+    def value_schema(cls, apps: Catalogue) -> dict[str, Any]:
         return _one_or_many({"type": ["string", "integer"]})
 
     def holds(self, ctx: Context, rule_id: str) -> bool:
@@ -426,7 +433,7 @@ class ChannelIs(OneOf):
     example = "channel: [moments, unknown]"
 
     @staticmethod
-    def value_of(ctx: Context) -> StrEnum:
+    def value_of(ctx: Context) -> str:
         return ctx.channel
 
 
@@ -435,12 +442,16 @@ class AppIs(OneOf):
     __slots__ = ()
     key = "app"
     reads = _CLIENT
-    vocabulary = App
-    meaning = "The app the tap happens in, from the user agent (WeCom is never WeChat; a bot is `bot`)."
+    meaning = ("The app the tap happens in, from the user agent: an id of the app catalogue (`apps:`, "
+               "rules/apps.yaml; WeCom is never WeChat; a bot is `bot`).")
     example = "app: wechat"
 
+    @classmethod
+    def names_in(cls, apps: Catalogue) -> dict[str, str]:
+        return dict(apps.by_id)
+
     @staticmethod
-    def value_of(ctx: Context) -> StrEnum:
+    def value_of(ctx: Context) -> str:
         return ctx.client.app
 
 
@@ -454,7 +465,7 @@ class OsIs(OneOf):
     example = "os: [ios, android]"
 
     @staticmethod
-    def value_of(ctx: Context) -> StrEnum:
+    def value_of(ctx: Context) -> str:
         return ctx.client.os
 
 
@@ -468,7 +479,7 @@ class DeviceIs(OneOf):
     example = "device: desktop"
 
     @staticmethod
-    def value_of(ctx: Context) -> StrEnum:
+    def value_of(ctx: Context) -> str:
         return ctx.client.device
 
 
@@ -483,7 +494,7 @@ class AppVersion(VersionIn):
 
     @staticmethod
     def version_of(client: Client) -> tuple[str, Version]:
-        return client.app.value, client.app_version
+        return str(client.app), client.app_version
 
 
 @condition_type
@@ -509,7 +520,7 @@ class LinkIs(OneOf):
     example = "link: item"
 
     @staticmethod
-    def value_of(ctx: Context) -> StrEnum:
+    def value_of(ctx: Context) -> str:
         return ctx.link.kind
 
 
@@ -523,7 +534,7 @@ class PlatformIs(OneOf):
     example = "platform: tmall"
 
     @staticmethod
-    def value_of(ctx: Context) -> StrEnum:
+    def value_of(ctx: Context) -> str:
         return ctx.link.platform
 
 
@@ -537,13 +548,13 @@ class MiniProgram(Condition):
     example = "mini_program: true"
 
     @classmethod
-    def build(cls, value: object) -> MiniProgram:
+    def build(cls, value: object, apps: Catalogue) -> MiniProgram:
         if not isinstance(value, bool):
             raise ConditionError(f"'mini_program' is true or false, got {value!r}")
         return cls(value)
 
     @classmethod
-    def value_schema(cls) -> dict[str, Any]:
+    def value_schema(cls, apps: Catalogue) -> dict[str, Any]:
         return {"type": "boolean"}
 
     def holds(self, ctx: Context, rule_id: str) -> bool:
@@ -632,7 +643,7 @@ class Window(Condition):
     example = 'window: {from: "2026-11-11T00:00:00", until: "2026-11-12T00:00:00", timezone: Asia/Shanghai}'
 
     @classmethod
-    def build(cls, value: object) -> Window:
+    def build(cls, value: object, apps: Catalogue) -> Window:
         if not isinstance(value, dict):
             raise ConditionError("'window' must be a mapping with 'from' and/or 'until' (and optional 'timezone')")
         unknown = set(value) - {"from", "until", "timezone"}
@@ -655,7 +666,7 @@ class Window(Condition):
         return cls(start, end)
 
     @classmethod
-    def value_schema(cls) -> dict[str, Any]:
+    def value_schema(cls, apps: Catalogue) -> dict[str, Any]:
         return {
             "type": "object",
             "additionalProperties": False,
@@ -711,13 +722,13 @@ class Rollout(Condition):
     example = "rollout: 5"
 
     @classmethod
-    def build(cls, value: object) -> Rollout:
+    def build(cls, value: object, apps: Catalogue) -> Rollout:
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
             raise ConditionError(f"'rollout' is a percentage from 0 to 100, got {value!r}")
         return cls(float(value))
 
     @classmethod
-    def value_schema(cls) -> dict[str, Any]:
+    def value_schema(cls, apps: Catalogue) -> dict[str, Any]:
         return {"type": "number", "minimum": 0, "maximum": 100}
 
     def per_click(self) -> bool:
@@ -765,5 +776,5 @@ class ExpansionIs(OneOf):
     example = "expansion: failed"
 
     @staticmethod
-    def value_of(ctx: Context) -> StrEnum:
+    def value_of(ctx: Context) -> str:
         return expansion_state(ctx)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from urllib.parse import quote, urlsplit
 
-from router.decision.types import OS, App, Client, Device, Link, LinkKind, Platform
+from router.decision.types import OS, Client, Device, Link, LinkKind, Platform
 
 _PACKAGES = {"taobao": "com.taobao.taobao", "tmall": "com.tmall.wireless"}
 _TBOPEN = "tbopen://m.taobao.com/tbopen/index.html?action=ali.open.nav&module=h5&h5Url="
@@ -150,12 +150,12 @@ def app_location(
 def client_traits(client: Client) -> tuple[object, ...]:
     """Everything the answers built here read from a client: clients with the same traits get the same
     locations and notes (router.decision.memo keeps answers by these, not by every version number)."""
-    return (client.app is _BROWSER, client.os, client.device, _runs_android_apps(client))
+    return (client.app.kind == "browser", client.os, client.device, _runs_android_apps(client))
 
 
 # Bound once for client_traits and _runs_android_apps, which run on every click: on Python 3.11 an enum
 # member looked up on its class costs ~0.15 µs (the enum metaclass's __getattr__ hook).
-_BROWSER, _ANDROID, _HARMONYOS = App.BROWSER, OS.ANDROID, OS.HARMONYOS
+_ANDROID, _HARMONYOS = OS.ANDROID, OS.HARMONYOS
 
 
 def _runs_android_apps(client: Client) -> bool:
@@ -167,7 +167,8 @@ def _runs_android_apps(client: Client) -> bool:
 
 
 def _auto_via(client: Client, web: str, universal_link_hosts: tuple[str, ...]) -> str:
-    if client.app is App.BROWSER and _runs_android_apps(client):
+    # A browser (the catalogue's `kind: browser`: UC and Quark too) follows an intent with its web fallback.
+    if client.app.kind == "browser" and _runs_android_apps(client):
         return "intent"
     if universal_link_hosts and client.os is OS.IOS and urlsplit(web).hostname in universal_link_hosts:
         return "universal"

@@ -45,7 +45,7 @@ def _share(condition: Condition) -> float | None:
     if isinstance(condition, AdField):
         return _AD_FIELD_SHARE * len(condition.values)
     if isinstance(condition, OneOf):
-        size = len(condition.vocabulary)
+        size = condition.size
         return None if len(condition.values) >= size else len(condition.values) / size
     return None
 

@@ -27,11 +27,13 @@ from pathlib import Path
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from router.decision.apps import Catalogue, build_catalogue, bundled_catalogue, read_catalogue
+from router.decision.clients import ClientReader, reader_of
 from router.decision.conditions import CONDITION_TYPES, Condition, ConditionError, Rollout, build_condition
 from router.decision.index import RuleIndex
 from router.decision.memo import BUILT_LIMIT, CHOICE_LIMIT, ClientKind, Keys
 from router.decision.recent import Recent
-from router.decision.types import LANDING_PAGES, Action, Client, Decision
+from router.decision.types import LANDING_PAGES, LANGUAGES, Action, Client, Decision
 from router.decision.yaml_reader import MAX_FILE_BYTES, NodeError, Problem, YamlReader, display_name, is_empty, suggest
 
 MAX_RULES = 2_000
@@ -46,7 +48,7 @@ THEN_OPTIONS: dict[Action, tuple[str, ...]] = {
     Action.BLOCK: ("action", "status", "message"),
 }
 RULE_KEYS = ("id", "description", "when", "then")
-TOP_KEYS = ("rules", "default", "settings")
+TOP_KEYS = ("rules", "default", "settings", "apps")
 SETTINGS_KEYS = ("universal_link_hosts",)
 
 
@@ -58,9 +60,7 @@ class RuleSetError(Exception):
         super().__init__("\n".join(str(problem) for problem in problems))
 
 
-# The languages a block's message can be given in: the pages' (router.serve.pages.LANGUAGES, which a test holds
-# equal to this).
-MESSAGE_LANGUAGES = ("zh-CN", "en")
+MESSAGE_LANGUAGES = LANGUAGES  # the languages a block's message can be given in: the pages'.
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +120,10 @@ class RuleSet:
     version: str  # short content hash of the files, for logs and /readyz
     files: tuple[str, ...] = ()
     universal_link_hosts: tuple[str, ...] = field(default=())
+    # The app catalogue the rules were read with (`apps:`; the shipped one when no file has it): their `app`
+    # names, and what reads the user agent of a click decided on these rules (`reader`).
+    apps: Catalogue = field(default_factory=bundled_catalogue, compare=False)
+    reader: ClientReader = field(init=False, repr=False, compare=False)
     # Built from `rules` whenever a RuleSet is made (dataclasses.replace included), never passed in; the
     # memos (router.decision.memo) start empty with every rule set, so a reload never reuses an answer.
     index: RuleIndex[Rule] = field(init=False, repr=False, compare=False)
@@ -134,6 +138,7 @@ class RuleSet:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "index", RuleIndex(self.rules))
+        object.__setattr__(self, "reader", reader_of(self.apps))
         object.__setattr__(self, "rollouts", tuple(
             (position, rule, condition) for position, rule in enumerate(self.rules)
             for condition in rule.conditions if isinstance(condition, Rollout) and condition.per_click()))
@@ -159,19 +164,34 @@ class _FileReader(YamlReader):
     def __init__(self, name: str, problems: list[Problem]) -> None:
         super().__init__(name, "rule files", problems)
         self.ids: list[tuple[str, int, int]] = []  # (id, line, column) of every rule, valid or not
+        self.apps: Catalogue = bundled_catalogue()  # the catalogue the conditions are built with (read() sets it)
 
-    def read(self, text: str) -> tuple[list[Rule], list[tuple[Then, Node]], list[str]]:
+    def root(self, text: str) -> MappingNode | None:
+        """The file's top mapping; None for an empty file, or after recording why it is not one."""
+        root = self.compose(text)
+        if root is None or is_empty(root):
+            return None
+        if not isinstance(root, MappingNode):
+            self.problem(root, "a rule file is a mapping with 'rules:' (and optionally 'default:', 'settings:', "
+                               "'apps:')")
+            return None
+        return root
+
+    def apps_node(self, root: MappingNode) -> ScalarNode | None:
+        """The key of the file's `apps:` list, if it has one (read before any rule: rules name its apps)."""
+        return next((key for key, _ in root.value if isinstance(key, ScalarNode) and key.value == "apps"), None)
+
+    def read(self, root: MappingNode | None, apps: Catalogue) -> tuple[list[Rule], list[tuple[Then, Node]], list[str]]:
         rules: list[Rule] = []
         defaults: list[tuple[Then, Node]] = []
         hosts: list[str] = []
-        root = self.compose(text)
-        if root is None or is_empty(root):
-            return rules, defaults, hosts
-        if not isinstance(root, MappingNode):
-            self.problem(root, "a rule file is a mapping with 'rules:' (and optionally 'default:', 'settings:')")
+        self.apps = apps
+        if root is None:
             return rules, defaults, hosts
         for key, value in self.pairs(root, "a rule file"):
             try:
+                if key.value == "apps":
+                    continue  # read first, by build_rule_set
                 if key.value == "rules":
                     rules.extend(self.rule_list(value))
                 elif key.value == "default":
@@ -252,7 +272,7 @@ class _FileReader(YamlReader):
                 ok = False
                 continue
             try:
-                built.append(build_condition(key.value, self.plain(value)))
+                built.append(build_condition(key.value, self.plain(value), self.apps))
             except ConditionError as err:
                 self.problem(value, str(err))
                 ok = False
@@ -360,6 +380,7 @@ def build_rule_set(sources: list[RuleSource], origin: str) -> RuleSet:
     defaults: list[tuple[Then, Node, str]] = []
     hosts: list[str] = []
     digest = hashlib.sha256()
+    read: list[tuple[_FileReader, MappingNode | None]] = []
     for source in sources:
         name, data = source.name, source.data
         reader = _FileReader(name, problems)
@@ -369,7 +390,11 @@ def build_rule_set(sources: list[RuleSource], origin: str) -> RuleSet:
         # Content only, in evaluation order: the same rules have the same version wherever they come
         # from (a directory, a bundle URL) and whatever their files are called.
         digest.update(data + b"\0")
-        file_rules, file_defaults, file_hosts = reader.read(text)
+        read.append((reader, reader.root(text)))
+    apps = _catalogue(read, problems)
+    for reader, root in read:
+        name = reader.file
+        file_rules, file_defaults, file_hosts = reader.read(root, apps or bundled_catalogue())
         rules.extend(file_rules)
         ids.extend((rule_id, name, line, column) for rule_id, line, column in reader.ids)
         defaults.extend((then, node, name) for then, node in file_defaults)
@@ -400,4 +425,29 @@ def build_rule_set(sources: list[RuleSource], origin: str) -> RuleSet:
         version=digest.hexdigest()[:12],
         files=tuple(source.name for source in sources),
         universal_link_hosts=tuple(hosts),
+        apps=apps or bundled_catalogue(),
     )
+
+
+def _catalogue(read: list[tuple[_FileReader, MappingNode | None]], problems: list[Problem]) -> Catalogue | None:
+    """The catalogue of the one file with `apps:`; the shipped one when no file has it; None after recording
+    what is wrong with it (the rules are then checked against the shipped one, so their own mistakes show too)."""
+    found = [(reader, root, key) for reader, root in read if root is not None
+             for key in [reader.apps_node(root)] if key is not None]
+    if not found:
+        return bundled_catalogue()
+    for reader, _, key in found[1:]:
+        first = found[0]
+        reader.problem(key, f"second 'apps:' (first in {first[0].file}:{first[2].start_mark.line + 1}): "
+                            "one file holds the app catalogue")
+    reader, root, key = found[0]
+    node = next(value for k, value in root.value if k is key)
+    before = len(problems)
+    try:
+        entries = read_catalogue(node, reader)
+    except NodeError as bad:
+        reader.problem(bad.node, bad.message)
+        return None
+    if len(problems) > before:
+        return None
+    return build_catalogue(entries, reader.file, problems, node, reader.file)

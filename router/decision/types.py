@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from router.decision.slots import HASH_FIELD, field_hash
 
@@ -34,19 +35,85 @@ class Channel(StrEnum):
 
 
 class App(StrEnum):
-    """The app a tap happens in."""
+    """The apps the router's code names (the rest are data: the catalogue, router.decision.apps). A
+    catalogue must list each of these, or it is refused; a Client's `app` is the catalogue's entry."""
 
     WECHAT = "wechat"
     WECOM = "wecom"
-    QQ = "qq"
-    WEIBO = "weibo"
-    ALIPAY = "alipay"
-    DINGTALK = "dingtalk"
     DOUYIN = "douyin"
+    TIKTOK = "tiktok"
     TAOBAO = "taobao"
+    TMALL = "tmall"
     OTHER_INAPP = "other_inapp"
     BROWSER = "browser"
     BOT = "bot"
+
+
+LANGUAGES = ("zh-CN", "en")
+"""The languages the pages speak (the first is the default): every app's names, a block's message."""
+
+
+class AppEntry(str):
+    """One app of the catalogue (router.decision.apps reads it from `apps:`): its id as a string (what rules,
+    logs and explain write), with its entry.
+
+    Equal to its id and hashed as it, so it stands wherever the name does (`client.app == "wechat"`,
+    `client.app in {"qq", "weibo"}`); `details` tells two catalogues' entries of one id apart."""
+
+    id: str
+    names: dict[str, str]
+    markers: tuple[str, ...]
+    kind: str
+    leave: str
+    menu: dict[str, str]
+    menu_ios: dict[str, str]
+    versions: tuple[str, ...]
+    where: str  # file:line of the entry ("" for an entry built in code)
+
+    def __new__(cls, id: str, *, names: dict[str, str], markers: tuple[str, ...] = (), kind: str,
+                leave: str, menu: dict[str, str] | None = None, menu_ios: dict[str, str] | None = None,
+                versions: tuple[str, ...] = (), where: str = "") -> AppEntry:
+        self = super().__new__(cls, id)
+        self.id, self.names, self.markers, self.kind, self.leave = id, dict(names), tuple(markers), kind, leave
+        self.menu, self.menu_ios = dict(menu or {}), dict(menu_ios or {})
+        self.versions, self.where = tuple(versions), where
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled (a worker's snapshot, a test's copy) as the entry it is, not as the bare id.
+        return (_entry, (self.id, self.names, self.markers, self.kind, self.leave, self.menu, self.menu_ios,
+                           self.versions, self.where))
+
+    def __repr__(self) -> str:
+        return f"AppEntry({self.id!r})"
+
+    @property
+    def value(self) -> str:
+        """The id, as an enum member's `.value` is (code that handles both reads this)."""
+        return self.id
+
+    @property
+    def details(self) -> tuple[object, ...]:
+        """Everything the entry says, for keys of what is built from it (a rendered page)."""
+        return (self.id, tuple(self.names.items()), self.markers, self.kind, self.leave,
+                tuple(self.menu.items()), tuple(self.menu_ios.items()), self.versions)
+
+    def name(self, lang: str) -> str:
+        """What the pages call the app in `lang` (every entry has every language: checked on load)."""
+        return self.names[lang]
+
+    def menu_label(self, lang: str, os: str) -> str | None:
+        """The menu item that opens a browser, in `lang` on `os`; None when the entry gives none (the pages
+        then use their own generic words)."""
+        if os == "ios" and self.menu_ios:
+            return self.menu_ios[lang]
+        return self.menu.get(lang)
+
+
+def _entry(id: str, names: dict[str, str], markers: tuple[str, ...], kind: str, leave: str,
+           menu: dict[str, str], menu_ios: dict[str, str], versions: tuple[str, ...], where: str) -> AppEntry:
+    return AppEntry(id, names=names, markers=markers, kind=kind, leave=leave, menu=menu, menu_ios=menu_ios,
+                    versions=versions, where=where)
 
 
 class OS(StrEnum):
@@ -101,7 +168,7 @@ EXPANDABLE = frozenset({LinkKind.SHORT, LinkKind.AFFILIATE})
 class Client:
     """What the user agent says about where the tap happened."""
 
-    app: App
+    app: AppEntry  # the catalogue's entry: equal to the app's id (router.decision.apps)
     app_version: Version
     os: OS
     os_version: Version

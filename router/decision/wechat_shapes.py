@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-__all__ = ["WeChatShape", "read_wechat"]
+__all__ = ["WECHAT_TEMPLATE_TEXTS", "WeChatShape", "read_wechat"]
 
 
 class WeChatShape(NamedTuple):
@@ -71,3 +71,21 @@ def read_wechat(ua: str) -> WeChatShape | None:
         device, os_version, app_version = m.groups()
         return WeChatShape("iOS", os_version, app_version, device)
     return None
+
+
+# One user agent per alternative the templates allow, each read by them (tests/test_wechat_shapes.py), with
+# the free text (Android's parenthesis) as "\x00": what router.decision.clients checks a catalogue's markers
+# against before it trusts the templates (a marker that could occur in their fixed text turns them off).
+_ANDROID_HEAD = ("Mozilla/5.0 (\x00) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/111.0.5563.116 ")
+WECHAT_TEMPLATE_TEXTS = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Mobile/15E148 MicroMessenger/8.0.44(0x18002c2d) NetType/WIFI Language/zh_CN",
+    "Mozilla/5.0 (iPad; CPU OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Mobile/15E148 MicroMessenger/8.0.44(0x18002c2d) NetType/4G Language/en_US",
+    _ANDROID_HEAD + "Mobile Safari/537.36 XWEB/1110017 MMWEBSDK/20231002 MMWEBID/2280 "
+    "MicroMessenger/8.0.43.2480(0x28002B51) WeChat/arm64 Weixin NetType/WIFI Language/zh_CN ABI/arm64",
+    _ANDROID_HEAD + "XWEB/1110017 MMWEBSDK/20231002 Mobile Safari/537.36 MMWEBID/2280 "
+    "MicroMessenger/8.0.43.2480(0x28002B51) Process/toolsmp WeChat/arm32 Weixin NetType/5G Language/zh_TW",
+    _ANDROID_HEAD + "Mobile Safari/537.36 XWEB/1110017 MMWEBSDK/20231002 MMWEBID/2280 "
+    "MicroMessenger/8.0.43.2480(0x28002B51) Process/tools WeChat/x86_64 Weixin NetType/3G Language/zh_CN ABI/x86",
+)

@@ -42,8 +42,9 @@ from router.decision.decide import DEFAULT_RULE, explain
 from router.decision.named_clients import UnknownClientError, user_agent
 from router.decision.rules import RULE_FILE_SUFFIXES, Rule, RuleSet
 from router.decision.signing import SigningKeys, sign
-from router.decision.types import Action, Channel, Step
+from router.decision.types import OS, Action, Channel, Step
 from router.decision.yaml_reader import MAX_FILE_BYTES, NodeError, Problem, YamlReader, display_name, is_empty, suggest
+from router.policy.known_agents import Corpus, example, load_corpus
 from router.policy.replay import parse_time
 from router.serve.config import Settings
 from router.serve.reload import load_reporting
@@ -125,8 +126,19 @@ class Case:
 class _CaseReader(YamlReader):
     """Walks one case file's nodes. Scalars are read as the text written, so `advertiser: 1001` is "1001"."""
 
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, corpus: Corpus | None = None) -> None:
         super().__init__(file, "case files")
+        self.corpus = corpus  # the known user agents, for a client named after an app (`lemonchat_android`)
+
+    def user_agent(self, name: str) -> str:
+        """A named client's user agent, else one of the known user agents of the app the name says."""
+        try:
+            return user_agent(name)
+        except UnknownClientError:
+            found = corpus_client(self.corpus, name)
+            if found is None:
+                raise
+            return found
 
     def read(self, text: str) -> list[Case]:
         root = self.compose(text)
@@ -222,7 +234,7 @@ class _CaseReader(YamlReader):
         ua = values.get("ua", "")
         if "client" in values:
             try:
-                ua = user_agent(values["client"])
+                ua = self.user_agent(values["client"])
             except UnknownClientError as err:
                 self.problem(fields["client"], str(err))
         channel = self.word(fields, values, "channel", Channel)
@@ -298,6 +310,19 @@ class _CaseReader(YamlReader):
 
 
 
+def corpus_client(corpus: Corpus | None, name: str) -> str | None:
+    """The user agent of a client named `<app>` or `<app>_<os>` from the known user agents (the first labelled
+    so, a phone's first): every app the catalogue names can be tested by name once its user agents are known."""
+    if corpus is None:
+        return None
+    app, _, os = name.rpartition("_") if name.rpartition("_")[2] in _OS_WORDS else (name, "", "")
+    found = example(corpus, app, os or None)
+    return found.ua if found is not None else None
+
+
+_OS_WORDS = frozenset(os.value for os in OS)
+
+
 def case_files(rules_dir: Path) -> list[Path]:
     folder = rules_dir / CASES_DIR
     if not folder.is_dir():
@@ -308,8 +333,9 @@ def case_files(rules_dir: Path) -> list[Path]:
 def load_cases(rules_dir: str | Path) -> list[Case]:
     """Every case in `rules_dir/tests/*.yaml`, in file order; a case with mistakes carries its problems."""
     cases: list[Case] = []
+    corpus = load_corpus(Path(rules_dir))
     for path in case_files(Path(rules_dir)):
-        reader = _CaseReader(display_name(path))
+        reader = _CaseReader(display_name(path), corpus)
         with path.open("rb") as handle:  # never more than the limit (and one byte to notice) in memory
             text = reader.decode(handle.read(MAX_FILE_BYTES + 1))
         cases.extend(reader.read(text) if text is not None else [reader.file_error(reader.problems[-1])])
@@ -336,7 +362,8 @@ def answer(click: Click, rules: RuleSet, settings: Settings, now: datetime) -> A
     """Decide a click through read_click and explain, as the server and `explain` do."""
     path, _, query = click.request(settings.signing_keys).partition("?")
     try:
-        ctx = read_click(path, query, click.ua, at=click.at or now, settings=settings, visitor=click.visitor)
+        ctx = read_click(path, query, click.ua, at=click.at or now, settings=settings, visitor=click.visitor,
+                         apps=rules.apps)
     except BadClick as bad:
         return Answer(Action.BLOCK, BAD_REQUEST, bad.status, None, None, bad.message)
     if click.in_rollout is not None:

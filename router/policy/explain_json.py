@@ -20,7 +20,7 @@ from router.serve.config import Settings
 
 
 def result_json(
-    ctx: Context | None, decision: Decision | None, rules: RuleSet, error: BadClick | None = None
+    ctx: Context | None, decision: Decision | None, rules: RuleSet, error: BadClick | None = None, ua: str = ""
 ) -> dict[str, Any]:
     """The explain output for one click: decision, what was read from the click, and the trace."""
     if error is not None or ctx is None or decision is None:
@@ -37,13 +37,18 @@ def result_json(
         "channel": ctx.channel.value,
         "channel_reason": ctx.channel_reason,
         "client": {
-            "app": client.app.value,
+            "app": str(client.app),
             "app_version": format_version(client.app_version) if client.app_version else None,
             "os": client.os.value,
             "os_version": format_version(client.os_version) if client.os_version else None,
             "device": client.device.value,
             "bot": client.bot,
             "mini_program": client.mini_program,
+            # What the app catalogue (rules.apps) says of the app, and how the user agent came to be it.
+            "app_kind": client.app.kind,
+            "app_leave": client.app.leave,
+            "app_names": dict(client.app.names),
+            "app_named_by": rules.apps.named_by(client.app, ua) if ua else None,
         },
         "link": {
             "platform": link.platform.value,
@@ -85,9 +90,9 @@ def explain_click(
     given = dict(headers)
     read = tuple((name, given.get(name, "")) for name in rules.headers_read)
     try:
-        ctx = read_click(path, query, ua, at=at, settings=settings, visitor=visitor, headers=read)
+        ctx = read_click(path, query, ua, at=at, settings=settings, visitor=visitor, headers=read, apps=rules.apps)
     except BadClick as bad:
         return result_json(None, None, rules, bad)
     if in_rollout is not None:  # the what-if of --in-rollout / --out-of-rollout, as case files have it
         ctx = dataclasses.replace(ctx, in_rollout=in_rollout)
-    return result_json(ctx, explain(rules, ctx), rules)
+    return result_json(ctx, explain(rules, ctx), rules, ua=ua)

@@ -14,7 +14,7 @@ from router.decision.versions import format_version
 
 def _client_line(ctx: Context) -> str:
     client = ctx.client
-    app = client.app.value + (f" {format_version(client.app_version)}" if client.app_version else "")
+    app = str(client.app) + (f" {format_version(client.app_version)}" if client.app_version else "")
     os = client.os.value + (f" {format_version(client.os_version)}" if client.os_version else "")
     extra = ", mini program" if client.mini_program else ""
     return f"{app} on {os} ({client.device.value}{extra})"
@@ -26,10 +26,14 @@ def _link_line(ctx: Context) -> str:
     return f"{link.platform.value} {link.kind.value}{ident}" + (f" — {link.web_url}" if link.web_url else "")
 
 
-def render(ctx: Context, decision: Decision, rules: RuleSet) -> str:
+def render(ctx: Context, decision: Decision, rules: RuleSet, ua: str = "") -> str:
     by_id = {rule.id: rule for rule in rules.rules}
+    app = ctx.client.app
     lines = [
         f"client   {_client_line(ctx)}",
+        f"app      {app.names.get('en', app)} / {app.names.get('zh-CN', app)}, {app.kind}"
+        + (f" (leave: {app.leave})" if app.kind == "inapp" else "")
+        + (f"; {rules.apps.named_by(app, ua)}" if ua else ""),
         f"channel  {ctx.channel.value} ({ctx.channel_reason})",
         f"link     {_link_line(ctx)}",
     ]

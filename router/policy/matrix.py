@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO
 
-from router.decision.clients import parse_client
 from router.decision.conditions import AdField, Rollout
 from router.decision.links import LinkError, parse_link
 from router.decision.named_clients import CLIENTS, GROUPS, NamedClient
@@ -29,6 +28,7 @@ from router.decision.rules import Rule, RuleSet
 from router.decision.types import Action, Channel
 from router.decision.versions import format_version
 from router.policy.casebook import Answer, Click, answer
+from router.policy.known_agents import example, load_corpus
 from router.policy.replay import parse_time
 from router.serve.config import Settings
 from router.serve.reload import load_reporting
@@ -114,6 +114,22 @@ def _inside(rules: RuleSet, pilot: Rule) -> RuleSet:
     return dataclasses.replace(rules, rules=tuple(kept))
 
 
+def matrix_clients(rules: RuleSet) -> list[NamedClient]:
+    """The named clients, and for every app of the rules' catalogue none of them is read as, one of its known
+    user agents (router.policy.known_agents) named after it: a row per app the catalogue names."""
+    clients = sorted(CLIENTS.values(), key=lambda named: GROUPS.index(named.group))
+    covered = {str(rules.reader.parse(client.ua).app) for client in clients}
+    corpus = load_corpus(None)
+    for entry in rules.apps:
+        if entry.id in covered or not entry.markers or entry.kind == "bot":
+            continue
+        known = example(corpus, entry.id)
+        if known is not None:
+            group = "browsers" if entry.kind == "browser" else "other in-app"
+            clients.append(NamedClient(entry.id, group, known.ua))
+    return sorted(clients, key=lambda named: GROUPS.index(named.group))
+
+
 def build_matrix(rules: RuleSet, settings: Settings, link: str = DEFAULT_LINK, at: datetime | None = None) -> Matrix:
     """Decide every (named client, column) click; `at` defaults to now."""
     moment = at or datetime.now(UTC)
@@ -121,7 +137,7 @@ def build_matrix(rules: RuleSet, settings: Settings, link: str = DEFAULT_LINK, a
     outside = dataclasses.replace(rules, rules=tuple(rule for rule in rules.rules if not _partial(rule)))
     pilots = [(rule, _rollout(rule) or 0.0, _inside(rules, rule)) for rule in rules.rules if _partial(rule)]
     rows = []
-    for client in sorted(CLIENTS.values(), key=lambda named: GROUPS.index(named.group)):
+    for client in matrix_clients(rules):
         cells = []
         for column in COLUMNS:
             click = Click(url=link, ua=client.ua, channel=column.channel, ad_source=column.ad_source)
@@ -256,7 +272,7 @@ def render_html(matrix: Matrix, generated: datetime | None = None) -> str:
         if client.group != group:
             group = client.group
             rows.append(f'<tr class="group"><th colspan="{len(COLUMNS) + 1}" scope="rowgroup">{e(group)}</th></tr>')
-        parsed = parse_client(client.ua)
+        parsed = matrix.rules.reader.parse(client.ua)
         version = f" {format_version(parsed.app_version)}" if parsed.app_version else ""
         summary = f"{parsed.app}{version} · {parsed.os} · {parsed.device}"
         rows.append(f'<tr><th class="client" scope="row" title="{e(client.ua)}">{e(client.name)}'

@@ -1,6 +1,8 @@
 """`rules diff OLD NEW --clicks FILE`: what a rule change would do to recorded traffic.
 
-Every recorded click is read once and decided by both rule sets through the server's own code.
+Every recorded click is read once and decided by both rule sets through the server's own code; when the
+app catalogues differ (`apps:`), it is read once with each, and the clicks the new catalogue reads as
+another app are counted by (old app → new app), with the catalogue's entries that changed.
 Clicks whose action changes are counted by (channel, app, old action → new action), biggest group
 first, each as a share of all clicks and of its own channel and app's clicks (what a change to WeChat
 group chats is judged by), with a few examples each; clicks that keep their action but change rule are
@@ -11,6 +13,7 @@ keeps its time of day and visitor): a change scheduled for next Monday previews 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections import Counter, defaultdict
@@ -39,6 +42,9 @@ class Comparison:
     decided: Counter[tuple[str, str]] = field(default_factory=Counter)  # clicks decided, per (channel, app)
     examples: dict[Group, list[str]] = field(default_factory=lambda: defaultdict(list))
     rule_only: int = 0  # same action, decided by another rule
+    # Clicks the new catalogue reads as another app, by (old app, new app), and a few of each.
+    reclassified: Counter[tuple[str, str]] = field(default_factory=Counter)
+    reclassified_examples: dict[tuple[str, str], list[str]] = field(default_factory=lambda: defaultdict(list))
 
     @property
     def changed_total(self) -> int:
@@ -63,14 +69,25 @@ def compare(old: RuleSet, new: RuleSet, clicks: list[RecordedClick], settings: S
         path, _, query = click.request.partition("?")
         try:
             ctx = read_click(path, query, click.ua, at=click.at + shift, settings=settings, visitor=click.visitor,
-                             headers=click.headers)
+                             headers=click.headers, apps=old.apps)
         except BadClick:
             result.refused += 1
             continue
-        result.decided[(ctx.channel.value, ctx.client.app.value)] += 1
-        before, after = decide(old, ctx), decide(new, ctx)
+        new_ctx = ctx
+        app = str(ctx.client.app)
+        if new.apps.version != old.apps.version:
+            # The same click as the new catalogue reads its user agent (only the client can differ).
+            new_ctx = dataclasses.replace(ctx, client=new.reader.parse(click.ua))
+            if str(new_ctx.client.app) != app:
+                moved = (app, str(new_ctx.client.app))
+                result.reclassified[moved] += 1
+                if len(result.reclassified_examples[moved]) < EXAMPLES_PER_GROUP:
+                    result.reclassified_examples[moved].append(f"line {click.line}: {(click.ua or '')[:120]}")
+                app = f"{moved[0]}→{moved[1]}"
+        result.decided[(ctx.channel.value, app)] += 1
+        before, after = decide(old, ctx), decide(new, new_ctx)
         if before.action is not after.action:
-            group = (ctx.channel.value, ctx.client.app.value, before.action.value, after.action.value)
+            group = (ctx.channel.value, app, before.action.value, after.action.value)
             result.changed[group] += 1
             if len(result.examples[group]) < EXAMPLES_PER_GROUP:
                 result.examples[group].append(
@@ -104,6 +121,7 @@ def render_text(result: Comparison, old: RuleSet, new: RuleSet) -> str:
                      f"{_percent(count, own)} of {channel} clicks in {app}")
         lines.extend(f"           e.g. {example}" for example in result.examples[group])
     lines.append(f"same action, another rule: {result.rule_only}")
+    lines.extend(_catalogue_lines(result, old, new))
     lines.extend(f"unreadable line {bad.line}: {bad.error}" for bad in result.unreadable[:10])
     return "\n".join(lines) + "\n"
 
@@ -122,8 +140,42 @@ def render_json(result: Comparison, old: RuleSet, new: RuleSet) -> str:
             for g, n in result.changed.most_common()
         ],
         "same_action_other_rule": result.rule_only,
+        "apps": {
+            "old_version": old.apps.version, "new_version": new.apps.version,
+            "entries": catalogue_changes(old, new),
+            "reclassified": [{"from": f, "to": t, "count": n, "examples": result.reclassified_examples[(f, t)]}
+                             for (f, t), n in result.reclassified.most_common()],
+        },
     }
     return json.dumps(body, ensure_ascii=False, indent=2) + "\n"
+
+
+def catalogue_changes(old: RuleSet, new: RuleSet) -> list[str]:
+    """The app catalogue's entries added, removed, changed or moved, as `+ id`, `- id`, `~ id (what)`."""
+    before, after = old.apps.by_id, new.apps.by_id
+    out = [f"+ {app}" for app in after if app not in before]
+    out += [f"- {app}" for app in before if app not in after]
+    fields = ("names", "markers", "kind", "leave", "menu", "menu_ios", "versions")
+    for app, entry in after.items():
+        if app in before:
+            what = [name for name in fields if getattr(before[app], name) != getattr(entry, name)]
+            if what:
+                out.append(f"~ {app} ({', '.join(what)})")
+    common = [app for app in new.apps.ids if app in before]
+    if common != [app for app in old.apps.ids if app in after]:
+        out.append("order changed (precedence): " + " ".join(common))
+    return out
+
+
+def _catalogue_lines(result: Comparison, old: RuleSet, new: RuleSet) -> list[str]:
+    if old.apps.version == new.apps.version:
+        return [f"apps: the same catalogue ({old.apps.source})"]
+    lines = [f"apps: catalogue {old.apps.version} → {new.apps.version}: {', '.join(catalogue_changes(old, new))}",
+             f"clicks read as another app: {sum(result.reclassified.values())}"]
+    for (before, after), count in result.reclassified.most_common():
+        lines.append(f"  {count:>7}  {before} → {after}")
+        lines.extend(f"           e.g. {example}" for example in result.reclassified_examples[(before, after)])
+    return lines
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

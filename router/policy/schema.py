@@ -11,6 +11,16 @@ import argparse
 import json
 from typing import IO, Any
 
+from router.decision.apps import (
+    ENTRY_KEYS,
+    KINDS,
+    LEAVES,
+    MAX_MARKER,
+    MAX_NAME,
+    MIN_MARKER,
+    Catalogue,
+    bundled_catalogue,
+)
 from router.decision.conditions import CONDITION_TYPES, Condition, Header
 from router.decision.rules import (
     MESSAGE_LANGUAGES,
@@ -20,7 +30,7 @@ from router.decision.rules import (
     TOP_KEYS,
     VIA_CHOICES,
 )
-from router.decision.types import LANDING_PAGES, Action
+from router.decision.types import LANDING_PAGES, LANGUAGES, Action
 
 _ACTION_TEXT = {
     Action.APP: "302 straight into the Taobao (or Tmall) app, with a web fallback wherever the platform allows.",
@@ -44,8 +54,33 @@ def _reads(condition: type[Condition]) -> str:
                             for read in condition.reads))
 
 
-def _condition_schema(condition: type[Condition]) -> dict[str, Any]:
-    return {**condition.value_schema(), "description": f"{condition.meaning} Example: {condition.example}"}
+def _condition_schema(condition: type[Condition], apps: Catalogue) -> dict[str, Any]:
+    return {**condition.value_schema(apps), "description": f"{condition.meaning} Example: {condition.example}"}
+
+
+def _app_schema() -> dict[str, Any]:
+    """One entry of the app catalogue (router.decision.apps reads the same fields, with line numbers)."""
+    languages = {"type": "object", "additionalProperties": False, "required": list(LANGUAGES),
+                 "properties": {lang: {"type": "string", "minLength": 1, "maxLength": MAX_NAME} for lang in LANGUAGES}}
+    token = {"type": "string", "minLength": MIN_MARKER, "maxLength": MAX_MARKER, "pattern": "^[ -~]+$"}
+    properties: dict[str, Any] = {
+        "id": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,31}$",
+               "description": "The name rules use: when: {app: <id>}."},
+        "names": {**languages, "description": "What the landing page calls the app, in each language."},
+        "markers": {"type": "array", "items": token, "uniqueItems": True,
+                    "description": "Literal User-Agent tokens, case-sensitive, found where a token starts; the "
+                                   "number right after one is the app's version."},
+        "kind": {"enum": list(KINDS), "description": "inapp: an app's web view; browser; bot."},
+        "leave": {"enum": list(LEAVES), "description": "How a person gets to a browser: menu | none."},
+        "menu": {**languages, "description": "The menu item that opens a browser (leave: menu)."},
+        "menu_ios": {**languages, "description": "The same item on iOS, where it differs."},
+        "versions": {"type": "array", "items": token, "uniqueItems": True,
+                     "description": "Tokens whose number is the version, read before the markers'."},
+    }
+    if set(properties) != set(ENTRY_KEYS):
+        raise ValueError("the app entry's schema and router.decision.apps.ENTRY_KEYS disagree")
+    return {"type": "object", "additionalProperties": False,
+            "required": ["id", "names", "markers", "kind", "leave"], "properties": properties}
 
 
 def _then_schema() -> dict[str, Any]:
@@ -69,8 +104,10 @@ def _then_schema() -> dict[str, Any]:
     return {"oneOf": forms}
 
 
-def rules_schema() -> dict[str, Any]:
-    conditions = {key: _condition_schema(condition) for key, condition in CONDITION_TYPES.items()}
+def rules_schema(apps: Catalogue | None = None) -> dict[str, Any]:
+    """The schema of rule files whose app names are those of `apps` (the shipped catalogue when None)."""
+    apps = apps or bundled_catalogue()
+    conditions = {key: _condition_schema(condition, apps) for key, condition in CONDITION_TYPES.items()}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "adlink-router rule file",
@@ -85,6 +122,8 @@ def rules_schema() -> dict[str, Any]:
                 "additionalProperties": False,
                 "properties": {"universal_link_hosts": {"type": "array", "items": {"type": "string"}}},
             },
+            "apps": {"type": "array", "items": {"$ref": "#/$defs/app"},
+                     "description": "The app catalogue, in precedence order (one file holds it: apps.yaml)."},
         },
         "$defs": {
             "rule": {
@@ -100,12 +139,14 @@ def rules_schema() -> dict[str, Any]:
             },
             "when": {"type": "object", "minProperties": 1, "additionalProperties": False, "properties": conditions},
             "then": _then_schema(),
+            "app": _app_schema(),
         },
     }
 
 
-def rules_reference() -> str:
-    """The policy owners' reference, in Markdown."""
+def rules_reference(apps: Catalogue | None = None) -> str:
+    """The policy owners' reference, in Markdown (the app names those of `apps`, the shipped catalogue when None)."""
+    apps = apps or bundled_catalogue()
     lines = [
         "# Rules reference",
         "",
@@ -139,7 +180,7 @@ def rules_reference() -> str:
         "| --- | --- | --- | --- | --- |",
     ]
     for key, condition in CONDITION_TYPES.items():
-        choices = condition.choices()
+        choices = condition.choices(apps)
         values = ", ".join(f"`{value}`" for value in choices) if choices else "see meaning"
         lines.append(f"| `{key}` | {condition.meaning} | {values} | `{condition.example}` | {_reads(condition)} |")
     lines += ["", "## Actions", "", "| action | answer | options |", "| --- | --- | --- |"]
@@ -147,7 +188,26 @@ def rules_reference() -> str:
         options = "; ".join(f"`{key}`: {_OPTION_TEXT[key]}" for key in keys if key != "action") or "—"
         lines.append(f"| `{action.value}` | {_ACTION_TEXT[action]} | {options} |")
     lines += ["", "`then: web` is short for `then: {action: web}`.", ""]
+    lines += _apps_reference(apps)
     return "\n".join(lines)
+
+
+def _apps_reference(apps: Catalogue) -> list[str]:
+    lines = [
+        "## Apps",
+        "",
+        "The app catalogue (`apps:`, shipped as `rules/apps.yaml`; [apps.md](apps.md) explains it), in precedence",
+        "order: the first app with a marker in the user agent is the app. Apps above `bot` win over the words",
+        "bots use; apps below it lose to them.",
+        "",
+        "| app | names | kind | leave | markers |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for entry in apps:
+        names = " / ".join(entry.names[lang] for lang in LANGUAGES)
+        markers = ", ".join(f"`{marker}`" for marker in entry.markers) or "(by class, in code)"
+        lines.append(f"| `{entry.id}` | {names} | {entry.kind} | {entry.leave} | {markers} |")
+    return [*lines, ""]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

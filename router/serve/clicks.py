@@ -18,7 +18,6 @@ from starlette.types import Receive, Scope, Send
 
 from router.decision.answers import Answers
 from router.decision.click import BadClick, DeferredReplays, as_replayed, read_click
-from router.decision.clients import parse_client
 from router.decision.decide import rollout_arms
 from router.decision.rules import RuleSet
 from router.decision.signing import ClickReplays
@@ -91,7 +90,8 @@ class Clicks:
         now = time.time()
         at = datetime.fromtimestamp(now, UTC)
         ruleset = self.active.current  # once: a reload during this click does not change what decides it
-        client = parse_client(request.ua)  # never raises; interned, so the kept answers can be keyed by it
+        # Read with the rules' own catalogue; never raises; interned, so the kept answers can be keyed by it.
+        client = ruleset.reader.parse(request.ua)
         # The request headers this rule set's conditions read (none for most): part of what keys a kept answer.
         headers = request.headers_named(ruleset.headers_read) if ruleset.headers_read else ()
         kept = self.answers.get(ruleset, request.path, request.query, client, headers)
@@ -127,7 +127,7 @@ class Clicks:
         if ctx is not None and scope["method"] == "GET":  # a HEAD opens nothing
             token = request.token()
             if token:  # a page's own URL with its token, opened elsewhere: the first click's second jump
-                escaped_from = await self.outcomes.second_jump(token, ctx.client.app.value, request.id, at)
+                escaped_from = await self.outcomes.second_jump(token, str(ctx.client.app), request.id, at)
                 if escaped_from is not None:
                     line["escaped_from"] = escaped_from
         self.click_log.write(line)
@@ -161,7 +161,7 @@ class Clicks:
             arms = rollout_arms(ruleset, ctx, decision.rule) if ruleset.rollouts and kept is None else ()
             # A landing page carries the click's token (router.serve.click_token); no other answer needs one.
             token = make_token(self.settings.signing_keys, request.id, decision.rule, ruleset.version,
-                               arms_text(arms), ctx.client.app.value, int(now) + TOKEN_TTL_SECONDS,
+                               arms_text(arms), str(ctx.client.app), int(now) + TOKEN_TTL_SECONDS,
                                ) if decision.action is _LANDING else ""
             page = self.pages.respond(request.accept_language, ctx, decision, token)
             return _Answered(page, decision.action, decision.rule, ctx, arms)

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from router.decision.apps import bundled_rules_dir  # re-exported: the serving side and tests read it here
 from router.decision.click import DEFAULT_FORWARD_PARAMS, ClickSettings
 from router.decision.links import DEFAULT_ALLOWED_HOSTS
 from router.decision.signing import SigningKeyError, SigningKeys
@@ -68,15 +69,6 @@ PRIVATE_NETWORKS: tuple[Network, ...] = tuple(ipaddress.ip_network(net) for net 
     "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16",
     "::1/128", "fc00::/7", "fe80::/10"))
 ANY_NETWORK: tuple[Network, ...] = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
-
-
-def bundled_rules_dir() -> Path:
-    """The shipped rules: ./rules of a source checkout, or the copy inside an installed wheel."""
-    package = Path(__file__).resolve().parent.parent  # router/
-    for candidate in (package.parent / "rules", package / "bundled_rules"):
-        if candidate.is_dir():
-            return candidate
-    return package.parent / "rules"
 
 
 def _integer(name: str, text: str, default: int, low: int, high: int, unit: str = "milliseconds") -> int:

@@ -26,16 +26,13 @@ from markupsafe import Markup
 
 from router.decision.deeplinks import store_url, web_location
 from router.decision.recent import Recent
-from router.decision.types import OS, Action, App, Context, Decision, Device
+from router.decision.types import LANGUAGES, OS, Action, App, Context, Decision, Device
 from router.serve.headers import SECURITY_HEADERS
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
-LANGUAGES = ("zh-CN", "en")  # the first is the default
+__all__ = ["LANGUAGES", "Page", "Pages"]
 
-# Apps whose browser won't open Taobao for a link it didn't whitelist: the page guides out of them.
-GUIDE_APPS = frozenset(
-    {App.WECHAT, App.WECOM, App.QQ, App.WEIBO, App.ALIPAY, App.DINGTALK, App.DOUYIN, App.OTHER_INAPP}
-)
+_LINK_APPS = frozenset({App.TAOBAO, App.TMALL})  # the apps Taobao links open in
 _PHONE_OSES = (OS.IOS, OS.ANDROID, OS.HARMONYOS)
 _MENU_SYMBOL = "···"  # every supported app puts "more" at the top right as three dots
 _HREF_SCHEMES = frozenset({"https", "taobao", "tbopen", "tmall", "intent", "market", "itms-apps"})
@@ -140,13 +137,15 @@ def _mode(ctx: Context) -> str:
     client = ctx.client
     if client.bot or client.device is Device.DESKTOP or client.os not in _PHONE_OSES:
         return "static"  # desktop WeChat included: there is no app to guide anyone to
-    return "inapp" if client.app in GUIDE_APPS else "phone"
+    # An app's own web view (the catalogue's `kind: inapp`) won't open Taobao for a link it didn't
+    # whitelist: the page guides out of it. A browser opens the app, and so does Taobao's own web view.
+    return "inapp" if client.app.kind == "inapp" and client.app not in _LINK_APPS else "phone"
 
 
-def _menu_label(table: dict[str, Any], ctx: Context) -> str:
-    labels = table["menu_labels"]
-    app, os = ctx.client.app.value, ctx.client.os.value
-    return str(labels.get(f"{app}_{os}") or labels.get(app) or labels["default"])
+def _menu_label(table: dict[str, Any], ctx: Context, lang: str) -> str:
+    """The menu item that opens a browser: the catalogue's for the app (on this OS), else the pages' own words."""
+    label = ctx.client.app.menu_label(lang, ctx.client.os.value)
+    return label if label is not None else str(table["menu_label"])
 
 
 @cache
@@ -168,7 +167,8 @@ def landing_key(ctx: Context, decision: Decision, lang: str) -> tuple[object, ..
     WeChat taps differ in build and network in every user agent, yet most share a handful of pages."""
     client = ctx.client
     harmony_version = client.os_version if client.os is OS.HARMONYOS else None  # decides the store
-    return (ctx.link, client.app, client.os, harmony_version, client.device, client.bot, ctx.forward,
+    # The app's entry as a whole: a reloaded catalogue may rename an app or change its menu under the same id.
+    return (ctx.link, client.app.details, client.os, harmony_version, client.device, client.bot, ctx.forward,
             decision.landing, decision.app_link, decision.app, lang)
 
 
@@ -181,10 +181,10 @@ def landing_context(ctx: Context, decision: Decision, lang: str, nonce: str, fal
     # Words about opening an app name the app the link really opens (a Tmall item opens in Taobao
     # unless a rule says `app: tmall`); the badge names the link's own platform.
     app_to_open = str(table["platform"][decision.app])
-    in_app = str(table["apps"].get(client.app.value, table["apps"]["other_inapp"]))
+    in_app = client.app.name(lang)  # every entry names its app in every language (checked when it is read)
     kind = str(table["kind"][link.kind.value])
     t = _landing_words(lang, app_to_open, str(table["platform"][link.platform.value]), kind, in_app,
-                       _menu_label(table, ctx))
+                       _menu_label(table, ctx, lang))
     mode = _mode(ctx)
     moments = decision.landing == "moments"
     web = web_location(link, client, ctx.forward)
@@ -204,7 +204,9 @@ def landing_context(ctx: Context, decision: Decision, lang: str, nonce: str, fal
         "nonce": nonce,
         "mode": mode,
         # A browser is the way forward only when the link has a page to open there.
-        "show_guide": mode == "inapp" and web is not None,
+        "show_guide": mode == "inapp" and web is not None and client.app.leave == "menu",
+        # An app with no way to a browser (`leave: none`): say so, and offer what to copy.
+        "no_way_out": mode == "inapp" and client.app.leave == "none",
         "moments": moments,
         "menu": _MENU_SYMBOL,
         "web_url": web,

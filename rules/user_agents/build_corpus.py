@@ -1,24 +1,36 @@
 """Rebuild the user-agent regression corpus from public parser projects' test fixtures.
 
-    python rules/user_agents/build_corpus.py DEVICE_DETECTOR UAP_CORE CRAWLER_USER_AGENTS UA_PARSER_JS
+    python rules/user_agents/build_corpus.py DEVICE_DETECTOR UAP_CORE CRAWLER_USER_AGENTS UA_PARSER_JS \
+        WHICHBROWSER BOWSER MOBILE_DETECT
+    python rules/user_agents/build_corpus.py --only whichbrowser=WHICHBROWSER bowser=BOWSER
+    python rules/user_agents/build_corpus.py --relabel
 
 Each argument is a git directory (a clone, or a bare snapshot) of, in order: matomo-org/device-detector,
-ua-parser/uap-core, monperrus/crawler-user-agents, faisalman/ua-parser-js. Files are read from each
-one's HEAD with `git show`, so nothing has to be checked out; the commit read is written into
-sources.json. Not run by the test suite: the suite reads the files this writes.
+ua-parser/uap-core, monperrus/crawler-user-agents, faisalman/ua-parser-js, WhichBrowser/Parser,
+lancedikson/bowser, serbanghita/Mobile-Detect. Files are read from each one's HEAD with `git show`, so
+nothing has to be checked out; the commit read is written into sources.json. `--only NAME=DIR ...` rebuilds
+only the named files (NAME is the file's stem) and leaves the others, and their entries in sources.json, as
+they are.
+`--relabel` rebuilds no file from its source: it re-derives the app label of every row of the files
+already written from the source label the row carries (see relabel_app), for when a table below
+changes. Not run by the test suite: the suite reads the files this writes.
 
 The labelling rule is the code below and is written out in README.md: every label is derived from the
 source's own label through an explicit table; a source label with no router equivalent leaves that
 field unlabelled (None), never a guess. The user-agent string itself is never looked at to decide a
-label, with one stated exception (device-detector's "Mobile Safari" on a UA without a Safari/ token,
-see _dd_app). Sampling is deterministic (ordered by a hash of the UA) and stratified by label, so the
-corpus does not depend on what the router currently gets right.
+label, with two stated exceptions (device-detector's "Mobile Safari" and bowser's "Safari" on a UA
+without a Safari/ token, see _dd_app and _bowser_app; uap-core's "WeChat Browser" on a UA with WeCom's
+wxwork/ token, see _uap_app). Sampling is deterministic (ordered by a hash of
+the UA) and stratified by label, so the corpus does not depend on what the router currently gets right.
+A UA already in another file of the corpus (an earlier source's, or a file this script does not write)
+is not taken again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 import sys
 from collections import defaultdict
@@ -32,8 +44,9 @@ OUT = Path(__file__).resolve().parent
 
 # --- the shared name table ------------------------------------------------------------------------------
 
-# An in-app browser named by a source -> the router's App. Every other in-app browser is other_inapp:
-# the router has rules of its own only for these. TikTok is ByteDance's international app, not Douyin.
+# An in-app browser named by a source -> the app's id in the catalogue (rules/apps.yaml). Every other
+# in-app browser is other_inapp: the catalogue names only these. TikTok is ByteDance's international app,
+# not Douyin; Toutiao and Feishu/Lark are ByteDance's too, with ids of their own.
 IN_APP_NAMES: dict[str, str] = {
     "wechat": "wechat",
     "wechat browser": "wechat",  # uap-core
@@ -47,11 +60,45 @@ IN_APP_NAMES: dict[str, str] = {
     "douyin": "douyin",
     "taobao": "taobao",
     "tmall": "taobao",
+    "toutiao": "toutiao",
+    "jinri toutiao": "toutiao",
+    "feishu": "feishu",
+    "lark": "feishu",  # Feishu's international name
+    "tiktok": "tiktok",
+    "tiktok lite": "tiktok",
+    "musical.ly": "tiktok",
+    "xiaohongshu": "xiaohongshu",
+    "rednote": "xiaohongshu",
+    "kuaishou": "kuaishou",
+    "kwai": "kuaishou",  # Kuaishou's international app
+    "bilibili": "bilibili",
+    "zhihu": "zhihu",
+    "baidu box app": "baidu",  # device-detector, uap-core: the Baidu app (baiduboxapp)
+    "baidu box app lite": "baidu",
+    "baidu app": "baidu",  # ua-parser-js's description of it (see UPJ_APP_DESCRIPTIONS)
+    "meituan": "meituan",
+    "aimeituan": "meituan",  # WhichBrowser
+    "pinduoduo": "pinduoduo",
+    "jd": "jd",
+    "jingdong": "jd",
+}
+
+# A browser named by a source -> its id in the catalogue, for the browsers the catalogue names (kind
+# browser); every other browser is `browser`. Baidu Browser, QQ Browser and the like are not these.
+BROWSER_NAMES: dict[str, str] = {
+    "uc browser": "uc",
+    "ucbrowser": "uc",  # ua-parser-js
+    "quark": "quark",  # ua-parser-js
+    "quark browser": "quark",  # WhichBrowser
 }
 
 
 def in_app(name: str) -> str:
     return IN_APP_NAMES.get(name.strip().lower(), "other_inapp")
+
+
+def browser(name: str) -> str:
+    return BROWSER_NAMES.get(name.strip().lower(), "browser")
 
 
 @dataclass(frozen=True)
@@ -139,7 +186,7 @@ def _dd_app(entry: dict, ua: str) -> str | None:
             # device-detector names the engine, not the app, here: it gives Safari and any app's
             # WKWebView the same label, so the label cannot say which one this is.
             return None
-        return "browser"
+        return browser(name)
     return None
 
 
@@ -220,12 +267,20 @@ UAP_BROWSER_FAMILIES = frozenset({"Chrome", "Chrome Mobile", "Chrome Mobile iOS"
                                   "Aloha Browser", "Puffin", "IE", "Dolphin"})  # fmt: skip
 
 
+# uap-core has no WeCom family: its WeChat Browser regex finds the MicroMessenger/ token WeCom (WeChat Work)
+# sends for compatibility, beside its own wxwork/ (Tencent's documented WeCom marker), and names WeCom's UAs
+# WeChat Browser. On a UA with wxwork/ that family therefore means WeCom; see the README's corrections.
+UAP_WECHAT_FAMILY, WECOM_TOKEN = "WeChat Browser", "wxwork/"
+
+
 def _uap_app(family: str, ua: str) -> str | None:
     if family in UAP_IN_APP_FAMILIES:
-        return in_app(family) if shows_pages(ua) else None  # as for device-detector's mobile apps
+        if not shows_pages(ua):
+            return None  # as for device-detector's mobile apps
+        return "wecom" if family == UAP_WECHAT_FAMILY and WECOM_TOKEN in ua else in_app(family)
     if family in UAP_BOT_FAMILIES:
         return "bot"
-    return "browser" if family in UAP_BROWSER_FAMILIES else None
+    return browser(family) if family in UAP_BROWSER_FAMILIES else None
 
 
 def uap_core(git_dir: Path) -> list[Row]:
@@ -268,22 +323,28 @@ UPJ_HEADLESS = frozenset({"Chrome Headless", "PhantomJS"})  # named as browsers,
 # Named as browsers without a type, yet the name is an app: Electron desktop apps, and the in-app
 # names of the shared table.
 UPJ_APP_BROWSER_NAMES = frozenset({"Electron"})
+# ua-parser-js names the Baidu app and Baidu Browser alike ("Baidu"); only a case's description says
+# which one it is. A description starting with one of these names the in-app browser of that name.
+UPJ_APP_DESCRIPTIONS = ("baidu app",)
 UPJ_DEVICE = {"mobile": "mobile", "tablet": "tablet"}  # no type at all is not a stated desktop
 UPJ_OS = {"Android": "android", "iOS": "ios", "HarmonyOS": "harmonyos", "OpenHarmony": "harmonyos",
           "Windows": "windows", "macOS": "macos", "Mac OS": "macos", "Linux": "linux", "Ubuntu": "linux",
           "Debian": "linux", "Fedora": "linux", "Arch": "linux", "Mint": "linux", "Kubuntu": "linux"}  # fmt: skip
 
 
-def _upj_app(expect: dict, path: str, ua: str) -> str | None:
+def _upj_app(expect: dict, path: str, ua: str, desc: str) -> str | None:
     # An extension file's name is the type of every entry in it (mediaplayer.json's entries carry none).
     kind, name = expect.get("type") or _upj_extension_type(path), str(expect.get("name") or "")
     if kind in UPJ_BOT_TYPES:
         return "bot"
     if kind in UPJ_UNLABELLED_TYPES:
         return None
+    described = next((d for d in UPJ_APP_DESCRIPTIONS if desc.lower().startswith(d)), None)
+    if described is not None:
+        return in_app(described) if shows_pages(ua) else None
     if kind == "inapp" or name in UPJ_APP_BROWSER_NAMES or name.lower() in IN_APP_NAMES:
         return in_app(name) if shows_pages(ua) else None  # as for device-detector's mobile apps
-    return "bot" if name in UPJ_HEADLESS else "browser"
+    return "bot" if name in UPJ_HEADLESS else browser(name)
 
 
 def _upj_extension_type(path: str) -> str | None:
@@ -301,7 +362,7 @@ def ua_parser_js(git_dir: Path) -> list[Row]:
                 continue
             label = f"{case.get('desc')}: " + ", ".join(f"{k}={v}" for k, v in sorted(expect.items()))
             if "/browser/" in path or ("/extension/" in path and "name" in expect):
-                rows.append(Row(ua, _upj_app(expect, path, ua), None, None, path, label))
+                rows.append(Row(ua, _upj_app(expect, path, ua, str(case.get("desc") or "")), None, None, path, label))
             elif not shows_pages(ua):
                 continue
             elif "/device/" in path or "/extension/" in path:
@@ -311,7 +372,267 @@ def ua_parser_js(git_dir: Path) -> list[Row]:
     return rows
 
 
+# --- WhichBrowser/Parser ----------------------------------------------------------------------------------
+
+WB_FOLDER = "tests/data"
+WB_UA_HEADER = "User-Agent: "
+WB_ENTRY_KEYS = frozenset({"headers", "result", "readable"})  # an entry with any other key was read with more
+# Device types with a router word, plus bots; TVs, consoles, e-readers, PDAs, cars, cameras, watches,
+# printers, signage and emulators have none, and their rows are left out (as device-detector's files).
+WB_DEVICE = {"mobile": "mobile", "tablet": "tablet", "desktop": "desktop"}  # every mobile subtype is a phone
+WB_BOT_DEVICE = "bot"
+WB_KEPT_DEVICES = frozenset({*WB_DEVICE, WB_BOT_DEVICE, None})
+WB_OS = {"iOS": "ios", "Android": "android", "FireOS": "android", "Nokia X Platform": "android",
+         "Android TV": "android", "Google TV": "android", "Android Wear": "android",
+         "Windows": "windows", "OS X": "macos",
+         "Linux": "linux", "Ubuntu": "linux", "Debian": "linux", "Fedora": "linux", "SUSE": "linux",
+         "Red Hat": "linux", "CentOS": "linux", "Gentoo": "linux", "Mandriva": "linux", "Mageia": "linux",
+         "Slackware": "linux", "Kubuntu": "linux", "Linux Mint": "linux", "elementary OS": "linux",
+         "Arch Linux": "linux", "Turbolinux": "linux", "gNewSense": "linux", "Antergos Linux": "linux",
+         "Black Lab Linux": "linux", "moonOS": "linux"}  # fmt: skip
+# Named systems that are none of the router's others: its word for them is `other`. Windows Phone,
+# Windows Mobile and Windows CE are not Windows to the router. Chrome OS, classic Mac OS and Aliyun OS
+# (which reports itself as Android) have no clear router word and stay unlabelled.
+WB_OTHER_OS = frozenset({"Windows Phone", "Windows Mobile", "Windows CE", "BlackBerry OS", "BlackBerry",
+                         "BlackBerry Tablet OS", "Series60", "Series40", "Series80", "Series30+", "Symbian",
+                         "Nokia Asha Platform", "UIQ", "Bada", "Tizen", "webOS", "Firefox OS", "KaiOS",
+                         "Sailfish", "MeeGo", "Maemo", "Brew", "Brew MP", "Palm OS", "Touchwiz", "MRE",
+                         "Kin OS", "LiMo", "WoPhone", "FreeBSD", "OpenBSD", "NetBSD", "DragonFly BSD",
+                         "Solaris", "OS/2", "AmigaOS", "Haiku", "BeOS", "RISC OS", "IRIX", "MorphOS", "AROS",
+                         "Syllable", "QNX", "AIX", "HP-UX", "OpenVMS"})  # fmt: skip
+WB_BROWSER_TYPES = frozenset({"browser", "browser:text"})
+# App types whose Mozilla/ user agents are an app's web view showing a page; editors, media players,
+# mail, feed readers, podcast, download and antivirus apps have no router word.
+WB_WEBVIEW_APP_TYPES = frozenset({"app", "app:chat", "app:social", "app:search", "app:shopping", "app:news"})
+# A browser with no name and only the web view it uses: an app's web view no app claims (device-detector's
+# Chrome Webview). Other engines (Qt, Ekioh, AdobeAIR, Content Shell) name no app and are unlabelled.
+WB_WEBVIEWS = frozenset({"Chromium WebView", "Crosswalk WebView", "Amazon WebView"})
+WB_HEADLESS = frozenset({"Zombie.js", "PhantomJS"})  # named as browsers, driven by scripts
+
+
+def _wb_name(value: object) -> str | None:
+    """WhichBrowser writes a name either as a string or as {name: ..., version: ...}."""
+    if isinstance(value, dict):
+        value = value.get("name")
+    return str(value) if value is not None else None
+
+
+def _wb_ua(headers: object) -> str | None:
+    """The user agent of an entry whose only header is User-Agent; None for the rest (their labels also
+    come from other headers, and the router sees only the UA)."""
+    if isinstance(headers, str):
+        return headers[len(WB_UA_HEADER) :] if headers.startswith(WB_UA_HEADER) and "\n" not in headers else None
+    if isinstance(headers, dict) and list(headers) == ["User-Agent"]:
+        return str(headers["User-Agent"])
+    return None
+
+
+def _wb_app(result: dict, ua: str) -> str | None:
+    device = result.get("device") or {}
+    if device.get("type") == WB_BOT_DEVICE:
+        return "bot"
+    found = result.get("browser") or {}
+    kind, name = found.get("type"), _wb_name(found.get("name"))
+    if name is None:
+        return "other_inapp" if _wb_name(found.get("using")) in WB_WEBVIEWS and shows_pages(ua) else None
+    if kind is not None and str(kind).startswith("app"):
+        if kind not in WB_WEBVIEW_APP_TYPES:
+            return None
+        return in_app(name) if shows_pages(ua) else None  # as for device-detector's mobile apps
+    if kind is None or kind in WB_BROWSER_TYPES:  # WhichBrowser gives some browsers no type (Android Browser)
+        return "bot" if name in WB_HEADLESS else browser(name)
+    return None
+
+
+def _wb_os(result: dict) -> str | None:
+    name = _wb_name(result.get("os"))
+    if name in WB_OS:
+        return WB_OS[name]
+    return "other" if name in WB_OTHER_OS else None
+
+
+def _wb_label(result: dict) -> str:
+    found, os, device = result.get("browser") or {}, result.get("os") or {}, result.get("device") or {}
+    using = _wb_name(found.get("using"))
+    return (
+        f"browser: {found.get('type')} / {_wb_name(found.get('name'))}{f' using {using}' if using else ''}; "
+        f"os: {_wb_name(os)}; device: {device.get('type')}"
+        + (f" ({device['subtype']})" if device.get("subtype") else "")
+    )
+
+
+def whichbrowser(git_dir: Path) -> list[Row]:
+    rows: list[Row] = []
+    for path in git_ls(git_dir, WB_FOLDER):
+        if not path.endswith(".yaml"):
+            continue
+        for entry in load_yaml(git_show(git_dir, path)) or []:  # type: ignore[union-attr]
+            if set(entry) - WB_ENTRY_KEYS:
+                continue  # read with more than the UA: options (detectBots: false), the engine's features...
+            ua, result = _wb_ua(entry.get("headers")), entry.get("result") or {}
+            if not ua or "camouflage" in result:
+                continue  # not a UA alone, or one WhichBrowser says lies about the browser
+            device = (result.get("device") or {}).get("type")
+            if device not in WB_KEPT_DEVICES:
+                continue
+            app = _wb_app(result, ua)
+            if app == "bot" or not shows_pages(ua):
+                rows.append(Row(ua, app, None, None, path, _wb_label(result)))
+                continue
+            rows.append(Row(ua, app, _wb_os(result), WB_DEVICE.get(str(device)), path, _wb_label(result)))
+    return rows
+
+
+# --- lancedikson/bowser ---------------------------------------------------------------------------------------
+
+BOWSER_PATH = "test/acceptance/useragentstrings.yml"
+BOWSER_DEVICE = {"mobile": "mobile", "tablet": "tablet", "desktop": "desktop"}
+BOWSER_BOT_PLATFORM = "bot"
+BOWSER_KEPT_PLATFORMS = frozenset({*BOWSER_DEVICE, BOWSER_BOT_PLATFORM, None})  # not `tv`: no router word
+BOWSER_OS = {"iOS": "ios", "Android": "android", "Windows": "windows", "macOS": "macos", "Linux": "linux",
+             "Windows Phone": "other", "BlackBerry": "other", "WebOS": "other", "Tizen": "other",
+             "Bada": "other"}  # fmt: skip  # Chrome OS, Roku, PlayStation 4: no router word
+BOWSER_IN_APP = frozenset({"WeChat", "Google Search", "Electron"})  # the Google app (GSA); desktop apps
+BOWSER_BOTS = frozenset({"Googlebot", "PhantomJS", "SlimerJS"})  # a crawler; browsers driven by scripts
+BOWSER_UNLABELLED = frozenset({"Generic"})  # bowser's name for what it cannot name
+BOWSER_IOS_ENGINE_BROWSER = "Safari"
+
+
+def _bowser_app(spec: dict, ua: str) -> str | None:
+    name = str((spec.get("browser") or {}).get("name") or "")
+    if (spec.get("platform") or {}).get("type") == BOWSER_BOT_PLATFORM or name in BOWSER_BOTS:
+        return "bot"
+    if not name or name in BOWSER_UNLABELLED:
+        return None
+    if name == BOWSER_IOS_ENGINE_BROWSER and "Safari/" not in ua:
+        # As device-detector's "Mobile Safari": bowser calls any iOS WebKit UA with no browser token Safari,
+        # an app's web view (Facebook's FBAN/FBIOS...) included, so the label cannot say which it is.
+        return None
+    if name in BOWSER_IN_APP:
+        return in_app(name) if shows_pages(ua) else None
+    return browser(name)
+
+
+def bowser(git_dir: Path) -> list[Row]:
+    rows: list[Row] = []
+    for group, cases in load_yaml(git_show(git_dir, BOWSER_PATH)).items():  # type: ignore[union-attr]
+        for case in cases:
+            ua, spec = str(case["ua"]), case.get("spec") or {}
+            platform, os = (spec.get("platform") or {}).get("type"), (spec.get("os") or {}).get("name")
+            if platform not in BOWSER_KEPT_PLATFORMS:
+                continue
+            label = f"{group}: browser {(spec.get('browser') or {}).get('name')}; os {os}; platform {platform}"
+            app = _bowser_app(spec, ua)
+            if app == "bot" or not shows_pages(ua):
+                rows.append(Row(ua, app, None, None, BOWSER_PATH, label))
+                continue
+            rows.append(Row(ua, app, BOWSER_OS.get(str(os)), BOWSER_DEVICE.get(str(platform)), BOWSER_PATH, label))
+    return rows
+
+
+# --- serbanghita/Mobile-Detect --------------------------------------------------------------------------------
+
+MD_FOLDER = "tests/providers/vendors"
+# Mobile-Detect's two verdicts, (isMobile, isTablet) -> the router's device. isMobile is true for tablets too
+# (isTablet narrows it). isMobile false says only "neither a phone nor a tablet" (desktops, TVs, consoles and
+# bots alike), not "desktop": unlabelled, as is the contradictory (false, true).
+MD_DEVICE = {(True, False): "mobile", (True, True): "tablet"}
+# Mobile-Detect labels no app and no OS: its `version` entries are the numbers after tokens it finds in the UA
+# (an `Android` one on Windows Phone 8.1's "Android 4.0" compatibility token too), not a verdict on the system.
+
+_PHP_TOKEN = re.compile(
+    r"""(?P<space>\s+|//[^\n]*|\#[^\n]*|/\*.*?\*/)|(?P<single>'(?:[^'\\]|\\.)*')|(?P<double>"(?:[^"\\]|\\.)*")"""
+    r"""|(?P<open>\[|array\s*\()|(?P<close>[\])])|(?P<arrow>=>)|(?P<comma>,)|(?P<word>-?[A-Za-z0-9_.]+)"""
+    r"""|(?P<end>;)|(?P<tag><\?php)""",
+    re.S,
+)
+_PHP_WORDS = {"true": True, "false": False, "null": None}
+_PHP_DOUBLE_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "$": "$"}
+
+
+def _php_string(token: str, kind: str) -> str:
+    body = token[1:-1]
+    if kind == "single":  # only \' and \\ are escapes in a single-quoted PHP string
+        return re.sub(r"\\([\\'])", r"\1", body)
+    if re.search(r"(?<!\\)\$", body):
+        raise ValueError(f"interpolated PHP string: {token}")
+    return re.sub(r"\\(.)", lambda m: _PHP_DOUBLE_ESCAPES.get(m[1], m[0]), body)
+
+
+def php_returned_array(text: str) -> dict:
+    """The array literal a PHP fixture file returns (`<?php return [...];`), as a dict: string and int keys,
+    a value with no key taking the next int (as PHP does), a repeated key keeping its last value (as PHP
+    does); strings, true/false/null, numbers and nested arrays, comments skipped. Nothing else is PHP here."""
+    tokens = [(m.lastgroup, m[0]) for m in _PHP_TOKEN.finditer(text) if m.lastgroup not in ("space", "tag")]
+    if "".join(m[0] for m in _PHP_TOKEN.finditer(text)) != text:
+        raise ValueError("not a plain PHP array literal")
+    pos = 0
+
+    def value() -> object:
+        nonlocal pos
+        kind, token = tokens[pos]
+        pos += 1
+        if kind in ("single", "double"):
+            return _php_string(token, kind)
+        if kind == "word" and token.lower() in _PHP_WORDS:
+            return _PHP_WORDS[token.lower()]
+        if kind == "word":
+            return float(token) if "." in token else int(token)
+        if kind != "open":
+            raise ValueError(f"unexpected {token!r}")
+        array: dict = {}
+        while tokens[pos][0] != "close":
+            item = value()
+            if tokens[pos][0] == "arrow":
+                pos += 1
+                array[item] = value()
+            else:
+                array[max((k for k in array if isinstance(k, int)), default=-1) + 1] = item
+            if tokens[pos][0] == "comma":
+                pos += 1
+        pos += 1
+        return array
+
+    if tokens[:1] != [("word", "return")]:
+        raise ValueError("no `return` of an array")
+    pos = 1
+    found = value()
+    if not isinstance(found, dict) or tokens[pos:] != [("end", ";")]:
+        raise ValueError("not a single returned array")
+    return found
+
+
+def _md_flag(value: object) -> str:
+    return {True: "true", False: "false", None: "unset"}.get(value, repr(value))  # type: ignore[call-overload]
+
+
+def mobile_detect(git_dir: Path) -> list[Row]:
+    # The project's tests/UserAgentList.inc.php joins the files with array_merge, so a vendor named in two
+    # files keeps only one file's cases: here the later by name (Others.php's `ZTE` gives way to ZTE.php's, as
+    # in the project's generated tests/ualist.json). The shadowed cases are never tested, nor read here.
+    vendors: dict[str, tuple[str, dict]] = {}
+    for path in git_ls(git_dir, MD_FOLDER):
+        if path.endswith(".php"):
+            for vendor, cases in php_returned_array(git_show(git_dir, path)).items():
+                vendors[str(vendor)] = (path, cases)
+    rows: list[Row] = []
+    for vendor, (path, cases) in vendors.items():
+        for ua, spec in cases.items():
+            if not isinstance(ua, str) or not isinstance(spec, dict):
+                continue  # a UA listed with no verdict (PHP gave it an int key): no label
+            mobile, tablet = spec.get("isMobile"), spec.get("isTablet")
+            label = f"{vendor}: isMobile {_md_flag(mobile)}, isTablet {_md_flag(tablet)}"
+            device = MD_DEVICE.get((mobile, tablet)) if shows_pages(ua) else None  # type: ignore[arg-type]
+            rows.append(Row(ua, None, None, device, path, label))
+    return rows
+
+
 # --- sampling -------------------------------------------------------------------------------------------------
+
+
+WB_PER_STRATUM = 15
+BOWSER_PER_STRATUM = 20
+MD_PER_STRATUM = 150  # two labels only (mobile, tablet): a few hundred rows
 
 
 @dataclass(frozen=True)
@@ -328,6 +649,9 @@ SOURCES = (
     Source("ua-parser/uap-core", "Apache-2.0", uap_core, 40, "uap_core.jsonl"),
     Source("monperrus/crawler-user-agents", "MIT", crawler_user_agents, 250, "crawler_user_agents.jsonl"),
     Source("faisalman/ua-parser-js", "AGPL-3.0", ua_parser_js, 80, "ua_parser_js.jsonl"),
+    Source("WhichBrowser/Parser", "MIT", whichbrowser, WB_PER_STRATUM, "whichbrowser.jsonl"),
+    Source("lancedikson/bowser", "MIT", bowser, BOWSER_PER_STRATUM, "bowser.jsonl"),
+    Source("serbanghita/Mobile-Detect", "MIT", mobile_detect, MD_PER_STRATUM, "mobile_detect.jsonl"),
 )
 
 
@@ -362,24 +686,161 @@ def sample(rows: Iterable[Row], per_stratum: int, seen: set[str]) -> list[Row]:
     return sorted((row for bucket in strata.values() for row in bucket), key=lambda r: (r.path, r.ua))
 
 
+# --- relabelling the rows already written -------------------------------------------------------------------
+#
+# When a table above changes (the catalogue gained toutiao, feishu, tiktok, baidu, uc, quark...), the
+# files need not be rebuilt from their sources, whose commits are pinned: each row carries the source's
+# label as written there, and the app is derived from it again with the same functions the readers use.
+# Only `app` changes; OS and device labels, and every other field, are left as they are.
+
+_DD_CLIENT = re.compile(r"^client: (?P<type>.*?) / (?P<name>.*?); os: ")
+_UAP_FAMILY = re.compile(r"(?:^|; )(?P<file>test_ua|test_os|test_device): family (?P<family>.*?)(?=; test_|$)")
+_UPJ_PART = re.compile(r"^(?P<desc>.*): (?P<expect>[a-z]+=.*)$")
+_WB_LABEL = re.compile(
+    r"^browser: (?P<type>.*?) / (?P<name>.*?)(?: using (?P<using>.*?))?; os: (?P<os>.*?); "
+    r"device: (?P<device>\S+)(?: \((?P<subtype>.*)\))?$"
+)
+_BOWSER_LABEL = re.compile(r"^(?P<group>.*?): browser (?P<name>.*?); os (?P<os>.*?); platform (?P<platform>.*)$")
+
+
+class LabelError(ValueError):
+    """A row's label is not in the form its source's reader writes."""
+
+
+def _none(text: str) -> str | None:
+    return None if text == "None" else text
+
+
+def _match(pattern: re.Pattern[str], label: str) -> re.Match[str]:
+    found = pattern.match(label)
+    if found is None:
+        raise LabelError(label)
+    return found
+
+
+def _relabel_dd(record: dict) -> str | None:
+    if record["label"].startswith("bot: "):
+        return _dd_app({"bot": {}}, record["ua"])
+    client = _match(_DD_CLIENT, record["label"])
+    return _dd_app({"client": {"type": _none(client["type"]), "name": _none(client["name"])}}, record["ua"])
+
+
+def _relabel_uap(record: dict) -> str | None:
+    families = {m["file"]: m["family"] for m in _UAP_FAMILY.finditer(record["label"])}
+    if not families:
+        raise LabelError(record["label"])
+    app = _uap_app(families["test_ua"], record["ua"]) if "test_ua" in families else None
+    return app or ("bot" if families.get("test_device") == UAP_SPIDER else None)
+
+
+def _relabel_upj(record: dict) -> str | None:
+    paths = record["path"].split(" ")
+    for i, part in enumerate(record["label"].split("; ")):
+        path, found = paths[min(i, len(paths) - 1)], _match(_UPJ_PART, part)
+        expect = dict(kv.partition("=")[::2] for kv in found["expect"].split(", "))
+        if "/browser/" in path or ("/extension/" in path and "name" in expect):
+            app = _upj_app(expect, path, record["ua"], found["desc"])
+            if app is not None:
+                return app
+    return None
+
+
+def _relabel_wb(record: dict) -> str | None:
+    found = _match(_WB_LABEL, record["label"])
+    result = {"browser": {"type": _none(found["type"]), "name": _none(found["name"]), "using": found["using"]},
+              "device": {"type": _none(found["device"])}}  # fmt: skip
+    return _wb_app(result, record["ua"])
+
+
+def _relabel_bowser(record: dict) -> str | None:
+    found = _match(_BOWSER_LABEL, record["label"])
+    spec = {"browser": {"name": _none(found["name"])}, "platform": {"type": _none(found["platform"])}}
+    return _bowser_app(spec, record["ua"])
+
+
+RELABEL: dict[str, Callable[[dict], str | None]] = {
+    "device_detector.jsonl": _relabel_dd,
+    "uap_core.jsonl": _relabel_uap,
+    "crawler_user_agents.jsonl": lambda record: "bot",
+    "ua_parser_js.jsonl": _relabel_upj,
+    "whichbrowser.jsonl": _relabel_wb,
+    "bowser.jsonl": _relabel_bowser,
+    "mobile_detect.jsonl": lambda record: None,  # Mobile-Detect labels no app
+}
+
+
+def relabel_app(file: str, record: dict) -> str | None:
+    """The app label of an already written row of `file`, derived again from the source label it carries."""
+    return RELABEL[file](record)
+
+
+def relabel(files: Iterable[str]) -> None:
+    for file in files:
+        path = OUT / file
+        if not path.exists():
+            continue
+        records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        changed = 0
+        for record in records:
+            app = relabel_app(file, record)
+            changed += app != record["app"]
+            record["app"] = app  # keeps the key's place: the other fields are untouched
+        _write(path, records)
+        print(f"{file}: {changed} of {len(records)} rows relabelled", file=sys.stderr)
+
+
+# --- writing --------------------------------------------------------------------------------------------------
+
+
+def _write(path: Path, records: Iterable[dict]) -> None:
+    with path.open("w", encoding="utf-8") as f:
+        for record in records:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def other_files_uas(written: Iterable[str]) -> set[str]:
+    """The UAs of every corpus file this run does not write (earlier sources' files under --only, and files
+    other tools write), so that no UA is in two files."""
+    skip = set(written)
+    return {json.loads(line)["ua"] for path in sorted(OUT.glob("*.jsonl")) if path.name not in skip
+            for line in path.read_text(encoding="utf-8").splitlines()}  # fmt: skip
+
+
+def build(chosen: list[tuple[Source, Path]]) -> None:
+    seen = other_files_uas(source.out for source, _ in chosen)
+    manifest_path = OUT / "sources.json"
+    old = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else []
+    entries = {entry["file"]: entry for entry in old}
+    for source, git_dir in chosen:
+        rows = sample(source.read(git_dir), source.per_stratum, seen)
+        _write(OUT / source.out, ({"ua": row.ua, "app": row.app, "os": row.os, "device": row.device,
+                                   "path": row.path, "label": row.label} for row in rows))  # fmt: skip
+        entries[source.out] = {"file": source.out, "repo": source.repo, "commit": head_commit(git_dir),
+                               "license": source.license, "rows": len(rows),
+                               "paths": sorted({row.path for row in rows})}  # fmt: skip
+        print(f"{source.out}: {len(rows)} rows", file=sys.stderr)
+    order = [source.out for source in SOURCES]
+    manifest = sorted(entries.values(), key=lambda e: order.index(e["file"]) if e["file"] in order else len(order))
+    # As written by hand and by the tool that writes named_apps.jsonl: non-ASCII paths stay as they are.
+    manifest_path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def main(argv: list[str]) -> int:
+    by_stem = {Path(source.out).stem: source for source in SOURCES}
+    if argv == ["--relabel"]:
+        relabel(source.out for source in SOURCES)
+        return 0
+    if argv[:1] == ["--only"] and len(argv) > 1:
+        named = dict(arg.partition("=")[::2] for arg in argv[1:])
+        if not set(named) <= set(by_stem) or not all(named.values()):
+            print(__doc__, file=sys.stderr)
+            return 2
+        build([(source, Path(named[stem])) for stem, source in by_stem.items() if stem in named])
+        return 0
     if len(argv) != len(SOURCES):
         print(__doc__, file=sys.stderr)
         return 2
-    seen: set[str] = set()
-    manifest = []
-    for source, git_dir in zip(SOURCES, map(Path, argv), strict=True):
-        rows = sample(source.read(git_dir), source.per_stratum, seen)
-        with (OUT / source.out).open("w", encoding="utf-8") as f:
-            for row in rows:
-                record = {"ua": row.ua, "app": row.app, "os": row.os, "device": row.device,
-                          "path": row.path, "label": row.label}  # fmt: skip
-                f.write(json.dumps(record, ensure_ascii=False) + "\n")
-        manifest.append({"file": source.out, "repo": source.repo, "commit": head_commit(git_dir),
-                         "license": source.license, "rows": len(rows),
-                         "paths": sorted({row.path for row in rows})})  # fmt: skip
-        print(f"{source.out}: {len(rows)} rows", file=sys.stderr)
-    (OUT / "sources.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    build(list(zip(SOURCES, map(Path, argv), strict=True)))
     return 0
 
 
