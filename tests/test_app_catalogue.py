@@ -103,18 +103,23 @@ def test_a_typo_in_a_rule_names_the_closest_app(tmp_path: Path) -> None:
 
 
 def test_a_greedy_marker_fails_the_check_with_what_it_would_reclassify(tmp_path: Path) -> None:
-    """A marker every phone browser carries would make hundreds of known user agents 'lemonchat': the check
-    fails, at the entry's line, with the count and what they were."""
+    """A marker every phone browser carries would make hundreds of known user agents 'lemonchat': the rules are
+    refused, by `rules check` and by the loader the server uses, at the entry's line, with the count and what
+    they were."""
     rules = with_app(tmp_path, LEMONCHAT.replace("[LemonChat]", "[LemonChat, Mobile]"))
     (rules / "user_agents").symlink_to(bundled_rules_dir() / "user_agents")
     code, text = run("rules", "check", str(rules))
     assert code == 1, text
     line = next(n for n, row in enumerate((rules / "apps.yaml").read_text().splitlines(), 1) if "id: lemonchat" in row)
-    found = re.search(rf"apps\.yaml:{line}: marker 'Mobile' would make ([\d,]+) known user agents 'lemonchat' "
-                      r"\(([\d,]+) browser", text)
+    found = re.search(rf"apps\.yaml:{line}:1: error: marker 'Mobile' would make ([\d,]+) known user agents "
+                      r"'lemonchat' \(([\d,]+) browser", text)
     assert found, text
     assert int(found.group(1).replace(",", "")) > 200 and int(found.group(2).replace(",", "")) > 100
-    assert "the catalogue reads too many of the 2,4" in text and "as another app; these rules would not pass" in text
+    assert re.search(r"apps\.yaml:1:1: error: [\d,]+ of [\d,]+ known user agents \(rules/user_agents\) read as "
+                     r"another app than their label and the shipped catalogue say: too many: the catalogue is refused",
+                     text), text
+    with pytest.raises(RuleSetError, match="marker 'Mobile' would make"):
+        load_rules(rules)  # what the server loads, at start and on every reload
     # A marker of its own only: nothing known moves.
     code, text = run("rules", "check", str(with_app(tmp_path / "ok")))
     assert code == 0 and "would make" not in text
@@ -210,3 +215,18 @@ def test_a_catalogue_change_is_served_without_a_restart(tmp_path: Path) -> None:
         wait_until(lambda: "柠檬聊天" in page(), 10, "the reloaded catalogue")
     finally:
         server.stop()
+
+
+def test_an_app_with_no_way_to_a_browser_gets_what_to_copy() -> None:
+    """An Alipay mini program (`leave: none`): no menu guide to follow, the app named, the code to copy."""
+    # One of its known user agents (rules/user_agents/named_apps.jsonl names where it was found).
+    ua = next(json.loads(line)["ua"] for line in (bundled_rules_dir() / "user_agents" / "named_apps.jsonl")
+              .read_text(encoding="utf-8").splitlines() if '"app": "alipay_miniprogram"' in line)
+    http = TestClient(create_app(Settings(rules_dir=bundled_rules_dir(), signing_keys=TEST_KEYS),
+                                 load_rules(bundled_rules_dir())), follow_redirects=False)
+    page = http.get("/go", params={"url": "https://m.tb.cn/h.5Gx2Lq9?tk=AbCd1234"},
+                    headers={"user-agent": ua, "accept-language": "zh-CN"})
+    assert page.status_code == 200, page.text
+    assert 'data-mode="inapp"' in page.text and "支付宝小程序内不能直接打开" in page.text
+    assert "到浏览器或淘宝 App 中打开" in page.text and "右上角" not in page.text
+    assert 'id="copy-text"' in page.text and "AbCd1234" in page.text

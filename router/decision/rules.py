@@ -367,11 +367,13 @@ def load_rules(directory: str | Path) -> RuleSet:
     for path in files:
         with path.open("rb") as handle:  # never more than the limit (and one byte to notice) in memory
             sources.append(RuleSource(display_name(path), handle.read(MAX_FILE_BYTES + 1)))
-    return build_rule_set(sources, origin=str(root))
+    return build_rule_set(sources, origin=str(root), known=root)
 
 
-def build_rule_set(sources: list[RuleSource], origin: str) -> RuleSet:
-    """Validate rule files given as bytes (the one loader the server, the CLI and remote bundles use)."""
+def build_rule_set(sources: list[RuleSource], origin: str, known: Path | None = None) -> RuleSet:
+    """Validate rule files given as bytes (the one loader the server, the CLI and remote bundles use). An app
+    catalogue that differs from the shipped one is read against the known user agents: `known`'s
+    `user_agents/` (a rules directory's own), else the shipped ones (router.decision.known_agents)."""
     if not sources:
         raise RuleSetError([Problem(origin, 1, 1, "no rule files")])
     problems: list[Problem] = []
@@ -392,6 +394,8 @@ def build_rule_set(sources: list[RuleSource], origin: str) -> RuleSet:
         digest.update(data + b"\0")
         read.append((reader, reader.root(text)))
     apps = _catalogue(read, problems)
+    if apps is not None and not problems:
+        problems.extend(_greedy_markers(apps, known))
     for reader, root in read:
         name = reader.file
         file_rules, file_defaults, file_hosts = reader.read(root, apps or bundled_catalogue())
@@ -427,6 +431,26 @@ def build_rule_set(sources: list[RuleSource], origin: str) -> RuleSet:
         universal_link_hosts=tuple(hosts),
         apps=apps or bundled_catalogue(),
     )
+
+
+def _greedy_markers(apps: Catalogue, known: Path | None) -> list[Problem]:
+    """The catalogue's markers that read too many known user agents as another app than their labels say:
+    one problem per entry and marker that moves any, when the moves together pass the limit."""
+    from router.decision.known_agents import load_corpus, reclassification  # reads files: only when asked
+
+    if apps.version == bundled_catalogue().version:
+        return []
+    moved = reclassification(apps, load_corpus(known))
+    if not moved.fails():
+        return []
+    *lines, verdict = moved.lines()
+    out = []
+    for line in lines:
+        where, _, message = line.partition(": ")
+        file, _, number = where.rpartition(":")
+        out.append(Problem(file, int(number), 1, message) if number.isdigit() else Problem(where, 1, 1, message))
+    out.append(Problem(apps.source, 1, 1, verdict))
+    return out
 
 
 def _catalogue(read: list[tuple[_FileReader, MappingNode | None]], problems: list[Problem]) -> Catalogue | None:

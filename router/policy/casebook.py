@@ -39,12 +39,12 @@ from yaml.nodes import Node, SequenceNode
 from router.decision.click import WECHAT_FROM, BadClick, read_click
 from router.decision.conditions import Rollout
 from router.decision.decide import DEFAULT_RULE, explain
+from router.decision.known_agents import Corpus, example, load_corpus
 from router.decision.named_clients import UnknownClientError, user_agent
 from router.decision.rules import RULE_FILE_SUFFIXES, Rule, RuleSet
 from router.decision.signing import SigningKeys, sign
 from router.decision.types import OS, Action, Channel, Step
 from router.decision.yaml_reader import MAX_FILE_BYTES, NodeError, Problem, YamlReader, display_name, is_empty, suggest
-from router.policy.known_agents import Corpus, example, load_corpus
 from router.policy.replay import parse_time
 from router.serve.config import Settings
 from router.serve.reload import load_reporting

@@ -22,13 +22,13 @@ from datetime import UTC, datetime
 from typing import IO
 
 from router.decision.conditions import AdField, Rollout
+from router.decision.known_agents import example, load_corpus
 from router.decision.links import LinkError, parse_link
 from router.decision.named_clients import CLIENTS, GROUPS, NamedClient
 from router.decision.rules import Rule, RuleSet
 from router.decision.types import Action, Channel
 from router.decision.versions import format_version
 from router.policy.casebook import Answer, Click, answer
-from router.policy.known_agents import example, load_corpus
 from router.policy.replay import parse_time
 from router.serve.config import Settings
 from router.serve.reload import load_reporting
@@ -116,7 +116,7 @@ def _inside(rules: RuleSet, pilot: Rule) -> RuleSet:
 
 def matrix_clients(rules: RuleSet) -> list[NamedClient]:
     """The named clients, and for every app of the rules' catalogue none of them is read as, one of its known
-    user agents (router.policy.known_agents) named after it: a row per app the catalogue names."""
+    user agents (router.decision.known_agents) named after it: a row per app the catalogue names."""
     clients = sorted(CLIENTS.values(), key=lambda named: GROUPS.index(named.group))
     covered = {str(rules.reader.parse(client.ua).app) for client in clients}
     corpus = load_corpus(None)

@@ -1,11 +1,13 @@
 """The known user agents (`user_agents/*.jsonl` beside the rules), and what a catalogue change does to them.
 
 The corpus is real user agents from public parser projects' fixtures and pages, each labelled with the
-router's words (rules/user_agents/README.md). `rules check` reads it with the catalogue being checked and
-with the shipped one, and reports every user agent the change reads as another app, per entry and marker,
-as `file:line: marker 'X' would make N known user agents 'app'`; past a small share moved away from their
-labels, the check fails. The matrix takes its rows for apps no named client covers from here, and rule
-test cases may name a client `<app>` or `<app>_<os>` that only the corpus has.
+router's words (rules/user_agents/README.md). The loader (router.decision.rules) reads it with a catalogue
+that differs from the shipped one, and with the shipped one, and finds every user agent the change reads
+as another app, per entry and marker (`file:line: marker 'X' would make N known user agents 'app'`); past
+a small share moved away from their labels, the rules are refused, by `rules check` and by the server
+alike. Each reading uses a reader of its own, thrown away after: the served reader's cache never holds the
+corpus. The matrix takes its rows for apps no named client covers from here, and rule test cases may name
+a client `<app>` or `<app>_<os>` that only the corpus has.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from functools import cache
 from pathlib import Path
 
 from router.decision.apps import Catalogue, bundled_catalogue, bundled_rules_dir
-from router.decision.clients import reader_of
+from router.decision.clients import ClientReader
 from router.decision.types import Client
 from router.decision.yaml_reader import display_name
 
@@ -127,9 +129,10 @@ class Reclassification:
             out.append(f"{move.where}: {what} {move.count:,} known user agent{'s' if move.count != 1 else ''} "
                        f"{move.app!r} ({'; '.join(parts)}), e.g. {move.example}")
         limit = int(share * self.total)
-        verdict = "fails" if self.fails(share) else "passes"
-        out.append(f"apps: {self.away:,} of {self.total:,} known user agents ({self.corpus}) read as another app "
-                   f"than their label and the shipped catalogue say; {verdict} (at most {limit:,})")
+        verdict = "too many: the catalogue is refused" if self.fails(share) else "within the limit"
+        out.append(f"{self.away:,} of {self.total:,} known user agents ({self.corpus}) read as another app than "
+                   f"their label and the shipped catalogue say: {verdict} (at most {limit:,}, "
+                   f"{100 * share:g} %)")
         return out
 
 
@@ -138,7 +141,7 @@ def reclassification(apps: Catalogue, corpus: Corpus, baseline: Catalogue | None
     baseline = baseline or bundled_catalogue()
     if apps.version == baseline.version:
         return Reclassification(len(corpus.agents), [], corpus.source)
-    new, old = reader_of(apps), reader_of(baseline)
+    new, old = ClientReader(apps), ClientReader(baseline)
     moves: dict[tuple[str, str, str], Move] = {}
     grouped: dict[tuple[str, str, str], list[KnownAgent]] = defaultdict(list)
     for agent in corpus.agents:
