@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 MODELS = ["K", "SM-S9180", "V2148A", "Pixel 7", "Lenovo TB-X606F", "SM-X710", "MatePad 11", "Redmi Note 12",
           "22081212C", "CPH2413", "ThinkPad X1", "Chromebook", "Coolpad 8297", "KFTRWI", "Nexus 7", "BTV-W09",
-          "Nokia 7_2", "HD1900", "moto g power", "A"]
+          "Nokia 7_2", "HD1900", "moto g power", "A", "SM-F926U", "PMT5887_3G",
+          "Lenovo YT3-X50M", "SD4930UR"]
 
 
 def _variants() -> list[str]:

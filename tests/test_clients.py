@@ -890,6 +890,40 @@ CORPUS_CLASSES = [
      ".561 NetType/3gnet Language/zh_CN", App.WECHAT, AND, TAB),
     ("lenovo_tablet_no_android_word", "Mozilla/5.0 (Linux; 13; TB310XU) AppleWebKit/537.36 (KHTML, like Gecko) "
      "Chrome/124.0.0.0 Mobile Safari/537.36", App.BROWSER, None, TAB),  # the source labels no OS
+    # Tablet lines of makers that also sell phones, by model code, whose stock browser said "Mobile Safari"
+    # (the source labels no OS): Prestigio MultiPad, Lenovo Yoga Tab and Yoga Tablet, ViewSonic ViewPad,
+    # ODYS, Allview City, Nabi, Lava Ivory, Celkon CT; TrekStor's SurfTab named after the platform.
+    ("prestigio_multipad", "Mozilla/5.0 (Linux; U; Android 4.2.2; el-gr; PMT5887_3G Build/JDQ39) AppleWebKit/534.30 "
+     "(KHTML, like Gecko) Version/4.0 Mobile Safari/534.30", App.BROWSER, None, TAB),
+    ("lenovo_yoga_tab_webview", "Mozilla/5.1(Linux; U; Android 5.0; zh-cn; Lenovo YT3-X50M Build/LMY47V) "
+     "AppleWebKit/537.36(KHTML, like Gecko) Version/4.0 Chrome/38.0.2125.102 Mobile Safari/537.36",
+     App.OTHER_INAPP, None, TAB),
+    ("lenovo_yoga_tablet", "Mozilla/5.0 (Linux; U; Android 4.2.2; it-it; Lenovo B6000-F/JDQ39) AppleWebKit/534.30 "
+     "(KHTML, like Gecko) Version/4.2.2 Mobile Safari/534.30", App.BROWSER, None, TAB),
+    ("lenovo_yoga_tablet_uc", "Mozilla/5.0 (Linux; U; Android 4.4.2; en-US; Lenovo B8080-H Build/KVT49L) "
+     "AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/57.0.2987.108 UCBrowser/12.0.0.1088 Mobile "
+     "Safari/537.36", "uc", None, TAB),
+    ("viewsonic_viewpad", "Mozilla/5.0 (Linux; U; Android 2.2.1; en-ca; ViewSonic VB733 Build/FRG83) "
+     "AppleWebKit/533.1 (KHTML, like Gecko) Version/4.0 Mobile Safari/533.1", App.BROWSER, None, TAB),
+    ("odys_xpress", "Mozilla/5.0 (Linux; U; Android 2.3.1; en-us; ODYS-Xpress Build/GINGERBREAD) AppleWebKit/533.1 "
+     "(KHTML, like Gecko) Version/4.0 Mobile Safari/533.1", App.BROWSER, None, TAB),
+    ("allview_city", "Mozilla/5.0 (Linux; U; Android 4.1.1; en-us; AllviewCity Build/JRO03C) AppleWebKit/534.30 "
+     "(KHTML, like Gecko) Version/4.0 Mobile Safari/534.30", App.BROWSER, None, TAB),
+    ("nabi_kids_tablet", "Mozilla/5.0 (Linux; U; Android 2.2.1; en-us; NABI-A Build/MASTER) AppleWebKit/533.1 "
+     "(KHTML, like Gecko) Version/4.0 Mobile Safari/533.1", App.BROWSER, None, TAB),
+    ("lava_ivory", "Mozilla/5.0 (Linux; U; Android 4.2; xx-xx; IvoryS Build/JDQ39) AppleWebKit/534.30 (KHTML, like "
+     "Gecko) Version/4.0 Mobile Safari/534.30", App.BROWSER, None, TAB),
+    ("celkon_ct", "Mozilla/5.0 (Linux; U; Android 4.1.2; en-us; Celkon CT 910+ Build/JZO54K) AppleWebKit/534.30 "
+     "(KHTML, like Gecko) Version/4.0 Mobile Safari/534.30", App.BROWSER, None, TAB),
+    ("trekstor_surftab_after_platform", "Mozilla/5.0 (Linux; U; Android 4.1.1; engb; Build/IMM76D) AppleWebKit/534.46 "
+     "(KHTML, like Gecko) Version/5.1 Mobile/9A405 Safari/7534.48.3 SurfTab_7.0", App.BROWSER, None, TAB),
+    # Huawei's and Samsung's foldables send a tablet's UA: still phones. So is Amazon's Fire Phone, for all
+    # its Silk; handheld game consoles are phones to a page.
+    ("samsung_fold_no_mobile", "Mozilla/5.0 (Linux; Android 12; SM-F926U) AppleWebKit/537.36 (KHTML, like Gecko) "
+     "Chrome/99.0.4844.58 Safari/537.36", App.BROWSER, None, MOB),
+    ("fire_phone_silk", "Mozilla/5.0 (Linux; U; Android 4.4.4; en-us; SD4930UR Build/KTU84P) AppleWebKit/537.36 "
+     "(KHTML, like Gecko) Silk/3.60 like Chrome/37.0.2026.117 Mobile Safari/537.36", App.BROWSER, None, MOB),
+    ("nintendo_3ds", "Mozilla/5.0 (Nintendo 3DS; U; ; en) Version/1.7567.US", App.BROWSER, None, MOB),
     # Huawei's foldables send a tablet's UA: still phones.
     ("huawei_foldable_baidu", "Mozilla/5.0 (Linux; Android 10; TET-AN10 Build/HUAWEITET-AN10; wv) AppleWebKit/537.36 "
      "(KHTML, like Gecko) Version/4.0 Chrome/76.0.3809.89 Safari/537.36 T7/12.26 BDOS/1.0 (HarmonyOS 2.2.0) "

@@ -18,11 +18,12 @@ from router.decision.types import OS, App, Client, Device
 from router.decision.wechat_shapes import read_wechat
 from tests import uas
 
-# Phones, pads (by name, by Samsung's SM-T/SM-X, by Huawei's Wi-Fi-only -W09), PCs, an e-reader, and
-# names that only look like something.
+# Phones (a foldable's code too), pads (by name, by Samsung's SM-T/SM-X, by Huawei's Wi-Fi-only -W09, by a
+# maker's pad-line code), PCs, an e-reader, and names that only look like something.
 MODELS = ["V2148A", "PJA110", "SM-S9180", "22081212C", "Pixel 7", "Lenovo TB-X606F", "SM-X710", "MatePad 11",
           "BTV-W09", "HUAWEI MRX-W09", "ThinkPad X1", "Chromebook", "Coolpad 8297", "KFTRWI", "Nexus 7", "Kindle",
-          "Redmi Note 12", "moto g power", "A", "ROBOT 1", "CUBOT P30"]
+          "Redmi Note 12", "moto g power", "A", "ROBOT 1", "CUBOT P30", "SM-F926U", "PMT5887_3G",
+          "Lenovo YT3-X50M"]
 BUILDS = ["TP1A.220624.014", "HUAWEIMRX-W09", "UKQ1.230924.001", "N2G47H"]
 
 

@@ -54,12 +54,15 @@ name apps.
 
 Device: HarmonyOS NEXT's ``(Tablet;``/``(PC;``; iOS by ``iPad``; e-readers and an
 outright ``(Tablet;`` are tablets; Android (and Android-compatible HarmonyOS) is
+a phone when the model is a phone's that may say otherwise (a foldable, Huawei's
+or Samsung's ``SM-F``, sends no ``Mobile`` unfolded; Amazon's Fire Phone has Silk),
 a desktop when the model names a PC line (Chromebook, Inspiron...), a tablet when
 it names a pad (``TB-``, ``Tab``, ``Pad``, ``SM-T``, Huawei Wi-Fi-only ``-W09``,
-Kindle Fire ``KF…``, Huawei/Honor and old Samsung tablet codes; a Huawei foldable is a phone)
-or the app says ``Pad/APad``, else a phone when it says ``Mobile`` anywhere
-(X5/TBS splits it from ``Safari``), else a tablet; Windows phones (``Lumia``) are
-phones and IE's ``Touch`` Windows tablets tablets.
+Kindle Fire ``KF…``, Huawei/Honor and old Samsung tablet codes, other makers' pad
+lines by code: Prestigio ``PMT``, Lenovo Yoga ``YT3-``/``B6000``...) or the app says
+``Pad/APad``, else a phone when it says ``Mobile`` anywhere (X5/TBS splits it from
+``Safari``), else a tablet; Windows phones (``Lumia``) are phones and IE's ``Touch``
+Windows tablets tablets; handheld game consoles (3DS, PSP, Vita) are phones.
 
 OS: ua-parser's family, except systems the router has no word for (Windows Phone,
 Windows Mobile and CE, Symbian, BlackBerry, Tizen, webOS, feature phones, RISC OS...:
@@ -312,23 +315,40 @@ _WV_TOKEN_SINCE = 43  # the Chrome release from which Android's WebView says "; 
 # Safari"); Samsung's tablets before the SM- codes (GT-P Galaxy Tabs, GT-N51xx/N80xx Galaxy Notes 8.0 and
 # 10.1, sold without the GT- too: "N5110"); Huawei's and Honor's tablet codes (MediaPad, MatePad, Honor Pad:
 # AGS, BAH, KOB2, CPN, JDN2, MRX, MON, AGM3...), whose web views say "Mobile" like their phones'.
+#
+# And the tablet lines of makers that also sell phones, by their model codes, where the stock browser
+# of Android 2.x-4.x (and the early WebView after it) said "Mobile Safari" on tablets too: Prestigio's
+# MultiPads "PMP3370B"/"PMT5887_3G" (its phones are PAP/PSP); Lenovo's Yoga Tabs "YT3-X50M"/"YT-X703F"
+# and Yoga Tablets "Lenovo B6000-F"/"B8000"/"B8080-H"; ViewSonic's ViewPads "VB733"/"VB100a"; ODYS's
+# "ODYS-Xpress"/"ODYS-NOON" and Xelio tablets; Allview's City, Speed, Viva and AX tablets (its phones are
+# P, V, X, A); Fuhu's Nabi children's tablets "NABI-A"/"NABI2-NV7A"; Lava's Ivory tablets "IvoryS" (its
+# phones are Iris); Celkon's CT tablets "Celkon CT 910+" (its phones are A and Q). Only with the maker's
+# own spelling where the code alone is short ("B6000", "CT 9"), so no other maker's phone matches.
 _PAD_MODEL = _WordList(
     r"tab|pad|(?:^|[^a-z])(?:tb[-0-9]|sm-[txp][0-9]|kf[a-z]{2,5}\b|nexus (?:7|9|10)\b|pixel tablet"
     r"|gt-p[0-9]{4}|(?:gt-)?n(?:51|80)[0-9]{2}\b"
     r"|(?:ags[0-9]?k?|agrk?|agm[0-9]|bah[0-9]?|btk|btv|bz[acdt][0-9]?|cmr|cpn|dbr|dby[0-9]?|gem|hey[0-9]?"
     r"|jdn[0-9]?|kob[0-9]?k?|krj|mon|mr[rx]|pce|scmr?|sht|tgr|wgrr?)-(?:[a-z]{1,3}[0-9]|[0-9]{3}))"
     r"|-w[0-9]{2}(?:[^0-9]|$)"
+    r"|(?:^|[^a-z])(?:pm[pt][0-9]{4}|yt[0-9]?-[a-z]?[0-9]{2}|vb[0-9]{3}|xelio|ivory|nabi[0-9]?(?:[^a-z]|$))"
+    r"|lenovo ?b[68]0[0-9]0|odys[ _-]|allview ?(?:city|speed|viva|ax[0-9])|celkon ct"
 )
-# Phones whose web view sends a tablet's UA (no "Mobile"): Huawei's foldables, unfolded (Mate X/Xs "TAH",
-# Mate X2 "TET", Mate Xs 2 "PAL", Mate X3/X5 "ALT"/"GRL"). The code is the phone's whatever the screen.
-_FOLDABLE_MODEL = _WordList(r"(?:^|[^a-z])(?:tah|tet|pal|alt|grl)-a[ln][0-9]{2}")
+# Phones whose UA may say a tablet's: foldables, whose browsers and web views send no "Mobile" unfolded
+# (Huawei's Mate X/Xs "TAH", Mate X2 "TET", Mate Xs 2 "PAL", Mate X3/X5 "ALT"/"GRL"; Samsung's Galaxy Z
+# Fold and Flip, "SM-F9xx"/"SM-F7xx", the SM-F codes being foldables only; Google's "Pixel Fold"): the
+# code is the phone's whatever the screen. And Amazon's Fire Phone "SD4930UR", whose Silk browser
+# otherwise marks a Kindle Fire tablet (_TABLET_MARKERS): the model outranks the browser.
+_PHONE_MODEL = _WordList(r"(?:^|[^a-z])(?:(?:tah|tet|pal|alt|grl)-a[ln][0-9]{2}|sm-f[0-9]{3}|sd4930ur\b)|pixel fold")
 _PHONE_MAKERS_NAMED_PAD = ("coolpad",)
 # E-readers run Android or Linux and often say "Mobile"; they are tablets. So is a form factor said
 # outright: Firefox OS/Firefox tablets "(Tablet; rv:29.0)", Ubuntu Touch "(Ubuntu; Tablet)", Sailfish
 # "Android 4.4; Tablet)", webOS "(hp-tablet;", BlackBerry's PlayBook; and Amazon's Silk, the Kindle Fire's
-# browser (its desktop mode says "Macintosh" or "Linux", its mobile one "Mobile Safari").
+# browser (its desktop mode says "Macintosh" or "Linux", its mobile one "Mobile Safari"; Amazon's one
+# phone is told by its model, _PHONE_MODEL). TrekStor's SurfTab line, named anywhere (some of its
+# firmwares append "SurfTab_7.0" after an iPhone-like "Mobile/9A405" and leave the model out).
 _TABLET_MARKERS = _WordList.of_literals((
     "pocketbook", "kobo", "kindle", "ereader", "nook", "(tablet;", "; tablet)", "hp-tablet", "playbook", "silk/",
+    "surftab",
 ))  # fmt: skip
 # ua-parser's generic tablet families (named apps skip its device domain, so these help the others only).
 _TABLET_FAMILIES = frozenset({"Generic Tablet", "Generic_Android_Tablet"})
@@ -339,7 +359,7 @@ _PC_MODEL = _WordList(
     r"|travelmate|aspire|satellite|lifebook|thinkpad|ideapad|easynote|macbook|matebook|zenbook|vivobook"
     r"|\bnuc\d|\bpc\b|\baio\b|2in1"
 )
-_PC_OR_PAD_MODEL = _FirstOf(("pc", _PC_MODEL), ("pad", _PAD_MODEL), ("phone", _FOLDABLE_MODEL))
+_PC_OR_PAD_MODEL = _FirstOf(("pc", _PC_MODEL), ("pad", _PAD_MODEL), ("phone", _PHONE_MODEL))
 # Phones that run Windows 10 Mobile say "Windows NT 10.0; ARM; Lumia 950" or "Windows Phone"; Windows
 # Mobile and Windows CE are handhelds' systems (Pocket PCs, "PPC; 240x320"), IEMobile their browser.
 _WINDOWS_PHONE_MARKERS = ("windows phone", "lumia", "iemobile", "windows ce", "windows mobile")
@@ -364,6 +384,10 @@ _OTHER_DESKTOP_OS = _WordList(
 # Handset makers and Java ME words that name a feature phone, unless ua-parser reads Android or iOS there
 # (Nokia's and Sony Ericsson's Android phones, Android phones' "Profile/MIDP-2.0"): OS `other`, a phone.
 _FEATURE_PHONE = _WordList(r"nokia|sonyericsson|\(java;|j2me|midp-")
+# Handheld game consoles (Nintendo's DS, DSi and 3DS, Sony's PSP and PS Vita): small screens carried in the
+# hand, phones to a page. Their own systems (OS `other`), whatever tablet word their browsers borrow (the
+# Vita's NetFront says "Silk/").
+_HANDHELD_CONSOLE = _WordList(r"nintendo (?:3ds|dsi?\b)|playstation (?:portable|vita)|\(psp\b")
 _OTHER_OS = _FirstOf(("mobile", _OTHER_MOBILE_OS), ("desktop", _OTHER_DESKTOP_OS), ("phone", _FEATURE_PHONE))
 # Browsers only built for iOS: on a "Macintosh" platform they are an iPad asking for desktop pages.
 _IOS_ONLY_BROWSERS = ("fxios/", "crios/", "edgios/")
@@ -791,12 +815,12 @@ def _device_of(ua: str, low: str, os: OS, agent: Agent) -> Device:
         # Said by ua-parser's device domain too, which named apps skip. An iOS browser on a "Macintosh"
         # platform is an iPad asking for desktop pages (see _os_of).
         return _DEVICE_TABLET if "iPad" in ua or "Macintosh" in ua else _DEVICE_MOBILE
+    if os is _OS_ANDROID or os is _OS_HARMONYOS:
+        return _android_device(low, os, agent)
+    if os is _OS_OTHER and _HANDHELD_CONSOLE.search(low):
+        return _DEVICE_MOBILE
     if _TABLET_MARKERS.search(low):
         return _DEVICE_TABLET
-    if os is _OS_ANDROID and "(x11;" in low:
-        return _DEVICE_DESKTOP  # Android's desktop mode on an X11 platform (Samsung DeX, see _os_of)
-    if os is _OS_ANDROID or os is _OS_HARMONYOS:
-        return _android_device(low, agent)
     if (os is _OS_WINDOWS or os is _OS_OTHER) and any(m in low for m in _WINDOWS_PHONE_MARKERS):
         return _DEVICE_MOBILE
     if os is _OS_OTHER or os is _OS_LINUX:
@@ -820,15 +844,20 @@ def _device_of(ua: str, low: str, os: OS, agent: Agent) -> Device:
     return _DEVICE_DESKTOP
 
 
-def _android_device(low: str, agent: Agent) -> Device:
+def _android_device(low: str, os: OS, agent: Agent) -> Device:
     """Android phones say "Mobile" (Chrome's rule, followed by WebView and its browsers, even where
-    X5/TBS splits it from "Safari"), tablets don't; a pad model or flag overrides a stray "Mobile"."""
+    X5/TBS splits it from "Safari"), tablets don't; a pad model or flag overrides a stray "Mobile", a
+    phone model (a foldable, the Fire Phone) a missing one or a tablet marker."""
     details = _android_details(low)
     model_kind = _PC_OR_PAD_MODEL.first(details)  # a PC line first: "ThinkPad" is a laptop, not a pad
-    if model_kind == "pc":
-        return _DEVICE_DESKTOP
     if model_kind == "phone":
         return _DEVICE_MOBILE
+    if _TABLET_MARKERS.search(low):
+        return _DEVICE_TABLET
+    if os is _OS_ANDROID and "(x11;" in low:
+        return _DEVICE_DESKTOP  # Android's desktop mode on an X11 platform (Samsung DeX, see _os_of)
+    if model_kind == "pc":
+        return _DEVICE_DESKTOP
     pad_model = model_kind == "pad" and not any(m in details for m in _PHONE_MAKERS_NAMED_PAD)
     if pad_model or "pad/apad" in low or agent.device.family in _TABLET_FAMILIES:
         return _DEVICE_TABLET
