@@ -3,6 +3,7 @@
     python rules/user_agents/build_corpus.py DEVICE_DETECTOR UAP_CORE CRAWLER_USER_AGENTS UA_PARSER_JS \
         WHICHBROWSER BOWSER MOBILE_DETECT
     python rules/user_agents/build_corpus.py --only whichbrowser=WHICHBROWSER bowser=BOWSER
+    python rules/user_agents/build_corpus.py --only browscap=BROWSCAP --out DIR
     python rules/user_agents/build_corpus.py --relabel
 
 Each argument is a git directory (a clone, or a bare snapshot) of, in order: matomo-org/device-detector,
@@ -10,7 +11,9 @@ ua-parser/uap-core, monperrus/crawler-user-agents, faisalman/ua-parser-js, Which
 lancedikson/bowser, serbanghita/Mobile-Detect. Files are read from each one's HEAD with `git show`, so
 nothing has to be checked out; the commit read is written into sources.json. `--only NAME=DIR ...` rebuilds
 only the named files (NAME is the file's stem) and leaves the others, and their entries in sources.json, as
-they are.
+they are. With `--out DIR` the named files, and a sources.json of their entries, are written into DIR instead
+of the corpus folder (still skipping every UA the corpus folder's files hold): how a held-out source (HELD_OUT,
+browscap/browscap's tests/issues, named only with --only) is prepared without joining the corpus.
 `--relabel` rebuilds no file from its source: it re-derives the app label of every row of the files
 already written from the source label the row carries (see relabel_app), for when a table below
 changes. Not run by the test suite: the suite reads the files this writes.
@@ -627,12 +630,136 @@ def mobile_detect(git_dir: Path) -> list[Row]:
     return rows
 
 
+# --- browscap/browscap ----------------------------------------------------------------------------------------
+
+BC_FOLDER = "tests/issues"
+# Not a returned array of tests: UAs the project keeps to make sure they parse to its "Default Browser", i.e.
+# that no pattern names them. No label.
+BC_SKIPPED = frozenset({"tests/issues/issue-000-invalids.php"})
+_BC_HEADER = re.compile(r"\A<\?php\s+declare\s*\(\s*strict_types\s*=\s*1\s*\)\s*;")
+# The project's FullTest checks a test's every property only when the test's `full` flag is set; a test
+# without it is read only by the lite and standard builds, which do not check Browser_Type, so it is not read.
+BC_TESTED_BUILD = "full"
+BC_DEVICE = {"Mobile Phone": "mobile", "Tablet": "tablet", "Desktop": "desktop"}  # "Mobile Device": no form factor
+# Device types with no router word: the rows are left out (as WhichBrowser's). "Mobile Device" (a handheld
+# browscap cannot size: iPods, generic iOS web views), "unknown" and no Device_Type keep the row, unlabelled.
+BC_LEFT_OUT_DEVICES = frozenset({"TV Device", "Console", "Ebook Reader", "Car Entertainment System",
+                                 "Digital Camera"})  # fmt: skip
+BC_OS = {"iOS": "ios", "ipadOS": "ios", "Android": "android", "Miui OS": "android",  # "a fork of Android OS by Xiaomi"
+         "Android for GoogleTV": "android",
+         "Win10": "windows", "Win8.1": "windows", "Win8": "windows", "Win7": "windows", "WinVista": "windows",
+         "WinXP": "windows", "Win2000": "windows", "WinME": "windows", "Win98": "windows", "Win95": "windows",
+         "WinNT": "windows", "Win32": "windows", "Win64": "windows", "Win16": "windows", "Win31": "windows",
+         "WinRT8": "windows", "WinRT8.1": "windows",  # Windows RT: Windows 8 on ARM tablets
+         "MacOSX": "macos", "macOS": "macos",
+         "Linux": "linux", "Ubuntu": "linux", "Debian": "linux", "Fedora": "linux", "Red Hat": "linux",
+         "Xubuntu": "linux", "Ubuntu Touch": "linux"}  # fmt: skip
+# Named systems that are none of the router's others (as WB_OTHER_OS): Windows CE/Mobile/Phone, the phone
+# systems, J2ME feature phones (browscap's JAVA), the BSDs and other Unixes, and consoles. ChromeOS,
+# Chromecast OS, Darwin (browscap: "a Core Component of MacOSX and iOS"), MacPPC/Mac68K (classic Mac OS or
+# OS X), CygWin, ATV OS X and unknown: no clear router word, unlabelled.
+BC_OTHER_OS = frozenset({"WinCE", "WinMobile", "WinPhone", "WinPhone6", "WinPhone7", "WinPhone7.5", "WinPhone7.10",
+                         "WinPhone8", "WinPhone8.1", "WinPhone10", "SymbianOS", "Series30", "Series40", "Series60",
+                         "Asha", "RIM OS", "RIM Tablet OS", "Bada", "Tizen", "webOS", "FirefoxOS", "KaiOS",
+                         "SailfishOS", "MeeGo", "Maemo", "Brew", "MAUI", "PalmOS", "JAVA", "FreeBSD", "OpenBSD",
+                         "NetBSD", "DragonFly BSD", "BSD", "SunOS", "Solaris", "AIX", "HP-UX", "IRIX64",
+                         "Tru64 UNIX", "Unix", "OS/2", "Amiga OS", "BeOS", "Haiku", "RISC OS", "Syllable",
+                         "Inferno OS", "CellOS", "OrbisOS", "Playstation Vita", "Nintendo Wii", "Nintendo WiiU",
+                         "Nintendo DS", "Nintendo DSi", "Nintendo 3DS", "Nintendo Switch", "Xbox 360",
+                         "Xbox OS", "Xbox OS 10"})  # fmt: skip
+# Browser_Type: crawlers (Bot; Bot/Crawler, browscap's type for feed fetchers), and site downloaders and
+# tools (wget, HTTrack, gvfs): no person behind these. Multimedia Player, Email Client, Feed Reader, unknown
+# (the "Default Browser") and no Browser_Type have no router word: unlabelled.
+BC_BOT_TYPES = frozenset({"Bot", "Bot/Crawler", "Offline Browser", "Tool"})
+BC_BROWSER_TYPE, BC_APP_TYPE = "Browser", "Application"
+# Named as browsers or apps, driven by scripts: headless browsers, HTML-to-PDF/image renderers, command-line
+# clients, an installer script.
+BC_SCRIPTED = frozenset({"Headless Chrome", "Headless Edge", "PhantomJS", "SlimerJS", "phantomas", "wkhtmltopdf",
+                         "wkhtmltoimage", "HiQPdf", "EvoPdf", "WnvPdf", "WebThumb", "Windows PowerShell",
+                         "kioclient", "Installatron"})  # fmt: skip
+# Typed Browser, named as a web view no app claims (device-detector's Chrome Webview): other_inapp.
+BC_WEBVIEWS = frozenset({"Android WebView", "Mobile Safari UIWebView"})
+# Typed Browser, yet the name is an in-app browser's (the QQ messenger's, Weibo's): the in-app table.
+BC_IN_APP_BROWSERS = frozenset({"QQ-App", "Weibo"})
+# Typed Application, yet the name is a browser's (Opera Coast; UC's iPad browser; two iOS browsers;
+# Infraware's Polaris on feature phones; Beonex Communicator, Amaya and Cyberdog, browser suites): the browser
+# table, on a browser engine's UA (their CFNetwork UAs are the app's own HTTP client).
+BC_BROWSER_APPS = frozenset({"Coast", "UC Browser HD", "FastBrowser", "PERFECT Browser", "Polaris",
+                             "Beonex Communicator", "Amaya", "Cyberdog"})  # fmt: skip
+# browscap's names for the catalogue's browsers, in the shared table's spelling: UC's lite and iPad
+# browsers are UC Browser (as TikTok Lite is TikTok).
+BC_BROWSER_NAMES = {"UC Browser Mini": "UC Browser", "UC Browser HD": "UC Browser"}
+# Named for a family of apps, not one: "AliApp" is Alibaba's container token, on Taobao's (TB), Qianniu's
+# (QN), Alipay's (AP) and an SDK's (TUnionSDK) UAs alike. Unlabelled.
+BC_FAMILY_APPS = frozenset({"AliApp"})
+# browscap names most apps "<name> App" (WeChat App, Bilibili App, Zhihu App) or "<name>-App" (QQ-App); the
+# in-app table is read with the full name first (Baidu Box App), then without that suffix.
+_BC_APP_SUFFIX = re.compile(r"[ -]?App$")
+
+
+def _bc_in_app(name: str) -> str:
+    if name.strip().lower() in IN_APP_NAMES:
+        return in_app(name)
+    return in_app(_BC_APP_SUFFIX.sub("", name))
+
+
+def _bc_app(props: dict, ua: str) -> str | None:
+    kind, name = props.get("Browser_Type"), str(props.get("Browser") or "")
+    if kind in BC_BOT_TYPES or (name in BC_SCRIPTED and kind in (BC_BROWSER_TYPE, BC_APP_TYPE)):
+        return "bot"
+    if kind == BC_BROWSER_TYPE:
+        if name in BC_WEBVIEWS:
+            return "other_inapp" if shows_pages(ua) else None
+        if name in BC_IN_APP_BROWSERS:
+            return _bc_in_app(name) if shows_pages(ua) else None  # as for device-detector's mobile apps
+        return browser(BC_BROWSER_NAMES.get(name, name))
+    if kind == BC_APP_TYPE:
+        if not shows_pages(ua) or name in BC_FAMILY_APPS:
+            return None  # an app's own HTTP client (Dalvik, CFNetwork...), or no one app named
+        if name in BC_BROWSER_APPS:
+            return browser(BC_BROWSER_NAMES.get(name, name))
+        return _bc_in_app(name)
+    return None
+
+
+def _bc_os(props: dict) -> str | None:
+    name = props.get("Platform")
+    if name in BC_OS:
+        return BC_OS[name]
+    return "other" if name in BC_OTHER_OS else None
+
+
+def _bc_label(key: str, props: dict) -> str:
+    return (f"{key}: browser {props.get('Browser_Type')} / {props.get('Browser')}; platform {props.get('Platform')}; "
+            f"device {props.get('Device_Type')}")  # fmt: skip
+
+
+def browscap(git_dir: Path) -> list[Row]:
+    rows: list[Row] = []
+    for path in git_ls(git_dir, BC_FOLDER):
+        if not path.endswith(".php") or path in BC_SKIPPED:
+            continue
+        for key, test in php_returned_array(_BC_HEADER.sub("<?php", git_show(git_dir, path))).items():
+            if not test.get(BC_TESTED_BUILD):
+                continue  # not checked with every property (see BC_TESTED_BUILD)
+            ua, props = str(test["ua"]), test.get("properties") or {}
+            if props.get("Device_Type") in BC_LEFT_OUT_DEVICES:
+                continue
+            app, label = _bc_app(props, ua), _bc_label(str(key), props)
+            if app == "bot" or not shows_pages(ua):
+                rows.append(Row(ua, app, None, None, path, label))
+                continue
+            rows.append(Row(ua, app, _bc_os(props), BC_DEVICE.get(str(props.get("Device_Type"))), path, label))
+    return rows
+
+
 # --- sampling -------------------------------------------------------------------------------------------------
 
 
 WB_PER_STRATUM = 15
 BOWSER_PER_STRATUM = 20
 MD_PER_STRATUM = 150  # two labels only (mobile, tablet): a few hundred rows
+BC_PER_STRATUM = 8  # browscap's 23,600 tested UAs fall in some 70 labels: a few hundred rows
 
 
 @dataclass(frozen=True)
@@ -653,6 +780,9 @@ SOURCES = (
     Source("lancedikson/bowser", "MIT", bowser, BOWSER_PER_STRATUM, "bowser.jsonl"),
     Source("serbanghita/Mobile-Detect", "MIT", mobile_detect, MD_PER_STRATUM, "mobile_detect.jsonl"),
 )
+# Held-out sources: read only by name with `--only` (not by the positional rebuild of SOURCES), to be measured
+# before anyone tunes on them; written with `--out DIR` outside the corpus folder until then.
+HELD_OUT = (Source("browscap/browscap", "MIT", browscap, BC_PER_STRATUM, "browscap.jsonl"),)
 
 
 def _hash(ua: str) -> str:
@@ -701,6 +831,9 @@ _WB_LABEL = re.compile(
     r"device: (?P<device>\S+)(?: \((?P<subtype>.*)\))?$"
 )
 _BOWSER_LABEL = re.compile(r"^(?P<group>.*?): browser (?P<name>.*?); os (?P<os>.*?); platform (?P<platform>.*)$")
+_BC_LABEL = re.compile(
+    r"^(?P<key>[^:]*): browser (?P<type>.*?) / (?P<name>.*?); platform (?P<platform>.*?); device (?P<device>.*)$"
+)
 
 
 class LabelError(ValueError):
@@ -758,6 +891,11 @@ def _relabel_bowser(record: dict) -> str | None:
     return _bowser_app(spec, record["ua"])
 
 
+def _relabel_bc(record: dict) -> str | None:
+    found = _match(_BC_LABEL, record["label"])
+    return _bc_app({"Browser_Type": _none(found["type"]), "Browser": _none(found["name"])}, record["ua"])
+
+
 RELABEL: dict[str, Callable[[dict], str | None]] = {
     "device_detector.jsonl": _relabel_dd,
     "uap_core.jsonl": _relabel_uap,
@@ -766,6 +904,7 @@ RELABEL: dict[str, Callable[[dict], str | None]] = {
     "whichbrowser.jsonl": _relabel_wb,
     "bowser.jsonl": _relabel_bowser,
     "mobile_detect.jsonl": lambda record: None,  # Mobile-Detect labels no app
+    "browscap.jsonl": _relabel_bc,
 }
 
 
@@ -806,36 +945,46 @@ def other_files_uas(written: Iterable[str]) -> set[str]:
             for line in path.read_text(encoding="utf-8").splitlines()}  # fmt: skip
 
 
-def build(chosen: list[tuple[Source, Path]]) -> None:
+def build(chosen: list[tuple[Source, Path]], out: Path = OUT) -> None:
+    """Writes the chosen files, and their entries in sources.json, into `out` (the corpus folder unless
+    `--out DIR`); a UA in another file of the corpus folder is not taken either way."""
     seen = other_files_uas(source.out for source, _ in chosen)
-    manifest_path = OUT / "sources.json"
+    manifest_path = out / "sources.json"
     old = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else []
     entries = {entry["file"]: entry for entry in old}
     for source, git_dir in chosen:
         rows = sample(source.read(git_dir), source.per_stratum, seen)
-        _write(OUT / source.out, ({"ua": row.ua, "app": row.app, "os": row.os, "device": row.device,
+        _write(out / source.out, ({"ua": row.ua, "app": row.app, "os": row.os, "device": row.device,
                                    "path": row.path, "label": row.label} for row in rows))  # fmt: skip
         entries[source.out] = {"file": source.out, "repo": source.repo, "commit": head_commit(git_dir),
                                "license": source.license, "rows": len(rows),
                                "paths": sorted({row.path for row in rows})}  # fmt: skip
         print(f"{source.out}: {len(rows)} rows", file=sys.stderr)
-    order = [source.out for source in SOURCES]
+    order = [source.out for source in (*SOURCES, *HELD_OUT)]
     manifest = sorted(entries.values(), key=lambda e: order.index(e["file"]) if e["file"] in order else len(order))
     # As written by hand and by the tool that writes named_apps.jsonl: non-ASCII paths stay as they are.
     manifest_path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def main(argv: list[str]) -> int:
-    by_stem = {Path(source.out).stem: source for source in SOURCES}
+    by_stem = {Path(source.out).stem: source for source in (*SOURCES, *HELD_OUT)}
     if argv == ["--relabel"]:
-        relabel(source.out for source in SOURCES)
+        relabel(source.out for source in (*SOURCES, *HELD_OUT))  # a file not in the corpus folder is skipped
         return 0
     if argv[:1] == ["--only"] and len(argv) > 1:
-        named = dict(arg.partition("=")[::2] for arg in argv[1:])
-        if not set(named) <= set(by_stem) or not all(named.values()):
+        args, out = argv[1:], OUT
+        if "--out" in args:
+            at = args.index("--out")
+            if at + 1 >= len(args):
+                print(__doc__, file=sys.stderr)
+                return 2
+            out, args = Path(args[at + 1]), args[:at] + args[at + 2 :]
+        named = dict(arg.partition("=")[::2] for arg in args)
+        if not named or not set(named) <= set(by_stem) or not all(named.values()):
             print(__doc__, file=sys.stderr)
             return 2
-        build([(source, Path(named[stem])) for stem, source in by_stem.items() if stem in named])
+        out.mkdir(parents=True, exist_ok=True)
+        build([(source, Path(named[stem])) for stem, source in by_stem.items() if stem in named], out)
         return 0
     if len(argv) != len(SOURCES):
         print(__doc__, file=sys.stderr)
