@@ -961,6 +961,54 @@ CORPUS_CLASSES = [
      "WhatsApp/2.2017.6 Chrome/76.0.3809.146 Electron/6.1.9 Safari/537.36", App.OTHER_INAPP, WIN, DESK),
     ("slimerjs", "Mozilla/5.0 (X11; Linux x86_64; rv:21.0) Gecko/20100101 SlimerJS/0.7", App.BOT, LNX, DESK),
     ("pinterest_crawler", "Pinterest/0.2 (+https://www.pinterest.com/bot.html)", App.BOT, OS.OTHER, DESK),
+    # A desktop application's own web view names its product (other_inapp markers): Valve's Steam client,
+    # its overlay and Big Picture, Second Life's viewer, Adobe AIR, Fluid, Citrix, Office, Apple News.
+    ("steam_overlay", "Mozilla/5.0 (Windows; U; Windows NT 6.3; en-US; Valve Steam GameOverlay/1478032887; ) "
+     "AppleWebKit/537.36 (KHTML, like Gecko) Chrome/55.0.2883.21 Safari/537.36", App.OTHER_INAPP, WIN, DESK),
+    ("steam_big_picture", "Mozilla/5.0 (Linux; U; X11; en-US; Valve Steam Tenfoot/1463778979; ) AppleWebKit/537.36 "
+     "(KHTML, like Gecko) Chrome/49.0.2623.110 Safari/537.36", App.OTHER_INAPP, LNX, DESK),
+    ("steam_client", "Mozilla/5.0 (Windows; U; Windows NT 5.1; en-US; Valve Client/1437790054; ) AppleWebKit/537.36 "
+     "(KHTML, like Gecko) Chrome/43.0.2357.81 Safari/537.36", App.OTHER_INAPP, WIN, DESK),
+    ("second_life", "Mozilla/5.0 (Windows; U; Windows NT 5.1; ru-RU) AppleWebKit/533.3 (KHTML, like Gecko) "
+     "SecondLife/3.7.28.300847 (Second Life Release; default skin) Safari/533.3", App.OTHER_INAPP, WIN, DESK),
+    ("adobe_air", "Mozilla/5.0 (Macintosh; U; Intel Mac OS X; de) AppleWebKit/533.19.4 (KHTML, like Gecko) "
+     "AdobeAIR/13.0", App.OTHER_INAPP, MAC, DESK),
+    ("citrix_chrome_app", "Mozilla/5.0 (X11; Windows x86_64 10718.88.2) AppleWebKit/537.36 (KHTML, like Gecko) "
+     "Chrome/68.0.3440.118 Safari/537.36 CitrixChromeApp", App.OTHER_INAPP, None, DESK),
+    ("evernote_windows", "Mozilla/5.0 (Windows NT 6.1) AppleWebKit/537.36 (KHTML, like Gecko) Evernote "
+     "Windows/306387 (pt-PT, DDL); Windows/6.1.0 (Win32); Safari/537.36", App.OTHER_INAPP, None, DESK),
+    ("ms_office", "Mozilla/4.0 (compatible; ms-office; MSOffice 16)", App.OTHER_INAPP, None, DESK),
+    ("apple_news", "Mozilla/5.0 (iPad; CPU OS 10_3_3 like Mac OS X) AppleWebKit/603.3.8 (KHTML, like Gecko) "
+     "AppleNews/1000 Version/2.3.1", App.OTHER_INAPP, IOS, TAB),
+    # A web view that calls itself an in-app browser names no browser.
+    ("ipnos_in_app_browser", "Mozilla/5.0 (iPhone; CPU iPhone OS 11_1_1 like Mac OS X) AppleWebKit/604.3.5 (KHTML, "
+     "like Gecko) Mobile/15B150 IpnosInAppBrowser RelaxMelodies", App.OTHER_INAPP, IOS, MOB),
+    # Site-speed testers and HTTP libraries are bots, whatever browser they copy.
+    ("pagespeed_insights", "Mozilla/5.0 (Linux; Android 6.0.1; Nexus 5X Build/MMB29P) AppleWebKit/537.36 (KHTML, "
+     "like Gecko; Google Page Speed Insights) Chrome/41.0.2272.118 Mobile Safari/537.36", App.BOT, None, DESK),
+    ("libcurl", "libcurl-agent/1.0", App.BOT, None, DESK),
+    # The Mac's browsers before WebKit named no engine: no scripts.
+    ("netscape_mac", "Mozilla/4.5 [fr] (Macintosh; U; PPC)", App.BROWSER, None, DESK),
+    # Android all-in-one PCs and monitors are desktops, "Mobile" or not.
+    ("acer_da_monitor", "Mozilla/5.0 (Linux; Android 4.2.1; DA241HL Build/JOP40D) AppleWebKit/537.36 (KHTML, like "
+     "Gecko) Chrome/46.0.2490.76 Safari/537.36", App.BROWSER, AND, DESK),
+    ("android_netbook_pc", "Mozilla/5.0 (Linux; U; Android 2.2; en-us; NBPC724 Build/FRF85B) AppleWebKit/533.1 "
+     "(KHTML, like Gecko) Version/4.0 Mobile Safari/533.1", App.BROWSER, AND, DESK),
+    # The WeTab, a tablet named anywhere.
+    ("wetab", "Mozilla/5.0 (X11; U; Linux i686; de-DE) AppleWebKit/534.3 (KHTML, like Gecko) WeTab-Browser "
+     "Safari/534.3", App.BROWSER, None, TAB),
+    # Puffin's device is its version's suffix (AT: Android tablet); its OS stays the platform's (sources differ).
+    ("puffin_android_tablet", "Mozilla/5.0 (X11; U; Linux x86_64; fa-ir) AppleWebKit/537.36 (KHTML, like Gecko) "
+     "Chrome/30.0.1599.114 Safari/537.36 Puffin/4.1.0.1084AT", App.BROWSER, None, TAB),
+    ("puffin_ios_phone", "Mozilla/5.0 (X11; U; Linux x86_64; ar-SA@calendar=gregorian) AppleWebKit/537.36 (KHTML, "
+     "like Gecko) Chrome/30.0.1599.114 Safari/537.36 Puffin/4.4.1IP", App.BROWSER, None, MOB),
+    # Windows Phone's IE in desktop mode, and PalmOS, are no Windows; an X11 platform naming no system is Linux.
+    ("windows_phone_desktop_mode", "Mozilla/5.0 (compatible; MSIE 10.0; Windows NT 6.2; Trident/6.0; ARM; Touch; "
+     "WPDesktop; Lumia 930)", App.BROWSER, OS.OTHER, MOB),
+    ("palmos_blazer", "Mozilla/4.0 (compatible; MSIE 6.0; Windows 95; PalmSource; Blazer 3.0) 16; 160x160",
+     App.BROWSER, OS.OTHER, MOB),
+    ("x11_no_system", "Mozilla/5.0 (X11; ) AppleWebKit/534.24 (KHTML, like Gecko) Chrome/11.0.696.34 "
+     "Safari/534.24", App.BROWSER, LNX, DESK),
 ]
 
 

@@ -280,7 +280,7 @@ _BOT_RE = _WordList(
     r"|iframely|cardyb|facebookexternal|facebookcatalog|meta-external|externalagent|whatsapp|google-|googleother"
     r"|google web|apis-google|mediapartners|feedfetcher|fetcher|validator|checker|monitor|uptime|pingdom"
     r"|scanner|inspect|lighthouse|headless|phantomjs|slimerjs|zombie\.js|selenium|puppeteer|playwright|jsdom"
-    r"|curl/|wget|libwww|\+https?://"
+    r"|curl/|libcurl|wget|libwww|\+https?://|page ?speed"
     r"|python|java[/ -]|\(java\)|httpclient|http-client|http_client|httpie|postman|axios|node-fetch|undici"
     r"|go-http|guzzle|aiohttp|requests/|ruby|http\.rb|cohttp|powershell|bun/|deno/|php/"
     r"|perl|wordpress|proxy|synthetic|like gecko; compatible"
@@ -344,20 +344,23 @@ _PHONE_MAKERS_NAMED_PAD = ("coolpad",)
 # outright: Firefox OS/Firefox tablets "(Tablet; rv:29.0)", Ubuntu Touch "(Ubuntu; Tablet)", Sailfish
 # "Android 4.4; Tablet)", webOS "(hp-tablet;", BlackBerry's PlayBook; and Amazon's Silk, the Kindle Fire's
 # browser (its desktop mode says "Macintosh" or "Linux", its mobile one "Mobile Safari"; Amazon's one
-# phone is told by its model, _PHONE_MODEL). TrekStor's SurfTab line, named anywhere (some of its
+# phone is told by its model, _PHONE_MODEL). TrekStor's SurfTab line and the WeTab (MeeGo, "WeTab-Browser" on
+# an X11 platform), named anywhere (some of its
 # firmwares append "SurfTab_7.0" after an iPhone-like "Mobile/9A405" and leave the model out).
 _TABLET_MARKERS = _WordList.of_literals((
     "pocketbook", "kobo", "kindle", "ereader", "nook", "(tablet;", "; tablet)", "hp-tablet", "playbook", "silk/",
-    "surftab",
+    "surftab", "wetab",
 ))  # fmt: skip
 # ua-parser's generic tablet families (named apps skip its device domain, so these help the others only).
 _TABLET_FAMILIES = frozenset({"Generic Tablet", "Generic_Android_Tablet"})
 # Android also runs on laptops and desktop PCs (ChromeOS's Android apps, Android-x86 builds), which
-# send no "Mobile" and so look like tablets; their model names the PC line.
+# send no "Mobile" and so look like tablets; their model names the PC line. So do Android all-in-one PCs
+# and monitors, some with a "Mobile" their stock browser kept: a "PC" and a number ("NBPC724" netbook,
+# "HL-PC1088"), Acer's DA series of Android all-in-one monitors ("DA241HL", "DA220HQL").
 _PC_MODEL = _WordList(
     r"chromebook|pixelbook|notebook|laptop|desktop|inspiron|latitude|vostro|elitebook|probook|pavilion"
     r"|travelmate|aspire|satellite|lifebook|thinkpad|ideapad|easynote|macbook|matebook|zenbook|vivobook"
-    r"|\bnuc\d|\bpc\b|\baio\b|2in1"
+    r"|\bnuc\d|\bpc\b|\baio\b|2in1|pc[0-9]{3,4}\b|\bda2[0-9]{2}h"
 )
 _PC_OR_PAD_MODEL = _FirstOf(("pc", _PC_MODEL), ("pad", _PAD_MODEL), ("phone", _PHONE_MODEL))
 # Phones that run Windows 10 Mobile say "Windows NT 10.0; ARM; Lumia 950" or "Windows Phone"; Windows
@@ -366,13 +369,17 @@ _WINDOWS_PHONE_MARKERS = ("windows phone", "lumia", "iemobile", "windows ce", "w
 
 # Systems that are none of the router's named ones (OS `other`), which ua-parser reads as one of them or
 # not at all: Windows Phone, Windows Mobile and Windows CE are not Windows (no Windows app opens there);
-# Symbian and Nokia's Series 40/60 (their UAs embed an iPhone's or a Mac's to get full pages); BlackBerry
-# (RIM's pagers "RIM957", the PlayBook, BB10: several say "Android 2.3.3" for its player); Tizen (with
-# its own "like Android"); webOS (an HP TouchPad's "wOSBrowser" on an "iPad"
-# platform); MeeGo, Maemo, KaiOS, Bada; and the handsets' platforms (BREW/REX, Japan's FOMA, jig browser).
+# Windows Phone 8.1's IE asking for desktop pages says "Windows NT 6.2; ARM; Touch; WPDesktop; Lumia 930"
+# and no "Windows Phone": WPDesktop is that mode's word; PalmOS ("PalmSource; Blazer 3.0", "PalmOS") is no
+# Windows either, whatever its "Windows 95" says. Symbian and Nokia's Series 40/60 (their UAs embed an
+# iPhone's or a Mac's to get full pages); BlackBerry (RIM's pagers "RIM957", the PlayBook, BB10: several
+# say "Android 2.3.3" for its player); Tizen (with its own "like Android"); webOS (an HP TouchPad's
+# "wOSBrowser" on an "iPad" platform); MeeGo, Maemo, KaiOS, Bada; and the handsets' platforms (BREW/REX,
+# Japan's FOMA, jig browser).
 # Phones and tablets all: their device is `mobile` unless a tablet word says otherwise.
 _OTHER_MOBILE_OS = _WordList(
-    r"windows phone|windows ce|windows mobile|iemobile|symbian|series ?[46]0|\bs60;|blackberry|\bbb10\b"
+    r"windows phone|windows ce|windows mobile|iemobile|wpdesktop|palmsource|palmos|palm os|symbian|series ?[46]0"
+    r"|\bs60;|blackberry|\bbb10\b"
     r"|playbook|rim tablet|\brim ?[0-9]|tizen|webos|hpwos|wosbrowser|meego|maemo|kaios"
     r"|\bbada\b|brew/|\brex/|\bfoma\b|jig browser"
 )
@@ -772,8 +779,11 @@ def _is_unnamed_bot(ua: str, low: str, agent: Agent) -> bool:
     # Nor a browser of a system no script runs on: the old and niche browsers name their platform, where a
     # script names none. Netscape's "(X11; I; IRIX 5.3 IP22)", "NetSurf/3.0 (RISC OS)", "NetPositive/2.2.1;
     # BeOS", a BlackBerry pager's "Go.Web/6.2; … RIM957", "Doris/1.15 [en] (Symbian)"; and the text-mode
-    # browsers (w3m, Lynx, Links).
-    return not ("(x11;" in low or "w3m/" in low or "lynx/" in low or "links (" in low or _OTHER_OS.first(low))
+    # browsers (w3m, Lynx, Links). A Mac platform too: the Mac's browsers before WebKit (Netscape 4's
+    # "Mozilla/4.5 [fr] (Macintosh; U; PPC)", iCab's "(compatible; iCab 2.9.8; Macintosh; U; PPC)"), which
+    # named no engine; a script never names a Mac without one.
+    return not ("(x11;" in low or "macintosh;" in low or "w3m/" in low or "lynx/" in low or "links (" in low
+                or _OTHER_OS.first(low))
 
 
 def _is_generic_webview(ua: str, low: str, os: OS, agent: Agent) -> bool:
@@ -801,11 +811,20 @@ def _is_generic_webview(ua: str, low: str, os: OS, agent: Agent) -> bool:
         webview = True
     if not webview:
         return False
-    names_itself = _STANDALONE_BROWSER.search(low)
+    # An app's web view that calls itself an in-app browser ("IpnosInAppBrowser", Cordova's InAppBrowser)
+    # names no browser, whatever its "Browser".
+    names_itself = _STANDALONE_BROWSER.search(low) and "inappbrowser" not in low
     return not names_itself or (_X5_CORE in low and "mqqbrowser/" in low)
 
 
 def _device_of(ua: str, low: str, os: OS, agent: Agent) -> Device:
+    if "puffin/" in low:
+        # Puffin renders pages on its servers, whose platform ("X11; U; Linux x86_64") its UA sends; the
+        # device it runs on is the version's two-letter suffix, system then form factor ("Puffin/4.2.1IT":
+        # I iOS, A Android, W Windows, L Linux; T tablet, P phone, D desktop).
+        puffin = _PUFFIN_SUFFIX_RE.search(low)
+        if puffin is not None:
+            return _PUFFIN_DEVICES[puffin.group(1)]
     if os is _OS_HARMONYOS and "(Tablet;" in ua:
         # HarmonyOS NEXT (ArkWeb) names the form factor first: "(Phone|Tablet|PC; OpenHarmony 5.0".
         return _DEVICE_TABLET
@@ -842,6 +861,10 @@ def _device_of(ua: str, low: str, os: OS, agent: Agent) -> Device:
     # Includes iPadOS Safari, which sends a Mac UA on purpose: nothing in
     # the string tells it apart, so it stays macos/desktop.
     return _DEVICE_DESKTOP
+
+
+_PUFFIN_SUFFIX_RE = re.compile(r"puffin/[0-9.]+[ialw]([tpd])\b")  # behind a substring test
+_PUFFIN_DEVICES = {"t": _DEVICE_TABLET, "p": _DEVICE_MOBILE, "d": _DEVICE_DESKTOP}
 
 
 def _android_device(low: str, os: OS, agent: Agent) -> Device:
@@ -941,6 +964,10 @@ def _os_of(agent: Agent, ua: str, low: str) -> tuple[OS, Version]:
         os = _OS_MACOS
     elif fam in _LINUX_FAMILIES or "Linux" in fam:
         os = _OS_LINUX
+    elif fam == "Other" and "(x11;" in low:
+        # An X11 platform that names no system ("Mozilla/5.0 (X11; ) … Chrome/11"): a Unix desktop, which for
+        # a browser that runs on it (Chrome, Firefox) is Linux; the BSDs and Solaris name themselves.
+        return _OS_LINUX, ()
     else:
         return _OS_OTHER, ()
     return os, _int_prefix(agent.os.version)

@@ -13,7 +13,8 @@ nothing has to be checked out; the commit read is written into sources.json. `--
 only the named files (NAME is the file's stem) and leaves the others, and their entries in sources.json, as
 they are. With `--out DIR` the named files, and a sources.json of their entries, are written into DIR instead
 of the corpus folder (still skipping every UA the corpus folder's files hold): how a held-out source (HELD_OUT,
-browscap/browscap's tests/issues, named only with --only) is prepared without joining the corpus.
+browscap/browscap's tests/issues and hotoo/detector's tests/*.js, named only with --only) is prepared without
+joining the corpus.
 `--relabel` rebuilds no file from its source: it re-derives the app label of every row of the files
 already written from the source label the row carries (see relabel_app), for when a table below
 changes. Not run by the test suite: the suite reads the files this writes.
@@ -753,6 +754,84 @@ def browscap(git_dir: Path) -> list[Row]:
     return rows
 
 
+# --- hotoo/detector -------------------------------------------------------------------------------------------
+
+# Two mocha specs, each a JS array `UAs` of [ua, {device, os, browser, engine}] cases; every label is
+# "<name>/<version>" (browser and engine add ";<mode>;<c|o>"), "na" when the project detects nothing.
+# tests/morerule-test.js runs with the same default rules (lib/node-detector.js loads lib/rules.js) and names
+# bots. Cases whose first element is a navigator object ({userAgent, appVersion, vendor}) were read with more
+# than the UA and are not taken; nor is `engine`, an expression in places.
+DT_FILES = ("tests/detector-spec.js", "tests/morerule-test.js")
+_JS_STRIP = re.compile(r'(?P<string>"(?:[^"\\\n]|\\.)*")|(?P<comment>//[^\n]*|/\*.*?\*/)', re.S)
+_DT_CASE = re.compile(r'\[\s*(?P<ua>"(?:[^"\\]|\\.)*")\s*,\s*\{(?P<body>[^{}]*)\}\s*\]')
+_DT_FIELD = re.compile(r'\b(?P<key>device|os|browser)\s*:\s*(?P<value>"(?:[^"\\]|\\.)*")')
+# detector's device is a product or maker name, not a form factor: only these name one (pc is its name for
+# a Windows computer, mac for a Macintosh). Makers (htc, mi, samsung, huawei...), android, blackberry, nokia,
+# ipod, na, and wp (given to Windows CE handhelds as well as Windows Phones): unlabelled.
+DT_DEVICE = {"pc": "desktop", "mac": "desktop", "iphone": "mobile", "ipad": "tablet"}
+DT_OS = {"ios": "ios", "android": "android", "smartisanos": "android",  # Smartisan's Android fork (as Fire OS)
+         "windows": "windows", "macosx": "macos", "linux": "linux",
+         "wp": "other", "windowsce": "other", "symbian": "other", "blackberry": "other",
+         "meego": "other"}  # fmt: skip  # yunos (Aliyun OS), chromeos, na: no clear router word
+DT_BOTS = frozenset({"googlebot", "baiduspider", "bingbot", "msnbot", "nuhkbot", "alexabot", "curl"})
+# detector's names for in-app browsers (lib/web-rules.js: micromessenger is WeChat; ali-* are Alibaba's
+# clients, "ap" Alipay, "tb" Taobao, "tm" Tmall, "am" Alipay's merchant app; baiduboxapp the Baidu app), in
+# the shared table's spelling. `webview` is its name for an iOS WebKit UA with no browser's token: an app's
+# web view no app claims (device-detector's Chrome Webview), other_inapp.
+DT_IN_APP = {"micromessenger": "WeChat", "ali-ap": "Alipay", "ali-ap-pd": "Alipay", "ali-tb": "Taobao",
+             "ali-tb-pd": "Taobao", "ali-tm": "Tmall", "ali-tm-pd": "Tmall", "ali-am": "Alipay merchant",
+             "baiduboxapp": "Baidu Box App", "webview": "WebView"}  # fmt: skip
+# Browsers, in the shared table's spelling where the catalogue names them (qq is QQ Browser, baidu Baidu
+# Browser, tao TaoBrowser, mi the MIUI browser, android the Android browser, tt TencentTraveler). A name not
+# here or above is unlabelled.
+DT_BROWSERS = {"uc": "UC Browser", "quark": "Quark", "ie": "IE", "edge": "Edge", "chrome": "Chrome",
+               "firefox": "Firefox", "safari": "Safari", "opera": "Opera", "android": "Android Browser",
+               "yandex": "Yandex", "360": "360", "sogou": "Sogou", "theworld": "TheWorld", "green": "GreenBrowser",
+               "liebao": "Liebao", "maxthon": "Maxthon", "qq": "QQ Browser", "tt": "TencentTraveler",
+               "tao": "TaoBrowser", "coolnovo": "CoolNovo", "saayaa": "SaaYaa", "baidu": "Baidu Browser",
+               "mi": "MIUI Browser", "oupeng": "Oupeng", "nokia": "Nokia Browser",
+               "blackberry": "BlackBerry Browser", "oppobrowser": "OppoBrowser"}  # fmt: skip
+
+
+def _dt_name(value: str | None) -> str:
+    return (value or "na").split("/", 1)[0]
+
+
+def _dt_app(browser_label: str | None, ua: str) -> str | None:
+    name = _dt_name(browser_label)
+    if name in DT_BOTS:
+        return "bot"
+    if name in DT_IN_APP:
+        return in_app(DT_IN_APP[name]) if shows_pages(ua) else None  # as for device-detector's mobile apps
+    return browser(DT_BROWSERS[name]) if name in DT_BROWSERS else None
+
+
+def _dt_label(info: dict) -> str:
+    return "; ".join(f"{key}: {info.get(key)}" for key in ("device", "os", "browser"))
+
+
+def hotoo_detector(git_dir: Path) -> list[Row]:
+    rows: list[Row] = []
+    for path in DT_FILES:
+        text = _JS_STRIP.sub(lambda m: m["string"] or " ", git_show(git_dir, path))
+        cases = list(_DT_CASE.finditer(text))
+        listed = text.count('\n  ["')  # one case a line at the array's indent (navigator-object cases: `[{`)
+        if len(cases) != listed:
+            raise ValueError(f"{path}: {len(cases)} cases read of {listed}")
+        for case in cases:
+            ua = json.loads(case["ua"])
+            info = {m["key"]: json.loads(m["value"]) for m in _DT_FIELD.finditer(case["body"])}
+            if not ua:
+                continue
+            app, label = _dt_app(info.get("browser"), ua), _dt_label(info)
+            if app == "bot" or not shows_pages(ua):
+                rows.append(Row(ua, app, None, None, path, label))
+                continue
+            os, device = DT_OS.get(_dt_name(info.get("os"))), DT_DEVICE.get(_dt_name(info.get("device")))
+            rows.append(Row(ua, app, os, device, path, label))
+    return rows
+
+
 # --- sampling -------------------------------------------------------------------------------------------------
 
 
@@ -760,6 +839,7 @@ WB_PER_STRATUM = 15
 BOWSER_PER_STRATUM = 20
 MD_PER_STRATUM = 150  # two labels only (mobile, tablet): a few hundred rows
 BC_PER_STRATUM = 8  # browscap's 23,600 tested UAs fall in some 70 labels: a few hundred rows
+DT_PER_STRATUM = 20  # hotoo/detector: 171 cases, 37 of the labelled ones browsers on Windows PCs: ~120 rows
 
 
 @dataclass(frozen=True)
@@ -782,7 +862,10 @@ SOURCES = (
 )
 # Held-out sources: read only by name with `--only` (not by the positional rebuild of SOURCES), to be measured
 # before anyone tunes on them; written with `--out DIR` outside the corpus folder until then.
-HELD_OUT = (Source("browscap/browscap", "MIT", browscap, BC_PER_STRATUM, "browscap.jsonl"),)
+HELD_OUT = (
+    Source("browscap/browscap", "MIT", browscap, BC_PER_STRATUM, "browscap.jsonl"),
+    Source("hotoo/detector", "MIT", hotoo_detector, DT_PER_STRATUM, "hotoo_detector.jsonl"),
+)
 
 
 def _hash(ua: str) -> str:
@@ -831,6 +914,7 @@ _WB_LABEL = re.compile(
     r"device: (?P<device>\S+)(?: \((?P<subtype>.*)\))?$"
 )
 _BOWSER_LABEL = re.compile(r"^(?P<group>.*?): browser (?P<name>.*?); os (?P<os>.*?); platform (?P<platform>.*)$")
+_DT_BROWSER = re.compile(r"(?:^|; )browser: (?P<browser>.*)$")
 _BC_LABEL = re.compile(
     r"^(?P<key>[^:]*): browser (?P<type>.*?) / (?P<name>.*?); platform (?P<platform>.*?); device (?P<device>.*)$"
 )
@@ -896,6 +980,10 @@ def _relabel_bc(record: dict) -> str | None:
     return _bc_app({"Browser_Type": _none(found["type"]), "Browser": _none(found["name"])}, record["ua"])
 
 
+def _relabel_dt(record: dict) -> str | None:
+    return _dt_app(_none(_match(_DT_BROWSER, record["label"].split("; ")[-1])["browser"]), record["ua"])
+
+
 RELABEL: dict[str, Callable[[dict], str | None]] = {
     "device_detector.jsonl": _relabel_dd,
     "uap_core.jsonl": _relabel_uap,
@@ -905,6 +993,7 @@ RELABEL: dict[str, Callable[[dict], str | None]] = {
     "bowser.jsonl": _relabel_bowser,
     "mobile_detect.jsonl": lambda record: None,  # Mobile-Detect labels no app
     "browscap.jsonl": _relabel_bc,
+    "hotoo_detector.jsonl": _relabel_dt,
 }
 
 
