@@ -18,6 +18,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import IO, Any, NoReturn
 from urllib.parse import quote, urlencode
 
@@ -129,7 +130,16 @@ def cmd_explain(args: argparse.Namespace, out: IO[str]) -> int:
         try:
             args.ua = user_agent(args.client)
         except UnknownClientError as err:
-            raise UsageError(str(err)) from None
+            # `<app>` or `<app>_<os>`: one of the app's known user agents, as rule test cases have it.
+            from router.decision.known_agents import load_corpus
+            from router.policy.casebook import corpus_client
+
+            rules_dir = args.rules if args.rules and "://" not in args.rules else None
+            known = corpus_client(load_corpus(Path(rules_dir) if rules_dir else None), args.client)
+            if known is None:
+                raise UsageError(f"{err}; nor is it an app of the catalogue with known user agents "
+                                 "(`<app>` or `<app>_<os>`, e.g. kuaishou_ios)") from None
+            args.ua = known
     settings = _settings(args.rules, serving=False)
     rules = _rules(settings)
     if args.batch:

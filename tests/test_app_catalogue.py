@@ -230,3 +230,12 @@ def test_an_app_with_no_way_to_a_browser_gets_what_to_copy() -> None:
     assert 'data-mode="inapp"' in page.text and "支付宝小程序内不能直接打开" in page.text
     assert "到浏览器或淘宝 App 中打开" in page.text and "右上角" not in page.text
     assert 'id="copy-text"' in page.text and "AbCd1234" in page.text
+
+
+def test_explain_names_any_catalogue_app_by_its_known_user_agents() -> None:
+    """`explain --client kuaishou_ios`: no named client in code, one of the app's known user agents."""
+    code, text = run("explain", f"/go?url={quote(ITEM, safe='')}", "--client", "kuaishou_ios", "--format", "text")
+    assert code == 0, text
+    assert re.search(r"^app +Kuaishou / 快手, inapp \(leave: menu\); marker 'Kwai/' \(rules/apps\.yaml:\d+\)$", text,
+                     re.MULTILINE), text
+    assert "other-inapp-landing" in text

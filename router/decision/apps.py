@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
@@ -59,7 +60,7 @@ _MARKER = re.compile(r"[\x20-\x7e]+")
 # The number after a marker (or a `versions:` token): at most two separators first ("weibo__14.2",
 # "Kwai/11.2", "DingTalk(7.0"), ending where the token does ("WindowsWechat(0x63090a13)" has none). A bare
 # number of five digits or more is a build code, not a version ("aweme_290100", "BiliApp/7810200").
-_NUMBER = re.compile(r"[/_( ]{0,2}(\d{1,6}(?:\.\d{1,6}){0,4})(?![A-Za-z0-9])")
+_NUMBER = re.compile(r"[/_( ]{0,2}(\d{1,6}(?:\.\d{1,9}){0,4})(?![A-Za-z0-9])")
 _MAX_UNDOTTED = 4
 
 
@@ -80,8 +81,30 @@ def _pattern(marker: str) -> str:
 _REGEX_SPECIALS = frozenset("\\.^$|?*+()[]{}#&-~ ")
 
 
+_WORD = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+
+
+def _extractor(patterns: tuple[tuple[str, str], ...]) -> Any:
+    """The automaton over these patterns, shared by every catalogue that has them: the shipped catalogue and a
+    rules directory's identical copy (or a reload that changed no marker) hold one, not one each (~1.5 MB)."""
+    with _extractors_lock:
+        found = _extractors.get(patterns)
+        if found is None:
+            found = ua_parser_rs.UserAgentExtractor([(pattern, name, None, None, None, None)
+                                                     for pattern, name in patterns])
+            if len(_extractors) >= _EXTRACTORS_KEPT:
+                _extractors.pop(next(iter(_extractors)))
+            _extractors[patterns] = found
+        return found
+
+
+_EXTRACTORS_KEPT = 4
+_extractors: dict[tuple[tuple[str, str], ...], Any] = {}
+_extractors_lock = threading.Lock()
+
+
 def _starts_token(ua: str, at: int) -> bool:
-    return at == 0 or not ua[at - 1].isascii() or not ua[at - 1].isalnum()
+    return at == 0 or ua[at - 1] not in _WORD
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,14 +122,18 @@ class Catalogue:
         named = [(str(i), entry) for i, entry in enumerate(self.entries) if entry.markers]
         # One pattern per entry, in precedence order: the automaton answers with the first entry that has a
         # marker anywhere in the user agent, in one pass.
-        extractor = ua_parser_rs.UserAgentExtractor(
-            [("|".join(_pattern(marker) for marker in entry.markers), i, None, None, None, None)
-             for i, entry in named]) if named else None
-        object.__setattr__(self, "_extractor", extractor)
+        patterns = tuple(("|".join(_pattern(marker) for marker in entry.markers), i) for i, entry in named)
+        object.__setattr__(self, "_extractor", _extractor(patterns) if patterns else None)
+        # Each entry's version tokens in the order they are tried, with whether a token must start one
+        # (version_in runs for every never-seen user agent of a named app).
+        object.__setattr__(self, "_version_tokens", {
+            entry.id: tuple((token, token[0].isalnum()) for token in (*entry.versions, *entry.markers))
+            for entry in self.entries})
 
     by_id: dict[str, AppEntry] = field(init=False, repr=False)
     bot_at: int = field(init=False, repr=False)  # the `bot` entry's place: entries above it win over bots' words
     _extractor: Any = field(init=False, repr=False)  # ua_parser_rs.UserAgentExtractor over every marker, or None
+    _version_tokens: dict[str, tuple[tuple[str, bool], ...]] = field(init=False, repr=False)
 
     def __getitem__(self, app: str) -> AppEntry:
         return self.by_id[app]
@@ -155,13 +182,17 @@ class Catalogue:
     def version_in(self, entry: AppEntry, ua: str) -> Version:
         """The app's version: the number after its first `versions:` token that has one, else after its first
         marker that has one; () when none does."""
-        for token in (*entry.versions, *entry.markers):
+        for token, bounded in self._version_tokens[entry.id]:
             at = ua.find(token)
             while at >= 0:
-                if _starts_token(ua, at) or not token[0].isalnum():
+                if not bounded or at == 0 or ua[at - 1] not in _WORD:
                     m = _NUMBER.match(ua, at + len(token))
-                    if m is not None and ("." in m.group(1) or len(m.group(1)) <= _MAX_UNDOTTED):
-                        return tuple(int(part) for part in m.group(1).split("."))
+                    if m is not None:
+                        number = m.group(1)
+                        if "." in number:
+                            return tuple(map(int, number.split(".")))
+                        if len(number) <= _MAX_UNDOTTED:
+                            return (int(number),)
                 at = ua.find(token, at + 1)
         return ()
 

@@ -23,8 +23,8 @@ from datetime import datetime
 from typing import NamedTuple
 from urllib.parse import unquote_plus
 
-from router.decision.apps import Catalogue, bundled_catalogue
-from router.decision.clients import reader_of
+from router.decision.apps import Catalogue
+from router.decision.clients import parse_client, reader_of
 from router.decision.links import DEFAULT_ALLOWED_HOSTS, LinkError, parse_link
 from router.decision.recent import Recent
 from router.decision.signing import SIGNED_FIELDS, ClickReplays, SigningKeys, verify
@@ -122,7 +122,7 @@ def read_click(
     caller has read it already; else it is read with `apps` (the rules' catalogue, RuleSet.apps; the shipped
     one when None). `headers`: the request headers the rules read (RuleSet.headers_read)."""
     if client is None:
-        client = reader_of(apps or bundled_catalogue()).parse(ua)
+        client = parse_client(ua) if apps is None else reader_of(apps).parse(ua)
     if path == "/go":
         # What a /go query says depends on nothing else: read once per query, however many user agents.
         key = (id(settings), query)
