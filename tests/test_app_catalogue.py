@@ -110,11 +110,14 @@ def test_a_greedy_marker_fails_the_check_with_what_it_would_reclassify(tmp_path:
     (rules / "user_agents").symlink_to(bundled_rules_dir() / "user_agents")
     code, text = run("rules", "check", str(rules))
     assert code == 1, text
-    line = next(n for n, row in enumerate((rules / "apps.yaml").read_text().splitlines(), 1) if "id: lemonchat" in row)
+    # At the marker's own line.
+    line = next(n for n, row in enumerate((rules / "apps.yaml").read_text().splitlines(), 1)
+                if "markers: [LemonChat, Mobile]" in row)
     found = re.search(rf"apps\.yaml:{line}:1: error: marker 'Mobile' would make ([\d,]+) known user agents "
                       r"'lemonchat' \(([\d,]+) browser", text)
     assert found, text
     assert int(found.group(1).replace(",", "")) > 200 and int(found.group(2).replace(",", "")) > 100
+    assert "use a token this app's user agent alone sends" in text
     assert re.search(r"apps\.yaml:1:1: error: [\d,]+ of [\d,]+ known user agents \(rules/user_agents\) read as "
                      r"another app than their label and the shipped catalogue say: too many: the catalogue is refused",
                      text), text
@@ -239,3 +242,26 @@ def test_explain_names_any_catalogue_app_by_its_known_user_agents() -> None:
     assert re.search(r"^app +Kuaishou / 快手, inapp \(leave: menu\); marker 'Kwai/' \(rules/apps\.yaml:\d+\)$", text,
                      re.MULTILINE), text
     assert "other-inapp-landing" in text
+
+
+def test_a_new_app_with_its_known_user_agent_is_noted_not_warned(tmp_path: Path) -> None:
+    """The owner's own corpus line for the new app moves onto its label: said as a note, and no warning."""
+    rules = with_app(tmp_path)
+    corpus = rules / "user_agents"
+    shutil.copytree(bundled_rules_dir() / "user_agents", corpus)
+    (corpus / "lemonchat.jsonl").write_text(json.dumps({"ua": LEMONCHAT_UA, "app": "other_inapp", "os": "ios",
+                                                        "device": "mobile", "path": "test", "label": "test"})
+                                            .replace('"other_inapp"', '"lemonchat"') + "\n")
+    code, text = run("rules", "check", str(rules))
+    assert code == 0, text
+    assert re.search(r"apps\.yaml:\d+:1: note: marker 'LemonChat' would make 1 known user agent 'lemonchat' "
+                     r"\(1 onto their label\)", text), text
+    assert text.rstrip().endswith("0 warnings"), text
+
+
+def test_a_broken_catalogue_is_not_blamed_twice(tmp_path: Path) -> None:
+    """A mistake in an entry is reported there, and the rules naming that app are not also 'unknown app'."""
+    rules = with_app(tmp_path, LEMONCHAT.replace("kind: inapp", "kind: inap"))
+    code, text = run("rules", "check", str(rules))
+    assert code == 1
+    assert "unknown kind 'inap'; did you mean 'inapp'?" in text and "unknown app" not in text, text

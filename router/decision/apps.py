@@ -258,8 +258,11 @@ class _CatalogueReader:
                                                "list the tokens its user agent carries")
         for marker, marker_node in zip(markers, self._items(fields["markers"]), strict=True):
             self.claim(marker, marker_node, app_id)
+        marker_where = {marker: self.where(marker_node)
+                        for marker, marker_node in zip(markers, self._items(fields["markers"]), strict=True)}
         return AppEntry(app_id, names=names, markers=markers, kind=kind, leave=leave, menu=menus.get("menu"),
-                        menu_ios=menus.get("menu_ios"), versions=versions, where=self.where(node))
+                        menu_ios=menus.get("menu_ios"), versions=versions, where=self.where(node),
+                        marker_where=marker_where)
 
     @staticmethod
     def _items(node: Node) -> list[Node]:

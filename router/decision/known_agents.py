@@ -169,7 +169,7 @@ def _cause(apps: Catalogue, baseline: Catalogue, ua: str, now: Client, before: C
     if entry is not None:
         marker = apps.marker_in(entry, ua)
         if marker is not None:
-            return entry.where or apps.source, marker, str(now.app)
+            return entry.marker_where.get(marker) or entry.where or apps.source, marker, str(now.app)
     lost = apps.by_id.get(str(before.app)) or baseline.by_id.get(str(before.app))
     where = (lost.where if lost is not None and lost.where else apps.source)
     return where, "", str(now.app)

@@ -33,7 +33,7 @@ from router.decision.conditions import CONDITION_TYPES, Condition, ConditionErro
 from router.decision.index import RuleIndex
 from router.decision.memo import BUILT_LIMIT, CHOICE_LIMIT, ClientKind, Keys
 from router.decision.recent import Recent
-from router.decision.types import LANDING_PAGES, LANGUAGES, Action, Client, Decision
+from router.decision.types import LANDING_PAGES, LANGUAGES, Action, AppEntry, Client, Decision
 from router.decision.yaml_reader import MAX_FILE_BYTES, NodeError, Problem, YamlReader, display_name, is_empty, suggest
 
 MAX_RULES = 2_000
@@ -398,7 +398,7 @@ def build_rule_set(sources: list[RuleSource], origin: str, known: Path | None = 
         problems.extend(_greedy_markers(apps, known))
     for reader, root in read:
         name = reader.file
-        file_rules, file_defaults, file_hosts = reader.read(root, apps or bundled_catalogue())
+        file_rules, file_defaults, file_hosts = reader.read(root, apps or _lenient(read))
         rules.extend(file_rules)
         ids.extend((rule_id, name, line, column) for rule_id, line, column in reader.ids)
         defaults.extend((then, node, name) for then, node in file_defaults)
@@ -433,6 +433,24 @@ def build_rule_set(sources: list[RuleSource], origin: str, known: Path | None = 
     )
 
 
+def _lenient(read: list[tuple[_FileReader, MappingNode | None]]) -> Catalogue:
+    """What the rules are checked with when the catalogue itself has problems: the shipped apps and every id the
+    broken catalogue declares, so that its mistakes are not reported a second time as unknown apps in rules."""
+    shipped = bundled_catalogue()
+    declared = []
+    for _, root in read:
+        for key, value in root.value if root is not None else ():
+            if isinstance(key, ScalarNode) and key.value == "apps" and isinstance(value, SequenceNode):
+                for item in value.value:
+                    for field_key, field_value in item.value if isinstance(item, MappingNode) else ():
+                        if (isinstance(field_key, ScalarNode) and field_key.value == "id"
+                                and isinstance(field_value, ScalarNode) and field_value.value not in shipped):
+                            declared.append(field_value.value)
+    extra = tuple(AppEntry(app, names={lang: app for lang in LANGUAGES}, kind="inapp", leave="none")
+                  for app in dict.fromkeys(declared))
+    return Catalogue((*shipped.entries, *extra), "the shipped catalogue and the ids declared", shipped.version)
+
+
 def _greedy_markers(apps: Catalogue, known: Path | None) -> list[Problem]:
     """The catalogue's markers that read too many known user agents as another app than their labels say:
     one problem per entry and marker that moves any, when the moves together pass the limit."""
@@ -445,7 +463,13 @@ def _greedy_markers(apps: Catalogue, known: Path | None) -> list[Problem]:
         return []
     *lines, verdict = moved.lines()
     out = []
-    for line in lines:
+    harmful = {id(move) for move in moved.moves if move.away or move.unlabelled}
+    ordered = sorted(moved.moves, key=lambda move: -move.count)
+    for move, line in zip(ordered, lines, strict=True):
+        if id(move) not in harmful:
+            continue  # only onto their labels: the lines the owner added for this app
+        line += ("; a marker names one app only if no other app's user agent carries it: use a token this "
+                 "app's user agent alone sends")
         where, _, message = line.partition(": ")
         file, _, number = where.rpartition(":")
         out.append(Problem(file, int(number), 1, message) if number.isdigit() else Problem(where, 1, 1, message))

@@ -69,20 +69,23 @@ class AppEntry(str):
     menu_ios: dict[str, str]
     versions: tuple[str, ...]
     where: str  # file:line of the entry ("" for an entry built in code)
+    marker_where: dict[str, str]  # file:line of each marker, where the file gives them
 
     def __new__(cls, id: str, *, names: dict[str, str], markers: tuple[str, ...] = (), kind: str,
                 leave: str, menu: dict[str, str] | None = None, menu_ios: dict[str, str] | None = None,
-                versions: tuple[str, ...] = (), where: str = "") -> AppEntry:
+                versions: tuple[str, ...] = (), where: str = "",
+                marker_where: dict[str, str] | None = None) -> AppEntry:
         self = super().__new__(cls, id)
         self.id, self.names, self.markers, self.kind, self.leave = id, dict(names), tuple(markers), kind, leave
         self.menu, self.menu_ios = dict(menu or {}), dict(menu_ios or {})
         self.versions, self.where = tuple(versions), where
+        self.marker_where = dict(marker_where or {})
         return self
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickled (a worker's snapshot, a test's copy) as the entry it is, not as the bare id.
         return (_entry, (self.id, self.names, self.markers, self.kind, self.leave, self.menu, self.menu_ios,
-                           self.versions, self.where))
+                           self.versions, self.where, self.marker_where))
 
     def __repr__(self) -> str:
         return f"AppEntry({self.id!r})"
@@ -111,9 +114,10 @@ class AppEntry(str):
 
 
 def _entry(id: str, names: dict[str, str], markers: tuple[str, ...], kind: str, leave: str,
-           menu: dict[str, str], menu_ios: dict[str, str], versions: tuple[str, ...], where: str) -> AppEntry:
+           menu: dict[str, str], menu_ios: dict[str, str], versions: tuple[str, ...], where: str,
+           marker_where: dict[str, str]) -> AppEntry:
     return AppEntry(id, names=names, markers=markers, kind=kind, leave=leave, menu=menu, menu_ios=menu_ios,
-                    versions=versions, where=where)
+                    versions=versions, where=where, marker_where=marker_where)
 
 
 class OS(StrEnum):

@@ -134,10 +134,14 @@ class _CaseReader(YamlReader):
         """A named client's user agent, else one of the known user agents of the app the name says."""
         try:
             return user_agent(name)
-        except UnknownClientError:
+        except UnknownClientError as err:
             found = corpus_client(self.corpus, name)
             if found is None:
-                raise
+                if "did you mean" in str(err):
+                    raise
+                raise UnknownClientError(
+                    f"{err}; or `<app>`/`<app>_<os>` for an app of the catalogue, taken from its known user agents "
+                    "(user_agents/*.jsonl: add a line labelled with the app, and the OS, to use it)") from None
             return found
 
     def read(self, text: str) -> list[Case]:

@@ -71,15 +71,19 @@ def run(args: argparse.Namespace, out: IO[str]) -> int:
     directory = Path(settings.rules_dir) if settings.rules_dir and "://" not in str(settings.rules_dir) else None
     corpus = load_corpus(directory)
     moved = reclassification(rules.apps, corpus)  # below the limit (the loader refuses more): said, not refused
-    for line in moved.lines()[:-1] if moved.moves else []:
+    moved_warnings = 0
+    for move, line in zip(sorted(moved.moves, key=lambda move: -move.count), moved.lines()[:-1], strict=True):
         where, _, message = line.partition(": ")
-        out.write(f"{where}{':1' if where[-1:].isdigit() else ':1:1'}: warning: {message}\n")
+        kind = "warning" if move.away or move.unlabelled else "note"  # onto their labels only: as intended
+        moved_warnings += kind == "warning"
+        out.write(f"{where}{':1' if where[-1:].isdigit() else ':1:1'}: {kind}: {message}\n")
     source = ("the shipped catalogue: no 'apps:' in these rules" if rules.apps.source == "built-in"
               else rules.apps.source)
     known = f"{len(corpus.agents):,} known user agents ({corpus.source})"
     outcome = (f"{sum(move.count for move in moved.moves):,} of {known} read as another app" if moved.moves
                else f"{known} read as the shipped catalogue reads them")
-    plural = "s" if len(found) != 1 else ""
+    count = len(found) + moved_warnings
+    plural = "s" if count != 1 else ""
     out.write(f"ok: {len(rules.rules)} rules, version {rules.version}, {len(rules.apps.entries)} apps ({source}; "
-              f"{outcome}), {len(found)} warning{plural}\n")
+              f"{outcome}), {count} warning{plural}\n")
     return 0

@@ -19,6 +19,7 @@ import sys
 import textwrap
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import IO
 
 from router.decision.conditions import AdField, Rollout
@@ -114,12 +115,12 @@ def _inside(rules: RuleSet, pilot: Rule) -> RuleSet:
     return dataclasses.replace(rules, rules=tuple(kept))
 
 
-def matrix_clients(rules: RuleSet) -> list[NamedClient]:
+def matrix_clients(rules: RuleSet, rules_dir: Path | None = None) -> list[NamedClient]:
     """The named clients, and for every app of the rules' catalogue none of them is read as, one of its known
     user agents (router.decision.known_agents) named after it: a row per app the catalogue names."""
     clients = sorted(CLIENTS.values(), key=lambda named: GROUPS.index(named.group))
     covered = {str(rules.reader.parse(client.ua).app) for client in clients}
-    corpus = load_corpus(None)
+    corpus = load_corpus(rules_dir)  # the rules directory's own known user agents, else the shipped ones
     for entry in rules.apps:
         if entry.id in covered or not entry.markers or entry.kind == "bot":
             continue
@@ -137,7 +138,7 @@ def build_matrix(rules: RuleSet, settings: Settings, link: str = DEFAULT_LINK, a
     outside = dataclasses.replace(rules, rules=tuple(rule for rule in rules.rules if not _partial(rule)))
     pilots = [(rule, _rollout(rule) or 0.0, _inside(rules, rule)) for rule in rules.rules if _partial(rule)]
     rows = []
-    for client in matrix_clients(rules):
+    for client in matrix_clients(rules, None if settings.rules_url else Path(settings.rules_dir)):
         cells = []
         for column in COLUMNS:
             click = Click(url=link, ua=client.ua, channel=column.channel, ad_source=column.ad_source)

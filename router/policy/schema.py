@@ -212,9 +212,27 @@ def _apps_reference(apps: Catalogue) -> list[str]:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     schema = subparsers.add_parser("schema", help="print the JSON Schema of rule files (rules/schema.json)")
-    schema.set_defaults(run=lambda args, out: _write(out, json.dumps(rules_schema(), indent=2) + "\n"))
+    schema.add_argument("directory", nargs="?", metavar="DIR",
+                        help="a rules directory whose app catalogue names the apps (default: the shipped one); "
+                             "regenerate your copy with: rules schema DIR > DIR/schema.json")
+    schema.set_defaults(run=_print_schema)
     docs = subparsers.add_parser("docs", help="print the rules reference (docs/rules-reference.md)")
     docs.set_defaults(run=lambda args, out: _write(out, rules_reference()))
+
+
+def _print_schema(args: argparse.Namespace, out: IO[str]) -> int:
+    """The schema for the shipped catalogue, or for the one of the rules in `args.directory` (which must load:
+    its problems are printed instead, and the exit status is 1)."""
+    apps = None
+    if args.directory is not None:
+        from router.decision.rules import RuleSetError, load_rules
+
+        try:
+            apps = load_rules(args.directory).apps
+        except RuleSetError as err:
+            out.writelines(problem.labelled("error") + "\n" for problem in err.problems)
+            return 1
+    return _write(out, json.dumps(rules_schema(apps), indent=2) + "\n")
 
 
 def _write(out: IO[str], text: str) -> int:
