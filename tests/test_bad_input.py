@@ -117,3 +117,11 @@ def test_every_location_is_allowlisted(client: TestClient, ua: str, target: str)
         assert parts.scheme in ("https", "taobao", "tbopen", "intent", "tmall")
         if parts.scheme == "https":
             assert host_allowed(parts.hostname or "", DEFAULT_ALLOWED_HOSTS)
+
+
+@pytest.mark.parametrize(("lang", "said"), [("zh-CN", "这个地址没有页面"), ("en", "There is no page at this address")])
+def test_the_404_page_speaks_the_readers_language(client: TestClient, lang: str, said: str) -> None:
+    """As the 400 page does: the reader's language says what happened, the router's English reason is folded."""
+    page = client.get("/no-such-page", headers={"accept-language": lang})
+    assert page.status_code == 404 and page.headers["content-language"] == lang
+    assert said in page.text and "<details" in page.text and "No such page." in page.text

@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import httpx
+import pytest
 from starlette.testclient import TestClient
 
 from router.serve.config import ANY_NETWORK, Settings, bundled_rules_dir
@@ -120,6 +121,26 @@ def _protocol_refusals() -> list[bytes]:
     answers = asyncio.run(run())
     assert [raw.split(b" ", 2)[1] for raw in answers] == [b"431", b"408", b"400"], [raw[:40] for raw in answers]
     return answers
+
+
+@pytest.mark.parametrize("head", [
+    b"GET /go?url=" + b"a" * 20_000,  # still arriving: the request line alone is over the limit
+    b"GET /go?url=" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",  # whole, in one piece
+])
+def test_a_request_target_over_the_limit_is_414_not_431(head: bytes) -> None:
+    """431 is for header fields; a request target (path and query) over the head's limit is a 414 that says
+    so, as the app's own query limit is."""
+
+    async def run() -> bytes:
+        protocol, transport = connection()
+        protocol.data_received(head)
+        await asyncio.sleep(0.05)
+        protocol.connection_lost(None)
+        return b"".join(transport.writes)
+
+    answer = asyncio.run(run())
+    assert answer.startswith(b"HTTP/1.1 414 "), answer[:80]
+    assert b"The request target is over the limit of 16384 bytes." in answer
 
 
 def _raw_request(port: int, head: bytes) -> bytes:

@@ -229,7 +229,7 @@ def message_context(status: int, message: str, lang: str, nonce: str, technical:
     or (`technical`) the router's own reason, folded away for support."""
     t = _words(lang, platform="", kind="", app="", menu="", label="", status=str(status))
     summary = (t["message_blocked"] if status in (403, 451) else t["message_too_many"] if status == 429
-               else t["message_bad_link"])
+               else t["message_not_found"] if status == 404 else t["message_bad_link"])
     return {"t": t, "title": t["message_title"], "summary": summary, "message": message, "technical": technical,
             "status_line": t["message_status"], "nonce": nonce}
 

@@ -5,9 +5,10 @@ request reading, proxy headers (uvicorn's ProxyHeadersMiddleware), keep-alive, p
 on, uvicorn's access line are uvicorn's. `BoundedHttpToolsProtocol` adds only what uvicorn can't do with
 httptools, which keeps reading a head for as long and as large as a client sends it:
 
-- it counts the bytes of a head as they arrive and answers 431 and closes once more than MAX_HEADER_BYTES
-  came without the head ending (a 10 MB header is never buffered: what follows is read and dropped for
-  LINGER_SECONDS, so the answer reaches the client, then the connection closes);
+- it counts the bytes of a head as they arrive and answers 431 (414 while the request line has not ended:
+  the target is what runs over) and closes once more than MAX_HEADER_BYTES came without the head ending
+  (a 10 MB header is never buffered: what follows is read and dropped for LINGER_SECONDS, so the answer
+  reaches the client, then the connection closes);
 - it checks the parsed head (request target and headers) against the same limit before any app sees it;
 - it answers 408 and closes when a head has started and is not complete within HEAD_TIMEOUT_SECONDS (a
   client dribbling a head byte by byte holds no connection for long). A kept-alive idle connection is
@@ -75,6 +76,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._completed = False  # a request ended in the data being fed
         self._head_bytes = 0
         self._too_large = False  # the parser stopped on a head over the limit (not on bad HTTP)
+        self._target_read = False  # the request line has ended (the parser has seen a header field)
         self._head_timer: asyncio.TimerHandle | None = None
         self._refused = False  # answered without the app: the rest of the connection is dropped
 
@@ -95,7 +97,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._refused or not self._in_head or self.transport.is_closing():
             return
         if self._head_bytes > self.max_head_bytes:
-            self._refuse(431, f"Request headers are over the limit of {self.max_head_bytes} bytes.\n")
+            self._refuse_too_large()
         elif self._head_timer is None and (self._head_begun or not self._completed):
             # A head that has begun and not ended, or bytes that began none (the CR/LF the parser skips
             # before a request: they stop uvicorn's keep-alive timer, so this one must run). Data that
@@ -106,13 +108,26 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to what httptools could not parse, given as the router's other refusals are."""
         if self._too_large:
-            self._refuse(431, f"Request headers are over the limit of {self.max_head_bytes} bytes.\n")
+            self._refuse_too_large()
         else:
             self._refuse(400, msg + "\n")
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._head_begun = True
+        self._target_read = False
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._target_read = True  # a header field: the request line, and its target, were read whole
+        super().on_header(name, value)
+
+    def _refuse_too_large(self) -> None:
+        """414 when the request target is what runs over the limit (a head that never got past its first
+        line, or a target over it by itself); 431 when the header fields do."""
+        if not self._target_read or len(self.url) > self.max_head_bytes:
+            self._refuse(414, f"The request target is over the limit of {self.max_head_bytes} bytes.\n")
+        else:
+            self._refuse(431, f"Request headers are over the limit of {self.max_head_bytes} bytes.\n")
 
     def on_headers_complete(self) -> None:
         self._in_head = False

@@ -184,7 +184,8 @@ def create_app(
         return _answer(body, media_type=content_type)
 
     def message(request: Request, status: int, text: str) -> Response:
-        page = pages.message(request.headers.get("accept-language"), status, text)
+        # The reader's language says what happened; the router's own English reason is folded away for support.
+        page = pages.message(request.headers.get("accept-language"), status, text, technical=True)
         response = Response(page.body, page.status)
         response.raw_headers[:] = page.headers  # its own length among them
         return response
