@@ -110,6 +110,14 @@ def test_moments_page_has_no_share_code(client: TestClient) -> None:
     assert "也可以复制下面的链接" in page
 
 
+def test_a_tap_on_an_unknown_channel_is_not_told_it_came_from_moments(client: TestClient) -> None:
+    """The moments page also answers WeChat taps whose channel is unknown: they keep its copy rule (no share
+    code), but are told what is known, that WeChat can't open Taobao, never that the link is a Moments one."""
+    page = landing(client, SHARE, extra="").text  # no `from`: the channel is unknown
+    assert "朋友圈" not in page and "微信内不能直接打开" in page
+    assert "￥AbCd1234￥" not in page and "也可以复制下面的链接" in page
+
+
 def test_attribution_reaches_every_link(client: TestClient) -> None:
     """Click ids reach the web link, the copied text and the script's fallback."""
     page = landing(client, ITEM, extra="&from=groupmessage&gdt_vid=wx0abc").text

@@ -26,7 +26,7 @@ from markupsafe import Markup
 
 from router.decision.deeplinks import store_url, web_location
 from router.decision.recent import Recent
-from router.decision.types import LANGUAGES, OS, Action, App, Context, Decision, Device
+from router.decision.types import LANGUAGES, OS, Action, App, Channel, Context, Decision, Device
 from router.serve.headers import SECURITY_HEADERS
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -168,8 +168,9 @@ def landing_key(ctx: Context, decision: Decision, lang: str) -> tuple[object, ..
     client = ctx.client
     harmony_version = client.os_version if client.os is OS.HARMONYOS else None  # decides the store
     # The app's entry as a whole: a reloaded catalogue may rename an app or change its menu under the same id.
+    in_moments = ctx.channel is Channel.MOMENTS  # what the page says the link is (landing_context)
     return (ctx.link, client.app.details, client.os, harmony_version, client.device, client.bot, ctx.forward,
-            decision.landing, decision.app_link, decision.app, lang)
+            decision.landing, decision.app_link, decision.app, lang, in_moments)
 
 
 def landing_context(ctx: Context, decision: Decision, lang: str, nonce: str, fallback_delay_ms: int,
@@ -208,6 +209,9 @@ def landing_context(ctx: Context, decision: Decision, lang: str, nonce: str, fal
         # An app with no way to a browser (`leave: none`): say so, and offer what to copy.
         "no_way_out": mode == "inapp" and client.app.leave == "none",
         "moments": moments,
+        # Said to be a Moments link only when the click says it came from Moments: the moments page also
+        # answers taps whose channel is unknown, and they are told what is known (the app they are in).
+        "in_moments": moments and ctx.channel is Channel.MOMENTS,
         "menu": _MENU_SYMBOL,
         "web_url": web,
         "app_url": app_url,
