@@ -924,7 +924,6 @@ CORPUS_CLASSES = [
     ("fire_phone_silk", "Mozilla/5.0 (Linux; U; Android 4.4.4; en-us; SD4930UR Build/KTU84P) AppleWebKit/537.36 "
      "(KHTML, like Gecko) Silk/3.60 like Chrome/37.0.2026.117 Mobile Safari/537.36", App.BROWSER, None, MOB),
     ("nintendo_3ds", "Mozilla/5.0 (Nintendo 3DS; U; ; en) Version/1.7567.US", App.BROWSER, None, MOB),
-    # Huawei's foldables send a tablet's UA: still phones.
     ("huawei_foldable_baidu", "Mozilla/5.0 (Linux; Android 10; TET-AN10 Build/HUAWEITET-AN10; wv) AppleWebKit/537.36 "
      "(KHTML, like Gecko) Version/4.0 Chrome/76.0.3809.89 Safari/537.36 T7/12.26 BDOS/1.0 (HarmonyOS 2.2.0) "
      "SP-engine/2.36.0 baiduboxapp/12.26.5.10 (Baidu; P1 10) NABar/1.0", "baidu", HOS, MOB),

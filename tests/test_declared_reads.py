@@ -46,7 +46,7 @@ from router.decision.conditions import (
 from router.decision.decide import decide, explain
 from router.decision.named_clients import CLIENTS
 from router.decision.rules import RuleSet, RuleSource, build_rule_set, load_rules
-from router.decision.types import OS, App, Channel, Decision, Device, Expansion, LinkKind, Platform
+from router.decision.types import OS, Channel, Decision, Device, Expansion, LinkKind, Platform
 from router.policy.casebook import Click
 from router.policy.schema import rules_reference, rules_schema
 from router.serve.config import Settings, bundled_rules_dir
@@ -249,8 +249,9 @@ def _rules(text: str) -> RuleSet:
 
 # The property: whatever is kept gives the answer decided afresh.
 
-_ENUMS = {"channel": Channel, "app": App, "os": OS, "device": Device, "link": LinkKind, "platform": Platform,
-          "expansion": Expansion}
+# The app names are the shipped catalogue's ids (router.decision.apps), not only the ones the code names.
+_ENUMS = {"channel": Channel, "app": bundled_catalogue().ids, "os": OS, "device": Device, "link": LinkKind,
+          "platform": Platform, "expansion": Expansion}
 _EDGES = [(EDGE + timedelta(hours=h)).isoformat() for h in (-1, 0, 1, 2)]
 
 

@@ -74,8 +74,14 @@ class CatalogueError(Exception):
 
 def _pattern(marker: str) -> str:
     """A marker as the automaton matches it: literally, starting a token when it starts with a letter or digit."""
-    literal = "".join("\\" + ch if ch in _REGEX_SPECIALS else ch for ch in marker)
+    literal = literal_pattern(marker)
     return f"(?:^|[^A-Za-z0-9]){literal}" if marker[0].isalnum() else literal
+
+
+def literal_pattern(word: str) -> str:
+    """`word` as a pattern of the Rust `regex` crate that matches it literally (router.decision.clients' word
+    lists are written with it too)."""
+    return "".join("\\" + ch if ch in _REGEX_SPECIALS else ch for ch in word)
 
 
 _REGEX_SPECIALS = frozenset("\\.^$|?*+()[]{}#&-~ ")
@@ -327,9 +333,16 @@ def _contains(marker: str, earlier: str) -> bool:
     return False
 
 
-def read_catalogue(node: Node, reader: YamlReader) -> list[AppEntry]:
-    """The entries of an `apps:` node; problems go to `reader` (with file:line:col), bad entries are left out."""
-    return _CatalogueReader(reader).entries(node)
+def read_catalogue(node: Node, reader: YamlReader) -> tuple[list[AppEntry], tuple[str, ...]]:
+    """The entries of an `apps:` node, and every id it declares (bad entries' too); problems go to `reader`
+    (with file:line:col), bad entries are left out."""
+    walk = _CatalogueReader(reader)
+    try:
+        entries = walk.entries(node)
+    except NodeError as bad:
+        reader.problem(bad.node, bad.message)
+        entries = []
+    return entries, tuple(walk.seen_ids)
 
 
 def build_catalogue(entries: list[AppEntry], source: str, problems: list[Problem], where: Node | None,
@@ -396,7 +409,7 @@ def parse_catalogue_text(text: str, file: str) -> Catalogue:
         if apps is None and not problems:
             reader.problem(root, "no 'apps:' list")
         elif apps is not None:
-            entries = read_catalogue(apps, reader)
+            entries, _ = read_catalogue(apps, reader)
             if not problems:
                 catalogue = build_catalogue(entries, file, problems, apps, file)
     if catalogue is None or problems:

@@ -82,7 +82,7 @@ from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
 import ua_parser_rs  # ua-parser's Rust regex engine, used directly by _WordList (no tables loaded)
 
-from router.decision.apps import AppEntry, Catalogue, bundled_catalogue
+from router.decision.apps import AppEntry, Catalogue, bundled_catalogue, literal_pattern
 from router.decision.browser_shapes import BROWSER_TEMPLATE_TEXTS, Shape, read_shape
 from router.decision.recent import Recent
 from router.decision.slots import slot_constructor
@@ -237,7 +237,7 @@ class _WordList:
     @classmethod
     def of_literals(cls, words: tuple[str, ...], *, fold_case: bool = False) -> _WordList:
         """Any of these plain strings, case-sensitive unless fold_case."""
-        body = "|".join("".join("\\" + ch if ch in _REGEX_SPECIALS else ch for ch in word) for word in words)
+        body = "|".join(literal_pattern(word) for word in words)
         return cls(f"(?i:{body})" if fold_case else body)
 
     def search(self, text: str) -> bool:
@@ -257,7 +257,6 @@ class _FirstOf:
         return None if found is None else found.family
 
 
-_REGEX_SPECIALS = frozenset("\\.^$|?*+()[]{}")
 
 
 # Bots that name an app ("DingTalkBot-LinkService", "Weibo spider") are the app's link-preview fetchers,

@@ -105,6 +105,26 @@ class Move:
     def count(self) -> int:
         return sum(self.away.values()) + self.onto + self.unlabelled
 
+    @property
+    def harmful(self) -> bool:
+        """Whether any moved off their label (or have none): a move onto their labels only is the owner's own
+        lines for the app, as intended."""
+        return bool(self.away) or self.unlabelled > 0
+
+    @property
+    def place(self) -> tuple[str, int]:
+        """The file and line the move is told at: the marker's, else its entry's (line 1 when unknown)."""
+        file, _, line = self.where.rpartition(":")
+        return (file, int(line)) if line.isdigit() else (self.where, 1)
+
+    def message(self) -> str:
+        labels = ", ".join(f"{n:,} {label}" for label, n in self.away.most_common())
+        parts = [part for part in (labels, f"{self.unlabelled:,} unlabelled" if self.unlabelled else "",
+                                   f"{self.onto:,} onto their label" if self.onto else "") if part]
+        what = f"marker {self.marker!r} would make" if self.marker else "would leave"
+        return (f"{what} {self.count:,} known user agent{'s' if self.count != 1 else ''} {self.app!r} "
+                f"({'; '.join(parts)}), e.g. {self.example}")
+
 
 @dataclass
 class Reclassification:
@@ -119,21 +139,14 @@ class Reclassification:
     def fails(self, share: float = MAX_RECLASSIFIED_SHARE) -> bool:
         return self.away > share * self.total
 
-    def lines(self, share: float = MAX_RECLASSIFIED_SHARE) -> list[str]:
-        out = []
-        for move in sorted(self.moves, key=lambda move: -move.count):
-            labels = ", ".join(f"{n:,} {label}" for label, n in move.away.most_common())
-            parts = [part for part in (labels, f"{move.unlabelled:,} unlabelled" if move.unlabelled else "",
-                                       f"{move.onto:,} onto their label" if move.onto else "") if part]
-            what = f"marker {move.marker!r} would make" if move.marker else "would leave"
-            out.append(f"{move.where}: {what} {move.count:,} known user agent{'s' if move.count != 1 else ''} "
-                       f"{move.app!r} ({'; '.join(parts)}), e.g. {move.example}")
+    def largest_first(self) -> list[Move]:
+        return sorted(self.moves, key=lambda move: -move.count)
+
+    def verdict(self, share: float = MAX_RECLASSIFIED_SHARE) -> str:
         limit = int(share * self.total)
-        verdict = "too many: the catalogue is refused" if self.fails(share) else "within the limit"
-        out.append(f"{self.away:,} of {self.total:,} known user agents ({self.corpus}) read as another app than "
-                   f"their label and the shipped catalogue say: {verdict} (at most {limit:,}, "
-                   f"{100 * share:g} %)")
-        return out
+        said = "too many: the catalogue is refused" if self.fails(share) else "within the limit"
+        return (f"{self.away:,} of {self.total:,} known user agents ({self.corpus}) read as another app than "
+                f"their label and the shipped catalogue say: {said} (at most {limit:,}, {100 * share:g} %)")
 
 
 def reclassification(apps: Catalogue, corpus: Corpus, baseline: Catalogue | None = None) -> Reclassification:

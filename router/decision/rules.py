@@ -393,12 +393,12 @@ def build_rule_set(sources: list[RuleSource], origin: str, known: Path | None = 
         # from (a directory, a bundle URL) and whatever their files are called.
         digest.update(data + b"\0")
         read.append((reader, reader.root(text)))
-    apps = _catalogue(read, problems)
+    apps, declared = _catalogue(read, problems)
     if apps is not None and not problems:
         problems.extend(_greedy_markers(apps, known))
     for reader, root in read:
         name = reader.file
-        file_rules, file_defaults, file_hosts = reader.read(root, apps or _lenient(read))
+        file_rules, file_defaults, file_hosts = reader.read(root, apps or _lenient(declared))
         rules.extend(file_rules)
         ids.extend((rule_id, name, line, column) for rule_id, line, column in reader.ids)
         defaults.extend((then, node, name) for then, node in file_defaults)
@@ -433,21 +433,12 @@ def build_rule_set(sources: list[RuleSource], origin: str, known: Path | None = 
     )
 
 
-def _lenient(read: list[tuple[_FileReader, MappingNode | None]]) -> Catalogue:
+def _lenient(declared: tuple[str, ...]) -> Catalogue:
     """What the rules are checked with when the catalogue itself has problems: the shipped apps and every id the
     broken catalogue declares, so that its mistakes are not reported a second time as unknown apps in rules."""
     shipped = bundled_catalogue()
-    declared = []
-    for _, root in read:
-        for key, value in root.value if root is not None else ():
-            if isinstance(key, ScalarNode) and key.value == "apps" and isinstance(value, SequenceNode):
-                for item in value.value:
-                    for field_key, field_value in item.value if isinstance(item, MappingNode) else ():
-                        if (isinstance(field_key, ScalarNode) and field_key.value == "id"
-                                and isinstance(field_value, ScalarNode) and field_value.value not in shipped):
-                            declared.append(field_value.value)
     extra = tuple(AppEntry(app, names={lang: app for lang in LANGUAGES}, kind="inapp", leave="none")
-                  for app in dict.fromkeys(declared))
+                  for app in declared if app not in shipped)
     return Catalogue((*shipped.entries, *extra), "the shipped catalogue and the ids declared", shipped.version)
 
 
@@ -461,29 +452,22 @@ def _greedy_markers(apps: Catalogue, known: Path | None) -> list[Problem]:
     moved = reclassification(apps, load_corpus(known))
     if not moved.fails():
         return []
-    *lines, verdict = moved.lines()
-    out = []
-    harmful = {id(move) for move in moved.moves if move.away or move.unlabelled}
-    ordered = sorted(moved.moves, key=lambda move: -move.count)
-    for move, line in zip(ordered, lines, strict=True):
-        if id(move) not in harmful:
-            continue  # only onto their labels: the lines the owner added for this app
-        line += ("; a marker names one app only if no other app's user agent carries it: use a token this "
-                 "app's user agent alone sends")
-        where, _, message = line.partition(": ")
-        file, _, number = where.rpartition(":")
-        out.append(Problem(file, int(number), 1, message) if number.isdigit() else Problem(where, 1, 1, message))
-    out.append(Problem(apps.source, 1, 1, verdict))
+    out = [Problem(*move.place, 1, move.message() + "; a marker names one app only if no other app's user agent "
+                   "carries it: use a token this app's user agent alone sends")
+           for move in moved.largest_first() if move.harmful]  # onto their labels only: the owner's own lines
+    out.append(Problem(apps.source, 1, 1, moved.verdict()))
     return out
 
 
-def _catalogue(read: list[tuple[_FileReader, MappingNode | None]], problems: list[Problem]) -> Catalogue | None:
-    """The catalogue of the one file with `apps:`; the shipped one when no file has it; None after recording
-    what is wrong with it (the rules are then checked against the shipped one, so their own mistakes show too)."""
+def _catalogue(read: list[tuple[_FileReader, MappingNode | None]],
+               problems: list[Problem]) -> tuple[Catalogue | None, tuple[str, ...]]:
+    """The catalogue of the one file with `apps:` (the shipped one when no file has it), and the ids it
+    declares; None after recording what is wrong with it (the rules are then checked with _lenient, so their
+    own mistakes show too, and the catalogue's are not told twice)."""
     found = [(reader, root, key) for reader, root in read if root is not None
              for key in [reader.apps_node(root)] if key is not None]
     if not found:
-        return bundled_catalogue()
+        return bundled_catalogue(), ()
     for reader, _, key in found[1:]:
         first = found[0]
         reader.problem(key, f"second 'apps:' (first in {first[0].file}:{first[2].start_mark.line + 1}): "
@@ -491,11 +475,7 @@ def _catalogue(read: list[tuple[_FileReader, MappingNode | None]], problems: lis
     reader, root, key = found[0]
     node = next(value for k, value in root.value if k is key)
     before = len(problems)
-    try:
-        entries = read_catalogue(node, reader)
-    except NodeError as bad:
-        reader.problem(bad.node, bad.message)
-        return None
+    entries, declared = read_catalogue(node, reader)
     if len(problems) > before:
-        return None
-    return build_catalogue(entries, reader.file, problems, node, reader.file)
+        return None, declared
+    return build_catalogue(entries, reader.file, problems, node, reader.file), declared

@@ -72,11 +72,11 @@ def run(args: argparse.Namespace, out: IO[str]) -> int:
     corpus = load_corpus(directory)
     moved = reclassification(rules.apps, corpus)  # below the limit (the loader refuses more): said, not refused
     moved_warnings = 0
-    for move, line in zip(sorted(moved.moves, key=lambda move: -move.count), moved.lines()[:-1], strict=True):
-        where, _, message = line.partition(": ")
-        kind = "warning" if move.away or move.unlabelled else "note"  # onto their labels only: as intended
-        moved_warnings += kind == "warning"
-        out.write(f"{where}{':1' if where[-1:].isdigit() else ':1:1'}: {kind}: {message}\n")
+    for move in moved.largest_first():
+        file, line = move.place
+        kind = "warning" if move.harmful else "note"  # onto their labels only: as intended
+        moved_warnings += move.harmful
+        out.write(Problem(file, line, 1, move.message()).labelled(kind) + "\n")
     source = ("the shipped catalogue: no 'apps:' in these rules" if rules.apps.source == "built-in"
               else rules.apps.source)
     known = f"{len(corpus.agents):,} known user agents ({corpus.source})"

@@ -76,7 +76,6 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._completed = False  # a request ended in the data being fed
         self._head_bytes = 0
         self._too_large = False  # the parser stopped on a head over the limit (not on bad HTTP)
-        self._target_read = False  # the request line has ended (the parser has seen a header field)
         self._head_timer: asyncio.TimerHandle | None = None
         self._refused = False  # answered without the app: the rest of the connection is dropped
 
@@ -115,16 +114,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._head_begun = True
-        self._target_read = False
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._target_read = True  # a header field: the request line, and its target, were read whole
-        super().on_header(name, value)
 
     def _refuse_too_large(self) -> None:
-        """414 when the request target is what runs over the limit (a head that never got past its first
-        line, or a target over it by itself); 431 when the header fields do."""
-        if not self._target_read or len(self.url) > self.max_head_bytes:
+        """414 when the request target is what runs over the limit (most of the head read so far: the parser
+        hands over a target as it arrives, so one still arriving counts too); 431 when the header fields do.
+        Decided from what the parser kept, at refusal time: nothing is added per header of every request."""
+        if len(self.url) > max(self._head_bytes, len(self.url)) // 2:
             self._refuse(414, f"The request target is over the limit of {self.max_head_bytes} bytes.\n")
         else:
             self._refuse(431, f"Request headers are over the limit of {self.max_head_bytes} bytes.\n")
