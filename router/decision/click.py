@@ -27,7 +27,7 @@ from router.decision.apps import Catalogue
 from router.decision.clients import parse_client, reader_of
 from router.decision.links import DEFAULT_ALLOWED_HOSTS, LinkError, parse_link
 from router.decision.recent import Recent
-from router.decision.signing import SIGNED_FIELDS, ClickReplays, SigningKeys, verify
+from router.decision.signing import SIGNED_FIELDS, ClickReplays, SigningKeys, Verdict, check
 from router.decision.slots import slot_constructor
 from router.decision.types import AdClaim, Channel, Client, Context, Link
 
@@ -117,10 +117,13 @@ def read_click(
     client: Client | None = None,
     headers: tuple[tuple[str, str], ...] = (),
     apps: Catalogue | None = None,
+    claim: AdClaim | None = None,
 ) -> Context:
     """Resolve everything the rules look at, or raise BadClick. `client`: what the user agent says, when the
     caller has read it already; else it is read with `apps` (the rules' catalogue, RuleSet.apps; the shipped
-    one when None). `headers`: the request headers the rules read (RuleSet.headers_read)."""
+    one when None). `headers`: the request headers the rules read (RuleSet.headers_read). `claim`: for an
+    /ad click replayed from its click line, what the server concluded of its signature, taken as is (no
+    signature is checked, so no key is needed); ClaimMismatch when it is not this request's."""
     if client is None:
         client = parse_client(ua) if apps is None else reader_of(apps).parse(ua)
     if path == "/go":
@@ -136,6 +139,13 @@ def read_click(
                             None, None, None, "", headers)
     if path not in CLICK_PATHS:
         raise BadClick(404, f"no such click path {_short(path)}; use /go?url=… or a signed /ad?… link")
+    if claim is not None:
+        link, values, params = _read_query(query, settings)
+        _check_recorded(claim, values)
+        channel, reason = _channel(values, claim)
+        forward = tuple((name, value) for name, value in params if name in settings.forward_params)
+        return _new_context(link, client, channel, reason, at, visitor or visitor_id(None, "", ua or ""), forward,
+                            claim, None, None, "", headers)
     ad_query, extra = _read_ad_query(query, settings, at)
     trusted = ad_query.trusted
     if trusted is not None and at.timestamp() < trusted.expires:
@@ -324,18 +334,36 @@ def _ad_claim(
     values: dict[str, str], fields: dict[str, str], settings: ClickSettings, at: datetime,
     replays: ClickReplays | None,
 ) -> AdClaim:
-    verified, reason = verify(fields, settings.signing_keys, at)
+    verdict, reason = check(fields, settings.signing_keys, at)
+    verified = verdict is Verdict.VERIFIED
     claim = AdClaim(
         source=values.get("src", ""),
         advertiser=values.get("adv", ""),
         campaign=values.get("cmp", ""),
         verified=verified,
         reason=reason,
+        verdict=verdict.value,
+        channel=values.get("ch", ""),
+        kid=fields.get("kid", "")[:32],
     )
     key = _replay_key(fields, values) if verified and replays is not None else ""
     if key and replays is not None:
         claim = _replay_checked(claim, Channel.UNKNOWN, "", key, fields, replays, at)[0]
     return claim
+
+
+class ClaimMismatch(ValueError):
+    """A recorded claim whose ad fields are not its request's: a replay can't take it as the server's."""
+
+
+def _check_recorded(claim: AdClaim, values: dict[str, str]) -> None:
+    request = (values.get("src", ""), values.get("adv", ""), values.get("cmp", ""), values.get("ch", ""))
+    recorded = (claim.source, claim.advertiser, claim.campaign, claim.channel)
+    if request != recorded:
+        names = [name for name, a, b in zip(("src", "adv", "cmp", "ch"), request, recorded, strict=True) if a != b]
+        raise ClaimMismatch(f"its recorded claim's {', '.join(names)} differ from the request's")
+    if claim.verified != (claim.verdict == Verdict.VERIFIED.value):
+        raise ClaimMismatch(f"its recorded claim says verified={claim.verified} but verdict {claim.verdict!r}")
 
 
 def _replay_key(fields: dict[str, str], values: dict[str, str]) -> str:
@@ -351,7 +379,8 @@ def _replay_checked(
     """The verified `claim` (with its channel and reason), or, when its click id (`key`) was used before, the
     claim of a replayed click."""
     if not replays.first_use(key, at.timestamp()):
-        claim = dataclasses.replace(claim, verified=False, reason=_replayed_reason(key))
+        claim = dataclasses.replace(claim, verified=False, reason=_replayed_reason(key),
+                                    verdict=Verdict.REPLAYED.value)
         channel, reason = _channel({}, claim)
     elif isinstance(replays, DeferredReplays):
         replays.asked(key, fields.get("exp", ""))
@@ -384,7 +413,7 @@ def as_replayed(ctx: Context, key: str) -> Context:
     used before: what read_click answers for a replay."""
     if ctx.ad is None:
         return ctx
-    ad = dataclasses.replace(ctx.ad, verified=False, reason=_replayed_reason(key))
+    ad = dataclasses.replace(ctx.ad, verified=False, reason=_replayed_reason(key), verdict=Verdict.REPLAYED.value)
     channel, reason = _channel({}, ad)
     return dataclasses.replace(ctx, ad=ad, channel=channel, channel_reason=reason)
 

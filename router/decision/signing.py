@@ -21,6 +21,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from urllib.parse import quote
 
 from router.decision.recent import Recent
@@ -142,27 +143,45 @@ def sign(fields: Mapping[str, str], keys: SigningKeys) -> dict[str, str]:
     return signed
 
 
-def verify(fields: Mapping[str, str], keys: SigningKeys, now: datetime | None = None) -> tuple[bool, str]:
-    """Whether `fields` (signed fields plus kid and sig) carry a valid, unexpired signature, and why not."""
+class Verdict(StrEnum):
+    """What checking an /ad link's signature concluded for one click: recorded in its click line (`claim`),
+    so a replay decides the click as the server did without holding any secret."""
+
+    VERIFIED = "verified"
+    UNSIGNED = "unsigned"  # no sig or no kid: not an ad link this router signed
+    UNKNOWN_KEY = "unknown_key"  # signed with a key id these keys don't hold (an old, foreign or made-up one)
+    FORGED = "forged"  # the signature does not match the fields: changed, or signed with another secret
+    EXPIRED = "expired"  # past its signed expiry (or an expiry that is not a time)
+    REPLAYED = "replayed"  # its click id was used before (router.decision.click)
+
+
+def check(fields: Mapping[str, str], keys: SigningKeys, now: datetime | None = None) -> tuple[Verdict, str]:
+    """What `fields` (signed fields plus kid and sig) make of a click, and why, in plain words."""
     sig = fields.get("sig", "")
     kid = fields.get("kid", "")
     if not sig:
-        return False, "no signature (sig) on the ad link"
+        return Verdict.UNSIGNED, "no signature (sig) on the ad link"
     if not kid:
-        return False, "no key id (kid) on the ad link"
+        return Verdict.UNSIGNED, "no key id (kid) on the ad link"
     secret = keys.secret(kid)
     if secret is None:
-        return False, f"unknown signing key id {kid[:32]!r}"
+        return Verdict.UNKNOWN_KEY, f"unknown signing key id {kid[:32]!r}"
     if not _signature_matches(keys, kid, secret, sig, fields):
-        return False, "signature does not match the ad fields (wrong key, or a field was changed)"
+        return Verdict.FORGED, "signature does not match the ad fields (wrong key, or a field was changed)"
     if "exp" in fields:
         try:
             expires = datetime.fromtimestamp(int(fields["exp"]), UTC)
         except (ValueError, OverflowError, OSError):
-            return False, f"expiry {fields['exp'][:20]!r} is not a time"
+            return Verdict.EXPIRED, f"expiry {fields['exp'][:20]!r} is not a time"
         if (now or datetime.now(UTC)) >= expires:
-            return False, f"ad link expired at {expires.isoformat(timespec='seconds')}"
-    return True, f"signature verified with key {kid!r}"
+            return Verdict.EXPIRED, f"ad link expired at {expires.isoformat(timespec='seconds')}"
+    return Verdict.VERIFIED, f"signature verified with key {kid!r}"
+
+
+def verify(fields: Mapping[str, str], keys: SigningKeys, now: datetime | None = None) -> tuple[bool, str]:
+    """Whether `fields` carry a valid, unexpired signature, and why not (`check`, as a yes or no)."""
+    verdict, reason = check(fields, keys, now)
+    return verdict is Verdict.VERIFIED, reason
 
 
 # Signatures already found to match their fields, with the keys that checked them: an ad's link is the

@@ -60,7 +60,7 @@ def result_json(
         },
         "ad": None if ctx.ad is None else {
             "source": ctx.ad.source, "advertiser": ctx.ad.advertiser, "campaign": ctx.ad.campaign,
-            "verified": ctx.ad.verified, "reason": ctx.ad.reason,
+            "verified": ctx.ad.verified, "verdict": ctx.ad.verdict, "reason": ctx.ad.reason,
         },
         "forwarded": [list(pair) for pair in ctx.forward],
         # explain never uses the network: a short link is decided as it is, unexpanded.

@@ -38,7 +38,7 @@ def render(ctx: Context, decision: Decision, rules: RuleSet, ua: str = "") -> st
         f"link     {_link_line(ctx)}",
     ]
     if ctx.ad is not None:
-        trusted = "trusted" if ctx.ad.verified else "NOT trusted"
+        trusted = "trusted" if ctx.ad.verified else f"NOT trusted, {ctx.ad.verdict.replace('_', ' ')}"
         lines.append(f"ad       source {ctx.ad.source or '-'}, advertiser {ctx.ad.advertiser or '-'}: {trusted} "
                      f"({ctx.ad.reason})")
     lines.append(f"rules    version {rules.version}")

@@ -6,7 +6,9 @@ another app are counted by (old app → new app), with the catalogue's entries t
 Clicks whose action changes are counted by (channel, app, old action → new action), biggest group
 first, each as a share of all clicks and of its own channel and app's clicks (what a change to WeChat
 group chats is judged by), with a few examples each; clicks that keep their action but change rule are
-counted apart. `--at T` replays the clicks as if they happened from T on (moved by whole days, so each
+counted apart. An /ad click is replayed as the server judged its signature (its line's `claim`), so no key
+is needed; a line that can't be replayed faithfully is counted and named, never decided some other way
+(router.policy.replay). `--at T` replays the clicks as if they happened from T on (moved by whole days, so each
 keeps its time of day and visitor): a change scheduled for next Monday previews today.
 """
 
@@ -21,10 +23,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import IO, Any
 
-from router.decision.click import BadClick, read_click
+from router.decision.click import BadClick
 from router.decision.decide import decide
 from router.decision.rules import RuleSet
-from router.policy.replay import RecordedClick, UnreadableLine, read_clicks
+from router.policy.replay import NotReplayable, RecordedClick, UnreadableLine, read_clicks, read_recorded
 from router.serve.config import Settings
 from router.serve.reload import load_reporting
 
@@ -38,6 +40,9 @@ class Comparison:
     read: int = 0
     unreadable: list[UnreadableLine] = field(default_factory=list)
     refused: int = 0  # clicks the router answers 4xx before any rule: the same under both sets
+    # Clicks that can't be replayed as the server decided them (line, why): left out, and said so.
+    not_replayed: list[tuple[int, str]] = field(default_factory=list)
+    reverified: int = 0  # /ad clicks recorded without their claim, whose signature was checked here again
     changed: Counter[Group] = field(default_factory=Counter)
     decided: Counter[tuple[str, str]] = field(default_factory=Counter)  # clicks decided, per (channel, app)
     examples: dict[Group, list[str]] = field(default_factory=lambda: defaultdict(list))
@@ -66,13 +71,16 @@ def compare(old: RuleSet, new: RuleSet, clicks: list[RecordedClick], settings: S
     result = Comparison()
     for click in clicks:
         result.read += 1
-        path, _, query = click.request.partition("?")
         try:
-            ctx = read_click(path, query, click.ua, at=click.at + shift, settings=settings, visitor=click.visitor,
-                             headers=click.headers, apps=old.apps)
+            ctx = read_recorded(click, settings, old.apps, headers=click.headers, at=click.at + shift)
         except BadClick:
             result.refused += 1
             continue
+        except NotReplayable as err:
+            result.not_replayed.append((click.line, str(err)))
+            continue
+        if ctx.ad is not None and click.claim is None:
+            result.reverified += 1
         new_ctx = ctx
         app = str(ctx.client.app)
         if new.apps.version != old.apps.version:
@@ -106,12 +114,36 @@ def _percent(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%" if whole else "0%"
 
 
+def _decided(result: Comparison) -> int:
+    return result.read - result.refused - len(result.not_replayed)
+
+
+def _not_replayed(result: Comparison) -> str:
+    return f"{len(result.not_replayed)} not replayed, " if result.not_replayed else ""
+
+
+def _replay_lines(result: Comparison) -> list[str]:
+    """What could not be replayed as the server decided it, first: a change hidden there is not 0 changes."""
+    lines = []
+    if result.not_replayed:
+        lines.append(f"WARNING: {_count(len(result.not_replayed), 'click')} could not be replayed as the server "
+                     "decided them and are left out of the figures below:")
+        lines.extend(f"  line {line}: {why}" for line, why in result.not_replayed[:10])
+        if len(result.not_replayed) > 10:
+            lines.append(f"  … and {len(result.not_replayed) - 10} more")
+    if result.reverified:
+        lines.append(f"note: {_count(result.reverified, '/ad click')} recorded without its claim: the signature "
+                     "was checked here again, with these keys and without the server's replay check")
+    return lines
+
+
 def render_text(result: Comparison, old: RuleSet, new: RuleSet) -> str:
-    decided = result.read - result.refused
+    decided = _decided(result)
     lines = [
         f"rules {old.version} → {new.version}",
+        *_replay_lines(result),
         f"clicks: {result.read} read, {_count(len(result.unreadable), 'unreadable line')}, {result.refused} refused "
-        f"before any rule, {decided} decided by both",
+        f"before any rule, {_not_replayed(result)}{decided} decided by both",
         f"action changes: {result.changed_total} of {decided} ({_percent(result.changed_total, decided)})",
     ]
     for group, count in result.changed.most_common():
@@ -133,6 +165,9 @@ def render_json(result: Comparison, old: RuleSet, new: RuleSet) -> str:
         "read": result.read,
         "unreadable": [{"line": bad.line, "error": bad.error} for bad in result.unreadable],
         "refused": result.refused,
+        "not_replayed": [{"line": line, "why": why} for line, why in result.not_replayed],
+        "reverified": result.reverified,
+        "decided": _decided(result),
         "changed": result.changed_total,
         "groups": [
             {"channel": g[0], "app": g[1], "from": g[2], "to": g[3], "count": n,

@@ -213,6 +213,11 @@ class Clicks:
             line["reason"] = answered.reason
         if answered.arms:  # the rollouts this click could have taken, in or out (router.decision.decide: rollout_arms)
             line["arms"] = [{"rule": arm_rule, "in": inside} for arm_rule, inside in answered.arms]
+        if ctx is not None and ctx.ad is not None:
+            # What the signature check concluded (orjson writes the AdClaim's fields): a replay decides the
+            # click as the server did, with no secret (router.policy.replay), and an operator tells a forged,
+            # expired or replayed ad click apart.
+            line["claim"] = ctx.ad
         if ctx is not None and ctx.headers:  # the request headers the rules read: replaying needs them
             line["headers"] = dict(ctx.headers)
         return line
