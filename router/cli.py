@@ -32,7 +32,7 @@ from router.decision.types import Channel
 from router.policy import casebook, lint, matrix, report_render, ruleset_diff, schema
 from router.policy.explain_json import explain_click
 from router.policy.replay import UnreadableLine, parse_time, read_clicks
-from router.serve.config import Settings
+from router.serve.config import Settings, check_serving_keys, check_signing_keys
 from router.serve.reload import rules_source
 from router.serve.sources import RulesSource, RulesUnavailable
 
@@ -204,8 +204,10 @@ def cmd_sign(args: argparse.Namespace, out: IO[str]) -> int:
         raise UsageError(f"--url: {err}") from None
     if args.channel and args.channel not in Channel._value2member_map_:
         raise UsageError(f"--channel {args.channel!r} is not one of: {', '.join(c.value for c in Channel)}")
-    if settings.signing_keys.development:
-        print("warning: ROUTER_SIGNING_KEYS is not set; signing with the public development key", file=sys.stderr)
+    try:  # the public development key signs only when asked for: its links are anyone's to forge
+        check_signing_keys(settings.signing_keys, args.development_key)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     expires = ""
     if args.expires:
         moment = _parse_at(args.expires)
@@ -216,6 +218,12 @@ def cmd_sign(args: argparse.Namespace, out: IO[str]) -> int:
               "ch": args.channel or "", "exp": expires}
     query = urlencode(sign(fields, settings.signing_keys), quote_via=quote)
     out.write(f"{args.base.rstrip('/') if args.base else ''}/ad?{query}\n")
+    kid = settings.signing_keys.signing_kid
+    if settings.signing_keys.development:
+        print(f"signed with key id {kid}: the PUBLIC development key (a demo only; anyone can sign such links)",
+              file=sys.stderr)
+    else:
+        print(f"signed with key id {kid}", file=sys.stderr)
     return 0
 
 
@@ -272,6 +280,8 @@ def _serve(args: argparse.Namespace, refusal: logging.Logger) -> int:
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1, got {args.workers}")
     settings = _settings(args.rules)
+    if not args.reuse_port:  # the parent, or the one process: a worker is started only once these passed
+        _check_start(args, settings)
     if settings.metrics_port == args.port:
         raise UsageError(f"ROUTER_METRICS_PORT must differ from the clicks' port ({args.port}); leave it unset to "
                          "serve /metrics on the clicks' port")
@@ -333,6 +343,23 @@ def _serve(args: argparse.Namespace, refusal: logging.Logger) -> int:
         for index, sock in enumerate(sockets)))
     server.run(sockets=sockets)
     return 0
+
+
+def _check_start(args: argparse.Namespace, settings: Settings) -> None:
+    """What would make the server unsafe or useless is refused before it starts, one sentence each:
+    the public development key on an address other machines reach (without --development-key), and a
+    shared store that refuses the credentials ROUTER_REDIS_URL gives. A store that does not answer is not
+    refused: the server serves, each process on its own, and tries it again (router.serve.shared)."""
+    try:
+        check_serving_keys(settings.signing_keys, args.host, args.development_key)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    if settings.redis_url:
+        from router.serve.shared import credentials_refused
+
+        refused = credentials_refused(settings.redis_url)
+        if refused:
+            raise UsageError(refused)
 
 
 def _check_ports_free(host: str, *ports: int) -> None:
@@ -413,6 +440,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "(default: $ROUTER_RULES_DIR or the shipped rules); reloaded when it changes")
     serve.add_argument("--workers", type=int, default=1,
                        help="worker processes, each on its own socket so connections spread evenly (Linux)")
+    serve.add_argument("--development-key", action="store_true",
+                       help="without ROUTER_SIGNING_KEYS, sign and verify with the public development key even on "
+                       "an address other machines reach (a demo only; on loopback it is used anyway)")
     serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)  # set by --workers N
     serve.add_argument("--log-level", choices=LOG_LEVELS, help="default: $ROUTER_LOG_LEVEL or info")
     serve.set_defaults(run=cmd_serve)
@@ -426,6 +456,8 @@ def build_parser() -> argparse.ArgumentParser:
     signer.add_argument("--base", help="public base URL of the router, e.g. https://go.example.com")
     signer.add_argument("--expires", metavar="TIME",
                         help="ISO time with timezone after which the link has no ad privileges (signed)")
+    signer.add_argument("--development-key", action="store_true",
+                        help="without ROUTER_SIGNING_KEYS, sign with the public development key (a demo only)")
     signer.set_defaults(run=cmd_sign)
 
     expl = commands.add_parser("explain", help="show how one click (or a file of clicks) is decided")

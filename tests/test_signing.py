@@ -187,11 +187,15 @@ def test_sign_command_refuses_foreign_url(capsys: pytest.CaptureFixture[str]) ->
 def test_sign_command_warns_about_development_key(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Without ROUTER_SIGNING_KEYS, `sign` says loudly it used the development key."""
+    """Without ROUTER_SIGNING_KEYS, `sign` refuses unless told --development-key, and then says loudly it
+    used the development key (tests/test_signing_keys_required.py has the sentences)."""
     monkeypatch.delenv("ROUTER_SIGNING_KEYS", raising=False)
-    code = main(["sign", "--url", FIELDS["url"], "--source", "unidesk", "--advertiser", "a1"], io.StringIO())
-    assert code == 0
-    assert "development key" in capsys.readouterr().err
+    monkeypatch.delenv("ROUTER_SIGNING_KEYS_FILE", raising=False)
+    argv = ["sign", "--url", FIELDS["url"], "--source", "unidesk", "--advertiser", "a1"]
+    assert main(argv, io.StringIO()) == 2
+    assert "--development-key" in capsys.readouterr().err
+    assert main([*argv, "--development-key"], io.StringIO()) == 0
+    assert "PUBLIC development key" in capsys.readouterr().err
 
 
 def test_expired_link_loses_ad_privileges() -> None:

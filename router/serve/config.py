@@ -6,7 +6,7 @@
 | ROUTER_RULES_POLL_SECONDS | 0.5 (directory), 30 (URL) | how often to look for changed rules; 0: on SIGHUP only |
 | ROUTER_RULES_TIMEOUT_SECONDS | 5 | deadline for fetching a rules bundle |
 | ROUTER_ALLOWED_HOSTS | taobao.com,tmall.com,tb.cn,tmall.hk | destination hosts (dot-boundary suffixes) |
-| ROUTER_SIGNING_KEYS | a development key, with a warning | `kid:secret,…` for /ad links; first signs |
+| ROUTER_SIGNING_KEYS | (required off loopback) | `kid:secret,…` for /ad links; first signs; unset: a dev key |
 | ROUTER_SIGNING_KEYS_FILE | (unset) | a file holding the same (one entry per line or comma-separated) |
 | ROUTER_FORWARD_PARAMS | gdt_vid,qz_gdt,weixinadinfo,click_id | query params passed on to the destination |
 | ROUTER_FALLBACK_DELAY_MS | 2000 | landing page in a phone browser: wait for the app before the web page |
@@ -15,7 +15,7 @@
 | ROUTER_EXPAND_UPSTREAM | (unset) | tests only: send expansion requests to this loopback origin |
 | ROUTER_SERVER_NAMES | (any) | Host names the router answers to (`go.example.com`, `*.example.com`) |
 | ROUTER_TRUSTED_PROXIES | (none) | addresses whose X-Forwarded-For/-Proto is believed (the client address) |
-| ROUTER_UA_TABLES | lazy | ua-parser's tables (~25 MB): `lazy` when a user agent first needs them, `startup` at start |
+| ROUTER_UA_TABLES | startup | ua-parser's tables (~25 MB): built before ready; `lazy`: when an agent first needs them |
 | ROUTER_DRAIN_SECONDS | 5 | on SIGTERM: readiness 503 this long, still serving, before stopping (router.serve.drain) |
 | ROUTER_KEEPALIVE_SECONDS | 5 | how long an idle kept-alive client connection stays open |
 | ROUTER_SHUTDOWN_SECONDS | 10 | after the drain: how long requests in flight get to finish |
@@ -42,7 +42,7 @@ from urllib.parse import urlsplit
 from router.decision.apps import bundled_rules_dir  # re-exported: the serving side and tests read it here
 from router.decision.click import DEFAULT_FORWARD_PARAMS, ClickSettings
 from router.decision.links import DEFAULT_ALLOWED_HOSTS
-from router.decision.signing import SigningKeyError, SigningKeys
+from router.decision.signing import MIN_SECRET_CHARS, SigningKeyError, SigningKeys
 from router.serve.expand import DEFAULT_EXPAND_HOSTS, DEFAULT_EXPAND_TIMEOUT
 from router.serve.limits import Limit, parse_limit
 
@@ -126,19 +126,60 @@ def check_rules_url(url: str) -> str:
 
 
 def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
+    """Whether `host` (a name or an address, as --host or a URL gives it) is this machine's loopback only:
+    127.0.0.0/8, ::1 (also as [::1] or ::ffff:127.x.y.z) or localhost. Any other name, and "" or 0.0.0.0
+    (every address), is not."""
+    host = host.strip().lower().removeprefix("[").removesuffix("]")
+    if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
         return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
+# The development key (router.decision.signing) is public: anyone can sign ad links and forge outcome
+# beacons with it. It is taken without being asked for only by a server that nobody else reaches.
+SIGNING_KEYS_FORMAT = (f"ROUTER_SIGNING_KEYS=kid:secret[,kid:secret…] (key ids letters and digits, secrets of "
+                       f"{MIN_SECRET_CHARS} characters or more, the first signs) or ROUTER_SIGNING_KEYS_FILE")
+
+
+def check_serving_keys(keys: SigningKeys, host: str, development_key: bool) -> None:
+    """For `serve` on `host`: SigningKeyError (one sentence) when there are no signing keys and the server
+    listens beyond loopback without --development-key, or when --development-key comes with keys."""
+    if keys.development and not development_key and not _is_loopback(host):
+        where = host.strip() or "every address"
+        raise SigningKeyError(
+            f"no signing keys, and serve listens on {where}, which other machines reach: set "
+            f"{SIGNING_KEYS_FORMAT}; or, for a demo only, add --development-key to serve with the public "
+            "development key (anyone can sign ad links with it)")
+    _not_both(keys, development_key)
+
+
+def check_signing_keys(keys: SigningKeys, development_key: bool) -> None:
+    """For `sign`: SigningKeyError (one sentence) when there are no signing keys and --development-key was
+    not given (a link signed with the public key is worth nothing), or when it comes with keys."""
+    if keys.development and not development_key:
+        raise SigningKeyError(
+            f"no signing keys: set {SIGNING_KEYS_FORMAT}; or, for a demo only, add --development-key to sign "
+            "with the public development key (anyone can sign such links)")
+    _not_both(keys, development_key)
+
+
+def _not_both(keys: SigningKeys, development_key: bool) -> None:
+    if development_key and not keys.development:
+        raise SigningKeyError("--development-key is given, but so are signing keys (ROUTER_SIGNING_KEYS or "
+                              "ROUTER_SIGNING_KEYS_FILE); drop one of them")
 
 
 def _ua_tables(text: str) -> bool:
     value = text.strip().lower()
-    if value in ("", "lazy"):
+    if value == "lazy":
         return False
-    if value == "startup":
+    if value in ("", "startup"):  # by default: the first click costs what the thousandth does
         return True
     raise ValueError(f"ROUTER_UA_TABLES must be 'lazy' or 'startup', got {text!r}")
 
@@ -265,9 +306,10 @@ class Settings(ClickSettings):
     expand_hosts: tuple[str, ...] = ()
     expand_timeout_seconds: float = DEFAULT_EXPAND_TIMEOUT
     expand_upstream: str = ""  # tests only: a loopback origin that stands in for every expansion host
-    # ua-parser's tables (router.decision.clients): built at start-up, or when a user agent first needs them
+    # ua-parser's tables (router.decision.clients): built at start-up, before ready, so the first unusual user
+    # agent is not the one that pays ~150 ms for them; or, to save their ~25 MB, when one first needs them
     # (most never do: named apps on phones and the common browsers are read without them).
-    ua_tables_at_startup: bool = False
+    ua_tables_at_startup: bool = True
     # Stopping (router.serve.drain) and connections: a drain long enough for a load balancer to notice the
     # readiness probe fail, then at most shutdown_seconds for requests in flight.
     drain_seconds: float = DEFAULT_DRAIN_SECONDS

@@ -9,7 +9,9 @@ It never fails a click. Every call has a deadline (ROUTER_REDIS_TIMEOUT_MS). A c
 out or answers something unexpected falls back to the process's own store. It is counted
 (adlink_shared_store_fallbacks_total) and logged at most once a minute. For the next RETRY_SECONDS the
 store is not asked at all, so a dead Redis costs the clicks nothing but that first deadline. Then one
-call tries again: the store recovers by itself when Redis does.
+call tries again: the store recovers by itself when Redis does. At start-up only, a store that refuses
+the credentials (a wrong password: a mistake no retry mends) stops `serve` with one sentence, exit 2
+(`credentials_refused`); one that does not answer is ridden out as above.
 
 One client, with its own connection pool, per process and event loop (made on first use in the loop
 that serves), closed at shutdown.
@@ -24,6 +26,8 @@ import contextvars
 import hashlib
 import logging
 import os
+import re
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -283,6 +287,67 @@ async def _close_quietly(client: aioredis.Redis) -> None:
 
 async def _true(answer: Awaitable[Any]) -> bool:
     return bool(await answer)
+
+
+def credentials_refused(url: str, seconds: float = CONNECT_SECONDS) -> str | None:
+    """At start-up, one PING within `seconds`: a sentence (naming the store without its password) when the
+    store refuses the credentials ROUTER_REDIS_URL gives (WRONGPASS, NOAUTH, `invalid password` or a password
+    to a server without one, both from servers before 6, an ACL user denied PING: NOPERM): a configuration
+    error, which no retry mends. None
+    otherwise: it answered, or it does not (down, unreachable, slow), which the server rides out as at
+    any time, each process on its own until the store is back.
+
+    The sync client in a thread of its own, waited for `seconds` at most: its socket deadlines don't bound
+    a name that takes long to resolve. A check still running then is left behind (a daemon thread, ended
+    by its own socket deadlines), and the store counts as not answering."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.exceptions import (
+        AuthenticationError,
+        AuthenticationWrongNumberOfArgsError,
+        AuthorizationError,
+        NoPermissionError,
+    )
+    from redis.retry import Retry
+
+    refusals = (AuthenticationError, AuthorizationError, AuthenticationWrongNumberOfArgsError, NoPermissionError)
+    found: list[BaseException] = []
+
+    def ask() -> None:
+        try:
+            client = redis.Redis.from_url(url, socket_connect_timeout=seconds, socket_timeout=seconds,
+                                          retry=Retry(NoBackoff(), 0), single_connection_client=True)
+            try:
+                client.ping()
+            finally:
+                client.close()
+        except refusals as err:
+            found.append(err)
+        except Exception:  # down, unreachable, garbage: not a refusal, served as today
+            return
+
+    checking = threading.Thread(target=ask, name="store-credentials-check", daemon=True)
+    checking.start()
+    checking.join(seconds)
+    if not found:
+        return None
+    err = found[0]
+    parts = urlsplit(url)
+    # The server's own words, first clause only: `WRONGPASS invalid username-password pair or user is disabled`
+    said = re.split(r"[.,;](?:\s|$)", str(err), maxsplit=1)[0][:100]
+    for secret in (parts.password, parts.username):  # never echoed, should a server ever repeat one
+        if secret:
+            said = said.replace(secret, "…")
+    said = f"{getattr(err, 'status_code', None) or ''} {said}".strip()
+    store = f"the shared store {display_url(url)}"
+    usage = "redis://[user:]password@host:port/db"
+    if isinstance(err, NoPermissionError):
+        return (f"{store} refuses ROUTER_REDIS_URL's user a command the router needs ({said}); allow it PING, GET, "
+                f"SET, INCR, EXPIRE and EVAL on keys {KEY_PREFIX}*, or give another user as {usage}")
+    if not parts.password:
+        return f"{store} wants a password, and ROUTER_REDIS_URL gives none ({said}); give it as {usage}"
+    return (f"{store} refused the password in ROUTER_REDIS_URL ({said}); give the right one (and the user, for "
+            f"an ACL user) as {usage}")
 
 
 def replay_ttl(expires: str, now: float, default: float) -> int:
