@@ -144,9 +144,9 @@ def test_a_worker_that_dies_is_started_again() -> None:
 
 
 def test_ua_tables_load_when_a_user_agent_first_needs_them() -> None:
-    """A served process keeps ua-parser's tables out of memory until an unusual user agent comes
-    (ROUTER_UA_TABLES=lazy, the default), and builds them at start with ROUTER_UA_TABLES=startup."""
-    running = Server().wait_ready()
+    """With ROUTER_UA_TABLES=lazy a served process keeps ua-parser's tables out of memory until an unusual
+    user agent comes; by default (startup) they are built before it is ready."""
+    running = Server(env={"ROUTER_UA_TABLES": "lazy"}).wait_ready()
     try:
         for ua in (uas.SAFARI_IOS, uas.CHROME_WINDOWS, uas.WECHAT_ANDROID, uas.WECHAT_IOS):
             httpx.get(f"{running.base}/go?url={quote(ITEM, safe='')}", headers={"user-agent": ua})
@@ -157,7 +157,7 @@ def test_ua_tables_load_when_a_user_agent_first_needs_them() -> None:
         assert httpx.get(f"{running.base}/readyz").json()["ua_tables"] == "all"
     finally:
         running.stop()
-    eager = Server(env={"ROUTER_UA_TABLES": "startup"}).wait_ready()
+    eager = Server().wait_ready()
     try:
         assert httpx.get(f"{eager.base}/readyz").json()["ua_tables"] == "all"
     finally:

@@ -249,10 +249,11 @@ def test_readyz_reports_version_count_and_last_attempt(rules_dir: Path) -> None:
     """/readyz: the active version and rule count, where rules come from, and the last reload."""
     (rules_dir / "a.yaml").write_text(rules_text("web"))
     app = create_app(_settings(rules_dir))
-    http = TestClient(app)
+    http = TestClient(app, client=("127.0.0.1", 50000))  # from this machine: /readyz shows its details
     ready = http.get("/readyz").json()
     version = load_rules(rules_dir).version
-    assert ready == {"status": "ready", "rules_version": version, "rules": 0, "rules_source": str(rules_dir),
+    assert ready == {"status": "ready", "reason": f"serving rules {version}", "rules_version": version, "rules": 0,
+                     "rules_source": str(rules_dir),
                      "rules_loaded_at": ready["rules_loaded_at"], "last_reload": None, "pid": os.getpid(),
                      "ua_tables": ready["ua_tables"]}
     assert ready["ua_tables"] in ("none", "os", "all")
@@ -288,7 +289,7 @@ def test_click_finishes_on_the_set_it_started_with(
 def test_running_app_picks_up_a_change(rules_dir: Path) -> None:
     """With its lifespan running (TestClient as a context), the app watches its directory."""
     (rules_dir / "a.yaml").write_text(rules_text("web"))
-    with TestClient(create_app(_settings(rules_dir)), follow_redirects=False) as http:
+    with TestClient(create_app(_settings(rules_dir)), follow_redirects=False, client=("127.0.0.1", 50000)) as http:
         assert http.get(CLICK, headers=DESKTOP).status_code == 302
         write_renamed(rules_dir / "a.yaml", rules_text("landing"))
         wait_until(lambda: http.get(CLICK, headers=DESKTOP).status_code == 200, RELOAD_WITHIN, "reload")

@@ -238,7 +238,7 @@ def test_app_serves_a_bundle_and_readyz_names_it() -> None:
     """create_app with a bundle: its rules serve, and /readyz says where they came from."""
     settings = Settings(rules_dir=Path("unused"), signing_keys=TEST_KEYS, rules_url=URL)
     remote = bundle(lambda r: httpx.Response(200, headers={"etag": '"1"'}, content=LANDING))
-    http = TestClient(create_app(settings, source=remote), follow_redirects=False)
+    http = TestClient(create_app(settings, source=remote), follow_redirects=False, client=("127.0.0.1", 50000))
     assert http.get(CLICK, headers=DESKTOP).status_code == 200
     ready = http.get("/readyz").json()
     assert ready["rules_source"] == URL and ready["rules"] == 0 and ready["last_reload"] is None

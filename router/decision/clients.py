@@ -77,6 +77,7 @@ import dataclasses
 import re
 import sys
 import threading
+from collections.abc import Iterable
 from functools import lru_cache
 from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
@@ -97,6 +98,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_UA_LENGTH",
+    "WARM_UP_TABLE_UAS",
+    "WARM_UP_UAS",
     "ClientReader",
     "cache_clear",
     "cache_info",
@@ -137,7 +140,7 @@ _WECHAT_CACHE_SIZE = 2048
 # A few UAs of the kinds that dominate traffic, read by start-up so that compiling the regexes they need
 # (and, with the tables, the Rust resolver's lazily compiled ones: hundreds of µs per first hit) is not
 # left to the first real clicks.
-_WARM_UP_UAS = (
+WARM_UP_UAS = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
     "Mobile/15E148 MicroMessenger/8.0.44(0x18002c2d) NetType/WIFI Language/zh_CN",
     "Mozilla/5.0 (Linux; Android 13; V2203A Build/TP1A.220624.014; wv) AppleWebKit/537.36 (KHTML, like "
@@ -151,7 +154,7 @@ _WARM_UP_UAS = (
     "Version/17.1 Safari/605.1.15",
 )
 # ...and two that only ua-parser's tables can place (their OS).
-_WARM_UP_TABLE_UAS = (
+WARM_UP_TABLE_UAS = (
     "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
     "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
 )
@@ -168,13 +171,13 @@ def warm_up(*, tables: bool = False) -> None:
     """Compile this module's own regexes on the common user agents, so the first clicks don't pay for it;
     with `tables`, also build ua-parser's tables (~150 ms, ~25 MB; router.decision.ua_tables) and compile
     their common regexes. Does not touch the Client cache."""
-    for ua in _WARM_UP_UAS:
+    for ua in WARM_UP_UAS:
         _BUNDLED._parse(ua)
     if tables:
         from router.decision import ua_tables
 
-        ua_tables.warm_up((*_WARM_UP_UAS, *_WARM_UP_TABLE_UAS))
-        for ua in _WARM_UP_TABLE_UAS:
+        ua_tables.warm_up((*WARM_UP_UAS, *WARM_UP_TABLE_UAS))
+        for ua in WARM_UP_TABLE_UAS:
             _BUNDLED._parse(ua)
 
 
@@ -462,6 +465,12 @@ class ClientReader:
         if "MicroMessenger/" in ua:
             return self._parse_wechat_cached(ua)
         return self._parse_cached(ua)
+
+    def warm(self, agents: Iterable[str]) -> None:
+        """Read `agents` once, uncached: what this reader compiles on first use is compiled now
+        (router.serve.warm), and its cache of read user agents stays empty."""
+        for ua in agents:
+            self._parse(ua)
 
     def cache_info(self) -> CacheInfo:
         """LRU statistics of the Client caches together (hits, misses, maxsize, currsize)."""

@@ -5,9 +5,13 @@
   anyone; still, a deployment can say which names it serves (ROUTER_SERVER_NAMES), and any other Host
   is refused with a 400: no page, cookie or log line for traffic meant for someone else. The health
   probes (/healthz, /readyz) and /metrics answer whatever the Host: probes and Prometheus call by address.
+- Who asks: /readyz shows its details (pid, where the rules come from, a rejected reload's errors) only
+  to the metrics port or to this machine itself (`private_asker`); anyone else gets a status and a reason.
 """
 
 from __future__ import annotations
+
+import ipaddress
 
 from starlette.types import Scope, Send
 
@@ -56,6 +60,24 @@ def refusal(scope: Scope, names: tuple[str, ...], max_bytes: int = MAX_HEADER_BY
         if not host_matches(host, names):
             return 400, "This router does not serve that host name.\n"
     return None
+
+
+# A proxy in front (even one on this machine) says whom it forwards for: such a request is not the machine's own.
+_FORWARDING_HEADERS = frozenset({b"forwarded", b"x-forwarded-for", b"x-real-ip"})
+
+
+def private_asker(scope: Scope, metrics_port: int | None) -> bool:
+    """Whether a request may see what only operators should: it came to the metrics port, or straight from
+    this machine (a loopback address, no proxy's forwarding header)."""
+    server = scope.get("server")
+    if metrics_port and server is not None and server[1] == metrics_port:
+        return True
+    client = scope.get("client")
+    try:
+        loopback = client is not None and ipaddress.ip_address(client[0]).is_loopback
+    except ValueError:  # a Unix socket's peer, or a name: not known to be this machine
+        return False
+    return loopback and not any(name in _FORWARDING_HEADERS for name, _ in scope["headers"])
 
 
 def server_names(names: tuple[str, ...]) -> tuple[str, ...]:

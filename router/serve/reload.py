@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from router.decision.clients import WARM_UP_UAS
 from router.decision.rules import RuleSet, RuleSetError
 from router.serve.config import Settings
 from router.serve.remote import RemoteBundle
@@ -74,6 +75,8 @@ class ActiveRules:
     def accept(self, rules: RuleSet, trigger: str) -> Attempt:
         old = self.current
         if rules.version != old.version:
+            if rules.reader is not old.reader:  # a new app catalogue: its reader compiles before it serves
+                rules.reader.warm(WARM_UP_UAS)
             self.current = rules  # the swap: requests that already read `current` finish on `old`
             self.loaded_at = datetime.now(UTC)
             log.info("rules %s loaded (was %s, %s): %d rules from %s", rules.version, old.version, trigger,

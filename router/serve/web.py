@@ -25,7 +25,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from router.decision.clients import tables_built, warm_up
+from router.decision.clients import tables_built
 from router.decision.rules import RuleSet
 from router.decision.signing import ClickReplays
 from router.serve.app_metrics import exposition, metrics_flushed, metrics_state
@@ -33,7 +33,7 @@ from router.serve.clicklog import ClickLog
 from router.serve.clicks import Clicks
 from router.serve.config import Settings, address_in
 from router.serve.drain import DRAIN
-from router.serve.edge import ADDRESSED_PATHS, refusal, refuse, server_names
+from router.serve.edge import ADDRESSED_PATHS, private_asker, refusal, refuse, server_names
 from router.serve.expand import Expander, ExpandPolicy
 from router.serve.headers import SECURITY_HEADERS
 from router.serve.logs import click_stream, configure_logging, log_access, request_id_from
@@ -43,6 +43,7 @@ from router.serve.pages import Pages
 from router.serve.reload import ActiveRules, Reloader, rules_source
 from router.serve.shared import FleetExpansions, SharedStore
 from router.serve.sources import RulesSource
+from router.serve.warm import warm_up
 
 log = logging.getLogger("router")
 
@@ -144,8 +145,9 @@ def create_app(
     ruleset = rules or source.load()
     active = ActiveRules(ruleset, settings.rules_location)
     reloader = Reloader(active, source, settings.rules_poll_interval)
-    warm_up(tables=settings.ua_tables_at_startup)
     pages = Pages(settings.fallback_delay_ms, OUTCOME_PATH)
+    # Before the socket is bound: /readyz says ready only once a first click costs what the thousandth does.
+    warm_up(settings, ruleset, pages, tables=settings.ua_tables_at_startup)
     expander = expander or short_link_expander(settings)
     replays = ClickReplays()  # ad click ids seen with a signature: a second use loses ad privileges
     if settings.signing_keys.development:
@@ -168,13 +170,20 @@ def create_app(
         return _answer("ok\n")
 
     async def readyz(request: Request) -> Response:
-        # Which worker answered, and whether an unusual user agent has made it load ua-parser's tables yet.
-        # While draining (router.serve.drain) 503, so the load balancer stops sending clicks here.
-        status = "draining" if DRAIN.draining else "ready"
-        body = {"status": status, **active.status(), "pid": os.getpid(), "ua_tables": tables_built()}
-        if shared is not None:  # whether the fleet's store answered this process's last call (no address: public)
-            body["shared_store"] = {"configured": True, "up": shared.healthy and shared.up}
-        return _answer(json.dumps(body, ensure_ascii=False) + "\n", 503 if DRAIN.draining else 200, "application/json")
+        # While draining (router.serve.drain) 503, so the load balancer stops sending clicks here. Anyone may
+        # ask (probes call by address, whatever the Host): the public answer is a status and a short reason;
+        # the details (which worker, where the rules come from, why a reload was rejected) only on the metrics
+        # port or from this machine itself (router.serve.edge: private_asker), and in the logs.
+        draining = DRAIN.draining
+        status = "draining" if draining else "ready"
+        reason = ("stopping: finishing the clicks in flight" if draining
+                  else f"serving rules {active.current.version}")
+        body: dict[str, object] = {"status": status, "reason": reason}
+        if private_asker(request.scope, settings.metrics_port):
+            body |= {**active.status(), "pid": os.getpid(), "ua_tables": tables_built()}
+            if shared is not None:  # whether the fleet's store answered this process's last call (no address)
+                body["shared_store"] = {"configured": True, "up": shared.healthy and shared.up}
+        return _answer(json.dumps(body, ensure_ascii=False) + "\n", 503 if draining else 200, "application/json")
 
     async def metrics_page(request: Request) -> Response:
         client = request.client
