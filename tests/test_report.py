@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from router.cli import main
-from router.policy.report import ReportError, Share, build_report, difference, wilson
-from router.policy.report_render import render_html, render_text
+from router.policy.report import OUTCOME_COLUMNS, ReportError, Share, build_report, difference, wilson
+from router.policy.report_render import percent, render_html, render_text
 
 pytest.importorskip("duckdb")
 
@@ -207,11 +207,14 @@ def test_what_the_logs_say_never_breaks_the_report_or_the_terminal(tmp_path: Pat
     report = build_report([str(log)], by=["arm"], since="2026-01-01")  # a click without a time is outside
     text = render_text(report)
     assert "\x1b" not in text and "\u202e" not in text
-    keys = sorted(line[:28].rstrip() for line in text.splitlines() if line.startswith("a-rule") and " / " in line)
-    assert keys[0].endswith("… / in") and keys[1].endswith("… / out")  # the long rule cut, never the side
-    assert "-0 points" not in text
+    lines = text.splitlines()
+    for side in ("in", "out"):  # the long key whole, side and all, on a line of its own; its figures below it
+        at = lines.index(f"a-rule-with-a-very-long-name-indeed / {side}")
+        assert lines[at + 1].startswith(" " * 29) and lines[at + 1].split()[:2] == ["1", "0/1/0/0" if side == "in"
+                                                                                      else "0/0/1/0"]
+    assert "…" not in text and "-0 points" not in text
     whole = render_text(build_report([str(log)], by=["rule"]))
-    assert "\\u001b[31mred\\u001b[0m\\u000anext\\u202eevil"[:27] in whole
+    assert "\\u001b[31mred\\u001b[0m\\u000anext\\u202eevil" in whole.splitlines()
     assert main(["report", "--clicks", str(log), "--format", "html", "--output", str(tmp_path / "no" / "x.html")]) == 2
     assert capsys.readouterr().err.startswith("error: can't write --output ")
     with pytest.raises(ReportError, match="is not before --until"):
@@ -220,3 +223,72 @@ def test_what_the_logs_say_never_breaks_the_report_or_the_terminal(tmp_path: Pat
     assert main(["report", "--clicks", str(empty)]) == 0
     captured = capsys.readouterr()
     assert "no click lines in these files" in captured.err and "nothing to report" in captured.out
+
+
+def test_the_all_clicks_row_is_every_click_in_text_json_and_html(tmp_path: Path) -> None:
+    """Below the groups, the totals of every click: the JSON's `total`, made by the same query and the same share
+    and interval functions as each group's; the text's last row and the HTML table's footer say the same."""
+    log = write_log(tmp_path / "clicks.log", rollout_day())
+    report = build_report([str(log)], by=["rule"])
+    total = report["total"]
+    assert total["clicks"] == 25 == sum(group["clicks"] for group in report["groups"])
+    assert total["actions"] == {"app": 5, "web": 10, "landing": 10, "block": 0}
+    counts = {"shown": 10, "copied": 3, "app_left": 1, "escaped": 0, "web": 0, "store": 0, "reached": 19}
+    for name in OUTCOME_COLUMNS:
+        assert sum(group["outcomes"][name]["count"] for group in report["groups"]) == counts[name]
+        assert total["outcomes"][name] == Share(counts[name], 25).as_json(), name
+    # 19 of 25 reached: 76 %, Wilson's interval 56.6 % to 88.5 %, so ± 19 points (the larger side); worked by hand,
+    # as the text row's other figures (10/25: 23.4 % to 59.2 %; 3/25: 4.2 % to 30.0 %; 1/25: 0.7 % to 19.5 %).
+    assert total["outcomes"]["reached"]["low"] == pytest.approx(0.5657, abs=5e-4)
+    assert total["outcomes"]["reached"]["high"] == pytest.approx(0.8850, abs=5e-4)
+
+    lines = render_text(report).splitlines()
+    row = next(line for line in lines if line.startswith("all clicks"))
+    assert row.split() == ["all", "clicks", "25", "5/10/10/0", "40±19", "12±18", "4±16", "0±13", "0±13", "76±19"]
+    assert lines[lines.index(row) - 1] == "-" * 120  # set apart from the groups
+
+    html = render_html(report)
+    footer = html[html.index("<tfoot>"):html.index("</tfoot>")]
+    assert '<th scope="row" class="key" colspan="1">all clicks</th>' in footer
+    assert '<td data-field="clicks" data-label="clicks">25</td>' in footer
+    for name in OUTCOME_COLUMNS:
+        value, half = percent(total["outcomes"][name]).split(" % ± ")
+        assert (f'data-outcome="{name}" data-count="{counts[name]}" data-label="{name}"><span class="share">{value} %'
+                f'</span> <span class="pm">± {half}</span>') in footer
+    assert 'aria-label="76 % ± 19"' in footer
+
+
+LONG_RULE = "wechat-group-chat-spring-festival-pilot-straight-to-the-web-page-v2"
+
+
+def test_a_long_rule_id_is_never_cut_in_the_text(tmp_path: Path) -> None:
+    """A rule id longer than the key column is written whole, on a line of its own above its figures, in the groups'
+    table, the rollouts' table and the sentence; one longer than a line too (the terminal wraps it, nothing cut)."""
+    assert len(LONG_RULE) >= 60
+    longest = "-".join(["a-rule-id-longer-than-a-whole-terminal-line"] * 3)  # 131 characters
+    lines: list[object] = []
+    for n in range(12):
+        inside = n % 2 == 0
+        arms = [{"rule": LONG_RULE, "in": inside}]
+        lines.append(click(n, rule=LONG_RULE, action="web", status=302, arms=arms) if inside else
+                     click(n, rule="wechat-landing", action="landing", status=200, arms=arms))
+    lines += [click(n, rule=longest, action="app", status=302) for n in range(12, 15)]
+    log = write_log(tmp_path / "clicks.log", lines)
+    report = build_report([str(log)], by=["rule"])
+    text = render_text(report)
+    rows = text.splitlines()
+    assert "…" not in text
+    # The groups' table: the id alone on its line, the figures below it in their columns.
+    at = rows.index(LONG_RULE)
+    assert rows[at + 1].startswith(" " * 29) and rows[at + 1].split()[:2] == ["6", "0/6/0/0"]
+    assert rows[at + 1].split()[-1] == percent(report["groups"][0]["outcomes"]["reached"], True)
+    assert rows[rows.index(longest) + 1].split()[:2] == ["3", "3/0/0/0"]
+    # The rollouts' table: the id once, whole, then its two arms.
+    again = rows.index(LONG_RULE, at + 2)
+    assert rows[again + 1].split()[:3] == ["in", "6", "web"] and rows[again + 2].split()[:3] == ["out", "6", "landing"]
+    # The sentence: never broken at one of the id's hyphens.
+    assert any(row.startswith(f"- {LONG_RULE}: the web page reached the item for ") for row in rows)
+    # 120 columns, but for the line of an id longer than that.
+    assert [row for row in rows if len(row) > 120] == [longest]
+    by_arm = render_text(build_report([str(log)], by=["arm"])).splitlines()
+    assert f"{LONG_RULE} / in" in by_arm and f"{LONG_RULE} / out" in by_arm

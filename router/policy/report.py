@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["DIMENSIONS", "OUTCOME_COLUMNS", "ReportError", "build_report", "percent", "points", "wilson"]
+__all__ = ["DIMENSIONS", "OUTCOME_COLUMNS", "ReportError", "build_report", "key_fields", "percent", "percent_parts",
+           "points", "wilson"]
 
 DIMENSIONS = ("rule", "channel", "app", "os", "arm")
 OUTCOME_COLUMNS = ("shown", "copied", "app_left", "escaped", "web", "store", "reached")
@@ -212,12 +213,18 @@ FROM (SELECT *, unnest(arms) AS arm FROM joined WHERE arms IS NOT NULL)
 """
 
 
-def _rows_and_keys(by: Sequence[str]) -> tuple[str, list[str]]:
-    rows = "SELECT * FROM arm_rows" if "arm" in by else "SELECT * FROM joined"
+def key_fields(by: Sequence[str]) -> list[str]:
+    """The key fields of the rows grouped by `by`, in order: a rollout arm is two, its rule and its side. The
+    renderers read it too, so a readout without rows still has its key columns."""
     keys: list[str] = []
     for name in by:
         keys.extend(("arm_rule", "arm_side") if name == "arm" else (name,))
-    return rows, keys
+    return keys
+
+
+def _rows_and_keys(by: Sequence[str]) -> tuple[str, list[str]]:
+    rows = "SELECT * FROM arm_rows" if "arm" in by else "SELECT * FROM joined"
+    return rows, key_fields(by)
 
 
 def _groups(connection: Any, by: Sequence[str], included: str) -> list[dict[str, Any]]:
@@ -296,14 +303,20 @@ _CHANNEL_WORDS = {"group_chat": "group-chat", "private_chat": "1:1-chat", "momen
                   "unknown": "unattributed"}
 
 
-def percent(rate: float, low: float, high: float, *, compact: bool = False) -> str:
-    """"91 % ± 2": a share and the larger side of its interval, in whole points; with a decimal where the
-    interval is narrower than a point (large groups). Compact, for tables: "91±2"."""
+def percent_parts(rate: float, low: float, high: float) -> tuple[str, str]:
+    """("91", "2"): a share and the larger side of its interval, in whole points; with a decimal where the
+    interval is narrower than a point (large groups). Apart, so a page can set the interval smaller."""
     half = max(rate - low, high - rate) * 100
     digits = 0 if half >= 1 else 1
+    return f"{rate * 100:.{digits}f}", f"{half:.{digits}f}"
+
+
+def percent(rate: float, low: float, high: float, *, compact: bool = False) -> str:
+    """"91 % ± 2" (percent_parts). Compact, for tables: "91±2"."""
+    value, half = percent_parts(rate, low, high)
     if compact:
-        return f"{rate * 100:.{digits}f}±{half:.{digits}f}"
-    return f"{rate * 100:.{digits}f} % ± {half:.{digits}f}"
+        return f"{value}±{half}"
+    return f"{value} % ± {half}"
 
 
 def _percent(share: Share) -> str:

@@ -17,7 +17,16 @@ from typing import IO, Any
 
 import jinja2
 
-from router.policy.report import ACTIONS, DIMENSIONS, OUTCOME_COLUMNS, ReportError, build_report, points
+from router.policy.report import (
+    ACTIONS,
+    DIMENSIONS,
+    OUTCOME_COLUMNS,
+    ReportError,
+    build_report,
+    key_fields,
+    percent_parts,
+    points,
+)
 from router.policy.report import percent as share_text
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -31,6 +40,11 @@ def percent(share: dict[str, Any], compact: bool = False) -> str:
     return share_text(share["rate"], share["low"], share["high"], compact=compact)
 
 
+def share_parts(share: dict[str, Any]) -> tuple[str, str]:
+    """A share as the JSON holds it, as its figure and the larger side of its interval: ("92", "3")."""
+    return percent_parts(share["rate"], share["low"], share["high"])
+
+
 def printable(value: object) -> str:
     """A value from the logs as a terminal may show it: control and direction characters (an escape
     sequence, a newline, a right-to-left override) written as \\u escapes, never acted on."""
@@ -41,14 +55,25 @@ def printable(value: object) -> str:
 
 
 def _key_text(key: dict[str, Any]) -> str:
-    """A group's key in the key column: the last part (an arm's side, say) whole, the first ones cut to fit."""
-    parts = [printable(value) for value in key.values()] or ["all clicks"]
-    text = " / ".join(parts)
-    if len(text) <= _KEY_WIDTH:
-        return text
-    tail = " / " + " / ".join(parts[1:]) if len(parts) > 1 else ""
-    room = max(_KEY_WIDTH - len(tail) - 1, 4)
-    return (parts[0][:room] + "…" + tail)[:_KEY_WIDTH]
+    """A group's key as the text report writes it, whole: "rule / channel"."""
+    return " / ".join(printable(value) for value in key.values()) or "all clicks"
+
+
+def _row(key: str, figures: str) -> list[str]:
+    """A table row: the key in its column, then the figures. A key longer than its column goes on a line of its
+    own above the figures, whole: a rule id is what a reader searches the logs and the rules for, so it is
+    never cut, and the figures keep their columns (the line may pass 120 columns only for a key longer than that,
+    which a terminal wraps)."""
+    if len(key) <= _KEY_WIDTH:
+        return [f"{key:<{_KEY_WIDTH}} {figures}".rstrip()]
+    return [key, f"{'':<{_KEY_WIDTH}} {figures}".rstrip()]
+
+
+def _wrap(text: str, first: str = "", then: str = "") -> list[str]:
+    """`text` in lines of 120 columns (the first indented by `first`, the others by `then`), broken at spaces only:
+    a rule id in it (hyphens and all) stays on one line, whole, even one longer than a line."""
+    return textwrap.wrap(text, 120, initial_indent=first, subsequent_indent=then, break_on_hyphens=False,
+                         break_long_words=False)
 
 
 def _heading(report: dict[str, Any]) -> str:
@@ -66,38 +91,60 @@ def _heading(report: dict[str, Any]) -> str:
 
 
 def render_text(report: dict[str, Any]) -> str:
-    """Fits 120 columns: the group, clicks, answers by action, then each outcome as a share ± its interval."""
-    lines = [*textwrap.wrap(_heading(report), 120), ""]
+    """Fits 120 columns: the group, clicks, answers by action, then each outcome as a share ± its interval; then
+    the rollouts. Keys (rule ids above all) are never cut: a long one has a line of its own (_row)."""
+    lines = [*_wrap(_heading(report)), ""]
     if not report["total"]["clicks"]:
         lines += ["No click lines in these files (or none in the time window): nothing to report.", ""]
-    header = (f"{'group':<{_KEY_WIDTH}} {'clicks':>8}  {'app/web/landing/block':<21}"
-              + "".join(f" {name:>9}" for name in _TEXT_OUTCOMES))
-    lines += [header, "-" * len(header)]
-    for group in [*report["groups"], {**report["total"], "key": {"all": "all clicks"}}]:
-        actions = "/".join(f"{group['actions'][action]:,}" for action in ACTIONS)
-        lines.append(f"{_key_text(group['key']):<{_KEY_WIDTH}} {group['clicks']:>8,}  {actions:<21}"
-                     + "".join(f" {percent(group['outcomes'][name], True):>9}" for name in _TEXT_OUTCOMES))
+    lines += _group_lines(report)
     lines += ["", "Shares of each group's clicks in %, ± the larger side of their 95 % interval (Wilson). reached:",
               "a web or app redirect, or a landing page copied from, left for the app, escaped from or followed to",
-              "the web."]
+              "the web. all clicks: every click once, whatever its group."]
     if not report["arms"] and "arm" in report["by"]:
         lines += ["", "No rule with a partial rollout (between 0 and 100 %) was reached by these clicks."]
     if report["arms"]:
-        lines += ["", "Rollouts (clicks that reached the rule, in and out of its rollout):", ""]
-        lines.append(f"{'rollout':<{_KEY_WIDTH}} {'arm':<4} {'clicks':>8}  {'answer':<10} {'reached':>9}  difference")
-        for comparison in report["arms"]:
-            difference = comparison["difference"]
-            for side in ("in", "out"):
-                arm = comparison[side]
-                name = _key_text({"rule": comparison["rule"]}) if side == "in" else ""
-                change = (f"{points(difference['reached'])} points ({points(difference['low'])} to "
-                          f"{points(difference['high'])})") if side == "in" else ""
-                lines.append(f"{name:<{_KEY_WIDTH}} {side:<4} {arm['clicks']:>8,}  {arm['answer'] or '-':<10} "
-                             f"{percent(arm['outcomes']['reached'], True):>9}  {change}".rstrip())
-        lines.append("")
-        for comparison in report["arms"]:
-            lines += textwrap.wrap(printable(comparison["sentence"]), 120, initial_indent="- ", subsequent_indent="  ")
+        lines += ["", *_rollout_lines(report["arms"])]
     return "\n".join(lines) + "\n"
+
+
+def _group_figures(group: dict[str, Any]) -> str:
+    actions = "/".join(f"{group['actions'][action]:,}" for action in ACTIONS)
+    return (f"{group['clicks']:>8,}  {actions:<21}"
+            + "".join(f" {percent(group['outcomes'][name], True):>9}" for name in _TEXT_OUTCOMES))
+
+
+def _group_lines(report: dict[str, Any]) -> list[str]:
+    """The groups' table, then below a rule the all-clicks row: the report's total, the same figures of every
+    click (made by the same query and the same share and interval functions as the groups')."""
+    header = (f"{'group':<{_KEY_WIDTH}} {'clicks':>8}  {'app/web/landing/block':<21}"
+              + "".join(f" {name:>9}" for name in _TEXT_OUTCOMES))
+    lines = [header, "-" * len(header)]
+    for group in report["groups"]:
+        lines += _row(_key_text(group["key"]), _group_figures(group))
+    lines += ["-" * len(header), *_row("all clicks", _group_figures(report["total"]))]
+    return lines
+
+
+def _rollout_lines(arms: list[dict[str, Any]]) -> list[str]:
+    """Each rollout's two arms side by side (its rule once, whole), then the sentences to read out."""
+    lines = ["Rollouts (clicks that reached the rule, in and out of its rollout):", "",
+             f"{'rollout':<{_KEY_WIDTH}} {'arm':<4} {'clicks':>8}  {'answer':<10} {'reached':>9}  difference"]
+    for comparison in arms:
+        difference = comparison["difference"]
+        change = (f"{points(difference['reached'])} points ({points(difference['low'])} to "
+                  f"{points(difference['high'])})")
+        for side in ("in", "out"):
+            arm = comparison[side]
+            figures = (f"{side:<4} {arm['clicks']:>8,}  {arm['answer'] or '-':<10} "
+                       f"{percent(arm['outcomes']['reached'], True):>9}  {change if side == 'in' else ''}")
+            if side == "in":
+                lines += _row(printable(comparison["rule"]), figures)
+            else:
+                lines.append(f"{'':<{_KEY_WIDTH}} {figures}".rstrip())
+    lines.append("")
+    for comparison in arms:
+        lines += _wrap(printable(comparison["sentence"]), "- ", "  ")
+    return lines
 
 
 @cache
@@ -107,13 +154,34 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True, lstrip_blocks=True, auto_reload=False,
     )
     env.filters["percent"] = percent
+    env.filters["share_parts"] = share_parts
     return env
 
 
+# The HTML table's narrowest (its figures on one line each, every key column at its least), measured in headless
+# Chromium with DejaVu Sans, wider than the system fonts of macOS, Windows or phones: the page's margins and the
+# figures' columns for a day of up to 99,999,999 clicks (with room to spare), then each key column, then each
+# character a larger day's count has. A window narrower than this gets the page's cards, never a table that
+# scrolls sideways.
+_TABLE_PX = 1040
+_KEY_COLUMN_PX = 115
+_COUNT_CHARACTER_PX = 60
+_COUNT_CHARACTERS = len("99,999,999")
+
+
+def table_width(key_count: int, clicks: int) -> int:
+    """The narrowest window (CSS px) the readout's table fits without scrolling sideways; below it, cards."""
+    longer = max(0, len(f"{clicks:,}") - _COUNT_CHARACTERS)
+    return _TABLE_PX + _KEY_COLUMN_PX * max(key_count, 1) + _COUNT_CHARACTER_PX * longer
+
+
 def render_html(report: dict[str, Any]) -> str:
+    columns = key_fields(report["by"])
     return _environment().get_template("report.html").render(
         report=report, heading=_heading(report), outcomes=OUTCOME_COLUMNS, actions=ACTIONS,
-        key_names=_KEY_NAMES,
+        key_names=_KEY_NAMES, key_columns=columns,
+        # The total's count is the largest the table holds: no group has more clicks, nor answers of one kind.
+        table_width=table_width(len(columns), report["total"]["clicks"]),
     )
 
 
