@@ -124,3 +124,42 @@ def test_yaml_syntax_errors_say_what_to_do(text: str, advice: str) -> None:
     (problem,) = rule_problems(text)
     assert problem.startswith(advice) or advice in problem, problem
     assert "(YAML: " in problem
+
+
+
+BROKEN_SECOND = ("rules:\n  - id: a\n    when: {app: qq}\n    then: web\n  - id: b\n    when: {app: qq}\n"
+                 "     then: web\n  - id: c\n    when: {app: qq}\n    then: tele\n")
+
+
+def test_a_broken_block_is_read_around_only_when_asked() -> None:
+    """compose(recover=True) (rule files) reads the items around a broken one, at their own lines, and lists
+    what it left unread; plain compose (case files) stops at the first syntax error, as before."""
+    plain = YamlReader("f.yaml", "case files")
+    assert plain.compose(BROKEN_SECOND) is None
+    assert [f"{p.line}:{p.column}" for p in plain.problems] == ["7:6"] and plain.skipped == []
+
+    reader = YamlReader("f.yaml", "rule files")
+    root = reader.compose(BROKEN_SECOND, recover=True)
+    assert root is not None and reader.problems == plain.problems
+    ((key, items),) = root.value
+    assert key.value == "rules" and [item.start_mark.line + 1 for item in items.value] == [2, 8]
+    assert [(block.section, block.line, block.text) for block in reader.skipped] == [
+        ("rules", 5, "  - id: b\n    when: {app: qq}\n     then: web\n")]
+
+
+@pytest.mark.parametrize("text", [
+    BROKEN_SECOND.replace("\n", "\r\n"),  # Windows line ends
+    "\ufeff" + BROKEN_SECOND,  # a byte order mark
+    "--- # a document start\n# and a comment\n" + BROKEN_SECOND,
+    BROKEN_SECOND.replace("  - ", "- ").replace("    ", "  "),  # a list at column 0 (the broken line: column 4)
+    BROKEN_SECOND.replace("  - id: b\n", "  - id: b\n    # a comment\n\n"),  # comments and blank lines
+])
+def test_lines_read_around_are_the_files_own(text: str) -> None:
+    """However the file is written, the broken block and the mistake after it are told at their lines."""
+    lines = text.split("\n")
+    broken = next(n for n, line in enumerate(lines, 1) if line.startswith(("     then: web", "   then: web")))
+    tele = next(n for n, line in enumerate(lines, 1) if "tele" in line)
+    problems = rule_problems(text + "default: web\n")
+    assert [problem.split(": ", 1)[0].rsplit(":", 1)[0] for problem in problems] == [
+        f"f.yaml:{broken}", f"f.yaml:{tele}"], problems
+    assert "indented differently" in problems[0] and "unknown action 'tele'" in problems[1]

@@ -21,6 +21,7 @@ any problem is rejected whole.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,8 +168,10 @@ class _FileReader(YamlReader):
         self.apps: Catalogue = bundled_catalogue()  # the catalogue the conditions are built with (read() sets it)
 
     def root(self, text: str) -> MappingNode | None:
-        """The file's top mapping; None for an empty file, or after recording why it is not one."""
-        root = self.compose(text)
+        """The file's top mapping; None for an empty file, or after recording why it is not one. A file that
+        does not parse is read around its broken blocks (YamlReader.compose: recover), so the mistakes in its
+        other rules are told too; its syntax problem alone refuses the set."""
+        root = self.compose(text, recover=True)
         if root is None or is_empty(root):
             return None
         if not isinstance(root, MappingNode):
@@ -459,6 +462,9 @@ def _greedy_markers(apps: Catalogue, known: Path | None) -> list[Problem]:
     return out
 
 
+_WRITTEN_ID = re.compile(r"^[ \t]*(?:-[ \t]+)?id[ \t]*:[ \t]*[\"']?([a-z][a-z0-9_]*)", re.MULTILINE)
+
+
 def _catalogue(read: list[tuple[_FileReader, MappingNode | None]],
                problems: list[Problem]) -> tuple[Catalogue | None, tuple[str, ...]]:
     """The catalogue of the one file with `apps:` (the shipped one when no file has it), and the ids it
@@ -466,8 +472,12 @@ def _catalogue(read: list[tuple[_FileReader, MappingNode | None]],
     own mistakes show too, and the catalogue's are not told twice)."""
     found = [(reader, root, key) for reader, root in read if root is not None
              for key in [reader.apps_node(root)] if key is not None]
+    # Entries in a block that does not parse were left unread (their problem is recorded): the catalogue is
+    # incomplete, so the rules are checked leniently, with the ids those blocks seem to declare too.
+    unread = [block.text for reader, _ in read for block in reader.skipped if block.section == "apps"]
+    guessed = tuple(app for text in unread for app in _WRITTEN_ID.findall(text))
     if not found:
-        return bundled_catalogue(), ()
+        return (None, guessed) if unread else (bundled_catalogue(), ())
     for reader, _, key in found[1:]:
         first = found[0]
         reader.problem(key, f"second 'apps:' (first in {first[0].file}:{first[2].start_mark.line + 1}): "
@@ -476,6 +486,6 @@ def _catalogue(read: list[tuple[_FileReader, MappingNode | None]],
     node = next(value for k, value in root.value if k is key)
     before = len(problems)
     entries, declared = read_catalogue(node, reader)
-    if len(problems) > before:
-        return None, declared
+    if len(problems) > before or unread:
+        return None, (*declared, *guessed)
     return build_catalogue(entries, reader.file, problems, node, reader.file), declared

@@ -10,6 +10,11 @@ every kind of file:
 - tags other than YAML's plain ones (str, int, float, bool, null, timestamp, seq, map);
 - keys that are not plain words, and duplicate keys (YAML loaders silently keep the last one).
 
+A document that does not parse hides nothing else: `compose(text, recover=True)` reads it again block by
+block (each top-level key; each item of a top-level list, such as one rule of `rules:`), so every broken
+block is told at its own line and the blocks around it are still read and checked. What is read that way
+is for reporting only: the file has a problem recorded, and a caller refuses it whole.
+
 Errors, drawn once:
 
     Problem      a value: file, line, column and a sentence; readers collect them rather than stop
@@ -74,6 +79,16 @@ def display_name(path: Path) -> str:
         return str(path)
 
 
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A block of a file that does not parse, left unread: the top-level key it is written under, its first
+    line (1-based) and its text. Its problem is recorded; what it declares (an app id…) is not known."""
+
+    section: str
+    line: int
+    text: str
+
+
 class _AliasFound(Exception):
     def __init__(self, mark: yaml.Mark | None) -> None:
         self.mark = mark
@@ -88,6 +103,72 @@ class _Loader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
+def _compose(text: str, line: int = 0) -> Node | None:
+    """The single document in `text`; `line`: the 0-based line `text` starts at in its file (its marks say so)."""
+    loader = _Loader(text)
+    loader.line = line  # the reader counts lines from here: a block read alone keeps its file's line numbers
+    try:
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
+
+
+# What YAML counts as a line break (its marks count lines by these; str.splitlines also splits at others).
+_LINE = re.compile(r"[^\r\n\x85\u2028\u2029]*(?:\r\n|[\r\n\x85\u2028\u2029])|[^\r\n\x85\u2028\u2029]+$")
+_TOP_KEY = re.compile(r"([A-Za-z_][\w-]*)[ \t]*:(?:\s|$)")  # `rules:` at column 0
+_DOCUMENT_MARK = re.compile(r"(?:---|\.\.\.)(?:\s|$)|%")  # ---, ... and %YAML: more than one plain document
+_DOCUMENT_START = re.compile(r"---[ \t]*(?:#.*)?$")  # a `---` alone, before the first key: harmless
+
+
+def _lines(text: str) -> list[str]:
+    """The text's lines, each with its line break, as YAML numbers them."""
+    return _LINE.findall(text)
+
+
+def _content(line: str) -> bool:
+    """Whether a line holds anything but blanks and a comment."""
+    stripped = line.strip()
+    return bool(stripped) and not stripped.startswith("#")
+
+
+def _sections(lines: list[str]) -> list[tuple[int, int]] | None:
+    """Where each top-level key's block starts and ends (0-based, end excluded), from the lines that start
+    with `key:` at column 0; None when the text is not laid out as such a mapping (there is nothing to read
+    around a broken block then)."""
+    starts: list[int] = []
+    for number, line in enumerate(lines):
+        line = line.removeprefix("\ufeff") if number == 0 else line
+        if not _content(line) or line[0] in " \t":
+            continue
+        if _DOCUMENT_MARK.match(line):
+            if starts or not _DOCUMENT_START.match(line.rstrip("\r\n\x85\u2028\u2029")):
+                return None
+            continue
+        if _TOP_KEY.match(line):
+            starts.append(number)
+        elif not starts:
+            return None
+        # else: a line at column 0 inside a block (a list written at column 0, or the broken line): it stays there
+    if not starts:
+        return None
+    return list(zip(starts, [*starts[1:], len(lines)], strict=True))
+
+
+def _items(lines: list[str], start: int, end: int) -> list[tuple[int, int]] | None:
+    """Where each item of the block list under the key at `start` starts and ends: the lines that start with
+    `- ` at the column of the first; None when the key's value is not a block list."""
+    value = _TOP_KEY.sub("", lines[start].removeprefix("\ufeff"), count=1)
+    if _content(value):
+        return None  # `rules: [...]`, `default: web`: one block
+    body = [number for number in range(start + 1, end) if _content(lines[number])]
+    first = re.match(r"( *)-(?:\s|$)", lines[body[0]]) if body else None
+    if first is None:
+        return None
+    item = re.compile(f" {{{len(first.group(1))}}}-(?:\\s|$)")
+    starts = [number for number in body if item.match(lines[number])]
+    return list(zip(starts, [*starts[1:], end], strict=True))
+
+
 class YamlReader:
     """One file's text -> nodes, and the accessors every walk of those nodes uses; problems collected.
 
@@ -98,6 +179,7 @@ class YamlReader:
         self.file = file
         self.kind = kind
         self.problems: list[Problem] = [] if problems is None else problems
+        self.skipped: list[Skipped] = []  # blocks of a broken file left unread (compose with recover)
         self._scalars = SafeConstructor()
 
     # --- recording problems ---
@@ -127,29 +209,123 @@ class YamlReader:
             self.at(line, column, f"not UTF-8 text ({err.reason}, byte 0x{byte:02x}); save the file as UTF-8")
             return None
 
-    def compose(self, text: str) -> Node | None:
-        """The document's root node (a null scalar for an empty file), or None after recording a problem."""
-        loader = _Loader(text)
+    def compose(self, text: str, recover: bool = False) -> Node | None:
+        """The document's root node (a null scalar for an empty file), or None after recording a problem.
+
+        With `recover`, a document that does not parse is read again block by block (see `_recovered`): every
+        broken block's problem is recorded, and the root of what could be read around them is returned, for
+        reporting only (the recorded problem refuses the file; `skipped` lists what was left unread)."""
         try:
-            root = loader.get_single_node()
+            root = _compose(text)
         except _AliasFound as found:
-            line, column = (found.mark.line + 1, found.mark.column + 1) if found.mark else (1, 1)
-            self.at(line, column, f"YAML aliases (*name) are not allowed in {self.kind}; write the value out")
+            self.problems.append(self._alias_problem(found))
             return None
         except yaml.MarkedYAMLError as err:
-            mark = err.problem_mark or err.context_mark
-            line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-            source_line = text.splitlines()[line - 1] if mark and line <= len(text.splitlines()) else ""
-            self.at(line, column, yaml_advice(str(err.problem or err), source_line, err.context or "", column))
-            return None
+            # Recovering, a complaint at the stream's end is placed where the unclosed quote or bracket starts.
+            problem = self._syntax_problem(err, _lines(text), text if recover else None)
+            recovered = self._recovered(text, problem) if recover else None
+            if recovered is None:
+                self.problems.append(problem)
+            return recovered
         except yaml.YAMLError as err:
             self.at(1, 1, f"YAML: {err}")
             return None
-        finally:
-            loader.dispose()
         if root is None:  # an empty file, or only comments
             return ScalarNode(NULL_TAG, "", yaml.Mark(self.file, 0, 0, 0, "", 0), None)
         return root
+
+    def _alias_problem(self, found: _AliasFound) -> Problem:
+        line, column = (found.mark.line + 1, found.mark.column + 1) if found.mark else (1, 1)
+        return Problem(self.file, line, column, f"YAML aliases (*name) are not allowed in {self.kind}; write the "
+                                                "value out")
+
+    def _syntax_problem(self, err: yaml.MarkedYAMLError, lines: list[str], piece: str | None = None) -> Problem:
+        """A parser's complaint at its place, in plain words. Given the `piece` of text read, a complaint at its end
+        (a quote or bracket never closed) is placed where the unclosed thing starts: not past the last line, nor
+        on the next block's first line."""
+        mark = err.problem_mark or err.context_mark
+        if piece is not None and err.context_mark is not None and (
+                mark is None or mark.index >= len(piece.rstrip())):
+            mark = err.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        source_line = lines[line - 1].rstrip("\r\n\x85\u2028\u2029") if mark and line <= len(lines) else ""
+        return Problem(self.file, line, column, yaml_advice(str(err.problem or err), source_line, err.context or "",
+                                                            column))
+
+    def _piece(self, lines: list[str], start: int, end: int) -> tuple[Node | None, Problem | None]:
+        """Lines start..end (0-based, end excluded) read alone, at their own lines and columns: the node, or
+        the problem that stops them."""
+        piece = "".join(lines[start:end])
+        try:
+            return _compose(piece, start), None
+        except _AliasFound as found:
+            return None, self._alias_problem(found)
+        except yaml.MarkedYAMLError as err:
+            return None, self._syntax_problem(err, lines, piece)
+        except yaml.YAMLError as err:
+            return None, Problem(self.file, start + 1, 1, f"YAML: {err}")
+
+    def _recovered(self, text: str, first: Problem) -> MappingNode | None:
+        """A document that does not parse as a whole (`first` is what the parser said), read block by block:
+        each top-level `key:` block, and for a broken one whose value is a block list, each item (lines from
+        one `- ` at the list's column to the next). A block that does not read alone is left out, its problem
+        recorded (`first` itself for the block it falls in: its words see the whole file); the others make a
+        root mapping, so their own mistakes are found too. None when the text is not laid out so, or when no
+        block is broken alone (then only `first` can be told)."""
+        lines = _lines(text)
+        sections = _sections(lines)
+        if sections is None:
+            return None
+        blocks: list[tuple[int, int, Problem | None]] = []  # (start, end, problem): every piece read
+        skipped: list[Skipped] = []
+        pairs: list[tuple[Node, Node]] = []
+        for start, end in sections:
+            pairs.extend(self._section(lines, start, end, blocks, skipped))
+        if all(problem is None for _, _, problem in blocks):
+            return None
+        at = first.line - 1
+        holder = next((block for block in blocks if block[0] <= at < block[1]), None)
+        if holder is None and at >= blocks[-1][1]:  # past the last line: the stream's end
+            holder = blocks[-1]
+        for block in blocks:
+            if block[2] is not None:
+                self.problems.append(first if block is holder else block[2])
+        self.skipped.extend(skipped)
+        start_mark = pairs[0][0].start_mark if pairs else yaml.Mark(self.file, 0, 0, 0, "", 0)
+        end_mark = pairs[-1][1].end_mark if pairs else start_mark
+        return MappingNode("tag:yaml.org,2002:map", pairs, start_mark, end_mark)
+
+    def _section(self, lines: list[str], start: int, end: int, blocks: list[tuple[int, int, Problem | None]],
+                 skipped: list[Skipped]) -> list[tuple[Node, Node]]:
+        """One top-level key's block: its key/value pairs; a broken block list read item by item."""
+        name = lines[start].removeprefix("\ufeff").split(":", 1)[0].strip()
+        node, problem = self._piece(lines, start, end)
+        if problem is None:
+            blocks.append((start, end, None))
+            return list(node.value) if isinstance(node, MappingNode) else []
+        items = _items(lines, start, end)
+        head, head_problem = self._piece(lines, start, items[0][0]) if items else (None, problem)
+        if items is None or head_problem is not None or not isinstance(head, MappingNode) or len(head.value) != 1:
+            blocks.append((start, end, problem))
+            skipped.append(Skipped(name, start + 1, "".join(lines[start:end])))
+            return []
+        blocks.append((start, items[0][0], None))
+        values: list[Node] = []
+        for first, last in items:
+            item, problem = self._piece(lines, first, last)
+            if problem is None and isinstance(item, SequenceNode):
+                values.extend(item.value)
+                blocks.append((first, last, None))
+                continue
+            if problem is None:  # not a list item alone: can't be placed in the list
+                column = len(lines[first]) - len(lines[first].lstrip(" ")) + 1
+                problem = Problem(self.file, first + 1, column, "this list item can't be read on its own")
+            blocks.append((first, last, problem))
+            skipped.append(Skipped(name, first + 1, "".join(lines[first:last])))
+        key, value = head.value[0]
+        start_mark = values[0].start_mark if values else value.start_mark
+        end_mark = values[-1].end_mark if values else value.end_mark
+        return [(key, SequenceNode("tag:yaml.org,2002:seq", values, start_mark, end_mark))]
 
     # --- walking nodes ---
 
