@@ -8,6 +8,12 @@ split by ad source because that is where the rules differ.
 A rule at a partial rollout (between 0 and 100%) answers only some visitors, so a cell it applies to shows
 the answer for everyone else and, beside it, the rollout's answer and share. Rules at rollout 0 answer
 nobody and never show.
+
+A rule on a fact of the ad (its source, advertiser or campaign) answers only some ad links, and not only in
+the ad columns: an ad link re-shared into a chat or Moments keeps its verified claim (WeChat's `from=` decides
+the channel), and one signed with a channel (`ch=`) lands in that channel. So every cell is asked again with
+the ad claims the rules name, as links of that column's channel, and a cell where one is answered otherwise
+carries a note: which claim, and the answer and rule it gets (a pilot's with its share).
 """
 
 from __future__ import annotations
@@ -15,18 +21,22 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import html
+import itertools
 import sys
 import textwrap
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
+from urllib.parse import quote, urlencode
 
-from router.decision.conditions import AdField, Rollout
+from router.decision.click import WECHAT_FROM
+from router.decision.conditions import AdField, ChannelIs, Rollout
 from router.decision.known_agents import example, load_corpus
 from router.decision.links import LinkError, parse_link
 from router.decision.named_clients import CLIENTS, GROUPS, NamedClient
 from router.decision.rules import Rule, RuleSet
+from router.decision.signing import sign
 from router.decision.types import Action, Channel
 from router.decision.versions import format_version
 from router.policy.casebook import Answer, Click, answer
@@ -66,8 +76,9 @@ ACTION_MEANINGS = {
 class Cell:
     answer: Answer  # for every visitor outside partial rollouts
     rollouts: tuple[tuple[float, Answer], ...] = ()  # (percent, answer) for visitors inside one
-    # Ad clicks whose advertiser or campaign a rule names, where that rule answers otherwise:
-    # ("advertiser 6666", answer).
+    # Ad links in this column whose source, advertiser or campaign a rule names, where they are answered
+    # otherwise: ("advertiser 6666", answer), ("ad_source gdt, advertiser 1001", …), a pilot's
+    # ("advertiser 1001, 5% of visitors", …).
     ad_notes: tuple[tuple[str, Answer], ...] = ()
 
     def text(self) -> str:
@@ -76,7 +87,7 @@ class Cell:
 
     def short(self, number: dict[str, int]) -> str:
         """The cell in the narrow table: actions, each with its rule's number in the legend; a * when some
-        advertiser or campaign is answered otherwise (the notes below say which)."""
+        ad source, advertiser or campaign is answered otherwise (the notes below say which)."""
         parts = [f"{self.answer.action} [{number[self.answer.rule]}]"]
         parts += [f"{percent:g}%: {inside.action} [{number[inside.rule]}]" for percent, inside in self.rollouts]
         return "; ".join(parts) + (" *" if self.ad_notes else "")
@@ -137,6 +148,7 @@ def build_matrix(rules: RuleSet, settings: Settings, link: str = DEFAULT_LINK, a
     # Everyone outside the partial rollouts meets the rules as if those were not there.
     outside = dataclasses.replace(rules, rules=tuple(rule for rule in rules.rules if not _partial(rule)))
     pilots = [(rule, _rollout(rule) or 0.0, _inside(rules, rule)) for rule in rules.rules if _partial(rule)]
+    asked = {column: _asked(column, rules, outside) for column in COLUMNS}
     rows = []
     for client in matrix_clients(rules, None if settings.rules_url else Path(settings.rules_dir)):
         cells = []
@@ -148,34 +160,108 @@ def build_matrix(rules: RuleSet, settings: Settings, link: str = DEFAULT_LINK, a
                 if got.rule == pilot.id:
                     rollouts.append((percent, got))
             base = answer(click, outside, settings, moment)
-            notes = _ad_notes(click, base, outside, settings, moment) if column.channel is Channel.AD else ()
+            notes = _ad_notes(column, client, link, base, asked[column], settings, moment)
             cells.append(Cell(base, tuple(rollouts), notes))
         rows.append((client, tuple(cells)))
     return Matrix(rules, link, moment, tuple(rows))
 
 
 _COLUMN_SOURCES = frozenset(column.ad_source for column in COLUMNS if column.ad_source)
+AD_FIELDS = {"ad_source": "src", "advertiser": "adv", "campaign": "cmp"}
+"""The ad conditions (AdField) the matrix asks about, each with the /ad link field its value is signed in."""
+_SHARED_AS = {channel: word for word, channel in WECHAT_FROM.items()}  # chats and Moments: WeChat's from=
 
 
-def _ad_notes(click: Click, base: Answer, rules: RuleSet, settings: Settings,
-              moment: datetime) -> tuple[tuple[str, Answer], ...]:
-    """For each ad source, advertiser and campaign a rule names: the answer an ad click with it gets, where it
-    differs from the cell's (an advertiser blocked, a campaign sent to the web…)."""
-    notes = []
+@dataclass(frozen=True, slots=True)
+class _Asked:
+    """What one rule on the ad claim asks of one column's cells: every claim it names (each combination of the
+    values it lists: condition key → value, and how a note names that claim), how a note names them all, the
+    rules they are answered by, and for a pilot the pilot (whose answers alone are noted)."""
+
+    claims: tuple[tuple[tuple[tuple[str, str], ...], str], ...]
+    label: str
+    rules: RuleSet
+    pilot: str | None = None
+
+
+def _asked(column: Column, rules: RuleSet, outside: RuleSet) -> list[_Asked]:
+    """For every rule on the ad claim (its source, advertiser or campaign), the claims it names, as ad links of
+    `column`'s channel would carry them: what the cells of `column` are asked again with. A rule whose channel
+    condition leaves out the column's channel asks nothing there, nor does one at rollout 0; a source with an
+    ad column of its own is asked only in that column. Outside the ad columns a rule that names no source asks
+    with OTHER_AD_SOURCE."""
+    asked = []
     for rule in rules.rules:
-        for condition in rule.conditions:
-            if not isinstance(condition, AdField):
-                continue
-            field_name = condition.key  # the Click field it goes in is named as the condition
-            for value in sorted(condition.values):
-                if field_name == "ad_source" and value in _COLUMN_SOURCES:
-                    continue  # a source with a column of its own: its cells say it
-                asked = dataclasses.replace(click, **{field_name: value})  # type: ignore[arg-type]
-                got = answer(asked, rules, settings, moment)
-                if (got.action, got.rule) != (base.action, base.rule):
-                    note = (f"{field_name} {value}", got)
-                    if note not in notes:
-                        notes.append(note)
+        on_ad = [condition for condition in rule.conditions if isinstance(condition, AdField)]
+        percent = _rollout(rule)
+        if not on_ad or percent == 0 or any(isinstance(condition, ChannelIs) and column.channel not in
+                                            condition.values for condition in rule.conditions):
+            continue
+        choices: dict[str, list[str]] = {}
+        for condition in on_ad:
+            if condition.key not in AD_FIELDS:
+                raise ValueError(f"rule {rule.id}: the matrix can't ask about ad condition {condition.key!r}")
+            listed = sorted(condition.values)
+            if condition.key == "ad_source" and column.ad_source:
+                listed = [value for value in listed if value == column.ad_source or value not in _COLUMN_SOURCES]
+            choices[condition.key] = listed
+        keys = [key for key in AD_FIELDS if key in choices]
+        share = [f"{percent:g}% of visitors"] if _partial(rule) else []
+        claims = []
+        values: dict[str, list[str]] = {key: [] for key in keys}  # of the claims asked, for the shared note
+        for combination in itertools.product(*(choices[key] for key in keys)):
+            named = dict(zip(keys, combination, strict=True))
+            said = [f"{key} {named[key]}" for key in keys
+                    if not (key == "ad_source" and named[key] == column.ad_source)]
+            if not said:
+                continue  # the column's own source and nothing else: its cells say it
+            fields = {"ad_source": column.ad_source or OTHER_AD_SOURCE, **named}
+            claims.append((tuple(sorted(fields.items())), ", ".join([*said, *share])))
+            for key, value in named.items():
+                if value not in values[key]:
+                    values[key].append(value)
+        if claims:
+            label = ", ".join([*(f"{key} {' or '.join(values[key])}" for key in keys
+                                 if values[key] != [column.ad_source]), *share])
+            pilot = rule.id if share else None
+            asked.append(_Asked(tuple(claims), label, _inside(rules, rule) if pilot else outside, pilot))
+    return asked
+
+
+def _ad_request(link: str, channel: Channel, fields: dict[str, str], settings: Settings) -> str:
+    """The signed /ad link a claim of `fields` is clicked as in `channel`: as bought for the ad columns,
+    re-shared (WeChat's from=) for chats and Moments, signed with the channel (ch=) for any other."""
+    signed = {"url": link, **{AD_FIELDS[key]: value for key, value in fields.items()}}
+    extra = []
+    if channel in _SHARED_AS:
+        extra.append(("from", _SHARED_AS[channel]))
+    elif channel is not Channel.AD:
+        signed["ch"] = channel.value
+    return f"/ad?{urlencode([*sign(signed, settings.signing_keys).items(), *extra], quote_via=quote)}"
+
+
+def _ad_notes(column: Column, client: NamedClient, link: str, base: Answer, asked: list[_Asked],
+              settings: Settings, moment: datetime) -> tuple[tuple[str, Answer], ...]:
+    """For each ad claim a rule names: the answer a link of `column`'s channel with that claim gets, where it
+    differs from the cell's (an advertiser blocked, a campaign sent to the web…). A rule's claims that all get
+    the same answer share one note (`advertiser 1001 or 1002`)."""
+    notes: list[tuple[str, Answer]] = []
+    for rule in asked:
+        answered = []
+        for fields, label in rule.claims:
+            click = Click(raw_request=_ad_request(link, column.channel, dict(fields), settings), ua=client.ua)
+            got = answer(click, rule.rules, settings, moment)
+            if got.channel not in (column.channel, None):
+                raise RuntimeError(f"the matrix's ad link with {label} in {column.title} was read as {got.channel}")
+            if rule.pilot is not None and got.rule != rule.pilot:
+                continue  # the pilot's visitors get what everyone else does: the cell (and its rollouts) say it
+            if (got.action, got.rule) != (base.action, base.rule):
+                answered.append((label, got))
+        alike = {(got.action, got.rule) for _, got in answered}
+        if len(answered) > 1 and len(answered) == len(rule.claims) and len(alike) == 1:
+            answered = [(rule.label, answered[0][1])]
+        notes += [(label, got) for label, got in answered
+                  if (label, got.action, got.rule) not in {(said, was.action, was.rule) for said, was in notes}]
     return tuple(notes)
 
 
@@ -184,8 +270,9 @@ TEXT_WIDTH = 120  # the table fits a terminal this wide; when it can't, one bloc
 
 def render_text(matrix: Matrix) -> str:
     """The table within TEXT_WIDTH columns: each cell its action and its rule's number, the rules listed
-    below with where they are written; advertiser and campaign notes below that. When even that is wider
-    (many partial rollouts), one block per client, a line per channel."""
+    below with where they are written; below that, the ad links (by source, advertiser or campaign) that a
+    cell marked * answers otherwise, in any column. When even that is wider (many partial rollouts), one
+    block per client, a line per channel."""
     used = [rule.id for rule in matrix.rules.rules if any(
         rule.id in (cell.answer.rule, *(inside.rule for _, inside in cell.rollouts),
                     *(got.rule for _, got in cell.ad_notes))
@@ -213,24 +300,37 @@ def render_text(matrix: Matrix) -> str:
     out.append("")
     out += [f"[{n}] {rule_id}" + (f" ({where[rule_id]})" if rule_id in where else ": no rule matched")
             for rule_id, n in number.items() if rule_id in used or rule_id == "default"]
-    # One note per (column, advertiser or campaign, answer), with the clients it applies to.
-    notes: dict[tuple[str, str, str], list[str]] = {}
+    notes = _grouped_notes(matrix)
+    if notes:
+        out += ["", *textwrap.wrap(f"* {NOTES_HEADING}:", TEXT_WIDTH, subsequent_indent="  ")]
+        for (title, label, action, rule_id), names in notes.items():
+            out += textwrap.wrap(f"{title}, {label}: {action} [{number[rule_id]}] for {_whom(matrix, names)}",
+                                 TEXT_WIDTH, initial_indent="  ", subsequent_indent="    ")
+    return "\n".join(out) + "\n"
+
+
+NOTES_HEADING = ("ad links whose source, advertiser or campaign a rule names are answered otherwise (outside the "
+                 "ad columns: an ad link re-shared into that chat or Moments, or signed with that channel)")
+
+
+def _grouped_notes(matrix: Matrix) -> dict[tuple[str, str, str, str], list[str]]:
+    """One note per (column, ad claim, action, rule), with the clients it applies to, in table order."""
+    notes: dict[tuple[str, str, str, str], list[str]] = {}
     for client, cells in matrix.rows:
         for column, cell in zip(COLUMNS, cells, strict=True):
             for label, got in cell.ad_notes:
-                notes.setdefault((column.title, label, f"{got.action} [{number[got.rule]}]"), []).append(client.name)
-    if notes:
-        out += ["", "* ad clicks whose advertiser or campaign a rule names are answered otherwise:"]
-        for (title, label, got_text), names in notes.items():
-            whom = "every client" if len(names) == len(matrix.rows) else ", ".join(names)
-            out += textwrap.wrap(f"{title}, {label}: {got_text} for {whom}", TEXT_WIDTH,
-                                 initial_indent="  ", subsequent_indent="    ")
-    return "\n".join(out) + "\n"
+                notes.setdefault((column.title, label, str(got.action), got.rule), []).append(client.name)
+    return notes
+
+
+def _whom(matrix: Matrix, names: list[str]) -> str:
+    return "every client" if len(names) == len(matrix.rows) else ", ".join(names)
 
 
 _CSS = """
 body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#1f2328}
 h1{font-size:20px;margin:0 0 4px}
+h2{font-size:16px;margin:16px 0 4px}
 p.meta{margin:0 0 16px;color:#59636e}
 table{border-collapse:collapse}
 th,td{border:1px solid #d1d9e0;padding:6px 8px;text-align:left;vertical-align:top}
@@ -239,9 +339,10 @@ tr.group th{background:#eef1f4;font-size:13px;text-transform:uppercase;letter-sp
 th.client small{display:block;font-weight:normal;color:#59636e}
 td b{display:block}
 td small{display:block;color:#3d444d;font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12px}
-td .rollout{border-top:1px dashed #8c959f;margin-top:4px;padding-top:4px}
+td .rollout,td .ad-note{border-top:1px dashed #8c959f;margin-top:4px;padding-top:4px}
 .app{background:#dafbe1}.web{background:#ddf4ff}.landing{background:#fff8c5}.block{background:#ffebe9}
 ul.legend{list-style:none;padding:0;display:flex;gap:16px;flex-wrap:wrap}
+ul.notes{padding-left:20px}
 ul.legend li span{display:inline-block;width:14px;height:14px;border:1px solid #8c959f;
   vertical-align:-2px;margin-right:6px}
 """
@@ -254,18 +355,19 @@ def render_html(matrix: Matrix, generated: datetime | None = None) -> str:
     described["default"] = "default: no rule matched"
     made = (generated or datetime.now(UTC)).isoformat(timespec="seconds")
 
-    def answer_html(got: Answer, prefix: str = "") -> str:
+    def answer_html(got: Answer, prefix: str = "", mark: str = "") -> str:
         title = described.get(got.rule, got.reason or got.rule)
-        return f'<b>{e(prefix)}{e(got.action)}</b><small title="{e(title)}">{e(got.rule)}</small>'
+        return f'<b>{e(prefix)}{e(got.action)}{mark}</b><small title="{e(title)}">{e(got.rule)}</small>'
 
     def cell_html(cell: Cell) -> str:
-        inner = answer_html(cell.answer)
+        inner = answer_html(cell.answer, mark=" *" if cell.ad_notes else "")
         for percent, inside in cell.rollouts:
             inner += (f'<div class="rollout {e(inside.action)}">'
                       f'{answer_html(inside, f"{percent:g}% of visitors: ")}</div>')
         for label, got in cell.ad_notes:
-            inner += f'<div class="rollout {e(got.action)}">{answer_html(got, f"{label}: ")}</div>'
-        return f'<td class="{e(cell.answer.action)}">{inner}</td>'
+            inner += f'<div class="ad-note {e(got.action)}">{answer_html(got, f"{label}: ")}</div>'
+        noted = " noted" if cell.ad_notes else ""
+        return f'<td class="{e(cell.answer.action)}{noted}">{inner}</td>'
 
     rows = []
     group = ""
@@ -281,6 +383,14 @@ def render_html(matrix: Matrix, generated: datetime | None = None) -> str:
     legend = "".join(f'<li><span class="{e(action)}"></span><b>{e(action)}</b>: {e(meaning)}</li>'
                      for action, meaning in ACTION_MEANINGS.items())
     columns = "".join(f'<th scope="col">{e(column.title)}</th>' for column in COLUMNS)
+    where = {rule.id: rule.where for rule in matrix.rules.rules}
+    notes = "".join(
+        f"<li><b>{e(title)}</b>, {e(label)}: <b>{e(action)}</b> by <code>{e(rule_id)}</code>"
+        f"{f' ({e(where[rule_id])})' if rule_id in where else ''} for {e(_whom(matrix, names))}</li>"
+        for (title, label, action, rule_id), names in _grouped_notes(matrix).items())
+    heading = NOTES_HEADING[:1].upper() + NOTES_HEADING[1:]
+    notes_html = (f'\n<h2>* Ad links answered otherwise</h2>\n<p class="meta">{e(heading)}:</p>\n'
+                  f'<ul class="notes">{notes}</ul>') if notes else ""
     return f"""<!doctype html>
 <html lang="en">
 <head>
@@ -304,7 +414,9 @@ generated {e(made)}</p>
 </table>
 <p class="meta">Each cell: the action, and the rule that decided it (hover for the rule's file, line and
 description; hover a client for its user agent). Ad columns are signed /ad links with that ad source;
-chat and Moments columns carry WeChat's share parameter; unknown carries neither.</p>
+chat and Moments columns carry WeChat's share parameter; unknown carries neither. A cell marked * answers
+some ad links otherwise, because a rule names their source, advertiser or campaign: the cell and the list
+below say which.</p>{notes_html}
 </body>
 </html>
 """
