@@ -98,7 +98,8 @@ def test_token_only_moments_landing_still_offers_the_token(client: TestClient) -
 
 
 def test_ua_tables_setting() -> None:
-    assert Settings.from_env({}).ua_tables_at_startup is False
+    assert Settings.from_env({}).ua_tables_at_startup is True  # by default: no first click waits for them
+    assert Settings.from_env({"ROUTER_UA_TABLES": "Lazy"}).ua_tables_at_startup is False
     assert Settings.from_env({"ROUTER_UA_TABLES": "Startup"}).ua_tables_at_startup is True
     with pytest.raises(ValueError, match="ROUTER_UA_TABLES must be 'lazy' or 'startup', got 'eager'"):
         Settings.from_env({"ROUTER_UA_TABLES": "eager"})
