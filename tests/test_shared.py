@@ -86,8 +86,8 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 def router(redis_url: str, **env: str) -> Server:
-    """A router sharing the store. Its deadline is generous here: on a busy two-core machine a 20 ms one
-    is sometimes missed, and these tests are about sharing (the deadline has tests of its own)."""
+    """A router sharing the store, its deadline a little above the default's (these tests are about sharing;
+    the deadline has tests of its own)."""
     return Server(env={"ROUTER_SIGNING_KEYS": KEYS_TEXT, "ROUTER_REDIS_URL": redis_url,
                        "ROUTER_REDIS_TIMEOUT_MS": "300", **env}).wait_ready()
 
