@@ -84,8 +84,10 @@ def example(corpus: Corpus, app: str, os: str | None = None) -> KnownAgent | Non
     """The first known user agent labelled `app` (and `os`), a phone's first: a client for rule tests and the
     matrix, for an app no named client covers."""
     labelled = [agent for agent in corpus.agents if agent.app == app and (os is None or agent.os == os)]
-    # A phone's web view first: what a tap on a shared link most often is.
-    labelled.sort(key=lambda agent: (agent.device != "mobile", agent.os not in _PHONE_OSES, "Mozilla/" not in agent.ua))
+    # A phone's web view first: what a tap on a shared link most often is. Where the labels don't say (many
+    # lines carry only the app), the user agent's own "Mobile" or "iPhone" does: not a Chromebook's web view.
+    labelled.sort(key=lambda agent: (agent.device != "mobile", agent.os not in _PHONE_OSES,
+                                     not ("Mobile" in agent.ua or "iPhone" in agent.ua), "Mozilla/" not in agent.ua))
     return labelled[0] if labelled else None
 
 
