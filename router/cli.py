@@ -97,32 +97,25 @@ def _read_as_warning(ua: str) -> str | None:
 
 
 def _batch(lines: Iterable[str], settings: Settings, rules: RuleSet) -> Iterator[dict[str, Any]]:
-    """One explanation per click line, each /ad click as the server judged its signature (its `claim`); a
-    line that can't be replayed faithfully says so (`not_replayed`) and is counted on stderr."""
-    from router.decision.decide import explain
-    from router.policy.explain_json import result_json
-    from router.policy.replay import NotReplayable, read_recorded
+    """One explanation per click line, each /ad click as the server judged its signature (its `claim`); the
+    lines that could not be replayed faithfully, and the old ones checked again here, counted on stderr."""
+    from router.policy.explain_json import explain_recorded
 
-    not_replayed = 0
+    not_replayed = reverified = 0
     for click in read_clicks(lines):
         if isinstance(click, UnreadableLine):
             yield {"line": click.line, "error": click.error}
             continue
-        given = dict(click.headers)
-        read = tuple((name, given.get(name, "")) for name in rules.headers_read)
-        try:
-            ctx = read_recorded(click, settings, rules.apps, headers=read)
-        except BadClick as bad:
-            yield result_json(None, None, rules, bad)
-            continue
-        except NotReplayable as err:
-            not_replayed += 1
-            yield {"line": click.line, "not_replayed": str(err)}
-            continue
-        yield result_json(ctx, explain(rules, ctx), rules, ua=click.ua)
+        result = explain_recorded(click, settings, rules)
+        not_replayed += "not_replayed" in result
+        reverified += "reverified" in result
+        yield result
     if not_replayed:
         print(f"warning: {not_replayed} click line{'s' if not_replayed != 1 else ''} could not be replayed as the "
               "server decided them (see their not_replayed field)", file=sys.stderr)
+    if reverified:
+        print(f"note: {reverified} /ad click line{'s' if reverified != 1 else ''} without a claim: the signature "
+              "was checked here again, with these keys and without the server's replay check", file=sys.stderr)
 
 
 def _click_request(args: argparse.Namespace, settings: Settings) -> str:

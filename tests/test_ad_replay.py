@@ -176,3 +176,24 @@ def test_a_claim_that_is_not_its_requests_is_not_replayed(day: Path, tmp_path: P
     body = json.loads(done.stdout)
     assert body["not_replayed"] == [{"line": 1, "why": "its recorded claim's adv differ from the request's"}]
     assert body["changed"] == 2 and body["decided"] == 7
+
+
+def test_a_verified_claim_expires_when_the_replay_is_moved_past_its_links_expiry() -> None:
+    """`rules diff --at` replays a click as if it happened then: a link signed to expire before that is
+    expired, read from its signed `exp` (no key needed), as the server would have judged it then."""
+    from datetime import UTC, datetime, timedelta
+
+    from router.decision.apps import bundled_catalogue
+    from router.decision.click import ClickSettings
+    from router.decision.types import AdClaim
+    from router.policy.replay import RecordedClick, read_recorded
+
+    at = datetime(2026, 12, 7, 10, tzinfo=UTC)
+    request = _ad(PRODUCTION_KEYS, expires=int((at + timedelta(days=1)).timestamp()), click_id="z1")
+    claim = AdClaim("gdt", "1001", "", True, "signature verified with key 'prod'", "verified", "", "prod")
+    click = RecordedClick(1, request, uas.WECHAT_IOS, at, "visitor-1", (), claim)
+    settings, apps = ClickSettings(), bundled_catalogue()
+    assert read_recorded(click, settings, apps).ad.verdict == "verified"  # type: ignore[union-attr]
+    later = read_recorded(click, settings, apps, at=at + timedelta(days=30))
+    assert later.ad is not None and later.ad.verdict == "expired" and not later.ad.verified
+    assert later.channel.value == "unknown" and "expired at 2026-12-08T10:00:00+00:00" in later.channel_reason

@@ -122,7 +122,8 @@ def test_ad_fields_need_verification() -> None:
     """ad_source holds only for a verified ad, and says why not otherwise."""
     condition = cond("ad_source", "unidesk")
     assert condition.explain(CTX) == "ad_source: not an ad click"
-    forged = replace(CTX, ad=AdClaim("unidesk", "a", "", verified=False, reason="unknown signing key id 'x'"))
+    forged = replace(CTX, ad=AdClaim("unidesk", "a", "", verified=False, reason="unknown signing key id 'x'",
+                                        verdict="unknown_key"))
     assert not condition.holds(forged, "r")
     assert condition.explain(forged) == "ad_source: ad fields not trusted (unknown signing key id 'x')"
     real = replace(forged, ad=replace(forged.ad, verified=True))  # type: ignore[arg-type]
@@ -131,7 +132,7 @@ def test_ad_fields_need_verification() -> None:
 
 def test_advertiser_accepts_numbers() -> None:
     """Advertiser ids written as numbers compare as text."""
-    ctx = replace(CTX, ad=AdClaim("unidesk", "12345", "", True, "ok"))
+    ctx = replace(CTX, ad=AdClaim("unidesk", "12345", "", True, "ok", "verified"))
     assert cond("advertiser", [12345, "999"]).holds(ctx, "r")
 
 

@@ -382,11 +382,26 @@ def test_a_rules_advertisers_share_a_note_when_they_share_an_answer(rules_dir: P
     table = build_matrix(load_rules(rules_dir), settings, at=AT)
     noted = _noted(table)
     assert noted[("chrome_android", "moments")] == [("advertiser 1001 or 1002 or 1003", "block", "advs-block")]
+    # 1002 is singled out by an earlier rule; 1001 and 1003, which no other rule names, are asked as one.
     assert noted[("chrome_android", "group_chat")] == [("advertiser 1002", "web", "adv-1002-web"),
-                                                       ("advertiser 1001", "block", "advs-block"),
-                                                       ("advertiser 1003", "block", "advs-block")]
+                                                       ("advertiser 1001 or 1003", "block", "advs-block")]
     assert {column for _, column in noted} == {"group_chat", "moments"}
     assert "  moments, advertiser 1001 or 1002 or 1003: block [2] for every client" in render_text(table)
+
+
+def test_a_long_list_of_advertisers_is_asked_as_one_and_named_in_short(rules_dir: Path, settings: Settings,
+                                                                        ) -> None:
+    """300 advertisers that no other rule names are answered alike: asked once per cell, not 300 times, and the
+    note names the first few and how many more."""
+    advertisers = ", ".join(f"'{n}'" for n in range(1000, 1300))
+    (rules_dir / "main.yaml").write_text(
+        "rules:\n"
+        f"  - {{id: many-block, when: {{advertiser: [{advertisers}], channel: group_chat}}, then: block}}\n"
+        "default: landing\n"
+    )
+    table = build_matrix(load_rules(rules_dir), settings, at=AT)
+    assert _noted(table)[("chrome_android", "group_chat")] == [
+        ("advertiser 1000 or 1001 or 1002 or 297 more", "block", "many-block")]
 
 
 def test_shipped_rules_mark_no_cell(shipped: Matrix) -> None:

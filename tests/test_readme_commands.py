@@ -238,3 +238,19 @@ def test_the_kubernetes_bundle_is_a_rule_file_as_the_readme_says() -> None:
     manifest = (ROOT / "deploy" / "router.yaml").read_text(encoding="utf-8")
     url = re.search(r"ROUTER_RULES_DIR: (\S+)", manifest).group(1)  # type: ignore[union-attr]
     assert url.endswith((".yaml", ".yml")) and "a single rule file in the usual format" in " ".join(README.split())
+
+
+def test_the_sign_example_prints_the_link_and_names_its_key() -> None:
+    """README "Signed ad links": its export and sign lines, run as shown (python being this environment's),
+    print the link it shows (the signature aside) and, on stderr, the key id that signed."""
+    block = next(body for body in re.findall(r"^```sh\n(.*?)^```", README, re.S | re.M)
+                 if "router sign" in body)
+    script = "\n".join(line for line in block.splitlines() if not line.startswith("#"))
+    script = script.replace(".venv/bin/python -m router", f"{sys.executable} -m router")
+    shown = re.search(r"^# (https://\S+)$", block, re.M).group(1)  # type: ignore[union-attr]
+    said = re.search(r"^# \(on stderr\) (.+)$", block, re.M).group(1)  # type: ignore[union-attr]
+    env = {name: value for name, value in os.environ.items() if not name.startswith("ROUTER_")}
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    assert matches([shown], [done.stdout.strip()])  # "…" in the README stands for the signature
+    assert done.stderr.strip() == said

@@ -113,6 +113,14 @@ def test_an_acl_user_denied_the_commands(guarded: GuardedRedis) -> None:
         "INCR, EXPIRE and EVAL on keys adlink:*, or give another user as redis://[user:]password@host:port/db")
 
 
+def test_an_acl_user_allowed_ping_but_not_eval_is_refused_too(guarded: GuardedRedis) -> None:
+    """PING alone would pass: the check sends each command the router needs, so a user denied one is told."""
+    guarded.client.execute_command("ACL", "SETUSER", "eve", "on", ">eve-password-0815", "~adlink:*", "+@all",
+                                   "-eval")
+    message = refusal(serve(guarded.url("eve:eve-password-0815")), "eve-password-0815")
+    assert "refuses ROUTER_REDIS_URL's user a command the router needs (NOPERM" in message and "'eval'" in message
+
+
 def test_the_right_password_serves_with_the_store(guarded: GuardedRedis) -> None:
     running = Server(env={"ROUTER_SIGNING_KEYS": KEYS_TEXT, "ROUTER_REDIS_URL": guarded.url(f":{PASSWORD}"),
                           "ROUTER_REDIS_TIMEOUT_MS": "300"}).wait_ready()
@@ -144,9 +152,13 @@ def test_a_silent_store_is_not_a_refusal_and_holds_the_start_no_longer_than_the_
         listener.bind(("127.0.0.1", 0))
         listener.listen(8)  # connections are taken by the kernel; nothing ever answers
         url = f"redis://:{WRONG}@127.0.0.1:{listener.getsockname()[1]}/0"
+        import redis  # noqa: F401  -- imported before the clock starts: the check's time is the check's
+
         began = time.monotonic()
         assert credentials_refused(url, seconds=0.3) is None
-        assert time.monotonic() - began < 1.0
+        # Bounded by the 0.3 s deadline (a silent store would otherwise hold the start for ever); the margin is
+        # a busy machine's, not the check's.
+        assert time.monotonic() - began < 3.0
 
 
 def test_a_refused_store_right_after_start_is_told_from_the_others(guarded: GuardedRedis) -> None:

@@ -19,7 +19,7 @@ import hashlib
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import NamedTuple
 from urllib.parse import unquote_plus
 
@@ -142,6 +142,7 @@ def read_click(
     if claim is not None:
         link, values, params = _read_query(query, settings)
         _check_recorded(claim, values)
+        claim = _expired_by(claim, values, at)
         channel, reason = _channel(values, claim)
         forward = tuple((name, value) for name, value in params if name in settings.forward_params)
         return _new_context(link, client, channel, reason, at, visitor or visitor_id(None, "", ua or ""), forward,
@@ -364,6 +365,21 @@ def _check_recorded(claim: AdClaim, values: dict[str, str]) -> None:
         raise ClaimMismatch(f"its recorded claim's {', '.join(names)} differ from the request's")
     if claim.verified != (claim.verdict == Verdict.VERIFIED.value):
         raise ClaimMismatch(f"its recorded claim says verified={claim.verified} but verdict {claim.verdict!r}")
+
+
+def _expired_by(claim: AdClaim, values: dict[str, str], at: datetime) -> AdClaim:
+    """A verified recorded claim as it stands at `at` (a replay moved in time, `rules diff --at`): expired once
+    past its link's signed expiry. The server checked that `exp` is one of the signed fields; no key needed."""
+    if not claim.verified or "exp" not in values:
+        return claim
+    try:
+        expires = datetime.fromtimestamp(int(values["exp"]), UTC)
+    except (ValueError, OverflowError, OSError):
+        return claim  # the server verified it as a time; a line edited since is not re-judged here
+    if at < expires:
+        return claim
+    return dataclasses.replace(claim, verified=False, verdict=Verdict.EXPIRED.value,
+                               reason=f"ad link expired at {expires.isoformat(timespec='seconds')}")
 
 
 def _replay_key(fields: dict[str, str], values: dict[str, str]) -> str:

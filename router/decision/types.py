@@ -224,14 +224,10 @@ class AdClaim:
     verified: bool
     reason: str  # why it was or was not trusted, in plain words
     # What the check concluded (router.decision.signing.Verdict's value): verified, unsigned, unknown_key,
-    # forged, expired or replayed. Left out (a claim made in code), it follows `verified`.
-    verdict: str = ""
+    # forged, expired or replayed.
+    verdict: str
     channel: str = ""  # the channel the signer stamped (`ch=`), as given; "" for none
     kid: str = ""  # the key id the link names (never a secret)
-
-    def __post_init__(self) -> None:
-        if not self.verdict:
-            object.__setattr__(self, "verdict", "verified" if self.verified else "forged")
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from router.decision.deeplinks import app_url
 from router.decision.rules import RuleSet
 from router.decision.types import EXPANDABLE, Context, Decision
 from router.decision.versions import format_version
+from router.policy.replay import NotReplayable, RecordedClick, read_recorded
 from router.serve.config import Settings
 
 
@@ -87,12 +88,33 @@ def explain_click(
     """Explain one click; `headers`: the request headers it came with (a click line's), of which the
     ones `rules` read go into its Context, as the server puts them."""
     path, _, query = request.partition("?")
-    given = dict(headers)
-    read = tuple((name, given.get(name, "")) for name in rules.headers_read)
     try:
-        ctx = read_click(path, query, ua, at=at, settings=settings, visitor=visitor, headers=read, apps=rules.apps)
+        ctx = read_click(path, query, ua, at=at, settings=settings, visitor=visitor, headers=_read(rules, headers),
+                         apps=rules.apps)
     except BadClick as bad:
         return result_json(None, None, rules, bad)
     if in_rollout is not None:  # the what-if of --in-rollout / --out-of-rollout, as case files have it
         ctx = dataclasses.replace(ctx, in_rollout=in_rollout)
     return result_json(ctx, explain(rules, ctx), rules, ua=ua)
+
+
+def explain_recorded(click: RecordedClick, settings: Settings, rules: RuleSet) -> dict[str, Any]:
+    """One click line explained as the server judged it (`explain --batch`): an /ad click by its recorded
+    claim. A line that can't be replayed faithfully is `{"line": N, "not_replayed": why}`; an /ad line
+    without a claim, whose signature the keys here checked again, says `"reverified": true`."""
+    try:
+        ctx = read_recorded(click, settings, rules.apps, headers=_read(rules, click.headers))
+    except BadClick as bad:
+        return result_json(None, None, rules, bad)
+    except NotReplayable as err:
+        return {"line": click.line, "not_replayed": str(err)}
+    out = result_json(ctx, explain(rules, ctx), rules, ua=click.ua)
+    if ctx.ad is not None and click.claim is None:
+        out["reverified"] = True
+    return out
+
+
+def _read(rules: RuleSet, headers: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """The request headers `rules` read, from those a click came with ("" for one it lacked)."""
+    given = dict(headers)
+    return tuple((name, given.get(name, "")) for name in rules.headers_read)

@@ -191,41 +191,77 @@ def _asked(column: Column, rules: RuleSet, outside: RuleSet) -> list[_Asked]:
     ad column of its own is asked only in that column. Outside the ad columns a rule that names no source asks
     with OTHER_AD_SOURCE."""
     asked = []
+    named = _named_by_rule(rules)
     for rule in rules.rules:
         on_ad = [condition for condition in rule.conditions if isinstance(condition, AdField)]
         percent = _rollout(rule)
         if not on_ad or percent == 0 or any(isinstance(condition, ChannelIs) and column.channel not in
                                             condition.values for condition in rule.conditions):
             continue
-        choices: dict[str, list[str]] = {}
+        choices: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
         for condition in on_ad:
             if condition.key not in AD_FIELDS:
                 raise ValueError(f"rule {rule.id}: the matrix can't ask about ad condition {condition.key!r}")
             listed = sorted(condition.values)
             if condition.key == "ad_source" and column.ad_source:
                 listed = [value for value in listed if value == column.ad_source or value not in _COLUMN_SOURCES]
-            choices[condition.key] = listed
+            choices[condition.key] = _kinds(listed, _elsewhere(named, condition.key, rule.id))
         keys = [key for key in AD_FIELDS if key in choices]
         share = [f"{percent:g}% of visitors"] if _partial(rule) else []
         claims = []
         values: dict[str, list[str]] = {key: [] for key in keys}  # of the claims asked, for the shared note
         for combination in itertools.product(*(choices[key] for key in keys)):
-            named = dict(zip(keys, combination, strict=True))
-            said = [f"{key} {named[key]}" for key in keys
-                    if not (key == "ad_source" and named[key] == column.ad_source)]
+            chosen = {key: value for key, (value, _) in zip(keys, combination, strict=True)}
+            members = {key: stands_for for key, (_, stands_for) in zip(keys, combination, strict=True)}
+            said = [f"{key} {_named_values(members[key])}" for key in keys
+                    if not (key == "ad_source" and chosen[key] == column.ad_source)]
             if not said:
                 continue  # the column's own source and nothing else: its cells say it
-            fields = {"ad_source": column.ad_source or OTHER_AD_SOURCE, **named}
+            fields = {"ad_source": column.ad_source or OTHER_AD_SOURCE, **chosen}
             claims.append((tuple(sorted(fields.items())), ", ".join([*said, *share])))
-            for key, value in named.items():
-                if value not in values[key]:
-                    values[key].append(value)
+            for key, stands_for in members.items():
+                values[key] += [value for value in stands_for if value not in values[key]]
         if claims:
-            label = ", ".join([*(f"{key} {' or '.join(values[key])}" for key in keys
+            label = ", ".join([*(f"{key} {_named_values(sorted(values[key]))}" for key in keys
                                  if values[key] != [column.ad_source]), *share])
             pilot = rule.id if share else None
             asked.append(_Asked(tuple(claims), label, _inside(rules, rule) if pilot else outside, pilot))
     return asked
+
+
+def _named_by_rule(rules: RuleSet) -> dict[str, dict[str, set[str]]]:
+    """For each ad condition key, each rule's id → the values its condition on that key names."""
+    named: dict[str, dict[str, set[str]]] = {key: {} for key in AD_FIELDS}
+    for rule in rules.rules:
+        for condition in rule.conditions:
+            if isinstance(condition, AdField) and condition.key in named:
+                named[condition.key].setdefault(rule.id, set()).update(condition.values)
+    return named
+
+
+def _elsewhere(named: dict[str, dict[str, set[str]]], key: str, rule_id: str) -> set[str]:
+    """The values of `key` some rule other than `rule_id` names."""
+    return {value for other, values in named[key].items() if other != rule_id for value in values}
+
+
+_SHOWN_VALUES = 3  # a note names at most this many of the values asked as one
+
+
+def _kinds(listed: list[str], elsewhere: set[str]) -> list[tuple[str, tuple[str, ...]]]:
+    """The values of one ad condition worth asking about, each as (the value signed, the listed values it
+    stands for). A value no other rule names is answered as any other such value (every rule's condition on
+    this key treats them alike), so they are asked once, as one: a rule listing 300 advertisers costs one
+    claim, not 300, unless other rules single some of them out."""
+    apart: list[tuple[str, tuple[str, ...]]] = [(value, (value,)) for value in listed if value in elsewhere]
+    alike = tuple(value for value in listed if value not in elsewhere)
+    return [*apart, (alike[0], alike)] if alike else apart
+
+
+def _named_values(values: list[str] | tuple[str, ...]) -> str:
+    """How a note names values asked as one: the first few, then how many more."""
+    shown = " or ".join(values[:_SHOWN_VALUES])
+    more = len(values) - _SHOWN_VALUES
+    return f"{shown} or {more} more" if more > 0 else shown
 
 
 def _ad_request(link: str, channel: Channel, fields: dict[str, str], settings: Settings) -> str:

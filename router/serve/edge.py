@@ -6,7 +6,8 @@
   is refused with a 400: no page, cookie or log line for traffic meant for someone else. The health
   probes (/healthz, /readyz) and /metrics answer whatever the Host: probes and Prometheus call by address.
 - Who asks: /readyz shows its details (pid, where the rules come from, a rejected reload's errors) only
-  to the metrics port or to this machine itself (`private_asker`); anyone else gets a status and a reason.
+  on the metrics port to the networks that may scrape it, or, without a metrics port, to this machine
+  itself (`private_asker`); anyone else gets a status and a reason.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import ipaddress
 
 from starlette.types import Scope, Send
 
+from router.serve.config import Network, address_in
 from router.serve.headers import SECURITY_HEADERS
 
 MAX_HEADER_BYTES = 16 * 1024
@@ -66,13 +68,20 @@ def refusal(scope: Scope, names: tuple[str, ...], max_bytes: int = MAX_HEADER_BY
 _FORWARDING_HEADERS = frozenset({b"forwarded", b"x-forwarded-for", b"x-real-ip"})
 
 
-def private_asker(scope: Scope, metrics_port: int | None) -> bool:
-    """Whether a request may see what only operators should: it came to the metrics port, or straight from
-    this machine (a loopback address, no proxy's forwarding header)."""
-    server = scope.get("server")
-    if metrics_port and server is not None and server[1] == metrics_port:
-        return True
+def private_asker(scope: Scope, metrics_port: int | None, metrics_from: tuple[Network, ...],
+                  behind_proxy: bool) -> bool:
+    """Whether a request may see what only operators should. With a metrics port: on that port, from the
+    networks that may scrape /metrics (ROUTER_METRICS_FROM), and nowhere else. Without one: straight from this
+    machine (a loopback address and no proxy's forwarding header), unless a proxy is declared in front
+    (ROUTER_TRUSTED_PROXIES): a proxy on this machine that adds no such header (nginx's bare proxy_pass, a TCP
+    proxy, a mesh's sidecar) would make every client look local."""
     client = scope.get("client")
+    if metrics_port:
+        server = scope.get("server")
+        return (server is not None and server[1] == metrics_port and client is not None
+                and bool(metrics_from) and address_in(client[0], metrics_from))
+    if behind_proxy:
+        return False
     try:
         loopback = client is not None and ipaddress.ip_address(client[0]).is_loopback
     except ValueError:  # a Unix socket's peer, or a name: not known to be this machine

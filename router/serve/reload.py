@@ -30,11 +30,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from router.decision.clients import WARM_UP_UAS
 from router.decision.rules import RuleSet, RuleSetError
 from router.serve.config import Settings
 from router.serve.remote import RemoteBundle
 from router.serve.sources import SETTLE_SECONDS, DirectoryWatch, RulesSource, RulesUnavailable
+from router.serve.warm import warm_reader
 
 log = logging.getLogger("router.reload")  # its lines are type "reload" (router.serve.logs)
 
@@ -76,7 +76,7 @@ class ActiveRules:
         old = self.current
         if rules.version != old.version:
             if rules.reader is not old.reader:  # a new app catalogue: its reader compiles before it serves
-                rules.reader.warm(WARM_UP_UAS)
+                warm_reader(rules)
             self.current = rules  # the swap: requests that already read `current` finish on `old`
             self.loaded_at = datetime.now(UTC)
             log.info("rules %s loaded (was %s, %s): %d rules from %s", rules.version, old.version, trigger,

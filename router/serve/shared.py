@@ -5,8 +5,8 @@ and the embedded default, with nothing to start. With it, the first use of a sig
 is recorded once for the whole fleet (`SET key 1 NX EX ttl`): a replay on any instance loses ad
 privileges.
 
-It never fails a click. Every call has a deadline (ROUTER_REDIS_TIMEOUT_MS). A call that fails, times
-out or answers something unexpected falls back to the process's own store. It is counted
+It never fails a click. A click's calls share one deadline (ROUTER_REDIS_TIMEOUT_MS, click_budget). A
+call that fails, times out or answers something unexpected falls back to the process's own store. It is counted
 (adlink_shared_store_fallbacks_total) and logged at most once a minute. For the next RETRY_SECONDS the
 store is not asked at all, so a dead Redis costs the clicks nothing but that first deadline. Then one
 call tries again: the store recovers by itself when Redis does. At start-up only, a store that refuses
@@ -290,10 +290,10 @@ async def _true(answer: Awaitable[Any]) -> bool:
 
 
 def credentials_refused(url: str, seconds: float = CONNECT_SECONDS) -> str | None:
-    """At start-up, one PING within `seconds`: a sentence (naming the store without its password) when the
-    store refuses the credentials ROUTER_REDIS_URL gives (WRONGPASS, NOAUTH, `invalid password` or a password
-    to a server without one, both from servers before 6, an ACL user denied PING: NOPERM): a configuration
-    error, which no retry mends. None
+    """At start-up, one PING and each command the router sends, within `seconds`: a sentence (naming the
+    store without its password) when the store refuses the credentials ROUTER_REDIS_URL gives (WRONGPASS,
+    NOAUTH, `invalid password` or a password to a server without one, both from servers before 6, an ACL
+    user denied a command: NOPERM): a configuration error, which no retry mends. None
     otherwise: it answered, or it does not (down, unreachable, slow), which the server rides out as at
     any time, each process on its own until the store is back.
 
@@ -319,6 +319,14 @@ def credentials_refused(url: str, seconds: float = CONNECT_SECONDS) -> str | Non
                                           retry=Retry(NoBackoff(), 0), single_connection_client=True)
             try:
                 client.ping()
+                # Each command the router sends, once, on a key of its own that expires within a second: an ACL
+                # user allowed PING but not, say, EVAL would otherwise pass here and fall back on every click.
+                probe = f"{KEY_PREFIX}start-up-check"
+                client.set(probe, "1", px=1000)
+                client.get(probe)
+                client.incr(probe)
+                client.expire(probe, 1)
+                client.eval("return 1", 1, probe)
             finally:
                 client.close()
         except refusals as err:

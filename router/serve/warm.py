@@ -23,7 +23,7 @@ from time import perf_counter
 from urllib.parse import quote, urlencode
 
 from router.decision.click import BadClick, ClickSettings, read_click
-from router.decision.clients import WARM_UP_TABLE_UAS, WARM_UP_UAS
+from router.decision.clients import WARM_UP_TABLE_UAS, WARM_UP_UAS, tables_built
 from router.decision.clients import warm_up as warm_up_clients
 from router.decision.decide import decide
 from router.decision.rules import RuleSet
@@ -78,8 +78,11 @@ def warm_up(settings: ClickSettings, ruleset: RuleSet, pages: Pages, *, tables: 
     return seconds
 
 
-def warm_reader(ruleset: RuleSet, agents: tuple[str, ...] = WARM_UP_UAS) -> None:
+def warm_reader(ruleset: RuleSet, agents: tuple[str, ...] | None = None) -> None:
     """Compile what the rule set's reader of user agents compiles on first use (its own catalogue's markers),
-    without filling its cache of read user agents."""
+    without filling its cache of read user agents: by default for every client the start-up walks (those only
+    ua-parser's tables place when the tables are built)."""
+    if agents is None:
+        agents = (*WARM_UP_UAS, *_OTHER_CLIENTS, *(_TABLE_CLIENTS if tables_built() == "all" else ()))
     ruleset.reader.warm(agents)
 

@@ -172,14 +172,14 @@ def create_app(
     async def readyz(request: Request) -> Response:
         # While draining (router.serve.drain) 503, so the load balancer stops sending clicks here. Anyone may
         # ask (probes call by address, whatever the Host): the public answer is a status and a short reason;
-        # the details (which worker, where the rules come from, why a reload was rejected) only on the metrics
-        # port or from this machine itself (router.serve.edge: private_asker), and in the logs.
+        # the details (which worker, where the rules come from, why a reload was rejected) only to operators
+        # (router.serve.edge: private_asker), and in the logs.
         draining = DRAIN.draining
         status = "draining" if draining else "ready"
         reason = ("stopping: finishing the clicks in flight" if draining
                   else f"serving rules {active.current.version}")
         body: dict[str, object] = {"status": status, "reason": reason}
-        if private_asker(request.scope, settings.metrics_port):
+        if private_asker(request.scope, settings.metrics_port, settings.metrics_from, bool(settings.trusted_proxies)):
             body |= {**active.status(), "pid": os.getpid(), "ua_tables": tables_built()}
             if shared is not None:  # whether the fleet's store answered this process's last call (no address)
                 body["shared_store"] = {"configured": True, "up": shared.healthy and shared.up}
