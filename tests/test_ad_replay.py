@@ -53,6 +53,7 @@ def day(tmp_path_factory: pytest.TempPathFactory) -> Path:
         _forged(),
         _ad(PRODUCTION_KEYS, expires=int(time.time()) - 60, click_id="e1"),
         _ad(OTHER_KEYS, click_id="k1"),  # a key this router does not hold
+        f"/ad?url={quote(ITEM, safe='')}&src=gdt&adv=1001&gdt_vid=u1",  # no signature at all
         f"/go?url={quote(ITEM, safe='')}&from=groupmessage",
     ]
     try:
@@ -85,7 +86,7 @@ def test_each_ad_verdict_is_in_its_click_line(day: Path) -> None:
     """Verified, replayed, forged, expired and unknown-key ad clicks are told apart by their lines' claim."""
     claims = [line.get("claim") for line in _click_lines(day)]
     assert [claim and claim["verdict"] for claim in claims] == [  # type: ignore[index]
-        "verified", "verified", "verified", "replayed", "forged", "expired", "unknown_key", None]
+        "verified", "verified", "verified", "replayed", "forged", "expired", "unknown_key", "unsigned", None]
     verified, replayed, forged, expired, unknown = claims[0], claims[3], claims[4], claims[5], claims[6]
     assert verified == {"source": "gdt", "advertiser": "1001", "campaign": "", "verified": True,
                         "reason": "signature verified with key 'prod'", "verdict": "verified", "channel": "",
@@ -94,7 +95,8 @@ def test_each_ad_verdict_is_in_its_click_line(day: Path) -> None:
     assert forged["verified"] is False and "does not match" in forged["reason"]  # type: ignore[index]
     assert "expired at" in expired["reason"]  # type: ignore[index]
     assert unknown["kid"] == "old" and "unknown signing key id 'old'" in unknown["reason"]  # type: ignore[index]
-    assert {line["channel"] for line in _click_lines(day)[3:7]} == {"unknown"}
+    assert "no signature (sig)" in claims[7]["reason"]  # type: ignore[index]
+    assert {line["channel"] for line in _click_lines(day)[3:8]} == {"unknown"}
     assert PRODUCTION_KEYS.split(":")[1] not in day.read_text(encoding="utf-8")
 
 
@@ -113,8 +115,8 @@ def test_rules_diff_without_the_key_shows_the_real_change(day: Path, tmp_path: P
     old, new = _rule_sets(tmp_path)
     done = _router("rules", "diff", str(old), str(new), "--clicks", str(day))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "clicks: 8 read, 0 unreadable lines, 0 refused before any rule, 8 decided by both" in done.stdout
-    assert "action changes: 3 of 8 (37.5%)" in done.stdout
+    assert "clicks: 9 read, 0 unreadable lines, 0 refused before any rule, 9 decided by both" in done.stdout
+    assert "action changes: 3 of 9 (33.3%)" in done.stdout
     assert "ad            wechat      landing → app" in done.stdout
     assert "WARNING" not in done.stdout
 
@@ -132,8 +134,10 @@ def test_lines_without_their_claim_are_named_not_redecided(day: Path, tmp_path: 
     assert ("line 1: an /ad click recorded without its claim, signed with key 'prod', which the keys here "
             "don't hold") in done.stdout
     assert "line 7: an /ad click recorded without its claim, signed with key 'old'" in done.stdout
-    assert "7 not replayed, 1 decided by both" in done.stdout
-    assert "action changes: 0 of 1 (0.0%)" in done.stdout  # the /go click: the only one decided
+    assert "7 not replayed, 2 decided by both" in done.stdout
+    assert "action changes: 0 of 2 (0.0%)" in done.stdout  # the unsigned and the /go click: the only ones decided
+    # The unsigned one needs no key to be judged again: decided, and said to be.
+    assert "note: 1 /ad click recorded without its claim: the signature was checked here again" in done.stdout
 
     batch = _router("explain", "--batch", str(stripped))
     results = [json.loads(line) for line in batch.stdout.splitlines()]
@@ -160,7 +164,7 @@ def test_explain_batch_replays_the_verdicts(day: Path) -> None:
     assert done.returncode == 0, done.stderr
     results = [json.loads(line) for line in done.stdout.splitlines()]
     assert [result["ad"]["verdict"] if result.get("ad") else None for result in results] == [
-        "verified", "verified", "verified", "replayed", "forged", "expired", "unknown_key", None]
+        "verified", "verified", "verified", "replayed", "forged", "expired", "unknown_key", "unsigned", None]
     assert [result["rule"] for result in results[:4]] == ["wechat-ad-other-landing"] * 3 + [
         "wechat-moments-unknown-landing"]
 
@@ -175,7 +179,7 @@ def test_a_claim_that_is_not_its_requests_is_not_replayed(day: Path, tmp_path: P
     done = _router("rules", "diff", str(old), str(new), "--clicks", str(edited), "--format", "json")
     body = json.loads(done.stdout)
     assert body["not_replayed"] == [{"line": 1, "why": "its recorded claim's adv differ from the request's"}]
-    assert body["changed"] == 2 and body["decided"] == 7
+    assert body["changed"] == 2 and body["decided"] == 8
 
 
 def test_a_verified_claim_expires_when_the_replay_is_moved_past_its_links_expiry() -> None:
