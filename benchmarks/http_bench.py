@@ -37,7 +37,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -50,6 +49,7 @@ from urllib.parse import quote
 
 import httpx
 from agents import lua_tables
+from loopback import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 ITEM = quote("https://item.taobao.com/item.htm?id=123456", safe="")
@@ -112,12 +112,6 @@ class Result:
     errors: int
     requests: int
     cpu_us: float = float("nan")  # the server's CPU time (all its threads, user and kernel) per request
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def pinned(core: int, command: list[str]) -> list[str]:

@@ -15,11 +15,9 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -29,29 +27,13 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from loopback import free_port, wait_for  # noqa: E402
+
 from router.decision.signing import SigningKeys, sign  # noqa: E402
 
 KEYS_TEXT = "bench:benchmark-secret-0123456789"
 WECHAT = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
           "Mobile/15E148 MicroMessenger/8.0.47(0x18002f2c) NetType/WIFI Language/zh_CN")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait(check: object, what: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if check():  # type: ignore[operator]
-                return
-        except (redis.RedisError, httpx.TransportError):
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"{what} did not start")
 
 
 def main() -> int:
@@ -74,9 +56,9 @@ def main() -> int:
                  "ROUTER_LIMIT_PER_AD_LINK": "1000000/60s"})
         try:
             client = redis.Redis.from_url(url)
-            wait(client.ping, "redis-server")
+            wait_for(client.ping, "redis-server")
             base = f"http://127.0.0.1:{router_port}"
-            wait(lambda: httpx.get(f"{base}/readyz").status_code == 200, "the router")
+            wait_for(lambda: httpx.get(f"{base}/readyz").status_code == 200, "the router")
             before_keys, before_bytes = client.dbsize(), client.info("memory")["used_memory"]
             keys = SigningKeys.parse(KEYS_TEXT)
             ads = [urlencode(sign({"url": f"https://item.taobao.com/item.htm?id={600000000000 + n}", "src": "unidesk",

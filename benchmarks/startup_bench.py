@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import httpx
+from loopback import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 ITEM = quote("https://item.taobao.com/item.htm?id=1", safe="")
@@ -39,12 +39,6 @@ KINDS = {
     "command line": ("/go?url=" + ITEM, "curl/8.5.0"),
     "bad request": ("/go?url=https%3A%2F%2Fexample.com%2F", SAFARI),
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def one_run(lazy: bool) -> tuple[float, dict[str, tuple[float, float, float]]]:

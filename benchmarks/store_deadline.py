@@ -18,11 +18,9 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -30,6 +28,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from loopback import free_port, wait_for  # noqa: E402
 
 from router.decision.signing import SigningKeys, sign  # noqa: E402
 
@@ -47,24 +47,6 @@ function request()
   return wrk.format("GET", prefix .. "&gdt_vid=w" .. id .. "x" .. counter, {["User-Agent"] = ua})
 end
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait(check: object, what: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if check():  # type: ignore[operator]
-                return
-        except (httpx.TransportError, OSError):
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"{what} did not start")
 
 
 def _sum(metrics: str, name: str) -> float:
@@ -89,7 +71,7 @@ def one_run(deadline_ms: int, seconds: float, connections: int, wrk: str, redis_
                  "ROUTER_LIMIT_PER_AD_LINK": "100000000/60s", "ROUTER_REDIS_TIMEOUT_MS": str(deadline_ms)})
         base = f"http://127.0.0.1:{router_port}"
         try:
-            wait(lambda: httpx.get(f"{base}/readyz").status_code == 200, "the router")
+            wait_for(lambda: httpx.get(f"{base}/readyz").status_code == 200, "the router")
             done = subprocess.run([wrk, "-t2", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "-s", str(script),
                                    base, "--", f"/ad?{ad}"], capture_output=True, text=True)
             if done.returncode != 0:

@@ -29,6 +29,12 @@ def shipped(settings: Settings, shipped_rules: RuleSet) -> Matrix:
     return build_matrix(shipped_rules, settings, at=AT)
 
 
+def _matrix_of(rules_dir: Path, settings: Settings, rules: str) -> Matrix:
+    """The matrix of `rules`, written as the directory's one rule file, at AT."""
+    (rules_dir / "main.yaml").write_text(rules)
+    return build_matrix(load_rules(rules_dir), settings, at=AT)
+
+
 def _cell(table: Matrix, client: str, column: str) -> tuple[str, str]:
     index = [c.title for c in COLUMNS].index(column)
     [cells] = [cells for named, cells in table.rows if named.name == client]
@@ -70,13 +76,12 @@ def test_matrix_has_every_named_client_and_no_dark_rule(shipped: Matrix) -> None
 
 def test_partial_rollout_shows_both_answers(rules_dir: Path, settings: Settings) -> None:
     """A rule at 5% shows beside the answer everyone else gets, only in the cells it applies to."""
-    (rules_dir / "main.yaml").write_text(
+    table = _matrix_of(rules_dir, settings, (
         "rules:\n"
         "  - {id: pilot, when: {app: wechat, channel: group_chat, rollout: 5}, then: web}\n"
         "  - {id: wechat, when: {app: wechat}, then: landing}\n"
         "default: app\n"
-    )
-    table = build_matrix(load_rules(rules_dir), settings, at=AT)
+    ))
     [cells] = [cells for client, cells in table.rows if client.name == "wechat_ios"]
     group_chat = cells[[c.title for c in COLUMNS].index("group_chat")]
     assert (group_chat.answer.action, group_chat.answer.rule) == (Action.LANDING, "wechat")
@@ -197,7 +202,7 @@ def test_rules_on_advertisers_and_campaigns_show_and_the_text_fits_120_columns(
 ) -> None:
     """An advertiser blocked and a campaign sent to the web: noted where they answer otherwise, in text and
     HTML; every text line within 120 columns, each rule numbered with where it is written."""
-    (rules_dir / "main.yaml").write_text(
+    table = _matrix_of(rules_dir, settings, (
         "rules:\n"
         "  - {id: block-rogue-advertiser, when: {channel: ad, advertiser: '6666'}, then: block}\n"
         "  - {id: campaign-web, when: {channel: ad, campaign: c-618}, then: web}\n"
@@ -205,8 +210,7 @@ def test_rules_on_advertisers_and_campaigns_show_and_the_text_fits_120_columns(
         "  - {id: pilot, when: {app: wechat, channel: group_chat, rollout: 5}, then: web}\n"
         "  - {id: wechat, when: {app: wechat}, then: landing}\n"
         "default: app\n"
-    )
-    table = build_matrix(load_rules(rules_dir), settings, at=AT)
+    ))
     text = render_text(table)
     assert max(len(line) for line in text.splitlines()) <= 120
     number = re.search(r"\[(\d+)\] block-rogue-advertiser \(.*main\.yaml:2\)", text)
@@ -287,8 +291,7 @@ def test_advertiser_rule_in_group_chats_marks_the_cells_it_affects(rules_dir: Pa
     """Advertiser 1001's re-shared ads blocked in WeChat group chats: marked in the group chat cells of the
     WeChat phones, with the advertiser and the rule said below the table, in text and HTML; not in the cells
     the rule can't reach (desktop WeChat, which an earlier rule answers; other apps; other channels)."""
-    (rules_dir / "main.yaml").write_text(ADVERTISER_IN_GROUP_CHATS)
-    table = build_matrix(load_rules(rules_dir), settings, at=AT)
+    table = _matrix_of(rules_dir, settings, ADVERTISER_IN_GROUP_CHATS)
     expected = [("advertiser 1001", "block", "adv-1001-group-block")]
     assert _noted(table) == {(name, "group_chat"): expected for name in WECHAT_PHONES}
 
@@ -372,14 +375,13 @@ def test_rules_naming_several_ad_fields_and_pilots_are_marked(rules_dir: Path, s
 def test_a_rules_advertisers_share_a_note_when_they_share_an_answer(rules_dir: Path, settings: Settings) -> None:
     """Advertisers a rule lists, answered alike: one note naming them all. When an earlier rule answers one of
     them otherwise, each gets its own note, so none is said to get an answer it doesn't."""
-    (rules_dir / "main.yaml").write_text(
+    table = _matrix_of(rules_dir, settings, (
         "rules:\n"
         "  - {id: adv-1002-web, when: {advertiser: '1002', channel: group_chat}, then: web}\n"
         "  - {id: advs-block, when: {advertiser: ['1001', '1002', '1003'], channel: [group_chat, moments]}, "
         "then: block}\n"
         "default: landing\n"
-    )
-    table = build_matrix(load_rules(rules_dir), settings, at=AT)
+    ))
     noted = _noted(table)
     assert noted[("chrome_android", "moments")] == [("advertiser 1001 or 1002 or 1003", "block", "advs-block")]
     # 1002 is singled out by an earlier rule; 1001 and 1003, which no other rule names, are asked as one.
@@ -394,12 +396,11 @@ def test_a_long_list_of_advertisers_is_asked_as_one_and_named_in_short(rules_dir
     """300 advertisers that no other rule names are answered alike: asked once per cell, not 300 times, and the
     note names the first few and how many more."""
     advertisers = ", ".join(f"'{n}'" for n in range(1000, 1300))
-    (rules_dir / "main.yaml").write_text(
+    table = _matrix_of(rules_dir, settings, (
         "rules:\n"
         f"  - {{id: many-block, when: {{advertiser: [{advertisers}], channel: group_chat}}, then: block}}\n"
         "default: landing\n"
-    )
-    table = build_matrix(load_rules(rules_dir), settings, at=AT)
+    ))
     assert _noted(table)[("chrome_android", "group_chat")] == [
         ("advertiser 1000 or 1001 or 1002 or 297 more", "block", "many-block")]
 

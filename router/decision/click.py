@@ -19,7 +19,7 @@ import hashlib
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import NamedTuple
 from urllib.parse import unquote_plus
 
@@ -27,7 +27,7 @@ from router.decision.apps import Catalogue
 from router.decision.clients import parse_client, reader_of
 from router.decision.links import DEFAULT_ALLOWED_HOSTS, LinkError, parse_link
 from router.decision.recent import Recent
-from router.decision.signing import SIGNED_FIELDS, ClickReplays, SigningKeys, Verdict, check
+from router.decision.signing import SIGNED_FIELDS, ClickReplays, SigningKeys, Verdict, check, expiry_passed
 from router.decision.slots import slot_constructor
 from router.decision.types import AdClaim, Channel, Client, Context, Link
 
@@ -370,16 +370,10 @@ def _check_recorded(claim: AdClaim, values: dict[str, str]) -> None:
 def _expired_by(claim: AdClaim, values: dict[str, str], at: datetime) -> AdClaim:
     """A verified recorded claim as it stands at `at` (a replay moved in time, `rules diff --at`): expired once
     past its link's signed expiry. The server checked that `exp` is one of the signed fields; no key needed."""
-    if not claim.verified or "exp" not in values:
+    expired = expiry_passed(values["exp"], at) if claim.verified and "exp" in values else ""
+    if not expired:
         return claim
-    try:
-        expires = datetime.fromtimestamp(int(values["exp"]), UTC)
-    except (ValueError, OverflowError, OSError):
-        return claim  # the server verified it as a time; a line edited since is not re-judged here
-    if at < expires:
-        return claim
-    return dataclasses.replace(claim, verified=False, verdict=Verdict.EXPIRED.value,
-                               reason=f"ad link expired at {expires.isoformat(timespec='seconds')}")
+    return dataclasses.replace(claim, verified=False, verdict=Verdict.EXPIRED.value, reason=expired)
 
 
 def _replay_key(fields: dict[str, str], values: dict[str, str]) -> str:

@@ -169,13 +169,19 @@ def check(fields: Mapping[str, str], keys: SigningKeys, now: datetime | None = N
     if not _signature_matches(keys, kid, secret, sig, fields):
         return Verdict.FORGED, "signature does not match the ad fields (wrong key, or a field was changed)"
     if "exp" in fields:
-        try:
-            expires = datetime.fromtimestamp(int(fields["exp"]), UTC)
-        except (ValueError, OverflowError, OSError):
-            return Verdict.EXPIRED, f"expiry {fields['exp'][:20]!r} is not a time"
-        if (now or datetime.now(UTC)) >= expires:
-            return Verdict.EXPIRED, f"ad link expired at {expires.isoformat(timespec='seconds')}"
+        expired = expiry_passed(fields["exp"], now or datetime.now(UTC))
+        if expired:
+            return Verdict.EXPIRED, expired
     return Verdict.VERIFIED, f"signature verified with key {kid!r}"
+
+
+def expiry_passed(exp: str, now: datetime) -> str:
+    """Why a link signed to expire at `exp` (POSIX seconds) is expired at `now`, or "" while it holds."""
+    try:
+        expires = datetime.fromtimestamp(int(exp), UTC)
+    except (ValueError, OverflowError, OSError):
+        return f"expiry {exp[:20]!r} is not a time"
+    return f"ad link expired at {expires.isoformat(timespec='seconds')}" if now >= expires else ""
 
 
 def verify(fields: Mapping[str, str], keys: SigningKeys, now: datetime | None = None) -> tuple[bool, str]:

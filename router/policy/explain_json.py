@@ -16,7 +16,7 @@ from router.decision.deeplinks import app_url
 from router.decision.rules import RuleSet
 from router.decision.types import EXPANDABLE, Context, Decision
 from router.decision.versions import format_version
-from router.policy.replay import NotReplayable, RecordedClick, read_recorded
+from router.policy.replay import NotReplayable, RecordedClick, checked_again, read_recorded
 from router.serve.config import Settings
 
 
@@ -109,7 +109,7 @@ def explain_recorded(click: RecordedClick, settings: Settings, rules: RuleSet) -
     except NotReplayable as err:
         return {"line": click.line, "not_replayed": str(err)}
     out = result_json(ctx, explain(rules, ctx), rules, ua=click.ua)
-    if ctx.ad is not None and click.claim is None:
+    if checked_again(click, ctx):
         out["reverified"] = True
     return out
 

@@ -122,3 +122,9 @@ def read_recorded(click: RecordedClick, settings: ClickSettings, apps: Catalogue
         raise NotReplayable(f"an /ad click recorded without its claim, signed with key {ad.kid!r}, which the "
                             "keys here don't hold: how the server judged it can't be told")
     return ctx
+
+
+def checked_again(click: RecordedClick, ctx: Context) -> bool:
+    """Whether `ctx`, read from `click`, is an /ad click whose signature was checked here again (a line written
+    without its claim): judged with the keys at hand and without the server's replay check, and said so."""
+    return ctx.ad is not None and click.claim is None

@@ -26,7 +26,14 @@ from typing import IO, Any
 from router.decision.click import BadClick
 from router.decision.decide import decide
 from router.decision.rules import RuleSet
-from router.policy.replay import NotReplayable, RecordedClick, UnreadableLine, read_clicks, read_recorded
+from router.policy.replay import (
+    NotReplayable,
+    RecordedClick,
+    UnreadableLine,
+    checked_again,
+    read_clicks,
+    read_recorded,
+)
 from router.serve.config import Settings
 from router.serve.reload import load_reporting
 
@@ -79,8 +86,7 @@ def compare(old: RuleSet, new: RuleSet, clicks: list[RecordedClick], settings: S
         except NotReplayable as err:
             result.not_replayed.append((click.line, str(err)))
             continue
-        if ctx.ad is not None and click.claim is None:
-            result.reverified += 1
+        result.reverified += checked_again(click, ctx)
         new_ctx = ctx
         app = str(ctx.client.app)
         if new.apps.version != old.apps.version:

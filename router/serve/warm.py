@@ -53,13 +53,12 @@ def warm_up(settings: ClickSettings, ruleset: RuleSet, pages: Pages, *, tables: 
     """Walk every path a click takes once (see the module's docstring); the seconds it took."""
     started = perf_counter()
     warm_up_clients(tables=tables)
-    agents = (*WARM_UP_UAS, *_OTHER_CLIENTS, *(_TABLE_CLIENTS if tables else ()))
-    warm_reader(ruleset, agents)
+    agents = _agents(tables)
     at = datetime.now(UTC)
     ad = "/ad", urlencode(sign({"url": _ITEM, "src": "warm-up", "adv": "0"}, settings.signing_keys), quote_via=quote)
     requests = [*(("/go", query) for query in _GO_QUERIES), ad]
     for ua in agents:
-        client = ruleset.reader.parse(ua)
+        client = ruleset.reader.parse(ua)  # compiles what the rules' reader compiles on first use
         for path, query in requests:
             try:
                 ctx = read_click(path, query, ua, at=at, settings=settings, client=client)
@@ -82,7 +81,10 @@ def warm_reader(ruleset: RuleSet, agents: tuple[str, ...] | None = None) -> None
     """Compile what the rule set's reader of user agents compiles on first use (its own catalogue's markers),
     without filling its cache of read user agents: by default for every client the start-up walks (those only
     ua-parser's tables place when the tables are built)."""
-    if agents is None:
-        agents = (*WARM_UP_UAS, *_OTHER_CLIENTS, *(_TABLE_CLIENTS if tables_built() == "all" else ()))
-    ruleset.reader.warm(agents)
+    ruleset.reader.warm(_agents(tables_built() == "all") if agents is None else agents)
+
+
+def _agents(tables: bool) -> tuple[str, ...]:
+    """The clients the warm-up reads: with ua-parser's tables built, those only they can place too."""
+    return (*WARM_UP_UAS, *_OTHER_CLIENTS, *(_TABLE_CLIENTS if tables else ()))
 
