@@ -1,40 +1,60 @@
 """Click tokens: what a landing page carries so that what happened after the tap can be told back.
 
 A landing response carries one token: the click's id (its request id, as in its click line), the rule that
-answered, the rules version, the rollout arms the click was in or out of, the app the tap happened in and
-an expiry, signed with the router's signing keys (ROUTER_SIGNING_KEYS, the ones ad links use). The page
-sends it back with each outcome beacon (router.serve.outcomes), and puts it into its own URL, so that a
-person who follows the guide ("open in the browser") brings it along: a click that carries a token made
-for another app is that click's second jump.
+answered, the rules version, the rollout arms the click was in or out of, the app the tap happened in, an
+expiry and the visitor the click was decided for, sealed with the router's signing keys (ROUTER_SIGNING_KEYS,
+the ones ad links use). The page sends it back with each outcome beacon (router.serve.outcomes), and puts it
+into its own URL, so that a person who follows the guide ("open in the browser") brings it along: a click
+that carries a token made for another app is that click's second jump.
 
-The signature covers the fields and a purpose of its own ("click-token"), so an ad link's signature can
-never pass for a token or the other way round. A token tells nothing secret (the ids are in the logs); it
-only has to be unforgeable: a beacon or a second jump without a valid, unexpired token changes nothing.
+A token is opaque: its fields are encrypted and authenticated with AES-256-GCM, so whoever holds one (any
+page that sees the URL, any chat it is shared in) learns no rule id, rules version, rollout arm, app or
+click id from it (SECURITY.md: rule ids, versions and traffic volume are private), and cannot make or
+change one: a beacon or a second jump without a valid, unexpired token changes nothing. The AES key is
+derived from the signing key's secret with HKDF-SHA256 and a label of its own, so it is never the key of
+anything else made from that secret (ad-link signatures, visitor ids).
 
-Format: `<fields>.<kid>.<mac>`: the fields joined by newlines (a field's own `%` and newlines
-percent-encoded), base64url-encoded without padding; the MAC a truncated HMAC-SHA256 (128 bits), base64url.
+Format: `<kid>.<sealed>`. The kid (which signing key sealed it, needed to pick the key and not secret) is in
+clear and authenticated as associated data. `sealed` is base64url without padding of a 12-byte random nonce,
+then the ciphertext and its 16-byte tag. The plaintext is the fields in ClickToken's order joined by
+newlines (a field's own `%` and newlines percent-encoded), then 0x80 and zero bytes up to a length that
+makes the whole sealed bytes a multiple of 24.
 """
 
 from __future__ import annotations
 
-import base64
 import binascii
-import hashlib
-import hmac
+import os
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 from urllib.parse import unquote
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from router.decision.signing import SigningKeys
 
 __all__ = ["MAX_TOKEN_CHARS", "TOKEN_TTL_SECONDS", "ClickToken", "make_token", "read_token", "token_of"]
 
-TOKEN_TTL_SECONDS = 24 * 3600  # outcomes and second jumps a day after the tap still count; later ones not
+# A token is good for one escape to the browser and for the beacons of one page view: hours, not a day, so the
+# token in a shared URL can't act on other people's clicks for long.
+TOKEN_TTL_SECONDS = 2 * 3600
 MAX_TOKEN_CHARS = 600  # a longer one is not ours: refused before any decoding
-_PURPOSE = b"adlink-router click-token v1\n"
-_MAC_BYTES = 16
-_FIELDS = 6
+_KEY_LABEL = b"adlink-router click-token aes-256-gcm v1"
+_NONCE = 12  # bytes: GCM's own size, random per token
+_TAG = 16
+# Sealed bytes come in multiples of 24: the length tells little about the fields', and, a multiple of 3, it
+# leaves no spare bits in the base64url text, so each token has one spelling and any changed character
+# breaks it.
+_BLOCK = 24
+_END = b"\x80"  # ends the fields; only zero bytes follow it
+_FIELDS = 7
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+# Back from base64url. `+`, `/` and `=` (a token has no padding) become a character the strict decoder refuses:
+# a token has one spelling.
+_FROM_URLSAFE = bytes.maketrans(b"-_+/=", b"+/***")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,41 +65,13 @@ class ClickToken:
     arms: str  # the rollout arms, as the click line's `arms` joined: "rule:in,other:out"
     app: str  # the app the tap happened in (wechat, qq, browser...)
     expires: int  # POSIX seconds
-
-
-def _b64(data: bytes) -> str:
-    return binascii.b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=").decode()
-
-
-_URLSAFE = bytes.maketrans(b"+/", b"-_")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _mac(secret: bytes, fields: bytes) -> str:
-    """HMAC-SHA256 (RFC 2104) of the purpose and the fields, from the key's two hash states made once: one per
-    landing response, where a fresh HMAC's key setup would cost most of its time."""
-    inner_state, outer_state = _states(secret)
-    inner = inner_state.copy()
-    inner.update(_PURPOSE + fields)
-    outer = outer_state.copy()
-    outer.update(inner.digest())
-    return _b64(outer.digest()[:_MAC_BYTES])
+    visitor: str = ""  # the visitor the click was decided for (its pseudonym), so beacons can be bounded per visitor
 
 
 @lru_cache(maxsize=16)  # a few signing keys at most
-def _states(secret: bytes) -> tuple[Any, Any]:
-    """SHA-256 after the key's inner and outer pads (RFC 2104), as HMAC begins."""
-    if len(secret) > _BLOCK:
-        secret = hashlib.sha256(secret).digest()
-    padded = secret.ljust(_BLOCK, b"\0")
-    return (hashlib.sha256(bytes(byte ^ 0x36 for byte in padded)),
-            hashlib.sha256(bytes(byte ^ 0x5C for byte in padded)))
-
-
-_BLOCK = 64  # SHA-256's block size
+def _aead(secret: bytes) -> AESGCM:
+    """The AES-256-GCM key of a signing secret: derived (HKDF) and set up once, not per landing response."""
+    return AESGCM(HKDF(algorithm=SHA256(), length=32, salt=None, info=_KEY_LABEL).derive(secret))
 
 
 def _field(value: str) -> str:
@@ -88,11 +80,16 @@ def _field(value: str) -> str:
     return value.replace("%", "%25").replace("\n", "%0A") if "%" in value or "\n" in value else value
 
 
-def make_token(keys: SigningKeys, click: str, rule: str, rules: str, arms: str, app: str, expires: int) -> str:
+def make_token(keys: SigningKeys, click: str, rule: str, rules: str, arms: str, app: str, expires: int,
+               visitor: str = "") -> str:
     """A token for a click (ClickToken's fields, in order): one per landing response, so a few microseconds
-    (no dataclass built, the fields that clicks share joined once, the HMAC's key setup done once)."""
-    fields = f"{_field(click)}\n{_shared_fields(rule, rules, arms, app)}\n{expires}".encode()
-    return f"{_b64(fields)}.{keys.signing_kid}.{_mac(keys.keys[0][1], fields)}"
+    (no dataclass built, the fields that clicks share joined once, the key derived once)."""
+    kid, secret = keys.keys[0]
+    fields = f"{_field(click)}\n{_shared_fields(rule, rules, arms, app)}\n{expires}\n{_field(visitor)}".encode()
+    padding = -(_NONCE + len(fields) + len(_END) + _TAG) % _BLOCK
+    nonce = os.urandom(_NONCE)
+    sealed = nonce + _aead(secret).encrypt(nonce, fields + _END + bytes(padding), kid.encode())
+    return f"{kid}.{binascii.b2a_base64(sealed, newline=False).translate(_URLSAFE).decode()}"
 
 
 @lru_cache(maxsize=1024)  # rules x apps x arms in use: a few dozen
@@ -102,32 +99,40 @@ def _shared_fields(rule: str, rules: str, arms: str, app: str) -> str:
 
 def token_of(token: ClickToken, keys: SigningKeys) -> str:
     """make_token for a ClickToken (tests, tools)."""
-    return make_token(keys, token.click, token.rule, token.rules, token.arms, token.app, token.expires)
+    return make_token(keys, token.click, token.rule, token.rules, token.arms, token.app, token.expires,
+                      token.visitor)
 
 
 def read_token(text: str, keys: SigningKeys, now: float) -> ClickToken | None:
-    """The token's fields when `text` is a token these keys signed and it has not expired; else None."""
-    if not text or len(text) > MAX_TOKEN_CHARS or text.count(".") != 2:
+    """The token's fields when `text` is a token these keys sealed and it has not expired; else None."""
+    if not text or len(text) > MAX_TOKEN_CHARS:
         return None
-    encoded, kid, mac = text.split(".")
-    secret = keys.secret(kid)
+    kid, dot, encoded = text.partition(".")
+    secret = keys.secret(kid) if dot else None
     if secret is None:
         return None
     try:
-        fields = _unb64(encoded)
-    except (binascii.Error, ValueError):
+        # Strict: only base64url letters (a second dot, `+`, `/`, `=` are refused), in whole 4-character groups.
+        sealed = binascii.a2b_base64(encoded.encode("ascii").translate(_FROM_URLSAFE), strict_mode=True)
+    except (UnicodeEncodeError, binascii.Error):
         return None
-    # Constant time: a byte-by-byte compare would tell a forger how much of a MAC was right.
-    if not hmac.compare_digest(_mac(secret, fields).encode(), mac.encode("utf-8", "replace")):
+    if len(sealed) < _NONCE + _TAG + len(_END):
         return None
-    parts = fields.decode("utf-8", "replace").split("\n")
+    try:
+        plain = _aead(secret).decrypt(sealed[:_NONCE], sealed[_NONCE:], kid.encode())
+    except InvalidTag:
+        return None
+    fields = plain.rstrip(b"\0")
+    if not fields.endswith(_END):
+        return None
+    parts = fields[:-len(_END)].decode("utf-8", "replace").split("\n")
     if len(parts) != _FIELDS:
         return None
-    click, rule, rules, arms, app, expires = (unquote(part) for part in parts)
+    click, rule, rules, arms, app, expires, visitor = (unquote(part) for part in parts)
     try:
         expiry = int(expires)
     except ValueError:
         return None
     if now >= expiry:
         return None
-    return ClickToken(click, rule, rules, arms, app, expiry)
+    return ClickToken(click, rule, rules, arms, app, expiry, visitor)
