@@ -65,9 +65,9 @@ def generate(path: Path, clicks: int, compress: bool) -> tuple[int, int]:
                 rule, action, status = (ROLLOUT, "web", 302) if inside else landing
             click_id = f"{n:010x}-{n % 7}"
             line = {"type": "click", "at": at.isoformat(timespec="milliseconds"), "request": "/go?url=…",
-                    "ua": "Mozilla/5.0", "visitor": visitor, "action": action, "rule": rule, "status": status,
-                    "channel": channel, "app": app, "os": os, "rules": "5561cf19d5ac", "expansion": None,
-                    "expansion_reason": None, "request_id": click_id, "duration_ms": 0.4}
+                    "ua": "Mozilla/5.0", "visitor": visitor, "visitor_from": "cookie", "action": action, "rule": rule,
+                    "status": status, "channel": channel, "app": app, "os": os, "rules": "5561cf19d5ac",
+                    "expansion": None, "expansion_reason": None, "request_id": click_id, "duration_ms": 0.4}
             if arms:
                 line["arms"] = arms
             batch.append(orjson.dumps(line))

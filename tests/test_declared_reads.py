@@ -422,11 +422,11 @@ def test_the_shipped_rules_read_no_header_and_key_by_what_they_read() -> None:
     assert load_rules(bundled_rules_dir()).headers_read == ()
 
 
-def _served_by_the_app(app: Any, request: str, ua: str, visitor: str,
+def _served_by_the_app(app: Any, request: str, ua: str, cookie: str,
                        headers: tuple[tuple[str, str], ...]) -> tuple[int, str | None]:
     """One click through the server's own click handler (router.serve.clicks), in process: status, Location."""
     path, _, query = request.partition("?")
-    sent = [(b"host", b"x"), (b"user-agent", ua.encode()), (b"cookie", f"adlink_vid={visitor}".encode()),
+    sent = [(b"host", b"x"), (b"user-agent", ua.encode()), (b"cookie", f"adlink_vid={cookie}".encode()),
             *((name.encode(), value.encode()) for name, value in headers if value)]
     scope = {"type": "http", "method": "GET", "path": path, "raw_path": path.encode(), "query_string": query.encode(),
              "headers": sent, "client": ("127.0.0.1", 5555), "server": ("127.0.0.1", 8000), "scheme": "http",
@@ -454,6 +454,7 @@ def test_the_servers_click_handler_serves_what_is_decided_afresh(text: str, stre
     choices, kinds, built answers), its clock set to each click's time: status and Location are those of
     a decision made afresh with nothing kept."""
     from router.serve import clicks as click_handler
+    from router.serve.visitors import Visitors
     from router.serve.web import create_app
 
     with synthetic_vocabulary():
@@ -461,9 +462,11 @@ def test_the_servers_click_handler_serves_what_is_decided_afresh(text: str, stre
         app = create_app(SETTINGS, rules, click_stream=io.BytesIO())
         clock = [EDGE]
         monkeypatch.setattr(click_handler, "time", SimpleNamespace(time=lambda: clock[0].timestamp()))
-        for request, ua, at, visitor, headers in stream:
+        issued: dict[str, tuple[str, str]] = {}  # each of the stream's visitors, as a cookie the router issued
+        for request, ua, at, named, headers in stream:
             clock[0] = at
-            status, location = _served_by_the_app(app, request, ua, visitor, headers)
+            cookie, visitor = issued.setdefault(named, Visitors(SETTINGS.signing_keys).issue())
+            status, location = _served_by_the_app(app, request, ua, cookie, headers)
             path, _, query = request.partition("?")
             wanted = tuple((name, dict(headers).get(name, "")) for name in rules.headers_read)
             try:

@@ -5,6 +5,7 @@ whole stream replayable by `explain --batch` as it is."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -52,17 +53,24 @@ def test_every_line_is_typed_json_with_request_ids_and_refusals_logged() -> None
     assert any(record["type"] == "server" for record in records)  # uvicorn's own lines, as JSON too
 
 
-def test_a_trusted_proxys_request_id_is_kept() -> None:
+def test_a_trusted_proxys_request_id_is_kept_beside_the_routers_own() -> None:
+    """A click's id is always the router's own (random: nobody picks or predicts it); a trusted proxy's
+    X-Request-ID is kept as `correlation_id`, to join the proxy's logs; from anyone else it is not read."""
     server = Server(env={"ROUTER_TRUSTED_PROXIES": "127.0.0.1"}).wait_ready()
     try:
         kept = httpx.get(server.base + CLICK, headers={"x-request-id": "lb-7f3a.42"}, timeout=10)
         odd = httpx.get(server.base + CLICK, headers={"x-request-id": "<script>"}, timeout=10)
+        missing = httpx.get(server.base + "/nope", headers={"x-request-id": "lb-7f3a.43"}, timeout=10)
     finally:
         output = server.stop()
-    assert kept.headers["x-request-id"] == "lb-7f3a.42"
-    assert odd.headers["x-request-id"] != "<script>"  # not an id's characters: a new one is made
-    clicks = [record for record in _records(output) if record["type"] == "click"]
-    assert [record["request_id"] for record in clicks] == [kept.headers["x-request-id"], odd.headers["x-request-id"]]
+    ids = [answer.headers["x-request-id"] for answer in (kept, odd, missing)]
+    assert all(re.fullmatch(r"[0-9a-f]{24}", found) for found in ids) and len(set(ids)) == 3
+    records = _records(output)
+    clicks = [record for record in records if record["type"] == "click"]
+    assert [record["request_id"] for record in clicks] == ids[:2]
+    assert clicks[0]["correlation_id"] == "lb-7f3a.42" and "correlation_id" not in clicks[1]
+    [access] = [record for record in records if record["type"] == "access"]
+    assert access["request_id"] == ids[2] and access["correlation_id"] == "lb-7f3a.43"
 
 
 def test_clicks_are_data_not_a_log_level_and_the_stream_replays_as_is() -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
-import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
@@ -48,9 +48,9 @@ WECHAT_FROM = {
 # Parameters that steer the decision: giving one twice is ambiguous, so it is refused.
 CONTROL_PARAMS = ("url", "from", "ch", "isappinstalled", *SIGNED_FIELDS, "sig")
 _CONTROL = frozenset(CONTROL_PARAMS)
-# The click ids ad platforms append: unique per click, so a repeat means a replayed link.
-CLICK_ID_PARAMS = ("gdt_vid", "qz_gdt", "click_id")
-_VISITOR = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+# The click ids ad platforms append: unique per click, so a repeat means a replayed link. `weixinadinfo` is
+# `<aid>.<gdt_vid>.0.<n>`: it carries the click's id too, so it is checked as one.
+CLICK_ID_PARAMS = ("gdt_vid", "qz_gdt", "click_id", "weixinadinfo")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +67,32 @@ class ClickSettings:
     per_click_params: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        names = frozenset((*CLICK_ID_PARAMS, *self.forward_params))
+        # Names are matched in any case (one_spelling), and passed on as configured here: in lower case.
+        object.__setattr__(self, "forward_params", tuple(name.lower() for name in self.forward_params))
+        names = id_names(self)
         object.__setattr__(self, "per_click_params", frozenset() if names & _CONTROL else names)
+
+
+def id_names(settings: ClickSettings) -> frozenset[str]:
+    """The click ids and forwarded ids, as a query's names are matched against them: in lower case."""
+    return frozenset(name.lower() for name in (*CLICK_ID_PARAMS, *settings.forward_params))
+
+
+def one_spelling(params: Sequence[tuple[str, str]], names: frozenset[str]) -> list[tuple[str, str]]:
+    """The parameters among `params` whose name is one of `names` (lower case) in any case, each once and named
+    in lower case, in the order they came. An id given twice with the same value is one id; with different
+    values the click is refused: which one the platform meant can't be told, and every id passed on must be
+    one the replay check saw."""
+    found: dict[str, str] = {}
+    for name, value in params:
+        if name not in names:
+            name = name.lower()
+            if name not in names:
+                continue
+        seen = found.setdefault(name, value)
+        if seen != value:
+            raise BadClick(400, f"parameter {name!r} is given more than once with different values; give it once")
+    return list(found.items())
 
 
 class BadClick(Exception):
@@ -98,11 +122,10 @@ def _query_params(query: str) -> list[tuple[str, str]]:
     return params
 
 
-def visitor_id(cookie: str | None, client_ip: str, ua: str) -> str:
-    """The visitor's cookie id when it looks like one of ours, else a stable id from address and agent."""
-    if cookie and _VISITOR.match(cookie):
-        return cookie
-    return hashlib.blake2b(f"{client_ip}\x00{ua}".encode(), digest_size=12).hexdigest()
+def visitor_id(ua: str) -> str:
+    """A click's visitor when none is given (explain, a rule test without `visitor:`): stable per user agent.
+    The server always gives one: its own (router.serve.visitors)."""
+    return hashlib.blake2b(f"\x00{ua}".encode(), digest_size=12).hexdigest()
 
 
 def read_click(
@@ -135,7 +158,7 @@ def read_click(
             if len(query) <= _GO_QUERY_KEPT_CHARS:
                 _go_queries.put(key, known)
         link, channel, reason, forward = known[1]
-        return _new_context(link, client, channel, reason, at, visitor or visitor_id(None, "", ua or ""), forward,
+        return _new_context(link, client, channel, reason, at, visitor or visitor_id(ua or ""), forward,
                             None, None, None, "", headers)
     if path not in CLICK_PATHS:
         raise BadClick(404, f"no such click path {_short(path)}; use /go?url=… or a signed /ad?… link")
@@ -144,8 +167,8 @@ def read_click(
         _check_recorded(claim, values)
         claim = _expired_by(claim, values, at)
         channel, reason = _channel(values, claim)
-        forward = tuple((name, value) for name, value in params if name in settings.forward_params)
-        return _new_context(link, client, channel, reason, at, visitor or visitor_id(None, "", ua or ""), forward,
+        forward = _forwarded(one_spelling(params, id_names(settings)), settings)
+        return _new_context(link, client, channel, reason, at, visitor or visitor_id(ua or ""), forward,
                             claim, None, None, "", headers)
     ad_query, extra = _read_ad_query(query, settings, at)
     trusted = ad_query.trusted
@@ -153,25 +176,20 @@ def read_click(
         # The ad's signature held when its query was first read, and has not expired since: only the click
         # ids are read per click (and checked for replays).
         ad, channel, reason = trusted.claim, trusted.channel, trusted.reason
-        wanted = settings.forward_params
-        forward = trusted.forward + tuple((name, value) for name, value in extra if name in wanted)
-        if replays is not None and extra:
-            replay_key = _replay_key(ad_query.fields, dict(reversed(extra)))
-            if replay_key:
-                ad, channel, reason = _replay_checked(ad, channel, reason, replay_key, ad_query.fields, replays, at)
-        return _new_context(ad_query.link, client, channel, reason, at, visitor or visitor_id(None, "", ua or ""),
+        ids = one_spelling(extra, settings.per_click_params) if extra else []
+        forward = trusted.forward + _forwarded(ids, settings) if ids else trusted.forward
+        if replays is not None and ids:
+            replay_keys = _replay_keys(ad_query.fields, ids)
+            if replay_keys:
+                ad, channel, reason = _replay_checked(ad, channel, reason, replay_keys, ad_query.fields, replays, at)
+        return _new_context(ad_query.link, client, channel, reason, at, visitor or visitor_id(ua or ""),
                             forward, ad, None, None, "", headers)
     values, params = ad_query.values, ad_query.params
-    if extra:
-        values = dict(values)
-        for name, value in extra:
-            values.setdefault(name, value)
-        params = params + extra
-    ad = _ad_claim(values, ad_query.fields, settings, at, replays)
+    ids = one_spelling(params + extra if extra else params, settings.per_click_params or id_names(settings))
+    ad = _ad_claim(values, ad_query.fields, settings, at, replays, ids)
     channel, reason = _channel(values, ad)
-    wanted = settings.forward_params
-    forward = tuple((name, value) for name, value in params if name in wanted)
-    return _new_context(ad_query.link, client, channel, reason, at, visitor or visitor_id(None, "", ua or ""),
+    forward = _forwarded(ids, settings)
+    return _new_context(ad_query.link, client, channel, reason, at, visitor or visitor_id(ua or ""),
                         forward, ad, None, None, "", headers)
 
 
@@ -203,8 +221,13 @@ _go_queries: Recent[tuple[int, str], tuple[ClickSettings, _GoQuery]] = Recent(_G
 def _read_go_query(query: str, settings: ClickSettings) -> tuple[Link, Channel, str, tuple[tuple[str, str], ...]]:
     link, values, params = _read_query(query, settings)
     channel, reason = _channel(values, None)
+    return link, channel, reason, _forwarded(one_spelling(params, id_names(settings)), settings)
+
+
+def _forwarded(ids: Sequence[tuple[str, str]], settings: ClickSettings) -> tuple[tuple[str, str], ...]:
+    """The ids that are passed on to the destination (ROUTER_FORWARD_PARAMS), as `one_spelling` gave them."""
     wanted = settings.forward_params
-    return link, channel, reason, tuple((name, value) for name, value in params if name in wanted)
+    return tuple((name, value) for name, value in ids if name in wanted)
 
 
 # /ad queries already read, without their per-click part (bounded: router.decision.recent). An ad's link
@@ -248,7 +271,7 @@ def _read_ad_query(query: str, settings: ClickSettings, at: datetime) -> tuple[_
         fixed_query, varying_chunks = query, []
         while True:
             head, _, last = fixed_query.rpartition("&")
-            if not head or last.partition("=")[0] not in per_click:
+            if not head or last.partition("=")[0].lower() not in per_click:
                 break
             varying_chunks.append(last)
             fixed_query = head
@@ -267,7 +290,7 @@ def _read_ad_query(query: str, settings: ClickSettings, at: datetime) -> tuple[_
         if "%" in name or "+" in name:
             whole = True  # an encoded name could be a click id's: read it all in order, as it came
             break
-        (varying if name in per_click else fixed).append(chunk)
+        (varying if name.lower() in per_click else fixed).append(chunk)
     if whole:
         link, values, params = _read_query(query, settings)
         return _AdQuery(link, values, params, _signed(values), None), []
@@ -333,7 +356,7 @@ def _signed(values: dict[str, str]) -> dict[str, str]:
 
 def _ad_claim(
     values: dict[str, str], fields: dict[str, str], settings: ClickSettings, at: datetime,
-    replays: ClickReplays | None,
+    replays: ClickReplays | None, ids: Sequence[tuple[str, str]] = (),
 ) -> AdClaim:
     verdict, reason = check(fields, settings.signing_keys, at)
     verified = verdict is Verdict.VERIFIED
@@ -347,9 +370,9 @@ def _ad_claim(
         channel=values.get("ch", ""),
         kid=fields.get("kid", "")[:32],
     )
-    key = _replay_key(fields, values) if verified and replays is not None else ""
-    if key and replays is not None:
-        claim = _replay_checked(claim, Channel.UNKNOWN, "", key, fields, replays, at)[0]
+    keys = _replay_keys(fields, ids) if verified and replays is not None else ()
+    if keys and replays is not None:
+        claim = _replay_checked(claim, Channel.UNKNOWN, "", keys, fields, replays, at)[0]
     return claim
 
 
@@ -376,24 +399,30 @@ def _expired_by(claim: AdClaim, values: dict[str, str], at: datetime) -> AdClaim
     return dataclasses.replace(claim, verified=False, verdict=Verdict.EXPIRED.value, reason=expired)
 
 
-def _replay_key(fields: dict[str, str], values: dict[str, str]) -> str:
-    """What identifies one click on a signed link: its signature and click ids ("" without click ids)."""
-    click_ids = [f"{name}={values[name]}" for name in CLICK_ID_PARAMS if values.get(name)]
-    return fields.get("sig", "") + "|" + "&".join(click_ids) if click_ids else ""
+def _replay_keys(fields: dict[str, str], ids: Sequence[tuple[str, str]]) -> tuple[str, ...]:
+    """What identifies one click on a signed link: its signature with each of its click ids, one key each, so
+    a click id used before is caught whatever other id comes with it (none without click ids)."""
+    sig = fields.get("sig", "")
+    return tuple(f"{sig}|{name}={value}" for name, value in ids if name in _CLICK_IDS and value)
+
+
+_CLICK_IDS = frozenset(CLICK_ID_PARAMS)
 
 
 def _replay_checked(
-    claim: AdClaim, channel: Channel, reason: str, key: str, fields: dict[str, str], replays: ClickReplays,
-    at: datetime,
+    claim: AdClaim, channel: Channel, reason: str, keys: tuple[str, ...], fields: dict[str, str],
+    replays: ClickReplays, at: datetime,
 ) -> tuple[AdClaim, Channel, str]:
-    """The verified `claim` (with its channel and reason), or, when its click id (`key`) was used before, the
-    claim of a replayed click."""
-    if not replays.first_use(key, at.timestamp()):
-        claim = dataclasses.replace(claim, verified=False, reason=_replayed_reason(key),
+    """The verified `claim` (with its channel and reason), or, when one of its click ids (`keys`) was used
+    before, the claim of a replayed click. Every key is recorded, replayed or not."""
+    now = at.timestamp()
+    used = [key for key in keys if not replays.first_use(key, now)]
+    if used:
+        claim = dataclasses.replace(claim, verified=False, reason=_replayed_reason(used[0]),
                                     verdict=Verdict.REPLAYED.value)
         channel, reason = _channel({}, claim)
     elif isinstance(replays, DeferredReplays):
-        replays.asked(key, fields.get("exp", ""))
+        replays.asked(keys, fields.get("exp", ""))
     return claim, channel, reason
 
 
@@ -408,14 +437,14 @@ class DeferredReplays(ClickReplays):
 
     def __init__(self) -> None:
         super().__init__(max_entries=1)
-        self.key = ""
+        self.keys: tuple[str, ...] = ()
         self.expires = ""
 
     def first_use(self, key: str, now: float) -> bool:
         return True
 
-    def asked(self, key: str, expires: str) -> None:
-        self.key, self.expires = key, expires
+    def asked(self, keys: tuple[str, ...], expires: str) -> None:
+        self.keys, self.expires = keys, expires
 
 
 def as_replayed(ctx: Context, key: str) -> Context:

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 from router.decision.signing import ClickReplays
@@ -17,13 +17,15 @@ from router.serve.expand import EXPANSION_RESULTS, Expander
 from router.serve.metrics import FLUSH_SECONDS, Metrics, Snapshot, render
 from router.serve.outcomes import ESCAPED, EVENTS, IGNORED_REASONS, Outcomes
 from router.serve.reload import ActiveRules
+from router.serve.replay_checks import ReplayCheck
 from router.serve.shared import SharedStore
 
 log = logging.getLogger("router")
 
 
 def metrics_state(active: ActiveRules, expander: Expander | None, replays: ClickReplays,
-                  click_log: ClickLog, shared: SharedStore | None = None, outcomes: Outcomes | None = None) -> Snapshot:
+                  click_log: ClickLog, shared: SharedStore | None = None, outcomes: Outcomes | None = None,
+                  replay_checks: Mapping[ReplayCheck, int] | None = None) -> Snapshot:
     """What the parts keep, as metrics samples (router.serve.metrics), read when a snapshot is taken."""
     current = active.current
     last = active.last_attempt
@@ -35,6 +37,8 @@ def metrics_state(active: ActiveRules, expander: Expander | None, replays: Click
         "adlink_ad_click_replays": {(): replays.replays},
         "adlink_click_lines_dropped": {(): click_log.dropped_total},
     }
+    if replay_checks is not None:  # every check from the start (at 0): the first `local` shows in an increase()
+        state["adlink_ad_click_replay_checks"] = {(check.value,): count for check, count in replay_checks.items()}
     if outcomes is not None:
         state["adlink_outcomes"] = {
             **{(event, "recorded"): outcomes.recorded[event] for event in (*EVENTS, ESCAPED)},

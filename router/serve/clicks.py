@@ -30,17 +30,20 @@ from router.serve.headers import SECURITY_HEADERS
 from router.serve.limits import ClickLimits
 from router.serve.logs import log_access
 from router.serve.metrics import Metrics
-from router.serve.outcomes import Outcomes, arms_text
+from router.serve.outcomes import TOKEN_PARAM, Outcomes, arms_text
 from router.serve.pages import Page, Pages
 from router.serve.reload import ActiveRules
+from router.serve.replay_checks import ReplayCheck
 from router.serve.request import ClickRequest
 from router.serve.shared import SharedStore, click_budget, replay_ttl
+from router.serve.visitors import Visitors
 
 log = logging.getLogger("router")
 
 _VISITOR_MAX_AGE = 365 * 24 * 3600
 _BLOCK, _LANDING = Action.BLOCK, Action.LANDING
 _COOKIE_ATTRIBUTES = f"; HttpOnly; Max-Age={_VISITOR_MAX_AGE}; Path=/; SameSite=lax".encode()
+_SECURE_COOKIE_ATTRIBUTES = _COOKIE_ATTRIBUTES + b"; Secure"  # over https (a trusted proxy's X-Forwarded-Proto)
 
 
 class _Answered:
@@ -66,8 +69,13 @@ class Clicks:
         self.outcomes = outcomes or Outcomes(lambda: settings.signing_keys, click_log, shared)
         self.metrics = metrics
         self.shared = shared  # the fleet's store (router.serve.shared): replays seen on any instance
-        limits = ClickLimits(settings.limit_per_address, settings.limit_per_ad_link, shared)
+        limits = ClickLimits(settings.limit_per_address, settings.limit_per_ad_link, shared,
+                             ipv6_prefix=settings.limit_ipv6_prefix,
+                             beacons_per_address=settings.limit_beacons_per_address,
+                             beacons_per_visitor=settings.limit_beacons_per_visitor)
         self.limits = limits if limits.active else None  # router.serve.limits; off by default
+        if limits.beacons_active:  # on by default
+            self.outcomes.limits = limits
         self.kept_decisions, self.new_decisions = metrics.decisions["kept"], metrics.decisions["decided"]
         self.active = active
         self.pages = pages
@@ -77,10 +85,13 @@ class Clicks:
         # An X-Request-ID is believed from a trusted proxy only: with ROUTER_TRUSTED_PROXIES set, a proxy
         # fronts the router and sets (or overwrites) it; otherwise every request gets one made here.
         self.trust_request_ids = bool(settings.trusted_proxies)
+        self.replay_checks: dict[ReplayCheck, int] = dict.fromkeys(ReplayCheck, 0)  # ad clicks, by check (metrics)
+        self.visitors = Visitors(settings.signing_keys)  # visitor cookies: read, and issued (router.serve.visitors)
+        self.outcomes.visitors = self.visitors
         self.answers = Answers()  # clicks that repeat skip reading and deciding (router.decision.answers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = ClickRequest(scope, self.trust_request_ids)
+        request = ClickRequest(scope, self.trust_request_ids, self.visitors)
         limits = self.limits
         if limits is not None:
             limited = await limits.address_refusal(request.address)
@@ -96,19 +107,21 @@ class Clicks:
         headers = request.headers_named(ruleset.headers_read) if ruleset.headers_read else ()
         kept = self.answers.get(ruleset, request.path, request.query, client, headers)
         ctx: Context | None = None
+        replay_check: ReplayCheck | None = None
         waited = 0.0
         failure: Exception | None = None
         if kept is None:
             try:
-                if self.shared is not None and request.path == "/ad":
-                    ctx = await self._read_ad_shared(request, at, client, headers)
+                if request.path == "/ad":
+                    ctx, replay_check = await self._read_ad(request, at, client, headers)
                 else:
                     ctx = self._read(request, at, client, self.replays, headers)
                 if limits is not None and ctx.ad is not None and ctx.ad.verified:
                     ad = ctx.ad
                     limited = await limits.ad_link_refusal(
-                        f"{ad.source}\n{ad.advertiser}\n{ad.campaign}\n{ctx.link.web_url}")
+                        f"{ad.source}\n{ad.advertiser}\n{ad.campaign}\n{ctx.link.web_url}", request.address)
                     if limited is not None:
+                        await limits.release_address(request.address)  # refused: it counts for no limit
                         await self._refuse_limited(scope, send, request, *limited)
                         return
                 if self.expander is not None and self._expands(ctx):
@@ -123,6 +136,9 @@ class Clicks:
         await send({"type": "http.response.start", "status": page.status, "headers": self._headers(page, request)})
         await send({"type": "http.response.body", "body": page.body})
         line = self._line(request, ruleset, now, at, answered)
+        if replay_check is not None:  # how this ad click's ids were checked for replays (router.serve.replay_checks)
+            line["replay_check"] = replay_check
+            self.replay_checks[replay_check] += 1  # with its line: a click refused by a limit has neither
         ctx = answered.ctx
         if ctx is not None and scope["method"] == "GET":  # a HEAD opens nothing
             token = request.token()
@@ -162,7 +178,7 @@ class Clicks:
             # A landing page carries the click's token (router.serve.click_token); no other answer needs one.
             token = make_token(self.settings.signing_keys, request.id, decision.rule, ruleset.version,
                                arms_text(arms), str(ctx.client.app), int(now) + TOKEN_TTL_SECONDS,
-                               ) if decision.action is _LANDING else ""
+                               request.visitor) if decision.action is _LANDING else ""
             page = self.pages.respond(request.accept_language, ctx, decision, token)
             return _Answered(page, decision.action, decision.rule, ctx, arms)
         except BadClick as bad:
@@ -177,8 +193,9 @@ class Clicks:
     def _headers(self, page: Page, request: ClickRequest) -> list[tuple[bytes, bytes]]:
         headers = page.headers  # built for this answer (never a shared list): added to in place
         headers.append((b"x-request-id", request.id.encode()))
-        if request.cookie != request.visitor:
-            headers.append((b"set-cookie", f"{VISITOR_COOKIE}={request.visitor}".encode() + _COOKIE_ATTRIBUTES))
+        if request.new_cookie:
+            attributes = _SECURE_COOKIE_ATTRIBUTES if request.secure else _COOKIE_ATTRIBUTES
+            headers.append((b"set-cookie", f"{VISITOR_COOKIE}={request.new_cookie}".encode() + attributes))
         return headers
 
     def _line(self, request: ClickRequest, ruleset: RuleSet, now: float, at: datetime,
@@ -189,13 +206,17 @@ class Clicks:
         channel = ctx.channel if ctx else None
         app = ctx.client.app if ctx else None
         path, query = request.path, request.query
+        token = request.token()
+        if token:  # a bearer of its click's beacons for two hours: the line keeps where it was, not the token
+            query = query.replace(f"{TOKEN_PARAM}={token}", f"{TOKEN_PARAM}=-", 1)
         self.metrics.click(path, answered.action, answered.rule, channel, app, seconds)
         line = {
             "type": "click",
             "at": click_time(now, at),
             "request": f"{path}?{query}" if query else path,
             "ua": request.ua,
-            "visitor": request.visitor,  # rollouts depend on it: replaying needs it
+            "visitor": request.visitor,  # rollouts depend on it: replaying needs it (a pseudonym, never the cookie)
+            "visitor_from": request.visitor_from,  # the readout compares rollout arms over the router's visitors only
             "action": answered.action,
             "rule": answered.rule,
             "status": answered.page.status,
@@ -209,6 +230,8 @@ class Clicks:
             "request_id": request.id,
             "duration_ms": round(seconds * 1000, 3),
         }
+        if request.correlation:  # a trusted proxy's X-Request-ID: to join its logs, never this click's id
+            line["correlation_id"] = request.correlation
         if answered.reason:  # why a click that could not be read was refused (its page shows it folded)
             line["reason"] = answered.reason
         if answered.arms:  # the rollouts this click could have taken, in or out (router.decision.decide: rollout_arms)
@@ -241,28 +264,37 @@ class Clicks:
         seconds = perf_counter() - request.started
         self.metrics.refused(429, "limit")
         self.metrics.request(scope["path"], seconds)
-        log_access(429, request.id, scope=scope, seconds=seconds, why=message)
+        log_access(429, request.id, scope=scope, seconds=seconds, why=message, correlation=request.correlation)
 
-    async def _read_ad_shared(self, request: ClickRequest, at: datetime, client: Client,
-                              headers: tuple[tuple[str, str], ...]) -> Context:
-        """An /ad click with the fleet's store: its click id's first use is asked of the store (this
-        process's own replays answer when the store can't, within its deadline)."""
+    async def _read_ad(self, request: ClickRequest, at: datetime, client: Client,
+                       headers: tuple[tuple[str, str], ...]) -> tuple[Context, ReplayCheck | None]:
+        """An /ad click read, and how its click ids were checked for replays (None when none was: no click id,
+        or a signature that does not hold). Each id's first use is asked of this process's memory, and of the
+        fleet's store when there is one; what the store could not answer is said (`local`, `restarted`), for
+        the click line, a metric and the readout."""
         deferred = DeferredReplays()
         ctx = self._read(request, at, client, deferred, headers)
-        key = deferred.key
-        if not key or self.shared is None:
-            return ctx
+        keys = deferred.keys
+        if not keys:
+            return ctx, None
+        replays = self.replays
         now = at.timestamp()
-        # This process remembers every first use too: while the store is down it still catches the replays
-        # it saw itself, as it does without a store.
-        first_here = self.replays.first_use(key, now)
-        first = await self.shared.first_use(key, replay_ttl(deferred.expires, now, self.replays.ttl),
-                                            lambda: first_here)
-        if first and first_here:
-            return ctx
-        if first_here:  # caught by the store: counted like the ones this process catches
-            self.replays.replays += 1
-        return as_replayed(ctx, key)
+        counted = replays.replays
+        # Every id recorded here too: while the store is down this process still catches the replays it saw.
+        used = [key for key in keys if not replays.first_use(key, now)]
+        check = ReplayCheck.PROCESS
+        if self.shared is not None:
+            ttl = replay_ttl(deferred.expires, now, replays.ttl)
+            answer = await self.shared.replay_first_use(keys, ttl)
+            if answer is None:
+                check = ReplayCheck.LOCAL
+            else:
+                firsts, lost_since = answer
+                fresh_memory = lost_since is not None and now - lost_since < ttl
+                check = ReplayCheck.RESTARTED if fresh_memory else ReplayCheck.FLEET
+                used += [key for key, first in zip(keys, firsts, strict=True) if not first and key not in used]
+        replays.replays = counted + (1 if used else 0)  # a click, however many of its ids were used before
+        return (as_replayed(ctx, used[0]) if used else ctx), check
 
     def _error_page(self, accept_language: str | None, ctx: Context | None) -> Page:
         if ctx is None:

@@ -25,8 +25,11 @@
 | ROUTER_METRICS_DIR | (serve --workers makes one) | where the workers of one router share their metrics |
 | ROUTER_REDIS_URL | (unset: each process alone) | the fleet's shared store, redis:// or rediss:// (serve.shared) |
 | ROUTER_REDIS_TIMEOUT_MS | 250 | a click's deadline for the shared store; past it the process's own store answers |
-| ROUTER_LIMIT_PER_ADDRESS | (no limit) | clicks one client address may make, `COUNT/WINDOW` (router.serve.limits) |
-| ROUTER_LIMIT_PER_AD_LINK | (no limit) | clicks one signed /ad link may get, `COUNT/WINDOW` |
+| ROUTER_LIMIT_PER_ADDRESS | (no limit) | clicks one client may make, `COUNT/WINDOW` (router.serve.limits) |
+| ROUTER_LIMIT_PER_AD_LINK | (no limit) | clicks one signed /ad link may get from one client, `COUNT/WINDOW` |
+| ROUTER_LIMIT_IPV6_PREFIX | 64 | the limits count an IPv4 address, or its IPv6 network of this many bits (32-128) |
+| ROUTER_LIMIT_BEACONS_PER_ADDRESS | 600/1h | outcome beacons one client may send; empty or `off`: no bound |
+| ROUTER_LIMIT_BEACONS_PER_VISITOR | 60/1h | outcome beacons one visitor (cookie) may send; empty or `off`: no bound |
 | ROUTER_METRICS_PORT | (unset) | serve /metrics on this port only, never on the clicks' port (probes: on both) |
 """
 
@@ -64,6 +67,14 @@ DEFAULT_SHUTDOWN_SECONDS = 10.0
 # 100 ms by up to 43 %, each a replay check gone per process; 250 ms by none, at every load tried. It is
 # waited out in full only while the store hangs, and then for FAILURES_TO_REST calls (router.serve.shared).
 DEFAULT_REDIS_TIMEOUT_MS = 250
+# Outcome beacons (router.serve.outcomes). One landing page view sends at most about 7. A visitor who opens
+# eight or so landing pages within an hour is already a keen one: 60 an hour per visitor. A client address
+# is shared: carrier-grade NAT puts many phones behind one IPv4 address (an IPv6 client is its /64), so
+# ten times that, about 85 page views an hour from one address. Both are far above what people send and
+# far below what a script flooding the outcome counts would.
+DEFAULT_BEACONS_PER_ADDRESS = Limit(600, 3600)
+DEFAULT_BEACONS_PER_VISITOR = Limit(60, 3600)
+DEFAULT_IPV6_PREFIX = 64  # one customer's allocation: a client picks any address in it
 # Who may read /metrics by default: the networks a Prometheus server scrapes from (loopback, RFC 1918,
 # carrier-grade NAT as some clusters use, link-local, IPv6 unique-local). Rule ids and traffic volumes are
 # nobody else's business; behind a trusted proxy the address is the client's, so the public is refused.
@@ -287,6 +298,26 @@ def _proxies(text: str) -> tuple[str, ...]:
     return proxies
 
 
+def trusted_proxies_warning(proxies: tuple[str, ...]) -> str | None:
+    """A sentence for the log at start when ROUTER_TRUSTED_PROXIES believes everyone (`*`); None otherwise."""
+    if "*" not in proxies:
+        return None
+    return ("ROUTER_TRUSTED_PROXIES is '*': every peer's X-Forwarded-For is believed, so any client can pick the "
+            "address the click and beacon limits and the logs see; this is right only when every connection "
+            "reaches the router through your own proxy (a private network, or a load balancer that overwrites "
+            "the header)")
+
+
+def _beacon_limit(name: str, env: Mapping[str, str], default: Limit) -> Limit | None:
+    """A beacon bound: `default` when unset; None when empty or `off`."""
+    if name not in env:
+        return default
+    text = env[name]
+    if text.strip().lower() in ("", "off"):
+        return None
+    return parse_limit(name, text)
+
+
 def _csv(text: str, *, lower: bool = True) -> tuple[str, ...]:
     parts = (part.strip() for part in text.split(","))
     return tuple(part.lower() if lower else part for part in parts if part)
@@ -329,9 +360,13 @@ class Settings(ClickSettings):
     # The fleet's shared store (router.serve.shared): empty, each process keeps its own.
     redis_url: str = field(default="", repr=False)  # may hold a password: never in a repr
     redis_timeout_seconds: float = DEFAULT_REDIS_TIMEOUT_MS / 1000
-    # Click limits (router.serve.limits): None, no limit.
+    # Click limits (router.serve.limits): None, no limit. An IPv6 client is counted by its network.
     limit_per_address: Limit | None = None
     limit_per_ad_link: Limit | None = None
+    limit_ipv6_prefix: int = DEFAULT_IPV6_PREFIX
+    # Outcome beacons per client and per visitor: None, no bound.
+    limit_beacons_per_address: Limit | None = DEFAULT_BEACONS_PER_ADDRESS
+    limit_beacons_per_visitor: Limit | None = DEFAULT_BEACONS_PER_VISITOR
 
     @property
     def rules_location(self) -> str:
@@ -392,4 +427,10 @@ class Settings(ClickSettings):
                                            DEFAULT_REDIS_TIMEOUT_MS, 1, 1000) / 1000,
             limit_per_address=parse_limit("ROUTER_LIMIT_PER_ADDRESS", served.get("ROUTER_LIMIT_PER_ADDRESS", "")),
             limit_per_ad_link=parse_limit("ROUTER_LIMIT_PER_AD_LINK", served.get("ROUTER_LIMIT_PER_AD_LINK", "")),
+            limit_ipv6_prefix=_integer("ROUTER_LIMIT_IPV6_PREFIX", served.get("ROUTER_LIMIT_IPV6_PREFIX", ""),
+                                       DEFAULT_IPV6_PREFIX, 32, 128, unit="bits"),
+            limit_beacons_per_address=_beacon_limit("ROUTER_LIMIT_BEACONS_PER_ADDRESS", served,
+                                                    DEFAULT_BEACONS_PER_ADDRESS),
+            limit_beacons_per_visitor=_beacon_limit("ROUTER_LIMIT_BEACONS_PER_VISITOR", served,
+                                                    DEFAULT_BEACONS_PER_VISITOR),
         )

@@ -9,14 +9,14 @@
 - `server`: everything else the router and uvicorn say (start, stop, warnings, errors).
 
 Each has `at` (UTC, ISO 8601), and where a request is concerned its `request_id` (the X-Request-ID the
-response carries) and `duration_ms`. Lines are whole: each is one write to the stream, and the click
+response carries: always the router's own), `correlation_id` (a trusted proxy's X-Request-ID, when it sent one)
+and `duration_ms`. Lines are whole: each is one write to the stream, and the click
 writer's batches are whole lines too, so a log shipper and the readers in router.policy.replay can read
 the stream line by line.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import re
@@ -26,13 +26,20 @@ from typing import IO, Any
 
 import orjson
 
-__all__ = ["CLICK_LOG_CHOICES", "JsonLineHandler", "click_stream", "configure_logging", "log_access",
-           "new_request_id", "request_id_from"]
+__all__ = [
+    "CLICK_LOG_CHOICES",
+    "JsonLineHandler",
+    "click_stream",
+    "configure_logging",
+    "correlation_id",
+    "log_access",
+    "new_request_id",
+]
 
 ACCESS_LOGGER = "router.access"
 access_log = logging.getLogger(ACCESS_LOGGER)
 _TYPES = (("router.reload", "reload"), (ACCESS_LOGGER, "access"))
-_EXTRA_FIELDS = ("request_id", "duration_ms", "status", "method", "path", "client")
+_EXTRA_FIELDS = ("request_id", "correlation_id", "duration_ms", "status", "method", "path", "client")
 
 
 def _line_type(logger_name: str) -> str:
@@ -106,32 +113,33 @@ def click_stream(where: str) -> IO[bytes]:
     return sys.stderr.buffer if where == "stderr" else sys.stdout.buffer
 
 
-# Request ids: made here unless a trusted proxy sent one. A process-random prefix and a counter: unique
-# across a fleet with overwhelming odds, and far cheaper per click than random bytes.
-_PREFIX = os.urandom(5).hex()
-_counter = itertools.count(1)
+# Request ids (a click's id): always made here, 96 random bits. Unguessable, so nobody can claim a click that
+# is not theirs (an outcome beacon needs its token, a token names its click), and uncorrelated, so two answers
+# tell nothing of a node's traffic. A proxy's X-Request-ID is kept beside it, as a correlation id.
 _GIVEN_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 def new_request_id() -> str:
-    return f"{_PREFIX}-{next(_counter):x}"
+    return os.urandom(12).hex()
 
 
-def request_id_from(header: bytes | None, trusted: bool) -> str:
-    """The X-Request-ID a trusted proxy set (letters, digits and ._:- only, at most 64), else a new one."""
+def correlation_id(header: bytes | None, trusted: bool) -> str | None:
+    """The X-Request-ID a trusted proxy set (letters, digits and ._:- only, at most 64), else None: a field of
+    its own in the lines, never a click's id."""
     if trusted and header:
         given = header.decode("latin-1")
         if _GIVEN_ID.fullmatch(given):
             return given
-    return new_request_id()
+    return None
 
 
 def log_access(status: int, request_id: str, *, scope: Mapping[str, Any] | None = None, client: str | None = None,
-               seconds: float | None = None, why: str = "") -> None:
+               seconds: float | None = None, why: str = "", correlation: str | None = None) -> None:
     """The access line (type `access`) of a request refused, or answered with an error, that is no click: by
     the app, with the request's ASGI `scope`, or by the protocol before a whole head came (router.serve.protocol),
     with the client's address only."""
-    extra: dict[str, Any] = {"request_id": request_id, "status": status, "client": client}
+    extra: dict[str, Any] = {"request_id": request_id, "status": status, "client": client,
+                             "correlation_id": correlation}
     if seconds is not None:
         extra["duration_ms"] = round(seconds * 1000, 3)
     if scope is None:

@@ -88,13 +88,19 @@ FAMILIES = {family.name: family for family in (
            "and cooling down: no call goes there until the cooldown ends", ("host",)),
     Family("adlink_ad_click_replays", "counter",
            "Signed ad clicks refused ad treatment because their click id had been used before", ()),
+    Family("adlink_ad_click_replay_checks", "counter", "Signed ad clicks with click ids, by how their ids were "
+           "checked for replays (router.serve.replay_checks): fleet (the shared store), process (no store "
+           "configured: this process's memory), local (the store did not answer: this process's memory only) "
+           "or restarted (the store had forgotten click ids from before its start)", ("check",)),
     Family("adlink_click_lines_dropped", "counter",
            "Click lines dropped because the click stream stopped taking them", ()),
     Family("adlink_outcomes", "counter", "What happened after a landing page, as its beacons and second jumps "
            "told (router.serve.outcomes), by event and result: recorded, or a duplicate of one recorded",
            ("event", "result")),
     Family("adlink_outcome_beacons_ignored", "counter", "Outcome beacons and second jumps ignored, by what was "
-           "wrong: token (forged, expired or another key's), event (unknown), body (too large or not a beacon)",
+           "wrong: token (forged, expired or another key's), event (unknown), body (too large or not a beacon), "
+           "visitor (without the visitor cookie its token was made for), limit (past the bounds per address or "
+           "per visitor)",
            ("reason",)),
     Family("adlink_shared_store_calls", "counter", "Calls answered by the fleet's shared store, by operation",
            ("operation",)),

@@ -5,13 +5,17 @@ The landing page (templates/landing.js) tells `POST /outcome` what the person di
 hidden soon after (`app_left`: the app most likely opened), the page fell back to the web
 (`fallback_web`), or the person tapped the web link (`web_tap`) or the app store's (`store_tap`). Each
 beacon carries the click's token (router.serve.click_token); one without a valid, unexpired token is
-ignored, and each event counts once per click (this process remembers, and the fleet's store when there is
-one). The endpoint answers 204 whatever it was sent (only a POST is read), reads at most MAX_BODY bytes
-for at most BODY_SECONDS, and is no click: no click line, no click metrics.
+ignored, so is one without the visitor cookie the token was made for (the page's own beacons carry it; a
+token read from a shared address alone does not), and one past the bounds per client address and per
+visitor (router.serve.limits: ROUTER_LIMIT_BEACONS_PER_ADDRESS, ROUTER_LIMIT_BEACONS_PER_VISITOR). Each
+event counts once per click (this process remembers, and the fleet's store when there is one). The
+endpoint answers 204 whatever it was sent (only a POST is read), reads at most MAX_BODY bytes for at most
+BODY_SECONDS, and is no click: no click line, no click metrics.
 
-A second jump: the page puts its token into its own URL, so "open in the browser" brings it along. A click
-carrying a valid token made for another app (`ct=`) is recorded as `escaped` for the original click, and
-then decided by the rules like any click (in Safari, most likely the app). A bot carrying one (a link
+A second jump: the page puts its token into its own URL, so "open in the browser" brings it along. The first
+click carrying a valid token made for another app (`ct=`) is recorded as `escaped` for the original click,
+and only that click's line says `escaped_from`; later ones (the URL shared onward) are ordinary clicks. Each
+is then decided by the rules like any click (in Safari, most likely the app). A bot carrying one (a link
 preview's fetcher reading a shared page's address) is no jump.
 
 Recorded outcomes are JSON lines on the click stream, beside the click lines they belong to (`type`
@@ -27,13 +31,17 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
+from starlette.requests import cookie_parser
 from starlette.types import Receive, Scope, Send
 
 from router.decision.signing import ClickReplays, SigningKeys
 from router.serve.click_token import TOKEN_TTL_SECONDS, ClickToken, read_token
 from router.serve.clicklog import ClickLog
+from router.serve.config import VISITOR_COOKIE
 from router.serve.headers import SECURITY_HEADERS
+from router.serve.limits import ClickLimits
 from router.serve.shared import SharedStore
+from router.serve.visitors import Visitors
 
 log = logging.getLogger("router.outcomes")
 
@@ -43,7 +51,7 @@ ESCAPED = "escaped"
 TOKEN_PARAM = "ct"  # the landing page's own URL carries its token under this name (templates/landing.js)
 MAX_BODY = 1024  # a beacon is a token and an event name: ~250 bytes
 BODY_SECONDS = 2.0  # a beacon's body arrives with its head; one that dribbles in is not waited for
-IGNORED_REASONS = ("token", "event", "body")
+IGNORED_REASONS = ("token", "event", "body", "visitor", "limit")
 _EVENT_NAMES = frozenset(EVENTS)
 _HEADERS = [*SECURITY_HEADERS, (b"content-length", b"0")]
 _TOKEN_FIELD = TOKEN_PARAM + "="
@@ -57,6 +65,8 @@ class Outcomes:
         self._keys = keys  # read per beacon: the keys a reload of the secrets brings
         self.click_log = click_log
         self.shared = shared
+        self.limits: ClickLimits | None = None  # beacons per address and per visitor (router.serve.limits)
+        self.visitors: Visitors | None = None  # whose beacon it is: the visitor cookie the page was given
         # (click, event) pairs recorded, for as long as a token lives: the second beacon of one is a duplicate.
         self._seen = ClickReplays(ttl_seconds=TOKEN_TTL_SECONDS, max_entries=max_remembered)
         self.recorded: dict[str, int] = dict.fromkeys((*EVENTS, ESCAPED), 0)
@@ -93,12 +103,25 @@ class Outcomes:
         if token is None:
             self.ignored["token"] += 1
             return
+        if self.visitors is not None and self.visitors.read(_visitor_cookie(scope)) != token.visitor:
+            # The page's own beacons carry the cookie its answer set. A token alone (its page's address shared
+            # onward, `ct=`) is someone else's: it records nothing on their click, nor uses up their bound.
+            self.ignored["visitor"] += 1
+            return
+        limits = self.limits
+        if limits is not None:
+            client = scope.get("client")
+            if await limits.beacon_refusal(client[0] if client else "", token.visitor) is not None:
+                self.ignored["limit"] += 1  # past a bound: not recorded, so it moves no readout
+                return
         await self.record(token, event, now)
 
     async def second_jump(self, text: str, app: str, request_id: str, at: datetime) -> str | None:
         """The original click's id when `text` (a click's token, `token_in` its query) is a valid token made
-        for another app than `app` (the app this click happened in): that click escaped to here, and it is
-        recorded. None otherwise."""
+        for another app than `app` (the app this click happened in), and this is the first such click: that
+        click escaped to here, and it is recorded. None otherwise: a token is good for one escape, and the
+        clicks that carry it later (its URL shared onward, opened by others) are ordinary clicks, each in its
+        own arm."""
         token = read_token(text, self._keys(), at.timestamp())
         if token is None:
             self.ignored["token"] += 1
@@ -107,10 +130,11 @@ class Outcomes:
             # The same app again (a reload, a re-share inside it), or a link preview's fetcher reading a
             # shared page address: nobody jumped.
             return None
-        await self.record(token, ESCAPED, at, {"request_id": request_id, "to_app": app})
-        return token.click
+        recorded = await self.record(token, ESCAPED, at, {"request_id": request_id, "to_app": app})
+        return token.click if recorded else None
 
-    async def record(self, token: ClickToken, event: str, at: datetime, extra: dict[str, Any] | None = None) -> None:
+    async def record(self, token: ClickToken, event: str, at: datetime, extra: dict[str, Any] | None = None) -> bool:
+        """Write the outcome line of `event` for the token's click, unless it was recorded before (False)."""
         key = f"outcome\n{token.click}\n{event}"
         now = at.timestamp()
         first_here = self._seen.first_use(key, now)
@@ -120,7 +144,7 @@ class Outcomes:
             first = await self.shared.first_use(key, ttl, lambda: first_here)
         if not (first and first_here):
             self.duplicates[event] += 1
-            return
+            return False
         self.recorded[event] += 1
         line: dict[str, Any] = {
             "type": "outcome",
@@ -135,6 +159,7 @@ class Outcomes:
         if extra:
             line.update(extra)
         self.click_log.write(line)
+        return True
 
 
 def token_in(query: str) -> str:
@@ -170,6 +195,13 @@ def arms_of(text: str) -> list[dict[str, object]] | None:
 
 def _escape_arm(rule: str) -> str:
     return rule.replace("%", "%25").replace(",", "%2C")
+
+
+def _visitor_cookie(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"cookie":
+            return cookie_parser(value.decode("latin-1")).get(VISITOR_COOKIE)
+    return None
 
 
 def _declared_length(scope: Scope) -> int:

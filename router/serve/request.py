@@ -7,23 +7,25 @@ from time import perf_counter
 from starlette.requests import cookie_parser
 from starlette.types import Scope
 
-from router.decision.click import visitor_id
 from router.decision.clients import MAX_UA_LENGTH
 from router.serve.config import VISITOR_COOKIE
-from router.serve.logs import request_id_from
+from router.serve.logs import correlation_id, new_request_id
 from router.serve.outcomes import token_in
+from router.serve.visitors import VisitorFrom, Visitors
 
 
 class ClickRequest:
-    """A click's request: its user agent, language, visitor cookie and id, address, path and query.
+    """A click's request: its user agent, language, visitor, address, path and query, and its ids.
 
     `address` is the client's as the server gives it: behind a trusted proxy, uvicorn's proxy-headers
-    middleware has put X-Forwarded-For's client there. The request id is a trusted proxy's X-Request-ID
-    (`trust_request_ids`), or one made here."""
+    middleware has put X-Forwarded-For's client there. The click's id is always made here; a trusted proxy's
+    X-Request-ID (`trust_request_ids`) is kept as `correlation`. The visitor is the router's own
+    (router.serve.visitors): the cookie's, when the router issued it, else a fresh one (`new_cookie` to set)."""
 
-    __slots__ = ("_headers", "accept_language", "address", "cookie", "id", "path", "query", "started", "ua", "visitor")
+    __slots__ = ("_headers", "accept_language", "address", "correlation", "id", "new_cookie", "path", "query",
+                 "secure", "started", "ua", "visitor", "visitor_from")
 
-    def __init__(self, scope: Scope, trust_request_ids: bool) -> None:
+    def __init__(self, scope: Scope, trust_request_ids: bool, visitors: Visitors) -> None:
         self.started = perf_counter()
         self._headers: list[tuple[bytes, bytes]] = scope["headers"]
         ua = cookie_header = accept_language = given_id = None
@@ -36,15 +38,24 @@ class ClickRequest:
                 accept_language = value.decode("latin-1")
             elif name == b"x-request-id":
                 given_id = value
-        self.id = request_id_from(given_id, trust_request_ids)
+        self.id = new_request_id()
+        self.correlation = correlation_id(given_id, trust_request_ids) if given_id else None
         self.accept_language = accept_language
         self.ua = ua = (ua or "")[:MAX_UA_LENGTH]
         self.path: str = scope["path"]
+        self.secure = scope.get("scheme") == "https"  # the visitor cookie then goes over https only
         self.query: str = scope["query_string"].decode("utf-8", "replace")
-        self.cookie = cookie = cookie_parser(cookie_header).get(VISITOR_COOKIE) if cookie_header else None
+        cookie = cookie_parser(cookie_header).get(VISITOR_COOKIE) if cookie_header else None
         client = scope.get("client")
         self.address: str = client[0] if client else ""
-        self.visitor = visitor_id(cookie, self.address, ua)
+        visitor = visitors.read(cookie)
+        self.new_cookie = ""
+        if visitor is None:
+            self.new_cookie, visitor = visitors.issue()
+            self.visitor_from = VisitorFrom.NEW
+        else:
+            self.visitor_from = VisitorFrom.COOKIE
+        self.visitor = visitor
 
     def headers_named(self, names: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
         """The request's headers `names` (lower case, as the rules read them: RuleSet.headers_read), in that

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("router")
 
+REMEMBERS_SINCE_KEY = "replay-since"  # since when the store has remembered ad click ids, and whether it lost some
 RETRY_SECONDS = 1.0  # after FAILURES_TO_REST failures in a row, the store is left alone this long
 FAILURES_TO_REST = 3  # one slow answer on a busy machine is not an outage
 # A new connection (TCP, TLS, AUTH) may take this long: opened at start-up and again, in the background,
@@ -54,6 +55,29 @@ KEY_PREFIX = "adlink:"
 WARM_CONNECTIONS = 4  # opened at start-up
 MAX_CONNECTIONS = 32  # per process: clicks that need the store at once wait for a connection, within the deadline
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+# A click limit's window (router.serve.limits): KEYS the current and previous windows' counters; ARGV the
+# previous window's weight, the limit and the counter's lifetime. Counts only what it lets through.
+_COUNT_WITHIN = """
+local current = tonumber(redis.call('get', KEYS[1]) or '0')
+local previous = tonumber(redis.call('get', KEYS[2]) or '0')
+if previous * tonumber(ARGV[1]) + current + 1 > tonumber(ARGV[2]) then return {0, current, previous} end
+current = redis.call('incr', KEYS[1])
+redis.call('expire', KEYS[1], ARGV[3])
+return {1, current, previous}
+"""
+# One count taken back, never below 0. With SET and EXPIRE, not DECR: the user needs no command beyond
+# those the start-up check tries (credentials_refused).
+_UNCOUNT = """
+for _, key in ipairs(KEYS) do
+  local count = tonumber(redis.call('get', key) or '0')
+  if count > 0 then
+    redis.call('set', key, count - 1)
+    redis.call('expire', key, ARGV[1])
+    return 1
+  end
+end
+return 0
+"""
 
 T = TypeVar("T")
 
@@ -97,6 +121,7 @@ class SharedStore:
         self._failures = 0  # in a row
         self.healthy = True  # whether the last call the store was asked went well (metrics, readiness)
         self._logged_at = -LOG_EVERY_SECONDS
+        self._store_since: float | None = None  # the store's start as this process last read it (replay_first_use)
         self._token = os.urandom(12).hex().encode()  # this process's claims (router.serve.shared.claim)
         self.calls: dict[str, int] = {}  # answered by the store, by operation (router.serve.metrics)
         self.fallbacks: dict[str, int] = {}  # answered by the local fallback instead, by operation
@@ -147,10 +172,7 @@ class SharedStore:
         """True the first time `key` is seen across the fleet within `ttl_seconds` (and records it);
         `fallback()` when the store can't say."""
 
-        # The key is a digest of the signature and click ids: a fixed 30 bytes whatever their length (a
-        # million ad clicks a day keep a million of these).
-        digest = base64.urlsafe_b64encode(hashlib.blake2b(key.encode(), digest_size=16).digest())[:22].decode()
-        stored = f"{KEY_PREFIX}replay:{digest}"
+        stored = f"{KEY_PREFIX}replay:{_digest(key)}"
 
         async def ask(client: aioredis.Redis) -> bool:
             answer = await client.set(stored, b"1", nx=True, ex=max(1, ttl_seconds))
@@ -159,6 +181,47 @@ class SharedStore:
             raise TypeError(f"SET NX answered {type(answer).__name__}")  # garbage: fall back
 
         return await self._call("first_use", ask, fallback)
+
+    async def replay_first_use(self, keys: tuple[str, ...], ttl_seconds: int,
+                               ) -> tuple[tuple[bool, ...], float | None] | None:
+        """For an ad click's ids (`keys`, one each): whether each is used for the first time across the fleet
+        within `ttl_seconds` (each recorded), and, when the store has lost its memory of click ids, since
+        when it has remembered them again; None when the store can't say. One round trip (two when the key is
+written).
+
+        The store's start is kept at REMEMBERS_SINCE_KEY, read in the same round trip. When that key is gone,
+        or has moved on, after this process had seen it, the store lost what it held (a restart without
+        persistence, a flush, an eviction), and remembers from now on. The key is written
+        again with `lost`, so every router of the fleet reads it so, until the store's next loss. A store
+        this process meets for the first time without the key is taken as new (INFO's uptime says since
+        when), not as one that lost anything; a store restored from disk keeps the key, and its memory."""
+        since_key = KEY_PREFIX + REMEMBERS_SINCE_KEY
+
+        async def ask(client: aioredis.Redis) -> tuple[tuple[bool, ...], float | None]:
+            pipe = client.pipeline(transaction=False)
+            for key in keys:
+                pipe.set(f"{KEY_PREFIX}replay:{_digest(key)}", b"1", nx=True, ex=max(1, ttl_seconds))
+            pipe.get(since_key)
+            *firsts, raw = await pipe.execute()
+            if any(first is not None and first is not True for first in firsts):
+                raise TypeError("SET NX answered garbage")  # fall back
+            since, lost = _since(raw)
+            known = self._store_since
+            if since is None:  # gone, never written, or not ours
+                lost = known is not None
+                if lost:  # it held the key when this process last asked: whatever it remembered is gone
+                    since = float(int(time.time()))
+                else:
+                    info = await client.info("server")
+                    since = float(int(time.time() - float(info["uptime_in_seconds"])))
+                await client.set(since_key, _since_value(since, lost), nx=raw is None and not lost)
+            elif not lost and known is not None and since > known + 1:  # re-created by a router new to it
+                lost = True
+                await client.set(since_key, _since_value(since, lost))
+            self._store_since = since
+            return tuple(first is True for first in firsts), (since if lost else None)
+
+        return await self._call("first_use", ask, lambda: None)
 
     async def claim(self, key: str, ttl_seconds: float) -> bool | None:
         """Take `key` for `ttl_seconds` if nobody holds it: True taken, False held by another, None the store
@@ -213,19 +276,34 @@ class SharedStore:
             log.info("shared store %s: %d connections ready", display_url(self.url), connections)
         return True
 
-    async def count_in_window(self, current_key: str, previous_key: str, ttl_seconds: int) -> tuple[int, int] | None:
-        """One more click in `current_key`'s window: (its count now, the previous window's); None when the
-        store can't say (router.serve.limits counts in the process then)."""
+    async def count_within(self, current_key: str, previous_key: str, weight: float, limit: int,
+                           ttl_seconds: int) -> tuple[bool, int, int] | None:
+        """One more in `current_key`'s window, if the sliding estimate with it (the previous window's count
+        times `weight`, plus the current's, plus this one) is within `limit`: (whether it was counted, the
+        current window's count, the previous one's). Read, decided and counted in one script, so processes
+        of a fleet never both take the last place. None when the store can't say (router.serve.limits
+        counts in the process then)."""
 
-        async def ask(client: aioredis.Redis) -> tuple[int, int]:
-            pipe = client.pipeline(transaction=False)
-            pipe.incr(KEY_PREFIX + current_key)
-            pipe.expire(KEY_PREFIX + current_key, max(1, ttl_seconds))
-            pipe.get(KEY_PREFIX + previous_key)
-            current, _, previous = await pipe.execute()
-            return int(current), int(previous or 0)
+        async def ask(client: aioredis.Redis) -> tuple[bool, int, int]:
+            answer = await client.eval(_COUNT_WITHIN, 2, KEY_PREFIX + current_key, KEY_PREFIX + previous_key,
+                                       repr(weight), limit, max(1, ttl_seconds))
+            if not (isinstance(answer, list) and len(answer) == 3 and all(type(n) is int for n in answer)):
+                raise TypeError(f"the count script answered {type(answer).__name__}")  # garbage: fall back
+            counted, current, previous = answer
+            return counted == 1, current, previous
 
         return await self._call("count", ask, lambda: None)
+
+    async def uncount(self, current_key: str, previous_key: str, ttl_seconds: int) -> bool | None:
+        """Take back one count (`count_within`'s) from `current_key`'s window, or the previous one's when
+        the current holds none (the window turned since): whether one was taken; None when the store
+        can't say."""
+
+        async def ask(client: aioredis.Redis) -> bool:
+            return bool(await client.eval(_UNCOUNT, 2, KEY_PREFIX + current_key, KEY_PREFIX + previous_key,
+                                          max(1, ttl_seconds)))
+
+        return await self._call("uncount", ask, lambda: None)
 
     async def ping(self) -> bool:
         """Whether the store answers now (readiness detail; never raises)."""
@@ -268,6 +346,27 @@ class SharedStore:
                         type(err).__name__ if not str(err) else f"{type(err).__name__}: {str(err)[:200]}",
                         RETRY_SECONDS)
         return fallback()
+
+
+def _since(raw: bytes | None) -> tuple[float | None, bool]:
+    """REMEMBERS_SINCE_KEY's value: (since when the store has remembered click ids, whether it lost them then)."""
+    if raw is None:
+        return None, False
+    text, _, lost = raw.decode("ascii", "replace").partition(":")
+    try:
+        return float(text), lost == "lost"
+    except ValueError:  # not ours: written again
+        return None, False
+
+
+def _since_value(since: float, lost: bool) -> bytes:
+    return f"{int(since)}{':lost' if lost else ''}".encode()
+
+
+def _digest(key: str) -> str:
+    """A stored key's name for `key` (a signature and click id, an outcome): a fixed 22 characters whatever its
+    length (a million ad clicks a day keep a million of these), and nothing of it readable in the store."""
+    return base64.urlsafe_b64encode(hashlib.blake2b(key.encode(), digest_size=16).digest())[:22].decode()
 
 
 _closing: set[asyncio.Task[Any]] = set()  # background work (closing, reconnecting), kept from the collector
@@ -327,6 +426,7 @@ def credentials_refused(url: str, seconds: float = CONNECT_SECONDS) -> str | Non
                 client.incr(probe)
                 client.expire(probe, 1)
                 client.eval("return 1", 1, probe)
+                client.info("server")
             finally:
                 client.close()
         except refusals as err:

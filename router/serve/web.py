@@ -31,12 +31,12 @@ from router.decision.signing import ClickReplays
 from router.serve.app_metrics import exposition, metrics_flushed, metrics_state
 from router.serve.clicklog import ClickLog
 from router.serve.clicks import Clicks
-from router.serve.config import Settings, address_in
+from router.serve.config import Settings, address_in, trusted_proxies_warning
 from router.serve.drain import DRAIN
 from router.serve.edge import ADDRESSED_PATHS, private_asker, refusal, refuse, server_names
 from router.serve.expand import Expander, ExpandPolicy
 from router.serve.headers import SECURITY_HEADERS
-from router.serve.logs import click_stream, configure_logging, log_access, request_id_from
+from router.serve.logs import click_stream, configure_logging, correlation_id, log_access, new_request_id
 from router.serve.metrics import Metrics
 from router.serve.outcomes import OUTCOME_PATH, Outcomes
 from router.serve.pages import Pages
@@ -100,7 +100,7 @@ class RouterApp:
         """Everything but a click: a request id on the answer, and an access line when it is an error."""
         started = perf_counter()
         given = next((value for name, value in scope["headers"] if name == b"x-request-id"), None)
-        request_id = request_id_from(given, self.clicks.trust_request_ids)
+        request_id = new_request_id()
         status = 0
 
         async def send_with_id(message: Message) -> None:
@@ -123,7 +123,8 @@ class RouterApp:
         if 400 <= status < 500:
             self.metrics.refused(status, "edge" if refused is not None else "route")
         if status >= 400:
-            log_access(status, request_id, scope=scope, seconds=seconds)
+            log_access(status, request_id, scope=scope, seconds=seconds,
+                       correlation=correlation_id(given, self.clicks.trust_request_ids))
 
 
 def create_app(
@@ -153,9 +154,12 @@ def create_app(
     if settings.signing_keys.development:
         log.warning(
             "ROUTER_SIGNING_KEYS is not set: /ad links and click tokens are signed with the PUBLIC DEVELOPMENT "
-            "KEY. Anyone can sign ad links and forge outcome beacons. Set ROUTER_SIGNING_KEYS=kid:secret before "
-            "serving real traffic."
+            "KEY. Anyone can sign ad links, forge outcome beacons, read click tokens and choose rollout buckets. "
+            "Set ROUTER_SIGNING_KEYS=kid:secret before serving real traffic."
         )
+    proxies_warning = trusted_proxies_warning(settings.trusted_proxies)
+    if proxies_warning:
+        log.warning(proxies_warning)
     log.info("rules %s loaded: %d rules from %s", ruleset.version, len(ruleset.rules), ", ".join(ruleset.files))
     click_log = ClickLog(click_stream)
     metrics = Metrics(settings.metrics_dir)
@@ -163,8 +167,8 @@ def create_app(
     if shared is not None and expander is not None:  # one fetch per short link across the fleet
         expander.fleet = FleetExpansions(shared, settings.allowed_hosts)
     outcomes = Outcomes(lambda: settings.signing_keys, click_log, shared)
-    metrics.state = lambda: metrics_state(active, expander, replays, click_log, shared, outcomes)
     clicks = Clicks(settings, active, pages, expander, replays, click_log, metrics, shared, outcomes)
+    metrics.state = lambda: metrics_state(active, expander, replays, click_log, shared, outcomes, clicks.replay_checks)
 
     async def healthz(request: Request) -> Response:
         return _answer("ok\n")
