@@ -56,7 +56,8 @@ def generate(path: Path, clicks: int, compress: bool) -> tuple[int, int]:
         for n in range(clicks):
             _, channel, app, os, rule, action, status = rng.choices(KINDS, weights)[0]
             at = start + timedelta(seconds=n * 86_400 / clicks)
-            visitor = f"v{rng.randrange(400_000):06d}"
+            # Most people tap once; one in ten comes back (as someone seen earlier that day).
+            visitor = f"v{rng.randrange(n):08d}" if n and rng.random() < 0.1 else f"v{n:08d}"
             arms = None
             if rule is None:
                 inside = rollout_bucket(ROLLOUT, visitor) < 30

@@ -33,11 +33,14 @@ def test_the_difference_interval_is_newcombes() -> None:
 
 def click(n: int, *, rule: str, action: str, status: int, channel: str = "group_chat", app: str = "wechat",
           os: str = "android", arms: list[dict[str, object]] | None = None, at: str = "2026-12-01T08:00:00.000+00:00",
-          ) -> dict[str, object]:
+          visitor_from: str | None = "new") -> dict[str, object]:
+    """A click line as the router writes it: its visitor id its own (`visitor_from`); None for an older line."""
     line: dict[str, object] = {"type": "click", "at": at, "request": "/go?url=x", "ua": "UA", "visitor": f"v{n}",
                                "action": action, "rule": rule, "status": status, "channel": channel, "app": app,
                                "os": os, "rules": "r1", "expansion": None, "expansion_reason": None,
                                "request_id": f"c{n}", "duration_ms": 0.1}
+    if visitor_from is not None:
+        line["visitor_from"] = visitor_from
     if arms is not None:
         line["arms"] = arms
     return line
@@ -91,15 +94,17 @@ def test_counts_reached_and_arms(tmp_path: Path) -> None:
     assert groups["group-web"]["outcomes"]["reached"]["count"] == 10
     assert groups["browsers-app"]["outcomes"]["reached"]["rate"] == 1.0
     (arm,) = report["arms"]
-    assert arm["rule"] == "group-web" and arm["in"]["clicks"] == 10 and arm["out"]["clicks"] == 10
+    # Every click its own visitor (click() gives click n the visitor vn): as many visitors as clicks in each arm.
+    assert arm["rule"] == "group-web" and arm["in"]["visitors"] == 10 and arm["out"]["visitors"] == 10
+    assert arm["in"]["clicks"] == 10 and arm["out"]["clicks"] == 10
     assert arm["in"]["outcomes"]["reached"]["count"] == 10 and arm["out"]["outcomes"]["reached"]["count"] == 4
     assert arm["in"]["answer"] == "web" and arm["out"]["answer"] == "landing"
     assert arm["difference"]["reached"] == pytest.approx(0.6)
     low, high = arm["difference"]["low"], arm["difference"]["high"]
     assert 0 < low < 0.6 < high <= 1
     assert arm["sentence"].startswith("group-web: the web page reached the item for 100 % ± ")
-    assert "of group-chat clicks in the rollout (n = 10) vs 40 % ± " in arm["sentence"]
-    assert "for the landing page outside it (n = 10)" in arm["sentence"]
+    assert "of group-chat visitors in the rollout (n = 10 visitors, 10 clicks) vs 40 % ± " in arm["sentence"]
+    assert "for the landing page outside it (n = 10 visitors, 10 clicks)" in arm["sentence"]
 
 
 def test_grouping_by_several_dimensions_and_by_arm(tmp_path: Path) -> None:
@@ -108,8 +113,9 @@ def test_grouping_by_several_dimensions_and_by_arm(tmp_path: Path) -> None:
     assert {(g["key"]["app"], g["key"]["os"]): g["clicks"] for g in by_app_os["groups"]} == {
         ("wechat", "android"): 20, ("browser", "ios"): 5}
     by_arm = build_report([str(log)], by=["arm"])
-    assert {(g["key"]["arm_rule"], g["key"]["arm_side"]): g["clicks"] for g in by_arm["groups"]} == {
-        ("group-web", "in"): 10, ("group-web", "out"): 10}
+    assert {(g["key"]["arm_rule"], g["key"]["arm_side"]): (g["visitors"], g["clicks"]) for g in by_arm["groups"]} == {
+        ("group-web", "in"): (10, 10), ("group-web", "out"): (10, 10)}
+    assert all("visitors" not in group for group in by_app_os["groups"])
 
 
 def test_time_windows_gz_and_several_files(tmp_path: Path) -> None:
@@ -169,9 +175,20 @@ def test_the_benchmark_runs(tmp_path: Path) -> None:
                            "--keep", str(tmp_path / "day.log.gz")], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "generated 3,000 clicks" in done.stdout and done.stdout.count("report --by") == 3
-    assert "wechat-group-chat-pilot-web: the web page reached the item for" in done.stdout
     day = build_report([str(tmp_path / "day.log.gz")], by=["arm"])
     assert day["total"]["clicks"] + day["bots_left_out"] == 3000 and day["bots_left_out"] > 0
+    for comparison in day["arms"]:
+        assert comparison["sentence"] in done.stdout
+    # Its rollout compared once every visitor id is the router's own: each rollout click is either in the
+    # comparison or left out of it (the day's lines without `visitor_from`), never lost.
+    stamped = tmp_path / "stamped.log"
+    with gzip.open(tmp_path / "day.log.gz", "rt", encoding="utf-8") as lines:
+        write_log(stamped, [{**line, "visitor_from": "cookie"} if line.get("type") == "click" else line
+                            for line in map(json.loads, lines)])
+    (rollout,) = build_report([str(stamped)], by=["arm"])["arms"]
+    assert rollout["sentence"].startswith("wechat-group-chat-pilot-web: the web page reached the item for")
+    compared = sum(arm["clicks"] for arms in day["arms"] for arm in (arms["in"], arms["out"]))
+    assert compared + day["arms_left_out"]["visitor_not_issued"] == rollout["in"]["clicks"] + rollout["out"]["clicks"]
 
 
 def test_each_click_counts_once_and_bots_and_second_jumps_are_kept_apart(tmp_path: Path) -> None:
@@ -285,10 +302,106 @@ def test_a_long_rule_id_is_never_cut_in_the_text(tmp_path: Path) -> None:
     assert rows[rows.index(longest) + 1].split()[:2] == ["3", "3/0/0/0"]
     # The rollouts' table: the id once, whole, then its two arms.
     again = rows.index(LONG_RULE, at + 2)
-    assert rows[again + 1].split()[:3] == ["in", "6", "web"] and rows[again + 2].split()[:3] == ["out", "6", "landing"]
+    assert rows[again + 1].split()[:4] == ["in", "6", "6", "web"]  # visitors, then their clicks
+    assert rows[again + 2].split()[:4] == ["out", "6", "6", "landing"]
     # The sentence: never broken at one of the id's hyphens.
     assert any(row.startswith(f"- {LONG_RULE}: the web page reached the item for ") for row in rows)
     # 120 columns, but for the line of an id longer than that.
     assert [row for row in rows if len(row) > 120] == [longest]
     by_arm = render_text(build_report([str(log)], by=["arm"])).splitlines()
     assert f"{LONG_RULE} / in" in by_arm and f"{LONG_RULE} / out" in by_arm
+
+
+def visits() -> list[object]:
+    """A 50 % rollout of `pilot` (the web page) with visitors who click more than once. In: a (5 web clicks),
+    b (2 landing clicks, not reached, and 1 web click), c (1 landing click from Moments, not reached), d (2 landing
+    clicks, the second copied from). Out: e (1 landing click), f (1 landing click, left for the app), g (1 landing
+    and 1 web click: a tie) and d again (1 landing click: a visitor in both arms, as when the rollout's percentage
+    changed during the day)."""
+    plan = [("a", True, "web", None), ("a", True, "web", None), ("a", True, "web", None), ("a", True, "web", None),
+            ("a", True, "web", None), ("b", True, "landing", None), ("b", True, "landing", None),
+            ("b", True, "web", None), ("c", True, "landing", None), ("d", True, "landing", None),
+            ("d", True, "landing", "copied"), ("e", False, "landing", None), ("f", False, "landing", "app_left"),
+            ("g", False, "landing", None), ("g", False, "web", None), ("d", False, "landing", None)]
+    lines: list[object] = []
+    for n, (visitor, inside, action, event) in enumerate(plan):
+        line = click(n, rule="pilot" if action == "web" else "landing", action=action,
+                     status=302 if action == "web" else 200, channel="moments" if visitor == "c" else "group_chat",
+                     arms=[{"rule": "pilot", "in": inside}], visitor_from="cookie")
+        line["visitor"] = visitor
+        lines.append(line)
+        if event:
+            lines.append(outcome(n, event))
+    return lines
+
+
+def test_the_rollout_comparison_counts_visitors(tmp_path: Path) -> None:
+    """Each visitor once per arm: reached if any of its clicks there was, its answer the one most of its clicks
+    there got (a tie: the first by name), counted in each arm it clicked in; the arm says its visitors' clicks too.
+    The groups by rule count clicks as ever."""
+    log = write_log(tmp_path / "clicks.log", visits())
+    report = build_report([str(log)], by=["arm"])
+    (arm,) = report["arms"]
+    inside, outside = arm["in"], arm["out"]
+    assert (inside["visitors"], inside["clicks"], outside["visitors"], outside["clicks"]) == (4, 11, 4, 5)
+    # In: a, b (by its web click) and d (by its copy) reached; c did not. Out: f (app_left) and g (its web click).
+    assert inside["outcomes"]["reached"] == Share(3, 4).as_json()
+    assert outside["outcomes"]["reached"] == Share(2, 4).as_json()
+    assert inside["outcomes"]["copied"]["count"] == 1 and outside["outcomes"]["app_left"]["count"] == 1
+    # Answers by visitor: a web; b (2 of 3), c and d the landing page. By click the web page would lead, 6 to 5.
+    assert inside["actions"] == {"app": 0, "web": 1, "landing": 3, "block": 0} and inside["answer"] == "landing"
+    assert outside["actions"] == {"app": 0, "web": 0, "landing": 4, "block": 0} and outside["answer"] == "landing"
+    assert arm["difference"]["reached"] == pytest.approx(0.25)
+    assert inside["channel"] is None and outside["channel"] == "group_chat"  # c clicked from Moments
+    assert arm["sentence"].startswith("pilot: the landing page reached the item for 75 % ± ")
+    assert " of visitors in the rollout (n = 4 visitors, 11 clicks) vs 50 % ± " in arm["sentence"]
+    assert "for the landing page outside it (n = 4 visitors, 5 clicks); difference +25 points" in arm["sentence"]
+    assert "A redirect counts" not in arm["sentence"]
+    assert [(g["key"]["arm_side"], g["visitors"], g["clicks"]) for g in report["groups"]] == [
+        ("in", 4, 11), ("out", 4, 5)]
+
+    # With another key, each visitor once per group of that key too.
+    by_channel = build_report([str(log)], by=["arm", "channel"])
+    assert {(g["key"]["arm_side"], g["key"]["channel"]): (g["visitors"], g["clicks"],
+                                                          g["outcomes"]["reached"]["count"])
+            for g in by_channel["groups"]} == {("in", "group_chat"): (3, 10, 3), ("in", "moments"): (1, 1, 0),
+                                               ("out", "group_chat"): (4, 5, 2)}
+    # By rule, clicks: 16 in all, the web page's 7 all reached, the landing page's 9 reached by 2 beacons.
+    by_rule = {g["key"]["rule"]: g for g in build_report([str(log)], by=["rule"])["groups"]}
+    assert {rule: (g["clicks"], g["outcomes"]["reached"]["count"], "visitors" in g) for rule, g in by_rule.items()} == {
+        "landing": (9, 2, False), "pilot": (7, 7, False)}
+
+    text = render_text(report)
+    rows = text.splitlines()
+    at = rows.index("Rollouts (the visitors whose clicks reached the rule, in and out of its rollout, each counted "
+                    "once per arm):")
+    assert rows[at + 2].split()[:6] == ["rollout", "arm", "visitors", "clicks", "answer", "reached"]
+    reached_in = percent(inside["outcomes"]["reached"], True)
+    assert reached_in.startswith("75±")
+    assert rows[at + 3].split()[:6] == ["pilot", "in", "4", "11", "landing", reached_in]
+    assert rows[at + 4].split()[:4] == ["out", "4", "5", "landing"]
+    assert rows[0].startswith("16 clicks in 1 file(s)") and rows[2].split()[:2] == ["group", "visitors"]
+    assert next(row for row in rows if row.startswith("all clicks")).split()[2] == "16"
+    assert "By rollout arm, a row counts visitors, each once however many clicks it made" in " ".join(text.split())
+    assert render_text(build_report([str(log)], by=["rule"])).splitlines()[2].split()[:2] == ["group", "clicks"]
+    assert "By rollout arm" not in render_text(build_report([str(log)], by=["rule"]))
+
+    html = render_html(report)
+    assert '<div class="arm" data-side="in" data-visitors="4" data-clicks="11" data-reached="3">' in html
+    assert "of 4 visitors (11 clicks)</span>" in html and "of 4 visitors (5 clicks)</span>" in html
+    assert '<tr data-clicks="11" data-visitors="4">' in html
+    assert '<td data-field="visitors" data-label="visitors">4</td>' in html and "<th>visitors</th>" in html
+    assert "share of the visitors" in html and 'id="by-visitor"' in html
+    footer = html[html.index("<tfoot>"):html.index("</tfoot>")]
+    assert '<td data-field="clicks" data-label="clicks">16</td>' in footer
+    by_rule_html = render_html(build_report([str(log)], by=["rule"]))
+    assert "<th>clicks</th>" in by_rule_html and "visitors" not in by_rule_html.split("<h2>By rule</h2>")[1]
+
+    # A line that says the router issued its visitor but names none is not the router's (it always writes the id):
+    # with no visitor to count it by, it is left out of the comparison as a visitor not issued.
+    nameless = click(99, rule="pilot", action="web", status=302, arms=[{"rule": "pilot", "in": True}],
+                     visitor_from="new")
+    del nameless["visitor"]
+    with_nameless = build_report([str(write_log(tmp_path / "nameless.log", [*visits(), nameless]))], by=["arm"])
+    assert with_nameless["arms"] == report["arms"] and with_nameless["total"]["clicks"] == 17
+    assert with_nameless["arms_left_out"] == {"click_id_seen_twice": 0, "visitor_not_issued": 1}

@@ -84,11 +84,14 @@ def scaled(report: dict[str, Any], factor: int) -> dict[str, Any]:
     """The same readout with every count `factor` times larger (a fleet's day): shares and intervals made again
     by the report's own Share, so the cells carry the widest figures a real day prints."""
     def row(group: dict[str, Any]) -> dict[str, Any]:
-        clicks = group["clicks"] * factor
-        return {**group, "clicks": clicks,
-                "actions": {name: count * factor for name, count in group["actions"].items()},
-                "outcomes": {name: Share(share["count"] * factor, clicks).as_json()
-                             for name, share in group["outcomes"].items()}}
+        scaled_group = {**group, "clicks": group["clicks"] * factor,
+                        "actions": {name: count * factor for name, count in group["actions"].items()}}
+        if "visitors" in group:  # a group by rollout arm: its shares are of its visitors
+            scaled_group["visitors"] = group["visitors"] * factor
+        units = scaled_group.get("visitors", scaled_group["clicks"])
+        scaled_group["outcomes"] = {name: Share(share["count"] * factor, units).as_json()
+                                    for name, share in group["outcomes"].items()}
+        return scaled_group
 
     arms = [{**arm, "in": {**arm["in"], **row(arm["in"])}, "out": {**arm["out"], **row(arm["out"])}}
             for arm in report["arms"]]
@@ -119,6 +122,20 @@ _OVERFLOW = """() => {
 }"""
 
 
+def opened_within(context: Any, html: str, tmp_path: Path, width: str) -> Any:
+    """The readout's page opened in `context`, after checking that nothing runs past the window or is cut."""
+    page_file = tmp_path / "readout.html"
+    page_file.write_text(html, encoding="utf-8")
+    page = context.new_page()
+    page.goto(page_file.as_uri())
+    layout = page.evaluate(_OVERFLOW)
+    assert layout["innerWidth"] == int(width)
+    assert layout["scrollWidth"] <= layout["innerWidth"], layout
+    assert layout["past"] == [] and layout["clipped"] == [], layout
+    return page
+
+
+
 @pytest.mark.parametrize("width", list(WIDTHS))
 @pytest.mark.parametrize(("by", "factor"), [(("rule",), 1), (("rule",), 300), (("rule", "channel"), 300),
                                              (("arm",), 300), (("app", "os"), 300)],
@@ -127,16 +144,9 @@ def test_the_readout_fits_the_window(browser: Any, day: Path, tmp_path: Path, wi
                                      factor: int) -> None:
     report = scaled(build_report([str(day)], by=by), factor)
     assert len(report["groups"]) >= 4 and len(report["arms"]) == 2
-    page_file = tmp_path / "readout.html"
-    page_file.write_text(render_html(report), encoding="utf-8")
     context = browser.new_context(**WIDTHS[width])
     try:
-        page = context.new_page()
-        page.goto(page_file.as_uri())
-        layout = page.evaluate(_OVERFLOW)
-        assert layout["innerWidth"] == int(width)
-        assert layout["scrollWidth"] <= layout["innerWidth"], layout
-        assert layout["past"] == [] and layout["clipped"] == [], layout
+        page = opened_within(context, render_html(report), tmp_path, width)
         # Every row's `reached` share and its bar are laid out, inside the window.
         reached = page.locator('#groups [data-outcome="reached"]')
         assert reached.count() == len(report["groups"]) + 1  # and the all-clicks row's
@@ -181,5 +191,41 @@ def test_the_all_clicks_row_carries_the_totals(browser: Any, day: Path, tmp_path
             assert cell.get_attribute("data-count") == str(total["outcomes"][name]["count"])
             assert cell.inner_text() == percent(total["outcomes"][name])
         assert row.locator("svg.bar").get_attribute("aria-label") == percent(total["outcomes"]["reached"])
+    finally:
+        context.close()
+
+
+def integrity_day() -> list[object]:
+    """The realistic day, and what the readout says it left out: clicks in a rollout whose visitor ids the router
+    did not issue, a click id on two different lines, /ad clicks whose replays could not be checked in full."""
+    lines = realistic_day(1000)
+    for n in range(5000, 5040):
+        lines.append(click(n, rule=LANDING, action="landing", status=200, arms=[{"rule": PILOT, "in": False}],
+                           visitor_from=None))
+    twin = click(7, rule=LANDING, action="landing", status=200, arms=[{"rule": PILOT, "in": False}])
+    twin["visitor"] = "someone-else"
+    lines.append(twin)
+    for n, check in enumerate(["local"] * 12 + ["restarted"] * 3, start=6000):
+        ad = click(n, rule="wechat-ad-unidesk-app", action="app", status=302, channel="ad")
+        ad["replay_check"] = check
+        lines.append(ad)
+    return lines
+
+
+@pytest.mark.parametrize("width", list(WIDTHS))
+def test_what_was_left_out_fits_the_window(browser: Any, tmp_path: Path, width: str) -> None:
+    """The sentences of what was left out of the comparison, and of unchecked replays, wrap within the window."""
+    log = write_log(tmp_path / "clicks.log", integrity_day())
+    report = build_report([str(log)], by=["rule"])
+    assert report["click_ids_seen_twice"] == 1 and report["arms_left_out"]["visitor_not_issued"] == 40
+    context = browser.new_context(**WIDTHS[width])
+    try:
+        page = opened_within(context, render_html(report), tmp_path, width)
+        for selector in ("#replay-checks", "#arms-left-out"):
+            box = page.locator(selector).bounding_box()
+            assert box is not None and box["width"] > 0 and box["x"] + box["width"] <= int(width)
+        shown = page.locator("body").inner_text()
+        assert "visitor not issued by the router: 40" in shown and "click ids seen twice: 1" in shown
+        assert "Replays not checked: 12 ad clicks" in shown
     finally:
         context.close()

@@ -6,17 +6,33 @@ embedded analytical database: a fleet's day of logs is read in seconds, without 
 lines and outcome lines are joined by click id (docs/click-log.md has both schemas, so the same query runs
 in a warehouse).
 
-Per group: clicks; answers by action; and, as shares of the group's clicks, each with a 95 % interval
-(Wilson's score interval: right near 0 % and 100 % and for small groups, where the textbook one is not):
+Per group: clicks (by rollout arm: visitors, and their clicks); answers by action; and, as shares of the group's
+clicks (visitors), each with a 95 % interval (Wilson's score interval: right near 0 % and 100 % and for small
+groups, where the textbook one is not):
 - shown: the landing page's script ran (its `shown` beacon);
 - copied, app_left (the page went hidden soon after an app attempt: the app most likely opened), escaped
   (the page was opened again in another app: its second jump), web (a web-link tap or the automatic
   fallback), store (an app-store tap);
 - reached: the person most likely got to the item: a `web` or `app` redirect, or a landing page that was
   copied from, left for the app, escaped from or followed to the web.
-For each rule with a rollout, the clicks that reached it in and out of the rollout side by side, with the
-difference in "reached" and its 95 % interval (Newcombe's method, from the two Wilson intervals), and one
-sentence a policy owner can read out.
+For each rule with a rollout, the visitors whose clicks reached it in and out of the rollout side by side, with
+the difference in "reached" and its 95 % interval (Newcombe's method, from the two Wilson intervals), and one
+sentence a policy owner can read out. The rollout comparison (`arms`, `--by arm`) counts visitors, not clicks: a
+rollout draws its bucket per visitor, so a visitor is the unit both intervals take to be independent, and one
+visitor clicking many times (one who kept a cookie that landed in the arm it wanted) weighs as one. Each arm says
+how many clicks its visitors made too, so a few visitors making many clicks shows. The other groups count clicks.
+
+What a reader of the logs can't tell from the router's own doing is kept out of the figures, and counted:
+- the rollout comparison (`arms`, `--by arm`) counts only clicks whose visitor id the router issued itself
+  (`visitor_from` "cookie" or "new", and a `visitor`): a visitor id the client chose picks its own arm, so such
+  clicks (older lines without `visitor_from` too) would steer it. They stay in the other groups; how many were
+  left out of the comparison, and why, is said (`arms_left_out`);
+- a click id seen on two different click lines: either may be the real click, so neither is counted, in any
+  group, and no outcome is credited to that id (`click_ids_seen_twice`). The same line read twice (a file
+  given twice, overlapping globs) is one click;
+- /ad clicks whose click id was checked for replays only by this router's memory (`replay_check` "local": the
+  fleet's store did not answer) or by a store that had lost its memory lately ("restarted") are counted by check
+  (`ad_replay_checks`): a replay of a click id first used elsewhere, or before the loss, went unnoticed.
 """
 
 from __future__ import annotations
@@ -27,8 +43,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["DIMENSIONS", "OUTCOME_COLUMNS", "ReportError", "build_report", "key_fields", "percent", "percent_parts",
-           "points", "wilson"]
+__all__ = ["ARMS_LEFT_OUT", "DIMENSIONS", "OUTCOME_COLUMNS", "REPLAY_CHECKS", "ReportError", "build_report",
+           "key_fields", "percent", "percent_parts", "points", "wilson"]
 
 DIMENSIONS = ("rule", "channel", "app", "os", "arm")
 OUTCOME_COLUMNS = ("shown", "copied", "app_left", "escaped", "web", "store", "reached")
@@ -41,20 +57,39 @@ _COLUMNS = {
     "type": "VARCHAR", "at": "VARCHAR", "action": "VARCHAR", "rule": "VARCHAR", "status": "INTEGER",
     "channel": "VARCHAR", "app": "VARCHAR", "os": "VARCHAR", "request_id": "VARCHAR",
     "arms": 'STRUCT(rule VARCHAR, "in" BOOLEAN)[]', "click": "VARCHAR", "event": "VARCHAR",
-    "escaped_from": "VARCHAR",
+    "escaped_from": "VARCHAR", "visitor_from": "VARCHAR", "replay_check": "VARCHAR", "request": "VARCHAR",
+    "ua": "VARCHAR", "visitor": "VARCHAR", "correlation_id": "VARCHAR",
 }
 
-# Each click once (the same file given twice, or globs that overlap, count it once), in the time window;
-# its outcomes joined. Bots (link previews, crawlers) and the clicks of second jumps (the same person's
-# click again, counted with the first as `escaped`) are kept apart: counted, not grouped.
-_CLICKS = """
+# Where a visitor id came from, when the router issued it: its own signed cookie, or a fresh id it set.
+ISSUED_VISITORS = ("cookie", "new")
+# How an /ad click's click id was checked for replays (`replay_check`).
+REPLAY_CHECKS = ("fleet", "process", "local", "restarted")
+# Why a click in a rollout was left out of the arm comparison, in the order each is decided (one reason a click).
+ARMS_LEFT_OUT = ("click_id_seen_twice", "visitor_not_issued")
+
+# Each click id once (the same file given twice, or globs that overlap, count it once), in the time window; its
+# outcomes joined. An id on two lines that differ (`conflict`) is kept as one row (its line of the lowest hash, at
+# its earliest time), to be counted apart: its outcomes are joined to neither line. `issued`: the router issued
+# the line's visitor id (the router always writes the id it issued, so a line that says so without one is not
+# its own; the arm comparison counts by visitor id). `in_rollout`: any of the id's lines has a rollout arm. One
+# window, one sort: the id's lines in a fixed order, whole frame. Bots (link previews, crawlers) and the clicks of
+# second jumps (the same person's click again, counted with the first as `escaped`) are kept apart: counted, not
+# grouped.
+_CLICKS = f"""
 CREATE TEMP TABLE clicks AS
 SELECT request_id AS id, action, rule, status, coalesce(channel, 'unknown') AS channel,
-       coalesce(app, 'unknown') AS app, coalesce(os, 'unknown') AS os, arms, escaped_from,
-       TRY_CAST("at" AS TIMESTAMPTZ) AS at
-FROM lines
-WHERE type = 'click' AND request_id IS NOT NULL
-QUALIFY row_number() OVER (PARTITION BY request_id) = 1
+       coalesce(app, 'unknown') AS app, coalesce(os, 'unknown') AS os, arms, escaped_from, visitor,
+       visitor IS NOT NULL
+       AND coalesce(visitor_from IN ({", ".join(f"'{name}'" for name in ISSUED_VISITORS)}), false) AS issued,
+       replay_check, min(TRY_CAST("at" AS TIMESTAMPTZ)) OVER ids AS at,
+       max(line_hash) OVER ids <> line_hash AS conflict,
+       bool_or(coalesce(len(arms), 0) > 0) OVER ids AS in_rollout
+FROM (SELECT *, hash("at", request, ua, visitor, visitor_from, action, rule, status, channel, app, os, arms,
+                     escaped_from, replay_check, correlation_id) AS line_hash
+      FROM lines WHERE type = 'click' AND request_id IS NOT NULL)
+WINDOW ids AS (PARTITION BY request_id ORDER BY line_hash ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+QUALIFY row_number() OVER ids = 1
 """
 
 _JOINED = """
@@ -74,7 +109,7 @@ SELECT c.*,
        coalesce(o.web, false) AS web, coalesce(o.store, false) AS store,
        (c.action IN ('app', 'web') AND c.status = 302) OR coalesce(o.copied OR o.app_left OR o.escaped OR o.web,
                                                                       false) AS reached
-FROM clicks c LEFT JOIN outcomes o ON o.click = c.id
+FROM clicks c LEFT JOIN outcomes o ON o.click = c.id AND NOT c.conflict
 WHERE (c.at >= ? OR ? IS NULL) AND (c.at < ? OR ? IS NULL)
 """
 
@@ -178,17 +213,38 @@ def build_report(files: Sequence[str], *, by: Sequence[str] = ("rule",), since: 
             groups = _groups(connection, by, included)
             arms = _arms(connection, included)
             totals = _groups(connection, (), included)
-            left_out = connection.execute(
-                f"SELECT count(*) FILTER (WHERE NOT ({included}) AND escaped_from IS NULL), "
-                "count(*) FILTER (WHERE escaped_from IS NOT NULL) FROM joined").fetchone()
+            apart = _apart(connection, included)
         except duckdb.Error as err:
             raise ReportError(f"can't read the click stream: {_first_line(err)}") from None
     finally:
         connection.close()
-    bot_clicks, jump_clicks = left_out if left_out else (0, 0)
     return {"files": list(files), "files_read": int(read_files), "since": _iso(start), "until": _iso(end),
-            "by": by, "bots_left_out": 0 if bots else int(bot_clicks), "second_jump_clicks": int(jump_clicks),
+            "by": by, "bots_left_out": 0 if bots else apart["bots"], "second_jump_clicks": apart["second_jumps"],
+            "click_ids_seen_twice": apart["seen_twice"],
+            "arms_left_out": {reason: apart[f"arms_{reason}"] for reason in ARMS_LEFT_OUT},
+            "ad_replay_checks": {check: apart[f"replay_{check}"] for check in REPLAY_CHECKS},
             "total": totals[0] if totals else _empty_group(), "groups": groups, "arms": arms}
+
+
+def _grouped(included: str) -> str:
+    """The clicks the groups count: not a bot's (unless --bots), not a second jump's, not an id seen twice."""
+    return f"({included}) AND escaped_from IS NULL AND NOT conflict"
+
+
+def _apart(connection: Any, included: str) -> dict[str, int]:
+    """The clicks kept out of the groups or out of the arm comparison, by why; the /ad clicks by replay check.
+    Each click has one reason, the first that holds: its id seen twice, a second jump, a bot."""
+    counts = {
+        "seen_twice": "conflict",
+        "second_jumps": "NOT conflict AND escaped_from IS NOT NULL",
+        "bots": f"NOT conflict AND escaped_from IS NULL AND NOT ({included})",
+        "arms_click_id_seen_twice": f"conflict AND in_rollout AND ({included}) AND escaped_from IS NULL",
+        "arms_visitor_not_issued": f"{_grouped(included)} AND in_rollout AND NOT issued",
+        **{f"replay_{check}": f"replay_check = '{check}'" for check in REPLAY_CHECKS},
+    }
+    query = "SELECT " + ", ".join(f"count(*) FILTER (WHERE {where})" for where in counts.values()) + " FROM joined"
+    values = connection.execute(query).fetchone() or (0,) * len(counts)
+    return {name: int(value) for name, value in zip(counts, values, strict=True)}
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -205,11 +261,39 @@ def _first_line(err: Exception) -> str:
 
 
 # A click's row once per rollout arm it was in or out of (made once, when a report needs arms): grouping by
-# arm reads this, not an unnest per query (a lateral unnest of every row costs seconds on a day's clicks).
+# arm reads this, not an unnest per query (a lateral unnest of every row costs seconds on a day's clicks). Only the
+# clicks of visitors the router issued: a visitor id the client chose is one it may have picked for its arm.
 _ARM_ROWS = """
 CREATE TEMP TABLE arm_rows AS
 SELECT * EXCLUDE (arms, arm), arm.rule AS arm_rule, CASE WHEN arm."in" THEN 'in' ELSE 'out' END AS arm_side
-FROM (SELECT *, unnest(arms) AS arm FROM joined WHERE arms IS NOT NULL)
+FROM (SELECT *, unnest(arms) AS arm FROM joined WHERE arms IS NOT NULL AND issued AND NOT conflict)
+"""
+
+
+# The groups by rollout arm count visitors: a rollout draws its bucket per visitor, so the visitor is the unit the
+# arms were randomised by, and the unit Wilson's and Newcombe's intervals take to be independent; counted by
+# click, one visitor clicking many times would weigh as many. Each visitor once per group: reached (and each other
+# outcome) if any of its clicks there was; its answer the one most of its clicks there got (a tie: the first by
+# name; a click without an action loses ties). A visitor in both arms of one rule (a bucket is sticky per rule and
+# visitor, but a rollout whose percentage changed within the time read moves the visitors between the two
+# percentages to the other arm) is counted in each arm it clicked in, with those clicks: each arm's figures stay
+# those of its own clicks' visitors, and neither arm is guessed. `answers` (how many visitors got each answer),
+# `first_channel` and `last_channel` are for the comparison's answer and channel, not a group's figures.
+_VISITOR_QUERY = """
+WITH answers AS (
+    SELECT {keys}, visitor, action, count(*) AS answered, min(channel) AS first_channel,
+           max(channel) AS last_channel, {any_outcomes}
+    FROM arm_rows WHERE {included} GROUP BY ALL
+), visitors AS (
+    SELECT {keys}, visitor, sum(answered) AS clicks,
+           min(struct_pack(fewer := -answered, action := action)).action AS action,
+           min(first_channel) AS first_channel, max(last_channel) AS last_channel, {any_outcomes}
+    FROM answers GROUP BY ALL
+)
+SELECT {keys}, count(*) AS visitors, sum(clicks) AS clicks, {actions}, {outcomes}, histogram(action) AS answers,
+       min(first_channel) AS first_channel, max(last_channel) AS last_channel
+FROM visitors
+GROUP BY ALL ORDER BY visitors DESC, clicks DESC, {keys}
 """
 
 
@@ -228,13 +312,24 @@ def _rows_and_keys(by: Sequence[str]) -> tuple[str, list[str]]:
 
 
 def _groups(connection: Any, by: Sequence[str], included: str) -> list[dict[str, Any]]:
+    return [group for group, _ in _group_rows(connection, by, included)]
+
+
+def _group_rows(connection: Any, by: Sequence[str], included: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Each group as the JSON has it, and its row as the query gave it. By rollout arm, counted by visitor
+    (_VISITOR_QUERY); otherwise by click."""
     rows, keys = _rows_and_keys(by)
-    query = _QUERY.format(
-        rows=rows, keys="".join(f"{key}, " for key in keys), included=f"({included}) AND escaped_from IS NULL",
-        group=f"GROUP BY ALL ORDER BY clicks DESC, {', '.join(keys)}" if keys else "",
-        actions=", ".join(f"count(*) FILTER (WHERE action = '{action}') AS action_{action}" for action in ACTIONS),
-        outcomes=", ".join(f"count(*) FILTER (WHERE {name}) AS {name}" for name in OUTCOME_COLUMNS),
-    )
+    actions = ", ".join(f"count(*) FILTER (WHERE action = '{action}') AS action_{action}" for action in ACTIONS)
+    outcomes = ", ".join(f"count(*) FILTER (WHERE {name}) AS {name}" for name in OUTCOME_COLUMNS)
+    if "arm" in by:
+        query = _VISITOR_QUERY.format(
+            keys=", ".join(keys), included=_grouped(included), actions=actions,
+            outcomes=outcomes, any_outcomes=", ".join(f"bool_or({name}) AS {name}" for name in OUTCOME_COLUMNS))
+    else:
+        query = _QUERY.format(
+            rows=rows, keys="".join(f"{key}, " for key in keys), included=_grouped(included),
+            group=f"GROUP BY ALL ORDER BY clicks DESC, {', '.join(keys)}" if keys else "", actions=actions,
+            outcomes=outcomes)
     result = connection.execute(query)
     names = [column[0] for column in result.description]
     groups = []
@@ -242,18 +337,22 @@ def _groups(connection: Any, by: Sequence[str], included: str) -> list[dict[str,
         row = dict(zip(names, values, strict=True))
         if not keys and not row["clicks"]:
             return []
-        groups.append(_group(row, keys))
+        groups.append((_group(row, keys), row))
     return groups
 
 
 def _group(row: dict[str, Any], keys: list[str]) -> dict[str, Any]:
+    """A group's figures: its actions and outcomes count its units (visitors, in a group by rollout arm, who also
+    say how many clicks they made; otherwise clicks), and the shares are of them."""
     clicks = int(row["clicks"])
-    return {
-        "key": {name: row[name] for name in keys},
-        "clicks": clicks,
-        "actions": {action: int(row[f"action_{action}"]) for action in ACTIONS},
-        "outcomes": {name: Share(int(row[name]), clicks).as_json() for name in OUTCOME_COLUMNS},
-    }
+    group: dict[str, Any] = {"key": {name: row[name] for name in keys}}
+    units = clicks
+    if "visitors" in row:
+        units = group["visitors"] = int(row["visitors"])
+    group["clicks"] = clicks
+    group["actions"] = {action: int(row[f"action_{action}"]) for action in ACTIONS}
+    group["outcomes"] = {name: Share(int(row[name]), units).as_json() for name in OUTCOME_COLUMNS}
+    return group
 
 
 def _empty_group() -> dict[str, Any]:
@@ -261,19 +360,29 @@ def _empty_group() -> dict[str, Any]:
             "outcomes": {name: Share(0, 0).as_json() for name in OUTCOME_COLUMNS}}
 
 
+def _empty_arm(rule: str, side: str) -> dict[str, Any]:
+    """An arm no visitor clicked in, shaped as one that had some."""
+    empty = _empty_group()
+    return {"key": {"arm_rule": rule, "arm_side": side}, "visitors": 0, **{name: empty[name] for name in
+                                                                           ("clicks", "actions", "outcomes")}}
+
+
 def _arms(connection: Any, included: str) -> list[dict[str, Any]]:
-    """Each rollout rule's two arms: clicks, reached, the answer most of them got, and the channel they share."""
-    groups = _groups(connection, ("arm",), included)
+    """Each rollout rule's two arms: visitors, their clicks, how many reached, the answer most of them got, and the
+    channel all their clicks share."""
     by_rule: dict[str, dict[str, dict[str, Any]]] = {}
-    for group in groups:
-        by_rule.setdefault(group["key"]["arm_rule"], {})[group["key"]["arm_side"]] = group
-    detail = _arm_detail(connection, included)
+    detail: dict[tuple[str, str], dict[str, Any]] = {}
+    for group, row in _group_rows(connection, ("arm",), included):
+        rule, side = group["key"]["arm_rule"], group["key"]["arm_side"]
+        by_rule.setdefault(rule, {})[side] = group
+        detail[(rule, side)] = {"action": _most(row["answers"] or {}),
+                                "channel": row["first_channel"] if row["first_channel"] == row["last_channel"]
+                                else None}
     comparisons = []
     for rule in sorted(by_rule):
         sides = by_rule[rule]
-        inside = sides.get("in") or {**_empty_group(), "key": {"arm_rule": rule, "arm_side": "in"}}
-        outside = sides.get("out") or {**_empty_group(), "key": {"arm_rule": rule, "arm_side": "out"}}
-        shares = [Share(side["outcomes"]["reached"]["count"], side["clicks"]) for side in (inside, outside)]
+        inside, outside = (sides.get(side) or _empty_arm(rule, side) for side in ("in", "out"))
+        shares = [Share(side["outcomes"]["reached"]["count"], side["visitors"]) for side in (inside, outside)]
         d, low, high = difference(*shares)
         arm_in, arm_out = detail.get((rule, "in"), {}), detail.get((rule, "out"), {})
         comparisons.append({
@@ -281,21 +390,15 @@ def _arms(connection: Any, included: str) -> list[dict[str, Any]]:
             "in": {**inside, "answer": arm_in.get("action"), "channel": arm_in.get("channel")},
             "out": {**outside, "answer": arm_out.get("action"), "channel": arm_out.get("channel")},
             "difference": {"reached": round(d, 6), "low": round(low, 6), "high": round(high, 6)},
-            "sentence": _sentence(rule, shares, (arm_in, arm_out), (d, low, high)),
+            "sentence": _sentence(rule, shares, (inside["clicks"], outside["clicks"]), (arm_in, arm_out),
+                                  (d, low, high)),
         })
     return comparisons
 
 
-def _arm_detail(connection: Any, included: str) -> dict[tuple[str, str], dict[str, Any]]:
-    rows, _ = _rows_and_keys(("arm",))
-    query = f"""
-WITH rows AS ({rows})
-SELECT arm_rule, arm_side, mode(action) AS action, count(DISTINCT channel) AS channels, any_value(channel) AS channel
-FROM rows WHERE ({included}) AND escaped_from IS NULL GROUP BY ALL"""
-    detail = {}
-    for rule, side, action, channels, channel in connection.execute(query).fetchall():
-        detail[(rule, side)] = {"action": action, "channel": channel if channels == 1 else None}
-    return detail
+def _most(answers: dict[str, int]) -> str | None:
+    """The answer most visitors got (a tie: the first by name); None when none had one."""
+    return min(answers.items(), key=lambda item: (-item[1], item[0]))[0] if answers else None
 
 
 _ANSWER_WORDS = {"web": "the web page", "app": "the app", "landing": "the landing page", "block": "a block page"}
@@ -331,15 +434,16 @@ def points(value: float) -> str:
     return f"{round(value * 100):+d}"
 
 
-def _sentence(rule: str, shares: list[Share], details: tuple[dict[str, Any], dict[str, Any]],
-              diff: tuple[float, float, float]) -> str:
+def _sentence(rule: str, shares: list[Share], clicks: tuple[int, int],
+              details: tuple[dict[str, Any], dict[str, Any]], diff: tuple[float, float, float]) -> str:
+    """The comparison in words: shares of visitors (the rollout's unit), each arm's visitors and their clicks."""
     inside, outside = shares
     if not inside.total or not outside.total:
         empty = "in" if not inside.total else "out of"
         return f"{rule}: no clicks {empty} the rollout yet, so nothing to compare."
     arm_in, arm_out = details
     channel = arm_in.get("channel") if arm_in.get("channel") == arm_out.get("channel") else None
-    of_what = f"{_CHANNEL_WORDS.get(channel, channel)} clicks" if channel else "clicks"
+    of_what = f"{_CHANNEL_WORDS.get(channel, channel)} visitors" if channel else "visitors"
     answer_in = _ANSWER_WORDS.get(arm_in.get("action") or "", "its answer")
     answer_out = _ANSWER_WORDS.get(arm_out.get("action") or "", "the other answer")
     d, low, high = diff
@@ -349,5 +453,6 @@ def _sentence(rule: str, shares: list[Share], details: tuple[dict[str, Any], dic
         # a lost beacon, a person who gave up: not reached). Say which side is assumed.
         caveat = " A redirect counts as reaching the item; a landing page only by what its beacons report."
     return (f"{rule}: {answer_in} reached the item for {_percent(inside)} of {of_what} in the rollout "
-            f"(n = {inside.total:,}) vs {_percent(outside)} for {answer_out} outside it (n = {outside.total:,}); "
-            f"difference {points(d)} points (95 % interval {points(low)} to {points(high)}).{caveat}")
+            f"(n = {inside.total:,} visitors, {clicks[0]:,} clicks) vs {_percent(outside)} for {answer_out} outside "
+            f"it (n = {outside.total:,} visitors, {clicks[1]:,} clicks); difference {points(d)} points (95 % interval "
+            f"{points(low)} to {points(high)}).{caveat}")

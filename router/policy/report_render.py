@@ -82,6 +82,9 @@ def _heading(report: dict[str, Any]) -> str:
                    if report[field])
     by = ", ".join(_KEY_NAMES.get(name, name) for name in report["by"]) or "nothing"
     apart = []
+    if report["click_ids_seen_twice"]:
+        apart.append(f"click ids seen twice: {report['click_ids_seen_twice']:,} (different click lines under one id: "
+                     "left out, their outcomes not counted)")
     if report["bots_left_out"]:
         apart.append(f"{report['bots_left_out']:,} bot clicks left out (--bots counts them)")
     if report["second_jump_clicks"]:
@@ -90,33 +93,96 @@ def _heading(report: dict[str, Any]) -> str:
             + "".join(f"; {words}" for words in apart))
 
 
+ROLLOUT_HEADING = ("Rollouts (the visitors whose clicks reached the rule, in and out of its rollout, each counted once"
+                   " per arm):")
+# The groups by rollout arm count visitors (router.policy.report's _VISITOR_QUERY): said under the table.
+BY_VISITOR = ("By rollout arm, a row counts visitors, each once however many clicks it made (a rollout draws its arm"
+              " per visitor): reached if any of its clicks was, answered by the answer most of its clicks got. The"
+              " all-clicks row counts clicks.")
+
+_LEFT_OUT_WORDS = {"visitor_not_issued": "visitor not issued by the router",
+                   "click_id_seen_twice": "click id seen twice"}
+
+
+def arms_left_out(report: dict[str, Any]) -> str:
+    """Which clicks in rollouts the arm comparison left out, and why, in one sentence; "" when none were."""
+    reasons = [(count, _LEFT_OUT_WORDS[reason]) for reason, count in report["arms_left_out"].items() if count]
+    if not reasons:
+        return ""
+    total = sum(count for count, _ in reasons)
+    why = "; ".join(f"{words}: {count:,}" for count, words in reasons)
+    sentence = f"Left out of the rollout comparison: {total:,} clicks in rollouts ({why})."
+    if report["arms_left_out"]["visitor_not_issued"]:
+        sentence += (" A visitor id the router did not issue itself (lines written before it said, or by hand) may"
+                     " have been chosen for its arm.")
+    return sentence
+
+
+def _ad_clicks(count: int) -> str:
+    return f"{count:,} ad click was" if count == 1 else f"{count:,} ad clicks were"
+
+
+def unchecked_replays(report: dict[str, Any]) -> str:
+    """The /ad clicks whose click id was checked for replays by less than the fleet's whole memory; "" if none."""
+    checks = report["ad_replay_checks"]
+    local, restarted = checks["local"], checks["restarted"]
+    if not local and not restarted:
+        return ""
+    parts = []
+    if local:
+        parts.append(f"{_ad_clicks(local)} decided while the fleet's store could not check their click id "
+                     "(local: only the answering router's memory was asked)")
+    if restarted:
+        count = f"{restarted:,}" if parts else _ad_clicks(restarted) + " decided"
+        parts.append(f"{count} while its store had lost its memory of click ids (restarted: it had forgotten "
+                     "earlier ones)")
+    where = " or ".join(place for place, count in (("on another router", local), ("before the loss", restarted))
+                        if count)
+    return f"Replays not checked: {' and '.join(parts)}. A replay of a click id first used {where} went unnoticed."
+
+
 def render_text(report: dict[str, Any]) -> str:
-    """Fits 120 columns: the group, clicks, answers by action, then each outcome as a share ± its interval; then
-    the rollouts. Keys (rule ids above all) are never cut: a long one has a line of its own (_row)."""
+    """Fits 120 columns: the group, clicks (visitors, by rollout arm), answers by action, then each outcome as a share
+    ± its interval; then the rollouts. Keys (rule ids above all) are never cut: a long one has a line of its own
+    (_row)."""
     lines = [*_wrap(_heading(report)), ""]
+    if replays := unchecked_replays(report):
+        lines += [*_wrap(replays), ""]
     if not report["total"]["clicks"]:
         lines += ["No click lines in these files (or none in the time window): nothing to report.", ""]
     lines += _group_lines(report)
-    lines += ["", "Shares of each group's clicks in %, ± the larger side of their 95 % interval (Wilson). reached:",
+    counted = "visitors" if "arm" in report["by"] else "clicks"
+    lines += ["", f"Shares of each group's {counted} in %, ± the larger side of their 95 % interval (Wilson). reached:",
               "a web or app redirect, or a landing page copied from, left for the app, escaped from or followed to",
               "the web. all clicks: every click once, whatever its group."]
-    if not report["arms"] and "arm" in report["by"]:
-        lines += ["", "No rule with a partial rollout (between 0 and 100 %) was reached by these clicks."]
+    if "arm" in report["by"]:
+        lines += _wrap(BY_VISITOR)
+    left_out = arms_left_out(report)
     if report["arms"]:
         lines += ["", *_rollout_lines(report["arms"])]
+    elif "arm" in report["by"] and not left_out:
+        lines += ["", "No rule with a partial rollout (between 0 and 100 %) was reached by these clicks."]
+    if left_out:
+        lines += ["", *_wrap(left_out)]
     return "\n".join(lines) + "\n"
+
+
+def units(group: dict[str, Any]) -> int:
+    """What a group's shares are of: its visitors in a group by rollout arm, otherwise its clicks."""
+    return int(group.get("visitors", group["clicks"]))
 
 
 def _group_figures(group: dict[str, Any]) -> str:
     actions = "/".join(f"{group['actions'][action]:,}" for action in ACTIONS)
-    return (f"{group['clicks']:>8,}  {actions:<21}"
+    return (f"{units(group):>8,}  {actions:<21}"
             + "".join(f" {percent(group['outcomes'][name], True):>9}" for name in _TEXT_OUTCOMES))
 
 
 def _group_lines(report: dict[str, Any]) -> list[str]:
     """The groups' table, then below a rule the all-clicks row: the report's total, the same figures of every
     click (made by the same query and the same share and interval functions as the groups')."""
-    header = (f"{'group':<{_KEY_WIDTH}} {'clicks':>8}  {'app/web/landing/block':<21}"
+    counted = "visitors" if "arm" in report["by"] else "clicks"
+    header = (f"{'group':<{_KEY_WIDTH}} {counted:>8}  {'app/web/landing/block':<21}"
               + "".join(f" {name:>9}" for name in _TEXT_OUTCOMES))
     lines = [header, "-" * len(header)]
     for group in report["groups"]:
@@ -126,16 +192,18 @@ def _group_lines(report: dict[str, Any]) -> list[str]:
 
 
 def _rollout_lines(arms: list[dict[str, Any]]) -> list[str]:
-    """Each rollout's two arms side by side (its rule once, whole), then the sentences to read out."""
-    lines = ["Rollouts (clicks that reached the rule, in and out of its rollout):", "",
-             f"{'rollout':<{_KEY_WIDTH}} {'arm':<4} {'clicks':>8}  {'answer':<10} {'reached':>9}  difference"]
+    """Each rollout's two arms side by side (its rule once, whole): visitors, the clicks they made, the answer most
+    got, the share reached; then the sentences to read out."""
+    lines = [ROLLOUT_HEADING, "",
+             f"{'rollout':<{_KEY_WIDTH}} {'arm':<4} {'visitors':>8} {'clicks':>8}  {'answer':<10} {'reached':>9}"
+             "  difference"]
     for comparison in arms:
         difference = comparison["difference"]
         change = (f"{points(difference['reached'])} points ({points(difference['low'])} to "
                   f"{points(difference['high'])})")
         for side in ("in", "out"):
             arm = comparison[side]
-            figures = (f"{side:<4} {arm['clicks']:>8,}  {arm['answer'] or '-':<10} "
+            figures = (f"{side:<4} {arm['visitors']:>8,} {arm['clicks']:>8,}  {arm['answer'] or '-':<10} "
                        f"{percent(arm['outcomes']['reached'], True):>9}  {change if side == 'in' else ''}")
             if side == "in":
                 lines += _row(printable(comparison["rule"]), figures)
@@ -179,8 +247,11 @@ def render_html(report: dict[str, Any]) -> str:
     columns = key_fields(report["by"])
     return _environment().get_template("report.html").render(
         report=report, heading=_heading(report), outcomes=OUTCOME_COLUMNS, actions=ACTIONS,
+        by_visitor=BY_VISITOR if "arm" in report["by"] else "",
+        arms_left_out=arms_left_out(report), unchecked_replays=unchecked_replays(report),
         key_names=_KEY_NAMES, key_columns=columns,
-        # The total's count is the largest the table holds: no group has more clicks, nor answers of one kind.
+        # The total's count is the largest the table holds: no group has more clicks (nor visitors, each of whom made
+        # one at least), nor answers of one kind.
         table_width=table_width(len(columns), report["total"]["clicks"]),
     )
 
