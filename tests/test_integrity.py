@@ -431,18 +431,19 @@ def test_a_click_id_spelled_over_is_still_a_replay(caplog: pytest.LogCaptureFixt
 def test_every_id_passed_on_is_checked_in_any_spelling(caplog: pytest.LogCaptureFixture) -> None:
     """`weixinadinfo` carries the click's id (`<aid>.<gdt_vid>.0.<n>`): it is checked like the others; a name
     encoded (`gdt%5Fvid`) or configured with capitals is the same name."""
-    app = app_for(forward_params=("gdt_vid", "weixinadinfo", "Click_ID"))
+    app = app_for(forward_params=("gdt_vid", "weixinadinfo", "clickId"))
     assert is_ad_answer(app.get(ad_path("G1", "&weixinadinfo=9.G1.0.1"), headers=WECHAT))  # type: ignore[arg-type]
     for replayed in (ad_path("G2", "&weixinadinfo=9.G1.0.1"),
                      ad_path("G2").replace("gdt_vid=G2", "WeixinAdInfo=9.G1.0.1"),
                      ad_path("G1").replace("gdt_vid=", "gdt%5Fvid=")):
         again = app.get(replayed, headers=WECHAT)
         assert again.status_code == 200 and "location" not in again.headers, replayed
-    forwarded = app.get(ad_path("G3", "&CLICK_ID=c-9"), headers=WECHAT)
+    # Passed on as configured (a destination may read `clickId` only), whatever spelling the click came with.
+    forwarded = app.get(ad_path("G3", "&CLICKID=c-9"), headers=WECHAT)
     assert is_ad_answer(forwarded)  # type: ignore[arg-type]
-    assert "click_id=c-9" in forwarded.headers["location"] and "gdt_vid=G3" in forwarded.headers["location"]
-    on_go = app.get(f"/go?url={quote(ITEM, safe='')}&Click_Id=c-10", headers={"user-agent": uas.SAFARI_IOS})
-    assert "click_id=c-10" in on_go.headers["location"]
+    assert "clickId=c-9" in forwarded.headers["location"] and "gdt_vid=G3" in forwarded.headers["location"]
+    on_go = app.get(f"/go?url={quote(ITEM, safe='')}&clickid=c-10", headers={"user-agent": uas.SAFARI_IOS})
+    assert "clickId=c-10" in on_go.headers["location"]
 
 
 # --- 9. trusting every proxy is said ------------------------------------------------------------------------

@@ -65,10 +65,11 @@ class ClickSettings:
     # of them steering the decision; empty when a forwarded name is also a control parameter (then an /ad
     # query is read whole every time).
     per_click_params: frozenset[str] = field(init=False, repr=False, compare=False)
+    # A forwarded name in lower case (as one_spelling gives it) -> as configured, the spelling passed on.
+    forward_names: dict[str, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        # Names are matched in any case (one_spelling), and passed on as configured here: in lower case.
-        object.__setattr__(self, "forward_params", tuple(name.lower() for name in self.forward_params))
+        object.__setattr__(self, "forward_names", {name.lower(): name for name in self.forward_params})
         names = id_names(self)
         object.__setattr__(self, "per_click_params", frozenset() if names & _CONTROL else names)
 
@@ -225,9 +226,10 @@ def _read_go_query(query: str, settings: ClickSettings) -> tuple[Link, Channel, 
 
 
 def _forwarded(ids: Sequence[tuple[str, str]], settings: ClickSettings) -> tuple[tuple[str, str], ...]:
-    """The ids that are passed on to the destination (ROUTER_FORWARD_PARAMS), as `one_spelling` gave them."""
-    wanted = settings.forward_params
-    return tuple((name, value) for name, value in ids if name in wanted)
+    """The ids that are passed on to the destination (ROUTER_FORWARD_PARAMS), each named as configured there
+    (a destination may read `clickId`, not `clickid`), whatever spelling the click came with."""
+    names = settings.forward_names
+    return tuple((names[name], value) for name, value in ids if name in names)
 
 
 # /ad queries already read, without their per-click part (bounded: router.decision.recent). An ad's link
