@@ -137,6 +137,16 @@ def test_what_people_do_on_real_pages_lands_in_the_stream_once_each(browser: obj
     check_html_against_json(browser, report, ARTIFACTS / "outcomes-report.html")
 
 
+def test_a_browser_without_send_beacon_reports_through_fetch_with_its_cookie(browser: object, router: Server) -> None:
+    """Where sendBeacon is missing, the page's fetch fallback sends the beacon with the page's cookie (the
+    router counts a beacon only with the visitor cookie its token was made for)."""
+    ua = uas.WECHAT_IOS.replace("NetType/WIFI", "NetType/3G")
+    seen = visit(browser, router.base, ITEM, ua, IPHONE, extra="&from=groupmessage",
+                 init_script="Object.defineProperty(navigator, 'sendBeacon', {value: undefined});")
+    seen.page.get_by_role("button", name="复制").click()  # type: ignore[attr-defined]
+    assert events_of(router, click_of(router, ua), {"shown", "copied"}) == {"shown", "copied"}
+
+
 def check_html_against_json(browser: object, report: dict, path: Path) -> None:  # type: ignore[type-arg]
     path.write_text(render_html(report), encoding="utf-8")
     context = browser.new_context(viewport={"width": 1200, "height": 800})  # type: ignore[attr-defined]

@@ -124,3 +124,14 @@ def test_the_length_tells_little() -> None:
     lengths = {len(token_of(ClickToken("clk-5d1e9b", rule, "rv-1", "", "wechat", int(NOW) + 60), TEST_KEYS))
                for rule in ("a", "ab", "abcd", "abcdef")}
     assert len(lengths) == 1
+
+
+def test_a_click_in_a_dozen_rollouts_still_gets_a_token_a_beacon_can_carry() -> None:
+    from router.serve.outcomes import MAX_BODY
+
+    arms = ",".join(f"spring-sale-pilot-rule-number-{n:02d}:in" for n in range(12))
+    made = make_token(TEST_KEYS, "a" * 24, "spring-sale-pilot-rule-number-00", "5561cf19d5ac", arms, "wechat",
+                      2_000_000_000, "v" * 22)
+    assert len(made) <= MAX_TOKEN_CHARS and len(f"t={made}&e=fallback_web") <= MAX_BODY
+    found = read_token(made, TEST_KEYS, 1_999_999_000)
+    assert found is not None and found.arms == arms

@@ -403,9 +403,20 @@ def _expired_by(claim: AdClaim, values: dict[str, str], at: datetime) -> AdClaim
 
 def _replay_keys(fields: dict[str, str], ids: Sequence[tuple[str, str]]) -> tuple[str, ...]:
     """What identifies one click on a signed link: its signature with each of its click ids, one key each, so
-    a click id used before is caught whatever other id comes with it (none without click ids)."""
+    a click id used before is caught whatever other id comes with it (none without click ids). The gdt_vid
+    inside a `weixinadinfo` (`<aid>.<gdt_vid>.0.<n>`) is keyed as a gdt_vid: its other parts can be
+    changed, and `gdt_vid=` dropped, without making the click another."""
     sig = fields.get("sig", "")
-    return tuple(f"{sig}|{name}={value}" for name, value in ids if name in _CLICK_IDS and value)
+    keys = [f"{sig}|{_click_id(name, value)}" for name, value in ids if name in _CLICK_IDS and value]
+    return tuple(dict.fromkeys(keys))  # a gdt_vid given both ways is one id
+
+
+def _click_id(name: str, value: str) -> str:
+    if name == "weixinadinfo":
+        embedded = value.split(".")
+        if len(embedded) >= 2 and embedded[1]:
+            return f"gdt_vid={embedded[1]}"
+    return f"{name}={value}"
 
 
 _CLICK_IDS = frozenset(CLICK_ID_PARAMS)

@@ -225,6 +225,10 @@ class ClickReplays:
         self._seen: OrderedDict[str, float] = OrderedDict()
         self.replays = 0  # second uses refused since the start (router.serve.metrics)
 
+    def __contains__(self, key: object) -> bool:
+        """Whether `key` was recorded (and not yet dropped): a look that records nothing."""
+        return key in self._seen
+
     def first_use(self, key: str, now: float) -> bool:
         """True the first time `key` is seen within the TTL (and records it); False for a replay."""
         while self._seen and (len(self._seen) >= self.max_entries or next(iter(self._seen.values())) <= now):

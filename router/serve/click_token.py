@@ -41,7 +41,9 @@ __all__ = ["MAX_TOKEN_CHARS", "TOKEN_TTL_SECONDS", "ClickToken", "make_token", "
 # A token is good for one escape to the browser and for the beacons of one page view: hours, not a day, so the
 # token in a shared URL can't act on other people's clicks for long.
 TOKEN_TTL_SECONDS = 2 * 3600
-MAX_TOKEN_CHARS = 600  # a longer one is not ours: refused before any decoding
+# A longer one is not ours: refused before any decoding. Room for a dozen rollout arms with long rule ids, and
+# still within a beacon's body (router.serve.outcomes: MAX_BODY) with its event name.
+MAX_TOKEN_CHARS = 960
 _KEY_LABEL = b"adlink-router click-token aes-256-gcm v1"
 _NONCE = 12  # bytes: GCM's own size, random per token
 _TAG = 16

@@ -43,7 +43,6 @@ log = logging.getLogger("router")
 _VISITOR_MAX_AGE = 365 * 24 * 3600
 _BLOCK, _LANDING = Action.BLOCK, Action.LANDING
 _COOKIE_ATTRIBUTES = f"; HttpOnly; Max-Age={_VISITOR_MAX_AGE}; Path=/; SameSite=lax".encode()
-_SECURE_COOKIE_ATTRIBUTES = _COOKIE_ATTRIBUTES + b"; Secure"  # over https (a trusted proxy's X-Forwarded-Proto)
 
 
 class _Answered:
@@ -143,7 +142,8 @@ class Clicks:
         if ctx is not None and scope["method"] == "GET":  # a HEAD opens nothing
             token = request.token()
             if token:  # a page's own URL with its token, opened elsewhere: the first click's second jump
-                escaped_from = await self.outcomes.second_jump(token, str(ctx.client.app), request.id, at)
+                escaped_from = await self.outcomes.second_jump(token, str(ctx.client.app), request.id, at,
+                                                               request.address)
                 if escaped_from is not None:
                     line["escaped_from"] = escaped_from
         self.click_log.write(line)
@@ -194,8 +194,9 @@ class Clicks:
         headers = page.headers  # built for this answer (never a shared list): added to in place
         headers.append((b"x-request-id", request.id.encode()))
         if request.new_cookie:
-            attributes = _SECURE_COOKIE_ATTRIBUTES if request.secure else _COOKIE_ATTRIBUTES
-            headers.append((b"set-cookie", f"{VISITOR_COOKIE}={request.new_cookie}".encode() + attributes))
+            # Not `Secure`: an ad platform may link over http, and a Secure cookie set over https would hide the
+            # visitor from those clicks (and make each of them a new one).
+            headers.append((b"set-cookie", f"{VISITOR_COOKIE}={request.new_cookie}".encode() + _COOKIE_ATTRIBUTES))
         return headers
 
     def _line(self, request: ClickRequest, ruleset: RuleSet, now: float, at: datetime,
@@ -282,6 +283,7 @@ class Clicks:
         counted = replays.replays
         # Every id recorded here too: while the store is down this process still catches the replays it saw.
         used = [key for key in keys if not replays.first_use(key, now)]
+        counted_here = replays.replays - counted  # one per id used before: a click counts once, below
         check = ReplayCheck.PROCESS
         if self.shared is not None:
             ttl = replay_ttl(deferred.expires, now, replays.ttl)
@@ -293,7 +295,8 @@ class Clicks:
                 fresh_memory = lost_since is not None and now - lost_since < ttl
                 check = ReplayCheck.RESTARTED if fresh_memory else ReplayCheck.FLEET
                 used += [key for key, first in zip(keys, firsts, strict=True) if not first and key not in used]
-        replays.replays = counted + (1 if used else 0)  # a click, however many of its ids were used before
+        # A click, however many of its ids were used before (other clicks may have counted while this one waited).
+        replays.replays += (1 if used else 0) - counted_here
         return (as_replayed(ctx, used[0]) if used else ctx), check
 
     def _error_page(self, accept_language: str | None, ctx: Context | None) -> Page:

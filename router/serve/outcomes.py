@@ -31,17 +31,15 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
-from starlette.requests import cookie_parser
 from starlette.types import Receive, Scope, Send
 
 from router.decision.signing import ClickReplays, SigningKeys
 from router.serve.click_token import TOKEN_TTL_SECONDS, ClickToken, read_token
 from router.serve.clicklog import ClickLog
-from router.serve.config import VISITOR_COOKIE
 from router.serve.headers import SECURITY_HEADERS
 from router.serve.limits import ClickLimits
 from router.serve.shared import SharedStore
-from router.serve.visitors import Visitors
+from router.serve.visitors import Visitors, visitor_cookie
 
 log = logging.getLogger("router.outcomes")
 
@@ -103,20 +101,16 @@ class Outcomes:
         if token is None:
             self.ignored["token"] += 1
             return
-        if self.visitors is not None and self.visitors.read(_visitor_cookie(scope)) != token.visitor:
+        cookies = [value for name, value in scope.get("headers", ()) if name == b"cookie"]
+        if self.visitors is not None and self.visitors.read(visitor_cookie(cookies)) != token.visitor:
             # The page's own beacons carry the cookie its answer set. A token alone (its page's address shared
             # onward, `ct=`) is someone else's: it records nothing on their click, nor uses up their bound.
             self.ignored["visitor"] += 1
             return
-        limits = self.limits
-        if limits is not None:
-            client = scope.get("client")
-            if await limits.beacon_refusal(client[0] if client else "", token.visitor) is not None:
-                self.ignored["limit"] += 1  # past a bound: not recorded, so it moves no readout
-                return
-        await self.record(token, event, now)
+        client = scope.get("client")
+        await self.record(token, event, now, address=client[0] if client else "")
 
-    async def second_jump(self, text: str, app: str, request_id: str, at: datetime) -> str | None:
+    async def second_jump(self, text: str, app: str, request_id: str, at: datetime, address: str = "") -> str | None:
         """The original click's id when `text` (a click's token, `token_in` its query) is a valid token made
         for another app than `app` (the app this click happened in), and this is the first such click: that
         click escaped to here, and it is recorded. None otherwise: a token is good for one escape, and the
@@ -130,12 +124,22 @@ class Outcomes:
             # The same app again (a reload, a re-share inside it), or a link preview's fetcher reading a
             # shared page address: nobody jumped.
             return None
-        recorded = await self.record(token, ESCAPED, at, {"request_id": request_id, "to_app": app})
+        recorded = await self.record(token, ESCAPED, at, {"request_id": request_id, "to_app": app}, address)
         return token.click if recorded else None
 
-    async def record(self, token: ClickToken, event: str, at: datetime, extra: dict[str, Any] | None = None) -> bool:
-        """Write the outcome line of `event` for the token's click, unless it was recorded before (False)."""
+    async def record(self, token: ClickToken, event: str, at: datetime, extra: dict[str, Any] | None = None,
+                     address: str = "") -> bool:
+        """Write the outcome line of `event` for the token's click, unless it was recorded before or is past
+        the bounds per client address and per visitor (False). An escape is bounded as a beacon is: it
+        counts as reaching the item too."""
         key = f"outcome\n{token.click}\n{event}"
+        if key in self._seen:  # a duplicate this process saw: it uses up no bound
+            self.duplicates[event] += 1
+            return False
+        limits = self.limits
+        if limits is not None and await limits.beacon_refusal(address, token.visitor) is not None:
+            self.ignored["limit"] += 1  # not recorded, so it moves no readout
+            return False
         now = at.timestamp()
         first_here = self._seen.first_use(key, now)
         first = first_here
@@ -195,13 +199,6 @@ def arms_of(text: str) -> list[dict[str, object]] | None:
 
 def _escape_arm(rule: str) -> str:
     return rule.replace("%", "%25").replace(",", "%2C")
-
-
-def _visitor_cookie(scope: Scope) -> str | None:
-    for name, value in scope.get("headers", ()):
-        if name == b"cookie":
-            return cookie_parser(value.decode("latin-1")).get(VISITOR_COOKIE)
-    return None
 
 
 def _declared_length(scope: Scope) -> int:

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from time import perf_counter
 
-from starlette.requests import cookie_parser
 from starlette.types import Scope
 
 from router.decision.clients import MAX_UA_LENGTH
-from router.serve.config import VISITOR_COOKIE
 from router.serve.logs import correlation_id, new_request_id
 from router.serve.outcomes import token_in
-from router.serve.visitors import VisitorFrom, Visitors
+from router.serve.visitors import VisitorFrom, Visitors, visitor_cookie
 
 
 class ClickRequest:
@@ -23,17 +21,18 @@ class ClickRequest:
     (router.serve.visitors): the cookie's, when the router issued it, else a fresh one (`new_cookie` to set)."""
 
     __slots__ = ("_headers", "accept_language", "address", "correlation", "id", "new_cookie", "path", "query",
-                 "secure", "started", "ua", "visitor", "visitor_from")
+                 "started", "ua", "visitor", "visitor_from")
 
     def __init__(self, scope: Scope, trust_request_ids: bool, visitors: Visitors) -> None:
         self.started = perf_counter()
         self._headers: list[tuple[bytes, bytes]] = scope["headers"]
-        ua = cookie_header = accept_language = given_id = None
+        ua = accept_language = given_id = None
+        cookies: list[bytes] = []
         for name, value in self._headers:
             if name == b"user-agent":
                 ua = value.decode("latin-1")
             elif name == b"cookie":
-                cookie_header = value.decode("latin-1")
+                cookies.append(value)
             elif name == b"accept-language":
                 accept_language = value.decode("latin-1")
             elif name == b"x-request-id":
@@ -43,12 +42,10 @@ class ClickRequest:
         self.accept_language = accept_language
         self.ua = ua = (ua or "")[:MAX_UA_LENGTH]
         self.path: str = scope["path"]
-        self.secure = scope.get("scheme") == "https"  # the visitor cookie then goes over https only
         self.query: str = scope["query_string"].decode("utf-8", "replace")
-        cookie = cookie_parser(cookie_header).get(VISITOR_COOKIE) if cookie_header else None
         client = scope.get("client")
         self.address: str = client[0] if client else ""
-        visitor = visitors.read(cookie)
+        visitor = visitors.read(visitor_cookie(cookies))
         self.new_cookie = ""
         if visitor is None:
             self.new_cookie, visitor = visitors.issue()

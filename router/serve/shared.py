@@ -25,6 +25,7 @@ import contextlib
 import contextvars
 import hashlib
 import logging
+import math
 import os
 import re
 import threading
@@ -186,15 +187,16 @@ class SharedStore:
                                ) -> tuple[tuple[bool, ...], float | None] | None:
         """For an ad click's ids (`keys`, one each): whether each is used for the first time across the fleet
         within `ttl_seconds` (each recorded), and, when the store has lost its memory of click ids, since
-        when it has remembered them again; None when the store can't say. One round trip (two when the key is
-written).
+        when it has remembered them again; None when the store can't say. One round trip (two or three when
+        the key is written).
 
-        The store's start is kept at REMEMBERS_SINCE_KEY, read in the same round trip. When that key is gone,
-        or has moved on, after this process had seen it, the store lost what it held (a restart without
-        persistence, a flush, an eviction), and remembers from now on. The key is written
-        again with `lost`, so every router of the fleet reads it so, until the store's next loss. A store
-        this process meets for the first time without the key is taken as new (INFO's uptime says since
-        when), not as one that lost anything; a store restored from disk keeps the key, and its memory."""
+        Since when the store remembers is kept at REMEMBERS_SINCE_KEY, read in the same round trip. When that
+        key is gone, or has moved on, after this process had seen it, the store lost what it held (a restart
+        without persistence, a flush, an eviction), and remembers from now on. The key is written again
+        with `lost`, so every router of the fleet reads it so, until the store's next loss. A store
+        this process meets for the first time without the key is taken as new, remembering from now on (if
+        it had lost what it held, the routers that had seen the key notice the new one); a store restored
+        from disk keeps the key, and its memory."""
         since_key = KEY_PREFIX + REMEMBERS_SINCE_KEY
 
         async def ask(client: aioredis.Redis) -> tuple[tuple[bool, ...], float | None]:
@@ -207,14 +209,14 @@ written).
                 raise TypeError("SET NX answered garbage")  # fall back
             since, lost = _since(raw)
             known = self._store_since
-            if since is None:  # gone, never written, or not ours
-                lost = known is not None
-                if lost:  # it held the key when this process last asked: whatever it remembered is gone
-                    since = float(int(time.time()))
-                else:
-                    info = await client.info("server")
-                    since = float(int(time.time() - float(info["uptime_in_seconds"])))
-                await client.set(since_key, _since_value(since, lost), nx=raw is None and not lost)
+            if since is None:  # gone, never written, or not ours: what it remembers is sure from now on only
+                lost = known is not None  # it held the key when this process last asked: whatever it held is gone
+                since = float(int(time.time()))
+                written = await client.set(since_key, _since_value(since, lost), nx=raw is None and not lost)
+                if not written:  # another router wrote it first: its value is the fleet's
+                    stored = await client.get(since_key)
+                    since, lost = _since(stored if isinstance(stored, bytes) else None)
+                    since = since if since is not None else float(int(time.time()))
             elif not lost and known is not None and since > known + 1:  # re-created by a router new to it
                 lost = True
                 await client.set(since_key, _since_value(since, lost))
@@ -354,9 +356,12 @@ def _since(raw: bytes | None) -> tuple[float | None, bool]:
         return None, False
     text, _, lost = raw.decode("ascii", "replace").partition(":")
     try:
-        return float(text), lost == "lost"
+        since = float(text)
     except ValueError:  # not ours: written again
         return None, False
+    if not (math.isfinite(since) and 0 < since <= time.time() + 60):  # not a time of ours either
+        return None, False
+    return since, lost == "lost"
 
 
 def _since_value(since: float, lost: bool) -> bytes:
@@ -426,7 +431,6 @@ def credentials_refused(url: str, seconds: float = CONNECT_SECONDS) -> str | Non
                 client.incr(probe)
                 client.expire(probe, 1)
                 client.eval("return 1", 1, probe)
-                client.info("server")
             finally:
                 client.close()
         except refusals as err:

@@ -25,10 +25,13 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
+from starlette.requests import cookie_parser
+
 from router.decision.recent import Recent
 from router.decision.signing import SigningKeys
+from router.serve.config import VISITOR_COOKIE
 
-__all__ = ["VisitorFrom", "Visitors"]
+__all__ = ["VisitorFrom", "Visitors", "visitor_cookie"]
 
 _PURPOSE = b"adlink-router visitor v1"
 _ID_BYTES = 16
@@ -111,3 +114,12 @@ class Visitors:
 
 
 _FROM_URLSAFE = str.maketrans("-_", "+/")
+
+
+def visitor_cookie(cookie_headers: list[bytes]) -> str | None:
+    """The visitor cookie among a request's Cookie headers, all of them (an HTTP/2 hop may split one in
+    several): the click and its page's beacons read the same one."""
+    if not cookie_headers:
+        return None
+    joined = cookie_headers[0] if len(cookie_headers) == 1 else b"; ".join(cookie_headers)
+    return cookie_parser(joined.decode("latin-1")).get(VISITOR_COOKIE)

@@ -33,7 +33,7 @@
     } catch (e) { /* fall through to fetch */ }
     try {
       if (window.fetch) {
-        fetch(cfg.beacon, { method: "POST", body: data, keepalive: true, credentials: "omit",
+        fetch(cfg.beacon, { method: "POST", body: data, keepalive: true, credentials: "same-origin",
                             headers: { "Content-Type": "application/x-www-form-urlencoded" } });
       }
     } catch (e) { /* an outcome is not worth an error */ }
