@@ -28,10 +28,14 @@ TOP_LEVEL_MODULES = {"router", "router.cli", "router.__main__"}
 NOT_IN_DECISION = ("starlette", "uvicorn", "httpx", "httpcore", "jinja2", "socket", "ssl", "asyncio",
                    "subprocess", "http", "urllib.request")
 # Every outbound connection goes through one module (SECURITY.md: SSRF).
-NETWORK = ("httpx", "httpcore", "socket", "ssl", "urllib.request", "http.client", "requests", "aiohttp", "redis")
+NETWORK = ("httpx", "httpcore", "socket", "ssl", "urllib.request", "http.client", "requests", "aiohttp", "redis",
+           "sqlalchemy", "psycopg", "alembic")
 NETWORK_MODULE = "router.serve.upstream"
 # The one other way out: the fleet's shared store (Valkey/Redis), through its client only.
 STORE_MODULE, STORE_CLIENT = "router.serve.shared", "redis"
+# The links' database (SQLite or PostgreSQL), through SQLAlchemy and its migrations only.
+DATABASE_MODULE, DATABASE_CLIENTS = "router.serve.link_store", ("sqlalchemy", "psycopg", "alembic")
+DATABASE_MODULE_MIGRATIONS = "router.serve.migrations."  # its schema's steps, run by it (Alembic)
 # An embedded database is not a connection: the readout opens DuckDB in memory (`duckdb.connect()`), in the
 # policy wing, never in a server. (It reads object-storage URLs only when the operator names one.)
 EMBEDDED_DATABASE_CALLS = ("router/policy/report.py",)
@@ -192,11 +196,13 @@ def test_the_decision_is_pure() -> None:
 def test_only_upstream_opens_connections() -> None:
     """No module but router/serve/upstream.py imports an HTTP client or socket library, and it does; the
     exceptions: the socket module in router/serve/workers.py, which only listens (and never connects: no
-    module but upstream calls anything that connects), and the Redis client in router/serve/shared.py,
-    the fleet's store."""
+    module but upstream calls anything that connects), the Redis client in router/serve/shared.py, the
+    fleet's store, and SQLAlchemy in router/serve/link_store.py, the links' database."""
     elsewhere = [str(arrow) for arrow in ARROWS if arrow.source != NETWORK_MODULE and inside(arrow.target, NETWORK)
                  and not (arrow.source == LISTENING_MODULE and arrow.target == "socket")
-                 and not (arrow.source == STORE_MODULE and inside(arrow.target, (STORE_CLIENT,)))]
+                 and not (arrow.source == STORE_MODULE and inside(arrow.target, (STORE_CLIENT,)))
+                 and not ((arrow.source == DATABASE_MODULE or arrow.source.startswith(DATABASE_MODULE_MIGRATIONS))
+                          and inside(arrow.target, DATABASE_CLIENTS))]
     assert elsewhere == []
     assert forbidden(ARROWS, (NETWORK_MODULE,), ("httpx",)) != []
     calls = [call for name, path in modules(PACKAGE).items() if name != NETWORK_MODULE
