@@ -49,14 +49,9 @@ from urllib.parse import quote
 
 import httpx
 from agents import lua_tables
-from loopback import free_port
+from loopback import ROOT, SAFARI, WECHAT, free_port
 
-ROOT = Path(__file__).resolve().parent.parent
 ITEM = quote("https://item.taobao.com/item.htm?id=123456", safe="")
-SAFARI = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-          "Version/17.4 Mobile/15E148 Safari/604.1")
-WECHAT = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-          "Mobile/15E148 MicroMessenger/8.0.47(0x18002f2c) NetType/WIFI Language/zh_CN")
 
 # wrk's Lua: report as JSON; optionally a new user agent per request (as benchmarks/agents.py builds them:
 # "day" a day's traffic, "worst" every part new), optionally pace each connection.

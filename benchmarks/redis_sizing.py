@@ -13,9 +13,7 @@ and counted apart. Nothing here asserts a figure.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -27,13 +25,11 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from loopback import free_port, wait_for  # noqa: E402
+from loopback import WECHAT, free_port, store_and_router, wait_for  # noqa: E402
 
 from router.decision.signing import SigningKeys, sign  # noqa: E402
 
 KEYS_TEXT = "bench:benchmark-secret-0123456789"
-WECHAT = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-          "Mobile/15E148 MicroMessenger/8.0.47(0x18002f2c) NetType/WIFI Language/zh_CN")
 
 
 def main() -> int:
@@ -46,14 +42,9 @@ def main() -> int:
     redis_port, router_port = free_port(), free_port()
     url = f"redis://127.0.0.1:{redis_port}/0"
     with tempfile.TemporaryDirectory() as directory:
-        store = subprocess.Popen([binary, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-                                  "--appendonly", "no", "--dir", directory], stdout=subprocess.DEVNULL)
-        router = subprocess.Popen(
-            [sys.executable, "-m", "router", "serve", "--port", str(router_port), "--log-level", "warning"],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            env={**os.environ, "ROUTER_REDIS_URL": url, "ROUTER_SIGNING_KEYS": KEYS_TEXT, "ROUTER_DRAIN_SECONDS": "0",
-                 "ROUTER_CLICK_LOG": "off", "ROUTER_LIMIT_PER_ADDRESS": "1000000/60s",
-                 "ROUTER_LIMIT_PER_AD_LINK": "1000000/60s"})
+        store, router = store_and_router(binary, directory, redis_port, router_port, {
+            "ROUTER_SIGNING_KEYS": KEYS_TEXT, "ROUTER_LIMIT_PER_ADDRESS": "1000000/60s",
+            "ROUTER_LIMIT_PER_AD_LINK": "1000000/60s"})
         try:
             client = redis.Redis.from_url(url)
             wait_for(client.ping, "redis-server")

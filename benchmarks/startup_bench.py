@@ -21,18 +21,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 from urllib.parse import quote
 
 import httpx
-from loopback import free_port
+from loopback import ROOT, SAFARI, WECHAT, free_port
 
-ROOT = Path(__file__).resolve().parent.parent
 ITEM = quote("https://item.taobao.com/item.htm?id=1", safe="")
-WECHAT = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-          "Mobile/15E148 MicroMessenger/8.0.47(0x18002f2c) NetType/WIFI Language/zh_CN")
-SAFARI = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-          "Version/17.4 Mobile/15E148 Safari/604.1")
 KINDS = {
     "unusual agent": ("/go?url=" + ITEM, "Opera/9.80 (X11; Linux i686) Presto/2.12.388 Version/12.16"),
     "landing page": ("/go?url=" + ITEM + "&from=groupmessage", WECHAT),

@@ -29,13 +29,11 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from loopback import free_port, wait_for  # noqa: E402
+from loopback import WECHAT, free_port, store_and_router, wait_for  # noqa: E402
 
 from router.decision.signing import SigningKeys, sign  # noqa: E402
 
 KEYS_TEXT = "bench:benchmark-secret-0123456789"
-WECHAT = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-          "Mobile/15E148 MicroMessenger/8.0.47(0x18002f2c) NetType/WIFI Language/zh_CN")
 # Each request its own click id (a replay check per click, as real ad traffic brings).
 WRK_SCRIPT = """
 local counter = 0
@@ -55,20 +53,14 @@ def _sum(metrics: str, name: str) -> float:
 
 def one_run(deadline_ms: int, seconds: float, connections: int, wrk: str, redis_server: str) -> dict[str, float]:
     redis_port, router_port = free_port(), free_port()
-    url = f"redis://127.0.0.1:{redis_port}/0"
     ad = urlencode(sign({"url": "https://item.taobao.com/item.htm?id=600000000001", "src": "gdt", "adv": "1001"},
                         SigningKeys.parse(KEYS_TEXT)), quote_via=quote)
     with tempfile.TemporaryDirectory() as directory:
         script = Path(directory) / "clicks.lua"
         script.write_text(f'ua = "{WECHAT}"\n' + WRK_SCRIPT, encoding="utf-8")
-        store = subprocess.Popen([redis_server, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-                                  "--appendonly", "no", "--dir", directory], stdout=subprocess.DEVNULL)
-        router = subprocess.Popen(
-            [sys.executable, "-m", "router", "serve", "--port", str(router_port), "--log-level", "warning"],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            env={**os.environ, "ROUTER_REDIS_URL": url, "ROUTER_SIGNING_KEYS": KEYS_TEXT, "ROUTER_DRAIN_SECONDS": "0",
-                 "ROUTER_CLICK_LOG": "off", "ROUTER_LIMIT_PER_ADDRESS": "100000000/60s",
-                 "ROUTER_LIMIT_PER_AD_LINK": "100000000/60s", "ROUTER_REDIS_TIMEOUT_MS": str(deadline_ms)})
+        store, router = store_and_router(redis_server, directory, redis_port, router_port, {
+            "ROUTER_SIGNING_KEYS": KEYS_TEXT, "ROUTER_LIMIT_PER_ADDRESS": "100000000/60s",
+            "ROUTER_LIMIT_PER_AD_LINK": "100000000/60s", "ROUTER_REDIS_TIMEOUT_MS": str(deadline_ms)})
         base = f"http://127.0.0.1:{router_port}"
         try:
             wait_for(lambda: httpx.get(f"{base}/readyz").status_code == 200, "the router")

@@ -32,20 +32,11 @@ from tests import uas
 from tests.conftest import TEST_KEYS
 from tests.scrape import parse, value
 from tests.servers import Server, free_port, wait_until
+from tests.test_outcomes import ROLLOUT_RULES as PILOT  # a 50 % group-chat pilot: web in, landing out
 from tests.test_shared import KEYS_TEXT, RedisServer, redis_binary
 
 ITEM = "https://item.taobao.com/item.htm?id=123456"
 GROUP = f"/go?url={quote(ITEM, safe='')}&from=groupmessage"
-PILOT = """
-rules:
-  - id: pilot
-    when: {app: wechat, channel: group_chat, rollout: 50}
-    then: web
-  - id: wechat-landing
-    when: {app: wechat}
-    then: landing
-default: app
-"""
 FORM = {"content-type": "application/x-www-form-urlencoded"}
 
 
@@ -87,7 +78,7 @@ def test_chosen_visitor_ids_are_not_believed_and_get_fresh_ones(caplog: pytest.L
     cookie the router did not issue gets a fresh id, and the bucket is drawn from a keyed pseudonym: the
     picked ids land in both arms."""
     app = app_for(PILOT)
-    chosen = [f"attacker-{n:05d}" for n in range(400) if rollout_bucket("pilot", f"attacker-{n:05d}") >= 50][:24]
+    chosen = [f"attacker-{n:05d}" for n in range(400) if rollout_bucket("group-web", f"attacker-{n:05d}") >= 50][:24]
     issued = []
     for visitor in chosen:
         answer = app.get(GROUP, headers={"user-agent": uas.WECHAT_ANDROID, "cookie": f"adlink_vid={visitor}"})
@@ -119,7 +110,7 @@ def test_the_routers_own_visitors_are_sticky_but_their_buckets_cannot_be_compute
     # The attacker's best offline guesses (the cookie's text, its id) pick "outside" ones: both arms appear.
     for guess in (lambda cookie: cookie, lambda cookie: cookie.split(".")[0]):
         picked = [line["arms"][0]["in"] for cookie, line in zip(cookies, second, strict=True)  # type: ignore[index]
-                  if rollout_bucket("pilot", guess(cookie)) >= 50]
+                  if rollout_bucket("group-web", guess(cookie)) >= 50]
         assert len(picked) >= 8 and True in picked and False in picked
 
 
