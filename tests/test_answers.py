@@ -38,14 +38,16 @@ WINDOW = rules("rules:\n  - {id: sale, when: {window: {from: '2026-11-11T00:00:0
 
 
 def serve_click(answers: Answers, ruleset: RuleSet, path: str, query: str, ua: str, *, at: datetime, visitor: str,
-                settings: Settings = SETTINGS, headers: tuple[tuple[str, str], ...] = ()) -> tuple[Context, Decision]:
+                settings: Settings = SETTINGS, headers: tuple[tuple[str, str], ...] = (),
+                tags: tuple[str, ...] = ()) -> tuple[Context, Decision]:
     """What the click handler does with a click that waits on nothing (router.serve.clicks): the answer kept
     for it, else the click read and decided, and kept when it may be (raises BadClick like read_click)."""
     client = parse_client(ua)
-    kept = answers.get(ruleset, path, query, client, headers)
+    kept = answers.get(ruleset, path, query, client, headers, tags)
     if kept is not None:
         return kept
-    ctx = read_click(path, query, ua, at=at, settings=settings, visitor=visitor, client=client, headers=headers)
+    ctx = read_click(path, query, ua, at=at, settings=settings, visitor=visitor, client=client, headers=headers,
+                     tags=tags)
     return ctx, answers.decide(ruleset, path, query, ctx)
 
 

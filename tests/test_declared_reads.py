@@ -281,6 +281,7 @@ VALUES: dict[str, st.SearchStrategy[Any]] = {
     "rollout": st.sampled_from([0, 30, 50, 100]),
     "hour_of_day": st.lists(st.integers(8, 12), min_size=1, max_size=3, unique=True),
     "language": _subset(["zh", "en", "fr"]),
+    "tag": _subset(["spring-sale", "vip"]),
 }
 THEN = st.sampled_from(["app", "web", "landing", "block", '{action: landing, page: moments}',
                         '{action: app, via: universal}', '{action: block, status: 451}'])
@@ -319,7 +320,8 @@ def _ad(url: str, advertiser: str = "1001", source: str = "unidesk", campaign: s
 
 
 @st.composite
-def click_streams(draw: st.DrawFn) -> list[tuple[str, str, datetime, str, tuple[tuple[str, str], ...]]]:
+def click_streams(draw: st.DrawFn) -> list[tuple[str, str, datetime, str, tuple[tuple[str, str], ...],
+                                                  tuple[str, ...]]]:
     """Clicks as a server meets them: few links and user agents (so answers are kept and reused), the same
     user agent with other headers, many visitors or few, and times on both sides of the windows' edges."""
     visitors = draw(st.sampled_from([3, 300]))  # few visitors, or many on one rollout
@@ -336,7 +338,9 @@ def click_streams(draw: st.DrawFn) -> list[tuple[str, str, datetime, str, tuple[
     agents = draw(st.lists(st.sampled_from(AGENTS), min_size=1, max_size=3))
     click = st.tuples(st.sampled_from(pool), st.sampled_from(agents), times,
                       st.integers(0, visitors - 1).map(lambda n: f"visitor-{n:04d}"),
-                      st.sampled_from(LANGUAGES).map(lambda lang: ((LANGUAGE, lang),)))
+                      st.sampled_from(LANGUAGES).map(lambda lang: ((LANGUAGE, lang),)),
+                      # the tags of the short link the click came through (one destination, several links)
+                      st.sampled_from([(), ("spring-sale",), ("vip", "spring-sale"), ("other",)]))
     return draw(st.lists(click, min_size=5, max_size=40))
 
 
@@ -348,24 +352,25 @@ def served_and_fresh(rules: RuleSet, stream: list[Any]) -> Iterator[tuple[Any, D
     kept answers first, else read and decide, keeping what may be), and what a rule set that kept nothing
     decides for the same click at the same time."""
     answers = Answers()
-    for request, ua, at, visitor, headers in stream:
+    for request, ua, at, visitor, headers, *rest in stream:
+        tags = rest[0] if rest else ()
         path, _, query = request.partition("?")
         wanted = tuple((name, dict(headers).get(name, "")) for name in rules.headers_read)
         served: Decision | None
         try:
             served = serve_click(answers, rules, path, query, ua, at=at, visitor=visitor, settings=SETTINGS,
-                                 headers=wanted)[1]
+                                 headers=wanted, tags=tags)[1]
         except BadClick:
             served = None
         fresh: Decision | None
         try:
             afresh = dataclasses.replace(rules)  # the same rules with empty stores
-            ctx = read_click(path, query, ua, at=at, settings=SETTINGS, visitor=visitor, headers=wanted)
+            ctx = read_click(path, query, ua, at=at, settings=SETTINGS, visitor=visitor, headers=wanted, tags=tags)
             fresh = decide(afresh, ctx)
             assert _same(fresh, explain(afresh, ctx))  # the full walk agrees with the index
         except BadClick:
             fresh = None
-        yield (request, ua, at, visitor, headers), served, fresh
+        yield (request, ua, at, visitor, headers, tags), served, fresh
 
 
 def _same(a: Decision | None, b: Decision | None) -> bool:
@@ -417,6 +422,17 @@ def test_a_header_read_by_a_rule_keys_the_kept_answers() -> None:
         assert served == ["english", "default", "english"]
 
 
+def test_a_tag_read_by_a_rule_keys_the_kept_answers() -> None:
+    """One destination behind short links of different tags: each tag set gets its own answer, kept apart,
+    and a long link (no tags) matches no tag rule."""
+    rules = _rules("rules:\n  - {id: sale, when: {tag: spring-sale}, then: web}\ndefault: app\n")
+    request = _go(LINKS[0], "")
+    stream = [(request, uas.SAFARI_IOS, EDGE, "v", (), tags)
+              for tags in [("spring-sale",), (), ("vip", "spring-sale"), ("vip",), ("spring-sale",)]]
+    served = [found[1].rule for found in served_and_fresh(rules, stream)]  # type: ignore[union-attr]
+    assert served == ["sale", "default", "sale", "default", "sale"]
+
+
 def test_the_shipped_rules_read_no_header_and_key_by_what_they_read() -> None:
     """The shipped rules read no request header: a click's Context carries none."""
     assert load_rules(bundled_rules_dir()).headers_read == ()
@@ -463,7 +479,7 @@ def test_the_servers_click_handler_serves_what_is_decided_afresh(text: str, stre
         clock = [EDGE]
         monkeypatch.setattr(click_handler, "time", SimpleNamespace(time=lambda: clock[0].timestamp()))
         issued: dict[str, tuple[str, str]] = {}  # each of the stream's visitors, as a cookie the router issued
-        for request, ua, at, named, headers in stream:
+        for request, ua, at, named, headers, _tags in stream:  # a /go click carries no tags
             clock[0] = at
             cookie, visitor = issued.setdefault(named, Visitors(SETTINGS.signing_keys).issue())
             status, location = _served_by_the_app(app, request, ua, cookie, headers)

@@ -34,7 +34,9 @@ MAX_KEY_CHARS = 1024  # a longer query is decided afresh each time, never kept (
 DEFAULT_LIMIT = 4096  # by (query, Client): the popular links times the common clients
 
 
-_Key = tuple[str, ClientKind, tuple[tuple[str, str], ...]]  # query, client kind, the headers the rules read
+# The query, the client's kind, the headers the rules read, and the short link's tags (router.serve.kept_links:
+# one destination may stand behind links of different tags; a tag is not in the query).
+_Key = tuple[str, ClientKind, tuple[tuple[str, str], ...], tuple[str, ...]]
 
 
 class Answers:
@@ -44,12 +46,12 @@ class Answers:
         self._kept: Recent[_Key, tuple[Context, Decision]] = Recent(limit)
 
     def get(self, rules: RuleSet, path: str, query: str, client: Client,
-            headers: tuple[tuple[str, str], ...] = ()) -> tuple[Context, Decision] | None:
+            headers: tuple[tuple[str, str], ...] = (), tags: tuple[str, ...] = ()) -> tuple[Context, Decision] | None:
         """What was kept for this click: `headers` are the ones `rules` reads (RuleSet.headers_read), as the
-        click's Context will carry them."""
+        click's Context will carry them; `tags` the short link's, as its Context will carry them."""
         if path != "/go" or rules is not self._rules:
             return None
-        kept = self._kept.get((query, rules.kind_of(client), headers))
+        kept = self._kept.get((query, rules.kind_of(client), headers, tags))
         if kept is None or kept[0].client is client:
             return kept
         return with_client(kept[0], client), kept[1]
@@ -61,7 +63,7 @@ class Answers:
         if rules is not self._rules:
             self._rules = rules
             self._kept = Recent(self.limit)
-        self._kept.put((query, rules.kind_of(ctx.client), ctx.headers), (ctx, decision))
+        self._kept.put((query, rules.kind_of(ctx.client), ctx.headers, ctx.tags), (ctx, decision))
 
     def __len__(self) -> int:
         return len(self._kept)

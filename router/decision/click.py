@@ -142,12 +142,14 @@ def read_click(
     headers: tuple[tuple[str, str], ...] = (),
     apps: Catalogue | None = None,
     claim: AdClaim | None = None,
+    tags: tuple[str, ...] = (),
 ) -> Context:
     """Resolve everything the rules look at, or raise BadClick. `client`: what the user agent says, when the
     caller has read it already; else it is read with `apps` (the rules' catalogue, RuleSet.apps; the shipped
     one when None). `headers`: the request headers the rules read (RuleSet.headers_read). `claim`: for an
     /ad click replayed from its click line, what the server concluded of its signature, taken as is (no
-    signature is checked, so no key is needed); ClaimMismatch when it is not this request's."""
+    signature is checked, so no key is needed); ClaimMismatch when it is not this request's. `tags`: the
+    short link's, for a click that came through `/s/<code>` (router.serve.kept_links)."""
     if client is None:
         client = parse_client(ua) if apps is None else reader_of(apps).parse(ua)
     if path == "/go":
@@ -160,7 +162,7 @@ def read_click(
                 _go_queries.put(key, known)
         link, channel, reason, forward = known[1]
         return _new_context(link, client, channel, reason, at, visitor or visitor_id(ua or ""), forward,
-                            None, None, None, "", headers)
+                            None, None, None, "", headers, tags)
     if path not in CLICK_PATHS:
         raise BadClick(404, f"no such click path {_short(path)}; use /go?url=… or a signed /ad?… link")
     if claim is not None:
@@ -170,7 +172,7 @@ def read_click(
         channel, reason = _channel(values, claim)
         forward = _forwarded(one_spelling(params, id_names(settings)), settings)
         return _new_context(link, client, channel, reason, at, visitor or visitor_id(ua or ""), forward,
-                            claim, None, None, "", headers)
+                            claim, None, None, "", headers, tags)
     ad_query, extra = _read_ad_query(query, settings, at)
     trusted = ad_query.trusted
     if trusted is not None and at.timestamp() < trusted.expires:
@@ -184,23 +186,23 @@ def read_click(
             if replay_keys:
                 ad, channel, reason = _replay_checked(ad, channel, reason, replay_keys, ad_query.fields, replays, at)
         return _new_context(ad_query.link, client, channel, reason, at, visitor or visitor_id(ua or ""),
-                            forward, ad, None, None, "", headers)
+                            forward, ad, None, None, "", headers, tags)
     values, params = ad_query.values, ad_query.params
     ids = one_spelling(params + extra if extra else params, settings.per_click_params or id_names(settings))
     ad = _ad_claim(values, ad_query.fields, settings, at, replays, ids)
     channel, reason = _channel(values, ad)
     forward = _forwarded(ids, settings)
     return _new_context(ad_query.link, client, channel, reason, at, visitor or visitor_id(ua or ""),
-                        forward, ad, None, None, "", headers)
+                        forward, ad, None, None, "", headers, tags)
 
 
 # A Context per click read, at half the cost of Context(...) (router.decision.slots); every field given, in
 # order: link, client, channel, channel_reason, at, visitor, forward, ad, in_rollout, expansion, expansion_reason,
-# headers.
+# headers, tags.
 _new_context = slot_constructor(Context)
 if tuple(f.name for f in dataclasses.fields(Context)) != (
     "link", "client", "channel", "channel_reason", "at", "visitor", "forward", "ad", "in_rollout", "expansion",
-    "expansion_reason", "headers",
+    "expansion_reason", "headers", "tags",
 ):
     raise ImportError("router.decision.click: Context's fields changed; update the _new_context calls")
 
@@ -208,7 +210,7 @@ def with_client(ctx: Context, client: Client) -> Context:
     """`ctx` as read for a click from `client` (router.decision.answers: a kept Context for another client
     of the same kind)."""
     return _new_context(ctx.link, client, ctx.channel, ctx.channel_reason, ctx.at, ctx.visitor, ctx.forward, ctx.ad,
-                        ctx.in_rollout, ctx.expansion, ctx.expansion_reason, ctx.headers)
+                        ctx.in_rollout, ctx.expansion, ctx.expansion_reason, ctx.headers, ctx.tags)
 
 
 # Queries of /go clicks already read, with the settings they were read with (bounded: router.decision.recent).

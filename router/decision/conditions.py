@@ -58,6 +58,7 @@ class Part(StrEnum):
     AD = "ad"  # the ad claim of an /ad link, verified or not
     TIME = "time"  # when the click happens
     VISITOR = "visitor"  # who clicks (the sticky visitor id)
+    TAGS = "tags"  # the tags of the short link clicked (/s/<code>); none for any other click
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +85,7 @@ CONTEXT_PARTS: dict[str, Part | None] = {
     "ad": Part.AD,
     "at": Part.TIME,
     "visitor": Part.VISITOR, "in_rollout": Part.VISITOR,
+    "tags": Part.TAGS,
     "forward": None, "headers": None,
 }
 if set(CONTEXT_PARTS) != set(Context.__dataclass_fields__):
@@ -778,3 +780,55 @@ class ExpansionIs(OneOf):
     @staticmethod
     def value_of(ctx: Context) -> str:
         return expansion_state(ctx)
+
+
+# A tag as a short link's tags are written (router.decision.short_links reads them so: lower case).
+_TAG_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
+MAX_TAG_CHARS = 32
+
+
+@condition_type
+@dataclass(frozen=True, slots=True)
+class TagIs(Condition):
+    """The short link clicked carries one of the tags (any of)."""
+
+    values: frozenset[str]
+    key = "tag"
+    reads = frozenset({Part.TAGS})
+    meaning = ("A tag of the short link clicked (`/s/<code>`; its tags are set when the link is made, through "
+               "the API or `adlink-router links`); any of a list. A click on a long link has no tags.")
+    example = "tag: spring-sale"
+
+    @classmethod
+    def build(cls, value: object, apps: Catalogue) -> TagIs:
+        items = _as_list(value)
+        if not items:
+            raise ConditionError("'tag' needs at least one tag")
+        tags = set()
+        for item in items:
+            if not isinstance(item, str) or not 0 < len(item) <= MAX_TAG_CHARS or not set(item) <= _TAG_CHARS:
+                raise ConditionError(f"'tag' values are 1 to {MAX_TAG_CHARS} of a-z, 0-9 and '-' (as links' tags "
+                                     f"are written), got {item!r}")
+            tags.add(item)
+        return cls(frozenset(tags))
+
+    @classmethod
+    def value_schema(cls, apps: Catalogue) -> dict[str, Any]:
+        return _one_or_many({"type": "string", "pattern": f"^[a-z0-9-]{{1,{MAX_TAG_CHARS}}}$"})
+
+    def holds(self, ctx: Context, rule_id: str) -> bool:
+        return not self.values.isdisjoint(ctx.tags)
+
+    def explain(self, ctx: Context) -> str:
+        if not ctx.tags:
+            return f"the click carries no tags (not a tagged short link), not {self._wanted()}"
+        return f"the link's tags are {', '.join(ctx.tags)}, not {self._wanted()}"
+
+    def describe(self) -> str:
+        return f"tag is {self._wanted()}"
+
+    def _wanted(self) -> str:
+        return " or ".join(sorted(self.values))
+
+    def covers(self, other: Condition) -> bool:
+        return type(other) is type(self) and other.values <= self.values

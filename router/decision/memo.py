@@ -40,6 +40,7 @@ _PART_KEYS: dict[Part, Callable[[Context], object]] = {
     Part.LINK: lambda ctx: _link_key(ctx.link, ctx.expansion),
     Part.CHANNEL: lambda ctx: ctx.channel,
     Part.AD: lambda ctx: ctx.ad,
+    Part.TAGS: lambda ctx: ctx.tags,
 }
 if set(_PART_KEYS) | {Part.CLIENT} | PER_CLICK != set(Part):
     raise ImportError(f"router.decision.memo: parts without a key: {set(Part) - set(_PART_KEYS) - PER_CLICK}")

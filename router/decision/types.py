@@ -250,6 +250,8 @@ class Context:
     expansion_reason: str = ""
     # The request headers the rules being served read (RuleSet.headers_read), lower-case names in that order.
     headers: tuple[tuple[str, str], ...] = ()
+    # The tags of the short link clicked (`/s/<code>`, router.serve.kept_links); () for any other click.
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

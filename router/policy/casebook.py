@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -54,11 +55,12 @@ BAD_REQUEST = "bad-request"  # the rule name explain and the server's log give a
 
 CASE_KEYS = ("name", "click", "expect")
 CLICK_KEYS = ("url", "request", "client", "ua", "channel", "ad_source", "advertiser", "campaign", "at", "visitor",
-              "params", "in_rollout")
+              "params", "in_rollout", "tags")
 EXPECT_KEYS = ("action", "rule", "location", "status", "channel")
 _AD_FIELDS = ("ad_source", "advertiser", "campaign")
 _SHARED_FROM = {channel: word for word, channel in WECHAT_FROM.items()}
 _E = TypeVar("_E", bound=StrEnum)
+_TAG_RE = re.compile(r"[a-z0-9-]{1,32}")
 
 
 # --- what a case says ---------------------------------------------------------------------------------
@@ -81,6 +83,7 @@ class Click:
     # What-if: true puts the visitor inside every rollout (tests a pilot before launch), false outside every
     # partial one (a case that must hold whatever a pilot's share); unset: the visitor's sticky buckets.
     in_rollout: bool | None = None
+    tags: tuple[str, ...] = ()  # the short link's tags, as a click through /s/<code> carries them
 
     def request(self, keys: SigningKeys) -> str:
         """Path and query: a signed /ad link for channel ad, WeChat's share parameter for chats and Moments."""
@@ -259,12 +262,17 @@ class _CaseReader(YamlReader):
         in_rollout = values.get("in_rollout", "")
         if in_rollout not in ("true", "false", ""):
             self.problem(fields["in_rollout"], f"'in_rollout' is true or false, got {in_rollout!r}")
+        tags = tuple(tag.strip() for tag in values.get("tags", "").split(",") if tag.strip())
+        for tag in tags:
+            if not _TAG_RE.fullmatch(tag):
+                self.problem(fields["tags"], f"tag {tag!r} is not a tag: 1 to 32 of a-z, 0-9 and '-'; write "
+                                             "several as 'spring-sale, vip'")
         if len(self.problems) > before:
             return None
         return Click(url=values.get("url", ""), raw_request=values.get("request", ""), ua=ua, channel=channel,
                      ad_source=values.get("ad_source", ""), advertiser=values.get("advertiser", ""),
                      campaign=values.get("campaign", ""), at=at, visitor=values.get("visitor", ""), params=params,
-                     in_rollout={"true": True, "false": False}.get(in_rollout))
+                     in_rollout={"true": True, "false": False}.get(in_rollout), tags=tags)
 
     def word(self, fields: dict[str, Node], values: dict[str, str], key: str, kind: type[_E]) -> _E | None:
         """values[key] as a member of `kind` (a problem, with a suggestion, when it is none)."""
@@ -367,7 +375,7 @@ def answer(click: Click, rules: RuleSet, settings: Settings, now: datetime) -> A
     path, _, query = click.request(settings.signing_keys).partition("?")
     try:
         ctx = read_click(path, query, click.ua, at=click.at or now, settings=settings, visitor=click.visitor,
-                         apps=rules.apps)
+                         apps=rules.apps, tags=click.tags)
     except BadClick as bad:
         return Answer(Action.BLOCK, BAD_REQUEST, bad.status, None, None, bad.message)
     if click.in_rollout is not None:

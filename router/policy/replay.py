@@ -35,6 +35,7 @@ class RecordedClick:
     visitor: str
     headers: tuple[tuple[str, str], ...] = ()  # the request headers the serving rules read, as recorded
     claim: AdClaim | None = None  # an /ad click's signature verdict, as the server recorded it
+    tags: tuple[str, ...] = ()  # a short link's tags (a click through /s/<code>), as recorded
 
 
 class NotReplayable(Exception):
@@ -79,9 +80,12 @@ def read_clicks(lines: Iterable[str]) -> Iterator[RecordedClick | UnreadableLine
             headers = record.get("headers") or {}
             if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
                 raise ValueError("'headers' must be an object of header names to strings")
+            tags = record.get("tags") or []
+            if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+                raise ValueError("'tags' must be a list of strings (a short link's tags)")
             yield RecordedClick(number, record["request"], ua, parse_time(record.get("at")), visitor,
                                 tuple((str(name).lower(), value) for name, value in headers.items()),
-                                _claim(record.get("claim")))
+                                _claim(record.get("claim")), tuple(tags))
         except ValueError as err:  # json.JSONDecodeError is a ValueError too
             yield UnreadableLine(number, str(err))
 
@@ -112,7 +116,7 @@ def read_recorded(click: RecordedClick, settings: ClickSettings, apps: Catalogue
     claim = click.claim if path == "/ad" else None
     try:
         ctx = read_click(path, query, click.ua, at=at or click.at, settings=settings, visitor=click.visitor,
-                         headers=headers, apps=apps, claim=claim)
+                         headers=headers, apps=apps, claim=claim, tags=click.tags)
     except ClaimMismatch as err:
         raise NotReplayable(str(err)) from None
     ad = ctx.ad

@@ -31,6 +31,10 @@
 | ROUTER_LIMIT_BEACONS_PER_ADDRESS | 600/1h | outcome beacons one client may send; empty or `off`: no bound |
 | ROUTER_LIMIT_BEACONS_PER_VISITOR | 60/1h | outcome beacons one visitor (cookie) may send; empty or `off`: no bound |
 | ROUTER_METRICS_PORT | (unset) | serve /metrics on this port only, never on the clicks' port (probes: on both) |
+| ROUTER_DATABASE_URL | `$XDG_DATA_HOME/adlink-router/links.db` | links, API tokens: `sqlite:///…` or `postgresql://…` |
+| ROUTER_DATABASE_UPGRADE | start (SQLite), check | at start: migrate the schema (`start`), or refuse an old one |
+| ROUTER_PUBLIC_URL | http://localhost:8000 | the origin of short links' URLs and QR codes: `https://go.example.com` |
+| ROUTER_LINKS_KEPT | 100000 | short links kept in each process (the click path never waits on the database for them) |
 """
 
 from __future__ import annotations
@@ -75,6 +79,11 @@ DEFAULT_REDIS_TIMEOUT_MS = 250
 DEFAULT_BEACONS_PER_ADDRESS = Limit(600, 3600)
 DEFAULT_BEACONS_PER_VISITOR = Limit(60, 3600)
 DEFAULT_IPV6_PREFIX = 64  # one customer's allocation: a client picks any address in it
+# Short links (router.serve.kept_links): how many each process keeps, and the origin their URLs are made with.
+# No URL is ever built from a request's Host header, so the public origin is a setting.
+DEFAULT_LINKS_KEPT = 100_000
+DEFAULT_PUBLIC_URL = "http://localhost:8000"
+DATABASE_UPGRADES = ("start", "check")
 # Who may read /metrics by default: the networks a Prometheus server scrapes from (loopback, RFC 1918,
 # carrier-grade NAT as some clusters use, link-local, IPv6 unique-local). Rule ids and traffic volumes are
 # nobody else's business; behind a trusted proxy the address is the client's, so the public is refused.
@@ -250,6 +259,47 @@ def check_redis_url(text: str) -> str:
     return url
 
 
+def default_database_url(env: Mapping[str, str]) -> str:
+    """The embedded default: an SQLite file in the user's data directory ($XDG_DATA_HOME, else
+    ~/.local/share), `adlink-router/links.db`, so the quick start needs no setup and no repository file."""
+    base = env.get("XDG_DATA_HOME", "").strip() or str(Path(env.get("HOME", "") or Path.home()) / ".local" / "share")
+    return f"sqlite:///{Path(base) / 'adlink-router' / 'links.db'}"
+
+
+def check_database_url(text: str) -> str:
+    """ROUTER_DATABASE_URL as given ("" when unset), or ValueError naming both forms, never the text."""
+    url = text.strip()
+    if not url:
+        return ""
+    from router.serve.link_store import engine_url  # SQLAlchemy: loaded only where a database is read
+
+    engine_url(url)  # raises ValueError with the setting's forms
+    return url
+
+
+def check_public_url(text: str) -> str:
+    """ROUTER_PUBLIC_URL as an origin (`https://host[:port]`, no path), or ValueError."""
+    url = text.strip().rstrip("/")
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query or parts.fragment \
+            or "@" in parts.netloc:
+        raise ValueError(f"ROUTER_PUBLIC_URL must be an origin such as https://go.example.com (no path), got {url!r}")
+    try:
+        parts.port  # noqa: B018  (raises for a port out of range)
+    except ValueError:
+        raise ValueError("ROUTER_PUBLIC_URL has a port that is not a number from 1 to 65535") from None
+    return url
+
+
+def _choice(name: str, text: str, choices: tuple[str, ...]) -> str:
+    value = text.strip().lower()
+    if value and value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {text.strip()!r}")
+    return value
+
+
 def _metrics_from(text: str) -> tuple[Network, ...]:
     """ROUTER_METRICS_FROM as networks; () when /metrics is off."""
     value = text.strip().lower()
@@ -367,6 +417,19 @@ class Settings(ClickSettings):
     # Outcome beacons per client and per visitor: None, no bound.
     limit_beacons_per_address: Limit | None = DEFAULT_BEACONS_PER_ADDRESS
     limit_beacons_per_visitor: Limit | None = DEFAULT_BEACONS_PER_VISITOR
+    # Short links (router.serve.kept_links, router.serve.link_store). Built in code, Settings has no database
+    # (no /s/ links, no /api/: tests stay in their tmp_path); from the environment, the default SQLite file.
+    database_url: str = field(default="", repr=False)  # may hold a password: never in a repr
+    database_upgrade: str = ""  # "start" or "check"; "" : start for SQLite, check for PostgreSQL
+    public_url: str = DEFAULT_PUBLIC_URL
+    links_kept: int = DEFAULT_LINKS_KEPT
+
+    @property
+    def upgrades_at_start(self) -> bool:
+        """Whether `serve` brings the database's schema up to date itself (else it refuses an old one)."""
+        if self.database_upgrade:
+            return self.database_upgrade == "start"
+        return self.database_url.startswith("sqlite:")
 
     @property
     def rules_location(self) -> str:
@@ -433,4 +496,11 @@ class Settings(ClickSettings):
                                                     DEFAULT_BEACONS_PER_ADDRESS),
             limit_beacons_per_visitor=_beacon_limit("ROUTER_LIMIT_BEACONS_PER_VISITOR", served,
                                                     DEFAULT_BEACONS_PER_VISITOR),
+            # Every command reads the database from the same setting: serve, tokens, links, db.
+            database_url=check_database_url(env.get("ROUTER_DATABASE_URL", "")) or default_database_url(env),
+            database_upgrade=_choice("ROUTER_DATABASE_UPGRADE", served.get("ROUTER_DATABASE_UPGRADE", ""),
+                                     DATABASE_UPGRADES),
+            public_url=check_public_url(env.get("ROUTER_PUBLIC_URL", "")) or DEFAULT_PUBLIC_URL,
+            links_kept=_integer("ROUTER_LINKS_KEPT", served.get("ROUTER_LINKS_KEPT", ""), DEFAULT_LINKS_KEPT,
+                                100, 10_000_000, unit="links"),
         )

@@ -102,6 +102,7 @@ links = sa.Table(
     sa.Column("max_clicks", sa.BigInteger, nullable=True),
     sa.Column("clicks", sa.BigInteger, nullable=False, server_default=sa.text("0")),
     sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("custom", sa.Boolean, nullable=False, server_default=sa.false()),  # the code is a chosen slug
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("created_by", sa.String(64), nullable=False),
@@ -146,7 +147,7 @@ _SHORT = ("code", "channel", "advertiser", "campaign", "created_by")
 _TEXTS = ("url", "title", "description", "image")
 _UPDATABLE = frozenset({"url", "channel", "advertiser", "campaign", "tags", "title", "description", "image",
                         "expires_at", "max_clicks", "disabled"})
-_CREATABLE = _UPDATABLE | {"code", "created_by", "clicks", "created_at", "updated_at"}
+_CREATABLE = _UPDATABLE | {"code", "custom", "created_by", "clicks", "created_at", "updated_at"}
 _REQUIRED = ("code", "url", "created_by")
 
 
@@ -259,8 +260,9 @@ def _check(row: dict[str, Any]) -> dict[str, Any]:
         value = row.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
             raise ValueError(f"{name} must be a whole number, 0 or more")
-    if "disabled" in row and not isinstance(row["disabled"], bool):
-        raise ValueError("disabled must be true or false")
+    for name in ("disabled", "custom"):
+        if name in row and not isinstance(row[name], bool):
+            raise ValueError(f"{name} must be true or false")
     for name in ("expires_at", "created_at", "updated_at"):
         value = row.get(name)
         if value is not None and (not isinstance(value, datetime) or value.utcoffset() is None):
@@ -277,7 +279,7 @@ def _new_row(record: Mapping[str, Any], version: int, now: datetime) -> dict[str
     missing = [name for name in _REQUIRED if record.get(name) is None]
     if missing:
         raise ValueError(f"a link needs {missing[0]}")
-    row = _check({"tags": [], "clicks": 0, "disabled": False, "created_at": now, "updated_at": now,
+    row = _check({"tags": [], "clicks": 0, "disabled": False, "custom": False, "created_at": now, "updated_at": now,
                   **{column.name: None for column in links.columns if column.nullable}, **record})
     return {**row, "version": version}
 
@@ -447,6 +449,17 @@ class LinkStore:
             query = query.where(links.c.clicks < max_clicks)
         with self._transaction() as conn:
             return conn.execute(query.values(clicks=links.c.clicks + 1)).rowcount == 1
+
+    def add_clicks(self, counts: Mapping[str, int]) -> None:
+        """Add clicks counted elsewhere (a router's links without max_clicks, counted in the process and
+        written every few seconds) to their links: one UPDATE per link, in one transaction; a link since
+        deleted is skipped. Not a change: the counter is not bumped."""
+        items = [(code, count) for code, count in counts.items() if count > 0]
+        if not items:
+            return
+        with self._transaction() as conn:
+            for code, count in sorted(items):  # one order for every writer: no deadlock between routers
+                conn.execute(sa.update(links).where(links.c.code == code).values(clicks=links.c.clicks + count))
 
     def change_counter(self) -> int:
         """The change counter: the version of the latest link write (0: none yet)."""

@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column("max_clicks", sa.BigInteger, nullable=True),
         sa.Column("clicks", sa.BigInteger, nullable=False, server_default=sa.text("0")),
         sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
+        sa.Column("custom", sa.Boolean, nullable=False, server_default=sa.false()),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("created_by", sa.String(64), nullable=False),
