@@ -4,6 +4,7 @@ headless Chromium (Debian's `chromium`, driven by Playwright) for the browser te
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,11 @@ CHROMIUM_FLAGS = [
     "--disable-component-update", "--disable-sync", "--disable-default-apps", "--mute-audio",
 ]
 
+
+# Servers the tests start read ROUTER_DATABASE_URL, whose default is an SQLite file in the user's data
+# directory: the whole run gets a data directory of its own, so no test writes into the home directory.
+if not os.environ.get("ROUTER_DATABASE_URL"):
+    os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="adlink-test-data-")
 
 TEST_KEYS = SigningKeys.parse("k2:second-secret-0123456789,k1:first-secret-0123456789")
 

@@ -38,7 +38,8 @@ DATABASE_MODULE, DATABASE_CLIENTS = "router.serve.link_store", ("sqlalchemy", "p
 DATABASE_MODULE_MIGRATIONS = "router.serve.migrations."  # its schema's steps, run by it (Alembic)
 # An embedded database is not a connection: the readout opens DuckDB in memory (`duckdb.connect()`), in the
 # policy wing, never in a server. (It reads object-storage URLs only when the operator names one.)
-EMBEDDED_DATABASE_CALLS = ("router/policy/report.py",)
+# The links' database module connects to its database (SQLAlchemy's `engine.connect()`), as it is there to.
+EMBEDDED_DATABASE_CALLS = ("router/policy/report.py", "router/serve/link_store.py")
 # Listening is not connecting: `serve --workers N` binds each worker's own listening socket.
 LISTENING_MODULE = "router.serve.workers"
 # YAML that people write (rule files, case files) is read by one reader; pages also load their shipped words.

@@ -59,6 +59,14 @@ class Recent(Generic[K, V]):
             else:
                 del kept[oldest]
 
+    def pop(self, key: K) -> V | None:
+        """Forget `key`; what was kept for it, or None."""
+        self._used.discard(key)
+        return self._kept.pop(key, None)
+
+    def values(self) -> list[V]:
+        return list(self._kept.values())
+
     def clear(self) -> None:
         self._kept = OrderedDict()
         self._used = set()

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote_plus
 
 from router.decision.click import MAX_LINK_CHARS, MAX_QUERY_LENGTH
 from router.decision.links import LinkError, parse_link
@@ -89,6 +89,21 @@ def slug_problem(slug: object) -> str | None:
 def is_slug(slug: object) -> bool:
     """Whether `slug` may be a custom slug."""
     return slug_problem(slug) is None
+
+
+# What a short link fixes itself: its destination, its channel stamp and (signed) its ad fields. A click on it
+# may carry what a share or an ad platform appends (from=, isappinstalled=, click ids), never these.
+_OWN_PARAMETERS = frozenset({"url", "ch", "src", "adv", "cmp", "exp", "kid", "sig"})
+
+
+def own_parameter(query: str) -> str:
+    """Why a query added to a short link's URL can't be (it sets what the link fixes), or "" when it can."""
+    for chunk in query.split("&"):
+        name = unquote_plus(chunk.partition("=")[0]) if "%" in chunk or "+" in chunk else chunk.partition("=")[0]
+        if name in _OWN_PARAMETERS:
+            return (f"parameter {name[:20]!r} can't be added to a short link: its destination, channel and ad "
+                    "fields are its own")
+    return ""
 
 
 def is_code_shaped(text: object) -> bool:
@@ -232,6 +247,17 @@ def read_link_fields(
 def patched(base: LinkFields, patch: LinkFields) -> LinkFields:
     """`base` with the fields a partial read gave (`patch.given`) replaced, those given as null cleared."""
     return dataclasses.replace(base, **{name: getattr(patch, name) for name in patch.given})
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """What a short link shows on its landing page and in link previews (og: and twitter: meta): its title,
+    description and image, and its own URL."""
+
+    title: str | None
+    description: str | None
+    image: str | None
+    url: str
 
 
 def long_link(fields: LinkFields) -> str:

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from router.decision.signing import ClickReplays
 from router.serve.clicklog import ClickLog
 from router.serve.expand import EXPANSION_RESULTS, Expander
+from router.serve.kept_links import LOOKUP_RESULTS, KeptLinks
 from router.serve.metrics import FLUSH_SECONDS, Metrics, Snapshot, render
 from router.serve.outcomes import ESCAPED, EVENTS, IGNORED_REASONS, Outcomes
 from router.serve.reload import ActiveRules
@@ -25,7 +26,8 @@ log = logging.getLogger("router")
 
 def metrics_state(active: ActiveRules, expander: Expander | None, replays: ClickReplays,
                   click_log: ClickLog, shared: SharedStore | None = None, outcomes: Outcomes | None = None,
-                  replay_checks: Mapping[ReplayCheck, int] | None = None) -> Snapshot:
+                  replay_checks: Mapping[ReplayCheck, int] | None = None,
+                  links: KeptLinks | None = None) -> Snapshot:
     """What the parts keep, as metrics samples (router.serve.metrics), read when a snapshot is taken."""
     current = active.current
     last = active.last_attempt
@@ -39,6 +41,9 @@ def metrics_state(active: ActiveRules, expander: Expander | None, replays: Click
     }
     if replay_checks is not None:  # every check from the start (at 0): the first `local` shows in an increase()
         state["adlink_ad_click_replay_checks"] = {(check.value,): count for check, count in replay_checks.items()}
+    if links is not None:  # every result from the start (at 0): the first `unavailable` shows in an increase()
+        state["adlink_short_link_lookups"] = {(result,): links.results.get(result, 0) for result in LOOKUP_RESULTS}
+        state["adlink_short_links_kept"] = {(): len(links)}
     if outcomes is not None:
         state["adlink_outcomes"] = {
             **{(event, "recorded"): outcomes.recorded[event] for event in (*EVENTS, ESCAPED)},

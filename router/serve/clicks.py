@@ -20,6 +20,7 @@ from router.decision.answers import Answers
 from router.decision.click import BadClick, DeferredReplays, as_replayed, read_click
 from router.decision.decide import rollout_arms
 from router.decision.rules import RuleSet
+from router.decision.short_links import Preview, is_code_shaped, own_parameter
 from router.decision.signing import ClickReplays
 from router.decision.types import Action, Client, Context, Decision
 from router.serve.click_token import TOKEN_TTL_SECONDS, make_token
@@ -27,6 +28,7 @@ from router.serve.clicklog import ClickLog, click_time
 from router.serve.config import VISITOR_COOKIE, Settings
 from router.serve.expand import Expander, with_expansion
 from router.serve.headers import SECURITY_HEADERS
+from router.serve.kept_links import KeptLink, KeptLinks, LinksUnavailable
 from router.serve.limits import ClickLimits
 from router.serve.logs import log_access
 from router.serve.metrics import Metrics
@@ -43,6 +45,10 @@ log = logging.getLogger("router")
 _VISITOR_MAX_AGE = 365 * 24 * 3600
 _BLOCK, _LANDING = Action.BLOCK, Action.LANDING
 _COOKIE_ATTRIBUTES = f"; HttpOnly; Max-Age={_VISITOR_MAX_AGE}; Path=/; SameSite=lax".encode()
+SHORT_PREFIX = "/s/"
+RETRY_AFTER_SECONDS = 5  # a short link the database could not be asked for: when to try again
+_UNAVAILABLE = "the short links' database did not answer in time; try again in a few seconds"
+_SPENT = "the link has been opened as many times as its maker allowed"
 
 
 class _Answered:
@@ -88,23 +94,95 @@ class Clicks:
         self.visitors = Visitors(settings.signing_keys)  # visitor cookies: read, and issued (router.serve.visitors)
         self.outcomes.visitors = self.visitors
         self.answers = Answers()  # clicks that repeat skip reading and deciding (router.decision.answers)
+        self.links: KeptLinks | None = None  # short links (router.serve.kept_links): with a database only
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """/go and /ad."""
         request = ClickRequest(scope, self.trust_request_ids, self.visitors)
-        limits = self.limits
-        if limits is not None:
-            limited = await limits.address_refusal(request.address)
-            if limited is not None:
-                await self._refuse_limited(scope, send, request, *limited)
+        if self.limits is not None and await self._limited(scope, send, request):
+            return
+        await self._serve(scope, send, request)
+
+    async def short(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """/s/<code>: the short link's long link (router.serve.kept_links), served as that click is, with the
+        link's tags and preview; 404 for a code that names no link, 410 for one that answers no more, 503 when
+        the database can't say."""
+        request = ClickRequest(scope, self.trust_request_ids, self.visitors)
+        if self.limits is not None and await self._limited(scope, send, request):
+            return
+        code = request.path[len(SHORT_PREFIX):]
+        links = self.links
+        link: KeptLink | None = None
+        if links is not None and is_code_shaped(code):
+            try:
+                link = await links.find(code)
+            except LinksUnavailable:
+                await self._short_refused(send, request, 503, "short-link-unavailable", _UNAVAILABLE, code)
                 return
+        if link is None:
+            await self._short_refused(send, request, 404, "short-link-unknown", "no short link has this code", "")
+            return
+        gone = link.gone(time.time()) or (_SPENT if links is not None and links.spent(link) else "")
+        if gone:
+            await self._short_refused(send, request, 410, "short-link-gone", gone, code)
+            return
+        problem = own_parameter(request.query)
+        if problem:
+            await self._short_refused(send, request, 400, "bad-request", problem, code)
+            return
+        # The click on the long link, with what the short link's own URL carried (a share's from=, click ids).
+        request.path, request.query = link.path, f"{link.query}&{request.query}" if request.query else link.query
+        await self._serve(scope, send, request, link)
+
+    async def _limited(self, scope: Scope, send: Send, request: ClickRequest) -> bool:
+        """Whether the client's click limit refused this click (answered here: 429)."""
+        assert self.limits is not None
+        limited = await self.limits.address_refusal(request.address)
+        if limited is not None:
+            await self._refuse_limited(scope, send, request, *limited)
+            return True
+        return False
+
+    async def _short_refused(self, send: Send, request: ClickRequest, status: int, rule: str, reason: str,
+                             code: str) -> None:
+        """A short link that is not served: a page in the reader's language, and a click line."""
+        page = self.pages.message(request.accept_language, status, reason, technical=True)
+        if status == 503:
+            page.headers.append((b"retry-after", str(RETRY_AFTER_SECONDS).encode()))
+        if status != 503:
+            self.metrics.refused(status, "click")
+        await send({"type": "http.response.start", "status": status, "headers": self._headers(page, request)})
+        await send({"type": "http.response.body", "body": page.body})
+        now = time.time()
+        ruleset = self.active.current
+        line = self._line(request, ruleset, now, datetime.fromtimestamp(now, UTC),
+                          _Answered(page, _BLOCK, rule, None, reason=reason))
+        if code:
+            line["link"] = code
+        self.click_log.write(line)
+
+    async def _serve(self, scope: Scope, send: Send, request: ClickRequest, link: KeptLink | None = None) -> None:
+        """A click on the long link `request` names: /go or /ad, or what a short link (`link`) stands for."""
+        limits = self.limits
         now = time.time()
         at = datetime.fromtimestamp(now, UTC)
         ruleset = self.active.current  # once: a reload during this click does not change what decides it
         # Read with the rules' own catalogue; never raises; interned, so the kept answers can be keyed by it.
         client = ruleset.reader.parse(request.ua)
+        tags = link.tags if link is not None else ()
+        if link is not None and self.links is not None and scope["method"] == "GET" and not client.bot:
+            # Counted before it is answered as the link (a HEAD opens nothing; a bot's preview takes no click).
+            try:
+                counted = await self.links.count(link)
+            except LinksUnavailable:
+                await self._short_refused(send, request, 503, "short-link-unavailable", _UNAVAILABLE, link.code)
+                return
+            if not counted:
+                await self._short_refused(send, request, 410, "short-link-gone", _SPENT, link.code)
+                return
         # The request headers this rule set's conditions read (none for most): part of what keys a kept answer.
         headers = request.headers_named(ruleset.headers_read) if ruleset.headers_read else ()
-        kept = self.answers.get(ruleset, request.path, request.query, client, headers)
+        kept = self.answers.get(ruleset, request.path, request.query, client, headers, tags)
         ctx: Context | None = None
         replay_check: ReplayCheck | None = None
         waited = 0.0
@@ -112,9 +190,9 @@ class Clicks:
         if kept is None:
             try:
                 if request.path == "/ad":
-                    ctx, replay_check = await self._read_ad(request, at, client, headers)
+                    ctx, replay_check = await self._read_ad(request, at, client, headers, tags)
                 else:
-                    ctx = self._read(request, at, client, self.replays, headers)
+                    ctx = self._read(request, at, client, self.replays, headers, tags)
                 if limits is not None and ctx.ad is not None and ctx.ad.verified:
                     ad = ctx.ad
                     limited = await limits.ad_link_refusal(
@@ -130,11 +208,15 @@ class Clicks:
                     waited = perf_counter() - asked
             except Exception as error:  # BadClick, or a bug: _answer says which
                 failure = error
-        answered = self._answer(request, ruleset, now, kept, ctx, failure, waited)
+        answered = self._answer(request, ruleset, now, kept, ctx, failure, waited,
+                                link.preview if link is not None else None)
         page = answered.page
         await send({"type": "http.response.start", "status": page.status, "headers": self._headers(page, request)})
         await send({"type": "http.response.body", "body": page.body})
         line = self._line(request, ruleset, now, at, answered)
+        if link is not None:  # the short link clicked, and its tags (replays decide with them: a tag rule)
+            line["link"] = link.code
+            line["tags"] = tags
         if replay_check is not None:  # how this ad click's ids were checked for replays (router.serve.replay_checks)
             line["replay_check"] = replay_check
             self.replay_checks[replay_check] += 1  # with its line: a click refused by a limit has neither
@@ -149,10 +231,10 @@ class Clicks:
         self.click_log.write(line)
 
     def _read(self, request: ClickRequest, at: datetime, client: Client, replays: ClickReplays,
-              headers: tuple[tuple[str, str], ...]) -> Context:
+              headers: tuple[tuple[str, str], ...], tags: tuple[str, ...] = ()) -> Context:
         """read_click for this click (BadClick for one that can't be read)."""
         return read_click(request.path, request.query, request.ua, at=at, settings=self.settings,
-                          visitor=request.visitor, replays=replays, client=client, headers=headers)
+                          visitor=request.visitor, replays=replays, client=client, headers=headers, tags=tags)
 
     def _expands(self, ctx: Context) -> bool:
         """Whether the click's link is a short link to expand before deciding (a wait on its host)."""
@@ -160,7 +242,8 @@ class Clicks:
         return expander is not None and bool(ctx.link.web_url) and expander.expandable(ctx.link)
 
     def _answer(self, request: ClickRequest, ruleset: RuleSet, now: float, kept: tuple[Context, Decision] | None,
-                ctx: Context | None, failure: Exception | None = None, waited: float = 0.0) -> _Answered:
+                ctx: Context | None, failure: Exception | None = None, waited: float = 0.0,
+                preview: Preview | None = None) -> _Answered:
         """A click's page: from its kept answer, or its Context decided now, or for the failure that kept it
         from being read. Never raises: the click target never answers 5xx."""
         try:
@@ -179,7 +262,7 @@ class Clicks:
             token = make_token(self.settings.signing_keys, request.id, decision.rule, ruleset.version,
                                arms_text(arms), str(ctx.client.app), int(now) + TOKEN_TTL_SECONDS,
                                request.visitor) if decision.action is _LANDING else ""
-            page = self.pages.respond(request.accept_language, ctx, decision, token)
+            page = self.pages.respond(request.accept_language, ctx, decision, token, preview)
             return _Answered(page, decision.action, decision.rule, ctx, arms)
         except BadClick as bad:
             self.metrics.refused(bad.status, "click")
@@ -210,7 +293,7 @@ class Clicks:
         token = request.token()
         if token:  # a bearer of its click's beacons for two hours: the line keeps where it was, not the token
             query = query.replace(f"{TOKEN_PARAM}={token}", f"{TOKEN_PARAM}=-", 1)
-        self.metrics.click(path, answered.action, answered.rule, channel, app, seconds)
+        self.metrics.click(request.route, answered.action, answered.rule, channel, app, seconds)
         line = {
             "type": "click",
             "at": click_time(now, at),
@@ -255,6 +338,15 @@ class Clicks:
         with click_budget(shared.timeout):
             await self(scope, receive, send)
 
+    async def short_with_store_budget(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A short link's click with the fleet's store: one deadline for its calls to the store, as a click's."""
+        shared = self.shared
+        if shared is None:
+            await self.short(scope, receive, send)
+            return
+        with click_budget(shared.timeout):
+            await self.short(scope, receive, send)
+
     async def _refuse_limited(self, scope: Scope, send: Send, request: ClickRequest, message: str,
                               retry_after: int) -> None:
         """429: a click limit is reached (router.serve.limits). Not decided, so no click line: an access line."""
@@ -264,17 +356,18 @@ class Clicks:
         await send({"type": "http.response.body", "body": page.body})
         seconds = perf_counter() - request.started
         self.metrics.refused(429, "limit")
-        self.metrics.request(scope["path"], seconds)
+        self.metrics.request(request.route, seconds)
         log_access(429, request.id, scope=scope, seconds=seconds, why=message, correlation=request.correlation)
 
     async def _read_ad(self, request: ClickRequest, at: datetime, client: Client,
-                       headers: tuple[tuple[str, str], ...]) -> tuple[Context, ReplayCheck | None]:
+                       headers: tuple[tuple[str, str], ...],
+                       tags: tuple[str, ...] = ()) -> tuple[Context, ReplayCheck | None]:
         """An /ad click read, and how its click ids were checked for replays (None when none was: no click id,
         or a signature that does not hold). Each id's first use is asked of this process's memory, and of the
         fleet's store when there is one; what the store could not answer is said (`local`, `restarted`), for
         the click line, a metric and the readout."""
         deferred = DeferredReplays()
-        ctx = self._read(request, at, client, deferred, headers)
+        ctx = self._read(request, at, client, deferred, headers, tags)
         keys = deferred.keys
         if not keys:
             return ctx, None

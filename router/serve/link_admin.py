@@ -17,6 +17,7 @@ The store is synchronous: the API calls these methods from a thread.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -89,7 +90,7 @@ class LinkAdmin:
     def answer(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """A stored link as the API answers it: its fields under their JSON names, then code, short_url,
         created_at, updated_at, clicks and the creator's token id."""
-        fields = to_json(_fields_of(row))
+        fields = to_json(fields_of(row))
         fields["slug"] = row["code"] if row.get("custom") else None
         return {**{name: fields.get(name) for name in FIELD_NAMES},
                 "code": row["code"], "short_url": self.short_url(row["code"]),
@@ -117,7 +118,7 @@ class LinkAdmin:
         """One link from a JSON body; LinkFieldErrors (400), SlugTaken (409), Forbidden (403)."""
         return self.create_batch([data], actor, single=True)[0]
 
-    def create_batch(self, items: object, actor: Actor, *, single: bool = False) -> list[dict[str, Any]]:
+    def create_batch(self, items: object, actor: Actor, *, single: bool = False) -> builtins.list[dict[str, Any]]:
         """Links from a list of JSON bodies, all or nothing: one bad link, and nothing is written; the
         errors name each bad field as `links[i].field`."""
         self._check_writes(actor)
@@ -130,7 +131,7 @@ class LinkAdmin:
                                   "too many links in one call")
         now = self._clock()
         errors: dict[str, str] = {}
-        records: list[dict[str, Any]] = []
+        records: builtins.list[dict[str, Any]] = []
         slugs: dict[str, int] = {}
         for index, item in enumerate(items):
             where = "" if single else f"links[{index}]."
@@ -143,14 +144,16 @@ class LinkAdmin:
                 continue
             if fields.slug is not None:
                 if fields.slug in slugs:
-                    errors[f"{where}slug"] = f"{fields.slug!r} is given twice in this batch (links[{slugs[fields.slug]}])"
+                    first = slugs[fields.slug]
+                    errors[f"{where}slug"] = f"{fields.slug!r} is given twice in this batch (links[{first}])"
                     continue
                 slugs[fields.slug] = index
             records.append(_record(fields, actor))
         if errors:
             count = len({name.partition(".")[0] for name in errors})
+            verb = "are" if count != 1 else "is"
             summary = (LinkFieldErrors(errors).error if single
-                       else f"{count} of {len(items)} links {'are' if count != 1 else 'is'} not valid; nothing was written")
+                       else f"{count} of {len(items)} links {verb} not valid; nothing was written")
             raise LinkFieldErrors(errors, summary)
         for _ in range(_CODE_ATTEMPTS):
             for record in records:
@@ -179,7 +182,7 @@ class LinkAdmin:
         patch = read_link_fields(data, allowed_hosts=self.allowed_hosts, now=self._clock(), partial=True)
         if "slug" in patch.given:
             raise LinkFieldErrors({"slug": "a link's code or slug can't be changed; create another link"})
-        merged = self._owned(patched(_fields_of(row), patch), actor)
+        merged = self._owned(patched(fields_of(row), patch), actor)
         changes = {name: value for name, value in _record(merged, actor).items()
                    if name in patch.given or name == "advertiser"}
         changes.pop("code", None)
@@ -246,7 +249,7 @@ def _record(fields: LinkFields, actor: Actor) -> dict[str, Any]:
     return record
 
 
-def _fields_of(row: Mapping[str, Any]) -> LinkFields:
+def fields_of(row: Mapping[str, Any]) -> LinkFields:
     """A stored link's fields as LinkFields (the slug aside: the code is the store's)."""
     return LinkFields(
         url=row["url"], channel=Channel(row["channel"]) if row.get("channel") else None,

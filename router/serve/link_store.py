@@ -230,6 +230,30 @@ def upgrade(url: str) -> None:
         engine.dispose()
 
 
+def schema_behind(url: str) -> str:
+    """Why the database's schema is not the one this version needs (a sentence that says to run `adlink-router
+    db upgrade`), or "" when it is. StoreError when the database does not answer."""
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    target = engine_url(url)
+    engine = _make_engine(target)
+    try:
+        with _guarded(url, target.password), engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()
+    if current == head:
+        return ""
+    have = f"is at schema {current}" if current else "has no links schema yet"
+    return (f"database {display_url(url)} {have}; this version needs {head}: run `adlink-router db upgrade` "
+            f"(with the same {SETTING})")
+
+
 # --- records ----------------------------------------------------------------------------------------------
 
 

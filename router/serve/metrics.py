@@ -92,6 +92,10 @@ FAMILIES = {family.name: family for family in (
            "checked for replays (router.serve.replay_checks): fleet (the shared store), process (no store "
            "configured: this process's memory), local (the store did not answer: this process's memory only) "
            "or restarted (the store had forgotten click ids from before its start)", ("check",)),
+    Family("adlink_short_link_lookups", "counter", "Short links (/s/<code>) looked up by clicks, by result: kept "
+           "(in the process), read (from the database), unknown (no such code), unavailable (the database did "
+           "not answer in time: the click got 503 and Retry-After)", ("result",)),
+    Family("adlink_short_links_kept", "gauge", "Short links kept in the workers' memory", ()),
     Family("adlink_click_lines_dropped", "counter",
            "Click lines dropped because the click stream stopped taking them", ()),
     Family("adlink_outcomes", "counter", "What happened after a landing page, as its beacons and second jumps "
@@ -154,14 +158,14 @@ class Metrics:
         self.refusals: dict[tuple[int, str], int] = {}
         self.errors = 0  # clicks answered with the safe page after an unexpected error
         # Per route; /go and /ad from the start, so a click never looks for its histogram twice.
-        self.requests = {route: Histogram(REQUEST_BUCKETS) for route in ("/go", "/ad")}
+        self.requests = {route: Histogram(REQUEST_BUCKETS) for route in ("/go", "/ad", "/s")}
         # kept: a repeated click answered from memory; decided: one read and decided
         self.decisions = {"kept": Histogram(DECISION_BUCKETS), "decided": Histogram(DECISION_BUCKETS)}
         self.state: Callable[[], Snapshot] = dict  # gauges and counters kept elsewhere, read at snapshot time
         self.files = WorkerFiles(Path(directory)) if directory else None
 
     def click(self, route: str, action: str, rule: str, channel: object, app: object, seconds: float) -> None:
-        """One click answered on /go or /ad (channel and app are enums, or None for a click that could not be
+        """One click answered on /go, /ad or /s (channel and app are enums, or None for a click that could not be
         read). Inlined: this runs on every click."""
         clicks = self.clicks
         key = (action, rule, channel, app)

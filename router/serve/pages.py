@@ -26,6 +26,7 @@ from markupsafe import Markup
 
 from router.decision.deeplinks import store_url, web_location
 from router.decision.recent import Recent
+from router.decision.short_links import Preview
 from router.decision.types import LANGUAGES, OS, Action, App, Channel, Context, Decision, Device
 from router.serve.headers import SECURITY_HEADERS
 
@@ -162,7 +163,7 @@ def _landing_words(lang: str, app_to_open: str, platform: str, kind: str, in_app
     return t
 
 
-def landing_key(ctx: Context, decision: Decision, lang: str) -> tuple[object, ...]:
+def landing_key(ctx: Context, decision: Decision, lang: str, preview: Preview | None = None) -> tuple[object, ...]:
     """Everything landing_context reads, so two clicks with the same key get the same page (nonce aside):
     WeChat taps differ in build and network in every user agent, yet most share a handful of pages."""
     client = ctx.client
@@ -170,13 +171,14 @@ def landing_key(ctx: Context, decision: Decision, lang: str) -> tuple[object, ..
     # The app's entry as a whole: a reloaded catalogue may rename an app or change its menu under the same id.
     in_moments = ctx.channel is Channel.MOMENTS  # what the page says the link is (landing_context)
     return (ctx.link, client.app.details, client.os, harmony_version, client.device, client.bot, ctx.forward,
-            decision.landing, decision.app_link, decision.app, lang, in_moments)
+            decision.landing, decision.app_link, decision.app, lang, in_moments, preview)
 
 
 def landing_context(ctx: Context, decision: Decision, lang: str, nonce: str, fallback_delay_ms: int,
-                    token: str = "", beacon: str = "") -> dict[str, Any]:
+                    token: str = "", beacon: str = "", preview: Preview | None = None) -> dict[str, Any]:
     """What landing.html prints. `token` and `beacon`: the click's token and where the page sends its outcome
-    beacons (router.serve.outcomes); without them the page sends none."""
+    beacons (router.serve.outcomes); without them the page sends none. `preview`: a short link's title,
+    description and image (router.serve.kept_links), for the page and for link previews (og:, twitter:)."""
     link, client = ctx.link, ctx.client
     table = texts()[lang]
     # Words about opening an app name the app the link really opens (a Tmall item opens in Taobao
@@ -197,11 +199,15 @@ def landing_context(ctx: Context, decision: Decision, lang: str, nonce: str, fal
     copy_text = (f"￥{link.token}￥ {web}" if web else f"￥{link.token}￥") if copy_is_token else (web or "")
     if mode != "inapp" and web is not None:
         copy_text = ""
-    heading = link.title or t["page_title"]
+    heading = (preview.title if preview else None) or link.title or t["page_title"]
     return {
         "t": t,
         "title": heading,
         "heading": heading,
+        "description": (preview.description if preview else None) or t["og_description"],
+        "image": preview.image if preview else None,
+        "page_url": preview.url if preview else None,
+        "about": preview.description if preview else None,
         "nonce": nonce,
         "mode": mode,
         # A browser is the way forward only when the link has a page to open there.
@@ -233,7 +239,8 @@ def message_context(status: int, message: str, lang: str, nonce: str, technical:
     or (`technical`) the router's own reason, folded away for support."""
     t = _words(lang, platform="", kind="", app="", menu="", label="", status=str(status))
     summary = (t["message_blocked"] if status in (403, 451) else t["message_too_many"] if status == 429
-               else t["message_not_found"] if status == 404 else t["message_bad_link"])
+               else t["message_not_found"] if status == 404 else t["message_gone"] if status == 410
+               else t["message_try_again"] if status == 503 else t["message_bad_link"])
     return {"t": t, "title": t["message_title"], "summary": summary, "message": message, "technical": technical,
             "status_line": t["message_status"], "nonce": nonce}
 
@@ -296,15 +303,16 @@ class Pages:
                    *_PAGE_HEADERS, (b"content-length", b"%d" % len(body))]
         return Page(status, headers, body)
 
-    def landing(self, accept_language: str | None, ctx: Context, decision: Decision, token: str = "") -> Page:
+    def landing(self, accept_language: str | None, ctx: Context, decision: Decision, token: str = "",
+                preview: Preview | None = None) -> Page:
         """The landing page; `token` (the click's, router.serve.click_token) goes into its script's settings,
-        for the outcome beacons and the page's own URL."""
+        for the outcome beacons and the page's own URL; `preview`: a short link's (router.serve.kept_links)."""
         lang = self.language(accept_language)
-        key = landing_key(ctx, decision, lang)
+        key = landing_key(ctx, decision, lang, preview)
         template = self._rendered.get(key)
         if template is None:
             context = landing_context(ctx, decision, lang, _NONCE_PLACEHOLDER.decode(), self.fallback_delay_ms,
-                                      _TOKEN_PLACEHOLDER.decode(), self.beacon_path)
+                                      _TOKEN_PLACEHOLDER.decode(), self.beacon_path, preview)
             template = _template(self.env.get_template("landing.html").render(context).encode())
             self._rendered.put(key, template)
         nonce = new_nonce().encode()
@@ -324,14 +332,16 @@ class Pages:
             message_context(status, message, lang, nonce, technical))
         return self._page(status, body.encode(), nonce.encode(), lang)
 
-    def respond(self, accept_language: str | None, ctx: Context, decision: Decision, token: str = "") -> Page:
-        """The answer to a decided click; a landing page carries the click's `token`."""
+    def respond(self, accept_language: str | None, ctx: Context, decision: Decision, token: str = "",
+                preview: Preview | None = None) -> Page:
+        """The answer to a decided click; a landing page carries the click's `token` (and a short link's
+        `preview`)."""
         if decision.action in (Action.APP, Action.WEB) and decision.location:
             # The location is built by the router from parsed parts, never echoed from input.
             return Page(302, [(b"location", decision.location.encode()), *_REDIRECT_HEADERS], b"")
         if decision.action is Action.BLOCK:
             return self.message(accept_language, decision.status, decision.reason, messages=decision.messages)
-        return self.landing(accept_language, ctx, decision, token)
+        return self.landing(accept_language, ctx, decision, token, preview)
 
 
 def _template(page: bytes) -> bytes:

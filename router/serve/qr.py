@@ -82,6 +82,20 @@ def check_png_size(size: int) -> None:
         raise ValueError(f"The PNG size must be from {MIN_PNG_SIZE} to {MAX_PNG_SIZE} pixels, not {size}.")
 
 
+def png_size(text: str | None) -> tuple[int, str]:
+    """A `?size=` query value as a PNG width (DEFAULT_PNG_SIZE when not given), and "" or why it can't be."""
+    if text is None or text == "":
+        return DEFAULT_PNG_SIZE, ""
+    if not text.isascii() or not text.isdigit() or len(text) > 5:
+        return 0, f"size must be a whole number of pixels from {MIN_PNG_SIZE} to {MAX_PNG_SIZE}"
+    size = int(text)
+    try:
+        check_png_size(size)
+    except ValueError as err:
+        return 0, str(err)
+    return size, ""
+
+
 def png_scale(url: str, size: int) -> int:
     """Pixels per module for a PNG of `url` at most `size` wide: at least 1."""
     width, _ = _code(url).symbol_size(scale=1, border=QUIET_ZONE)

@@ -21,7 +21,7 @@ class ClickRequest:
     (router.serve.visitors): the cookie's, when the router issued it, else a fresh one (`new_cookie` to set)."""
 
     __slots__ = ("_headers", "accept_language", "address", "correlation", "id", "new_cookie", "path", "query",
-                 "started", "ua", "visitor", "visitor_from")
+                 "route", "started", "ua", "visitor", "visitor_from")
 
     def __init__(self, scope: Scope, trust_request_ids: bool, visitors: Visitors) -> None:
         self.started = perf_counter()
@@ -42,6 +42,9 @@ class ClickRequest:
         self.accept_language = accept_language
         self.ua = ua = (ua or "")[:MAX_UA_LENGTH]
         self.path: str = scope["path"]
+        # The route the click came in by (/go, /ad, /s): its metrics' label. A short link's click then reads
+        # as its long link (`path`, `query`: router.serve.clicks).
+        self.route = "/s" if self.path.startswith("/s/") else self.path
         self.query: str = scope["query_string"].decode("utf-8", "replace")
         client = scope.get("client")
         self.address: str = client[0] if client else ""

@@ -550,3 +550,47 @@ class FleetExpansions:
             return Expanded(link, reason, "expanded")
         except (ValueError, KeyError, TypeError, LinkError):
             return UNAVAILABLE
+
+
+# --- notices on the store's pub/sub (router.serve.link_changes: short links changed) ----------------------
+
+
+def publish_notice(url: str, channel: str, seconds: float) -> bool:
+    """Publish one notice on `channel`, synchronously (from a write's thread, or a command): False when the
+    store did not answer within `seconds`. Never raises: a notice only hastens what polling does anyway."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=seconds, socket_connect_timeout=seconds)
+    try:
+        client.publish(channel, b"changed")
+        return True
+    except redis.RedisError as error:
+        log.warning("a notice on %s was not published: the shared store did not answer (%s)", channel,
+                    type(error).__name__)
+        return False
+    finally:
+        client.close()
+
+
+async def listen_for_notices(url: str, channel: str, heard: Callable[[], None], retry_seconds: float = 1.0) -> None:
+    """Call `heard()` for every notice on `channel`, and once each time listening (re)starts (what was said
+    meanwhile was missed); until cancelled, listening again `retry_seconds` after the store fails."""
+    import redis.asyncio as aioredis
+
+    while True:
+        client = aioredis.Redis.from_url(url, socket_connect_timeout=CONNECT_SECONDS)
+        try:
+            async with client.pubsub() as pubsub:
+                await pubsub.subscribe(channel)
+                heard()
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        heard()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # the store is down: the caller polls meanwhile
+            log.debug("listening on %s failed: %s", channel, type(error).__name__)
+        finally:
+            with contextlib.suppress(Exception):
+                await client.aclose()
+        await asyncio.sleep(retry_seconds)

@@ -11,6 +11,7 @@ date; each click reads it once and finishes on that set.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -22,24 +23,30 @@ from typing import IO
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Message, Receive, Scope, Send
 
 from router.decision.clients import tables_built
 from router.decision.rules import RuleSet
+from router.decision.short_links import is_code_shaped
 from router.decision.signing import ClickReplays
 from router.serve.app_metrics import exposition, metrics_flushed, metrics_state
 from router.serve.clicklog import ClickLog
-from router.serve.clicks import Clicks
+from router.serve.clicks import RETRY_AFTER_SECONDS, SHORT_PREFIX, Clicks
 from router.serve.config import Settings, address_in, trusted_proxies_warning
 from router.serve.drain import DRAIN
 from router.serve.edge import ADDRESSED_PATHS, private_asker, refusal, refuse, server_names
 from router.serve.expand import Expander, ExpandPolicy
 from router.serve.headers import SECURITY_HEADERS
+from router.serve.kept_links import KeptLinks, LinksUnavailable
+from router.serve.link_admin import LinkAdmin
+from router.serve.link_changes import announce
+from router.serve.link_store import LinkStore, StoreError, display_url, schema_behind, upgrade
 from router.serve.logs import click_stream, configure_logging, correlation_id, log_access, new_request_id
 from router.serve.metrics import Metrics
 from router.serve.outcomes import OUTCOME_PATH, Outcomes
 from router.serve.pages import Pages
+from router.serve.qr import png_size, qr_png, qr_svg
 from router.serve.reload import ActiveRules, Reloader, rules_source
 from router.serve.shared import FleetExpansions, SharedStore
 from router.serve.sources import RulesSource
@@ -48,6 +55,7 @@ from router.serve.warm import warm_up
 log = logging.getLogger("router")
 
 _CLICK_PATHS = frozenset({"/go", "/ad"})
+_QR_SUFFIXES = (".svg", ".png")  # /s/<code>.svg and .png: the link's QR code (router.serve.qr)
 _KNOWN_ROUTES = frozenset({*_CLICK_PATHS, OUTCOME_PATH, "/healthz", "/readyz", "/metrics"})  # the route label's values
 
 
@@ -59,6 +67,7 @@ class RouterApp:
         self.clicks = clicks
         # With a shared store each click's calls to it share one deadline; without, nothing to wrap.
         self._click = clicks.with_store_budget if clicks.shared is not None else clicks
+        self._short = clicks.short_with_store_budget if clicks.shared is not None else clicks.short
         self.metrics = clicks.metrics
         self.rest = rest
         self.state = rest.state
@@ -86,6 +95,11 @@ class RouterApp:
             refused = refusal(scope, self._names)
             if refused is None and (not self._metrics_port or self._port_refusal(scope) is None):
                 await self._click(scope, receive, send)  # its own request id and click line
+                return
+        elif path.startswith(SHORT_PREFIX) and scope["method"] in ("GET", "HEAD") and not path.endswith(_QR_SUFFIXES):
+            refused = refusal(scope, self._names)
+            if refused is None and (not self._metrics_port or self._port_refusal(scope) is None):
+                await self._short(scope, receive, send)  # its own request id and click line, as a click
                 return
         elif path == OUTCOME_PATH:
             refused = refusal(scope, self._names)
@@ -168,7 +182,11 @@ def create_app(
         expander.fleet = FleetExpansions(shared, settings.allowed_hosts)
     outcomes = Outcomes(lambda: settings.signing_keys, click_log, shared)
     clicks = Clicks(settings, active, pages, expander, replays, click_log, metrics, shared, outcomes)
-    metrics.state = lambda: metrics_state(active, expander, replays, click_log, shared, outcomes, clicks.replay_checks)
+    links = short_links(settings) if settings.database_url else None  # router.serve.kept_links
+    clicks.links = links
+    metrics.state = lambda: metrics_state(active, expander, replays, click_log, shared, outcomes, clicks.replay_checks,
+                                          links)
+    api_routes = links_api_routes(settings, links) if links is not None else []
 
     async def healthz(request: Request) -> Response:
         return _answer("ok\n")
@@ -214,14 +232,43 @@ def create_app(
     async def click_method(request: Request) -> Response:  # /go and /ad with a method other than GET/HEAD
         return await not_allowed(request, Exception())
 
+    async def qr_code(request: Request) -> Response:
+        """/s/<code>.svg and /s/<code>.png?size=: the short link's URL as a QR code (router.serve.qr)."""
+        code, kind = request.path_params["code"], request.url.path.rsplit(".", 1)[1]
+        link = None
+        if links is not None and is_code_shaped(code):
+            try:
+                link = await links.find(code)
+            except LinksUnavailable:
+                response = message(request, 503, "the short links' database did not answer in time; try again")
+                response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+                return response
+        if link is None:
+            return message(request, 404, "no short link has this code")
+        if kind == "svg":
+            body, media_type = qr_svg(link.preview.url), "image/svg+xml"
+        else:
+            size, problem = png_size(request.query_params.get("size"))
+            if problem:
+                return message(request, 400, problem)
+            body, media_type = qr_png(link.preview.url, size), "image/png"
+        response = _answer(body, media_type=media_type)
+        response.headers["Cache-Control"] = "public, max-age=3600"  # a code's URL never changes
+        return response
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
             if shared is not None:
                 await shared.warm_up()
+            if links is not None:
+                await start_links(settings, links)
             async with reloader.running(), metrics_flushed(metrics):
                 yield
         finally:
+            if links is not None:
+                await links.aclose()  # the clicks counted here are written first
+                links.store.close()
             click_log.close()  # the lines of the last clicks are written before the process ends
             if expander is not None:
                 await expander.aclose()  # the connections kept to the expansion hosts
@@ -236,6 +283,9 @@ def create_app(
             Route("/healthz", healthz, methods=["GET", "HEAD"]),
             Route("/readyz", readyz, methods=["GET", "HEAD"]),
             *([Route("/metrics", metrics_page, methods=["GET", "HEAD"])] if settings.metrics_from else []),
+            Route("/s/{code}.svg", qr_code, methods=["GET", "HEAD"]),
+            Route("/s/{code}.png", qr_code, methods=["GET", "HEAD"]),
+            *api_routes,
         ],
         exception_handlers={404: not_found, 405: not_allowed},
     )
@@ -251,6 +301,59 @@ def _answer(body: str | bytes, status: int = 200, media_type: str = "text/plain"
     response = Response(body, status, media_type=media_type)
     response.raw_headers.extend(SECURITY_HEADERS)
     return response
+
+
+def short_links(settings: Settings) -> KeptLinks:
+    """The short links this process serves, from the database in the settings (ROUTER_DATABASE_URL)."""
+    store = LinkStore(settings.database_url)
+    return KeptLinks(store, settings.signing_keys, settings.public_url, limit=settings.links_kept,
+                     redis_url=settings.redis_url)
+
+
+def links_api_routes(settings: Settings, links: KeptLinks) -> list[BaseRoute]:
+    """/api/: the links' JSON API (router.serve.links_api) on the same database. A write is announced to the
+    fleet (router.serve.link_changes) and looked at here at once."""
+    from router.serve.links_api import links_api
+
+    loop: list[asyncio.AbstractEventLoop] = []
+
+    def changed() -> None:  # in a write's thread
+        announce(settings.redis_url)
+        if loop:
+            loop[0].call_soon_threadsafe(links.poke)
+
+    admin = LinkAdmin(links.store, allowed_hosts=settings.allowed_hosts, public_url=settings.public_url,
+                      changed=changed)
+    api = links_api(admin, links.store, ipv6_prefix=settings.limit_ipv6_prefix)
+
+    async def on_loop(scope: Scope, receive: Receive, send: Send) -> None:
+        if not loop and scope["type"] == "http":
+            loop.append(asyncio.get_running_loop())
+        await api(scope, receive, send)
+
+    return [Mount("/api", app=on_loop)]
+
+
+async def start_links(settings: Settings, links: KeptLinks) -> None:
+    """Before serving: the database's schema brought up to date (SQLite, or ROUTER_DATABASE_UPGRADE=start) or
+    checked (a schema behind stops the start: LinksSchemaBehind); then changes followed. A database that does
+    not answer is ridden out: kept links can't exist yet, so its short links answer 503 until it does."""
+    url = settings.database_url
+    try:
+        if settings.upgrades_at_start:
+            await asyncio.to_thread(upgrade, url)
+        else:
+            behind = await asyncio.to_thread(schema_behind, url)
+            if behind:
+                raise LinksSchemaBehind(behind)
+    except StoreError as error:
+        log.warning("short links: %s; /s/ links answer 503 until it answers", error)
+    await links.start()
+    log.info("short links from %s (up to %d kept)", display_url(url), links.limit)
+
+
+class LinksSchemaBehind(Exception):
+    """The database's schema is older than this version's: `adlink-router db upgrade` first."""
 
 
 def short_link_expander(settings: Settings) -> Expander | None:

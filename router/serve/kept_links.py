@@ -1,0 +1,290 @@
+"""Short links kept in the process, so that a click on `/s/<code>` never waits on the database in the
+steady state.
+
+- **Kept, bounded.** A link read once is kept (router.decision.recent: the links clicked stay, the long tail
+  goes), as what its click needs: the long link's path and query (an /ad link's signed here, once), its
+  tags, its expiry, its click limit and its preview. Codes that name no link are kept apart, fewer of them,
+  so a flood of made-up codes can't push the real links out.
+- **Read once, with a deadline, for every click that asks at once.** A code not kept is read from the
+  database in a thread (the event loop never blocks on it); the clicks that ask for the same code meanwhile
+  wait for that one read. Past READ_SECONDS the click gets `LinksUnavailable` (a page that says to try
+  again, 503 with Retry-After), as it does while the database is down. Kept links keep answering.
+- **Changes reach every router within two seconds.** Every link write bumps the database's change counter
+  (router.serve.link_store). Without a shared store this process reads it every POLL_SECONDS; with one it
+  also listens on its pub/sub channel (router.serve.link_changes), hears of a write at once, and reads the
+  counter every QUIET_POLL_SECONDS in case a notice was lost. What changed is read with `changed_since`
+  and replaces, or drops, what is kept.
+- **Clicks counted.** A link with `max_clicks` is counted in the database on each click, one conditional
+  UPDATE: exact across a fleet, and the only click that waits on the database. Once spent, it is kept as
+  spent until the link changes. Other links' clicks are counted here and added to the database every
+  FLUSH_SECONDS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from router.decision.recent import Recent
+from router.decision.short_links import Preview, long_link
+from router.decision.signing import SigningKeys, sign
+from router.serve.link_admin import fields_of
+from router.serve.link_changes import listen
+from router.serve.link_store import LinkStore, StoreError
+
+log = logging.getLogger("router")
+
+POLL_SECONDS = 1.0  # the change counter, without a shared store: a change is served within two seconds
+QUIET_POLL_SECONDS = 5.0  # with one, whose notices arrive at once: the counter only in case one was lost
+FLUSH_SECONDS = 2.0  # clicks of links without max_clicks, added to the database
+READ_SECONDS = 1.0  # a click waits this long for a link not kept yet
+COUNT_SECONDS = 2.0  # and this long for a limited link's count
+UNKNOWN_LIMIT = 10_000  # codes that name no link, kept apart
+AD_SOURCE = "link"  # the `src` (ad_source) a short link with an advertiser is signed with
+# How a click's lookup went (the metric adlink_short_link_lookups_total): kept in the process, read from the
+# database, no such code, or the database did not answer (503; a limited link's count too).
+LOOKUP_RESULTS = ("kept", "read", "unknown", "unavailable")
+
+
+class LinksUnavailable(Exception):
+    """The database did not answer in time: the click is told to try again."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeptLink:
+    """A short link as its clicks need it."""
+
+    code: str
+    path: str  # /go, or /ad when the link names an advertiser (signed: its advertiser and campaign are trusted)
+    query: str  # the long link's query, as a click on it would carry it
+    tags: tuple[str, ...]
+    expires: float  # POSIX time; infinite without an expiry
+    max_clicks: int | None
+    disabled: bool
+    preview: Preview
+
+    def gone(self, now: float) -> str:
+        """Why the link answers no more (410), or "" while it does."""
+        if self.disabled:
+            return "the link was turned off by whoever made it"
+        if now >= self.expires:
+            return "the link has expired"
+        return ""
+
+
+def kept_link(row: dict[str, Any], keys: SigningKeys, public_url: str) -> KeptLink:
+    """A stored link as its clicks need it: the long link it stands for (router.decision.short_links), signed
+    as an /ad link's fields are when it names an advertiser."""
+    fields = fields_of(row)
+    expires_at = row.get("expires_at")
+    expires = expires_at.timestamp() if expires_at is not None else math.inf
+    if fields.advertiser:
+        signed = sign({"url": fields.url or "", "src": AD_SOURCE, "adv": fields.advertiser,
+                       "cmp": fields.campaign or "", "ch": fields.channel.value if fields.channel else "",
+                       "exp": str(int(expires)) if expires_at is not None else ""}, keys)
+        path, query = "/ad", urlencode(signed, quote_via=quote)
+    else:
+        path, _, query = long_link(fields).partition("?")
+    preview = Preview(fields.title, fields.description, fields.image, f"{public_url.rstrip('/')}/s/{row['code']}")
+    return KeptLink(row["code"], path, query, tuple(fields.tags or ()), expires, fields.max_clicks,
+                    bool(fields.disabled), preview)
+
+
+class KeptLinks:
+    """The links this process keeps (see the module's docstring). `start()` once serving; `aclose()` at the end."""
+
+    def __init__(self, store: LinkStore, keys: SigningKeys, public_url: str, *, limit: int,
+                 redis_url: str = "", poll_seconds: float | None = None) -> None:
+        self.store = store
+        self.keys = keys
+        self.public_url = public_url
+        self.limit = limit
+        self.redis_url = redis_url
+        self.poll_seconds = poll_seconds or (QUIET_POLL_SECONDS if redis_url else POLL_SECONDS)
+        self._kept: Recent[str, KeptLink] = Recent(limit)
+        self._unknown: Recent[str, bool] = Recent(min(UNKNOWN_LIMIT, limit))
+        self._spent: set[str] = set()  # limited links whose clicks have reached max_clicks
+        self._reading: dict[str, asyncio.Future[KeptLink | None]] = {}
+        self._changed_while_read: set[str] = set()
+        self._pending: Counter[str] = Counter()  # clicks not yet added to the database
+        self.version: int | None = None  # the change counter's value whose changes are applied
+        self.results: Counter[str] = Counter()  # lookups by result, for the metrics
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    # --- a click's lookups --------------------------------------------------------------------------------
+
+    async def find(self, code: str) -> KeptLink | None:
+        """The link `code` names (None: none does), kept or read; LinksUnavailable when it can't be known."""
+        link = self._kept.get(code)
+        if link is not None:
+            self.results["kept"] += 1
+            return link
+        if self._unknown.get(code):
+            self.results["unknown"] += 1
+            return None
+        reading = self._reading.get(code)
+        if reading is None:
+            reading = asyncio.get_running_loop().create_future()
+            self._reading[code] = reading
+            asyncio.get_running_loop().create_task(self._read(code, reading))
+        try:
+            link = await asyncio.wait_for(asyncio.shield(reading), READ_SECONDS)
+        except (TimeoutError, StoreError):
+            self.results["unavailable"] += 1
+            raise LinksUnavailable from None
+        self.results["read" if link is not None else "unknown"] += 1
+        return link
+
+    async def _read(self, code: str, reading: asyncio.Future[KeptLink | None]) -> None:
+        try:
+            row = await asyncio.to_thread(self.store.get, code)
+            link = None if row is None else kept_link(row, self.keys, self.public_url)
+        except Exception as error:  # StoreError, or a bug: the clicks waiting are told to try again
+            if not isinstance(error, StoreError):
+                log.exception("reading short link %r failed", code)
+                error = StoreError("the link could not be read")
+            reading.set_exception(error)
+            reading.exception()  # retrieved: no "never retrieved" warning when no click waits any more
+            return
+        finally:
+            self._reading.pop(code, None)
+        if code in self._changed_while_read:  # a change was applied while this read was on its way: not kept
+            self._changed_while_read.discard(code)
+        elif self.version is not None:  # kept only once changes are followed: else they could go unseen
+            if link is None:
+                self._unknown.put(code, True)
+            else:
+                self._kept.put(code, link)
+        reading.set_result(link)
+
+    def spent(self, link: KeptLink) -> bool:
+        return link.code in self._spent
+
+    async def count(self, link: KeptLink) -> bool:
+        """Count a click on `link`: True when it may be answered as the link; False once its max_clicks are
+        reached. A limited link is counted in the database (LinksUnavailable when it does not answer)."""
+        if link.max_clicks is None:
+            self._pending[link.code] += 1
+            return True
+        if link.code in self._spent:
+            return False
+        try:
+            counted = await asyncio.wait_for(asyncio.to_thread(self.store.count_click, link.code, link.max_clicks),
+                                             COUNT_SECONDS)
+        except (TimeoutError, StoreError):
+            self.results["unavailable"] += 1
+            raise LinksUnavailable from None
+        if not counted:
+            self._spent.add(link.code)
+        return counted
+
+    # --- following changes --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Learn the change counter (a database down now is ridden out: learnt later), then follow changes
+        and write counts in the background."""
+        with contextlib.suppress(StoreError):
+            await self.refresh()
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._follow()), loop.create_task(self._flush_every())]
+        if self.redis_url:
+            self._tasks.append(loop.create_task(listen(self.redis_url, self._wake.set)))
+
+    async def aclose(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        with contextlib.suppress(Exception):
+            await self.flush()
+
+    async def refresh(self) -> None:
+        """Apply every change since the version applied (StoreError when the database does not answer)."""
+        if self.version is None:
+            version = await asyncio.to_thread(self.store.change_counter)
+            # Links read before the counter was known may have changed unseen: start afresh.
+            self._kept = Recent(self.limit)
+            self._unknown = Recent(min(UNKNOWN_LIMIT, self.limit))
+            self._spent.clear()
+            self._changed_while_read.update(self._reading)
+            self.version = version
+            return
+        version = await asyncio.to_thread(self.store.change_counter)
+        if version == self.version:
+            return
+        for change in await asyncio.to_thread(self.store.changed_since, self.version):
+            code = change["code"]
+            self._unknown.pop(code)
+            self._spent.discard(code)
+            if code in self._reading:
+                self._changed_while_read.add(code)
+            if change.get("deleted"):
+                self._kept.pop(code)
+            elif self._kept.get(code) is not None:
+                self._kept.put(code, kept_link(change, self.keys, self.public_url))
+            self.version = max(self.version, int(change["version"]))
+        self.version = max(self.version, version)
+
+    async def _follow(self) -> None:
+        failing = False
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+            self._wake.clear()
+            try:
+                await self.refresh()
+                if failing:
+                    log.info("the links' database answers again; following changes")
+                failing = False
+            except StoreError as error:
+                if not failing:
+                    log.warning("the links' database does not answer (%s); kept links keep serving", error)
+                failing = True
+            except Exception:
+                log.exception("following short links' changes failed")
+
+    def poke(self) -> None:
+        """A write in this process: look at the changes now."""
+        self._wake.set()
+
+    async def _flush_every(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            with contextlib.suppress(StoreError):
+                await self.flush()
+
+    async def flush(self) -> None:
+        """Add the clicks counted here to the database (kept for the next try when it does not answer)."""
+        if not self._pending:
+            return
+        counts, self._pending = self._pending, Counter()
+        try:
+            await asyncio.to_thread(self.store.add_clicks, counts)
+        except StoreError:
+            self._pending.update(counts)
+            raise
+
+    def kept_bytes(self) -> int:
+        """A rough size of what is kept (the benchmarks state it per link)."""
+        return sum(_size(link) for link in self._kept.values())
+
+
+def _size(link: KeptLink) -> int:
+    preview = link.preview
+    return (sys.getsizeof(link) + sys.getsizeof(link.code) + sys.getsizeof(link.path) + sys.getsizeof(link.query)
+            + sys.getsizeof(link.tags) + sum(sys.getsizeof(tag) for tag in link.tags) + sys.getsizeof(preview)
+            + sum(sys.getsizeof(text) for text in (preview.title, preview.description, preview.image, preview.url)
+                  if text))
+
