@@ -1,4 +1,4 @@
-"""The readout: what happened after the tap, per rule, channel, app, OS or rollout arm.
+"""The readout: what happened after the tap, per rule, channel, app, OS, rollout arm, short link or tag.
 
 `python -m router report --clicks FILE…` reads the click stream (the server's own output: click, outcome and
 server lines mixed; `.gz` too; local paths, globs, or object-storage URLs DuckDB can read) with DuckDB, an
@@ -21,6 +21,8 @@ sentence a policy owner can read out. The rollout comparison (`arms`, `--by arm`
 rollout draws its bucket per visitor, so a visitor is the unit both intervals take to be independent, and one
 visitor clicking many times (one who kept a cookie that landed in the arm it wanted) weighs as one. Each arm says
 how many clicks its visitors made too, so a few visitors making many clicks shows. The other groups count clicks.
+By short link (`--by link`: the code of /s/<code>, `none` for a click on a long link) and by tag (`--by tag`: a
+click counts once in each of its link's tags, `none` without), as their click lines say.
 
 What a reader of the logs can't tell from the router's own doing is kept out of the figures, and counted:
 - the rollout comparison (`arms`, `--by arm`) counts only clicks whose visitor id the router issued itself
@@ -46,7 +48,8 @@ from typing import Any
 __all__ = ["ARMS_LEFT_OUT", "DIMENSIONS", "OUTCOME_COLUMNS", "REPLAY_CHECKS", "ReportError", "build_report",
            "key_fields", "percent", "percent_parts", "points", "wilson"]
 
-DIMENSIONS = ("rule", "channel", "app", "os", "arm")
+DIMENSIONS = ("rule", "channel", "app", "os", "arm", "link", "tag")
+NONE = "none"  # the link and tag of a click on a long link (/go, /ad), not through /s/<code>
 OUTCOME_COLUMNS = ("shown", "copied", "app_left", "escaped", "web", "store", "reached")
 ACTIONS = ("app", "web", "landing", "block")
 Z95 = 1.959963984540054
@@ -58,7 +61,7 @@ _COLUMNS = {
     "channel": "VARCHAR", "app": "VARCHAR", "os": "VARCHAR", "request_id": "VARCHAR",
     "arms": 'STRUCT(rule VARCHAR, "in" BOOLEAN)[]', "click": "VARCHAR", "event": "VARCHAR",
     "escaped_from": "VARCHAR", "visitor_from": "VARCHAR", "replay_check": "VARCHAR", "request": "VARCHAR",
-    "ua": "VARCHAR", "visitor": "VARCHAR", "correlation_id": "VARCHAR",
+    "ua": "VARCHAR", "visitor": "VARCHAR", "correlation_id": "VARCHAR", "link": "VARCHAR", "tags": "VARCHAR[]",
 }
 
 # Where a visitor id came from, when the router issued it: its own signed cookie, or a fresh id it set.
@@ -80,13 +83,14 @@ _CLICKS = f"""
 CREATE TEMP TABLE clicks AS
 SELECT request_id AS id, action, rule, status, coalesce(channel, 'unknown') AS channel,
        coalesce(app, 'unknown') AS app, coalesce(os, 'unknown') AS os, arms, escaped_from, visitor,
+       coalesce(link, '{NONE}') AS link, CASE WHEN len(tags) > 0 THEN tags ELSE ['{NONE}'] END AS tags,
        visitor IS NOT NULL
        AND coalesce(visitor_from IN ({", ".join(f"'{name}'" for name in ISSUED_VISITORS)}), false) AS issued,
        replay_check, min(TRY_CAST("at" AS TIMESTAMPTZ)) OVER ids AS at,
        max(line_hash) OVER ids <> line_hash AS conflict,
        bool_or(coalesce(len(arms), 0) > 0) OVER ids AS in_rollout
 FROM (SELECT *, hash("at", request, ua, visitor, visitor_from, action, rule, status, channel, app, os, arms,
-                     escaped_from, replay_check, correlation_id) AS line_hash
+                     escaped_from, replay_check, correlation_id, link, tags) AS line_hash
       FROM lines WHERE type = 'click' AND request_id IS NOT NULL)
 WINDOW ids AS (PARTITION BY request_id ORDER BY line_hash ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
 QUALIFY row_number() OVER ids = 1
@@ -190,6 +194,9 @@ def build_report(files: Sequence[str], *, by: Sequence[str] = ("rule",), since: 
     if unknown:
         raise ReportError(f"--by {unknown[0]!r}: group by one of {', '.join(DIMENSIONS)}")
     by = list(dict.fromkeys(by))  # each dimension once, in the order given
+    if "arm" in by and "tag" in by:
+        raise ReportError("--by arm and --by tag can't go together: arms count visitors, tags count each click "
+                          "once per tag; read them one at a time")
     if not files:
         raise ReportError("give the click stream's files with --clicks FILE…")
     start, end = _time(since, "--since"), _time(until, "--until")
@@ -308,6 +315,8 @@ def key_fields(by: Sequence[str]) -> list[str]:
 
 def _rows_and_keys(by: Sequence[str]) -> tuple[str, list[str]]:
     rows = "SELECT * FROM arm_rows" if "arm" in by else "SELECT * FROM joined"
+    if "tag" in by:  # a click counts once in each of its link's tags (`none` for a click without tags)
+        rows = "SELECT * EXCLUDE (tags), unnest(tags) AS tag FROM joined"
     return rows, key_fields(by)
 
 

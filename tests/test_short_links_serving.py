@@ -1,0 +1,287 @@
+"""Short links served (`/s/<code>`, router.serve.clicks and router.serve.kept_links), in one router process.
+
+What a short link answers is what its long link answers (the same click path), with its channel stamp, its
+advertiser and campaign signed as an /ad link's, its tags for the rules and the click line; 410, 404 and 503
+pages in the reader's language; a code read once however many clicks ask at once; changes followed; clicks
+counted; a click line a replay decides alike. The fleet (two routers, PostgreSQL, Redis) is in
+tests/test_short_links_fleet.py, the preview in Chromium in tests/test_short_links_browser.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from router.decision.rules import RuleSource, build_rule_set
+from router.decision.short_links import LinkFields, long_link
+from router.decision.types import Channel
+from router.serve.config import Settings, bundled_rules_dir
+from router.serve.kept_links import KeptLinks, LinksUnavailable
+from router.serve.link_admin import CLI_ACTOR, LinkAdmin
+from router.serve.link_store import LinkStore, StoreError, upgrade
+from router.serve.web import create_app
+from tests import uas
+from tests.conftest import TEST_KEYS
+
+ITEM = "https://item.taobao.com/item.htm?id=123456"
+TMALL = "https://detail.tmall.com/item.htm?id=778899"
+AGENTS = {"safari": uas.SAFARI_IOS, "wechat": uas.WECHAT_IOS, "chrome": uas.CHROME_ANDROID, "bot": uas.GOOGLEBOT,
+          "desktop": uas.CHROME_WINDOWS, "qq": uas.QQ_ANDROID}
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path}/links.db"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+def admin(database: str) -> Iterator[LinkAdmin]:
+    store = LinkStore(database)
+    yield LinkAdmin(store, allowed_hosts=("taobao.com", "tmall.com", "tb.cn"), public_url="https://go.example.com")
+    store.close()
+
+
+class Router:
+    """A router app in process with its lifespan running (the links followed), and its click lines."""
+
+    def __init__(self, database: str, rules_text: str | None = None) -> None:
+        self.stream = io.BytesIO()
+        settings = Settings(rules_dir=bundled_rules_dir(), signing_keys=TEST_KEYS, database_url=database,
+                            public_url="https://go.example.com")
+        rules = build_rule_set([RuleSource("t.yaml", rules_text.encode())], origin="t") if rules_text else None
+        self.app = create_app(settings, rules, click_stream=self.stream)
+        self.client = TestClient(self.app, follow_redirects=False)
+
+    def __enter__(self) -> Router:
+        self.client.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.__exit__(*exc)
+
+    def get(self, path: str, agent: str = "safari", **headers: str) -> Any:
+        return self.client.get(path, headers={"user-agent": AGENTS.get(agent, agent), **headers})
+
+    def lines(self) -> list[dict[str, Any]]:
+        time.sleep(0.05)  # the click log is written from a thread: let it catch up
+        return [json.loads(line) for line in self.stream.getvalue().splitlines() if b'"type":"click"' in line]
+
+
+def test_a_short_link_answers_what_its_long_link_answers(admin: LinkAdmin, database: str) -> None:
+    """Every client, with and without a channel stamp and a share's from=: the same status and Location as
+    the /go click the link stands for."""
+    plain = admin.create({"url": ITEM}, CLI_ACTOR)["code"]
+    stamped = admin.create({"url": TMALL, "channel": "group_chat"}, CLI_ACTOR)["code"]
+    with Router(database) as router:
+        links = ((plain, LinkFields(url=ITEM)), (stamped, LinkFields(url=TMALL, channel=Channel.GROUP_CHAT)))
+        for code, fields in links:
+            for agent in AGENTS:
+                for share in ("", "?from=timeline"):
+                    long = long_link(fields) + share.replace("?", "&")
+                    short, expected = router.get(f"/s/{code}{share}", agent), router.get(long, agent)
+                    assert (short.status_code, short.headers.get("location")) == \
+                        (expected.status_code, expected.headers.get("location")), (code, agent, share)
+        lines = router.lines()
+    by_link = [line for line in lines if line.get("link") == stamped]
+    assert by_link and all(line["request"].startswith("/go?url=") for line in by_link)
+    assert {line["channel"] for line in by_link} == {"group_chat", "moments"}  # a share's from= wins, as on /go
+
+
+def test_an_advertisers_link_is_signed_as_an_ad_link_and_its_click_line_names_link_and_tags(
+        admin: LinkAdmin, database: str) -> None:
+    code = admin.create({"url": ITEM, "advertiser": "1001", "campaign": "c-618", "tags": ["spring-sale", "vip"]},
+                        CLI_ACTOR)["code"]
+    rules = ('rules:\n  - {id: adv, when: {advertiser: "1001", campaign: c-618}, then: web}\n'
+             "default: app\n")
+    with Router(database, rules) as router:
+        answer = router.get(f"/s/{code}?gdt_vid=wx-1")
+        replayed = router.get(f"/s/{code}?gdt_vid=wx-1")  # the same click id again: a replay, no ad privileges
+        lines = router.lines()
+    assert answer.status_code == 302 and answer.headers["location"].startswith("https://")
+    assert "gdt_vid=wx-1" in answer.headers["location"]  # the platform's click id passed on
+    assert replayed.headers["location"].startswith("taobao://")  # default: app
+    first, second = lines[0], lines[1]
+    assert first["link"] == code and first["tags"] == ["spring-sale", "vip"]
+    assert first["request"].startswith("/ad?") and "src=link" in first["request"]
+    assert first["claim"]["verified"] is True and first["claim"]["advertiser"] == "1001"
+    assert first["channel"] == "ad" and first["rule"] == "adv"
+    assert second["claim"]["verdict"] == "replayed"
+
+
+def test_rules_match_a_links_tags(admin: LinkAdmin, database: str) -> None:
+    """`when: {tag: …}`: a link with the tag gets the rule; one without, and the same destination as a long
+    link, do not, whichever comes first (the kept answers are keyed by tags)."""
+    tagged = admin.create({"url": ITEM, "tags": ["spring-sale"]}, CLI_ACTOR)["code"]
+    other = admin.create({"url": ITEM, "tags": ["other"]}, CLI_ACTOR)["code"]
+    rules = "rules:\n  - {id: sale, when: {tag: spring-sale}, then: web}\ndefault: app\n"
+    with Router(database, rules) as router:
+        answers = [router.get(path).headers["location"][:8] for path in
+                   (f"/s/{other}", f"/s/{tagged}", "/go?url=" + ITEM.replace("?", "%3F").replace("=", "%3D"),
+                    f"/s/{tagged}", f"/s/{other}")]
+    assert answers == ["taobao:/", "https://", "taobao:/", "https://", "taobao:/"], answers
+
+
+@pytest.mark.parametrize(("language", "words"), [("zh-CN", "已过期"), ("en-US", "expired")])
+def test_expired_disabled_and_spent_links_answer_410_in_the_readers_language(
+        admin: LinkAdmin, database: str, language: str, words: str) -> None:
+    soon = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    expiring = admin.create({"url": ITEM, "expires_at": soon}, CLI_ACTOR)["code"]
+    disabled = admin.create({"url": ITEM, "disabled": True}, CLI_ACTOR)["code"]
+    limited = admin.create({"url": ITEM, "max_clicks": 2}, CLI_ACTOR)["code"]
+    with Router(database) as router:
+        assert router.get(f"/s/{expiring}").status_code == 302
+        statuses = [router.get(f"/s/{limited}", **{"accept-language": language}).status_code for _ in range(4)]
+        time.sleep(max(0.0, datetime.fromisoformat(soon).timestamp() - time.time()) + 0.05)
+        answers = [router.get(f"/s/{code}", **{"accept-language": language}) for code in (expiring, disabled, limited)]
+        lines = router.lines()
+    assert statuses == [302, 302, 410, 410]
+    for answer in answers:
+        assert answer.status_code == 410
+        assert words in answer.text
+        assert answer.headers["content-language"] == ("zh-CN" if language == "zh-CN" else "en")
+    assert admin.get(limited, CLI_ACTOR)["clicks"] == 2
+    gone = [line for line in lines if line["status"] == 410]
+    assert gone and all(line["rule"] == "short-link-gone" and line["link"] for line in gone)
+
+
+def test_a_head_request_and_a_bots_preview_take_no_click(admin: LinkAdmin, database: str) -> None:
+    code = admin.create({"url": ITEM, "max_clicks": 1}, CLI_ACTOR)["code"]
+    with Router(database) as router:
+        assert router.client.head(f"/s/{code}", headers={"user-agent": uas.SAFARI_IOS}).status_code == 302
+        assert router.get(f"/s/{code}", "bot").status_code in (200, 302)
+        assert router.get(f"/s/{code}").status_code == 302  # the one click it allows
+        assert router.get(f"/s/{code}").status_code == 410
+
+
+@pytest.mark.parametrize("path", ["/s/nosuch1", "/s/a%24b", "/s/" + "a" * 65, "/s/", "/s/a/b", "/s/-"])
+@pytest.mark.parametrize(("language", "words"), [("zh-CN", "这个地址没有页面"), ("en", "There is no page")])
+def test_unknown_and_odd_codes_get_a_404_page_in_the_readers_language(
+        database: str, path: str, language: str, words: str) -> None:
+    with Router(database) as router:
+        answer = router.get(path, **{"accept-language": language})
+    assert answer.status_code == 404
+    assert words in answer.text and "text/html" in answer.headers["content-type"]
+
+
+def test_a_short_links_own_parameters_cant_be_added(admin: LinkAdmin, database: str) -> None:
+    code = admin.create({"url": ITEM, "advertiser": "1001"}, CLI_ACTOR)["code"]
+    with Router(database) as router:
+        for added in ("url=https%3A%2F%2Fevil.example%2F", "ch=ad", "adv=2002", "sig=x", "%75rl=x"):
+            answer = router.get(f"/s/{code}?{added}")
+            assert answer.status_code == 400, added
+            assert "can&#39;t be added to a short link" in answer.text or "can't be added" in answer.text
+
+
+def test_changes_are_followed_and_a_code_unknown_then_created_answers(admin: LinkAdmin, database: str) -> None:
+    """A code asked for before it exists, then created, and a kept link disabled: each reaches the router
+    through the change counter it polls (no write through this router's own API)."""
+    with Router(database) as router:
+        assert router.get("/s/later-made").status_code == 404
+        admin.create({"url": ITEM, "slug": "later-made"}, CLI_ACTOR)
+        kept = admin.create({"url": ITEM}, CLI_ACTOR)["code"]
+        assert _within(3.0, lambda: router.get("/s/later-made").status_code == 302)
+        assert router.get(f"/s/{kept}").status_code == 302
+        admin.disable(kept, CLI_ACTOR)
+        assert _within(3.0, lambda: router.get(f"/s/{kept}").status_code == 410)
+
+
+def test_the_database_gone_kept_links_answer_and_unknown_codes_get_503(admin: LinkAdmin, database: str,
+                                                                        tmp_path: Path) -> None:
+    kept = admin.create({"url": ITEM}, CLI_ACTOR)["code"]
+    with Router(database) as router:
+        assert router.get(f"/s/{kept}").status_code == 302
+        with sqlite3.connect(tmp_path / "links.db") as broken:  # the database stops answering for links
+            broken.execute("DROP TABLE link_tags")
+            broken.execute("DROP TABLE links")
+        assert router.get(f"/s/{kept}").status_code == 302
+        answer = router.get("/s/unknown1", **{"accept-language": "en"})
+        assert answer.status_code == 503 and answer.headers["retry-after"] == "5"
+        assert "try again" in answer.text
+        counted = router.app.metrics.state()["adlink_short_link_lookups"]  # what /metrics exposes
+    assert counted[("unavailable",)] == 1 and counted[("kept",)] == 1
+
+
+def test_a_code_is_read_once_for_every_click_that_asks_at_once(tmp_path: Path) -> None:
+    """Single flight: 50 clicks on a code not kept, at once, make one read of the database; a read slower
+    than the deadline gives them LinksUnavailable, and the next click the read's answer."""
+
+    class SlowStore:
+        def __init__(self, seconds: float) -> None:
+            self.reads, self.seconds, self.lock = 0, seconds, threading.Lock()
+
+        def get(self, code: str) -> dict[str, Any] | None:
+            with self.lock:
+                self.reads += 1
+            time.sleep(self.seconds)
+            now = datetime.now(UTC)
+            return {"code": code, "url": ITEM, "tags": [], "created_at": now, "updated_at": now, "clicks": 0,
+                    "created_by": "t", "disabled": False}
+
+        def change_counter(self) -> int:
+            return 0
+
+    async def clicks(store: SlowStore) -> list[object]:
+        links = KeptLinks(store, TEST_KEYS, "https://go.example.com", limit=100)  # type: ignore[arg-type]
+        links.version = 0
+
+        async def one() -> object:
+            try:
+                return await links.find("abc1234")
+            except LinksUnavailable as unavailable:
+                return unavailable
+        return await asyncio.gather(*(one() for _ in range(50)))
+
+    store = SlowStore(0.2)
+    found = asyncio.run(clicks(store))
+    assert store.reads == 1 and all(link is not None and link.code == "abc1234" for link in found)  # type: ignore[union-attr]
+    slow = SlowStore(1.5)
+    assert all(isinstance(result, LinksUnavailable) for result in asyncio.run(clicks(slow)))
+    assert slow.reads == 1
+
+
+def test_the_click_line_of_a_short_link_replays_to_the_same_answer(admin: LinkAdmin, database: str,
+                                                                   tmp_path: Path) -> None:
+    """`explain --batch` decides a /s/ click from its line alike: its long request and its tags."""
+    from router.cli import main
+
+    code = admin.create({"url": ITEM, "tags": ["spring-sale"]}, CLI_ACTOR)["code"]
+    rules = "rules:\n  - {id: sale, when: {tag: spring-sale}, then: web}\ndefault: app\n"
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "t.yaml").write_text(rules)
+    with Router(database, rules) as router:
+        router.get(f"/s/{code}")
+        line = router.lines()[0]
+    assert line["rule"] == "sale"
+    batch = tmp_path / "clicks.jsonl"
+    batch.write_text(json.dumps(line) + "\n")
+    out = io.StringIO()
+    assert main(["explain", "--rules", str(tmp_path / "rules"), "--batch", str(batch)], out=out) == 0
+    assert json.loads(out.getvalue().splitlines()[0])["rule"] == "sale"
+
+
+def test_a_store_error_never_shows_the_password() -> None:
+    with pytest.raises(StoreError) as caught:
+        LinkStore("postgresql://user:hunter2-secret@127.0.0.1:1/links").get("abc1234")
+    assert "hunter2-secret" not in str(caught.value)
+
+
+def _within(seconds: float, check: Any) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return bool(check())
