@@ -1,4 +1,7 @@
-"""`python -m router` / `adlink-router`: serve, sign, explain, report, and the policy owners' `rules` commands.
+"""`python -m router` / `adlink-router`: serve, sign, explain, report, rules, and the short links' db, tokens, links.
+
+`rules …` are the policy owners' commands (router.policy); `db`, `tokens` and `links` manage the short
+links' database, API tokens and links (router.link_commands).
 
 Every command loads rules and settings through the same functions the server
 uses, so what `explain` prints is what the server does.
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any, NoReturn
 from urllib.parse import quote, urlencode
 
+from router import link_commands
 from router.decision.click import BadClick, read_click
 from router.decision.decide import explain
 from router.decision.links import LinkError, parse_link
@@ -287,6 +291,13 @@ def _serve(args: argparse.Namespace, refusal: logging.Logger) -> int:
     source = rules_source(settings)  # before loading: a change made meanwhile is picked up once serving
     # Refuse to start, naming file:line (or why the bundle could not be fetched), before uvicorn does anything.
     rules = _rules(settings, source, report=refusal.critical)
+    if not args.reuse_port:  # the parent, or the one process: the links' schema made or checked, once
+        from router.serve.web import LinksSchemaBehind, prepare_links_database
+
+        try:
+            prepare_links_database(settings)
+        except LinksSchemaBehind as err:
+            raise UsageError(str(err)) from None
     if args.workers > 1:
         from router.serve.workers import shared_metrics_dir, supervise
 
@@ -477,11 +488,16 @@ def build_parser() -> argparse.ArgumentParser:
     expl.set_defaults(run=cmd_explain)
 
     report_render.register(commands)
+    # The short links' database, API tokens and links (router.link_commands: each runs as `run(args, out)`).
+    link_commands.register(commands)
 
     rules = commands.add_parser("rules", help="check, test, compare and look at rule sets")
     rules_commands = rules.add_subparsers(dest="rules_command", required=True, metavar="COMMAND")
     for module in RULES_COMMANDS:
         module.register(rules_commands)
+    # The usage line names every command, and must do so on one line of an 80-column terminal: argparse's own,
+    # "[-h] {…} ...", is one character too long for all eight, so -h is left to the options listed below it.
+    parser.usage = f"%(prog)s {{{','.join(commands.choices)}}} ..."
     return parser
 
 

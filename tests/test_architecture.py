@@ -22,7 +22,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "router"
 
 # Lower runs first: a module may import its own wing or a lower one, never a higher one.
 LAYERS = {"router.decision": 0, "router.serve": 1, "router.policy": 2, "router": 3}
-TOP_LEVEL_MODULES = {"router", "router.cli", "router.__main__"}
+TOP_LEVEL_MODULES = {"router", "router.cli", "router.link_commands", "router.__main__"}  # the command line
 
 # The decision is pure: no web framework, no server, no network, no templates, no subprocesses.
 NOT_IN_DECISION = ("starlette", "uvicorn", "httpx", "httpcore", "jinja2", "socket", "ssl", "asyncio",

@@ -18,7 +18,7 @@ def test_a_built_context_equals_the_dataclass_one_and_stays_frozen() -> None:
     values = dict(link=parse_link("https://item.taobao.com/item.htm?id=1"), client=parse_client(uas.WECHAT_IOS),
                   channel=Channel.GROUP_CHAT, channel_reason="from=groupmessage", at=datetime(2026, 1, 1, tzinfo=UTC),
                   visitor="v", forward=(("gdt_vid", "x"),), ad=None, in_rollout=True, expansion=None,
-                  expansion_reason="", headers=(("accept-language", "en"),))
+                  expansion_reason="", headers=(("accept-language", "en"),), tags=("spring-sale",))
     built = slot_constructor(Context)(*values.values())
     assert built == Context(**values) and hash(built) == hash(Context(**values))
     assert [getattr(built, name) for name in values] == list(values.values())

@@ -91,6 +91,8 @@ class LinkAdmin:
         """A stored link as the API answers it: its fields under their JSON names, then code, short_url,
         created_at, updated_at, clicks and the creator's token id."""
         fields = to_json(fields_of(row))
+        if row.get("expires_at") is not None:  # in UTC, as the database gives it back: every answer alike
+            fields["expires_at"] = row["expires_at"].astimezone(UTC).isoformat()
         fields["slug"] = row["code"] if row.get("custom") else None
         return {**{name: fields.get(name) for name in FIELD_NAMES},
                 "code": row["code"], "short_url": self.short_url(row["code"]),
@@ -109,6 +111,7 @@ class LinkAdmin:
             advertiser = actor.advertiser
         if not 0 < limit <= MAX_LIST:
             raise LinkFieldErrors({"limit": f"give a whole number from 1 to {MAX_LIST}"}, "bad query parameter")
+        tag = tag.lower() if tag is not None and tag.isascii() else tag  # tags are kept in lower case
         rows, following = self.store.list(tag=tag, advertiser=advertiser, cursor=cursor, limit=limit)
         return [self.answer(row) for row in rows], following
 

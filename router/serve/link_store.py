@@ -33,6 +33,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -211,9 +212,15 @@ def _guarded(text: str, password: str | None) -> Iterator[None]:
         raise StoreError(f"database {display_url(text)}: {reason}") from None
 
 
+def _quiet_alembic() -> None:
+    """Alembic's progress lines (plugins set up, each step run) say nothing an operator needs in the router's log."""
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
 def upgrade(url: str) -> None:
     """Bring the database to the newest schema (Alembic `upgrade head`); makes a SQLite file's directory if
     missing. Idempotent: an up-to-date database is left as it is."""
+    _quiet_alembic()
     from alembic import command
     from alembic.config import Config
 
@@ -233,6 +240,7 @@ def upgrade(url: str) -> None:
 def schema_behind(url: str) -> str:
     """Why the database's schema is not the one this version needs (a sentence that says to run `adlink-router
     db upgrade`), or "" when it is. StoreError when the database does not answer."""
+    _quiet_alembic()
     from alembic.config import Config
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory

@@ -261,8 +261,9 @@ def create_app(
         try:
             if shared is not None:
                 await shared.warm_up()
-            if links is not None:
-                await start_links(settings, links)
+            if links is not None:  # the schema was made or checked before (prepare_links_database)
+                await links.start()
+                log.info("short links from %s (up to %d kept)", display_url(settings.database_url), links.limit)
             async with reloader.running(), metrics_flushed(metrics):
                 yield
         finally:
@@ -334,22 +335,23 @@ def links_api_routes(settings: Settings, links: KeptLinks) -> list[BaseRoute]:
     return [Mount("/api", app=on_loop)]
 
 
-async def start_links(settings: Settings, links: KeptLinks) -> None:
-    """Before serving: the database's schema brought up to date (SQLite, or ROUTER_DATABASE_UPGRADE=start) or
-    checked (a schema behind stops the start: LinksSchemaBehind); then changes followed. A database that does
-    not answer is ridden out: kept links can't exist yet, so its short links answer 503 until it does."""
+def prepare_links_database(settings: Settings) -> None:
+    """Before serving (and before any socket is bound, in the one process that forks the workers): the links'
+    database schema brought up to date (SQLite, or ROUTER_DATABASE_UPGRADE=start) or checked; a schema behind
+    stops the start (LinksSchemaBehind, one sentence). A database that does not answer is ridden out: its short
+    links answer 503 until it does, everything else serves."""
     url = settings.database_url
+    if not url:
+        return
     try:
         if settings.upgrades_at_start:
-            await asyncio.to_thread(upgrade, url)
+            upgrade(url)
         else:
-            behind = await asyncio.to_thread(schema_behind, url)
+            behind = schema_behind(url)
             if behind:
                 raise LinksSchemaBehind(behind)
     except StoreError as error:
         log.warning("short links: %s; /s/ links answer 503 until it answers", error)
-    await links.start()
-    log.info("short links from %s (up to %d kept)", display_url(url), links.limit)
 
 
 class LinksSchemaBehind(Exception):
@@ -372,4 +374,6 @@ def app_from_env() -> RouterApp:
     (or `--forwarded-allow-ips`) deliberately.
     """
     configure_logging(os.environ.get("ROUTER_LOG_LEVEL", "info"))
-    return create_app(click_stream=click_stream(os.environ.get("ROUTER_CLICK_LOG", "")))
+    settings = Settings.from_env()
+    prepare_links_database(settings)
+    return create_app(settings, click_stream=click_stream(os.environ.get("ROUTER_CLICK_LOG", "")))
