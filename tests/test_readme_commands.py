@@ -198,6 +198,57 @@ def test_the_four_answers_with_curl() -> None:
         server.stop()
 
 
+def test_the_short_link_examples_with_curl(tmp_path: Path) -> None:
+    """README "Short links and the API": a token made by the command, a link made through the API, clicked,
+    its QR code read back by a real decoder, and a bad link refused; each answer as the comment under it
+    says. The server and the command share one database, as the quick start's do (the default file)."""
+    curl = debian_tool("curl", package="curl")
+    zbarimg = debian_tool("zbarimg", package="zbar-tools")
+    block = next(block for block in re.findall(r"^```sh\n(.*?)^```", README, re.S | re.M) if "/api/links" in block)
+    setup = "\n".join(line for line in _curl_block().splitlines() if re.match(r"^[A-Z_]+=", line))
+    lines = block.replace("http://127.0.0.1:8000", "http://127.0.0.1:$PORT").splitlines()
+    steps: list[tuple[str, list[str]]] = []
+    for n, line in enumerate(lines):
+        if line.strip() and not line.startswith("#"):
+            expected = []
+            for following in lines[n + 1:]:
+                if not following.startswith("# "):
+                    break
+                expected.append(following.removeprefix("# "))
+            steps.append((line, expected))
+    assert len(steps) == 5 and sum(1 for _, expected in steps if expected) == 4
+    env = {name: value for name, value in os.environ.items() if not name.startswith("ROUTER_")}
+    env |= {"ROUTER_DATABASE_URL": f"sqlite:///{tmp_path}/links.db", "ROUTER_DRAIN_SECONDS": "0",
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    server = subprocess_server(env)
+    try:
+        script = [setup, f"PORT={server.port}"]
+        for index, (command, _) in enumerate(steps):
+            command = command.replace("curl ", f"{curl} ", 1).replace("zbarimg ", f"{zbarimg} ", 1)
+            script += [f"echo '@@@{index}'", command, "echo"]
+        done = subprocess.run(["bash", "-c", "\n".join(script)], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=120, env=env)
+    finally:
+        server.stop()
+    outputs = re.split(r"^@@@\d+\n", done.stdout, flags=re.M)[1:]
+    assert len(outputs) == len(steps), (done.stdout, done.stderr)
+    for (command, expected), output in zip(steps, outputs, strict=True):
+        if expected:
+            assert matches(expected, output.strip().splitlines()), (command, expected, output, done.stderr)
+
+
+def subprocess_server(env: dict[str, str]) -> Server:
+    """A router started with exactly `env` (its database among it), ready."""
+    saved = dict(os.environ)
+    try:
+        os.environ.clear()
+        os.environ.update(env)
+        return Server().wait_ready()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 def _json_examples(start: str) -> list[dict[str, object]]:
     """The README's JSON bodies that begin with `start`, read (a `…` value stands for anything)."""
     bodies = re.findall(r"^```json\n(.*?)^```", README, re.S | re.M)
