@@ -46,7 +46,7 @@ def test_the_deployment_agrees_with_the_router() -> None:
     assert pre_stop[0] == "sleep"
     assert pod["terminationGracePeriodSeconds"] > float(pre_stop[1]) + float(settings["ROUTER_DRAIN_SECONDS"]) + float(
         settings["ROUTER_SHUTDOWN_SECONDS"])
-    env = {item["name"]: item["value"] for item in container["env"]}
+    env = {item["name"]: item.get("value") for item in container["env"]}
     mounts = {mount["name"]: mount["mountPath"] for mount in container["volumeMounts"]}
     assert env["ROUTER_SIGNING_KEYS_FILE"] == f"{mounts['keys']}/keys"
     assert settings["ROUTER_METRICS_DIR"] == mounts["metrics"]  # writable: the root file system is not
@@ -58,6 +58,12 @@ def test_the_deployment_agrees_with_the_router() -> None:
     service_ports = [port["targetPort"] for port in resources["Service"]["spec"]["ports"]]
     assert service_ports == ["http"]  # the metrics port is not exposed
     assert "keys" in resources["Secret"]["stringData"]
+    # The links' database from the Secret, a PostgreSQL URL the router reads; its schema checked, not migrated.
+    database = next(item for item in container["env"] if item["name"] == "ROUTER_DATABASE_URL")
+    reference = database["valueFrom"]["secretKeyRef"]
+    assert reference["name"] == resources["Secret"]["metadata"]["name"]
+    assert resources["Secret"]["stringData"][reference["key"]].startswith("postgresql://")
+    assert settings["ROUTER_DATABASE_UPGRADE"] == "check"
 
 
 def _tool(name: str) -> str:
