@@ -1,6 +1,7 @@
 """The router over HTTP, side by side with a bare Starlette app on the same server stack, in one run.
 
     python benchmarks/http_bench.py [--seconds 5] [--rounds 5] [--connections 50] [--rss-clicks 100000]
+                                    [--links 1000000]
 
 Each server is one process started the way a user starts it (`adlink-router serve`; the baseline with
 uvicorn's own command and the same loop and protocol), pinned to core 0 with `taskset` where there is
@@ -13,6 +14,9 @@ Rows:
   bare redirect          Starlette RedirectResponse, uvicorn with uvloop + httptools (the 100 % line)
   bare redirect, h11     the same app on uvicorn's pure-Python h11 protocol (for reference)
   router 302, same UA    /go with an item link, iPhone Safari every time -> 302 to the app
+  router 302, /s/<code>  the same item link as a short link, one of --links (1,000,000) in the router's SQLite
+                         database (two tags and a title, like every link there), clicked the same way: compared
+                         with the /go row, not the bare app (the goal: at least 90 % of it)
   router 302, new UA     a WeChat 1:1 chat tap -> 302 to the web page, with a never-seen WeChat user agent
                          on every request (wrk's Lua)
   bare HTML              Starlette HTMLResponse as large as the router's landing page (the landing's 100 %)
@@ -23,7 +27,8 @@ Rows:
 
 Ratios are each row's req/s over its baseline's. CPU µs is the server's own CPU time (all its threads, user
 and kernel, from /proc) per request in the median run: what a request costs the machine, whatever the load
-generator did meanwhile. RSS is the server's after its rows. Then memory as the
+generator did meanwhile. RSS is the server's after its rows. Both routers serve short links from the same
+SQLite file, filled once per invocation (straight into its tables: loopback.fill_links). Then memory as the
 goal states it: a fresh router, --rss-clicks (100,000) clicks with a day's new user agents, then as many
 of the every-part-new flood, then --flood-clicks (200,000) of made-up Safari ones, and its resident set
 after each. Absolute figures move between machines;
@@ -35,21 +40,29 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
 import httpx
 from agents import lua_tables
-from loopback import ROOT, SAFARI, WECHAT, free_port
+from loopback import (
+    SAFARI,
+    WECHAT,
+    cpu_seconds,
+    fill_links,
+    free_port,
+    link_code,
+    pinned,
+    router_command,
+    rss_mb,
+    server,
+)
 
 ITEM = quote("https://item.taobao.com/item.htm?id=123456", safe="")
 
@@ -109,67 +122,6 @@ class Result:
     cpu_us: float = float("nan")  # the server's CPU time (all its threads, user and kernel) per request
 
 
-def pinned(core: int, command: list[str]) -> list[str]:
-    cores = os.cpu_count() or 1
-    if shutil.which("taskset") and cores > 1:
-        return ["taskset", "-c", str(core % cores), *command]
-    return command
-
-
-@contextmanager
-def server(command: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    log = tempfile.TemporaryFile()  # noqa: SIM115 -- closed below
-    process = subprocess.Popen(pinned(0, command), stdout=log, stderr=subprocess.STDOUT,
-                               env={**os.environ, "ROUTER_DRAIN_SECONDS": "0", **(env or {})}, cwd=ROOT)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/go", timeout=1)
-                break
-            except httpx.TransportError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    output = log.read().decode()[-2000:]
-                    raise SystemExit(f"server did not start: {' '.join(command)}\n{output}") from None
-                time.sleep(0.1)
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
-
-
-def _python_pid(process: subprocess.Popen[bytes]) -> int:
-    """The server's own process: with taskset in front, its child (taskset usually execs, keeping the pid)."""
-    children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
-    if children.exists():
-        found = children.read_text().split()
-        if found:
-            return int(found[-1])
-    return process.pid
-
-
-def rss_mb(process: subprocess.Popen[bytes]) -> float:
-    """The server's resident memory."""
-    status = Path(f"/proc/{_python_pid(process)}/status")
-    if status.exists():
-        match = re.search(r"VmRSS:\s+(\d+) kB", status.read_text())
-        if match:
-            return int(match.group(1)) / 1024
-    return float("nan")
-
-
-def cpu_seconds(process: subprocess.Popen[bytes]) -> float:
-    """The server's CPU time so far, user and kernel, all threads (/proc/PID/stat: utime and stime)."""
-    stat = Path(f"/proc/{_python_pid(process)}/stat").read_text()
-    fields = stat.rsplit(")", 1)[1].split()  # after the command's name, which may hold spaces
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def wrk(url: str, path: str, seconds: float, connections: int, *, new_agents: str = "", ua: str = SAFARI,
         delay_ms: int = 0, start: int = 0) -> Result:
     """One wrk run; new user agents are numbered from `start` (a run that follows another sends new ones)."""
@@ -211,10 +163,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rss-clicks", type=int, default=100_000, help="clicks per step of the memory run")
     parser.add_argument("--flood-clicks", type=int, default=200_000,
                         help="clicks of made-up user agents in the memory run's last step")
+    parser.add_argument("--links", type=int, default=1_000_000,
+                        help="short links in the routers' database (one of them is the /s/ row's)")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
         return 2
+    with tempfile.TemporaryDirectory(prefix="http-bench-") as folder:
+        return run(args, Path(folder))
+
+
+def run(args: argparse.Namespace, folder: Path) -> int:
+    """The rows, the memory run and the table, the routers' database in `folder`."""
     python = sys.executable
     go = f"/go?url={ITEM}"
     group = f"/go?url={ITEM}&from=groupmessage"
@@ -224,13 +184,20 @@ def main(argv: list[str] | None = None) -> int:
                 "--log-level", "warning", "--loop", "uvloop", "--http", protocol]
 
     router_port, bare_port, h11_port = free_port(), free_port(), free_port()
-
-    def router_command(port: int) -> list[str]:
-        return [python, "-m", "router", "serve", "--port", str(port), "--log-level", "warning"]
+    # The routers' short links: --links of them in a SQLite file of their own, filled once; the one clicked
+    # stands for the /go row's link, and sits in the middle of the codes.
+    links = max(1, args.links)
+    clicked = links // 2
+    filling = time.monotonic()
+    database = fill_links(folder / "links.sqlite", links,
+                          {clicked: {"url": "https://item.taobao.com/item.htm?id=123456"}})
+    filled = time.monotonic() - filling
+    router_env = {"ROUTER_LOG_LEVEL": "warning", "ROUTER_DATABASE_URL": database}
+    short = f"/s/{link_code(clicked)}"
 
     # All three servers run at once, idle but for the row being measured, and the rows take turns round by
     # round: whatever else the machine is doing meanwhile weighs on a row and its baseline alike.
-    with server(router_command(router_port), router_port, {"ROUTER_LOG_LEVEL": "warning"}) as router:
+    with server(router_command(router_port), router_port, router_env) as router:
         router_base = f"http://127.0.0.1:{router_port}"
         landing_bytes = len(httpx.get(router_base + group, headers={"user-agent": WECHAT}).content)
         bare_env = {"BARE_HTML_BYTES": str(landing_bytes)}
@@ -242,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
                 Row("bare redirect (uvloop + httptools)", bare_base, "/go", "", {}),
                 Row("bare redirect, h11", h11_base, "/go", "bare redirect (uvloop + httptools)", {}),
                 Row("router 302, same UA", router_base, go, "bare redirect (uvloop + httptools)", {}),
+                # The same link as a short link, beside the /go row: what the code's lookup costs a click.
+                Row("router 302, /s/<code> (vs the /go row)", router_base, short, "router 302, same UA", {}),
                 # A never-seen WeChat user agent on every request, as a day of WeChat traffic brings them
                 # (benchmarks/agents.py); a 1:1 chat tap, answered with a 302. Then the same with every part
                 # of each user agent new (model, build, versions): what a flood of made-up ones costs.
@@ -283,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
                         mine, theirs = measure(row), measure(baseline)
                     row.ratios.append(mine.rps / theirs.rps)
             # Half the router's own peak: each connection paced to its share of that rate.
-            peak = median([result.rps for result in rows[2].results])
+            peak = median([result.rps for result in by_name["router 302, same UA"].results])
             half = Row(f"router 302 at half its peak ({peak / 2:.0f}/s offered)", router_base, go, "",
                        {"delay_ms": max(1, round(args.connections * 1000 / (peak / 2)))})
             for _ in range(args.rounds):
@@ -295,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     # day's), then as many again of the every-part-new flood; the resident set after each.
     fresh_port = free_port()
     memory = []
-    with server(router_command(fresh_port), fresh_port, {"ROUTER_LOG_LEVEL": "warning"}) as fresh:
+    with server(router_command(fresh_port), fresh_port, router_env) as fresh:
         memory.append(("a fresh router", 0, rss_mb(fresh)))
         steps = (("day", "then a day's new user agents", args.rss_clicks, f"{go}&from=singlemessage"),
                  ("worst", "then the every-part-new flood", args.rss_clicks, f"{go}&from=singlemessage"),
@@ -309,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"{args.rounds} rounds of {args.seconds:g} s, {args.connections} connections, each row beside a run of "
           f"its baseline; median run, and the median of the paired runs' ratios; servers on core 0, wrk on core 1")
+    print(f"short links: {links:,} in the routers' SQLite database (filled in {filled:.0f} s); {short} stands for "
+          f"the /go row's link and is compared with it")
     print(f"| {'config':<45} | {'req/s':>8} | {'vs base':>7} | {'range':>9} | {'p50 ms':>6} | {'p99 ms':>6} | "
           f"{'errors':>6} | {'CPU µs':>6} | {'RSS MB':>6} |")
     print(f"| {'-' * 45} | {'-' * 8}:| {'-' * 7}:| {'-' * 9}:| {'-' * 6}:| {'-' * 6}:| {'-' * 6}:| {'-' * 6}:| "

@@ -17,14 +17,16 @@ def test_the_http_benchmark_runs() -> None:
     """One short round of every row: a table with a ratio for each row and no errors."""
     debian_tool("wrk", package="wrk")
     result = subprocess.run([sys.executable, "benchmarks/http_bench.py", "--seconds", "1", "--rounds", "1",
-                             "--connections", "8", "--rss-clicks", "500", "--flood-clicks", "500"],
+                             "--connections", "8", "--rss-clicks", "500", "--flood-clicks", "500",
+                             "--links", "1000"],
                             cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "config" not in line
             and not line.startswith("| --")]
     names = [row.split("|")[1].strip() for row in rows]
     assert [name.split(" (")[0] for name in names] == [
-        "bare redirect", "bare redirect, h11", "router 302, same UA", "router 302, new UA every request",
+        "bare redirect", "bare redirect, h11", "router 302, same UA", "router 302, /s/<code>",
+        "router 302, new UA every request",
         "router 302, new UA, every part new", "router 302, flood of made-up UAs", "bare HTML", "router 200 landing",
         "router 302 at half its peak"]
     for row in rows:

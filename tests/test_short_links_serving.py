@@ -285,3 +285,20 @@ def _within(seconds: float, check: Any) -> bool:
             return True
         time.sleep(0.05)
     return bool(check())
+
+
+def test_the_schema_head_the_router_checks_is_the_migrations_head(database: str, tmp_path: Path) -> None:
+    """A router checks its database's schema without Alembic (router.serve.link_store.SCHEMA_HEAD): it must be
+    the newest migration, or an upgraded database would be taken as behind (or an old one as current)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from router.serve.link_store import MIGRATIONS, SCHEMA_HEAD, schema_behind, schema_revision
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert ScriptDirectory.from_config(config).get_current_head() == SCHEMA_HEAD
+    assert schema_revision(database) == SCHEMA_HEAD and schema_behind(database) == ""
+    fresh = f"sqlite:///{tmp_path}/fresh.db"
+    assert schema_revision(fresh) is None
+    assert "has no links schema yet" in schema_behind(fresh) and "adlink-router db upgrade" in schema_behind(fresh)

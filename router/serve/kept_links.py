@@ -224,18 +224,23 @@ class KeptLinks:
         version = await asyncio.to_thread(self.store.change_counter)
         if version == self.version:
             return
-        for change in await asyncio.to_thread(self.store.changed_since, self.version):
-            code = change["code"]
+        changes = await asyncio.to_thread(self.store.changes_since, self.version)
+        codes = {code for code, _ in changes}
+        for code in codes:
             self._unknown.pop(code)
             self._spent.discard(code)
             if code in self._reading:
                 self._changed_while_read.add(code)
-            if change.get("deleted"):
+        # What this router keeps of them is read again (most of a fleet's changes are links it never served).
+        kept = [code for code in codes if code in self._kept]
+        rows = {row["code"]: row for row in await asyncio.to_thread(self.store.get_many, kept)} if kept else {}
+        for code in kept:
+            row = rows.get(code)
+            if row is None:
                 self._kept.pop(code)
-            elif self._kept.get(code) is not None:
-                self._kept.put(code, kept_link(change, self.keys, self.public_url))
-            self.version = max(self.version, int(change["version"]))
-        self.version = max(self.version, version)
+            else:
+                self._kept.put(code, kept_link(row, self.keys, self.public_url))
+        self.version = max([version, *(number for _, number in changes)])
 
     async def _follow(self) -> None:
         failing = False

@@ -237,29 +237,34 @@ def upgrade(url: str) -> None:
         engine.dispose()
 
 
+SCHEMA_HEAD = "0001"  # the newest migration's revision (router/serve/migrations; a test holds them equal)
+
+
+def schema_revision(url: str) -> str | None:
+    """The revision the database's schema is at (Alembic's `alembic_version`), None for none yet: read with
+    SQLAlchemy alone, so a router whose schema is current never loads Alembic (some 13 MB it would keep)."""
+    target = engine_url(url)
+    _sqlite_parent(target)
+    engine = _make_engine(target)
+    version = sa.table("alembic_version", sa.column("version_num"))
+    try:
+        with _guarded(url, target.password), engine.connect() as conn:
+            if not sa.inspect(conn).has_table("alembic_version"):
+                return None
+            return conn.execute(sa.select(version.c.version_num)).scalar()
+    finally:
+        engine.dispose()
+
+
 def schema_behind(url: str) -> str:
     """Why the database's schema is not the one this version needs (a sentence that says to run `adlink-router
     db upgrade`), or "" when it is. StoreError when the database does not answer."""
-    _quiet_alembic()
-    from alembic.config import Config
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
-    head = ScriptDirectory.from_config(config).get_current_head()
-    target = engine_url(url)
-    engine = _make_engine(target)
-    try:
-        with _guarded(url, target.password), engine.connect() as conn:
-            current = MigrationContext.configure(conn).get_current_revision()
-    finally:
-        engine.dispose()
-    if current == head:
+    current = schema_revision(url)
+    if current == SCHEMA_HEAD:
         return ""
     have = f"is at schema {current}" if current else "has no links schema yet"
-    return (f"database {display_url(url)} {have}; this version needs {head}: run `adlink-router db upgrade` "
-            f"(with the same {SETTING})")
+    return (f"database {display_url(url)} {have}; this version needs {SCHEMA_HEAD}: run `adlink-router db "
+            f"upgrade` (with the same {SETTING})")
 
 
 # --- records ----------------------------------------------------------------------------------------------
@@ -497,6 +502,26 @@ class LinkStore:
         """The change counter: the version of the latest link write (0: none yet)."""
         with self._transaction() as conn:
             return int(conn.execute(sa.select(counter.c.value).where(counter.c.id == 1)).scalar_one())
+
+    def get_many(self, codes: Iterable[str]) -> builtins.list[dict[str, Any]]:
+        """The links among `codes` that exist, in no particular order."""
+        wanted = builtins.list(dict.fromkeys(codes))
+        found: builtins.list[dict[str, Any]] = []
+        with self._transaction() as conn:
+            for start in range(0, len(wanted), _CHUNK):
+                found += [_link(row) for row in conn.execute(
+                    sa.select(links).where(links.c.code.in_(wanted[start:start + _CHUNK])))]
+        return found
+
+    def changes_since(self, version: int) -> builtins.list[tuple[str, int]]:
+        """(code, version) of every link written or deleted after `version`, in version order: what a router
+        must look at again (only the codes: most of what changed is not kept by any one router)."""
+        with self._transaction() as conn:
+            written = conn.execute(sa.select(links.c.code, links.c.version).where(links.c.version > version)).all()
+            deleted = conn.execute(sa.select(link_deletions.c.code, link_deletions.c.version)
+                                   .where(link_deletions.c.version > version)).all()
+        changes = [(code, int(number)) for code, number in (*written, *deleted)]
+        return sorted(changes, key=lambda change: (change[1], change[0]))
 
     def changed_since(self, version: int) -> builtins.list[dict[str, Any]]:
         """Links written after `version`, and `{"code", "version", "deleted": True}` for links deleted

@@ -344,12 +344,11 @@ def prepare_links_database(settings: Settings) -> None:
     if not url:
         return
     try:
-        if settings.upgrades_at_start:
+        behind = schema_behind(url)  # without Alembic: a current schema costs the router no memory for it
+        if behind and settings.upgrades_at_start:
             upgrade(url)
-        else:
-            behind = schema_behind(url)
-            if behind:
-                raise LinksSchemaBehind(behind)
+        elif behind:
+            raise LinksSchemaBehind(behind)
     except StoreError as error:
         log.warning("short links: %s; /s/ links answer 503 until it answers", error)
 
