@@ -22,7 +22,8 @@ API tokens are `alr_<id>_<secret>`: 256 random bits of secret, base64url. Only t
 token is stored: a secret that cannot be guessed needs no slow password hash, and a leaked database holds
 nothing that logs in. The token's text is returned once, by `create_token`.
 
-Errors never show a user or a password: a driver's error is raised again as StoreError with `display_url`.
+Errors never show the database's address, user or password: a driver's error is raised again as StoreError
+naming the database with `display_url`, the driver's first line with the password and host blotted out.
 """
 
 from __future__ import annotations
@@ -42,8 +43,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
-
-from router.serve.shared import display_url as shown_without_secrets
 
 SETTING = "ROUTER_DATABASE_URL"
 FORMS = "sqlite:///PATH or postgresql://user:password@host:port/database"
@@ -177,11 +176,17 @@ def engine_url(text: str) -> URL:
 
 
 def display_url(text: str) -> str:
-    """The database's URL as logs and errors show it: scheme, host, port and database or file only (never a
-    user, a password or a query)."""
+    """The database as logs, errors and commands name it: an SQLite file by its path (on this machine, where
+    the README says it is), a PostgreSQL database by its name only, `postgresql://…/links`: never its user,
+    password, host, port or query. The operator who set ROUTER_DATABASE_URL knows the rest; nobody else
+    reading a log needs the database's address."""
     if text.startswith("sqlite:///"):
         return text.split("?", 1)[0]
-    return shown_without_secrets(text)  # as the fleet's store shows its own
+    try:
+        name = make_url(text).database or ""
+    except (ValueError, sa.exc.ArgumentError):
+        name = ""
+    return f"postgresql://…/{name}" if name and name.isprintable() and len(name) <= 63 else "postgresql://…"
 
 
 def _make_engine(url: URL) -> Engine:
@@ -197,7 +202,7 @@ def _sqlite_parent(url: URL) -> None:
 
 
 @contextlib.contextmanager
-def _guarded(text: str, password: str | None) -> Iterator[None]:
+def _guarded(text: str, password: str | None, host: str | None = None, port: int | None = None) -> Iterator[None]:
     """A driver's or SQLAlchemy's error as StoreError: the display URL and the driver's first line, with
     the password, should the driver have echoed it, blotted out. The original is not chained (its text
     may carry the statement and parameters)."""
@@ -209,6 +214,10 @@ def _guarded(text: str, password: str | None) -> Iterator[None]:
         reason = lines[0] if lines else type(original).__name__
         if password:
             reason = reason.replace(password, "***")
+        if host:  # the driver names where it connected ("connection to server at \"10.0.0.5\", port 5432 failed")
+            reason = reason.replace(host, "…")
+        if port:
+            reason = reason.replace(f"port {port}", "port …")
         raise StoreError(f"database {display_url(text)}: {reason}") from None
 
 
@@ -228,7 +237,7 @@ def upgrade(url: str) -> None:
     _sqlite_parent(target)
     engine = _make_engine(target)
     try:
-        with _guarded(url, target.password), engine.begin() as conn:
+        with _guarded(url, target.password, target.host, target.port), engine.begin() as conn:
             config = Config()
             config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
             config.attributes["connection"] = conn
@@ -248,7 +257,7 @@ def schema_revision(url: str) -> str | None:
     engine = _make_engine(target)
     version = sa.table("alembic_version", sa.column("version_num"))
     try:
-        with _guarded(url, target.password), engine.connect() as conn:
+        with _guarded(url, target.password, target.host, target.port), engine.connect() as conn:
             if not sa.inspect(conn).has_table("alembic_version"):
                 return None
             return conn.execute(sa.select(version.c.version_num)).scalar()
@@ -359,6 +368,7 @@ class LinkStore:
         target = engine_url(url)
         self._text = url
         self._password = target.password
+        self._host, self._port = target.host, target.port  # blotted out of errors, as the password is
         self._engine = _make_engine(target)
 
     def close(self) -> None:
@@ -366,7 +376,7 @@ class LinkStore:
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[Connection]:
-        with _guarded(self._text, self._password), self._engine.begin() as conn:
+        with _guarded(self._text, self._password, self._host, self._port), self._engine.begin() as conn:
             yield conn
 
     @staticmethod
