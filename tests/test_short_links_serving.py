@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 import sqlite3
 import threading
 import time
@@ -157,13 +158,90 @@ def test_expired_disabled_and_spent_links_answer_410_in_the_readers_language(
     assert gone and all(line["rule"] == "short-link-gone" and line["link"] for line in gone)
 
 
-def test_a_head_request_and_a_bots_preview_take_no_click(admin: LinkAdmin, database: str) -> None:
-    code = admin.create({"url": ITEM, "max_clicks": 1}, CLI_ACTOR)["code"]
+def test_a_limited_link_counts_every_answer_that_says_where_it_goes(admin: LinkAdmin, database: str) -> None:
+    """max_clicks is exact: a HEAD and a bot learn where the link goes, so they count on a limited link; a
+    click refused before it is answered (a bad query added) does not."""
+    code = admin.create({"url": ITEM, "max_clicks": 3}, CLI_ACTOR)["code"]
     with Router(database) as router:
+        assert router.get(f"/s/{code}?from=a&from=b").status_code == 400  # refused: no click used
         assert router.client.head(f"/s/{code}", headers={"user-agent": uas.SAFARI_IOS}).status_code == 302
         assert router.get(f"/s/{code}", "bot").status_code in (200, 302)
-        assert router.get(f"/s/{code}").status_code == 302  # the one click it allows
+        assert router.get(f"/s/{code}").status_code == 302  # the third
         assert router.get(f"/s/{code}").status_code == 410
+        assert router.get(f"/s/{code}", "bot").status_code == 410
+    assert admin.get(code, CLI_ACTOR)["clicks"] == 3
+
+
+def test_an_unlimited_links_clicks_count_people_only(admin: LinkAdmin, database: str) -> None:
+    code = admin.create({"url": ITEM}, CLI_ACTOR)["code"]
+    with Router(database) as router:
+        router.client.head(f"/s/{code}", headers={"user-agent": uas.SAFARI_IOS})
+        router.get(f"/s/{code}", "bot")
+        for _ in range(3):
+            router.get(f"/s/{code}")
+    assert admin.get(code, CLI_ACTOR)["clicks"] == 3  # written when the router stops, if not before
+
+
+def test_the_readers_own_second_jump_takes_no_click(admin: LinkAdmin, database: str) -> None:
+    """A limited link opened in WeChat shows the landing page; its own address, opened in the browser with
+    its token (the same person leaving WeChat), is answered as the link and recorded as the escape, not
+    refused as a click too many. The same token on another link is an ordinary click there."""
+    code = admin.create({"url": ITEM, "max_clicks": 1}, CLI_ACTOR)["code"]
+    other = admin.create({"url": ITEM, "max_clicks": 1}, CLI_ACTOR)["code"]
+    with Router(database) as router:
+        page = router.get(f"/s/{code}?from=groupmessage", "wechat")
+        assert page.status_code == 200
+        token = json.loads(re.search(r'"token": ?"([^"]+)"', page.text).group(1).join('""'))  # type: ignore[union-attr]
+        escaped = router.get(f"/s/{code}?from=groupmessage&ct={token}")
+        assert escaped.status_code == 302 and escaped.headers["location"].startswith("taobao://")
+        assert router.get(f"/s/{code}").status_code == 410  # its one click was the landing page's
+        assert router.get(f"/s/{other}?ct={token}").status_code == 302  # a click on the other link: counted
+        assert router.get(f"/s/{other}").status_code == 410
+        lines = router.lines()
+    assert lines[1]["escaped_from"] == lines[0]["request_id"] and "ct=-" in lines[1]["request"]
+    assert "escaped_from" not in lines[3]
+
+
+def test_a_change_committed_while_changes_are_read_is_not_skipped() -> None:
+    """The version a router has applied is the change counter it read before asking what changed, never a later
+    one it happened to see: a change that committed between the store's two queries (a link changed at 12 seen
+    late, a deletion at 13 seen) is read at the next look."""
+
+    class Store:
+        def __init__(self) -> None:
+            self.counter, self.visible = 11, [("deleted", 13)]
+            now = datetime.now(UTC)
+            self.rows = {code: {"code": code, "url": ITEM, "tags": [], "created_at": now, "updated_at": now,
+                                "clicks": 0, "created_by": "t", "disabled": False} for code in ("kept-one", "deleted")}
+
+        def change_counter(self) -> int:
+            return self.counter
+
+        def changes_since(self, version: int) -> list[tuple[str, int]]:
+            return [change for change in self.visible if change[1] > version]
+
+        def get_many(self, codes: list[str]) -> list[dict[str, Any]]:
+            return [self.rows[code] for code in codes if code in self.rows]
+
+        def get(self, code: str) -> dict[str, Any] | None:
+            return self.rows.get(code)
+
+    async def run() -> bool:
+        store = Store()
+        links = KeptLinks(store, TEST_KEYS, "https://go.example.com", limit=100)  # type: ignore[arg-type]
+        links.version = 10
+        await links.find("kept-one")
+        store.rows["kept-one"] = {**store.rows["kept-one"], "disabled": True}  # changed at 12, committed late
+        del store.rows["deleted"]
+        await links.refresh()  # the counter said 11; only the deletion (13) was visible
+        assert links.version == 11
+        store.counter, store.visible = 13, [("kept-one", 12), ("deleted", 13)]
+        await links.refresh()
+        kept = await links.find("kept-one")
+        await links.aclose()
+        return kept is not None and kept.disabled
+
+    assert asyncio.run(run())
 
 
 @pytest.mark.parametrize("path", ["/s/nosuch1", "/s/a%24b", "/s/" + "a" * 65, "/s/", "/s/a/b", "/s/-"])

@@ -21,8 +21,8 @@ sentence a policy owner can read out. The rollout comparison (`arms`, `--by arm`
 rollout draws its bucket per visitor, so a visitor is the unit both intervals take to be independent, and one
 visitor clicking many times (one who kept a cookie that landed in the arm it wanted) weighs as one. Each arm says
 how many clicks its visitors made too, so a few visitors making many clicks shows. The other groups count clicks.
-By short link (`--by link`: the code of /s/<code>, `none` for a click on a long link) and by tag (`--by tag`: a
-click counts once in each of its link's tags, `none` without), as their click lines say.
+By short link (`--by link`: the code of /s/<code>, `(none)` for a click on a long link) and by tag (`--by tag`: a
+click counts once in each of its link's tags, `(none)` without), as their click lines say.
 
 What a reader of the logs can't tell from the router's own doing is kept out of the figures, and counted:
 - the rollout comparison (`arms`, `--by arm`) counts only clicks whose visitor id the router issued itself
@@ -49,7 +49,7 @@ __all__ = ["ARMS_LEFT_OUT", "DIMENSIONS", "OUTCOME_COLUMNS", "REPLAY_CHECKS", "R
            "key_fields", "percent", "percent_parts", "points", "wilson"]
 
 DIMENSIONS = ("rule", "channel", "app", "os", "arm", "link", "tag")
-NONE = "none"  # the link and tag of a click on a long link (/go, /ad), not through /s/<code>
+NONE = "(none)"  # the link and tag of a click on a long link (/go, /ad): no slug or tag is written so
 OUTCOME_COLUMNS = ("shown", "copied", "app_left", "escaped", "web", "store", "reached")
 ACTIONS = ("app", "web", "landing", "block")
 Z95 = 1.959963984540054

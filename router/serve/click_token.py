@@ -52,7 +52,7 @@ _TAG = 16
 # breaks it.
 _BLOCK = 24
 _END = b"\x80"  # ends the fields; only zero bytes follow it
-_FIELDS = 7
+_FIELDS = 8
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
 # Back from base64url. `+`, `/` and `=` (a token has no padding) become a character the strict decoder refuses:
 # a token has one spelling.
@@ -68,6 +68,7 @@ class ClickToken:
     app: str  # the app the tap happened in (wechat, qq, browser...)
     expires: int  # POSIX seconds
     visitor: str = ""  # the visitor the click was decided for (its pseudonym), so beacons can be bounded per visitor
+    link: str = ""  # the short link clicked (/s/<code>), "" for a long link: an escape is the same link's only
 
 
 @lru_cache(maxsize=16)  # a few signing keys at most
@@ -83,11 +84,12 @@ def _field(value: str) -> str:
 
 
 def make_token(keys: SigningKeys, click: str, rule: str, rules: str, arms: str, app: str, expires: int,
-               visitor: str = "") -> str:
+               visitor: str = "", link: str = "") -> str:
     """A token for a click (ClickToken's fields, in order): one per landing response, so a few microseconds
     (no dataclass built, the fields that clicks share joined once, the key derived once)."""
     kid, secret = keys.keys[0]
-    fields = f"{_field(click)}\n{_shared_fields(rule, rules, arms, app)}\n{expires}\n{_field(visitor)}".encode()
+    fields = (f"{_field(click)}\n{_shared_fields(rule, rules, arms, app)}\n{expires}\n{_field(visitor)}"
+              f"\n{_field(link)}").encode()
     padding = -(_NONCE + len(fields) + len(_END) + _TAG) % _BLOCK
     nonce = os.urandom(_NONCE)
     sealed = nonce + _aead(secret).encrypt(nonce, fields + _END + bytes(padding), kid.encode())
@@ -102,7 +104,7 @@ def _shared_fields(rule: str, rules: str, arms: str, app: str) -> str:
 def token_of(token: ClickToken, keys: SigningKeys) -> str:
     """make_token for a ClickToken (tests, tools)."""
     return make_token(keys, token.click, token.rule, token.rules, token.arms, token.app, token.expires,
-                      token.visitor)
+                      token.visitor, token.link)
 
 
 def read_token(text: str, keys: SigningKeys, now: float) -> ClickToken | None:
@@ -128,13 +130,15 @@ def read_token(text: str, keys: SigningKeys, now: float) -> ClickToken | None:
     if not fields.endswith(_END):
         return None
     parts = fields[:-len(_END)].decode("utf-8", "replace").split("\n")
+    if len(parts) == _FIELDS - 1:  # made before tokens named their short link (good for two hours): none
+        parts.append("")
     if len(parts) != _FIELDS:
         return None
-    click, rule, rules, arms, app, expires, visitor = (unquote(part) for part in parts)
+    click, rule, rules, arms, app, expires, visitor, link = (unquote(part) for part in parts)
     try:
         expiry = int(expires)
     except ValueError:
         return None
     if now >= expiry:
         return None
-    return ClickToken(click, rule, rules, arms, app, expiry, visitor)
+    return ClickToken(click, rule, rules, arms, app, expiry, visitor, link)

@@ -20,7 +20,7 @@ from router.decision.answers import Answers
 from router.decision.click import BadClick, DeferredReplays, as_replayed, read_click
 from router.decision.decide import rollout_arms
 from router.decision.rules import RuleSet
-from router.decision.short_links import Preview, is_code_shaped, own_parameter
+from router.decision.short_links import is_code_shaped, own_parameter
 from router.decision.signing import ClickReplays
 from router.decision.types import Action, Client, Context, Decision
 from router.serve.click_token import TOKEN_TTL_SECONDS, make_token
@@ -134,6 +134,24 @@ class Clicks:
         request.path, request.query = link.path, f"{link.query}&{request.query}" if request.query else link.query
         await self._serve(scope, send, request, link)
 
+    async def _counted(self, scope: Scope, send: Send, request: ClickRequest, link: KeptLink, client: Client) -> bool:
+        """Count a click on a short link; False when it is refused instead (answered here: 410 once its max_clicks
+        are used, 503 when the database can't count it). A link with max_clicks counts every request answered
+        as the link, a HEAD's and a bot's too (each would learn where it goes); the clicks of other links count
+        people only, for their `clicks`."""
+        links = self.links
+        assert links is not None
+        if link.max_clicks is None and (scope["method"] != "GET" or client.bot):
+            return True
+        try:
+            if await links.count(link):
+                return True
+        except LinksUnavailable:
+            await self._short_refused(send, request, 503, "short-link-unavailable", _UNAVAILABLE, link.code)
+            return False
+        await self._short_refused(send, request, 410, "short-link-gone", _SPENT, link.code)
+        return False
+
     async def _limited(self, scope: Scope, send: Send, request: ClickRequest) -> bool:
         """Whether the client's click limit refused this click (answered here: 429)."""
         assert self.limits is not None
@@ -170,16 +188,6 @@ class Clicks:
         # Read with the rules' own catalogue; never raises; interned, so the kept answers can be keyed by it.
         client = ruleset.reader.parse(request.ua)
         tags = link.tags if link is not None else ()
-        if link is not None and self.links is not None and scope["method"] == "GET" and not client.bot:
-            # Counted before it is answered as the link (a HEAD opens nothing; a bot's preview takes no click).
-            try:
-                counted = await self.links.count(link)
-            except LinksUnavailable:
-                await self._short_refused(send, request, 503, "short-link-unavailable", _UNAVAILABLE, link.code)
-                return
-            if not counted:
-                await self._short_refused(send, request, 410, "short-link-gone", _SPENT, link.code)
-                return
         # The request headers this rule set's conditions read (none for most): part of what keys a kept answer.
         headers = request.headers_named(ruleset.headers_read) if ruleset.headers_read else ()
         kept = self.answers.get(ruleset, request.path, request.query, client, headers, tags)
@@ -208,8 +216,17 @@ class Clicks:
                     waited = perf_counter() - asked
             except Exception as error:  # BadClick, or a bug: _answer says which
                 failure = error
-        answered = self._answer(request, ruleset, now, kept, ctx, failure, waited,
-                                link.preview if link is not None else None)
+        escaped_from: str | None = None
+        if link is not None and failure is None:
+            # A short link's click is counted once it is read and let through, before it is answered as the link.
+            # A page's own address opened again with its token (the same person's second jump) is not a click.
+            token = request.token() if scope["method"] == "GET" else ""
+            if token:
+                escaped_from = await self.outcomes.second_jump(token, str(client.app), request.id, at,
+                                                               request.address, link.code)
+            if escaped_from is None and not await self._counted(scope, send, request, link, client):
+                return
+        answered = self._answer(request, ruleset, now, kept, ctx, failure, waited, link)
         page = answered.page
         await send({"type": "http.response.start", "status": page.status, "headers": self._headers(page, request)})
         await send({"type": "http.response.body", "body": page.body})
@@ -221,7 +238,9 @@ class Clicks:
             line["replay_check"] = replay_check
             self.replay_checks[replay_check] += 1  # with its line: a click refused by a limit has neither
         ctx = answered.ctx
-        if ctx is not None and scope["method"] == "GET":  # a HEAD opens nothing
+        if escaped_from is not None:
+            line["escaped_from"] = escaped_from
+        elif ctx is not None and scope["method"] == "GET" and link is None:  # a HEAD opens nothing
             token = request.token()
             if token:  # a page's own URL with its token, opened elsewhere: the first click's second jump
                 escaped_from = await self.outcomes.second_jump(token, str(ctx.client.app), request.id, at,
@@ -243,7 +262,7 @@ class Clicks:
 
     def _answer(self, request: ClickRequest, ruleset: RuleSet, now: float, kept: tuple[Context, Decision] | None,
                 ctx: Context | None, failure: Exception | None = None, waited: float = 0.0,
-                preview: Preview | None = None) -> _Answered:
+                link: KeptLink | None = None) -> _Answered:
         """A click's page: from its kept answer, or its Context decided now, or for the failure that kept it
         from being read. Never raises: the click target never answers 5xx."""
         try:
@@ -261,8 +280,8 @@ class Clicks:
             # A landing page carries the click's token (router.serve.click_token); no other answer needs one.
             token = make_token(self.settings.signing_keys, request.id, decision.rule, ruleset.version,
                                arms_text(arms), str(ctx.client.app), int(now) + TOKEN_TTL_SECONDS,
-                               request.visitor) if decision.action is _LANDING else ""
-            page = self.pages.respond(request.accept_language, ctx, decision, token, preview)
+                               request.visitor, link.code if link else "") if decision.action is _LANDING else ""
+            page = self.pages.respond(request.accept_language, ctx, decision, token, link.preview if link else None)
             return _Answered(page, decision.action, decision.rule, ctx, arms)
         except BadClick as bad:
             self.metrics.refused(bad.status, "click")

@@ -10,10 +10,10 @@ steady state.
   wait for that one read. Past READ_SECONDS the click gets `LinksUnavailable` (a page that says to try
   again, 503 with Retry-After), as it does while the database is down. Kept links keep answering.
 - **Changes reach every router within two seconds.** Every link write bumps the database's change counter
-  (router.serve.link_store). Without a shared store this process reads it every POLL_SECONDS; with one it
-  also listens on its pub/sub channel (router.serve.link_changes), hears of a write at once, and reads the
-  counter every QUIET_POLL_SECONDS in case a notice was lost. What changed is read with `changed_since`
-  and replaces, or drops, what is kept.
+  (router.serve.link_store); this process reads it every POLL_SECONDS. With a shared store it also listens
+  on its pub/sub channel (router.serve.link_changes) and looks at once when a write announces itself; the
+  polling stays, so a lost notice or a listener cut off costs nothing but speed. The codes that changed are
+  read with `changes_since`; the ones kept here are read again, or dropped.
 - **Clicks counted.** A link with `max_clicks` is counted in the database on each click, one conditional
   UPDATE: exact across a fleet, and the only click that waits on the database. Once spent, it is kept as
   spent until the link changes. Other links' clicks are counted here and added to the database every
@@ -28,8 +28,10 @@ import logging
 import math
 import sys
 from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 from router.decision.recent import Recent
@@ -41,15 +43,22 @@ from router.serve.link_store import LinkStore, StoreError
 
 log = logging.getLogger("router")
 
-POLL_SECONDS = 1.0  # the change counter, without a shared store: a change is served within two seconds
-QUIET_POLL_SECONDS = 5.0  # with one, whose notices arrive at once: the counter only in case one was lost
+POLL_SECONDS = 1.0  # the change counter, read this often whatever else tells of a change: served within 2 s
 FLUSH_SECONDS = 2.0  # clicks of links without max_clicks, added to the database
 READ_SECONDS = 1.0  # a click waits this long for a link not kept yet
 COUNT_SECONDS = 2.0  # and this long for a limited link's count
 UNKNOWN_LIMIT = 10_000  # codes that name no link, kept apart
+# Threads of their own, so that nothing else waits behind the database (the event loop's default pool also
+# reloads rules and renders metrics): clicks' reads, and the rest (counts, changes, writing counts). Reads in
+# flight are bounded: past READS_IN_FLIGHT distinct codes at once (a flood of made-up codes on a slow
+# database), a click on one more is told to try again at once rather than queued behind them.
+READ_THREADS = 4
+WORK_THREADS = 2
+READS_IN_FLIGHT = 64
 AD_SOURCE = "link"  # the `src` (ad_source) a short link with an advertiser is signed with
 # How a click's lookup went (the metric adlink_short_link_lookups_total): kept in the process, read from the
 # database, no such code, or the database did not answer (503; a limited link's count too).
+T = TypeVar("T")
 LOOKUP_RESULTS = ("kept", "read", "unknown", "unavailable")
 
 
@@ -88,7 +97,7 @@ def kept_link(row: dict[str, Any], keys: SigningKeys, public_url: str) -> KeptLi
     if fields.advertiser:
         signed = sign({"url": fields.url or "", "src": AD_SOURCE, "adv": fields.advertiser,
                        "cmp": fields.campaign or "", "ch": fields.channel.value if fields.channel else "",
-                       "exp": str(int(expires)) if expires_at is not None else ""}, keys)
+                       "exp": str(math.ceil(expires)) if expires_at is not None else ""}, keys)
         path, query = "/ad", urlencode(signed, quote_via=quote)
     else:
         path, _, query = long_link(fields).partition("?")
@@ -107,10 +116,12 @@ class KeptLinks:
         self.public_url = public_url
         self.limit = limit
         self.redis_url = redis_url
-        self.poll_seconds = poll_seconds or (QUIET_POLL_SECONDS if redis_url else POLL_SECONDS)
+        self.poll_seconds = poll_seconds or POLL_SECONDS
+        self._reads = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="link-read")
+        self._work = ThreadPoolExecutor(WORK_THREADS, thread_name_prefix="link-work")
         self._kept: Recent[str, KeptLink] = Recent(limit)
         self._unknown: Recent[str, bool] = Recent(min(UNKNOWN_LIMIT, limit))
-        self._spent: set[str] = set()  # limited links whose clicks have reached max_clicks
+        self._spent: Recent[str, bool] = Recent(limit)  # limited links whose clicks have reached max_clicks
         self._reading: dict[str, asyncio.Future[KeptLink | None]] = {}
         self._changed_while_read: set[str] = set()
         self._pending: Counter[str] = Counter()  # clicks not yet added to the database
@@ -134,6 +145,9 @@ class KeptLinks:
             self.results["unknown"] += 1
             return None
         reading = self._reading.get(code)
+        if reading is None and len(self._reading) >= READS_IN_FLIGHT:
+            self.results["unavailable"] += 1
+            raise LinksUnavailable
         if reading is None:
             reading = asyncio.get_running_loop().create_future()
             self._reading[code] = reading
@@ -148,12 +162,13 @@ class KeptLinks:
 
     async def _read(self, code: str, reading: asyncio.Future[KeptLink | None]) -> None:
         try:
-            row = await asyncio.to_thread(self.store.get, code)
+            row = await self._in(self._reads, self.store.get, code)
             link = None if row is None else kept_link(row, self.keys, self.public_url)
         except Exception as error:  # StoreError, or a bug: the clicks waiting are told to try again
             if not isinstance(error, StoreError):
                 log.exception("reading short link %r failed", code)
                 error = StoreError("the link could not be read")
+            self._changed_while_read.discard(code)
             reading.set_exception(error)
             reading.exception()  # retrieved: no "never retrieved" warning when no click waits any more
             return
@@ -169,7 +184,7 @@ class KeptLinks:
         reading.set_result(link)
 
     def spent(self, link: KeptLink) -> bool:
-        return link.code in self._spent
+        return self._spent.get(link.code) is not None
 
     async def count(self, link: KeptLink) -> bool:
         """Count a click on `link`: True when it may be answered as the link; False once its max_clicks are
@@ -177,16 +192,16 @@ class KeptLinks:
         if link.max_clicks is None:
             self._pending[link.code] += 1
             return True
-        if link.code in self._spent:
+        if self._spent.get(link.code):
             return False
         try:
-            counted = await asyncio.wait_for(asyncio.to_thread(self.store.count_click, link.code, link.max_clicks),
+            counted = await asyncio.wait_for(self._in(self._work, self.store.count_click, link.code, link.max_clicks),
                                              COUNT_SECONDS)
         except (TimeoutError, StoreError):
             self.results["unavailable"] += 1
             raise LinksUnavailable from None
         if not counted:
-            self._spent.add(link.code)
+            self._spent.put(link.code, True)
         return counted
 
     # --- following changes --------------------------------------------------------------------------------
@@ -209,11 +224,13 @@ class KeptLinks:
                 await task
         with contextlib.suppress(Exception):
             await self.flush()
+        self._reads.shutdown(wait=False, cancel_futures=True)
+        self._work.shutdown(wait=False, cancel_futures=True)
 
     async def refresh(self) -> None:
         """Apply every change since the version applied (StoreError when the database does not answer)."""
         if self.version is None:
-            version = await asyncio.to_thread(self.store.change_counter)
+            version = await self._in(self._work, self.store.change_counter)
             # Links read before the counter was known may have changed unseen: start afresh.
             self._kept = Recent(self.limit)
             self._unknown = Recent(min(UNKNOWN_LIMIT, self.limit))
@@ -221,26 +238,29 @@ class KeptLinks:
             self._changed_while_read.update(self._reading)
             self.version = version
             return
-        version = await asyncio.to_thread(self.store.change_counter)
+        # The counter first: every change up to it is committed, so changes_since sees them all, whatever
+        # commits while it runs (seen too, and seen again next time: harmless). The version applied is this
+        # one, never a later one changes_since happened to see: a change between its queries is not skipped.
+        version = await self._in(self._work, self.store.change_counter)
         if version == self.version:
             return
-        changes = await asyncio.to_thread(self.store.changes_since, self.version)
+        changes = await self._in(self._work, self.store.changes_since, self.version)
         codes = {code for code, _ in changes}
         for code in codes:
             self._unknown.pop(code)
-            self._spent.discard(code)
+            self._spent.pop(code)
             if code in self._reading:
                 self._changed_while_read.add(code)
         # What this router keeps of them is read again (most of a fleet's changes are links it never served).
         kept = [code for code in codes if code in self._kept]
-        rows = {row["code"]: row for row in await asyncio.to_thread(self.store.get_many, kept)} if kept else {}
+        rows = {row["code"]: row for row in await self._in(self._work, self.store.get_many, kept)} if kept else {}
         for code in kept:
             row = rows.get(code)
             if row is None:
                 self._kept.pop(code)
             else:
                 self._kept.put(code, kept_link(row, self.keys, self.public_url))
-        self.version = max([version, *(number for _, number in changes)])
+        self.version = version
 
     async def _follow(self) -> None:
         failing = False
@@ -276,10 +296,14 @@ class KeptLinks:
             return
         counts, self._pending = self._pending, Counter()
         try:
-            await asyncio.to_thread(self.store.add_clicks, counts)
+            await self._in(self._work, self.store.add_clicks, counts)
         except StoreError:
             self._pending.update(counts)
             raise
+
+    @staticmethod
+    def _in(pool: ThreadPoolExecutor, call: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        return asyncio.get_running_loop().run_in_executor(pool, call, *args)
 
     def kept_bytes(self) -> int:
         """A rough size of what is kept (the benchmarks state it per link)."""

@@ -110,15 +110,19 @@ class Outcomes:
         client = scope.get("client")
         await self.record(token, event, now, address=client[0] if client else "")
 
-    async def second_jump(self, text: str, app: str, request_id: str, at: datetime, address: str = "") -> str | None:
+    async def second_jump(self, text: str, app: str, request_id: str, at: datetime, address: str = "",
+                          link: str = "") -> str | None:
         """The original click's id when `text` (a click's token, `token_in` its query) is a valid token made
         for another app than `app` (the app this click happened in), and this is the first such click: that
         click escaped to here, and it is recorded. None otherwise: a token is good for one escape, and the
         clicks that carry it later (its URL shared onward, opened by others) are ordinary clicks, each in its
-        own arm."""
+        own arm. `link`: the short link this click is on ("" for a long link): a token escapes to the same only
+        (a short link's page's own address is its /s/<code>)."""
         token = read_token(text, self._keys(), at.timestamp())
         if token is None:
             self.ignored["token"] += 1
+            return None
+        if token.link != link:
             return None
         if token.app == app or app == "bot":
             # The same app again (a reload, a re-share inside it), or a link preview's fetcher reading a

@@ -578,7 +578,10 @@ async def listen_for_notices(url: str, channel: str, heard: Callable[[], None], 
     import redis.asyncio as aioredis
 
     while True:
-        client = aioredis.Redis.from_url(url, socket_connect_timeout=CONNECT_SECONDS)
+        # A connection cut off without a word (a half-open socket) is found by the health checks, and listened
+        # on again; meanwhile the caller's polling carries on.
+        client = aioredis.Redis.from_url(url, socket_connect_timeout=CONNECT_SECONDS, socket_keepalive=True,
+                                         health_check_interval=10)
         try:
             async with client.pubsub() as pubsub:
                 await pubsub.subscribe(channel)

@@ -245,13 +245,15 @@ def create_app(
                 return response
         if link is None:
             return message(request, 404, "no short link has this code")
+        # Drawn in a thread (a 2048-pixel PNG takes tens of milliseconds: not on the loop the clicks share), and
+        # kept (router.serve.qr: the same URL and size give the same code).
         if kind == "svg":
-            body, media_type = qr_svg(link.preview.url), "image/svg+xml"
+            body, media_type = await asyncio.to_thread(qr_svg, link.preview.url), "image/svg+xml"
         else:
             size, problem = png_size(request.query_params.get("size"))
             if problem:
                 return message(request, 400, problem)
-            body, media_type = qr_png(link.preview.url, size), "image/png"
+            body, media_type = await asyncio.to_thread(qr_png, link.preview.url, size), "image/png"
         response = _answer(body, media_type=media_type)
         response.headers["Cache-Control"] = "public, max-age=3600"  # a code's URL never changes
         return response
