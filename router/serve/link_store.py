@@ -51,6 +51,7 @@ SCOPES = ("admin", "links:write", "links:read")
 TOKEN_PREFIX = "alr"
 MAX_LIST = 1000  # the most links one list() page returns
 _CHUNK = 500  # codes per `IN (…)` when create_many looks for taken codes
+STATEMENT_SECONDS = 5  # PostgreSQL: the longest a connection, a pooled connection or a statement is waited for
 
 
 class StoreError(Exception):
@@ -189,11 +190,24 @@ def display_url(text: str) -> str:
     return f"postgresql://…/{name}" if name and name.isprintable() and len(name) <= 63 else "postgresql://…"
 
 
-def _make_engine(url: URL) -> Engine:
+def _make_engine(url: URL, bounded: bool = True) -> Engine:
     if url.get_backend_name() == "sqlite":
-        # Threads share the file; a writer waits up to 30 s for another's lock.
-        return sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-    return sa.create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+        # Threads and processes share the file; a writer waits up to 30 s for another's lock. Write-ahead
+        # logging: readers (every router's clicks) never wait for a writer (the API, a command), nor it for them.
+        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        sa.event.listen(engine, "connect", _write_ahead)
+        return engine
+    # Nothing waits on PostgreSQL unbounded: a connection, a free one from the pool, a statement (but a
+    # migration's, `bounded=False`, which may rewrite a large table).
+    options = {"options": f"-c statement_timeout={STATEMENT_SECONDS * 1000}"} if bounded else {}
+    return sa.create_engine(url, pool_pre_ping=True, pool_timeout=STATEMENT_SECONDS,
+                            connect_args={"connect_timeout": STATEMENT_SECONDS, **options})
+
+
+def _write_ahead(connection: Any, record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
 
 
 def _sqlite_parent(url: URL) -> None:
@@ -235,7 +249,7 @@ def upgrade(url: str) -> None:
 
     target = engine_url(url)
     _sqlite_parent(target)
-    engine = _make_engine(target)
+    engine = _make_engine(target, bounded=False)
     try:
         with _guarded(url, target.password, target.host, target.port), engine.begin() as conn:
             config = Config()
