@@ -4,16 +4,12 @@ loopback port, stopped at the end. Every test but the settings' runs once on eac
 
 from __future__ import annotations
 
-import glob
-import os
-import shutil
 import subprocess
 import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from itertools import count
 from pathlib import Path
 
 import pytest
@@ -23,72 +19,8 @@ from alembic.migration import MigrationContext
 
 from router.serve import link_store
 from router.serve.link_store import CodeTaken, LinkStore, StoreError, display_url, engine_url, upgrade
-from tests.servers import debian_tool, free_port
-
-PG_PASSWORD = "pg-Pa55-word-4711"
-
-
-def _pg_tool(name: str) -> str:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    return found[-1] if found else debian_tool(name, package="postgresql")
-
-
-class Postgres:
-    """A throwaway PostgreSQL cluster: 127.0.0.1 only, its socket in its own folder, password auth."""
-
-    def __init__(self, folder: Path) -> None:
-        initdb, self.pg_ctl = _pg_tool("initdb"), _pg_tool("pg_ctl")
-        self.as_owner: list[str] = []
-        if os.geteuid() == 0:
-            # The cluster must belong to postgres, who must be able to reach the folder through pytest's own.
-            self.as_owner = ["runuser", "-u", "postgres", "--"]
-            place = folder
-            while place != place.parent and place.stat().st_uid == 0 and place.stat().st_mode & 0o001 == 0:
-                place.chmod(place.stat().st_mode | 0o001)
-                place = place.parent
-            shutil.chown(folder, "postgres", "postgres")
-        self.data, self.sockets = folder / "data", folder / "sockets"
-        self.sockets.mkdir()
-        pwfile = folder / "pw"
-        pwfile.write_text(PG_PASSWORD + "\n")
-        if self.as_owner:
-            shutil.chown(self.sockets, "postgres", "postgres")
-            shutil.chown(pwfile, "postgres", "postgres")
-        self.port = free_port()
-        self._run(initdb, "-D", str(self.data), "-U", "postgres", f"--pwfile={pwfile}", "--auth=scram-sha-256",
-                  "--encoding=UTF8", "--locale=C")
-        self._run(self.pg_ctl, "start", "-D", str(self.data), "-w", "-t", "60", "-l", str(folder / "log"),
-                  "-o", f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.sockets} -c fsync=off")
-        self._databases = count()
-
-    def _run(self, *command: str) -> None:
-        done = subprocess.run([*self.as_owner, *command], capture_output=True, text=True, check=False)
-        assert done.returncode == 0, done.stdout + done.stderr
-
-    def url(self, database: str) -> str:
-        return f"postgresql://postgres:{PG_PASSWORD}@127.0.0.1:{self.port}/{database}"
-
-    def new_database(self) -> str:
-        name = f"links_{next(self._databases)}"
-        engine = sa.create_engine(engine_url(self.url("postgres")), isolation_level="AUTOCOMMIT")
-        try:
-            with engine.connect() as conn:
-                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))  # a name of our own making
-        finally:
-            engine.dispose()
-        return self.url(name)
-
-    def stop(self) -> None:
-        self._run(self.pg_ctl, "stop", "-D", str(self.data), "-m", "fast", "-w")
-
-
-@pytest.fixture(scope="module")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
-    server = Postgres(tmp_path_factory.mktemp("postgres"))
-    try:
-        yield server
-    finally:
-        server.stop()
+from tests.postgres import PG_PASSWORD, Postgres, pg_tool, postgres_fixture  # noqa: F401 (the `postgres` fixture)
+from tests.servers import free_port
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -336,7 +268,7 @@ def _database_text(database: str) -> str:
     if database.startswith("sqlite:///"):
         folder = Path(database[len("sqlite:///"):]).parent
         return "\n".join(path.read_bytes().decode("latin-1") for path in folder.iterdir())
-    dump = _pg_tool("pg_dump")
+    dump = pg_tool("pg_dump")
     done = subprocess.run([dump, "--dbname", database], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -393,13 +325,12 @@ def test_engine_url_accepts() -> None:
 
 
 def test_display_url_hides_credentials() -> None:
-    assert display_url("postgresql://app:s3cret@db.internal:6543/links?sslpassword=x") == \
-        "postgresql://db.internal:6543/links"
+    assert display_url("postgresql://app:s3cret@db.internal:6543/links?sslpassword=x") == "postgresql://…/links"
     assert display_url("sqlite:///data/links.db") == "sqlite:///data/links.db"
 
 
 def test_password_never_in_errors() -> None:
-    """A PostgreSQL that does not answer: StoreError names the database, never the user or password."""
+    """A PostgreSQL that does not answer: StoreError names the database, never its user, password or address."""
     password = "Hunter2-very-secret"
     url = f"postgresql://someone:{password}@127.0.0.1:{free_port()}/links"
     for attempt in (lambda: upgrade(url), lambda: LinkStore(url).get("x")):
@@ -407,7 +338,9 @@ def test_password_never_in_errors() -> None:
             attempt()
         shown = "".join(traceback.format_exception(raised.value))
         assert password not in shown and "someone" not in shown
-        assert f"127.0.0.1:{url.split(':')[-1].split('/')[0]}/links" in str(raised.value)
+        port = url.split(":")[-1].split("/")[0]
+        assert "postgresql://…/links" in str(raised.value)
+        assert "127.0.0.1" not in shown and port not in shown
 
 
 def test_wrong_password_is_not_echoed(postgres: Postgres) -> None:
