@@ -48,7 +48,7 @@ from loopback import SAFARI, fill_links, free_port, link_code, link_record, pinn
 
 from router.decision.recent import Recent
 from router.decision.signing import SigningKeys
-from router.serve.kept_links import KeptLink, KeptLinks, kept_link
+from router.serve.kept_links import READS_IN_FLIGHT, KeptLink, KeptLinks, kept_link
 
 PUBLIC_URL = "https://go.example.com"
 KINDS = ("plain", "rich", "advertiser")
@@ -123,8 +123,9 @@ async def estimated_bytes(count: int, kind: str, keys: SigningKeys) -> float:
     links = KeptLinks(StandIn(kind, count), keys, PUBLIC_URL, limit=count)  # type: ignore[arg-type]
     await links.refresh()  # the change counter learnt: what is found is kept from now on
     codes = [link_code(i) for i in range(count)]
-    for start in range(0, count, 500):
-        await asyncio.gather(*(links.find(code) for code in codes[start:start + 500]))
+    step = READS_IN_FLIGHT  # as many reads at once as KeptLinks takes before it answers "try again"
+    for start in range(0, count, step):
+        await asyncio.gather(*(links.find(code) for code in codes[start:start + step]))
     assert len(links) == count
     return links.kept_bytes() / count
 
