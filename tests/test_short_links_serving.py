@@ -380,3 +380,25 @@ def test_the_schema_head_the_router_checks_is_the_migrations_head(database: str,
     fresh = f"sqlite:///{tmp_path}/fresh.db"
     assert schema_revision(fresh) is None
     assert "has no links schema yet" in schema_behind(fresh) and "adlink-router db upgrade" in schema_behind(fresh)
+
+
+def test_the_qr_codes_served_encode_the_short_url(admin: LinkAdmin, database: str, tmp_path: Path) -> None:
+    """/s/<code>.png?size= decodes, with Debian's zbarimg, to the short URL (ROUTER_PUBLIC_URL + /s/<code>);
+    /s/<code>.svg is the very SVG router.serve.qr draws for it (tests/test_qr.py has Chromium draw and zbarimg
+    read that one); a bad size is a 400 page, an unknown code a 404 page."""
+    from router.serve.qr import qr_svg
+    from tests.test_qr import zbar
+
+    code = admin.create({"url": ITEM, "slug": "spring-sale"}, CLI_ACTOR)["code"]
+    with Router(database) as router:
+        png = router.get(f"/s/{code}.png?size=256")
+        svg = router.get(f"/s/{code}.svg")
+        bad = router.get(f"/s/{code}.png?size=9000", **{"accept-language": "en"})
+        unknown = router.get("/s/nosuch1.svg")
+    assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+    (tmp_path / "code.png").write_bytes(png.content)
+    assert zbar(tmp_path / "code.png") == "https://go.example.com/s/spring-sale"
+    assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg+xml")
+    assert svg.content == qr_svg("https://go.example.com/s/spring-sale")
+    assert bad.status_code == 400 and "2048" in bad.text
+    assert unknown.status_code == 404
