@@ -7,7 +7,7 @@ WORKDIR /src
 COPY pyproject.toml README.md constraints.txt ./
 COPY router ./router
 COPY rules ./rules
-# Every dependency at the version constraints.txt pins (README "Dependencies": how to refresh it).
+# Every dependency at the version constraints.txt pins (docs/layout.md "Dependencies": how to refresh it).
 RUN pip wheel --no-cache-dir --wheel-dir /wheels -c constraints.txt .
 
 FROM python:3.11-slim

@@ -32,7 +32,7 @@ SQLite file, filled once per invocation (straight into its tables: loopback.fill
 goal states it: a fresh router, --rss-clicks (100,000) clicks with a day's new user agents, then as many
 of the every-part-new flood, then --flood-clicks (200,000) of made-up Safari ones, and its resident set
 after each. Absolute figures move between machines;
-the ratios are what the README quotes. Nothing here asserts a figure.
+the ratios are what docs/speed.md quotes. Nothing here asserts a figure.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""The README says what happens: every command it shows with `$ ` is run here, and its output compared with
-what the README prints under it; the curl answers, the /readyz bodies and the alert table likewise.
+"""The README and the documentation say what happens: every command they show with `$ ` is run here, and its
+output compared with what they print under it; the curl answers, the /readyz bodies and the alert table
+likewise.
 
 An example is a `$ command` line in a fenced block, its expected output the lines up to the next `$ ` or
 the end of the block. Compared where stable: a line that is only `…` stands for any number of lines, `…`
@@ -27,7 +28,10 @@ from tests import uas
 from tests.servers import Server, debian_tool
 
 ROOT = Path(__file__).resolve().parent.parent
-README = (ROOT / "README.md").read_text(encoding="utf-8")
+# The README and the documentation site's pages (docs/, mkdocs.yml), read as one text: an example is found
+# wherever it is shown.
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+README = "\n".join(page.read_text(encoding="utf-8") for page in PAGES)
 ITEM = "https%3A%2F%2Fitem.taobao.com%2Fitem.htm%3Fid%3D123456"
 
 # Examples that need what a test can't have, with the reason.

@@ -178,7 +178,7 @@ def engine_url(text: str) -> URL:
 
 def display_url(text: str) -> str:
     """The database as logs, errors and commands name it: an SQLite file by its path (on this machine, where
-    the README says it is), a PostgreSQL database by its name only, `postgresql://…/links`: never its user,
+    docs/links.md says it is), a PostgreSQL database by its name only, `postgresql://…/links`: never its user,
     password, host, port or query. The operator who set ROUTER_DATABASE_URL knows the rest; nobody else
     reading a log needs the database's address."""
     if text.startswith("sqlite:///"):
