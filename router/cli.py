@@ -491,6 +491,10 @@ def build_parser() -> argparse.ArgumentParser:
     # The short links' database, API tokens and links (router.link_commands: each runs as `run(args, out)`).
     link_commands.register(commands)
 
+    docs = commands.add_parser("docs", help="print a reference page of the documentation site, generated")
+    docs.add_argument("page", choices=DOC_PAGES, help="cli (this command line), settings, metrics, or api (/api/)")
+    docs.set_defaults(run=cmd_docs)
+
     rules = commands.add_parser("rules", help="check, test, compare and look at rule sets")
     rules_commands = rules.add_subparsers(dest="rules_command", required=True, metavar="COMMAND")
     for module in RULES_COMMANDS:
@@ -499,6 +503,56 @@ def build_parser() -> argparse.ArgumentParser:
     # "[-h] {…} ...", is one character too long for all eight, so -h is left to the options listed below it.
     parser.usage = f"%(prog)s {{{','.join(commands.choices)}}} ..."
     return parser
+
+
+DOC_PAGES = ("cli", "settings", "metrics", "api")
+_HELP_COLUMNS = 100  # the width the command line's page is written at, whatever the terminal's
+
+
+def cmd_docs(args: argparse.Namespace, out: IO[str]) -> int:
+    """A generated page of the documentation site (docs/reference-<page>.md holds the committed copy)."""
+    from router.policy import references
+
+    pages: dict[str, Callable[[], str]] = {"cli": cli_page, "settings": references.settings_page,
+                                           "metrics": references.metrics_page, "api": references.api_page}
+    out.write(pages[args.page]())
+    return 0
+
+
+def cli_page() -> str:
+    """The command line's reference: every command's help, as `--help` prints it, at a fixed width."""
+    saved = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = str(_HELP_COLUMNS)
+    try:
+        parser = build_parser()
+        sections = [references_header("cli", "router/cli.py and the commands' modules (their argument parsers)"),
+                    "# The command line\n",
+                    "`adlink-router COMMAND …` (or `python -m router COMMAND …`). Every command's `--help`, as it "
+                    "prints it.\n"]
+        for name, command in _commands(parser):
+            sections += [f"## `{name}`\n", "```text", command.format_help().rstrip("\n"), "```\n"]
+    finally:
+        if saved is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = saved
+    return "\n".join(sections)
+
+
+def references_header(page: str, source: str) -> str:
+    from router.policy.references import GENERATED
+
+    return GENERATED.format(page=page, source=source).rstrip("\n") + "\n"
+
+
+def _commands(parser: argparse.ArgumentParser, prefix: str = "adlink-router") -> Iterator[
+        tuple[str, argparse.ArgumentParser]]:
+    """Every command and subcommand with its parser, depth first, in the order they were added."""
+    yield prefix, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _commands(sub, f"{prefix} {name}")
 
 
 def main(argv: list[str] | None = None, out: IO[str] | None = None) -> int:

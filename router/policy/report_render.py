@@ -258,7 +258,7 @@ def render_html(report: dict[str, Any]) -> str:
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "report", help="what happened after the tap: outcomes per rule, channel, app, OS or rollout arm")
+        "report", help="what happened after the tap: outcomes per rule, channel, app, OS, rollout arm, link or tag")
     parser.add_argument("--clicks", nargs="+", required=True, metavar="FILE",
                         help="the click stream: the server's output (mixed lines are fine), .gz too, globs, or "
                         "object-storage URLs DuckDB reads")

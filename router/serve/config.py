@@ -1,40 +1,8 @@
 """Settings from the environment (and CLI flags), read once at startup.
 
-| variable | default | meaning |
-| --- | --- | --- |
-| ROUTER_RULES_DIR | the shipped `rules/` | directory of rule files, or the https:// URL of a rules bundle |
-| ROUTER_RULES_POLL_SECONDS | 0.5 (directory), 30 (URL) | how often to look for changed rules; 0: on SIGHUP only |
-| ROUTER_RULES_TIMEOUT_SECONDS | 5 | deadline for fetching a rules bundle |
-| ROUTER_ALLOWED_HOSTS | taobao.com,tmall.com,tb.cn,tmall.hk | destination hosts (dot-boundary suffixes) |
-| ROUTER_SIGNING_KEYS | (required off loopback) | `kid:secret,…` for /ad links; first signs; unset: a dev key |
-| ROUTER_SIGNING_KEYS_FILE | (unset) | a file holding the same (one entry per line or comma-separated) |
-| ROUTER_FORWARD_PARAMS | gdt_vid,qz_gdt,weixinadinfo,click_id | query params passed on to the destination |
-| ROUTER_FALLBACK_DELAY_MS | 2000 | landing page in a phone browser: wait for the app before the web page |
-| ROUTER_EXPAND_HOSTS | m.tb.cn,e.tb.cn,s.click.taobao.com | short-link hosts expanded (exact names); `none`: off |
-| ROUTER_EXPAND_TIMEOUT_SECONDS | 1.5 | one deadline for expanding a short link, every redirect included |
-| ROUTER_EXPAND_UPSTREAM | (unset) | tests only: send expansion requests to this loopback origin |
-| ROUTER_SERVER_NAMES | (any) | Host names the router answers to (`go.example.com`, `*.example.com`) |
-| ROUTER_TRUSTED_PROXIES | (none) | addresses whose X-Forwarded-For/-Proto is believed (the client address) |
-| ROUTER_UA_TABLES | startup | ua-parser's tables (~25 MB): built before ready; `lazy`: when an agent first needs them |
-| ROUTER_DRAIN_SECONDS | 5 | on SIGTERM: readiness 503 this long, still serving, before stopping (router.serve.drain) |
-| ROUTER_KEEPALIVE_SECONDS | 5 | how long an idle kept-alive client connection stays open |
-| ROUTER_SHUTDOWN_SECONDS | 10 | after the drain: how long requests in flight get to finish |
-| ROUTER_LOG_LEVEL | info | level of the access and server lines (router.serve.logs); never the clicks' |
-| ROUTER_CLICK_LOG | stdout | where click lines go: stdout, stderr or off |
-| ROUTER_METRICS_FROM | private | who may scrape /metrics: `private` (loopback, private networks), `any`, `off`, CIDRs |
-| ROUTER_METRICS_DIR | (serve --workers makes one) | where the workers of one router share their metrics |
-| ROUTER_REDIS_URL | (unset: each process alone) | the fleet's shared store, redis:// or rediss:// (serve.shared) |
-| ROUTER_REDIS_TIMEOUT_MS | 250 | a click's deadline for the shared store; past it the process's own store answers |
-| ROUTER_LIMIT_PER_ADDRESS | (no limit) | clicks one client may make, `COUNT/WINDOW` (router.serve.limits) |
-| ROUTER_LIMIT_PER_AD_LINK | (no limit) | clicks one signed /ad link may get from one client, `COUNT/WINDOW` |
-| ROUTER_LIMIT_IPV6_PREFIX | 64 | the limits count an IPv4 address, or its IPv6 network of this many bits (32-128) |
-| ROUTER_LIMIT_BEACONS_PER_ADDRESS | 600/1h | outcome beacons one client may send; empty or `off`: no bound |
-| ROUTER_LIMIT_BEACONS_PER_VISITOR | 60/1h | outcome beacons one visitor (cookie) may send; empty or `off`: no bound |
-| ROUTER_METRICS_PORT | (unset) | serve /metrics on this port only, never on the clicks' port (probes: on both) |
-| ROUTER_DATABASE_URL | `$XDG_DATA_HOME/adlink-router/links.db` | links, API tokens: `sqlite:///…` or `postgresql://…` |
-| ROUTER_DATABASE_UPGRADE | start (SQLite), check | at start: migrate the schema (`start`), or refuse an old one |
-| ROUTER_PUBLIC_URL | http://localhost:8000 | the origin of short links' URLs and QR codes: `https://go.example.com` |
-| ROUTER_LINKS_KEPT | 100000 | short links kept in each process (the click path never waits on the database for them) |
+What each one means, its default and its range: router/serve/setting_docs.py, the one list of them, from
+which docs/reference-settings.md is generated (a test holds that list equal to the ROUTER_* names read here
+and by the command line).
 """
 
 from __future__ import annotations
