@@ -10,6 +10,7 @@ setup below fails the suite: a new example must be run here too, or listed in NO
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -309,3 +310,62 @@ def test_the_sign_example_prints_the_link_and_names_its_key() -> None:
     assert done.returncode == 0, done.stderr
     assert matches([shown], [done.stdout.strip()])  # "…" in the README stands for the signature
     assert done.stderr.strip() == said
+
+
+# --- every example that shows output is run, or says why not -----------------------------------------------
+
+NOT_RUN_MARK = re.compile(r"<!-- example not run: (.+?) -->\n$")
+
+
+def fenced_blocks() -> list[tuple[str, str, str, str]]:
+    """(page, language, body, the text just before it) of every fenced block of the README and the pages."""
+    found = []
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        for match in re.finditer(r"^```([a-z]*)\n(.*?)^```", text, re.S | re.M):
+            found.append((page.name, match.group(1), match.group(2), text[max(0, match.start() - 300):match.start()]))
+    return found
+
+
+def shows_output(language: str, body: str) -> bool:
+    """A `$ ` command with its output, or a shell block whose command is followed by `# ` lines: what it prints."""
+    lines = body.splitlines()
+    if any(line.startswith("$ ") for line in lines):
+        return True
+    return language in ("sh", "bash", "console") and any(
+        line.strip() and not line.startswith("#") and not line.endswith("\\") and following.startswith("# ")
+        for line, following in itertools.pairwise(lines))
+
+
+def run_blocks() -> list[str]:
+    """The shell blocks the tests above run whole: the four answers, short links and the API, the signed ad link."""
+    shell = re.findall(r"^```sh\n(.*?)^```", README, re.S | re.M)
+    return [_curl_block(), next(block for block in shell if "/api/links" in block),
+            next(block for block in shell if "router sign" in block)]
+
+
+def test_every_example_that_shows_output_is_run_or_says_why_not() -> None:
+    """Every block of the README and the site that shows what a command prints is one a test runs: a block run
+    whole (run_blocks), or `$ ` examples with their setup (SETUPS). The few that can't be run here say so
+    just before the block (`<!-- example not run: why -->`), and are exactly NOT_RUN."""
+    whole = run_blocks()
+    marked: set[str] = set()
+    counted = 0
+    for page, language, body, before in fenced_blocks():
+        if not shows_output(language, body):
+            continue
+        commands = [re.sub(r"\s+# .*$", "", line[2:]).strip() for line in body.splitlines() if line.startswith("$ ")]
+        reason = NOT_RUN_MARK.search(before)
+        if reason is not None:
+            marked.update(commands)
+            continue
+        if body in whole:
+            counted += sum(1 for line in body.splitlines()
+                           if line.strip() and not line.startswith("#") and not re.match(r"^[A-Z_]+=", line))
+            continue
+        missing = [command for command in commands if command not in SETUPS]
+        assert commands and not missing, f"{page}: an example no test runs, and no comment says why: {body[:200]}"
+        counted += len(commands)
+    assert marked == set(NOT_RUN)
+    print(f"examples run: {counted}")  # the count the closing of the docs issue reports (pytest -s)
+    assert counted >= 15  # the examples found; fewer means the search above broke
