@@ -325,8 +325,8 @@ def _serve(args: argparse.Namespace, refusal: logging.Logger) -> int:
     from router.serve.drain import DrainingServer
 
     server = DrainingServer(config, settings.drain_seconds)  # SIGTERM: a drain, then a graceful stop, exit 0
-    # Everything loaded so far (parsers, templates, rules) lives as long as the process: out of the
-    # collector's sight, a full collection no longer walks it, which kept clicks waiting for milliseconds.
+    # Everything loaded so far (parsers, templates, rules) lives as long as the process: kept out of the
+    # collector's sight, so that a full collection does not walk it while clicks wait.
     gc.collect()
     gc.freeze()
     if not args.reuse_port and not settings.metrics_port:

@@ -28,7 +28,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from router.decision.short_links import FIELD_NAMES, STAMP_CHANNELS, LinkFieldErrors, read_link_fields
 
-if TYPE_CHECKING:  # loaded when a command runs: SQLAlchemy costs every other command ~0.2 s at start
+if TYPE_CHECKING:  # loaded when a command runs: importing SQLAlchemy would slow every other command's start
     from router.serve.config import Settings
     from router.serve.link_admin import LinkAdmin
     from router.serve.link_store import LinkStore

@@ -92,7 +92,7 @@ _WORD = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012345678
 
 def _extractor(patterns: tuple[tuple[str, str], ...]) -> Any:
     """The automaton over these patterns, shared by every catalogue that has them: the shipped catalogue and a
-    rules directory's identical copy (or a reload that changed no marker) hold one, not one each (~1.5 MB)."""
+    rules directory's identical copy (or a reload that changed no marker) hold one, not one each (megabytes)."""
     with _extractors_lock:
         found = _extractors.get(patterns)
         if found is None:

@@ -3,12 +3,12 @@
 Safari and Chrome on iPhone and iPad, Chrome on Android, and Chrome, Edge, Safari and Firefox on
 Windows 10, Windows 7, macOS and desktop Linux send user agents built from a fixed template where only
 versions and (on Android) the model change. Those are most of the never-seen browser user agents a
-click router gets, and ua-parser spends 30-50 µs on each walking its regex tables; one anchored regex
-here reads the same families and versions in 1-2 µs.
+click router gets, and ua-parser spends tens of microseconds on each walking its regex tables; one
+anchored regex here reads the same families and versions in a small part of that.
 
 Each shape is matched whole (`fullmatch`): a user agent with one token more or less than the template
 (a `; wv` webview, an app's marker, an old `Build/` id, a bot's `(compatible; …)` tail) is not this
-shape, and goes to ua-parser as before. The only free text a shape lets through is Android's model
+shape, and goes to ua-parser. The only free text a shape lets through is Android's model
 name, which the caller checks for app, bot and HarmonyOS markers like any user agent. What is returned
 is what ua-parser says for the same string (families, version parts as strings, device family) for
 every real model; tests/test_browser_shapes.py holds every shape against ua-parser on generated

@@ -9,12 +9,13 @@ This runs once per click, so both paths are kept cheap:
 
 * a UA seen before is one dict lookup in an LRU keyed by the (truncated) UA;
 * a new UA on one of WeChat's templates (router.decision.wechat_shapes) costs one anchored regex and two
-  lookups (~3-5 µs): its Android model-and-build verdict and its Client are kept per spelling;
-* a new UA of another named app on a phone, or of a common browser, costs ~5-15 µs of
+  lookups (a few microseconds): its Android model-and-build verdict and its Client are kept per spelling;
+* a new UA of another named app on a phone, or of a common browser, costs some microseconds of
   substring tests, anchored regexes and object building, with no ua-parser run;
-  anything else one ua-parser run with the Rust resolver (~20-40 µs) on top.
+  anything else one ua-parser run with the Rust resolver (tens of microseconds) on top
+  (benchmarks/bench_decide.py measures it: docs/speed.md).
   The catalogue's markers, and the code's long word lists, run as one alternation in the Rust `regex`
-  crate ua-parser brings (finite automata, linear in the UA, ~1 µs); Python regexes run only behind a
+  crate ua-parser brings (finite automata, linear in the UA); Python regexes run only behind a
   substring test or on a short slice. The UA is cut to MAX_UA_LENGTH first, so a 100 KB header costs no
   more than a 1 KB one.
 
@@ -111,8 +112,8 @@ __all__ = [
 ]
 
 # The enum members this module compares against, bound once: on Python 3.11 looking a member up on its
-# class goes through the enum metaclass's __getattr__ hook (~0.15 µs), and reading one user agent makes
-# dozens of such comparisons.
+# class goes through the enum metaclass's __getattr__ hook, and reading one user agent makes dozens of
+# such comparisons.
 _DEVICE_DESKTOP = Device.DESKTOP
 _DEVICE_MOBILE = Device.MOBILE
 _DEVICE_TABLET = Device.TABLET
@@ -169,8 +170,8 @@ def tables_built() -> str:
 
 def warm_up(*, tables: bool = False) -> None:
     """Compile this module's own regexes on the common user agents, so the first clicks don't pay for it;
-    with `tables`, also build ua-parser's tables (~150 ms, ~25 MB; router.decision.ua_tables) and compile
-    their common regexes. Does not touch the Client cache."""
+    with `tables`, also build ua-parser's tables (router.decision.ua_tables) and compile their common
+    regexes. Does not touch the Client cache."""
     for ua in WARM_UP_UAS:
         _BUNDLED._parse(ua)
     if tables:
@@ -228,8 +229,8 @@ _OPENHARMONY_RE = re.compile(r"OpenHarmony " + _VER)
 class _WordList:
     """A marker alternation run by the Rust `regex` crate that ua-parser's resolver already brings.
 
-    It compiles to finite automata: linear in the UA whatever the UA holds, and a 60-word alternation
-    costs ~1 µs, where Python's backtracking `re` tries every branch at every position (~75 µs).
+    It compiles to finite automata: linear in the UA whatever the UA holds, and a long alternation costs
+    about what one word does, where Python's backtracking `re` tries every branch at every position.
     Patterns are written for lower-cased text and use no look-around (the crate has none).
     """
 
@@ -532,8 +533,8 @@ class ClientReader:
                 device = self._shape_device(low, appended)
                 if device is not None:
                     return self._shape_client(appended, device)
-        # ua-parser's device domain is its most expensive (~half the parse) and its browser domain only
-        # names the webview; a tap inside a named app needs neither, so only the OS is resolved for it, and
+        # ua-parser's device domain is its most expensive and its browser domain only names the webview;
+        # a tap inside a named app needs neither, so only the OS is resolved for it, and
         # for the phone shapes every such app sends (iOS, Android) not even that: one anchored regex reads it.
         # Named apps are most of the traffic and most of the never-seen user agents.
         phone_os = _phone_os(ua) if isinstance(named, tuple) else None

@@ -1,17 +1,17 @@
 """Building frozen, slotted dataclasses on the per-click path at half the cost of their own __init__.
 
 A frozen dataclass's generated __init__ sets each field through object.__setattr__ (it has to get past
-the frozen guard): ~0.2 µs a field, 2.5 µs for a Context. Each slot's own descriptor sets a field in
-a third of that. `slot_constructor(cls)` returns a function taking every field positionally, in
-declaration order, that builds the very same object (equal, hashable, still frozen to everyone else).
+the frozen guard), the slow way, once per field, for every Context a click reads. Each slot's own
+descriptor sets a field in a third of that time. `slot_constructor(cls)` returns a function taking every
+field positionally, in declaration order, that builds the very same object (equal, hashable, still frozen
+to everyone else).
 It runs no __post_init__ and fills no defaults: for classes that have neither to run, called where every
 field is at hand (a Client per new user agent, a Context per click read).
 
 One exception, for the classes that are keys of the per-click stores (Client, Link): a generated
-dataclass __hash__ hashes every field, in Python, on every lookup (a quarter of a microsecond for a
-Client, several per click). Such a class keeps its hash in a `_hash` field (`HASH_FIELD`: not compared,
-not given) that its __post_init__ sets with `field_hash`, and slot_constructor's function sets it the same
-way.
+dataclass __hash__ hashes every field, in Python, on every lookup (for a Client, several times a click).
+Such a class keeps its hash in a `_hash` field (`HASH_FIELD`: not compared, not given) that its
+__post_init__ sets with `field_hash`, and slot_constructor's function sets it the same way.
 """
 
 from __future__ import annotations

@@ -3,13 +3,14 @@
 Imported the first time a user agent needs them (a bot or named app on an unusual platform, a browser
 none of router.decision.browser_shapes' templates fits), or at start-up with ROUTER_UA_TABLES=startup.
 Until then neither ua-parser's tables nor user-agents are in memory: the tables compiled by ua-parser's
-Rust resolver weigh ~25 MB and take ~150 ms to build, the OS table alone ~4 MB and ~25 ms. So each is
-built when first asked for: the OS table for a named app or bot (nothing else of theirs is read), all of
-them for an unknown browser; once all are built, they answer for the OS too.
+Rust resolver weigh tens of megabytes and take a noticeable pause to build (docs/speed.md), the OS table
+alone a small part of both. So each is built when first asked for: the OS table for a named app or bot
+(nothing else of theirs is read), all of them for an unknown browser; once all are built, they answer for
+the OS too.
 
 OS, device and the bot flag come from ua-parser 1.x, wrapped in a subclass of user-agents' ``UserAgent``
-so its ``is_mobile``/``is_tablet``/``is_bot`` classification is reused as is (its own parser is
-~0.5-1 ms per new UA).
+so its ``is_mobile``/``is_tablet``/``is_bot`` classification is reused as is (its own parser, pure
+Python, is far slower per new UA).
 """
 
 from __future__ import annotations

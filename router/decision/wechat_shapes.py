@@ -3,14 +3,15 @@
 WeChat is most of the clicks a Taobao link router sees, and nearly every WeChat user agent is new: the
 Android one carries a per-install id (`MMWEBID/`), the webview's build (`XWEB/`), the firmware's build
 id and the model, the iOS one a build code. Read the long way (router.decision.clients: a dozen marker
-tests over 300 characters, then the OS and the device) that costs ~15 µs each; matched whole against
-the template below, one anchored regex reads the app version, the OS and its version in ~2.5 µs.
+tests over 300 characters, then the OS and the device) that costs several times what one anchored regex
+does: matched whole against the template below, it reads the app version, the OS and its version
+(benchmarks/bench_decide.py measures it: docs/speed.md).
 
 Each shape is matched whole (`fullmatch`) and every token outside the Android parenthesis is fixed
 text, a number, or one of a few known words (`NetType/WIFI`, `Language/zh_CN`, `WeChat/arm64`): nothing
 in them can hold another app's marker, a bot's word, a pad's or PC's model name, "miniProgram" or a
 desktop WeChat's name. A tablet's own words (`Android Tablet`, no `Mobile`), a mini program's process,
-an old TBS webview or any token more or less is not this shape and goes the long way, as before.
+an old TBS webview or any token more or less is not this shape and goes the long way.
 The only free text is the Android parenthesis (model and firmware build): the caller reads it as it
 reads any user agent and keeps its verdict per parenthesis (models and builds repeat across millions of
 phones). tests/test_wechat_shapes.py holds every shape against the long way on generated variants,

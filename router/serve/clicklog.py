@@ -6,8 +6,8 @@ a batch). The thread takes the whole buffer every _GATHER_SECONDS and writes it 
 serialised with orjson (a few hundred nanoseconds, non-ASCII kept as UTF-8 like the rest of the log).
 
 One growing buffer, not a line object per click handed from thread to thread: lines allocated on the
-event loop and freed by the writer scattered the heap, and a router that had served 100,000 clicks kept
-~10 MB more resident for it.
+event loop and freed by the writer would scatter the heap, and a long-running router would keep megabytes
+more resident for it.
 
 Without a stream (an app built in code, tests) lines go to the `router.clicks` logger, synchronously.
 At most MAX_WAITING_BYTES of lines wait for the stream; past that they are dropped and the count is
@@ -38,7 +38,7 @@ _second: tuple[int, str] = (-1, "")  # the last second a click line was stamped 
 
 def click_time(now: float, at: datetime) -> str:
     """`at.isoformat(timespec="milliseconds")` for `at = datetime.fromtimestamp(now, UTC)`: the date and time
-    of day formatted once a second (isoformat costs a click 2 µs), the milliseconds from a table."""
+    of day formatted once a second (isoformat on every click would cost more), the milliseconds from a table."""
     global _second
     whole = int(now)
     if at.microsecond == 0 and now - whole >= 0.5:  # `at` rounded up into the next second

@@ -323,7 +323,7 @@ class Clicks:
             "action": answered.action,
             "rule": answered.rule,
             "status": answered.page.status,
-            # Enum members as they are: orjson writes a StrEnum as its value (`.value` costs ~0.15 µs each).
+            # Enum members as they are: orjson writes a StrEnum as its value (`.value` is a lookup per field).
             "channel": channel,
             "app": app,
             "os": ctx.client.os if ctx else None,

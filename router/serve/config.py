@@ -34,10 +34,10 @@ DEFAULT_DRAIN_SECONDS = 5.0
 DEFAULT_KEEPALIVE_SECONDS = 5.0
 DEFAULT_SHUTDOWN_SECONDS = 10.0
 # A click waits at most this long for the shared store. A Redis on the same network answers in well under a
-# millisecond, but the answer is read when the event loop gets to it: on a busy node (benchmarks/
-# store_deadline.py: 2 cores, wrk beside the router) 20 ms and 50 ms were missed by 95-99 % of calls and
-# 100 ms by up to 43 %, each a replay check gone per process; 250 ms by none, at every load tried. It is
-# waited out in full only while the store hangs, and then for FAILURES_TO_REST calls (router.serve.shared).
+# millisecond, but the answer is read when the event loop gets to it: on a busy node a deadline of tens of
+# milliseconds is missed while the store is fine, and each miss is a replay check gone per process. This one
+# leaves room for a loaded loop (benchmarks/store_deadline.py measures deadlines side by side: docs/fleet.md).
+# It is waited out in full only while the store hangs, and then for FAILURES_TO_REST calls (router.serve.shared).
 DEFAULT_REDIS_TIMEOUT_MS = 250
 # Outcome beacons (router.serve.outcomes). One landing page view sends at most about 7. A visitor who opens
 # eight or so landing pages within an hour is already a keen one: 60 an hour per visitor. A client address
@@ -359,7 +359,7 @@ class Settings(ClickSettings):
     expand_timeout_seconds: float = DEFAULT_EXPAND_TIMEOUT
     expand_upstream: str = ""  # tests only: a loopback origin that stands in for every expansion host
     # ua-parser's tables (router.decision.clients): built at start-up, before ready, so the first unusual user
-    # agent is not the one that pays ~150 ms for them; or, to save their ~25 MB, when one first needs them
+    # agent is not the one that waits for them; or, to save their tens of megabytes, when one first needs them
     # (most never do: named apps on phones and the common browsers are read without them).
     ua_tables_at_startup: bool = True
     # Stopping (router.serve.drain) and connections: a drain long enough for a load balancer to notice the

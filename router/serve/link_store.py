@@ -265,7 +265,7 @@ SCHEMA_HEAD = "0001"  # the newest migration's revision (router/serve/migrations
 
 def schema_revision(url: str) -> str | None:
     """The revision the database's schema is at (Alembic's `alembic_version`), None for none yet: read with
-    SQLAlchemy alone, so a router whose schema is current never loads Alembic (some 13 MB it would keep)."""
+    SQLAlchemy alone, so a router whose schema is current never loads Alembic (megabytes it would keep)."""
     target = engine_url(url)
     _sqlite_parent(target)
     engine = _make_engine(target)

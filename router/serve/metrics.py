@@ -2,7 +2,7 @@
 its rules, short-link expansion, ad-click replays and click log.
 
 Cheap on the click path. A click adds one to a plain dict entry and observes two fixed-bucket histograms
-(about half a microsecond, no lock: one event loop per process). Everything else is read from the parts
+(well under a microsecond, no lock: one event loop per process). Everything else is read from the parts
 that keep it when a snapshot is taken. Label values are bounded: rule ids, enums, statuses and the
 configured expansion hosts. Never a URL, a user agent or an address.
 
@@ -38,8 +38,8 @@ log = logging.getLogger("router")
 FLUSH_SECONDS = 1.0  # how often a worker writes its snapshot for the others
 _FILE_PREFIX = "worker-"
 
-# Request durations: a click answered from memory takes ~0.1 ms; a short link waits for its upstream (up to
-# the expansion deadline, 1.5 s by default).
+# Request durations: a click answered from memory takes well under a millisecond; a short link waits for its
+# upstream (up to the expansion deadline, 1.5 s by default).
 REQUEST_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 # Decisions: a kept answer is a few microseconds, a new user agent tens of them.
 DECISION_BUCKETS = (0.000002, 0.000005, 0.00001, 0.00002, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.025)

@@ -141,7 +141,7 @@ class SharedStore:
             # No retries: a command the server ran whose answer was lost (a reset, a failover) must not run
             # twice (a first click would read as its own replay, a counter count twice). A click that finds
             # every connection busy waits for one within its deadline, not an error.
-            # Imported here: the client weighs ~6 MB, and a router without a store never loads it.
+            # Imported here: the client weighs megabytes, and a router without a store never loads it.
             import redis.asyncio as aioredis
             from redis.asyncio.retry import Retry
             from redis.backoff import NoBackoff

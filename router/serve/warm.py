@@ -1,10 +1,10 @@
 """Start-up's warm-up: everything a first click would otherwise pay for once, paid before the router listens.
 
-Python loads and compiles lazily: ua-parser's tables (~150 ms and more on a busy machine, the first time an
-unusual user agent needs them), the Rust resolver's regexes (on first hit), the page templates (Jinja
-compiles a template on first use: ~100 ms for the landing page) and their words, the rules' own app
-catalogue's reader. Left to the first clicks, the first click after a deploy took 800 ms and the first
-landing page 94 ms. Here each path a click takes is walked once with made-up clicks: a /go and a signed /ad
+Python loads and compiles lazily: ua-parser's tables (built the first time an unusual user agent needs
+them), the Rust resolver's regexes (on first hit), the page templates (Jinja compiles a template on first
+use) and their words, the rules' own app catalogue's reader. Left to the first clicks, each of these would
+make one click after a deploy wait many times longer than the rest (benchmarks/startup_bench.py measures
+it: docs/speed.md). Here each path a click takes is walked once with made-up clicks: a /go and a signed /ad
 link, for the kinds of client that dominate traffic and a few that only the tables place, decided on the
 rules being served and answered in each language; the landing and message templates are rendered for each.
 
