@@ -157,6 +157,8 @@ SETUPS: dict[str, Callable[[Path], None]] = {
     "python -m router rules diff rules/ new-rules/ --clicks router.log": _diff,
     "python -m router rules check my-rules/": _my_rules,
     'python -m router explain "/go?url=$ITEM&from=groupmessage" --client wechat_ios --format text': _shipped,
+    'python -m router explain "/go?url=$ITEM&from=groupmessage" --client wechat_ios --at 2026-11-21T10:00:00+08:00':
+        _shipped,
     "python -m router rules test rules": _shipped,
     "python -m router rules matrix rules --at 2026-11-21T10:00:00+08:00": _shipped,
 }
@@ -230,6 +232,7 @@ def test_the_short_link_examples_with_curl(tmp_path: Path) -> None:
         script = [setup, f"PORT={server.port}"]
         for index, (command, _) in enumerate(steps):
             command = command.replace("curl ", f"{curl} ", 1).replace("zbarimg ", f"{zbarimg} ", 1)
+            command = command.replace(".venv/bin/adlink-router", str(Path(sys.executable).parent / "adlink-router"))
             script += [f"echo '@@@{index}'", command, "echo"]
         done = subprocess.run(["bash", "-c", "\n".join(script)], cwd=tmp_path, capture_output=True, text=True,
                               timeout=120, env=env)
@@ -281,10 +284,10 @@ def test_the_readyz_examples_are_what_it_answers(tmp_path: Path) -> None:
 
 
 def test_the_alert_table_names_every_alert() -> None:
-    """README "What to alert on" lists exactly the alerts deploy/alerts.yml defines."""
+    """docs/production.md "What to alert on" lists exactly the alerts deploy/alerts.yml defines."""
     groups = yaml.safe_load((ROOT / "deploy" / "alerts.yml").read_text(encoding="utf-8"))["groups"]
     defined = {rule["alert"] for group in groups for rule in group["rules"] if "alert" in rule}
-    section = README.split("### What to alert on", 1)[1].split("\n## ", 1)[0]
+    section = re.split(r"^#{2,3} What to alert on$", README, maxsplit=1, flags=re.M)[1].split("\n## ", 1)[0]
     listed = set(re.findall(r"^\| `(Adlink\w+)` \|", section, re.M))
     assert listed == defined
 

@@ -46,7 +46,7 @@ def api_page() -> str:
     lines = [GENERATED.format(page="api", source="router/serve/openapi.py"), "# The links' API\n",
              f"{_cell(document['info'].get('description', ''))}\n" if document["info"].get("description") else "",
              f"OpenAPI {document['openapi']}, served at `/api/openapi.json`; every path below is under "
-             "`/api`. [Short links and the API](links.md#short-links-and-the-api) shows it at work.\n"]
+             "`/api`. [Short links and the API](links.md) shows it at work.\n"]
     for path, operations in document["paths"].items():
         shared = operations.get("parameters", [])  # a path's own parameters, every operation's
         for method, operation in operations.items():

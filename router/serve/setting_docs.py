@@ -71,8 +71,8 @@ SETTINGS: tuple[SettingDoc, ...] = (
     SettingDoc('ROUTER_TRUSTED_PROXIES', '', 'none',
                'peer addresses or networks (`10.0.0.0/8`, comma-separated, or `*`) whose '
                "`X-Forwarded-For`/`-Proto` is believed (a load balancer in front); nobody's by default; "
-               'anything else stops `serve` with one line; `*` is accepted with a warning at start (see '
-               '"Settings that matter")'),
+               'anything else stops `serve` with one line; `*` is accepted with a warning at start ([settings '
+               'that matter](production.md#settings-that-matter))'),
     SettingDoc('ROUTER_METRICS_FROM', '', '`private`',
                'who may read `/metrics`: `private` (loopback, RFC 1918, 100.64/10, link-local, IPv6 ULA), '
                '`any`, `off` (no `/metrics`), or networks (`10.0.0.0/8,127.0.0.1`); others get a 403'),
@@ -114,7 +114,7 @@ SETTINGS: tuple[SettingDoc, ...] = (
     SettingDoc('ROUTER_DATABASE_URL', '', '`sqlite:///$XDG_DATA_HOME/adlink-router/links.db`',
                'short links and API tokens: `sqlite:///PATH` or '
                '`postgresql://user:password@host:port/database`, read by every command; its address, user and '
-               'password never printed ([Short links and the API](links.md#short-links-and-the-api))'),
+               'password never printed ([short links and the API](links.md))'),
     SettingDoc('ROUTER_DATABASE_UPGRADE', '', '`start` for SQLite, `check` for PostgreSQL',
                'at `serve`: bring the schema up to date (`start`), or refuse to start on an old one (`check`: '
                'run `adlink-router db upgrade`)'),
@@ -124,8 +124,8 @@ SETTINGS: tuple[SettingDoc, ...] = (
     SettingDoc('ROUTER_LINKS_KEPT', '', '`100000`',
                'short links each process keeps (100–10,000,000)'),
     SettingDoc('ROUTER_UA_TABLES', '', '`startup`',
-               "ua-parser's tables (~25 MB, ~150 ms to build on an idle core): `startup` builds them before the"
-               ' router is ready, so no click waits for them; `lazy` builds them when a user agent first needs '
-               'them (named apps on phones and the common browsers never do; an unusual platform loads the 4 MB'
-               ' OS table, an unknown browser all of them), ~25 MB less per worker'),
+               "ua-parser's tables (tens of megabytes, a noticeable pause to build: [speed](speed.md)): `startup` "
+               'builds them before the router is ready, so no click waits for them; `lazy` builds them when a '
+               'user agent first needs them (named apps on phones and the common browsers never do; an unusual '
+               'platform loads the OS table, an unknown browser all of them), and keeps that memory until then'),
 )
