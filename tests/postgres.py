@@ -40,10 +40,8 @@ class Postgres:
         if os.geteuid() == 0:
             # The cluster must belong to postgres, who must be able to reach the folder through pytest's own.
             self.as_owner = ["runuser", "-u", "postgres", "--"]
-            place = folder
-            while place != place.parent and place.stat().st_uid == 0 and place.stat().st_mode & 0o001 == 0:
-                place.chmod(place.stat().st_mode | 0o001)
-                place = place.parent
+            self.folder = folder
+            self._reachable()
             shutil.chown(folder, "postgres", "postgres")
         self.data, self.sockets, self.log = folder / "data", folder / "sockets", folder / "log"
         self.sockets.mkdir()
@@ -59,7 +57,19 @@ class Postgres:
         self.start()
         self._databases = count()
 
+    def _reachable(self) -> None:
+        """Let postgres pass through every root-owned folder above its own: pytest makes its base folder 0700
+        again when a session starts, so this is done before each command, not once."""
+        place = self.folder.parent
+        while place != place.parent:
+            mode = place.stat().st_mode
+            if place.stat().st_uid == 0 and mode & 0o001 == 0:
+                place.chmod(mode | 0o001)
+            place = place.parent
+
     def _run(self, *command: str) -> None:
+        if self.as_owner:
+            self._reachable()
         done = subprocess.run([*self.as_owner, *command], capture_output=True, text=True, check=False)
         assert done.returncode == 0, done.stdout + done.stderr
 
