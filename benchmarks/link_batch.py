@@ -121,11 +121,8 @@ def bodies(count: int, batch: int, first: int) -> list[bytes]:
 def measure(url: str, runs: int, calls: int, batch: int) -> tuple[list[Run], int]:
     """The runs on the database at `url` (empty, not yet migrated), and the links it holds at the end."""
     upgrade(url)
-    store = LinkStore(url)
-    try:
+    with LinkStore(url) as store:
         token = store.create_token("admin")[0]
-    finally:
-        store.close()
     port = free_port()
     env = {"ROUTER_DATABASE_URL": url, "ROUTER_CLICK_LOG": "off", "ROUTER_LOG_LEVEL": "warning"}
     results = []

@@ -46,11 +46,8 @@ def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 def opened(url: str) -> Iterator[LinkStore]:
     """The database, opened beside the commands to look at what they wrote."""
     upgrade(url)
-    store = LinkStore(url)
-    try:
+    with LinkStore(url) as store:
         yield store
-    finally:
-        store.close()
 
 
 def run(*argv: str) -> tuple[int, str]:

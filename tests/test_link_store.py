@@ -35,11 +35,8 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture()
 def store(database: str) -> Iterator[LinkStore]:
     upgrade(database)
-    opened = LinkStore(database)
-    try:
+    with LinkStore(database) as opened:
         yield opened
-    finally:
-        opened.close()
 
 
 def link(code: str, **fields: object) -> dict[str, object]:

@@ -41,11 +41,8 @@ class Router:
 def router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Router]:
     database = f"sqlite:///{tmp_path_factory.mktemp('links')}/links.db"
     upgrade(database)
-    store = LinkStore(database)
-    try:
+    with LinkStore(database) as store:
         text, _ = store.create_token("admin")
-    finally:
-        store.close()
     running = Server(env={"ROUTER_DATABASE_URL": database, "ROUTER_PUBLIC_URL": PUBLIC, "ROUTER_REDIS_URL": "",
                           "ROUTER_SIGNING_KEYS": KEYS_TEXT}).wait_ready()
     try:

@@ -73,11 +73,8 @@ def fleet(database_url: str, redis_url: str = "", count: int = 2) -> Iterator[li
 def admin_token(database_url: str) -> dict[str, str]:
     """The schema brought up to date, and an admin token's Authorization header."""
     upgrade(database_url)
-    store = LinkStore(database_url)
-    try:
+    with LinkStore(database_url) as store:
         text, _ = store.create_token("admin")
-    finally:
-        store.close()
     return {"Authorization": f"Bearer {text}"}
 
 

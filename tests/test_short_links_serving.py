@@ -50,9 +50,8 @@ def database(tmp_path: Path) -> str:
 
 @pytest.fixture
 def admin(database: str) -> Iterator[LinkAdmin]:
-    store = LinkStore(database)
-    yield LinkAdmin(store, allowed_hosts=("taobao.com", "tmall.com", "tb.cn"), public_url="https://go.example.com")
-    store.close()
+    with LinkStore(database) as store:
+        yield LinkAdmin(store, allowed_hosts=("taobao.com", "tmall.com", "tb.cn"), public_url="https://go.example.com")
 
 
 class Router:
@@ -402,3 +401,15 @@ def test_the_qr_codes_served_encode_the_short_url(admin: LinkAdmin, database: st
     assert svg.content == qr_svg("https://go.example.com/s/spring-sale")
     assert bad.status_code == 400 and "2048" in bad.text
     assert unknown.status_code == 404
+
+
+@pytest.mark.parametrize("value", ["Spring-Sale", "[spring, null]", "[]", "'a b'", "x" * 33])
+def test_a_tag_rule_takes_tags_as_links_are_made_with_them(value: str) -> None:
+    """`when: {tag: …}` takes what a link's tags can be (router.decision.types.is_tag, the one definition the
+    links' fields, the rules and the rule tests share): lower case a-z, 0-9 and '-', 1 to 32."""
+    from router.decision.rules import RuleSetError
+
+    with pytest.raises(RuleSetError) as refused:
+        build_rule_set([RuleSource("t.yaml", f"rules:\n  - {{id: r, when: {{tag: {value}}}, then: web}}\n"
+                                             "default: app\n".encode())], origin="t")
+    assert "t.yaml:2:" in str(refused.value.problems[0]) and "tag" in str(refused.value.problems[0])

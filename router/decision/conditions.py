@@ -32,7 +32,9 @@ from router.decision.apps import Catalogue
 from router.decision.slots import slot_constructor
 from router.decision.types import (
     EXPANDABLE,
+    MAX_TAG_CHARS,
     OS,
+    TAG_PATTERN,
     Channel,
     Client,
     Context,
@@ -41,6 +43,7 @@ from router.decision.types import (
     LinkKind,
     Platform,
     Version,
+    is_tag,
 )
 from router.decision.versions import RANGE_PART_PATTERN, VersionRange, VersionRangeError, format_version, parse_range
 
@@ -782,11 +785,6 @@ class ExpansionIs(OneOf):
         return expansion_state(ctx)
 
 
-# A tag as a short link's tags are written (router.decision.short_links reads them so: lower case).
-_TAG_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
-MAX_TAG_CHARS = 32
-
-
 @condition_type
 @dataclass(frozen=True, slots=True)
 class TagIs(Condition):
@@ -804,17 +802,15 @@ class TagIs(Condition):
         items = _as_list(value)
         if not items:
             raise ConditionError("'tag' needs at least one tag")
-        tags = set()
-        for item in items:
-            if not isinstance(item, str) or not 0 < len(item) <= MAX_TAG_CHARS or not set(item) <= _TAG_CHARS:
-                raise ConditionError(f"'tag' values are 1 to {MAX_TAG_CHARS} of a-z, 0-9 and '-' (as links' tags "
-                                     f"are written), got {item!r}")
-            tags.add(item)
-        return cls(frozenset(tags))
+        wrong = [item for item in items if not is_tag(item)]
+        if wrong:
+            raise ConditionError(f"'tag' values are 1 to {MAX_TAG_CHARS} of a-z, 0-9 and '-' (as links' tags "
+                                 f"are written), got {wrong[0]!r}")
+        return cls(frozenset(str(item) for item in items))
 
     @classmethod
     def value_schema(cls, apps: Catalogue) -> dict[str, Any]:
-        return _one_or_many({"type": "string", "pattern": f"^[a-z0-9-]{{1,{MAX_TAG_CHARS}}}$"})
+        return _one_or_many({"type": "string", "pattern": f"^{TAG_PATTERN}$"})
 
     def holds(self, ctx: Context, rule_id: str) -> bool:
         return not self.values.isdisjoint(ctx.tags)

@@ -30,7 +30,7 @@ from urllib.parse import quote, unquote_plus
 
 from router.decision.click import MAX_LINK_CHARS, MAX_QUERY_LENGTH
 from router.decision.links import LinkError, parse_link
-from router.decision.types import Channel
+from router.decision.types import MAX_TAG_CHARS, Channel, is_tag
 
 # --- codes and slugs -------------------------------------------------------------------------------------
 
@@ -120,7 +120,6 @@ STAMP_CHANNELS: tuple[str, ...] = tuple(c.value for c in Channel if c is not Cha
 
 MAX_LABEL_CHARS = 64  # advertiser, campaign
 MAX_TAGS = 20
-MAX_TAG_CHARS = 32
 MAX_TITLE_CHARS = 200
 MAX_DESCRIPTION_CHARS = 500
 MAX_IMAGE_CHARS = 1000
@@ -128,7 +127,6 @@ MAX_CLICKS_LIMIT = 1_000_000_000
 _MAX_TIME_CHARS = 64
 _SHOWN_CHARS = 60
 
-_TAG_RE = re.compile(r"[a-z0-9-]{1,32}")
 # Only the characters RFC 3986 allows in a URL (so an image URL is already in its serialised form and
 # needs no quoting in a page: no quotes, '<', '>', spaces or backslashes), '%' only as a %xx escape.
 _IMAGE_RE = re.compile(
@@ -397,7 +395,7 @@ def _read_tags(value: object, ctx: _Context) -> tuple[str, ...]:
         if not isinstance(tag, str):
             raise _FieldError(f"tag {index} is {_json_type_name(tag)}, not text")
         lowered = tag.lower() if tag.isascii() else tag
-        if not _TAG_RE.fullmatch(lowered):
+        if not is_tag(lowered):
             raise _FieldError(f"tag {index} ({_shown(tag)}) is not a tag: 1 to {MAX_TAG_CHARS} of a-z, 0-9 and '-'")
         tags[lowered] = None
     return tuple(tags)

@@ -8,6 +8,7 @@ by `explain`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -228,6 +229,16 @@ class AdClaim:
     verdict: str
     channel: str = ""  # the channel the signer stamped (`ch=`), as given; "" for none
     kid: str = ""  # the key id the link names (never a secret)
+
+
+MAX_TAG_CHARS = 32
+TAG_PATTERN = f"[a-z0-9-]{{1,{MAX_TAG_CHARS}}}"
+"""A short link's tag (Context.tags), as links are made with them and rules and cases match them: lower case."""
+_TAG_RE = re.compile(TAG_PATTERN)
+
+
+def is_tag(text: object) -> bool:
+    return isinstance(text, str) and _TAG_RE.fullmatch(text) is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import re
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -44,7 +43,7 @@ from router.decision.known_agents import Corpus, example, load_corpus
 from router.decision.named_clients import UnknownClientError, user_agent
 from router.decision.rules import RULE_FILE_SUFFIXES, Rule, RuleSet
 from router.decision.signing import SigningKeys, sign
-from router.decision.types import OS, Action, Channel, Step
+from router.decision.types import MAX_TAG_CHARS, OS, Action, Channel, Step, is_tag
 from router.decision.yaml_reader import MAX_FILE_BYTES, NodeError, Problem, YamlReader, display_name, is_empty, suggest
 from router.policy.replay import parse_time
 from router.serve.config import Settings
@@ -60,7 +59,6 @@ EXPECT_KEYS = ("action", "rule", "location", "status", "channel")
 _AD_FIELDS = ("ad_source", "advertiser", "campaign")
 _SHARED_FROM = {channel: word for word, channel in WECHAT_FROM.items()}
 _E = TypeVar("_E", bound=StrEnum)
-_TAG_RE = re.compile(r"[a-z0-9-]{1,32}")
 
 
 # --- what a case says ---------------------------------------------------------------------------------
@@ -264,9 +262,9 @@ class _CaseReader(YamlReader):
             self.problem(fields["in_rollout"], f"'in_rollout' is true or false, got {in_rollout!r}")
         tags = tuple(tag.strip() for tag in values.get("tags", "").split(",") if tag.strip())
         for tag in tags:
-            if not _TAG_RE.fullmatch(tag):
-                self.problem(fields["tags"], f"tag {tag!r} is not a tag: 1 to 32 of a-z, 0-9 and '-'; write "
-                                             "several as 'spring-sale, vip'")
+            if not is_tag(tag):
+                self.problem(fields["tags"], f"tag {tag!r} is not a tag: 1 to {MAX_TAG_CHARS} of a-z, 0-9 and "
+                                             "'-'; write several as 'spring-sale, vip'")
         if len(self.problems) > before:
             return None
         return Click(url=values.get("url", ""), raw_request=values.get("request", ""), ua=ua, channel=channel,

@@ -217,15 +217,15 @@ class Clicks:
             except Exception as error:  # BadClick, or a bug: _answer says which
                 failure = error
         escaped_from: str | None = None
-        if link is not None and failure is None:
-            # A short link's click is counted once it is read and let through, before it is answered as the link.
-            # A page's own address opened again with its token (the same person's second jump) is not a click.
-            token = request.token() if scope["method"] == "GET" else ""
-            if token:
-                escaped_from = await self.outcomes.second_jump(token, str(client.app), request.id, at,
-                                                               request.address, link.code)
-            if escaped_from is None and not await self._counted(scope, send, request, link, client):
-                return
+        token = request.token() if failure is None and scope["method"] == "GET" else ""  # a HEAD opens nothing
+        if token:  # a page's own address with its token, opened elsewhere: the first click's second jump
+            escaped_from = await self.outcomes.second_jump(token, str(client.app), request.id, at, request.address,
+                                                           link.code if link is not None else "")
+        # A short link's click is counted once it is read and let through, before it is answered as the link;
+        # the same person's second jump is not another click.
+        if link is not None and failure is None and escaped_from is None \
+                and not await self._counted(scope, send, request, link, client):
+            return
         answered = self._answer(request, ruleset, now, kept, ctx, failure, waited, link)
         page = answered.page
         await send({"type": "http.response.start", "status": page.status, "headers": self._headers(page, request)})
@@ -237,16 +237,8 @@ class Clicks:
         if replay_check is not None:  # how this ad click's ids were checked for replays (router.serve.replay_checks)
             line["replay_check"] = replay_check
             self.replay_checks[replay_check] += 1  # with its line: a click refused by a limit has neither
-        ctx = answered.ctx
         if escaped_from is not None:
             line["escaped_from"] = escaped_from
-        elif ctx is not None and scope["method"] == "GET" and link is None:  # a HEAD opens nothing
-            token = request.token()
-            if token:  # a page's own URL with its token, opened elsewhere: the first click's second jump
-                escaped_from = await self.outcomes.second_jump(token, str(ctx.client.app), request.id, at,
-                                                               request.address)
-                if escaped_from is not None:
-                    line["escaped_from"] = escaped_from
         self.click_log.write(line)
 
     def _read(self, request: ClickRequest, at: datetime, client: Client, replays: ClickReplays,

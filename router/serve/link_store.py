@@ -388,6 +388,12 @@ class LinkStore:
     def close(self) -> None:
         self._engine.dispose()
 
+    def __enter__(self) -> LinkStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[Connection]:
         with _guarded(self._text, self._password, self._host, self._port), self._engine.begin() as conn:
