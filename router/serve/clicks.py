@@ -165,9 +165,9 @@ class Clicks:
                              code: str) -> None:
         """A short link that is not served: a page in the reader's language, and a click line."""
         page = self.pages.message(request.accept_language, status, reason, technical=True)
-        if status == 503:
+        if status == 503:  # the database's failing, not the click's: counted by the lookups' metric
             page.headers.append((b"retry-after", str(RETRY_AFTER_SECONDS).encode()))
-        if status != 503:
+        else:
             self.metrics.refused(status, "click")
         await send({"type": "http.response.start", "status": status, "headers": self._headers(page, request)})
         await send({"type": "http.response.body", "body": page.body})
